@@ -1,0 +1,49 @@
+"""The ``bmsrl`` command line: one verb per pipeline stage.
+
+Every Snakemake rule calls one of these verbs, so a stage run by hand and a stage run by the
+workflow take the same path through the code. Each stage module exposes
+``add_arguments(parser)`` and ``main(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: verb -> (module, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "ocv": ("bmsrl.ocv", "validate and resample an OCV table; write the processed CSV and a plot"),
+    "train": ("bmsrl.train", "train one agent (algorithm x seed) with checkpoints and TensorBoard logs"),
+    "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),
+    "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 % bootstrap CI"),
+    "plot": ("bmsrl.plots", "draw the publication figures from traces, metrics and training logs"),
+}
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, config value, checkpoint): printed as one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bmsrl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, (module_name, help_text) in VERBS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._main(args) or 0)
+    except UserError as exc:
+        print(f"bmsrl {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
