@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from bmsrl.errors import UserError
+
 #: verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "ocv": ("bmsrl.ocv", "validate and resample an OCV table; write the processed CSV and a plot"),
@@ -21,14 +23,14 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-class UserError(Exception):
-    """A problem with the user's input (file, config value, checkpoint): printed as one line, exit 2."""
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, import just that verb's module (training pulls in torch)."""
     parser = argparse.ArgumentParser(prog="bmsrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, (module_name, help_text) in VERBS.items():
+        if only is not None and verb != only:
+            sub.add_parser(verb, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(verb, help=help_text, description=help_text)
         module.add_arguments(p)
@@ -37,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = argv[0] if argv and argv[0] in VERBS else None
+    args = build_parser(only).parse_args(argv)
     try:
         return int(args._main(args) or 0)
     except UserError as exc:
