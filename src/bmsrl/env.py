@@ -1,0 +1,294 @@
+"""The passive-balancing decision problem: a batched task core and the Gymnasium environment."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+
+from bmsrl.pack import CellTables, PackParameters, PackSimulator
+from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
+from bmsrl.reward import RewardWeights, balancing_reward
+
+#: sub-steps per 30 s decision interval: the smallest count that keeps the terminal voltage within
+#: 1 mV of a tight solve_ivp reference over both profiles with random switching
+#: (tests/test_physics.py::test_terminal_voltage_matches_solve_ivp proves it)
+DEFAULT_SUBSTEPS = 1
+
+N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
+INVALID_RULES = ("lowest_soc_while_discharging", "below_soc_min")
+
+
+class BalancingTask:
+    """Everything between an action and a reward, vectorized over ``n_packs`` packs.
+
+    Both :class:`PassiveBalancingEnv` (one pack) and :class:`bmsrl.vec_env.BatchedBalancingVecEnv`
+    (N packs) run this class, so the single and the batched environment share one implementation of
+    the physics, the invalid-action rules, the observation and the reward.
+    """
+
+    def __init__(
+        self,
+        n_packs: int = 1,
+        profile: str | LoadProfile = "discharge-rest-charge",
+        ocv_table: str | None = None,
+        ecm_table: str | None = None,
+        pack: PackParameters | dict | None = None,
+        reward: RewardWeights | dict | None = None,
+        decision_interval_s: float = 30.0,
+        substeps: int = DEFAULT_SUBSTEPS,
+        invalid_rules: Sequence[str] = ("lowest_soc_while_discharging",),
+        init_soc: tuple[float, float] = (0.4, 0.6),
+        init_soh: tuple[float, float] = (0.95, 1.05),
+        i_max_a: float = I_MAX_A,
+        tables: CellTables | None = None,
+    ) -> None:
+        self.params = pack if isinstance(pack, PackParameters) else PackParameters(**(pack or {}))
+        self.reward_weights = reward if isinstance(reward, RewardWeights) else RewardWeights(**(reward or {}))
+        unknown = set(invalid_rules) - set(INVALID_RULES)
+        if unknown:
+            raise ValueError(f"unknown invalid_rules {sorted(unknown)}; choose from {INVALID_RULES}")
+        self.invalid_rules = tuple(invalid_rules)
+        self.init_soc = tuple(float(x) for x in init_soc)
+        self.init_soh = tuple(float(x) for x in init_soh)
+        self.i_max_a = float(i_max_a)
+        self.profile = get_profile(profile, self.i_max_a)
+        self.tables = tables if tables is not None else CellTables.from_files(ocv_table, ecm_table)
+        self.sim = PackSimulator(self.params, self.tables, self.profile, n_packs, decision_interval_s, substeps)
+        self.n_packs = n_packs
+        n = self.params.n_cells
+        self.n_actions = 2**n
+        self.action_bits = ((np.arange(self.n_actions)[:, None] >> np.arange(n)) & 1).astype(bool)
+        self.frames = np.zeros((n_packs, N_FRAMES, 3 * n + 1), dtype=np.float32)
+        self.last_invalid = np.zeros(n_packs, dtype=bool)
+        self.last_toggles = np.zeros(n_packs, dtype=np.int64)
+        self._packs = np.arange(n_packs)
+
+    @property
+    def obs_size(self) -> int:
+        return self.frames.shape[1] * self.frames.shape[2]
+
+    # ------------------------------------------------------------------ reset
+    def draw_initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """SoC_i ~ U(init_soc), SoH_i ~ U(init_soh) for one pack from ``rng``."""
+        n = self.params.n_cells
+        soc = rng.uniform(*self.init_soc, size=n)
+        soh = rng.uniform(*self.init_soh, size=n)
+        return soc, soh
+
+    def reset_packs(self, packs: np.ndarray, soc: np.ndarray, soh: np.ndarray) -> np.ndarray:
+        """Reset ``packs`` (index array) to the given state; returns their observations."""
+        self.sim.reset_packs(packs, soc, soh)
+        self.last_invalid[packs] = False
+        self.last_toggles[packs] = 0
+        frame = np.empty(self.frames.shape[::2], dtype=np.float32)
+        self._write_frame(frame)
+        self.frames[packs] = frame[packs, None, :]  # the history starts as copies of the first frame
+        return self.frames[packs].reshape(len(packs), -1)
+
+    # ------------------------------------------------------------------- step
+    def invalid_mask(self) -> np.ndarray:
+        """(packs, n_actions) bool: which actions the invalid-action rules forbid now."""
+        s = self.sim.state
+        closes = np.zeros((self.n_packs, self.n_actions), dtype=bool)
+        if "lowest_soc_while_discharging" in self.invalid_rules:
+            lowest = np.argmin(s.soc, axis=1)
+            discharging = self.sim.pack_current_now_a() > 0.0
+            closes |= self.action_bits[:, lowest].T & discharging[:, None]
+        if "below_soc_min" in self.invalid_rules:
+            at_min = s.soc <= self.params.soc_limits[0]  # (P, C)
+            closes |= (self.action_bits[None, :, :] & at_min[:, None, :]).any(axis=-1)
+        return closes
+
+    def invalid_actions(self, actions: np.ndarray) -> np.ndarray:
+        """(packs,) bool: is each pack's chosen action forbidden? (one row of :meth:`invalid_mask`)."""
+        closes = self.action_bits[actions]  # (P, C)
+        invalid = np.zeros(self.n_packs, dtype=bool)
+        s = self.sim.state
+        if "lowest_soc_while_discharging" in self.invalid_rules:
+            lowest = np.argmin(s.soc, axis=1)
+            invalid |= closes[self._packs, lowest] & (self.sim.pack_current_now_a() > 0.0)
+        if "below_soc_min" in self.invalid_rules:
+            invalid |= (closes & (s.soc <= self.params.soc_limits[0])).any(axis=1)
+        return invalid
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
+        """Apply one action per pack and integrate one decision interval.
+
+        Returns ``(obs, reward, terminated, truncated, interval)`` with arrays over packs and the
+        simulator's :class:`~bmsrl.pack.IntervalResult`.
+        """
+        actions = np.asarray(actions, dtype=np.intp).reshape(self.n_packs)
+        s = self.sim.state
+        previous = s.switches.copy()
+        invalid = self.invalid_actions(actions)
+        switches = np.where(invalid[:, None], previous, self.action_bits[actions])
+        toggles = (switches != previous).sum(axis=1)
+        interval = self.sim.advance(switches)
+        n = self.params.n_cells
+        deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
+        soc_variance = (deviation * deviation).sum(axis=1) * (1.0 / n)  # population variance
+        reward = balancing_reward(soc_variance, toggles, self.sim.within_limits(), invalid, self.reward_weights)
+        terminated = self.sim.safety_violation()
+        truncated = self.sim.episode_over & ~terminated
+        self.last_invalid = invalid
+        self.last_toggles = toggles
+        self.frames[:, 1:] = self.frames[:, :-1]
+        self._write_frame(self.frames[:, 0])
+        obs = self.frames.reshape(self.n_packs, -1)
+        return obs, reward, terminated, truncated, interval
+
+    def _write_frame(self, out: np.ndarray) -> None:
+        """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1)."""
+        s, n = self.sim.state, self.params.n_cells
+        out[:, :n] = np.minimum(np.maximum(2.0 * s.soc - 1.0, -1.0), 1.0)
+        out[:, n : 2 * n] = 2.0 * s.switches - 1.0
+        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((s.soh - 1.0) * 10.0, -1.0), 1.0)
+        out[:, 3 * n] = np.minimum(np.maximum(self.sim.pack_current_now_a() * (1.0 / self.i_max_a), -1.0), 1.0)
+
+    # ------------------------------------------------------------------- info
+    def pack_info(self, k: int, interval=None) -> dict[str, Any]:
+        """The info dict of pack ``k`` after a step (``interval``) or a reset (``None``)."""
+        s = self.sim.state
+        info = {
+            "time_s": float(s.time_s[k]),
+            "phase": self.profile.phase_name(int(s.phase[k])),
+            "soc": s.soc[k].copy(),
+            "soh": s.soh[k].copy(),
+            "cell_voltage_v": s.terminal_v[k].copy(),
+            "switches": s.switches[k].astype(np.int64),
+            "shunt_energy_wh": s.shunt_energy_wh[k].copy(),
+            "discharged_ah": float(s.discharged_ah[k]),
+            "charged_ah": float(s.charged_ah[k]),
+        }
+        if interval is not None:
+            info.update(
+                pack_current_a=float(interval.pack_current_a[k]),
+                cell_current_a=interval.cell_current_a[k].copy(),
+                switch_changes=int(self.last_toggles[k]),
+                invalid_action=bool(self.last_invalid[k]),
+            )
+        return info
+
+
+class PassiveBalancingEnv(gym.Env):
+    """Passive balancing of a series Li-ion pack with switched shunt resistors.
+
+    ## Description
+
+    A pack of 5 Li-ion cells (3.4 Ah NCA, second-order equivalent circuit) in series follows a load
+    profile of constant-current phases. Each cell has a 6 Ohm bleed resistor that can be switched
+    across its terminals. Every 30 s the agent decides which shunts are closed, to equalize the
+    cells' state of charge (SoC) while switching as little as possible. The physics are documented
+    in :mod:`bmsrl.pack`, the profiles in :mod:`bmsrl.profiles`.
+
+    ## Action Space
+
+    ``Discrete(32)``: bit ``i`` of the action closes the shunt of cell ``i`` (action 0: all open,
+    action 31: all closed). An *invalid* action (by default: closing the shunt of the lowest-SoC
+    cell while the pack discharges; ``invalid_rules`` selects the rule set) is not applied: the
+    previous switch state is kept and the reward is penalised. :meth:`action_masks` gives the valid
+    actions for maskable algorithms.
+
+    ## Observation Space
+
+    ``Box(-1, 1, (48,), float32)``: three frames, for t, t-1 and t-2 (newest first), each
+
+    | index in frame | observation                                 | range   |
+    |----------------|---------------------------------------------|---------|
+    | 0-4            | 2 * SoC_i - 1                               | [-1, 1] |
+    | 5-9            | 2 * s_i - 1 (shunt closed: +1, open: -1)     | {-1, 1} |
+    | 10-14          | clip((SoH_i - 1) / 0.1, -1, 1)              | [-1, 1] |
+    | 15             | I_pack / I_max (I_max = 2.35 A; > 0 discharging) | [-1, 1] |
+
+    After a reset all three frames equal the first one. I_pack is the current of the phase the pack
+    is in at the decision time, i.e. the current of the coming interval.
+
+    ## Rewards
+
+    ``r = b(Var(SoC)) - beta * n_toggles + w_ok * 1[all cells inside limits] - w_invalid * 1[invalid]``
+    with ``b = -log10(Var + eps) - 4`` and ``beta = 0.1 |b| + 1`` by default (:mod:`bmsrl.reward`);
+    ``n_toggles`` counts the shunts whose state changed. Var is the population variance of the five
+    SoCs after the interval.
+
+    ## Starting State
+
+    SoC_i ~ U(0.4, 0.6), SoH_i ~ U(0.95, 1.05) (capacity = 3.4 Ah * SoH_i), RC voltages 0, all shunts
+    open, the profile's first phase; all drawn from the environment's seeded generator.
+
+    ## Episode End
+
+    * Truncation: the profile's last phase has ended. The ``discharge-rest-charge`` profile
+      (training) discharges at 2.35 A until the first cell reaches SoC 0.1 (at most 1900 s), rests
+      100 s, and charges at 2.35 A until the first cell reaches SoC 0.9 (at most 4200 s);
+      ``charge-rest-discharge`` (test) charges (at most 2300 s), rests, then discharges (at most
+      4200 s). Phases end at the first sub-step that reaches the limit.
+    * Termination: a safety violation the phase logic could not prevent: a cell's SoC leaves the
+      window [0.1, 0.9] by more than ``safety_margin_soc`` (0.02).
+
+    ## Arguments
+
+    ``gymnasium.make("PassiveBalancing-v0", profile="discharge-rest-charge", ...)``
+
+    * ``profile``: ``"discharge-rest-charge"`` or ``"charge-rest-discharge"``.
+    * ``ocv_table``, ``ecm_table``: CSV paths (``soc,ocv_v`` and ``soc,r0_ohm,r1_ohm,c1_f,r2_ohm,c2_f``);
+      ``None`` uses the shipped tables (Keil et al. 2016 NCA OCV; the study's ECM table).
+    * ``pack``: :class:`~bmsrl.pack.PackParameters` or a dict of its fields (capacity, shunt
+      resistance, efficiencies, SoC and voltage windows, cutoff rule, safety margin).
+    * ``reward``: :class:`~bmsrl.reward.RewardWeights` or a dict of its fields.
+    * ``decision_interval_s`` (30), ``substeps`` (sub-steps per interval), ``invalid_rules``,
+      ``init_soc``, ``init_soh``, ``i_max_a``.
+
+    ## Info
+
+    ``reset``: ``soc``, ``soh`` (and the fields below that exist before a step). Every ``step``:
+    ``time_s``, ``phase``, ``pack_current_a`` (mean over the interval), ``soc``, ``soh``,
+    ``cell_voltage_v`` (terminal, at the end of the interval), ``cell_current_a`` (mean over the
+    interval, shunt current included), ``switches`` (0/1 per cell), ``shunt_energy_wh``
+    (cumulative per cell), ``discharged_ah``, ``charged_ah`` (cumulative pack charge),
+    ``switch_changes``, ``invalid_action``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, render_mode: str | None = None, **task_kwargs: Any) -> None:
+        if render_mode is not None:
+            raise ValueError("PassiveBalancingEnv has no render modes")
+        self.render_mode = None
+        self.task = BalancingTask(n_packs=1, **task_kwargs)
+        self.action_space = spaces.Discrete(self.task.n_actions)
+        self.observation_space = spaces.Box(-1.0, 1.0, (self.task.obs_size,), dtype=np.float32)
+        self._all = np.arange(1)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        soc, soh = self.task.draw_initial_state(self.np_random)
+        obs = self.task.reset_packs(self._all, soc[None], soh[None])
+        return obs[0].copy(), self.task.pack_info(0)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, interval = self.task.step(np.asarray([action]))
+        return (
+            obs[0].copy(),
+            float(reward[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            self.task.pack_info(0, interval),
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions now (True = allowed), for sb3-contrib's MaskablePPO."""
+        return ~self.task.invalid_mask()[0]
+
+    def config(self) -> dict[str, Any]:
+        """The pack and reward parameters in effect (for logging next to results)."""
+        return {"pack": asdict(self.task.params), "reward": asdict(self.task.reward_weights)}
+
+
+def rng_for_seed(seed: int | None) -> np.random.Generator:
+    """The generator a :class:`PassiveBalancingEnv` reset with ``seed`` would draw from."""
+    return seeding.np_random(seed)[0]

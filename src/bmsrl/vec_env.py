@@ -1,0 +1,104 @@
+"""N packs stepped in one vectorized call: a Stable-Baselines3 ``VecEnv`` over :class:`BalancingTask`.
+
+Pack ``k`` behaves exactly as a :class:`~bmsrl.env.PassiveBalancingEnv` reset with seed
+``seed + k`` inside a ``DummyVecEnv`` (SB3's seeding convention): each pack owns the generator that
+env would own, so the batched and the single environment give identical trajectories.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from bmsrl.env import BalancingTask, rng_for_seed
+
+
+class BatchedBalancingVecEnv(VecEnv):
+    """``n_envs`` passive-balancing packs in one simulator call per step, with auto-reset.
+
+    On an episode end the pack's info holds ``terminal_observation`` and ``TimeLimit.truncated``
+    (the profile's end is a time limit, not a failure) and the returned observation is the reset
+    one, as SB3 expects. Wrap in ``VecMonitor`` for episode statistics.
+
+    ``full_info=False`` (the default, for training) leaves the per-step info dicts empty except at
+    episode ends; ``True`` fills them like the single environment's (for evaluation and tests).
+    """
+
+    def __init__(self, n_envs: int, full_info: bool = False, **task_kwargs: Any) -> None:
+        self.task = BalancingTask(n_packs=n_envs, **task_kwargs)
+        self.full_info = full_info
+        self.render_mode = None  # VecEnv.__init__ reads it through get_attr
+        observation_space = spaces.Box(-1.0, 1.0, (self.task.obs_size,), dtype=np.float32)
+        super().__init__(n_envs, observation_space, spaces.Discrete(self.task.n_actions))
+        self._rngs = [rng_for_seed(None) for _ in range(n_envs)]
+        self._actions = np.zeros(n_envs, dtype=np.intp)
+        self._all = np.arange(n_envs)
+
+    # ------------------------------------------------------------- VecEnv API
+    def reset(self) -> np.ndarray:
+        for k, seed in enumerate(self._seeds):
+            if seed is not None:
+                self._rngs[k] = rng_for_seed(seed)
+        self._reset_seeds()
+        self._reset_options()
+        obs = self._reset(self._all)
+        self.reset_infos = [self.task.pack_info(k) for k in range(self.num_envs)]
+        return obs.copy()
+
+    def _reset(self, packs: np.ndarray) -> np.ndarray:
+        drawn = [self.task.draw_initial_state(self._rngs[k]) for k in packs]
+        soc = np.stack([d[0] for d in drawn])
+        soh = np.stack([d[1] for d in drawn])
+        return self.task.reset_packs(packs, soc, soh)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions).reshape(self.num_envs)
+
+    def step_wait(self):
+        obs, reward, terminated, truncated, interval = self.task.step(self._actions)
+        done = terminated | truncated
+        if self.full_info:
+            infos = [self.task.pack_info(k, interval) for k in range(self.num_envs)]
+        else:
+            infos = [{} for _ in range(self.num_envs)]
+        obs = obs.copy()
+        if done.any():
+            ended = np.flatnonzero(done)
+            for k in ended:
+                if not self.full_info:
+                    infos[k] = self.task.pack_info(k, interval)
+                infos[k]["terminal_observation"] = obs[k].copy()
+                infos[k]["TimeLimit.truncated"] = bool(truncated[k])
+            obs[ended] = self._reset(ended)
+        return obs, reward.astype(np.float32), done, infos
+
+    def action_masks(self) -> np.ndarray:
+        """(n_envs, n_actions) valid actions, for MaskablePPO."""
+        return ~self.task.invalid_mask()
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        if method_name == "action_masks":
+            return list(self.action_masks()[self._indices(indices)])
+        raise AttributeError(f"BatchedBalancingVecEnv has no per-env method {method_name!r}")
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
