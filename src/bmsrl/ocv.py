@@ -238,11 +238,11 @@ def process_ocv_table(
     raw = read_ocv_table(in_path, soc_window=window)
     processed = resample_ocv(raw, n_points)
     with ExitStack() as stack:
+        # each output is moved into place only when the whole block has succeeded
         tmp_csv = stack.enter_context(atomic_output(out_csv))
-        tmp_plot = stack.enter_context(atomic_output(out_plot)) if out_plot is not None else None
         processed.to_csv(tmp_csv, index=False, lineterminator="\n")
-        if tmp_plot is not None:
-            _plot_ocv(raw, processed, window, tmp_plot)
+        if out_plot is not None:
+            _plot_ocv(raw, processed, window, stack.enter_context(atomic_output(out_plot)))
     return processed
 
 
