@@ -1,0 +1,296 @@
+"""OCV preprocessing stage (CLI verb ``bmsrl ocv``): validate, resample and plot an OCV table.
+
+An OCV table maps state of charge ``soc`` [-] (a fraction in [0, 1], not a percentage) to
+open-circuit voltage ``ocv_v`` [V]. The simulator interpolates it linearly, so it must be a
+strictly increasing function of SoC that covers the SoC window the pack is operated in.
+
+The package ships ``bmsrl/data/ocv_table.csv``, sampled from the analytic NCA fit of Keil et al.
+(2016) implemented by :func:`keil_nca_ocv`; a user replaces it with a measured table (e.g. Tran et
+al.'s) through the workflow's ``ocv_table`` config key. :func:`process_ocv_table` validates that
+table (:func:`read_ocv_table`), resamples it onto a uniform SoC grid (:func:`resample_ocv`) and
+writes the processed table the environment reads (:func:`load_processed_ocv`), plus a plot.
+
+Error messages name the file and, where there is one, the line in the file (header = line 1)
+and the column; see :mod:`bmsrl.tables`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from contextlib import ExitStack
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bmsrl.errors import UserError
+from bmsrl.tables import (
+    atomic_output,
+    check_strictly_increasing,
+    check_within,
+    package_data_file,
+    read_numeric_csv,
+    sort_unique,
+)
+
+#: SoC window [-] the processed table must cover: the pack's operating limits (DESIGN.md section 2).
+DEFAULT_SOC_WINDOW: tuple[float, float] = (0.1, 0.9)
+#: Points of the uniform SoC grid written by :func:`process_ocv_table`.
+DEFAULT_N_POINTS = 201
+#: Columns of an OCV table.
+OCV_COLUMNS: tuple[str, str] = ("soc", "ocv_v")
+
+#: Keil et al. 2016, doi:10.1149/2.0411609jes, Panasonic NCR18650 (NCA): a_i, b_i [-], k_i [V].
+KEIL_NCA_PARAMS: dict[str, float] = {
+    "a1": -0.3777, "a2": 10.2859, "a3": 17.0608, "a4": -3.7820,
+    "b1": -5.6272, "b2": 0.2907,
+    "k0": 4.9852, "k1": -2.86523, "k2": 0.3852, "k3": -0.1599, "k4": 1.2256, "k5": 0.7412,
+}
+
+_KIND = "OCV table"
+
+
+def keil_nca_ocv(soc) -> np.ndarray:
+    """Open-circuit voltage [V] of an NCA cell at state of charge ``soc`` [-] (vectorized).
+
+    The analytic fit of Keil et al., "Calendar aging of lithium-ion batteries",
+    J. Electrochem. Soc. 163(9) A1872 (2016), doi:10.1149/2.0411609jes, for a Panasonic NCR18650::
+
+        OCV(x) = k0 + k1/(1+exp(a1(x-b1))) + k2/(1+exp(a2(x-b2))) + k3/(1+exp(a3(x-1)))
+                 + k4/(1+exp(a4 x)) + k5 x
+
+    with the coefficients :data:`KEIL_NCA_PARAMS`. Fitted on SoC in [0, 1]; it gives about
+    3.245 V at 0, 3.693 V at 0.5 and 4.197 V at 1. Returns a float64 array of ``soc``'s shape.
+    """
+    x = np.asarray(soc, dtype=np.float64)
+    p = KEIL_NCA_PARAMS
+
+    def logistic(k: float, a: float, centre: float) -> np.ndarray:
+        return k / (1.0 + np.exp(a * (x - centre)))
+
+    return (
+        p["k0"]
+        + logistic(p["k1"], p["a1"], p["b1"])
+        + logistic(p["k2"], p["a2"], p["b2"])
+        + logistic(p["k3"], p["a3"], 1.0)
+        + logistic(p["k4"], p["a4"], 0.0)
+        + p["k5"] * x
+    )
+
+
+def _check_soc_window(soc_window) -> tuple[float, float]:
+    """The SoC window as two floats with 0 <= lo < hi <= 1, or a :class:`UserError`."""
+    try:
+        low, high = (float(v) for v in soc_window)
+    except (TypeError, ValueError):
+        raise UserError(f"SoC window must be two numbers LO HI, got {soc_window!r}") from None
+    if not (0.0 <= low < high <= 1.0):
+        raise UserError(f"SoC window [{low:g}, {high:g}] must satisfy 0 <= LO < HI <= 1")
+    return low, high
+
+
+def _check_n_points(n_points) -> int:
+    """The number of grid points as an int >= 2, or a :class:`UserError`."""
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+        raise UserError(f"number of resampling points must be an integer >= 2, got {n_points!r}")
+    return int(n_points)
+
+
+def read_ocv_table(
+    path: str | os.PathLike, soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW
+) -> pd.DataFrame:
+    """Read and validate an OCV table.
+
+    Parameters
+    ----------
+    path:
+        CSV with a header line and columns ``soc`` [-] and ``ocv_v`` [V]; rows in any order,
+        other columns allowed and ignored.
+    soc_window:
+        ``(lo, hi)`` SoC interval [-] the table must cover (its SoC range must include it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``soc`` [-], ``ocv_v`` [V] as float64, sorted by strictly increasing SoC, exact
+        duplicate rows dropped, index 0..n-1.
+
+    Raises
+    ------
+    UserError
+        With one line naming the file and the line in it (header = line 1) and/or the column:
+        file missing, empty, no data rows, missing column, empty cell, non-numeric, NaN or
+        infinite value, SoC outside [0, 1], fewer than 2 distinct SoC points, SoC range not
+        covering ``soc_window``, two rows with the same SoC and different OCV (both lines named),
+        OCV not strictly increasing in SoC.
+
+    Warns
+    -----
+    UserWarning
+        When exact duplicate rows (same SoC and OCV) are dropped; it names their lines.
+    """
+    low, high = _check_soc_window(soc_window)
+    frame = read_numeric_csv(path, OCV_COLUMNS, kind=_KIND)
+    soc_max = frame["soc"].max()
+    hint = "; SoC is a fraction, not a percentage" if 1.0 < soc_max <= 100.0 else ""
+    check_within(frame, "soc", 0.0, 1.0, kind=_KIND, path=path, hint=hint)
+    frame = sort_unique(frame, "soc", kind=_KIND, path=path)
+    if len(frame) < 2:
+        raise UserError(
+            f"{_KIND} {path}, column 'soc': needs at least 2 distinct SoC points, found {len(frame)}"
+        )
+    soc_lo, soc_hi = frame["soc"].iloc[0], frame["soc"].iloc[-1]
+    if soc_lo > low or soc_hi < high:
+        raise UserError(
+            f"{_KIND} {path}, column 'soc': SoC range [{soc_lo:g}, {soc_hi:g}] does not cover the "
+            f"SoC window [{low:g}, {high:g}]"
+        )
+    check_strictly_increasing(frame, "ocv_v", along="soc", kind=_KIND, path=path)
+    return frame.reset_index(drop=True)
+
+
+def resample_ocv(df: pd.DataFrame, n_points: int = DEFAULT_N_POINTS) -> pd.DataFrame:
+    """Linearly interpolate a validated OCV table onto a uniform SoC grid.
+
+    The grid spans the table's own SoC range [min soc, max soc] with ``n_points`` points, so
+    nothing is extrapolated. Piecewise-linear interpolation of a strictly increasing table on a
+    strictly increasing grid is strictly increasing, so monotonicity is preserved.
+
+    Parameters
+    ----------
+    df:
+        Columns ``soc`` [-] and ``ocv_v`` [V], as returned by :func:`read_ocv_table`.
+    n_points:
+        Number of grid points (>= 2).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``soc`` [-] (uniform grid) and ``ocv_v`` [V], float64.
+    """
+    n_points = _check_n_points(n_points)
+    table = df.sort_values("soc")
+    soc = table["soc"].to_numpy(dtype=np.float64)
+    ocv_v = table["ocv_v"].to_numpy(dtype=np.float64)
+    grid = np.linspace(soc[0], soc[-1], n_points)
+    return pd.DataFrame({"soc": grid, "ocv_v": np.interp(grid, soc, ocv_v)})
+
+
+def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[float, float], path: Path) -> None:
+    """Write a vector PDF: the input points, the resampled curve and the SoC window shaded.
+
+    Uses matplotlib's object-oriented API (no pyplot, no GUI backend, no global state), and no
+    creation date in the PDF so identical inputs give identical bytes.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.axvspan(*soc_window, color="tab:green", alpha=0.12, lw=0,
+               label=f"SoC window [{soc_window[0]:g}, {soc_window[1]:g}]")
+    ax.plot(processed["soc"], processed["ocv_v"], "-", color="tab:blue", lw=1.2,
+            label=f"resampled ({len(processed)} points)")
+    ax.plot(raw["soc"], raw["ocv_v"], "o", color="black", ms=3, mfc="none", mew=0.7,
+            label=f"input table ({len(raw)} points)")
+    ax.set_xlabel("State of charge [-]")
+    ax.set_ylabel("Open-circuit voltage [V]")
+    ax.set_xlim(0.0, 1.0)
+    ax.grid(True, lw=0.4, alpha=0.5)
+    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    fig.savefig(path, format="pdf", metadata={"CreationDate": None})
+
+
+def process_ocv_table(
+    in_path: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    out_plot: str | os.PathLike | None = None,
+    n_points: int = DEFAULT_N_POINTS,
+    soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW,
+) -> pd.DataFrame:
+    """Validate an OCV table, resample it, write the processed CSV and optionally a PDF plot.
+
+    Both outputs are written to temporary files in their target folders (created if needed) and
+    moved into place only after both were written, so a failure leaves no half-written output.
+
+    Parameters
+    ----------
+    in_path:
+        OCV table (see :func:`read_ocv_table`).
+    out_csv:
+        Processed table: header ``soc,ocv_v``, ``n_points`` rows, SoC [-] on a uniform grid,
+        OCV [V]; floats written in full precision.
+    out_plot:
+        Optional PDF: input points, resampled curve, SoC window shaded.
+    n_points:
+        Points of the uniform SoC grid (>= 2).
+    soc_window:
+        ``(lo, hi)`` SoC window [-] the table must cover.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The processed table (columns ``soc``, ``ocv_v``).
+    """
+    window = _check_soc_window(soc_window)
+    n_points = _check_n_points(n_points)
+    raw = read_ocv_table(in_path, soc_window=window)
+    processed = resample_ocv(raw, n_points)
+    with ExitStack() as stack:
+        # each output is moved into place only when the whole block has succeeded
+        tmp_csv = stack.enter_context(atomic_output(out_csv))
+        processed.to_csv(tmp_csv, index=False, lineterminator="\n")
+        if out_plot is not None:
+            _plot_ocv(raw, processed, window, stack.enter_context(atomic_output(out_plot)))
+    return processed
+
+
+def load_processed_ocv(
+    path: str | os.PathLike | None = None,
+    *,
+    soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW,
+    n_points: int = DEFAULT_N_POINTS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The OCV curve for the simulator: ``(soc_grid [-], ocv_v [V])`` as float64 arrays.
+
+    With ``path=None``, the package's default table ``bmsrl/data/ocv_table.csv`` is read and
+    resampled exactly as the ``ocv`` stage does (:func:`read_ocv_table` then :func:`resample_ocv`
+    with ``n_points``). With a path (normally the ``ocv`` stage's output), the table is read and
+    validated with :func:`read_ocv_table` and returned as it is, sorted by SoC.
+    """
+    if path is None:
+        with resources.as_file(package_data_file("ocv_table.csv")) as default:
+            table = resample_ocv(read_ocv_table(default, soc_window=soc_window), n_points)
+    else:
+        table = read_ocv_table(path, soc_window=soc_window)
+    return (
+        np.ascontiguousarray(table["soc"].to_numpy(dtype=np.float64)),
+        np.ascontiguousarray(table["ocv_v"].to_numpy(dtype=np.float64)),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``bmsrl ocv INPUT OUTPUT [--plot PDF] [--points N] [--soc-window LO HI]``."""
+    parser.add_argument("input", type=Path, help="OCV table CSV with columns soc [-], ocv_v [V]")
+    parser.add_argument("output", type=Path, help="processed table CSV to write (uniform SoC grid)")
+    parser.add_argument("--plot", type=Path, metavar="PATH", help="also write a PDF plot of the table")
+    parser.add_argument("--points", type=int, default=DEFAULT_N_POINTS, metavar="N",
+                        help=f"points of the uniform SoC grid (default {DEFAULT_N_POINTS})")
+    parser.add_argument("--soc-window", type=float, nargs=2, default=list(DEFAULT_SOC_WINDOW),
+                        metavar=("LO", "HI"),
+                        help="SoC window the table must cover (default %(default)s)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the stage from parsed arguments; print a one-line summary; return 0."""
+    processed = process_ocv_table(
+        args.input, args.output, out_plot=args.plot, n_points=args.points, soc_window=tuple(args.soc_window)
+    )
+    soc, ocv_v = processed["soc"].to_numpy(), processed["ocv_v"].to_numpy()
+    plot = f" and {args.plot}" if args.plot is not None else ""
+    print(
+        f"ocv: {args.input} -> {args.output}{plot}: {len(processed)} points, SoC {soc[0]:g}-{soc[-1]:g}, "
+        f"OCV {ocv_v[0]:.4f}-{ocv_v[-1]:.4f} V"
+    )
+    return 0
