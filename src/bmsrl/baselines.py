@@ -1,0 +1,65 @@
+"""Rule-based controllers behind the same ``predict`` interface as a trained SB3 model.
+
+Both take the environment's observation, so they need nothing but what an agent sees: the newest
+frame holds ``2 SoC - 1`` of every cell (indices 0..n-1) and the current shunt states
+(``2 s - 1``, indices n..2n-1). A batch of observations gives a batch of actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class NoBalancing:
+    """All shunts open, always (action 0)."""
+
+    name = "no_balancing"
+
+    def __init__(self, n_cells: int = 5) -> None:
+        self.n_cells = n_cells
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        obs = np.asarray(observation)
+        batch = obs.shape[:-1]
+        return np.zeros(batch, dtype=np.int64), state
+
+
+class RuleBased:
+    """Close the shunt of every cell whose SoC exceeds the pack minimum by more than a threshold.
+
+    Hysteresis: a closed shunt stays closed until the cell is within ``threshold - hysteresis`` of
+    the pack minimum, so a cell hovering at the threshold does not chatter. The lowest cell's
+    shunt is never closed (its excess is 0), so the controller never triggers the invalid-action
+    rule. ``threshold`` and ``hysteresis`` are SoC fractions [-] (0.01 = 1 % SoC).
+    """
+
+    name = "rule_based"
+
+    def __init__(self, threshold: float = 0.01, hysteresis: float = 0.005, n_cells: int = 5) -> None:
+        if not 0.0 <= hysteresis <= threshold:
+            raise ValueError("rule_based needs 0 <= hysteresis <= threshold")
+        self.threshold = threshold
+        self.hysteresis = hysteresis
+        self.n_cells = n_cells
+        self._weights = 1 << np.arange(n_cells)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        obs = np.asarray(observation, dtype=np.float64)
+        n = self.n_cells
+        soc = (obs[..., :n] + 1.0) / 2.0
+        closed = obs[..., n : 2 * n] > 0.0
+        excess = soc - soc.min(axis=-1, keepdims=True)
+        close = (excess > self.threshold) | (closed & (excess > self.threshold - self.hysteresis))
+        return (close * self._weights).sum(axis=-1).astype(np.int64), state
+
+
+def make_baseline(name: str, threshold: float = 0.01, hysteresis: float = 0.005, n_cells: int = 5):
+    """The baseline controller called ``name`` (``no_balancing`` or ``rule_based``)."""
+    if name == "no_balancing":
+        return NoBalancing(n_cells)
+    if name == "rule_based":
+        return RuleBased(threshold, hysteresis, n_cells)
+    raise ValueError(f"unknown baseline {name!r}")
+
+
+BASELINES = ("no_balancing", "rule_based")
