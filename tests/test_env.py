@@ -1,0 +1,237 @@
+"""The Gymnasium environment, the batched VecEnv, the reward and the baselines."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import bmsrl  # noqa: F401  (registers PassiveBalancing-v0)
+from bmsrl.baselines import NoBalancing, RuleBased
+from bmsrl.env import BalancingTask, PassiveBalancingEnv
+from bmsrl.profiles import PROFILES
+from bmsrl.reward import RewardWeights, balancing_reward
+from bmsrl.vec_env import BatchedBalancingVecEnv
+
+STEP_INFO_KEYS = {
+    "time_s", "phase", "pack_current_a", "soc", "cell_voltage_v", "cell_current_a", "switches",
+    "shunt_energy_wh", "switch_changes", "invalid_action",
+}  # fmt: skip
+
+
+def run_episode(env, policy, seed):
+    obs, info = env.reset(seed=seed)
+    out = [(obs, 0.0, info)]
+    done = False
+    while not done:
+        action, _ = policy(obs)
+        obs, reward, terminated, truncated, info = env.step(int(action))
+        out.append((obs, reward, info))
+        done = terminated or truncated
+    return out, terminated, truncated
+
+
+# ----------------------------------------------------------------------------- API conformance
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_gymnasium_and_sb3_check_env(profile):
+    env = gym.make("PassiveBalancing-v0", profile=profile)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(PassiveBalancingEnv(profile=profile), warn=True)
+
+
+def test_spaces_reset_and_step_info():
+    env = gym.make("PassiveBalancing-v0")
+    assert env.action_space == gym.spaces.Discrete(32)
+    assert env.observation_space.shape == (48,)
+    obs, info = env.reset(seed=0)
+    assert obs.dtype == np.float32 and obs.shape == (48,)
+    assert info["soc"].shape == (5,) and info["soh"].shape == (5,)
+    assert np.all((info["soc"] >= 0.4) & (info["soc"] <= 0.6))
+    assert np.all((info["soh"] >= 0.95) & (info["soh"] <= 1.05))
+    np.testing.assert_array_equal(obs[:16], obs[16:32])  # history starts as copies
+    obs, reward, terminated, truncated, info = env.step(0b00011)
+    assert STEP_INFO_KEYS <= set(info)
+    assert info["time_s"] == 30.0 and info["phase"] == "discharge"
+    for key in ("soc", "cell_voltage_v", "cell_current_a", "switches", "shunt_energy_wh"):
+        assert np.shape(info[key]) == (5,), key
+    assert info["switch_changes"] == 2
+    # frame layout: switches of the newest frame are at 5..9 as 2 s - 1
+    np.testing.assert_array_equal(obs[5:10], 2 * info["switches"] - 1)
+    assert obs[15] == pytest.approx(1.0)  # discharging at I_max
+
+
+def test_episode_runs_the_whole_profile_and_is_truncated():
+    env = PassiveBalancingEnv(profile="charge-rest-discharge")
+    steps, terminated, truncated = run_episode(env, NoBalancing().predict, seed=5)
+    assert truncated and not terminated
+    phases = [info["phase"] for _, _, info in steps[1:]]
+    assert phases[0] == "charge" and "rest" in phases and phases[-1] == "done"
+    final = steps[-1][2]
+    # unbalanced: the charge phase stops at the first full cell, the discharge at the first empty one
+    assert final["soc"].min() <= 0.1 + 1e-9
+    assert 0.5 * 3.4 < final["discharged_ah"] < 0.8 * 3.4 * 1.05
+
+
+def test_same_seed_same_trajectory_different_seed_differs():
+    rng_actions = np.random.default_rng(0).integers(0, 32, 300)
+    it = iter(rng_actions)
+    a, _, _ = run_episode(PassiveBalancingEnv(), lambda obs: (next(it), None), seed=42)
+    it = iter(rng_actions)
+    b, _, _ = run_episode(PassiveBalancingEnv(), lambda obs: (next(it), None), seed=42)
+    assert len(a) == len(b)
+    for (oa, ra, ia), (ob, rb, ib) in zip(a, b):
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == rb
+        np.testing.assert_array_equal(ia["soc"], ib["soc"])
+    c = PassiveBalancingEnv().reset(seed=43)[1]["soc"]
+    assert not np.array_equal(a[0][2]["soc"], c)
+
+
+def test_batched_env_equals_single_envs_step_for_step():
+    """Pack k of the batch == PassiveBalancingEnv seeded seed + k in a DummyVecEnv, across auto-resets."""
+    n, seed, steps = 4, 7, 450  # > 2 episodes each, so auto-reset is covered
+    kwargs = dict(profile="charge-rest-discharge")
+    batched = BatchedBalancingVecEnv(n, full_info=True, **kwargs)
+    dummy = DummyVecEnv([lambda: PassiveBalancingEnv(**kwargs) for _ in range(n)])
+    batched.seed(seed)
+    dummy.seed(seed)
+    np.testing.assert_array_equal(batched.reset(), dummy.reset())
+    rng = np.random.default_rng(1)
+    n_done = 0
+    for _ in range(steps):
+        actions = rng.integers(0, 32, n)
+        ob, rb, db, ib = batched.step(actions)
+        od, rd, dd, idd = dummy.step(actions)
+        np.testing.assert_array_equal(ob, od)
+        np.testing.assert_allclose(rb, rd.astype(np.float32), rtol=0, atol=0)
+        np.testing.assert_array_equal(db, dd)
+        for k in range(n):
+            np.testing.assert_array_equal(ib[k]["soc"], idd[k]["soc"])
+            if db[k]:
+                np.testing.assert_array_equal(ib[k]["terminal_observation"], idd[k]["terminal_observation"])
+                assert ib[k]["TimeLimit.truncated"] == idd[k]["TimeLimit.truncated"]
+        n_done += int(db.sum())
+    assert n_done >= 2 * n
+
+
+def test_batched_env_training_infos_mark_time_limits():
+    env = BatchedBalancingVecEnv(3)
+    env.seed(0)
+    env.reset()
+    ends = []
+    for _ in range(300):
+        _, _, done, infos = env.step(np.zeros(3, dtype=int))
+        ends += [infos[k] for k in np.flatnonzero(done)]
+    assert ends and all(info["TimeLimit.truncated"] for info in ends)
+    assert all(info["terminal_observation"].shape == (48,) for info in ends)
+
+
+# ----------------------------------------------------------------------------- reward
+@given(
+    var_low=st.floats(1e-9, 1e-1),
+    factor=st.floats(1.001, 1e3),
+    toggles=st.integers(0, 5),
+    ok=st.booleans(),
+    invalid=st.booleans(),
+)
+def test_reward_strictly_prefers_lower_variance_at_equal_switching(var_low, factor, toggles, ok, invalid):
+    w = RewardWeights()
+    r = balancing_reward(np.array([var_low, var_low * factor]), np.array([toggles] * 2), np.array([ok] * 2),
+                         np.array([invalid] * 2), w)  # fmt: skip
+    assert r[0] > r[1]
+
+
+def test_reward_penalises_switching_and_invalid_actions():
+    w = RewardWeights()
+    var = np.full(3, 1e-4)
+    r_toggles = balancing_reward(var, np.array([0, 1, 3]), np.ones(3, bool), np.zeros(3, bool), w)
+    assert r_toggles[0] > r_toggles[1] > r_toggles[2]
+    r_invalid = balancing_reward(var[:2], np.zeros(2), np.ones(2, bool), np.array([False, True]), w)
+    assert r_invalid[0] - r_invalid[1] == pytest.approx(w.invalid_action)
+
+
+def test_invalid_action_keeps_switches_and_is_penalised():
+    """Closing the lowest cell's shunt while discharging: switches kept, reward lower by w_invalid."""
+    envs = [PassiveBalancingEnv(profile="discharge-rest-charge") for _ in range(2)]
+    infos = [env.reset(seed=3)[1] for env in envs]
+    lowest = int(np.argmin(infos[0]["soc"]))
+    other = (lowest + 1) % 5
+    for env in envs:
+        assert not env.step(1 << other)[-1]["invalid_action"]
+    mask = envs[1].action_masks()
+    assert not mask[(1 << lowest) | (1 << other)] and mask[1 << other]
+    _, r_keep, *_, info_keep = envs[0].step(1 << other)  # valid: keeps the same switches
+    _, r_invalid, *_, info_invalid = envs[1].step((1 << lowest) | (1 << other))
+    assert info_invalid["invalid_action"] and not info_keep["invalid_action"]
+    np.testing.assert_array_equal(info_invalid["switches"], info_keep["switches"])
+    np.testing.assert_array_equal(info_invalid["soc"], info_keep["soc"])
+    assert info_invalid["switch_changes"] == 0
+    assert r_keep - r_invalid == pytest.approx(RewardWeights().invalid_action)
+
+
+# ----------------------------------------------------------------------------- properties
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), action_seed=st.integers(0, 2**31 - 1),
+       profile=st.sampled_from(sorted(PROFILES)))  # fmt: skip
+def test_random_actions_keep_the_state_finite_and_bounded(seed, action_seed, profile):
+    env = PassiveBalancingEnv(profile=profile)
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(action_seed)
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(int(rng.integers(0, 32)))
+        assert env.observation_space.contains(obs)
+        assert np.isfinite(reward)
+        for key in ("soc", "cell_voltage_v", "cell_current_a", "shunt_energy_wh"):
+            assert np.all(np.isfinite(info[key])), key
+        assert np.all((info["soc"] > 0.0) & (info["soc"] < 1.0))
+        assert np.all((info["cell_voltage_v"] > 2.0) & (info["cell_voltage_v"] < 5.0))
+        done = terminated or truncated
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), cell=st.integers(0, 4), steps=st.integers(1, 60),
+       profile=st.sampled_from(sorted(PROFILES)))  # fmt: skip
+def test_a_closed_shunt_always_lowers_that_cells_soc(seed, cell, steps, profile):
+    """Same start, same load: the cell whose shunt is closed ends with less charge than when open."""
+    socs = []
+    for action in (0, 1 << cell):
+        task = BalancingTask(n_packs=1, profile=profile, invalid_rules=())
+        soc0, soh = task.draw_initial_state(np.random.default_rng(seed))
+        task.reset_packs(np.arange(1), soc0[None], soh[None])
+        for _ in range(steps):
+            task.step(np.array([action]))
+        socs.append(task.sim.state.soc[0].copy())
+    open_, closed = socs
+    assert closed[cell] < open_[cell]
+
+
+# ----------------------------------------------------------------------------- baselines
+def test_rule_based_balances_better_than_no_balancing():
+    def final_std(policy):
+        steps, _, _ = run_episode(PassiveBalancingEnv(profile="charge-rest-discharge"), policy, seed=11)
+        return np.std(steps[-1][2]["soc"]), sum(info.get("switch_changes", 0) for _, _, info in steps)
+
+    std_none, switches_none = final_std(NoBalancing().predict)
+    std_rule, switches_rule = final_std(RuleBased(0.01, 0.005).predict)
+    assert switches_none == 0 and switches_rule > 0
+    assert std_rule < 0.5 * std_none
+
+
+def test_rule_based_hysteresis_and_batch_predict():
+    rule = RuleBased(threshold=0.02, hysteresis=0.01)
+    soc = np.array([0.50, 0.515, 0.53, 0.50, 0.60])
+    obs_open = np.concatenate([2 * soc - 1, -np.ones(5), np.zeros(6)])
+    obs_closed = obs_open.copy()
+    obs_closed[5:10] = 1.0  # all shunts closed before
+    a_open, _ = rule.predict(obs_open)
+    a_closed, _ = rule.predict(obs_closed)
+    assert a_open == (1 << 2) | (1 << 4)  # above the 0.02 threshold
+    assert a_closed == (1 << 1) | (1 << 2) | (1 << 4)  # 0.015 > 0.02 - 0.01 keeps cell 1 closed
+    batch, _ = rule.predict(np.stack([obs_open, obs_closed]))
+    np.testing.assert_array_equal(batch, [a_open, a_closed])
