@@ -1,0 +1,155 @@
+"""Evaluate one policy on one load profile: deterministic episodes, traces and metrics.
+
+    bmsrl evaluate --config config/config.yaml --policy ppo --profile charge-rest-discharge --seed 1 \\
+        --model results/checkpoints/ppo_seed1/best_model.zip --out results/eval/ppo/charge-rest-discharge/seed1
+
+``--policy`` is a trained algorithm (with ``--model``) or a baseline (``no_balancing``,
+``rule_based``). Episode ``e`` starts from the pack drawn with evaluation seed
+``evaluation.seed_offset + 1000 * seed + e``: the same packs for every policy of a seed, and
+disjoint from the training seeds. Writes ``traces.csv`` (one row per 30 s decision, row 0 the reset
+state) and ``metrics.csv`` (one row per episode; DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bmsrl.baselines import BASELINES, make_baseline
+from bmsrl.config import add_config_arguments, config_from_args, task_kwargs
+from bmsrl.env import PassiveBalancingEnv
+from bmsrl.errors import UserError
+from bmsrl.tables import atomic_output
+from bmsrl.train import ALGOS, algorithm_class, resolve_ocv_table
+
+#: SoC standard deviation [-] below which the pack counts as balanced (0.5 %)
+BALANCED_STD = 0.005
+
+METRIC_COLUMNS = [
+    "policy", "profile", "seed", "episode", "eval_seed", "usable_capacity_mah", "charge_accepted_mah",
+    "final_soc_var", "mean_soc_var", "final_soc_std_pct", "switch_changes", "shunt_energy_wh",
+    "time_to_balance_s", "invalid_actions", "episode_steps", "terminated", "total_reward",
+]  # fmt: skip
+
+
+def trace_columns(n_cells: int) -> list[str]:
+    cells = range(1, n_cells + 1)
+    return (
+        ["episode", "step", "time_s", "phase", "pack_current_a"]
+        + [f"soc_{i}" for i in cells]
+        + [f"voltage_v_{i}" for i in cells]
+        + [f"current_a_{i}" for i in cells]
+        + [f"switch_{i}" for i in cells]
+        + [f"shunt_power_w_{i}" for i in cells]
+        + ["reward"]
+    )
+
+
+def load_policy(policy: str, model_path: Path | None, cfg: dict):
+    """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline."""
+    if policy in BASELINES:
+        rule = cfg["baselines"]["rule_based"]
+        return make_baseline(policy, rule["threshold"], rule["hysteresis"], cfg["env"]["n_cells"])
+    if policy not in ALGOS:
+        raise UserError(f"unknown policy {policy!r}; choose one of {list(ALGOS) + list(BASELINES)}")
+    if model_path is None:
+        raise UserError(f"policy {policy!r} needs --model (a trained checkpoint, e.g. best_model.zip)")
+    if not Path(model_path).is_file():
+        raise UserError(f"model checkpoint {model_path} does not exist")
+    try:
+        return algorithm_class(policy).load(model_path, device="cpu")
+    except Exception as exc:  # a truncated or foreign zip: name the file, not the traceback
+        raise UserError(f"cannot load {policy} model from {model_path}: {exc}") from exc
+
+
+def run_episode(env: PassiveBalancingEnv, policy, eval_seed: int) -> tuple[list[dict], bool]:
+    """One deterministic episode; returns per-step records (step 0 = reset) and ``terminated``."""
+    obs, info = env.reset(seed=eval_seed)
+    current_a = float(env.task.sim.pack_current_now_a()[0])  # the first phase's, shunts open
+    records = [dict(info, pack_current_a=current_a, cell_current_a=np.full_like(info["soc"], current_a),
+                    reward=0.0, switch_changes=0, invalid_action=False)]  # fmt: skip
+    terminated = truncated = False
+    while not (terminated or truncated):
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(int(action))
+        records.append(dict(info, reward=reward))
+    return records, terminated
+
+
+def episode_metrics(records: list[dict], terminated: bool) -> dict:
+    """DESIGN.md §4 metrics of one episode from its records."""
+    soc = np.array([r["soc"] for r in records])  # (steps + 1, cells)
+    var = soc.var(axis=1)
+    std = soc.std(axis=1)
+    balanced = np.flatnonzero(std < BALANCED_STD)
+    final = records[-1]
+    return {
+        "usable_capacity_mah": 1000.0 * final["discharged_ah"],
+        "charge_accepted_mah": 1000.0 * final["charged_ah"],
+        "final_soc_var": float(var[-1]),
+        "mean_soc_var": float(var[1:].mean()),  # time average over the decision intervals
+        "final_soc_std_pct": 100.0 * float(std[-1]),
+        "switch_changes": int(sum(r["switch_changes"] for r in records)),
+        "shunt_energy_wh": float(np.sum(final["shunt_energy_wh"])),
+        "time_to_balance_s": float(records[balanced[0]]["time_s"]) if balanced.size else np.nan,
+        "invalid_actions": int(sum(r["invalid_action"] for r in records)),
+        "episode_steps": len(records) - 1,
+        "terminated": bool(terminated),
+        "total_reward": float(sum(r["reward"] for r in records)),
+    }
+
+
+def trace_rows(records: list[dict], episode: int, shunt_resistance_ohm: float) -> list[list]:
+    rows = []
+    for step, r in enumerate(records):
+        v = np.asarray(r["cell_voltage_v"])
+        s = np.asarray(r["switches"])
+        rows.append(
+            [episode, step, r["time_s"], r["phase"], r["pack_current_a"], *r["soc"], *v,
+             *r["cell_current_a"], *s, *(s * v * v / shunt_resistance_ohm), r["reward"]]
+        )  # fmt: skip
+    return rows
+
+
+def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path | None,
+             ocv_table: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Traces and metrics of ``evaluation.episodes`` deterministic episodes."""
+    policy = load_policy(policy_name, model, cfg)
+    env = PassiveBalancingEnv(**task_kwargs(cfg, profile, ocv_table))
+    n_cells = cfg["env"]["n_cells"]
+    r_sh = cfg["env"]["shunt_resistance_ohm"]
+    metrics, rows = [], []
+    for episode in range(cfg["evaluation"]["episodes"]):
+        eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + episode
+        records, terminated = run_episode(env, policy, eval_seed)
+        metrics.append({"policy": policy_name, "profile": profile, "seed": seed, "episode": episode,
+                        "eval_seed": eval_seed, **episode_metrics(records, terminated)})  # fmt: skip
+        rows += trace_rows(records, episode, r_sh)
+    return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRIC_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--policy", required=True, help=f"one of {list(ALGOS) + list(BASELINES)}")
+    parser.add_argument("--profile", required=True, help="load profile to evaluate on")
+    parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
+    parser.add_argument("--model", type=Path, help="trained model (.zip) for an RL policy")
+    parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder for traces.csv and metrics.csv")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
+                               resolve_ocv_table(args.ocv_table, cfg))  # fmt: skip
+    with atomic_output(args.out / "traces.csv") as t_tmp, atomic_output(args.out / "metrics.csv") as m_tmp:
+        traces.to_csv(t_tmp, index=False, float_format="%.6g")
+        metrics.to_csv(m_tmp, index=False, float_format="%.8g")
+    summary = metrics[["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]].mean()
+    print(f"{args.policy} on {args.profile}, seed {args.seed}, {len(metrics)} episodes: "
+          + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))  # fmt: skip
+    return 0
