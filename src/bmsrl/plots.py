@@ -1,0 +1,701 @@
+"""Plot stage: publication figures from evaluation traces, training logs and the summary table.
+
+Every figure is built with matplotlib's object-oriented :class:`~matplotlib.figure.Figure` API
+(no pyplot, no GUI backend) inside a :func:`matplotlib.rc_context` holding the journal style
+(8 pt fonts, embedded TrueType fonts), and saved as a vector PDF without a creation date, so the
+same inputs give byte-identical files. Widths follow a journal layout: one column 3.5 in (89 mm),
+full page 7.2 in (183 mm).
+
+Each policy has one colour in every figure (:func:`policy_color`); the five cells of a pack are
+drawn in an ordered colour-blind-safe sequence (:data:`CELL_COLORS`, cell 1 dark to cell 5 light).
+
+Kinds (``bmsrl plot KIND --out FILE.pdf ...``):
+
+``soc``, ``voltage``, ``current``, ``switching`` (``--traces``)
+    Episode 0 of ``results/eval/{policy}/{profile}/seed{seed}/traces.csv`` files, one panel per
+    policy (columns) and profile (rows), the lowest seed of each policy x profile.
+``training`` (``--evaluations``)
+    ``results/checkpoints/{algo}_seed{seed}/evaluations.npz`` (Stable-Baselines3 EvalCallback):
+    mean evaluation return vs environment steps, mean over seeds with a 95 % t-interval band.
+``metrics`` (``--summary``)
+    The aggregate stage's ``summary.csv``: headline metrics per policy and profile with CIs.
+
+Trace timing convention: row ``k`` of a traces file holds the state at ``time_s[k]``, the end of
+decision interval ``k``; row 0 (``time_s = 0``) is the reset state. The switch state of row ``k``
+(k >= 1) is the one applied during ``(time_s[k-1], time_s[k]]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from bmsrl.aggregate import policy_order
+from bmsrl.errors import UserError
+from bmsrl.frames import numbered_columns, read_result_csv
+from bmsrl.tables import atomic_output
+
+#: Journal widths [in].
+COLUMN_WIDTH_IN = 3.5
+PAGE_WIDTH_IN = 7.2
+
+#: Journal style used for every figure (applied with matplotlib.rc_context, restored afterwards).
+STYLE: dict[str, object] = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 8,
+    "ytick.labelsize": 8, "legend.fontsize": 8, "figure.titlesize": 9,
+    "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5, "ytick.major.size": 2.5, "lines.linewidth": 1.0,
+    "axes.spines.top": False, "axes.spines.right": False,
+    "grid.linewidth": 0.4, "grid.alpha": 0.5, "legend.frameon": False,
+    "pdf.fonttype": 42, "svg.fonttype": "none", "savefig.dpi": 300,
+    "axes.formatter.use_mathtext": True,
+}
+
+#: One colour per policy, the same in every figure (tab10 / Okabe-Ito-like hues).
+POLICY_COLORS: dict[str, str] = {
+    "dqn": "#1f77b4", "ppo": "#ff7f0e", "a2c": "#2ca02c", "trpo": "#9467bd", "ars": "#8c564b",
+    "rule_based": "#d62728", "no_balancing": "#4d4d4d",
+}
+_SPARE_COLORS = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78")
+POLICY_LABELS: dict[str, str] = {
+    "dqn": "DQN", "ppo": "PPO", "a2c": "A2C", "trpo": "TRPO", "ars": "ARS",
+    "rule_based": "Rule-based", "no_balancing": "No balancing",
+}
+#: Cell colours, cell 1 first (viridis samples: ordered, colour-blind safe, print to grey).
+CELL_COLORS: tuple[str, ...] = ("#440154", "#3b528b", "#21918c", "#5ec962", "#d8b000")
+#: Background shading of the load-profile phases.
+PHASE_COLORS: dict[str, str] = {"discharge": "#f4a582", "rest": "#737373", "charge": "#92c5de"}
+PHASE_ALPHA = 0.3
+PROFILE_ORDER: tuple[str, ...] = ("discharge-rest-charge", "charge-rest-discharge")
+#: Voltage window of the cells [V].
+VOLTAGE_LIMITS_V: tuple[float, float] = (2.5, 4.2)
+
+_TRACES = "traces file"
+_EVALS = "evaluations file"
+_SUMMARY = "summary table"
+_SEED_DIR = re.compile(r"^seed(\d+)$")
+_RUN_DIR = re.compile(r"^(?P<algo>.+?)_seed(?P<seed>\d+)$")
+
+
+# --------------------------------------------------------------------------------------------
+# Names, colours, style
+
+
+def policy_color(policy: str) -> str:
+    """The policy's colour; unknown policies get a spare colour chosen from a hash-free order."""
+    if policy in POLICY_COLORS:
+        return POLICY_COLORS[policy]
+    index = sum(map(ord, policy)) % len(_SPARE_COLORS)  # stable across runs (no str hash salt)
+    return _SPARE_COLORS[index]
+
+
+def policy_label(policy: str) -> str:
+    return POLICY_LABELS.get(policy, policy)
+
+
+def _profile_order(profiles) -> list[str]:
+    names = set(profiles)
+    return [p for p in PROFILE_ORDER if p in names] + sorted(names - set(PROFILE_ORDER))
+
+
+def _styled(function: Callable) -> Callable:
+    """Run a figure function inside the journal style context."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def save_figure(fig: Figure, out: str | os.PathLike) -> Path:
+    """Save ``fig`` atomically; PDF (default) without a creation date, or PNG/SVG by suffix."""
+    out = Path(out)
+    fmt = out.suffix.lstrip(".").lower() or "pdf"
+    if fmt not in ("pdf", "png", "svg"):
+        raise UserError(f"output {out}: unsupported figure format {fmt!r} (use .pdf, .png or .svg)")
+    metadata = {"CreationDate": None} if fmt == "pdf" else {"Date": None} if fmt == "svg" else None
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, format=fmt, metadata=metadata)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+def parse_eval_path(path: str | os.PathLike) -> tuple[str, str, int]:
+    """``(policy, profile, seed)`` from ``.../{policy}/{profile}/seed{seed}/traces.csv``.
+
+    Raises a :class:`UserError` naming the file if the folders do not follow that layout.
+    """
+    parts = Path(path).parts
+    match = _SEED_DIR.match(parts[-2]) if len(parts) >= 4 else None
+    if match is None or not parts[-3] or not parts[-4]:
+        raise UserError(
+            f"{_TRACES} {path}: cannot tell policy, profile and seed from the path "
+            f"(expected .../eval/{{policy}}/{{profile}}/seed{{N}}/{Path(path).name})"
+        )
+    return parts[-4], parts[-3], int(match.group(1))
+
+
+def parse_run_dir(path: str | os.PathLike) -> tuple[str, int]:
+    """``(algo, seed)`` from the parent folder ``{algo}_seed{seed}`` of an evaluations file."""
+    name = Path(path).parent.name
+    match = _RUN_DIR.match(name)
+    if match is None:
+        raise UserError(
+            f"{_EVALS} {path}: cannot tell algorithm and seed from the folder name {name!r} "
+            f"(expected {{algo}}_seed{{N}}, e.g. ppo_seed0)"
+        )
+    return match.group("algo"), int(match.group("seed"))
+
+
+def read_traces(path: str | os.PathLike, prefixes: Sequence[str], numeric: Sequence[str] = ()) -> pd.DataFrame:
+    """Episode 0 of a traces file, sorted by step, with ``time_h`` [h] added.
+
+    ``prefixes`` are the per-cell column families the figure needs (``"soc_"``, ...), ``numeric``
+    further numeric columns (``"pack_current_a"``); other columns are not checked.
+    """
+    frame = read_result_csv(path, kind=_TRACES, text=("phase",),
+                            numeric=("episode", "step", "time_s", *numeric), cell_prefixes=prefixes)
+    episode = frame[frame["episode"] == 0].sort_values("step", kind="stable")
+    if episode.empty:
+        found = ", ".join(f"{e:g}" for e in sorted(frame["episode"].unique())[:5])
+        raise UserError(f"{_TRACES} {path}: no rows of episode 0 (episodes found: {found})")
+    if len(episode) < 2:
+        raise UserError(f"{_TRACES} {path}: episode 0 has a single row; nothing to plot over time")
+    episode = episode.copy()
+    episode["time_h"] = episode["time_s"] / 3600.0
+    episode.attrs["source"] = str(path)
+    return episode
+
+
+def load_traces(paths: Sequence[str | os.PathLike], prefixes: Sequence[str],
+                numeric: Sequence[str] = ()) -> dict[tuple[str, str], pd.DataFrame]:
+    """Episode 0 per (policy, profile), from the lowest seed given for each pair.
+
+    The seed used is stored in ``frame.attrs["seed"]``. Raises a :class:`UserError` if no file
+    is given or a path does not follow the evaluation layout.
+    """
+    if not paths:
+        raise UserError("no traces files given (--traces)")
+    chosen: dict[tuple[str, str], tuple[int, Path]] = {}
+    for path in paths:
+        policy, profile, seed = parse_eval_path(path)
+        key = (policy, profile)
+        if key not in chosen or seed < chosen[key][0]:
+            chosen[key] = (seed, Path(path))
+    traces = {}
+    for key, (seed, path) in chosen.items():
+        traces[key] = read_traces(path, prefixes, numeric)
+        traces[key].attrs["seed"] = seed
+    return traces
+
+
+def read_evaluations(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Validated arrays ``timesteps`` (n,) and ``results`` (n, episodes) of an EvalCallback file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.asarray(data[name]) for name in data.files}
+    except FileNotFoundError:
+        raise UserError(f"{_EVALS} {path}: file not found") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{_EVALS} {path}: not a readable .npz file ({exc})") from None
+    for name in ("timesteps", "results"):
+        if name not in arrays:
+            raise UserError(f"{_EVALS} {path}: missing array {name!r} (has {', '.join(map(repr, arrays))})")
+    steps = arrays["timesteps"].astype(np.float64).reshape(-1)
+    results = arrays["results"].astype(np.float64)
+    if results.ndim == 1:
+        results = results[:, None]
+    if steps.size == 0:
+        raise UserError(f"{_EVALS} {path}: no evaluations recorded (empty 'timesteps')")
+    if results.ndim != 2 or results.shape[0] != steps.size or results.shape[1] == 0:
+        raise UserError(
+            f"{_EVALS} {path}: 'results' has shape {arrays['results'].shape}, expected "
+            f"({steps.size}, n_eval_episodes) to match 'timesteps'"
+        )
+    if not (np.isfinite(steps).all() and np.isfinite(results).all()):
+        raise UserError(f"{_EVALS} {path}: 'timesteps' or 'results' holds NaN or infinite values")
+    if np.any(np.diff(steps) <= 0):
+        raise UserError(f"{_EVALS} {path}: 'timesteps' is not strictly increasing")
+    return {"timesteps": steps, "results": results}
+
+
+def load_evaluations(paths: Sequence[str | os.PathLike]) -> dict[tuple[str, int], dict[str, np.ndarray]]:
+    """``{(algo, seed): arrays}`` for every evaluations file; refuses a run given twice."""
+    if not paths:
+        raise UserError("no evaluations files given (--evaluations)")
+    runs: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    sources: dict[tuple[str, int], Path] = {}
+    for path in paths:
+        key = parse_run_dir(path)
+        if key in runs:
+            raise UserError(f"{_EVALS} {path}: run {key[0]} seed {key[1]} also given as {sources[key]}")
+        runs[key], sources[key] = read_evaluations(path), Path(path)
+    return runs
+
+
+#: Metrics panels of the ``metrics`` figure: metric -> (axis label, log scale).
+METRIC_PANELS: dict[str, tuple[str, bool]] = {
+    "usable_capacity_mah": ("Usable capacity [mAh]", False),
+    "mean_soc_var": ("Mean SoC variance [-] (log scale)", True),
+    "switch_changes": ("Switch changes per episode [-]", False),
+    "shunt_energy_wh": ("Shunt energy per episode [Wh]", False),
+}
+
+
+def read_summary(path: str | os.PathLike) -> pd.DataFrame:
+    """The aggregate stage's ``summary.csv``, checked for the metrics the figure shows."""
+    frame = read_result_csv(path, kind=_SUMMARY, text=("policy", "profile", "metric"),
+                            optional_numeric=("mean", "ci_low", "ci_high"))
+    missing = [m for m in METRIC_PANELS if m not in set(frame["metric"])]
+    if missing:
+        raise UserError(f"{_SUMMARY} {path}: no rows for metric {missing[0]!r} (column 'metric')")
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Trace figures
+
+
+def _phase_runs(frame: pd.DataFrame) -> list[tuple[str, float, float]]:
+    """Contiguous phases as ``(phase, start_h, end_h)``; a run ends where the next one starts."""
+    phase = frame["phase"].to_numpy()
+    t = frame["time_h"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, phase[1:] != phase[:-1]])
+    ends = np.r_[starts[1:], len(phase) - 1]
+    return [(str(phase[s]), float(t[s]), float(t[e])) for s, e in zip(starts, ends) if t[e] > t[s]]
+
+
+def _shade_phases(ax, frame: pd.DataFrame) -> None:
+    for phase, start, end in _phase_runs(frame):
+        if phase in PHASE_COLORS:
+            ax.axvspan(start, end, color=PHASE_COLORS[phase], alpha=PHASE_ALPHA, lw=0, zorder=0)
+
+
+def _phase_handles(traces: Mapping) -> list[Patch]:
+    seen = {str(p) for frame in traces.values() for p in frame["phase"].unique()}
+    return [Patch(facecolor=c, alpha=PHASE_ALPHA, edgecolor="none", label=f"{p} phase")
+            for p, c in PHASE_COLORS.items() if p in seen]
+
+
+def _cell_handles(n_cells: int, **line_kw) -> list:
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color=CELL_COLORS[i % len(CELL_COLORS)], label=f"cell {i + 1}", **line_kw)
+            for i in range(n_cells)]
+
+
+def _grid_layout(traces: Mapping[tuple[str, str], pd.DataFrame]) -> tuple[list[str], list[str]]:
+    policies = policy_order({policy for policy, _ in traces})
+    profiles = _profile_order({profile for _, profile in traces})
+    return policies, profiles
+
+
+def _panel_title(ax, policy: str, n_cols: int) -> None:
+    """Policy name in its colour; two-word names wrap when panels are narrow (> 4 columns)."""
+    label = policy_label(policy)
+    if n_cols > 4:
+        label = label.replace(" ", "\n")
+    ax.set_title(label, color=policy_color(policy), fontweight="bold", loc="left")
+
+
+def _time_ticks(ax, n_cols: int) -> None:
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3 if n_cols > 4 else 4))
+
+
+def _seed_note(traces: Mapping[tuple[str, str], pd.DataFrame]) -> str:
+    """Which seed each panel shows (episode 0 of the lowest seed given per policy and profile)."""
+    seeds = {key: frame.attrs.get("seed") for key, frame in traces.items()}
+    if len(set(seeds.values())) == 1:
+        return f"Episode 0 of training seed {next(iter(seeds.values()))} for every policy."
+    per_policy = {}
+    for (policy, _), seed in sorted(seeds.items()):
+        per_policy.setdefault(policy, set()).add(seed)
+    text = "; ".join(f"{policy_label(p)} {'/'.join(map(str, sorted(s)))}"
+                     for p, s in ((p, per_policy[p]) for p in policy_order(per_policy)))
+    return f"Episode 0 of the lowest training seed given: {text}."
+
+
+def _legend_columns(n_handles: int, per_row: int) -> int:
+    """Columns for a figure legend of ``n_handles`` entries, at most ``per_row`` per row, rows balanced."""
+    rows = -(-n_handles // per_row)
+    return max(1, -(-n_handles // rows))
+
+
+def _empty_panel(ax) -> None:
+    ax.text(0.5, 0.5, "no trace", transform=ax.transAxes, ha="center", va="center", color="0.5")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _cell_grid_figure(
+    traces: Mapping[tuple[str, str], pd.DataFrame],
+    draw: Callable,
+    ylabel: str,
+    extra_handles: Sequence = (),
+    panel_height_in: float = 1.55,
+    note: str = "",
+) -> Figure:
+    """Policies in columns, profiles in rows; ``draw(ax, frame)`` fills one panel."""
+    policies, profiles = _grid_layout(traces)
+    n_rows, n_cols = len(profiles), len(policies)
+    width = PAGE_WIDTH_IN if n_cols > 2 else COLUMN_WIDTH_IN * max(n_cols, 1) * 1.1
+    fig = Figure(figsize=(min(width, PAGE_WIDTH_IN), 0.6 + panel_height_in * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex="row", sharey=True)
+    n_cells = 0
+    for r, profile in enumerate(profiles):
+        for c, policy in enumerate(policies):
+            ax = axes[r, c]
+            frame = traces.get((policy, profile))
+            if frame is None:
+                _empty_panel(ax)
+                continue
+            _shade_phases(ax, frame)
+            n_cells = max(n_cells, draw(ax, frame))
+            _panel_title(ax, policy, n_cols)
+            ax.grid(True, axis="y")
+            _time_ticks(ax, n_cols)
+            ax.margins(x=0)
+            if r == n_rows - 1:
+                ax.set_xlabel("Time [h]")
+        axes[r, 0].set_ylabel(f"{profile}\n{ylabel}")
+    handles = [*_cell_handles(n_cells), *extra_handles, *_phase_handles(traces)]
+    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 6),
+               handlelength=1.6, columnspacing=1.2)
+    fig.supxlabel(_seed_note(traces) + (f" {note}" if note else ""), fontsize=8, color="0.3")
+    return fig
+
+
+def _draw_cells(prefix: str, scale: float = 1.0, drawstyle: str = "default") -> Callable:
+    """Panel function drawing the per-cell columns ``{prefix}1..n`` times ``scale``.
+
+    States (SoC, voltage) are joined linearly; interval quantities (currents) use
+    ``drawstyle="steps-pre"``: the value of row k is held over the interval ending at ``time_s[k]``.
+    """
+
+    def draw(ax, frame: pd.DataFrame) -> int:
+        names = numbered_columns(frame, prefix, kind=_TRACES, path=frame.attrs.get("source", "?"))
+        for i, name in enumerate(names):
+            ax.plot(frame["time_h"], frame[name] * scale, color=CELL_COLORS[i % len(CELL_COLORS)], lw=0.9,
+                    drawstyle=drawstyle)
+        return len(names)
+
+    return draw
+
+
+@_styled
+def plot_soc(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike) -> Path:
+    """SoC of each cell [%] vs time [h]: policies in columns, profiles in rows, phases shaded."""
+    fig = _cell_grid_figure(traces, _draw_cells("soc_", 100.0), "SoC [%]")
+    return save_figure(fig, out)
+
+
+@_styled
+def plot_voltage(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike) -> Path:
+    """Terminal voltage of each cell [V] vs time [h]; the voltage window's limits dashed when in view."""
+    from matplotlib.lines import Line2D
+
+    def draw(ax, frame: pd.DataFrame) -> int:
+        n = _draw_cells("voltage_v_")(ax, frame)
+        for limit in VOLTAGE_LIMITS_V:
+            ax.axhline(limit, color="0.2", ls="--", lw=0.7, zorder=1)
+        return n
+
+    values = np.concatenate([
+        frame[numbered_columns(frame, "voltage_v_", kind=_TRACES, path="?")].to_numpy().ravel()
+        for frame in traces.values()
+    ])
+    low, high = float(values.min()), float(values.max())
+    pad = max(0.05, 0.05 * (high - low))
+    limit = Line2D([], [], color="0.2", ls="--", lw=0.7,
+                   label=f"limits {VOLTAGE_LIMITS_V[0]:g}/{VOLTAGE_LIMITS_V[1]:g} V")
+    fig = _cell_grid_figure(traces, draw, "Terminal voltage [V]", extra_handles=[limit])
+    for ax in fig.axes:
+        if ax.lines:
+            ax.set_ylim(low - pad, high + pad)  # data range; a limit line shows when it is near
+    return save_figure(fig, out)
+
+
+@_styled
+def plot_current(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike) -> Path:
+    """Pack current and per-cell current (shunt current included) [A] vs time [h]; > 0 discharges."""
+    from matplotlib.lines import Line2D
+
+    def draw(ax, frame: pd.DataFrame) -> int:
+        ax.axhline(0.0, color="0.6", lw=0.5, zorder=1)
+        ax.plot(frame["time_h"], frame["pack_current_a"], color="black", lw=2.2, alpha=0.35, zorder=2,
+                drawstyle="steps-pre")
+        return _draw_cells("current_a_", drawstyle="steps-pre")(ax, frame)
+
+    pack = Line2D([], [], color="black", lw=2.2, alpha=0.35, label="pack")
+    fig = _cell_grid_figure(traces, draw, "Current [A]", extra_handles=[pack],
+                            note="Current > 0 discharges; a cell's current includes its shunt current.")
+    return save_figure(fig, out)
+
+
+def _toggle_times(frame: pd.DataFrame, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative switch toggles: ``(times_h, count)`` as a post-step function from time 0."""
+    switches = frame[list(names)].to_numpy()
+    t = frame["time_h"].to_numpy()
+    toggles = np.abs(np.diff(switches, axis=0)).sum(axis=1)  # toggles of interval k at its start t[k-1]
+    return np.r_[t[:-1], t[-1]], np.r_[np.cumsum(toggles), toggles.sum()]
+
+
+@_styled
+def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike) -> Path:
+    """Per profile: a raster of each cell's shunt state per policy, and cumulative toggles of all policies.
+
+    A bar marks a closed shunt over the decision interval it was applied in.
+    """
+    policies, profiles = _grid_layout(traces)
+    n_cols = len(policies)
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 0.5 + 2.9 * len(profiles)), layout="constrained")
+    grid = fig.add_gridspec(2 * len(profiles), n_cols, height_ratios=[1.0, 1.15] * len(profiles))
+    n_cells = 1
+    for r, profile in enumerate(profiles):
+        raster_axes = []
+        for c, policy in enumerate(policies):
+            ax = fig.add_subplot(grid[2 * r, c], sharey=raster_axes[0] if raster_axes else None)
+            raster_axes.append(ax)
+            frame = traces.get((policy, profile))
+            if frame is None:
+                _empty_panel(ax)
+                continue
+            names = numbered_columns(frame, "switch_", kind=_TRACES, path=frame.attrs.get("source", "?"))
+            n_cells = max(n_cells, len(names))
+            _shade_phases(ax, frame)
+            t = frame["time_h"].to_numpy()
+            for i, name in enumerate(names):
+                closed = np.flatnonzero(frame[name].to_numpy()[1:] > 0.5)  # interval k+1 = (t[k], t[k+1]]
+                ax.broken_barh([(t[k], t[k + 1] - t[k]) for k in closed], (i + 0.6, 0.8),
+                               facecolors=policy_color(policy), edgecolor="none")
+            ax.set_ylim(len(names) + 0.5, 0.5)
+            ax.set_yticks(range(1, len(names) + 1))
+            ax.set_xlim(t[0], t[-1])
+            _time_ticks(ax, n_cols)
+            ax.set_xlabel("Time [h]")
+            _panel_title(ax, policy, n_cols)
+            if c == 0:
+                ax.set_ylabel(f"{profile}\nCell (bar = shunt on)")
+            else:
+                ax.tick_params(labelleft=False)
+
+        ax = fig.add_subplot(grid[2 * r + 1, :])
+        for policy in policies:
+            frame = traces.get((policy, profile))
+            if frame is None:
+                continue
+            names = numbered_columns(frame, "switch_", kind=_TRACES, path=frame.attrs.get("source", "?"))
+            times, count = _toggle_times(frame, names)
+            ax.step(times, count, where="post", color=policy_color(policy), lw=1.3,
+                    label=f"{policy_label(policy)} ({int(count[-1])})")
+        ax.set_xlabel("Time [h]")
+        ax.set_ylabel("Cumulative switch\ntoggles [-]")
+        top = max(ax.get_ylim()[1], 1.0)
+        ax.set_ylim(-0.03 * top, top)  # a policy that never switches stays visible above the axis
+        ax.margins(x=0)
+        ax.grid(True, axis="y")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="total toggles", title_fontsize=8)
+    if _phase_handles(traces):
+        fig.legend(handles=_phase_handles(traces), loc="outside upper center", ncol=3)
+    fig.supxlabel(_seed_note(traces), fontsize=8, color="0.3")
+    return save_figure(fig, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Training curves
+
+
+def training_curve(runs: Sequence[Mapping[str, np.ndarray]], confidence: float = 0.95):
+    """Mean over seeds of the mean evaluation return, on the union grid of the seeds' timesteps.
+
+    Each seed's curve (mean over its evaluation episodes) is linearly interpolated onto the
+    union of all seeds' timesteps inside their common range ``[max first, min last]``. The band
+    is a Student-t interval over seeds (``None`` with one seed).
+
+    Returns ``(grid, mean, low, high)`` with ``low``/``high`` ``None`` for a single seed; raises a
+    :class:`UserError` if the seeds' timestep ranges do not overlap.
+    """
+    from scipy import stats
+
+    curves = [(r["timesteps"], r["results"].mean(axis=1)) for r in runs]
+    start = max(steps[0] for steps, _ in curves)
+    stop = min(steps[-1] for steps, _ in curves)
+    if start > stop:
+        raise UserError("the seeds' evaluation timesteps do not overlap; cannot average them")
+    grid = np.unique(np.concatenate([steps for steps, _ in curves]))
+    grid = grid[(grid >= start) & (grid <= stop)]
+    values = np.vstack([np.interp(grid, steps, ret) for steps, ret in curves])
+    mean = values.mean(axis=0)
+    if len(curves) < 2:
+        return grid, mean, None, None
+    n = len(curves)
+    half = stats.t.ppf(0.5 + confidence / 2.0, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
+    return grid, mean, mean - half, mean + half
+
+
+@_styled
+def plot_training(runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]], out: str | os.PathLike) -> Path:
+    """Mean evaluation return vs environment steps per algorithm, 95 % t-interval band over seeds."""
+    by_algo: dict[str, list] = {}
+    for (algo, seed), arrays in sorted(runs.items()):
+        by_algo.setdefault(algo, []).append(arrays)
+    fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.9), layout="constrained")
+    ax = fig.add_subplot()
+    for algo in policy_order(by_algo):
+        seeds = by_algo[algo]
+        try:
+            grid, mean, low, high = training_curve(seeds)
+        except UserError as exc:
+            raise UserError(f"training curves of {algo}: {exc}") from None
+        color = policy_color(algo)
+        label = f"{policy_label(algo)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
+        marker = "o" if grid.size <= 15 else None
+        ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3)
+        if low is not None:
+            ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
+    ax.set_xlabel("Environment steps [-]")
+    ax.set_ylabel("Mean evaluation return [-]")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
+    ax.grid(True)
+    if any(len(s) > 1 for s in by_algo.values()):
+        ax.set_title("line: mean over seeds; band: 95 % t-interval", fontsize=8, color="0.3", loc="left")
+    fig.legend(loc="outside upper center", ncol=_legend_columns(len(by_algo), 2))
+    return save_figure(fig, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics bars
+
+
+@_styled
+def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Headline metrics per policy, grouped by profile, with the CI over seeds as error bars.
+
+    Linear metrics are bars from zero; the SoC variance spans decades and is drawn on a log axis
+    as points with error bars (a bar's length from an arbitrary log baseline would mean nothing).
+    """
+    policies = policy_order(summary["policy"].unique())
+    profiles = _profile_order(summary["profile"].unique())
+    indexed = summary.set_index(["policy", "profile", "metric"])
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 4.9), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    width = 0.8 / len(policies)
+    x = np.arange(len(profiles))
+    for ax, (metric, (label, log)) in zip(axes, METRIC_PANELS.items()):
+        for i, policy in enumerate(policies):
+            pos, mean, err = [], [], []
+            for j, profile in enumerate(profiles):
+                key = (policy, profile, metric)
+                if key not in indexed.index or not np.isfinite(indexed.loc[key, "mean"]):
+                    continue
+                r = indexed.loc[key]
+                if log and r["mean"] <= 0:
+                    continue
+                lo = r["ci_low"] if np.isfinite(r["ci_low"]) else r["mean"]
+                hi = r["ci_high"] if np.isfinite(r["ci_high"]) else r["mean"]
+                pos.append(x[j] - 0.4 + width * (i + 0.5))
+                mean.append(r["mean"])
+                err.append((max(r["mean"] - lo, 0.0), max(hi - r["mean"], 0.0)))
+            if not pos:
+                continue
+            yerr = np.array(err).T
+            color = policy_color(policy)
+            if log:
+                ax.errorbar(pos, mean, yerr=yerr, fmt="o", ms=4, color=color, ecolor="black",
+                            elinewidth=0.7, capsize=2, label=policy_label(policy))
+            else:
+                ax.bar(pos, mean, width=width * 0.92, color=color, label=policy_label(policy),
+                       yerr=yerr, error_kw={"elinewidth": 0.7, "capsize": 2, "ecolor": "black"})
+                for p, m in zip(pos, mean):
+                    if m == 0.0:  # a zero-height bar is invisible: say it is zero, not missing
+                        ax.annotate("0", (p, 0.0), xytext=(0, 1.5), textcoords="offset points",
+                                    ha="center", va="bottom", color=color, fontsize=8)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xticks(x, profiles)
+        ax.set_xlim(-0.5, len(profiles) - 0.5)
+        ax.set_ylabel(label)
+        ax.grid(True, axis="y", which="major")
+        for j in range(len(profiles) - 1):
+            ax.axvline(j + 0.5, color="0.8", lw=0.6)
+    handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles))
+    if "n_seeds" in summary.columns:
+        n = summary.loc[summary["metric"].isin(list(METRIC_PANELS)), "n_seeds"]
+        n_text = "/".join(str(int(v)) for v in sorted(set(pd.to_numeric(n, errors="coerce").dropna())))
+        fig.supxlabel(f"Mean over seeds; error bars: bootstrap CI over seeds from the summary table\n"
+                      f"(seeds per policy and profile: {n_text}; a single seed gives no interval).",
+                      fontsize=8, color="0.3")
+    return save_figure(fig, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Stage
+
+#: kind -> (input option, per-cell column families and further numeric trace columns, figure function)
+KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
+    "soc": ("traces", ("soc_",), (), plot_soc),
+    "switching": ("traces", ("switch_",), (), plot_switching),
+    "voltage": ("traces", ("voltage_v_",), (), plot_voltage),
+    "current": ("traces", ("current_a_",), ("pack_current_a",), plot_current),
+    "training": ("evaluations", (), (), plot_training),
+    "metrics": ("summary", (), (), plot_metrics),
+}
+
+
+def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = None,
+              evaluations: Sequence | None = None, summary: str | os.PathLike | None = None) -> Path:
+    """Read the inputs of ``kind``, draw the figure and write ``out`` atomically."""
+    if kind not in KINDS:
+        raise UserError(f"unknown plot kind {kind!r} (choose from {', '.join(KINDS)})")
+    option, prefixes, numeric, function = KINDS[kind]
+    given = {"traces": traces, "evaluations": evaluations, "summary": summary}
+    if not given[option]:
+        raise UserError(f"plot {kind} needs --{option}")
+    for name, value in given.items():
+        if name != option and value:
+            raise UserError(f"plot {kind} does not use --{name} (it reads --{option})")
+    if option == "traces":
+        data = load_traces(traces, prefixes, numeric)
+    elif option == "evaluations":
+        data = load_evaluations(evaluations)
+    else:
+        data = read_summary(summary)
+    return function(data, out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``bmsrl plot KIND --out FILE.pdf [--traces ...|--evaluations ...|--summary CSV]``."""
+    parser.add_argument("kind", choices=list(KINDS), help="figure to draw")
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE.pdf",
+                        help="figure to write (.pdf; .png or .svg also accepted)")
+    parser.add_argument("--traces", nargs="+", type=Path, metavar="TRACES.csv",
+                        help="soc/switching/voltage/current: .../eval/{policy}/{profile}/seed{N}/traces.csv")
+    parser.add_argument("--evaluations", nargs="+", type=Path, metavar="EVALS.npz",
+                        help="training: .../{algo}_seed{N}/evaluations.npz (Stable-Baselines3 EvalCallback)")
+    parser.add_argument("--summary", type=Path, metavar="SUMMARY.csv",
+                        help="metrics: summary.csv of the aggregate stage")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the stage from parsed arguments; print a one-line summary; return 0."""
+    out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary)
+    print(f"plot {args.kind}: -> {out}")
+    return 0

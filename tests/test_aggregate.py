@@ -1,0 +1,238 @@
+"""Tests of the aggregate stage: bootstrap CI, two-level summary, changes vs baselines, CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bmsrl import cli
+from bmsrl.aggregate import (
+    SUMMARY_COLUMNS,
+    SUMMARY_METRICS,
+    bootstrap_ci,
+    per_seed_means,
+    read_metrics,
+    summarise,
+)
+from bmsrl.errors import UserError
+
+METRIC_COLUMNS = (
+    "policy,profile,seed,episode,eval_seed,usable_capacity_mah,charge_accepted_mah,final_soc_var,"
+    "mean_soc_var,final_soc_std_pct,switch_changes,shunt_energy_wh,time_to_balance_s,invalid_actions,"
+    "episode_steps,terminated,total_reward"
+).split(",")
+
+
+def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.DataFrame:
+    """``n`` metrics rows of one policy x profile x seed; ``values`` override the defaults."""
+    base = dict(
+        eval_seed=1000, usable_capacity_mah=2000.0, charge_accepted_mah=2100.0, final_soc_var=1e-4,
+        mean_soc_var=2e-4, final_soc_std_pct=1.0, switch_changes=10.0, shunt_energy_wh=0.1,
+        time_to_balance_s=600.0, invalid_actions=0, episode_steps=200, terminated=False, total_reward=-50.0,
+    )
+    base.update(values)
+    rows = [dict(policy=policy, profile=profile, seed=seed, episode=e, **base) for e in range(n)]
+    for e, row in enumerate(rows):
+        row["eval_seed"] = base["eval_seed"] + e
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def write_metrics(root: Path, frame: pd.DataFrame) -> list[Path]:
+    """Write ``frame`` as one metrics.csv per policy/profile/seed in the evaluate layout."""
+    paths = []
+    for (policy, profile, seed), group in frame.groupby(["policy", "profile", "seed"]):
+        path = root / "eval" / policy / profile / f"seed{seed}" / "metrics.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        group.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def row(summary: pd.DataFrame, policy: str, profile: str, metric: str) -> pd.Series:
+    hit = summary[(summary.policy == policy) & (summary.profile == profile) & (summary.metric == metric)]
+    assert len(hit) == 1
+    return hit.iloc[0]
+
+
+# ------------------------------------------------------------------------------------------ CI
+
+
+def test_known_small_example():
+    low, high = bootstrap_ci([1.0, 2.0, 3.0], 0.95, 10_000, 0)
+    assert 1.0 <= low < 2.0 < high <= 3.0
+
+
+def test_ci_contains_mean_and_shrinks_with_more_seeds():
+    # the same spread of values, seen over 4 and over 40 seeds: the interval narrows ~ 1/sqrt(n)
+    few = np.array([3.0, 4.5, 5.5, 7.0])
+    many = np.tile(few, 10)
+    lo3, hi3 = bootstrap_ci(few)
+    lo40, hi40 = bootstrap_ci(many)
+    assert lo3 <= few.mean() <= hi3
+    assert lo40 <= many.mean() <= hi40
+    assert hi40 - lo40 < 0.5 * (hi3 - lo3)
+
+
+def test_ci_is_reproducible_and_seeded():
+    values = [1.0, 4.0, 2.5, 3.0]
+    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
+    assert bootstrap_ci(values, n_boot=200, seed=3) != bootstrap_ci(values, n_boot=200, seed=4)
+
+
+def test_single_seed_ci_equals_mean_and_empty_is_nan():
+    assert bootstrap_ci([2.5]) == (2.5, 2.5)
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
+    assert bootstrap_ci([np.nan, 7.0]) == (7.0, 7.0)
+
+
+# ------------------------------------------------------------------------------------------ summary
+
+
+def test_two_level_mean_over_episodes_then_seeds():
+    profile = "charge-rest-discharge"
+    frame = pd.concat([
+        episodes("ppo", profile, 0, n=1, usable_capacity_mah=1.0),
+        episodes("ppo", profile, 1, n=3, usable_capacity_mah=2.0),
+        episodes("ppo", profile, 2, n=2, usable_capacity_mah=3.0),
+    ])
+    summary = summarise(frame, n_boot=5000)
+    r = row(summary, "ppo", profile, "usable_capacity_mah")
+    assert r["mean"] == pytest.approx(2.0)  # seeds weigh equally, whatever their episode count
+    assert 1.0 <= r["ci_low"] <= 2.0 <= r["ci_high"] <= 3.0
+    assert (r["n_seeds"], r["n_episodes"]) == (3, 6)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert list(summary["metric"]) == list(SUMMARY_METRICS)
+
+
+def test_single_seed_summary_ci_equals_mean():
+    summary = summarise(episodes("dqn", "charge-rest-discharge", 0, n=4, usable_capacity_mah=2100.0))
+    r = row(summary, "dqn", "charge-rest-discharge", "usable_capacity_mah")
+    assert r["mean"] == r["ci_low"] == r["ci_high"] == 2100.0
+    assert r["n_seeds"] == 1
+
+
+def test_change_vs_baselines():
+    profile = "charge-rest-discharge"
+    frame = pd.concat([
+        episodes("no_balancing", profile, 0, usable_capacity_mah=2000.0, switch_changes=0.0, mean_soc_var=4e-4),
+        episodes("rule_based", profile, 0, usable_capacity_mah=2150.0, switch_changes=50.0, mean_soc_var=2e-4),
+        episodes("ppo", profile, 0, usable_capacity_mah=2200.0, switch_changes=30.0, mean_soc_var=1e-4),
+        episodes("ppo", "discharge-rest-charge", 0, usable_capacity_mah=2200.0),  # no baseline here
+    ])
+    summary = summarise(frame)
+    cap = row(summary, "ppo", profile, "usable_capacity_mah")
+    assert cap["change_vs_no_balancing_pct"] == pytest.approx(10.0)
+    assert cap["change_vs_rule_based_pct"] == pytest.approx(100 * (2200 - 2150) / 2150)
+    var = row(summary, "ppo", profile, "mean_soc_var")
+    assert var["change_vs_no_balancing_pct"] == pytest.approx(-75.0)
+    sw = row(summary, "ppo", profile, "switch_changes")
+    assert math.isnan(sw["change_vs_no_balancing_pct"])  # baseline zero
+    assert sw["change_vs_rule_based_pct"] == pytest.approx(-40.0)
+    other = row(summary, "ppo", "discharge-rest-charge", "usable_capacity_mah")
+    assert math.isnan(other["change_vs_no_balancing_pct"]) and math.isnan(other["change_vs_rule_based_pct"])
+    assert summary[summary.metric == "final_soc_std_pct"]["change_vs_rule_based_pct"].isna().all()
+    assert row(summary, "rule_based", profile, "usable_capacity_mah")["change_vs_rule_based_pct"] == 0.0
+
+
+def test_time_to_balance_nan_handling():
+    profile = "discharge-rest-charge"
+    seed0 = episodes("ppo", profile, 0, n=2)
+    seed0["time_to_balance_s"] = [300.0, np.nan]
+    seed1 = episodes("ppo", profile, 1, n=2, time_to_balance_s=900.0)
+    never = episodes("no_balancing", profile, 0, n=3, time_to_balance_s=np.nan)
+    frame = pd.concat([seed0, seed1, never])
+    seeds = per_seed_means(frame)
+    s0 = seeds[(seeds.policy == "ppo") & (seeds.seed == 0)].iloc[0]
+    assert s0["time_to_balance_s"] == 300.0 and s0["balanced_fraction"] == 0.5
+    summary = summarise(frame)
+    ttb = row(summary, "ppo", profile, "time_to_balance_s")
+    assert ttb["mean"] == pytest.approx(600.0) and ttb["n_seeds"] == 2
+    assert row(summary, "ppo", profile, "balanced_fraction")["mean"] == pytest.approx(0.75)
+    nb = row(summary, "no_balancing", profile, "time_to_balance_s")
+    assert math.isnan(nb["mean"]) and math.isnan(nb["ci_low"]) and nb["n_seeds"] == 0
+    assert row(summary, "no_balancing", profile, "balanced_fraction")["mean"] == 0.0
+    # everything except a never-balanced time to balance and undefined changes is finite
+    stats = summary[["mean", "ci_low", "ci_high"]]
+    nan_rows = summary[stats.isna().any(axis=1)]
+    assert list(zip(nan_rows.policy, nan_rows.metric)) == [("no_balancing", "time_to_balance_s")]
+
+
+# ------------------------------------------------------------------------------------------ files / CLI
+
+
+def full_study() -> pd.DataFrame:
+    parts = []
+    for profile in ("discharge-rest-charge", "charge-rest-discharge"):
+        for seed in (0, 1, 2):
+            parts.append(episodes("dqn", profile, seed, usable_capacity_mah=2250.0 + 10 * seed, switch_changes=20.0))
+            parts.append(episodes("ppo", profile, seed, usable_capacity_mah=2300.0 - 5 * seed, switch_changes=25.0))
+        parts.append(episodes("no_balancing", profile, 0, usable_capacity_mah=2000.0, switch_changes=0.0,
+                              time_to_balance_s=np.nan))
+        parts.append(episodes("rule_based", profile, 0, usable_capacity_mah=2200.0, switch_changes=40.0))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_cli_writes_both_files(tmp_path, capsys):
+    paths = write_metrics(tmp_path, full_study())
+    out_csv, out_md = tmp_path / "tables" / "summary.csv", tmp_path / "tables" / "summary.md"
+    argv = ["aggregate", *map(str, paths), "--out-csv", str(out_csv), "--out-md", str(out_md), "--n-boot", "2000"]
+    assert cli.main(argv) == 0
+    assert "aggregate:" in capsys.readouterr().out
+    summary = pd.read_csv(out_csv)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert row(summary, "dqn", "charge-rest-discharge", "usable_capacity_mah")["mean"] == pytest.approx(2260.0)
+    report = out_md.read_text()
+    assert "## Profile `charge-rest-discharge`" in report and "## Profile `discharge-rest-charge`" in report
+    assert "+16.8 %" in report and "−69.4 %" in report and "−40.4 %" in report
+    assert "percentile bootstrap" in report and "a single seed" in report  # baselines have one seed
+    assert "never balanced" in report
+    assert "+13.0 % / +2.7 %" in report  # dqn capacity 2260 vs 2000 and vs 2200
+    first = out_csv.read_bytes()
+    assert cli.main(argv) == 0
+    assert out_csv.read_bytes() == first  # reproducible
+
+
+def test_read_metrics_accepts_empty_time_and_bool_text(tmp_path):
+    path = write_metrics(tmp_path, episodes("ppo", "p", 0, time_to_balance_s=np.nan, terminated=True))[0]
+    frame = read_metrics(path)
+    assert frame["time_to_balance_s"].isna().all() and (frame["terminated"] == 1.0).all()
+
+
+@pytest.mark.parametrize(
+    "edit, fragments",
+    [
+        (lambda f: f.drop(columns="shunt_energy_wh"), ["missing column 'shunt_energy_wh'"]),
+        (lambda f: f.assign(usable_capacity_mah=["abc", "2000"]), ["line 2", "'usable_capacity_mah'", "'abc'"]),
+        (lambda f: f.assign(switch_changes=[np.nan, 1.0]), ["line 2", "'switch_changes'", "empty cell"]),
+        (lambda f: f.assign(seed=[0.5, 0.5]), ["'seed'", "not an integer"]),
+        (lambda f: f.iloc[:0], ["no data rows"]),
+    ],
+)
+def test_bad_metrics_file_is_refused(tmp_path, capsys, edit, fragments):
+    good = write_metrics(tmp_path, episodes("dqn", "charge-rest-discharge", 1))[0]
+    bad = tmp_path / "bad" / "metrics.csv"
+    bad.parent.mkdir()
+    edit(episodes("ppo", "charge-rest-discharge", 0)).to_csv(bad, index=False)
+    out = tmp_path / "tables"
+    code = cli.main(["aggregate", str(good), str(bad), "--out-csv", str(out / "summary.csv"),
+                     "--out-md", str(out / "summary.md")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and str(bad) in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_missing_file_and_duplicate_episode(tmp_path):
+    with pytest.raises(UserError, match="nope.csv: file not found"):
+        summarise(read_metrics(tmp_path / "nope.csv"))
+    path = write_metrics(tmp_path, episodes("dqn", "p", 0))[0]
+    from bmsrl.aggregate import aggregate
+    with pytest.raises(UserError, match="appears twice"):
+        aggregate([path, path], tmp_path / "s.csv", tmp_path / "s.md")
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.md").exists()

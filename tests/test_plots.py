@@ -1,0 +1,264 @@
+"""Tests of the plot stage on synthetic traces, training logs and summary tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bmsrl import cli
+from bmsrl.aggregate import summarise
+from bmsrl.errors import UserError
+from bmsrl.plots import (
+    KINDS,
+    _toggle_times,
+    parse_eval_path,
+    parse_run_dir,
+    plot_soc,
+    read_traces,
+    training_curve,
+)
+
+POLICIES = ("dqn", "ppo", "no_balancing", "rule_based")
+PROFILES = {  # phase name -> (pack current [A], duration [s]); > 0 discharges
+    "discharge-rest-charge": (("discharge", 2.35, 1800), ("rest", 0.0, 120), ("charge", -2.35, 3600)),
+    "charge-rest-discharge": (("charge", -2.35, 2100), ("rest", 0.0, 120), ("discharge", 2.35, 3900)),
+}
+N_CELLS, DT_S, Q_AH, R_SHUNT = 5, 30.0, 3.4, 6.0
+
+
+def synthetic_traces(policy: str, profile: str, seed: int, episodes: int = 2) -> pd.DataFrame:
+    """A plausible traces table: coulomb counting, a linear OCV, shunts closed on the high cells."""
+    rng = np.random.default_rng([seed, sum(map(ord, policy))])
+    rows = []
+    for episode in range(episodes):
+        soc = rng.uniform(0.4, 0.6, N_CELLS)
+        switches = np.zeros(N_CELLS)
+        time_s, step = 0.0, 0
+        schedule = [(name, current) for name, current, duration in PROFILES[profile]
+                    for _ in range(int(duration // DT_S))]
+        schedule = [(schedule[0][0], 0.0), *schedule]  # step 0 is the reset state
+        for k, (phase, pack) in enumerate(schedule):
+            if k > 0:
+                if policy == "rule_based":
+                    switches = (soc > soc.min() + 0.01).astype(float)
+                elif policy in ("dqn", "ppo"):
+                    keep = rng.random(N_CELLS) < 0.8
+                    switches = np.where(keep, switches, (soc > soc.min() + 0.005).astype(float))
+                time_s += DT_S
+                step += 1
+            voltage = 3.2 + 1.0 * soc - 0.1 * pack
+            cell = pack + switches * voltage / R_SHUNT
+            if k > 0:
+                soc = soc - cell * DT_S / (3600 * Q_AH)
+            rows.append({
+                "episode": episode, "step": step, "time_s": time_s,
+                "phase": "done" if k == len(schedule) - 1 else phase, "pack_current_a": pack,
+                **{f"soc_{i + 1}": soc[i] for i in range(N_CELLS)},
+                **{f"voltage_v_{i + 1}": voltage[i] for i in range(N_CELLS)},
+                **{f"current_a_{i + 1}": cell[i] for i in range(N_CELLS)},
+                **{f"switch_{i + 1}": int(switches[i]) for i in range(N_CELLS)},
+                **{f"shunt_power_w_{i + 1}": switches[i] * voltage[i] ** 2 / R_SHUNT for i in range(N_CELLS)},
+                "reward": -float(np.var(soc)),
+            })
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict[str, object]:
+    """Traces (2 seeds each), evaluations (3 algorithms, uneven grids) and a summary table."""
+    root = tmp_path_factory.mktemp("results")
+    traces = []
+    for policy in POLICIES:
+        for profile in PROFILES:
+            for seed in ((1, 0) if policy in ("dqn", "ppo") else (0,)):
+                path = root / "eval" / policy / profile / f"seed{seed}" / "traces.csv"
+                path.parent.mkdir(parents=True)
+                synthetic_traces(policy, profile, seed).to_csv(path, index=False)
+                traces.append(path)
+
+    evaluations = []
+    rng = np.random.default_rng(0)
+    for algo, n_seeds in (("dqn", 3), ("ppo", 3), ("a2c", 1)):
+        for seed in range(n_seeds):
+            steps = np.arange(1, 21) * 5000 + 1000 * seed  # seeds evaluated at different steps
+            level = -200 + 150 * (1 - np.exp(-steps / 30000)) + (20 if algo == "ppo" else 0)
+            results = level[:, None] + rng.normal(0, 10, (steps.size, 5))
+            path = root / "checkpoints" / f"{algo}_seed{seed}" / "evaluations.npz"
+            path.parent.mkdir(parents=True)
+            np.savez(path, timesteps=steps, results=results, ep_lengths=np.full(results.shape, 200))
+            evaluations.append(path)
+
+    metrics = []
+    for policy in POLICIES:
+        for profile in PROFILES:
+            seeds = (0, 1, 2) if policy in ("dqn", "ppo") else (0,)
+            for seed in seeds:
+                base = {"no_balancing": 2050, "rule_based": 2200}.get(policy, 2250 + 10 * seed)
+                for episode in range(3):
+                    metrics.append({
+                        "policy": policy, "profile": profile, "seed": seed, "episode": episode,
+                        "eval_seed": episode, "usable_capacity_mah": base + rng.normal(0, 5),
+                        "charge_accepted_mah": 2300.0,
+                        "final_soc_var": 1e-5, "mean_soc_var": (4e-4 if policy == "no_balancing" else 3e-5)
+                        * rng.uniform(0.8, 1.2), "final_soc_std_pct": 0.3,
+                        "switch_changes": 0.0 if policy == "no_balancing" else 40.0 + rng.normal(0, 3),
+                        "shunt_energy_wh": 0.0 if policy == "no_balancing" else 0.5 + rng.normal(0, 0.02),
+                        "time_to_balance_s": np.nan if policy == "no_balancing" else 900.0,
+                        "invalid_actions": 0.0, "episode_steps": 200.0, "terminated": 0.0,
+                        "total_reward": -10.0,
+                    })
+    summary = root / "tables" / "summary.csv"
+    summary.parent.mkdir()
+    summarise(pd.DataFrame(metrics), n_boot=2000).to_csv(summary, index=False)
+    return {"root": root, "traces": traces, "evaluations": evaluations, "summary": summary}
+
+
+def inputs(kind: str, study) -> list[str]:
+    option = KINDS[kind][0]
+    value = study[option]
+    return [f"--{option}", *map(str, value if isinstance(value, list) else [value])]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_each_kind_writes_a_reproducible_pdf(kind, study, tmp_path, capsys):
+    out = tmp_path / "plots" / f"{kind}.pdf"
+    assert cli.main(["plot", kind, "--out", str(out), *inputs(kind, study)]) == 0
+    assert str(out) in capsys.readouterr().out
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF") and len(data) > 5_000
+    again = tmp_path / "again.pdf"
+    assert cli.main(["plot", kind, "--out", str(again), *inputs(kind, study)]) == 0
+    assert again.read_bytes() == data  # no creation date, deterministic drawing
+
+
+def write_bad(tmp_path: Path, frame: pd.DataFrame, policy: str = "ppo") -> Path:
+    path = tmp_path / "eval" / policy / "charge-rest-discharge" / "seed0" / "traces.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def good_traces() -> pd.DataFrame:
+    return synthetic_traces("ppo", "charge-rest-discharge", 0, episodes=1)
+
+
+@pytest.mark.parametrize(
+    "kind, make, fragment",
+    [
+        ("soc", lambda t: write_bad(t, good_traces().drop(columns="soc_1")), "missing column 'soc_1'"),
+        ("voltage", lambda t: write_bad(t, good_traces().drop(columns="time_s")), "missing column 'time_s'"),
+        ("current", lambda t: write_bad(t, good_traces().drop(columns="pack_current_a")), "'pack_current_a'"),
+        ("switching", lambda t: write_bad(t, good_traces().assign(switch_3="on")), "'on' is not a number"),
+        ("soc", lambda t: write_bad(t, good_traces().iloc[:0]), "no data rows"),
+        ("soc", lambda t: write_bad(t, good_traces().assign(episode=3)), "no rows of episode 0"),
+        ("soc", lambda t: t / "eval" / "ppo" / "p" / "seed0" / "traces.csv", "file not found"),
+        ("soc", lambda t: (t / "x" / "traces.csv"), "cannot tell policy, profile and seed"),
+    ],
+)
+def test_bad_traces_exit_2_and_write_nothing(kind, make, fragment, study, tmp_path, capsys):
+    bad = make(tmp_path)
+    out = tmp_path / "plots" / f"{kind}.pdf"
+    code = cli.main(["plot", kind, "--out", str(out), "--traces", str(study["traces"][0]), str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and str(bad) in err and fragment in err, err
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_bad_evaluations_and_summary(study, tmp_path, capsys):
+    out = tmp_path / "plots" / "fig.pdf"
+    run = tmp_path / "ppo_seed0" / "evaluations.npz"
+    run.parent.mkdir()
+    np.savez(run, timesteps=np.arange(3))  # no 'results'
+    assert cli.main(["plot", "training", "--out", str(out), "--evaluations", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert str(run) in err and "missing array 'results'" in err
+
+    oddly_named = tmp_path / "ppo-0" / "evaluations.npz"
+    oddly_named.parent.mkdir()
+    np.savez(oddly_named, timesteps=np.arange(3), results=np.zeros((3, 2)))
+    assert cli.main(["plot", "training", "--out", str(out), "--evaluations", str(oddly_named)]) == 2
+    assert str(oddly_named) in capsys.readouterr().err
+
+    summary = tmp_path / "summary.csv"
+    pd.read_csv(study["summary"]).query("metric != 'shunt_energy_wh'").to_csv(summary, index=False)
+    assert cli.main(["plot", "metrics", "--out", str(out), "--summary", str(summary)]) == 2
+    err = capsys.readouterr().err
+    assert str(summary) in err and "shunt_energy_wh" in err
+    assert not out.parent.exists()
+
+
+def test_wrong_input_option_for_kind(study, tmp_path, capsys):
+    out = tmp_path / "soc.pdf"
+    assert cli.main(["plot", "soc", "--out", str(out), "--summary", str(study["summary"])]) == 2
+    assert "plot soc needs --traces" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_path_parsing():
+    assert parse_eval_path("results/eval/ppo/charge-rest-discharge/seed12/traces.csv") == (
+        "ppo", "charge-rest-discharge", 12)
+    assert parse_run_dir("results/checkpoints/maskable_ppo_seed3/evaluations.npz") == ("maskable_ppo", 3)
+    with pytest.raises(UserError, match="traces.csv"):
+        parse_eval_path("seed1/traces.csv")
+
+
+def test_lowest_seed_is_used(study, tmp_path):
+    out = tmp_path / "soc.png"
+    from bmsrl.plots import load_traces
+
+    traces = load_traces(study["traces"], ("soc_",))
+    assert traces[("dqn", "charge-rest-discharge")].attrs["seed"] == 0
+    plot_soc(traces, out)  # PNG by suffix, also through the atomic writer
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_training_curve_union_grid_and_band():
+    a = {"timesteps": np.array([0.0, 10.0, 20.0]), "results": np.array([[0.0], [10.0], [20.0]])}
+    b = {"timesteps": np.array([5.0, 15.0, 25.0]), "results": np.array([[5.0], [15.0], [25.0]])}
+    grid, mean, low, high = training_curve([a, b])
+    assert grid.tolist() == [5.0, 10.0, 15.0, 20.0]  # union within the common range [5, 20]
+    assert np.allclose(mean, grid)  # both seeds lie on y = x
+    assert np.allclose(low, mean) and np.allclose(high, mean)
+    grid1, mean1, low1, high1 = training_curve([a])
+    assert low1 is None and high1 is None and grid1.tolist() == [0.0, 10.0, 20.0]
+    c = {"timesteps": np.array([30.0, 40.0]), "results": np.zeros((2, 1))}
+    with pytest.raises(UserError, match="do not overlap"):
+        training_curve([a, c])
+
+
+def test_toggle_count_matches_switch_changes(tmp_path):
+    frame = read_traces(write_bad(tmp_path, good_traces()), ("switch_",))
+    names = [f"switch_{i}" for i in range(1, 6)]
+    _, count = _toggle_times(frame, names)
+    expected = np.abs(np.diff(frame[names].to_numpy(), axis=0)).sum()
+    assert count[-1] == expected and count[0] >= 0 and np.all(np.diff(count) >= 0)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_all_text_is_at_least_8_pt_and_axes_are_labelled(kind, study, tmp_path, monkeypatch):
+    import matplotlib.text
+
+    from bmsrl import plots
+
+    figures = []
+    real_save = plots.save_figure
+
+    def capture(fig, out):
+        figures.append(fig)
+        return real_save(fig, out)
+
+    monkeypatch.setattr(plots, "save_figure", capture)
+    assert cli.main(["plot", kind, "--out", str(tmp_path / "f.pdf"), *inputs(kind, study)]) == 0
+    (fig,) = figures
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 8]
+    assert small == []
+    xlabels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+    ylabels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert ylabels and (xlabels or kind == "metrics")  # metrics: categorical x (profiles)
+    quantities = [label for label in xlabels + ylabels if "\nCell" not in label]  # cell number: no unit
+    assert all("[" in label and "]" in label for label in quantities), quantities  # units
