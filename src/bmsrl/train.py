@@ -34,6 +34,7 @@ from bmsrl.tables import atomic_output
 ALGOS = ("dqn", "ppo", "a2c", "trpo", "ars")
 #: algorithms whose optimizer is torch's Adam, which takes ``fused=True`` on the CPU
 _ADAM_ALGOS = ("dqn", "ppo", "trpo")
+_ON_POLICY = ("ppo", "a2c", "trpo")
 _CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip$")
 
 
@@ -113,7 +114,10 @@ def make_callbacks(cfg, out: Path, eval_env, n_envs: int, eval_seed: int, resume
             if hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
                 with atomic_output(self.folder / "replay_buffer.pkl") as tmp, open(tmp, "wb") as handle:
                     self.model.save_replay_buffer(handle)
-                (self.folder / "replay_buffer.steps").write_text(str(self.num_timesteps))
+            normalizer = self.model.get_vec_normalize_env()
+            if normalizer is not None:
+                with atomic_output(self.folder / "vecnormalize.pkl") as tmp:
+                    normalizer.save(str(tmp))
 
     class EpisodeStats(BaseCallback):
         """Log the final SoC spread of finished training episodes to TensorBoard."""
@@ -156,7 +160,7 @@ def train(
     profile: str | None = None,
 ) -> Path:
     """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``."""
-    from stable_baselines3.common.vec_env import VecMonitor
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from bmsrl.vec_env import BatchedBalancingVecEnv
 
@@ -170,10 +174,20 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
 
     # Environments: training packs seeded from the run seed; evaluation packs from a disjoint range.
+    # VecMonitor sits inside VecNormalize, so logged episode returns are the raw ones. Returns of
+    # ~-200 would otherwise make the value loss dominate PPO's clipped gradient (max_grad_norm).
     kwargs = task_kwargs(cfg, profile, ocv_table)
     env = VecMonitor(BatchedBalancingVecEnv(n_envs, **kwargs))
-    env.seed(seed)
     eval_env = VecMonitor(BatchedBalancingVecEnv(training["eval_episodes"], **kwargs))
+    normalize = training["normalize_reward"] and algo in _ON_POLICY
+    if normalize:
+        gamma = hyperparams.get("gamma", 0.99)
+        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=gamma)
+        eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
+        stats = out / "checkpoints" / "vecnormalize.pkl"
+        if stats.exists() and newest_checkpoint(out / "checkpoints") is not None:
+            env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
+    env.seed(seed)
     eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + 500
 
     # Model: resumed from the newest checkpoint, or new.
