@@ -18,7 +18,8 @@ def _coerce_cli_strings(value, schema, root):
     ``seeds=[1,2]`` arrives as ``["1", "2"]``. Only strings that parse cleanly are converted.
     """
     while "$ref" in schema and schema["$ref"].startswith("#/$defs/"):
-        schema = {**root["$defs"][schema["$ref"].split("/")[-1]], **{k: v for k, v in schema.items() if k != "$ref"}}
+        target = root["$defs"][schema["$ref"].removeprefix("#/$defs/")]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
     kind = schema.get("type")
     if isinstance(value, dict) and kind == "object":
         for key, sub in schema.get("properties", {}).items():
