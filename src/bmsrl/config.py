@@ -40,7 +40,27 @@ def _schema_text() -> str:
 
 def schema() -> dict[str, Any]:
     """A fresh copy of the config schema (defaults are inserted by reference, so never share it)."""
-    return yaml.safe_load(_schema_text())
+    return load_yaml(_schema_text())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML safe loader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):
+    """Parse YAML text like ``yaml.safe_load``, but a duplicate key is an error."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def _with_defaults(validator_class):
@@ -133,7 +153,7 @@ def load_config(path: str | Path | None = None, *, json_text: str | None = None)
     except OSError as exc:
         raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     try:
-        cfg = yaml.safe_load(text)
+        cfg = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""

@@ -1,0 +1,222 @@
+"""Tests of the workflow configuration: schema, defaults, one-line errors, the CLI options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bmsrl import config as bconfig
+from bmsrl.config import add_config_arguments, config_from_args, load_config, task_kwargs
+from bmsrl.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ["config.yaml", "quick.yaml", "test.yaml"]
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_the_study_config():
+    """Neither a file nor JSON: every key takes its default, and the defaults are config/config.yaml."""
+    defaults = load_config()
+    assert defaults == load_config(ROOT / "config" / "config.yaml")
+    assert defaults["algos"] == ["dqn", "ppo"]
+    assert defaults["seeds"] == [1, 2, 3]
+    assert defaults["env"]["n_cells"] == 5
+    assert defaults["reward"]["switch_penalty"] == "auto"
+    assert defaults["training"]["total_steps"] == {
+        "dqn": 8_000_000, "ppo": 15_000_000, "a2c": 15_000_000, "trpo": 15_000_000, "ars": 15_000_000,
+    }
+    assert defaults["training"]["hyperparams"]["dqn"]["learning_rate"] == pytest.approx(1e-4)
+    assert defaults["training"]["hyperparams"]["ppo"]["gamma"] == pytest.approx(0.995)
+    assert defaults["training"]["hyperparams"]["a2c"] == {}
+    assert defaults["evaluation"] == {"episodes": 10, "seed_offset": 1_000_000}
+
+
+def test_schema_symlinked_into_the_workflow():
+    link = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    assert link.is_symlink()
+    assert link.resolve() == (ROOT / "src" / "bmsrl" / "schemas" / "config.schema.yaml").resolve()
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_configs_are_valid_and_complete(name):
+    """quick and test are complete files: the same keys as the study config, at every level."""
+    path = ROOT / "config" / name
+    raw = yaml.safe_load(path.read_text())
+    study = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+    def keys(d, prefix=""):
+        out = set()
+        for k, v in d.items():
+            out.add(prefix + k)
+            if isinstance(v, dict) and not prefix.startswith("training.hyperparams."):
+                out |= keys(v, f"{prefix}{k}.")
+        return out
+
+    assert keys(raw) == keys(study)
+    cfg = load_config(path)
+    assert cfg["profiles"]["train"] in cfg["profiles"]["evaluate"]
+
+
+def test_test_config_is_small():
+    cfg = load_config(ROOT / "config" / "test.yaml")
+    assert cfg["seeds"] == [1, 2]
+    assert max(cfg["training"]["total_steps"].values()) <= 5000
+    assert cfg["training"]["n_envs"] == 8
+    assert cfg["evaluation"]["episodes"] == 2
+
+
+def test_partial_config_gets_nested_defaults(tmp_path):
+    path = write(tmp_path, "training:\n  hyperparams:\n    ppo:\n      n_epochs: 3\nenv:\n  n_cells: 4\n")
+    cfg = load_config(path)
+    assert cfg["training"]["hyperparams"]["ppo"]["n_epochs"] == 3
+    assert cfg["training"]["hyperparams"]["ppo"]["n_steps"] == 32  # default filled next to the user's key
+    assert cfg["training"]["hyperparams"]["dqn"]["buffer_size"] == 200_000
+    assert cfg["training"]["n_envs"] == 64
+    assert cfg["env"]["n_cells"] == 4 and cfg["env"]["capacity_ah"] == 3.4
+    assert cfg["baselines"]["rule_based"]["threshold"] == 0.01
+
+
+def test_defaults_are_not_shared_between_loads():
+    a = load_config()
+    a["env"]["soc_limits"].append(1.0)
+    a["training"]["hyperparams"]["a2c"]["x"] = 1
+    b = load_config()
+    assert b["env"]["soc_limits"] == [0.1, 0.9]
+    assert b["training"]["hyperparams"]["a2c"] == {}
+
+
+def test_empty_file_is_all_defaults(tmp_path):
+    assert load_config(write(tmp_path, "# nothing\n")) == load_config()
+
+
+def test_free_form_hyperparams_allowed(tmp_path):
+    cfg = load_config(write(tmp_path, "training:\n  hyperparams:\n    a2c:\n      n_steps: 5\n      use_rms_prop: false\n"))
+    assert cfg["training"]["hyperparams"]["a2c"] == {"n_steps": 5, "use_rms_prop": False}
+
+
+@pytest.mark.parametrize(
+    "text, key, fragment",
+    [
+        ("training:\n  hyperparams:\n    ppo:\n      n_steps: abc\n",
+         "training.hyperparams.ppo.n_steps", "'abc' is not of type 'integer'"),
+        ("algos: [dqn, foo]\n", "algos[1]", "'foo' is not one of"),
+        ("trainig:\n  n_envs: 8\n", "trainig", "unknown key"),
+        ("training:\n  n_env: 8\n", "training.n_env", "unknown key"),
+        ("env:\n  cutoff: voltage\n", "env.cutoff", "'voltage' is not one of"),
+        ("env:\n  soc_limits: [0.1]\n", "env.soc_limits", "too short"),
+        ("env:\n  invalid_rules: [nope]\n", "env.invalid_rules[0]", "'nope' is not one of"),
+        ("reward:\n  switch_penalty: lots\n", "reward.switch_penalty", '"auto"'),
+        ("reward:\n  switch_penalty: -1.0\n", "reward.switch_penalty", "not valid"),
+        ("seeds: []\n", "seeds", "should be non-empty"),
+        ("profiles:\n  train: uphill\n", "profiles.train", "'uphill' is not one of"),
+        ("training:\n  hyperparams:\n    dqn:\n      learning_rate: 1e-4\n",
+         "training.hyperparams.dqn.learning_rate", "write 1.0e-4"),
+        ("training:\n  hyperparams:\n    sac: {}\n", "training.hyperparams.sac", "unknown key"),
+    ],
+)
+def test_bad_value_is_one_line_naming_file_and_key(tmp_path, text, key, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {key}: "), message
+    assert fragment in message
+
+
+def test_top_level_not_a_mapping(tmp_path):
+    with pytest.raises(UserError, match=r"config\.yaml: the config must be a mapping"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path, "seeds: [1, 2\nalgos: [dqn]\n")
+    with pytest.raises(UserError, match=rf"^{path}, line \d+: not valid YAML"):
+        load_config(path)
+
+
+def test_duplicate_key_is_an_error(tmp_path):
+    path = write(tmp_path, "training:\n  n_envs: 8\nseeds: [1]\ntraining:\n  n_envs: 16\n")
+    with pytest.raises(UserError, match=rf"^{path}, line 4: not valid YAML: duplicate key 'training'$"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_files_have_no_duplicate_keys(name):
+    bconfig.schema()  # parsed with the duplicate-rejecting loader
+    bconfig.load_yaml((ROOT / "config" / name).read_text())
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="cannot read the config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_json_text():
+    cfg = load_config(json_text=json.dumps({"env": {"n_cells": 3}, "training": {"n_envs": 4}}))
+    assert cfg["env"]["n_cells"] == 3 and cfg["training"]["n_envs"] == 4
+    assert cfg["reward"]["offset"] == 4.0
+    with pytest.raises(UserError, match=r"^--config-json: training\.n_envs: 'x' is not of type 'integer'$"):
+        load_config(json_text='{"training": {"n_envs": "x"}}')
+    with pytest.raises(UserError, match=r"^--config-json: not valid JSON"):
+        load_config(json_text="{algos: }")
+    with pytest.raises(UserError, match="not both"):
+        load_config("config/config.yaml", json_text="{}")
+
+
+def _parser():
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    return parser
+
+
+def test_cli_options(tmp_path):
+    path = write(tmp_path, "seeds: [7]\n")
+    assert config_from_args(_parser().parse_args(["--config", str(path)]))["seeds"] == [7]
+    args = _parser().parse_args(["--config-json", '{"algos": ["ppo"]}'])
+    assert config_from_args(args)["algos"] == ["ppo"]
+    assert config_from_args(_parser().parse_args([])) == load_config()
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--config", str(path), "--config-json", "{}"])
+
+
+def test_task_kwargs_build_a_task():
+    from bmsrl.env import BalancingTask
+
+    cfg = load_config(json_text='{"env": {"invalid_rules": ["below_soc_min"], "init_soc": [0.3, 0.7]}, '
+                                '"reward": {"switch_penalty": 0.5}}')
+    kwargs = task_kwargs(cfg, "charge-rest-discharge", ocv_table=None)
+    assert kwargs["reward"]["switch_penalty"] == 0.5
+    assert kwargs["invalid_rules"] == ("below_soc_min",)
+    assert kwargs["init_soc"] == (0.3, 0.7)
+    assert kwargs["pack"]["soc_limits"] == (0.1, 0.9)
+    task = BalancingTask(n_packs=2, **kwargs)
+    assert task.profile.name == "charge-rest-discharge"
+    assert task.invalid_rules == ("below_soc_min",)
+    assert task.reward_weights.switch_penalty == 0.5
+    assert task.obs_size == 48
+
+
+def test_task_kwargs_auto_switch_penalty_and_tables(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ecm_params.csv here: the shipped table is used
+    kwargs = task_kwargs(load_config(), "discharge-rest-charge", ocv_table=tmp_path / "ocv.csv")
+    assert kwargs["reward"]["switch_penalty"] is None
+    assert kwargs["ecm_table"] is None
+    assert kwargs["ocv_table"] == str(tmp_path / "ocv.csv")
+    monkeypatch.chdir(ROOT)
+    assert task_kwargs(load_config(), "discharge-rest-charge")["ecm_table"] == "data/ecm_params.csv"
+
+
+def test_every_env_key_reaches_the_task():
+    """Each key of the env section is either a pack parameter or a task argument."""
+    env_keys = set(bconfig.schema()["properties"]["env"]["properties"])
+    assert env_keys == set(bconfig.PACK_KEYS) | set(bconfig.TASK_KEYS)

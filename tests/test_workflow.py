@@ -1,0 +1,315 @@
+"""Tests of the Snakemake workflow: the planned DAG, config validation at start-up, lint, a full run.
+
+Every test runs ``snakemake`` in a subprocess inside a temporary copy of the repository's
+``workflow/``, ``config/`` and ``data/`` (real files, not the symlinks), so nothing is written into
+the repository. The ``bmsrl`` on PATH is a shim that runs this checkout's ``src/``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = shutil.which("snakemake")
+
+pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
+
+POLICIES = ["dqn", "ppo", "no_balancing", "rule_based"]
+PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
+TRACE_PLOTS = ["soc", "switching", "voltage", "current"]
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    """A temporary copy of the workflow with a ``bmsrl`` shim running this checkout."""
+    for name in ("workflow", "config", "data"):
+        shutil.copytree((ROOT / name).resolve(), tmp_path / name, symlinks=False,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    assert not (tmp_path / "workflow" / "schemas" / "config.schema.yaml").is_symlink()
+    (tmp_path / "envs").mkdir()  # conda: directives point here (checked by --lint, not used without --sdm conda)
+    for env in (ROOT / "envs").iterdir():
+        shutil.copy2(env, tmp_path / "envs" / env.name)
+    bin_dir = tmp_path / ".bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "bmsrl"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bmsrl.cli "$@"\n')
+    shim.chmod(0o755)
+    return tmp_path
+
+
+def run(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PATH"] = f"{workdir / '.bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    env.pop("BMSRL_SOURCE", None)
+    return subprocess.run(
+        [SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run: rule -> number of jobs (without the total)."""
+    match = re.search(r"Job stats:\n(.*?)\ntotal\s+(\d+)", output, re.S)
+    assert match, f"no job stats in:\n{output}"
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", match[1], re.M)}
+    assert sum(counts.values()) == int(match[2])
+    return counts
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, int]:
+    result = run(workdir, "-n", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return job_counts(result.stdout + result.stderr)
+
+
+# ------------------------------------------------------------------------------- dry runs
+def test_default_config_plans_the_study(workdir):
+    assert dry_run(workdir) == {
+        "ocv": 1,
+        "train": 6,  # dqn, ppo x seeds 1, 2, 3
+        "evaluate": 24,  # (dqn, ppo, no_balancing, rule_based) x 2 profiles x 3 seeds
+        "aggregate": 1,
+        "plot_traces": 4,  # soc, switching, voltage, current
+        "plot_training": 1,
+        "plot_metrics": 1,
+        "all": 1,
+    }
+
+
+def test_one_figure_plans_only_what_it_needs(workdir):
+    counts = dry_run(workdir, "results/plots/soc.pdf")
+    assert counts == {"ocv": 1, "train": 6, "evaluate": 24, "plot_traces": 1}
+
+
+def test_ocv_plot_needs_no_training(workdir):
+    assert dry_run(workdir, "results/plots/ocv.pdf") == {"ocv": 1}
+
+
+def test_baseline_evaluation_needs_no_training(workdir):
+    target = "results/eval/rule_based/charge-rest-discharge/seed2/metrics.csv"
+    assert dry_run(workdir, target) == {"ocv": 1, "evaluate": 1}
+
+
+def test_config_override_changes_the_plan(workdir):
+    counts = dry_run(workdir, "--config", "seeds=[1,2]")
+    assert counts["train"] == 4 and counts["evaluate"] == 16
+    counts = dry_run(workdir, "--config", "algos=[ppo,trpo,ars]", "seeds=[5]")
+    assert counts["train"] == 3 and counts["evaluate"] == 5 * 2
+
+
+@pytest.mark.parametrize(
+    "configfile, train, evaluate",
+    [("config/quick.yaml", 2, 8), ("config/test.yaml", 4, 16)],
+)
+def test_shipped_configs_plan(workdir, configfile, train, evaluate):
+    counts = dry_run(workdir, "--configfile", configfile)
+    assert counts["train"] == train and counts["evaluate"] == evaluate
+    assert counts["aggregate"] == 1 and counts["plot_traces"] == 4
+
+
+def shell_commands(workdir: Path, *args: str) -> list[str]:
+    result = run(workdir, "-n", "-p", *args)
+    assert result.returncode == 0, result.stderr
+    return re.findall(r"^\s*Shell command:\s*(.+)$", result.stdout + result.stderr, re.M)
+
+
+def test_rule_commands_follow_the_cli_contracts(workdir):
+    commands = shell_commands(workdir)
+    train = [c for c in commands if " bmsrl train " in c]
+    assert len(train) == 6
+    dqn1 = next(c for c in train if "--algo dqn --seed 1 " in c)
+    assert dqn1.startswith("OMP_NUM_THREADS=1 ")
+    assert "--ocv-table results/ocv/ocv_processed.csv --out results/checkpoints/dqn_seed1" in dqn1
+    assert "--tensorboard results/runs/dqn_seed1 > results/logs/train/dqn_seed1.log 2>&1" in dqn1
+    agent = next(c for c in commands if "--policy ppo --profile charge-rest-discharge --seed 3 " in c)
+    assert "--model results/checkpoints/ppo_seed3/best_model.zip" in agent.replace("'", "")
+    baseline = next(c for c in commands if "--policy no_balancing --profile discharge-rest-charge --seed 2 " in c)
+    assert "--model" not in baseline
+    assert "--out results/eval/no_balancing/discharge-rest-charge/seed2 " in baseline
+    assert any(c.startswith("bmsrl ocv data/ocv_table.csv results/ocv/ocv_processed.csv --plot results/plots/ocv.pdf")
+               for c in commands)
+    assert any(c.startswith("bmsrl aggregate ") and "--out-csv results/tables/summary.csv "
+               "--out-md results/tables/summary.md" in c for c in commands)
+    assert any(c.startswith("bmsrl plot training --evaluations ") for c in commands)
+    assert any(c.startswith("bmsrl plot metrics --summary results/tables/summary.csv --out results/plots/metrics.pdf")
+               for c in commands)
+
+
+def _train_config(commands: list[str], algo: str, seed: int) -> str:
+    command = next(c for c in commands if f" bmsrl train " in c and f"--algo {algo} --seed {seed} " in c)
+    return re.search(r"--config-json '([^']*)'", command)[1]
+
+
+def test_each_job_gets_only_its_config_sections(workdir):
+    """Changing PPO's hyperparameters changes no DQN job's params (so Snakemake reruns no DQN job)."""
+    import json
+
+    base = shell_commands(workdir)
+    changed = shell_commands(workdir, "--config", "training={hyperparams: {ppo: {n_epochs: 3}}}")
+    assert _train_config(base, "dqn", 1) == _train_config(changed, "dqn", 1)
+    assert _train_config(base, "ppo", 1) != _train_config(changed, "ppo", 1)
+    cfg = json.loads(_train_config(base, "dqn", 2))
+    assert set(cfg) == {"ecm_table", "env", "reward", "profiles", "training"}
+    assert cfg["profiles"] == {"train": "discharge-rest-charge"}
+    assert cfg["training"]["total_steps"] == {"dqn": 8_000_000}
+    assert set(cfg["training"]["hyperparams"]) == {"dqn"}
+    rule_based = [c for c in base if "--policy rule_based " in c]
+    others = [c for c in base if " bmsrl evaluate " in c and "--policy rule_based " not in c]
+    assert all('"baselines"' in c for c in rule_based) and not any('"baselines"' in c for c in others)
+
+
+# ------------------------------------------------------------------------ bad input, lint
+def test_lint_is_clean(workdir):
+    result = run(workdir, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("algos=[foo]", "algos[0]: 'foo' is not one of ['dqn', 'ppo', 'a2c', 'trpo', 'ars']"),
+        ("seeds=[one]", "seeds[0]: 'one' is not of type 'integer'"),
+        ("training={n_envs: many}", "training.n_envs: 'many' is not of type 'integer'"),
+        ("trainig={n_envs: 8}", "Additional properties are not allowed ('trainig' was unexpected)"),
+    ],
+)
+def test_bad_config_fails_before_any_job(workdir, override, message):
+    result = run(workdir, "--cores", "1", "--config", override)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output
+    assert "invalid config" in output
+    assert not (workdir / "results").exists()
+
+
+def test_bad_configfile_value_fails(workdir):
+    path = workdir / "config" / "bad.yaml"
+    path.write_text((workdir / "config" / "test.yaml").read_text().replace("n_epochs: 2", "n_epochs: two"))
+    result = run(workdir, "-n", "--configfile", "config/bad.yaml")
+    assert result.returncode != 0
+    assert "training.hyperparams.ppo.n_epochs: 'two' is not of type 'integer'" in result.stdout + result.stderr
+
+
+def test_ocv_stage_runs_with_the_default_profile(workdir):
+    """No --cores: the workflow profile (workflow/profiles/default) provides it."""
+    result = run(workdir, "results/plots/ocv.pdf")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "workflow specific profile" in result.stderr
+    assert (workdir / "results/plots/ocv.pdf").read_bytes().startswith(b"%PDF")
+    processed = pd.read_csv(workdir / "results/ocv/ocv_processed.csv")
+    assert list(processed.columns) == ["soc", "ocv_v"]
+    assert (workdir / "results/logs/ocv.log").exists()
+    assert (workdir / "results/benchmarks/ocv.tsv").exists()
+
+
+def test_bad_ocv_table_fails_with_its_message(workdir):
+    (workdir / "bad_ocv.csv").write_text("soc,ocv_v\n0.0,3.2\n0.5,abc\n1.0,4.2\n")
+    # targets go before --config, which takes every following word as a key=value pair
+    result = run(workdir, "results/ocv/ocv_processed.csv", "--cores", "1", "--config", "ocv_table=bad_ocv.csv")
+    assert result.returncode != 0
+    log = (workdir / "results/logs/ocv.log").read_text()
+    assert "bad_ocv.csv" in log and "line 3" in log, log
+    assert log in result.stdout + result.stderr  # show-failed-logs: the message reaches the terminal
+    assert not (workdir / "results/ocv/ocv_processed.csv").exists()
+
+
+def test_conda_envs_cover_the_dependencies():
+    """Each envs/*.yaml parses; rl.yaml holds every runtime dependency of pyproject.toml."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in deps} - {"snakemake"}
+    names = {"pytorch" if n == "torch" else n for n in names}
+    for env_name in ("core", "rl"):
+        env = yaml.safe_load((ROOT / "envs" / f"{env_name}.yaml").read_text())
+        assert env["channels"] == ["conda-forge", "nodefaults"]
+        assert (ROOT / "envs" / f"{env_name}.post-deploy.sh").exists()
+    rl = yaml.safe_load((ROOT / "envs" / "rl.yaml").read_text())
+    conda_names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in rl["dependencies"] if isinstance(d, str)}
+    conda_names |= {"matplotlib"} if "matplotlib-base" in conda_names else set()
+    assert names <= conda_names, names - conda_names
+
+
+# ---------------------------------------------------------------------------- full DAG run
+def _check_pdf(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF"), path
+    assert b"%%EOF" in data[-1024:], path
+
+
+def _check_numeric_finite(frame: pd.DataFrame, path: Path, allow_nan=()) -> None:
+    numeric = frame.select_dtypes("number")
+    assert not numeric.empty, path
+    for column in numeric:
+        if any(a in column for a in allow_nan):
+            continue
+        assert np.isfinite(numeric[column].to_numpy(dtype=float)).all(), f"{path}: column {column}"
+
+
+@pytest.mark.workflow
+def test_full_dag_on_the_test_config(workdir):
+    """Needs every verb (train, evaluate, aggregate, plot) implemented: the whole DAG on 2 cores."""
+    result = run(workdir, "--configfile", "config/test.yaml", "--cores", "2", timeout=900)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    r = workdir / "results"
+    cfg = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    seeds, n_cells = cfg["seeds"], cfg["env"]["n_cells"]
+
+    _check_pdf(r / "plots" / "ocv.pdf")
+    assert list(pd.read_csv(r / "ocv" / "ocv_processed.csv").columns) == ["soc", "ocv_v"]
+
+    for algo in cfg["algos"]:
+        for seed in seeds:
+            folder = r / "checkpoints" / f"{algo}_seed{seed}"
+            for name in ("best_model.zip", "final_model.zip"):
+                assert (folder / name).read_bytes()[:2] == b"PK", folder / name  # a zip archive
+            with np.load(folder / "evaluations.npz") as npz:
+                assert {"timesteps", "results"} <= set(npz.files)
+                assert len(npz["timesteps"]) >= 1 and np.isfinite(npz["results"]).all()
+            assert (r / "runs" / f"{algo}_seed{seed}").is_dir()  # TensorBoard logs
+
+    for policy in POLICIES:
+        for profile in PROFILES:
+            for seed in seeds:
+                folder = r / "eval" / policy / profile / f"seed{seed}"
+                traces = pd.read_csv(folder / "traces.csv")
+                assert len(traces) > 10
+                columns = " ".join(traces.columns).lower()
+                assert "time" in columns and "phase" in columns
+                for quantity in ("soc", "volt", "current", "switch", "shunt"):
+                    assert sum(quantity in c.lower() for c in traces.columns) >= n_cells, (folder, quantity)
+                _check_numeric_finite(traces, folder / "traces.csv")
+                metrics = pd.read_csv(folder / "metrics.csv")
+                assert len(metrics) == cfg["evaluation"]["episodes"], folder
+                metric_columns = " ".join(metrics.columns).lower()
+                for quantity in ("capacity", "variance", "switch", "energy", "balance"):
+                    assert quantity in metric_columns, (folder, quantity)
+                _check_numeric_finite(metrics, folder / "metrics.csv", allow_nan=("time_to_balance", "balance_time"))
+
+    summary = pd.read_csv(r / "tables" / "summary.csv")
+    assert {"policy", "profile"} <= set(summary.columns)
+    assert {(p, q) for p in POLICIES for q in PROFILES} <= set(zip(summary["policy"], summary["profile"]))
+    assert (r / "tables" / "summary.md").read_text().strip()
+    for kind in TRACE_PLOTS + ["training_curves", "metrics"]:
+        _check_pdf(r / "plots" / f"{kind}.pdf")
+    assert any((r / "logs").rglob("*.log")) and any((r / "benchmarks").rglob("*.tsv"))
+
+    again = run(workdir, "--configfile", "config/test.yaml", "-n")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
+
+    report = run(workdir, "--configfile", "config/test.yaml", "--report", "results/report.html", timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (r / "report.html").stat().st_size > 0

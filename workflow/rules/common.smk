@@ -1,0 +1,185 @@
+# Shared definitions: config validation, output paths, per-rule config sections.
+
+import json
+import os
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+SCHEMA = "../schemas/config.schema.yaml"
+
+
+def _coerce_cli_strings(value, schema, root):
+    """Turn the strings of ``--config key=value`` into the numbers the schema expects, in place.
+
+    Snakemake parses a ``--config`` value that is not a plain number with YAML's base loader, so
+    ``seeds=[1,2]`` arrives as ``["1", "2"]``. Only strings that parse cleanly are converted.
+    """
+    while "$ref" in schema and schema["$ref"].startswith("#/$defs/"):
+        target = root["$defs"][schema["$ref"].removeprefix("#/$defs/")]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    kind = schema.get("type")
+    if isinstance(value, dict) and kind == "object":
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                value[key] = _coerce_cli_strings(value[key], sub, root)
+    elif isinstance(value, list) and kind == "array" and isinstance(schema.get("items"), dict):
+        value[:] = [_coerce_cli_strings(v, schema["items"], root) for v in value]
+    elif isinstance(value, str):
+        kinds = [kind] + [alt.get("type") for alt in schema.get("anyOf", [])]
+        for want, parse in (("integer", int), ("number", float)):
+            if want in kinds:
+                try:
+                    return parse(value)
+                except ValueError:
+                    pass
+    return value
+
+
+def validate_config(config):
+    """Validate ``config`` at start-up, before any job runs, filling every missing key (nested
+    objects included) with its schema default; a bad value is one error naming its key path."""
+    import jsonschema
+    import yaml
+
+    with open(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")) as f:
+        schema = yaml.safe_load(f)
+    _coerce_cli_strings(config, schema, schema)
+    try:
+        validate(config, SCHEMA)
+    except WorkflowError as exc:
+        error = exc.__context__  # snakemake.utils.validate raises from its ValidationError
+        if not isinstance(error, jsonschema.ValidationError):
+            raise
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        raise WorkflowError(
+            f"invalid config (config file and --config): {where.lstrip('.') or 'top level'}: {error.message}"
+        ) from None
+
+
+validate_config(config)
+
+# Conda envs install this package from its source tree in their post-deploy script
+# (envs/*.post-deploy.sh), which reads the location from here.
+os.environ.setdefault("BMSRL_SOURCE", str(Path(workflow.basedir).parent.resolve()))
+
+ALGOS = ["dqn", "ppo", "a2c", "trpo", "ars"]
+BASELINES = ["no_balancing", "rule_based"]
+PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
+TRACE_PLOTS = ["soc", "switching", "voltage", "current"]
+
+
+wildcard_constraints:
+    algo="|".join(ALGOS),
+    policy="|".join(ALGOS + BASELINES),
+    profile="|".join(PROFILES),
+    seed=r"\d+",
+    kind="|".join(TRACE_PLOTS),
+
+
+# --------------------------------------------------------------------------------------- paths
+# Every output lands under results/ (relative to the working directory).
+OCV_PROCESSED = "results/ocv/ocv_processed.csv"
+OCV_PLOT = "results/plots/ocv.pdf"
+CHECKPOINT_DIR = "results/checkpoints/{algo}_seed{seed}"
+RUN_DIR = "results/runs/{algo}_seed{seed}"
+EVAL_DIR = "results/eval/{policy}/{profile}/seed{seed}"
+SUMMARY_CSV = "results/tables/summary.csv"
+SUMMARY_MD = "results/tables/summary.md"
+LOGS = "results/logs"
+BENCHMARKS = "results/benchmarks"
+
+#: policies evaluated: the trained algorithms, then the baselines
+POLICIES = list(config["algos"]) + BASELINES
+
+
+def trained_models():
+    return expand(f"{CHECKPOINT_DIR}/best_model.zip", algo=config["algos"], seed=config["seeds"])
+
+
+def training_evaluations():
+    return expand(f"{CHECKPOINT_DIR}/evaluations.npz", algo=config["algos"], seed=config["seeds"])
+
+
+def eval_files(name):
+    """``name`` (traces.csv or metrics.csv) of every policy x evaluation profile x seed."""
+    return expand(
+        f"{EVAL_DIR}/{name}",
+        policy=POLICIES,
+        profile=config["profiles"]["evaluate"],
+        seed=config["seeds"],
+    )
+
+
+ALL_OUTPUTS = [
+    OCV_PLOT,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+    expand("results/plots/{kind}.pdf", kind=TRACE_PLOTS),
+    "results/plots/training_curves.pdf",
+    "results/plots/metrics.pdf",
+]
+
+
+# ------------------------------------------------------------------- per-rule config sections
+def stage_json(*sections, algo=None):
+    """The config sections a rule needs, as a JSON string for ``bmsrl VERB --config-json``.
+
+    ``sections`` are top-level keys or dotted paths (``"profiles.train"``). With ``algo``, the
+    ``training`` section keeps only that algorithm's ``total_steps`` and ``hyperparams``. Snakemake
+    reruns a job when its params change, so each job sees only the sections it depends on; changing PPO's
+    hyperparameters does not rerun DQN, and changing the rule-based baseline reruns only its jobs.
+    The verb fills every left-out key with its default.
+    """
+    out = {}
+    for section in sections:
+        keys = section.split(".")
+        src, dst = config, out
+        for key in keys[:-1]:
+            src = src[key]
+            dst = dst.setdefault(key, {})
+        value = src[keys[-1]]
+        if keys == ["training"] and algo is not None:
+            value = dict(value)
+            value["total_steps"] = {algo: value["total_steps"][algo]}
+            value["hyperparams"] = {algo: value["hyperparams"][algo]}
+        dst[keys[-1]] = value
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+def train_runtime_min(wildcards):
+    """Minutes for one training job: total_steps at a worst-case 2000 env-steps/s, +25 %, +10 min."""
+    steps = config["training"]["total_steps"][wildcards.algo]
+    return int(steps / 2000 / 60 * 1.25) + 10
+
+
+def train_mem_mb(wildcards):
+    """torch + SB3 (about 2 GB) plus the DQN replay buffer (obs and next obs, 48 float32 each)."""
+    buffer = config["training"]["hyperparams"][wildcards.algo].get("buffer_size", 0)
+    return 2048 + int(buffer * 2 * 48 * 4 / 1e6)
+
+
+# ------------------------------------------------------------------- helpers of evaluate
+def evaluate_inputs(wildcards):
+    inputs = {"ocv": OCV_PROCESSED, "ecm": config["ecm_table"]}
+    if wildcards.policy in ALGOS:
+        inputs["model"] = f"results/checkpoints/{wildcards.policy}_seed{wildcards.seed}/best_model.zip"
+    return inputs
+
+
+def evaluate_config(wildcards):
+    sections = ["ecm_table", "env", "reward", "evaluation"]
+    if wildcards.policy == "rule_based":
+        sections.append("baselines")
+    return stage_json(*sections)
+
+
+def evaluate_model_option(wildcards, input):
+    return f"--model '{input.model}'" if "model" in input.keys() else ""
+
+
+def evaluate_env(wildcards):
+    """Trained agents need torch and SB3; the baselines run in the lighter core env."""
+    return "../../envs/rl.yaml" if wildcards.policy in ALGOS else "../../envs/core.yaml"

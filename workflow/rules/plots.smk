@@ -1,0 +1,73 @@
+rule plot_traces:
+    """SoC, switching, voltage or current traces of every policy on both evaluation profiles."""
+    input:
+        eval_files("traces.csv"),
+    output:
+        report(
+            "results/plots/{kind}.pdf",
+            caption="../report/traces.rst",
+            category="2. Evaluation traces",
+            labels={"figure": "{kind}"},
+        ),
+    log:
+        f"{LOGS}/plots/{{kind}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plots/{{kind}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=15,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl plot {wildcards.kind} --traces {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule plot_training:
+    """Evaluation return during training, mean and CI over seeds, per algorithm."""
+    input:
+        training_evaluations(),
+    output:
+        report(
+            "results/plots/training_curves.pdf",
+            caption="../report/training_curves.rst",
+            category="4. Training",
+            labels={"figure": "training curves"},
+        ),
+    log:
+        f"{LOGS}/plots/training_curves.log",
+    benchmark:
+        f"{BENCHMARKS}/plots/training_curves.tsv"
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl plot training --evaluations {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule plot_metrics:
+    """The summary table as bars with 95 % confidence intervals."""
+    input:
+        SUMMARY_CSV,
+    output:
+        report(
+            "results/plots/metrics.pdf",
+            caption="../report/metrics.rst",
+            category="3. Summary",
+            labels={"figure": "metrics"},
+        ),
+    log:
+        f"{LOGS}/plots/metrics.log",
+    benchmark:
+        f"{BENCHMARKS}/plots/metrics.tsv"
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl plot metrics --summary {input:q} --out {output:q} > {log:q} 2>&1"
