@@ -7,10 +7,13 @@ The run reads top to bottom: config -> seeds and threads -> environments -> mode
 from the newest checkpoint in ``OUT/checkpoints``) -> callbacks -> learn -> ``final_model.zip``.
 
 Outputs in ``OUT``: ``best_model.zip`` (best mean evaluation return), ``final_model.zip``,
-``evaluations.npz`` (Stable-Baselines3 EvalCallback format), ``checkpoints/model_<steps>_steps.zip``
-(plus the DQN replay buffer of the newest one), ``run_config.json``; TensorBoard events in
-``--tensorboard``. A job killed half-way and started again continues from its newest checkpoint:
-the step count, the evaluation history and (for DQN) the replay buffer carry on.
+``evaluations.npz`` (Stable-Baselines3 EvalCallback format), ``run_config.json``; TensorBoard events
+in ``--tensorboard``. The three model/evaluation files appear only when training has finished;
+until then their working copies live in ``OUT/checkpoints/`` beside the periodic
+``model_<steps>_steps.zip`` (and the DQN replay buffer, the reward normalizer). A job killed
+half-way and started again continues from its newest checkpoint: the step count, the evaluation
+history and (for DQN) the replay buffer carry on. Checkpoints of a run with different settings
+(``checkpoints/settings.json`` differs) are discarded rather than resumed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -128,16 +132,17 @@ def make_callbacks(cfg, out: Path, eval_env, n_envs: int, eval_seed: int, resume
                     self.logger.record_mean("rollout/final_soc_std_pct", 100.0 * float(np.std(info["soc"])))
             return True
 
+    work = out / "checkpoints"
     evaluation = SeededEvalCallback(
         eval_env,
         n_eval_episodes=training["eval_episodes"],
         eval_freq=max(training["eval_interval"] // n_envs, 1),
-        best_model_save_path=str(out),
-        log_path=str(out),
+        best_model_save_path=str(work),
+        log_path=str(work),
         deterministic=True,
         verbose=1,
     )
-    previous = out / "evaluations.npz"
+    previous = work / "evaluations.npz"
     if resume_steps and previous.exists():  # carry the evaluation history over a restart
         with np.load(previous) as old:
             keep = old["timesteps"] <= resume_steps
@@ -146,7 +151,7 @@ def make_callbacks(cfg, out: Path, eval_env, n_envs: int, eval_seed: int, resume
             evaluation.evaluations_length = [list(r) for r in old["ep_lengths"][keep]]
             if keep.any():
                 evaluation.best_mean_reward = float(np.max(old["results"][keep].mean(axis=1)))
-    checkpoint = AtomicCheckpoint(out / "checkpoints", training["checkpoint_interval"])
+    checkpoint = AtomicCheckpoint(work, training["checkpoint_interval"])
     return CallbackList([evaluation, checkpoint, EpisodeStats()])
 
 
@@ -171,7 +176,10 @@ def train(
     hyperparams = dict(training["hyperparams"].get(algo, {}))
     profile = profile or cfg["profiles"]["train"]
     seed_everything(seed, training["torch_threads"])
-    out.mkdir(parents=True, exist_ok=True)
+    work = out / "checkpoints"
+    _discard_stale_checkpoints(work, {"algo": algo, "seed": seed, "profile": profile, "n_envs": n_envs,
+                                      "hyperparams": hyperparams, "env": cfg["env"], "reward": cfg["reward"],
+                                      "ocv_table": ocv_table})  # fmt: skip
 
     # Environments: training packs seeded from the run seed; evaluation packs from a disjoint range.
     # VecMonitor sits inside VecNormalize, so logged episode returns are the raw ones. Returns of
@@ -184,19 +192,19 @@ def train(
         gamma = hyperparams.get("gamma", 0.99)
         env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=gamma)
         eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
-        stats = out / "checkpoints" / "vecnormalize.pkl"
-        if stats.exists() and newest_checkpoint(out / "checkpoints") is not None:
+        stats = work / "vecnormalize.pkl"
+        if stats.exists() and newest_checkpoint(work) is not None:
             env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
     env.seed(seed)
     eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + 500
 
     # Model: resumed from the newest checkpoint, or new.
-    resume = newest_checkpoint(out / "checkpoints")
+    resume = newest_checkpoint(work)
     if resume is not None:
         path, steps = resume
         print(f"resuming from {path} ({steps} env steps done)", flush=True)
         model = algo_class.load(path, env=env, tensorboard_log=str(tensorboard) if tensorboard else None)
-        buffer = out / "checkpoints" / "replay_buffer.pkl"
+        buffer = work / "replay_buffer.pkl"
         if hasattr(model, "load_replay_buffer") and buffer.exists():
             model.load_replay_buffer(buffer)
     else:
@@ -225,10 +233,26 @@ def train(
     final = out / "final_model.zip"
     with atomic_output(final) as tmp, open(tmp, "wb") as handle:
         model.save(handle)
+    for name in ("best_model.zip", "evaluations.npz"):  # publish the working copies
+        with atomic_output(out / name) as tmp:
+            shutil.copyfile(work / name, tmp)
     steps = int(model.num_timesteps) - done_steps
     print(f"trained {algo} seed {seed}: {steps} env steps in {elapsed:.1f} s "
           f"({steps / max(elapsed, 1e-9):,.0f} env-steps/s); total {model.num_timesteps}", flush=True)
     return final
+
+
+def _discard_stale_checkpoints(work: Path, settings: dict) -> None:
+    """Keep ``work`` only if its checkpoints were made with ``settings``; record them."""
+    record = work / "settings.json"
+    text = json.dumps(settings, sort_keys=True, default=str)
+    if work.exists() and (not record.exists() or record.read_text() != text):
+        print(f"settings changed since the checkpoints in {work} were written: starting afresh", flush=True)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not record.exists():
+        with atomic_output(record) as tmp:
+            tmp.write_text(text)
 
 
 def resolve_ocv_table(cli_value: str | None, cfg: dict) -> str | None:
