@@ -294,7 +294,7 @@ def test_full_dag_on_the_test_config(workdir):
                 metrics = pd.read_csv(folder / "metrics.csv")
                 assert len(metrics) == cfg["evaluation"]["episodes"], folder
                 metric_columns = " ".join(metrics.columns).lower()
-                for quantity in ("capacity", "variance", "switch", "energy", "balance"):
+                for quantity in ("capacity", "soc_var", "switch", "energy", "balance"):
                     assert quantity in metric_columns, (folder, quantity)
                 _check_numeric_finite(metrics, folder / "metrics.csv", allow_nan=("time_to_balance", "balance_time"))
 
