@@ -84,7 +84,7 @@ def test_killed_training_resumes_from_its_newest_checkpoint(tmp_path):
 
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert f"resuming from" in second.stdout and f"({done} env steps done)" in second.stdout
+    assert "resuming from" in second.stdout and f"({done} env steps done)" in second.stdout
     from stable_baselines3 import DQN
 
     model = DQN.load(out / "final_model.zip")

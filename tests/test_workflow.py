@@ -7,7 +7,6 @@ the repository. The ``bmsrl`` on PATH is a shim that runs this checkout's ``src/
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -147,7 +146,7 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
 
 
 def _train_config(commands: list[str], algo: str, seed: int) -> str:
-    command = next(c for c in commands if f" bmsrl train " in c and f"--algo {algo} --seed {seed} " in c)
+    command = next(c for c in commands if " bmsrl train " in c and f"--algo {algo} --seed {seed} " in c)
     return re.search(r"--config-json '([^']*)'", command)[1]
 
 

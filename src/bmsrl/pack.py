@@ -24,7 +24,7 @@ maximum duration, and a phase that ends at a cell limit ends at the first sub-st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numba
 import numpy as np
