@@ -32,7 +32,7 @@ def test_defaults_are_the_study_config():
     assert defaults["env"]["n_cells"] == 5
     assert defaults["reward"]["switch_penalty"] == "auto"
     assert defaults["training"]["total_steps"] == {
-        "dqn": 8_000_000, "ppo": 15_000_000, "a2c": 15_000_000, "trpo": 15_000_000, "ars": 15_000_000,
+        "dqn": 8_000_000, "ppo": 15_000_000, "maskable_ppo": 15_000_000, "a2c": 15_000_000, "trpo": 15_000_000, "ars": 15_000_000,
     }
     assert defaults["training"]["hyperparams"]["dqn"]["learning_rate"] == pytest.approx(1e-4)
     assert defaults["training"]["hyperparams"]["ppo"]["gamma"] == pytest.approx(0.995)

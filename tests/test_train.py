@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -19,12 +20,13 @@ from bmsrl.cli import main
 SMALL = {
     "training": {
         "n_envs": 8,
-        "total_steps": {"ppo": 3000, "dqn": 3000},
+        "total_steps": {"ppo": 3000, "dqn": 3000, "maskable_ppo": 3000},
         "eval_interval": 1000,
         "eval_episodes": 2,
         "checkpoint_interval": 1000,
         "hyperparams": {
             "ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 2},
+            "maskable_ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 2},
             "dqn": {"learning_starts": 500, "buffer_size": 5000, "gradient_steps": 2, "batch_size": 64},
         },
     },
@@ -51,6 +53,22 @@ def test_train_writes_models_evaluations_and_is_seeded(tmp_path, algo):
             finals.append(ev["results"].copy())
         assert json.loads((out / "run_config.json").read_text())["seed"] == 3
     np.testing.assert_array_equal(*finals)  # same seed, same evaluation returns
+
+
+def test_maskable_ppo_never_takes_an_invalid_action(tmp_path):
+    """MaskablePPO reads the env's action masks in training and in evaluation: a barely trained
+    (near-uniform) policy would pick an invalid action in about half the discharging steps."""
+    cfg = write_config(tmp_path, SMALL)
+    out = tmp_path / "m"
+    assert main(["train", "--config", str(cfg), "--algo", "maskable_ppo", "--seed", "2", "--out", str(out)]) == 0
+    for profile in ("discharge-rest-charge", "charge-rest-discharge"):
+        ev = tmp_path / profile
+        assert main(["evaluate", "--config", str(cfg), "--policy", "maskable_ppo", "--profile", profile,
+                     "--seed", "2", "--model", str(out / "final_model.zip"), "--out", str(ev)]) == 0  # fmt: skip
+        metrics = pd.read_csv(ev / "metrics.csv")
+        assert (metrics["invalid_actions"] == 0).all()
+        traces = pd.read_csv(ev / "traces.csv")
+        assert traces.filter(like="switch_").to_numpy().any()  # it does close shunts
 
 
 def test_missing_ocv_table_is_one_clear_error(tmp_path, capsys):

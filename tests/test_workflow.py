@@ -178,7 +178,7 @@ def test_lint_is_clean(workdir):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("algos=[foo]", "algos[0]: 'foo' is not one of ['dqn', 'ppo', 'a2c', 'trpo', 'ars']"),
+        ("algos=[foo]", "algos[0]: 'foo' is not one of ['dqn', 'ppo', 'maskable_ppo', 'a2c', 'trpo', 'ars']"),
         ("seeds=[one]", "seeds[0]: 'one' is not of type 'integer'"),
         ("training={n_envs: many}", "training.n_envs: 'many' is not of type 'integer'"),
         ("trainig={n_envs: 8}", "Additional properties are not allowed ('trainig' was unexpected)"),

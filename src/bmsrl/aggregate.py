@@ -64,7 +64,7 @@ HEADLINE: dict[str, bool] = {
     "shunt_energy_wh": False,
 }
 BASELINES: tuple[str, ...] = ("no_balancing", "rule_based")
-ALGORITHMS: tuple[str, ...] = ("dqn", "ppo", "a2c", "trpo", "ars")
+ALGORITHMS: tuple[str, ...] = ("dqn", "ppo", "maskable_ppo", "a2c", "trpo", "ars")
 
 #: The study's headline improvements (abstract of "Reinforcement learning for battery energy
 #: management: a new balancing approach for Li-ion battery packs", Results in Engineering 2024), [%].

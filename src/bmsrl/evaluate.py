@@ -13,6 +13,7 @@ state) and ``metrics.csv`` (one row per episode; DESIGN.md §4).
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,13 @@ def run_episode(env: PassiveBalancingEnv, policy, eval_seed: int) -> tuple[list[
     current_a = float(env.task.sim.pack_current_now_a()[0])  # the first phase's, shunts open
     records = [dict(info, pack_current_a=current_a, cell_current_a=np.full_like(info["soc"], current_a),
                     reward=0.0, switch_changes=0, invalid_action=False)]  # fmt: skip
+    masked = "action_masks" in inspect.signature(policy.predict).parameters  # MaskablePPO
     terminated = truncated = False
     while not (terminated or truncated):
-        action, _ = policy.predict(obs, deterministic=True)
+        if masked:
+            action, _ = policy.predict(obs, deterministic=True, action_masks=env.action_masks())
+        else:
+            action, _ = policy.predict(obs, deterministic=True)
         obs, reward, terminated, truncated, info = env.step(int(action))
         records.append(dict(info, reward=reward))
     return records, terminated

@@ -64,12 +64,12 @@ STYLE: dict[str, object] = {
 
 #: One colour per policy, the same in every figure (tab10 / Okabe-Ito-like hues).
 POLICY_COLORS: dict[str, str] = {
-    "dqn": "#1f77b4", "ppo": "#ff7f0e", "a2c": "#2ca02c", "trpo": "#9467bd", "ars": "#8c564b",
+    "dqn": "#1f77b4", "ppo": "#ff7f0e", "maskable_ppo": "#e377c2", "a2c": "#2ca02c", "trpo": "#9467bd", "ars": "#8c564b",
     "rule_based": "#d62728", "no_balancing": "#4d4d4d",
 }
-_SPARE_COLORS = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78")
+_SPARE_COLORS = ("#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78")
 POLICY_LABELS: dict[str, str] = {
-    "dqn": "DQN", "ppo": "PPO", "a2c": "A2C", "trpo": "TRPO", "ars": "ARS",
+    "dqn": "DQN", "ppo": "PPO", "maskable_ppo": "Maskable PPO", "a2c": "A2C", "trpo": "TRPO", "ars": "ARS",
     "rule_based": "Rule-based", "no_balancing": "No balancing",
 }
 #: Cell colours, cell 1 first (viridis samples: ordered, colour-blind safe, print to grey).

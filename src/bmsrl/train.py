@@ -35,10 +35,21 @@ from bmsrl.config import add_config_arguments, config_from_args, task_kwargs
 from bmsrl.errors import UserError
 from bmsrl.tables import atomic_output
 
-ALGOS = ("dqn", "ppo", "a2c", "trpo", "ars")
+#: algorithm name -> (module, class). ``maskable_ppo`` is PPO that never samples an invalid action:
+#: it reads the env's ``action_masks()`` (the invalid-action rules) at every step.
+_CLASSES = {
+    "dqn": ("stable_baselines3", "DQN"),
+    "ppo": ("stable_baselines3", "PPO"),
+    "maskable_ppo": ("sb3_contrib", "MaskablePPO"),
+    "a2c": ("stable_baselines3", "A2C"),
+    "trpo": ("sb3_contrib", "TRPO"),
+    "ars": ("sb3_contrib", "ARS"),
+}
+ALGOS = tuple(_CLASSES)
 #: algorithms whose optimizer is torch's Adam, which takes ``fused=True`` on the CPU
-_ADAM_ALGOS = ("dqn", "ppo", "trpo")
-_ON_POLICY = ("ppo", "a2c", "trpo")
+_ADAM_ALGOS = ("dqn", "ppo", "maskable_ppo", "trpo")
+_ON_POLICY = ("ppo", "maskable_ppo", "a2c", "trpo")
+_MASKED = ("maskable_ppo",)
 _CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip$")
 
 
@@ -46,13 +57,10 @@ def algorithm_class(algo: str):
     """The Stable-Baselines3 / sb3-contrib class for ``algo``."""
     if algo not in ALGOS:
         raise UserError(f"unknown algorithm {algo!r}; choose one of {list(ALGOS)}")
-    if algo in ("trpo", "ars"):
-        import sb3_contrib
+    import importlib
 
-        return getattr(sb3_contrib, algo.upper())
-    import stable_baselines3
-
-    return getattr(stable_baselines3, algo.upper())
+    module, name = _CLASSES[algo]
+    return getattr(importlib.import_module(module), name)
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:
@@ -77,9 +85,15 @@ def newest_checkpoint(folder: Path) -> tuple[Path, int] | None:
     return path, steps
 
 
-def make_callbacks(cfg, out: Path, eval_env, n_envs: int, eval_seed: int, resume_steps: int):
-    """Evaluation (best model + evaluations.npz), atomic checkpoints, episode statistics."""
+def make_callbacks(cfg, out: Path, eval_env, n_envs: int, eval_seed: int, resume_steps: int, masked: bool = False):
+    """Evaluation (best model + evaluations.npz), atomic checkpoints, episode statistics.
+
+    ``masked``: evaluate with the env's action masks (MaskablePPO), as the agent acts in training.
+    """
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
+
+    if masked:
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as EvalCallback
 
     training = cfg["training"]
 
@@ -219,7 +233,7 @@ def train(
     done_steps = int(model.num_timesteps)
     _write_run_config(out / "run_config.json", cfg, algo, seed, profile, hyperparams, n_envs, total_steps)
 
-    callbacks = make_callbacks(cfg, out, eval_env, n_envs, eval_seed, done_steps)
+    callbacks = make_callbacks(cfg, out, eval_env, n_envs, eval_seed, done_steps, masked=algo in _MASKED)
     start = time.perf_counter()
     if done_steps < total_steps:
         model.learn(

@@ -65,7 +65,7 @@ validate_config(config)
 # (envs/*.post-deploy.sh), which reads the location from here.
 os.environ.setdefault("BMSRL_SOURCE", str(Path(workflow.basedir).parent.resolve()))
 
-ALGOS = ["dqn", "ppo", "a2c", "trpo", "ars"]
+ALGOS = ["dqn", "ppo", "maskable_ppo", "a2c", "trpo", "ars"]
 BASELINES = ["no_balancing", "rule_based"]
 PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
 TRACE_PLOTS = ["soc", "switching", "voltage", "current"]
