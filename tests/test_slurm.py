@@ -6,8 +6,9 @@ Not run by a plain ``pytest`` (``-m "not slurm"`` in pyproject.toml's addopts). 
 
 A session fixture starts the cluster with ``cluster/local-slurm/start.sh`` (installing the Debian
 packages on first use) and stops it with ``stop.sh`` at the end. The tests reuse the temporary
-workflow copy and the snakemake runner of tests/test_workflow.py. No conda: the jobs run the
-``bmsrl`` on PATH, on the same machine and with the same Python.
+workflow copy (the ``workdir`` fixture of conftest.py) and the snakemake runner of
+workflow_support.py. No conda: the jobs run the ``bmsrl`` on PATH, on the same machine and with
+the same Python.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
-
-from test_workflow import ROOT, SNAKEMAKE, TRACE_PLOTS, _check_pdf, run, workdir  # noqa: F401 (fixture)
+from workflow_support import ROOT, SNAKEMAKE, TRACE_PLOTS, check_pdf, run, snakemake_env
 
 CLUSTER = ROOT / "cluster" / "local-slurm"
 
@@ -56,15 +55,6 @@ def slurm_cluster():
         subprocess.run(["bash", str(CLUSTER / "stop.sh")], capture_output=True, text=True, timeout=300)
 
 
-def _env(workdir: Path) -> dict[str, str]:
-    """The environment of test_workflow.run (the bmsrl shim first on PATH, this checkout's src/)."""
-    env = dict(os.environ)
-    env["PATH"] = f"{workdir / '.bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    env.pop("BMSRL_SOURCE", None)
-    return env
-
-
 def _slurm_jobs() -> list[tuple[str, str]]:
     """(job id, comment) of every job squeue knows; the plugin puts the rule name in the comment."""
     out = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], capture_output=True, text=True, timeout=30).stdout
@@ -85,7 +75,7 @@ def test_test_config_through_slurm(slurm_cluster, workdir):
 
     r = workdir / "results"
     for name in ["ocv", *TRACE_PLOTS, "training_curves", "metrics"]:  # rule all: every figure ...
-        _check_pdf(r / "plots" / f"{name}.pdf")
+        check_pdf(r / "plots" / f"{name}.pdf")
     assert (r / "tables" / "summary.csv").read_text().strip()  # ... and both tables
     assert (r / "tables" / "summary.md").read_text().strip()
     cfg = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
@@ -110,7 +100,7 @@ def test_cancelled_training_job_resumes_from_its_checkpoint(slurm_cluster, workd
     log = workdir / "results" / "logs" / "train" / "dqn_seed1.log"
 
     with open(workdir / "first_run.txt", "w") as out:
-        proc = subprocess.Popen(args, cwd=workdir, env=_env(workdir), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(args, cwd=workdir, env=snakemake_env(workdir), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + 600

@@ -1,67 +1,33 @@
 """Tests of the Snakemake workflow: the planned DAG, config validation at start-up, lint, a full run.
 
 Every test runs ``snakemake`` in a subprocess inside a temporary copy of the repository's
-``workflow/``, ``config/`` and ``data/`` (real files, not the symlinks), so nothing is written into
-the repository. The ``bmsrl`` on PATH is a shim that runs this checkout's ``src/``.
+``workflow/``, ``config/`` and ``data/`` (real files, not the symlinks; the ``workdir`` fixture of
+conftest.py), so nothing is written into the repository. The ``bmsrl`` on PATH is a shim that runs
+this checkout's ``src/`` (workflow_support.py). The conda environments are checked in test_envs.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = shutil.which("snakemake")
+from workflow_support import SNAKEMAKE, TRACE_PLOTS, check_pdf, run
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
 
 POLICIES = ["dqn", "ppo", "no_balancing", "rule_based"]
 PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
-TRACE_PLOTS = ["soc", "switching", "voltage", "current"]
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path) -> Path:
-    """A temporary copy of the workflow with a ``bmsrl`` shim running this checkout."""
-    for name in ("workflow", "config", "data"):
-        shutil.copytree((ROOT / name).resolve(), tmp_path / name, symlinks=False,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    assert not (tmp_path / "workflow" / "schemas" / "config.schema.yaml").is_symlink()
-    (tmp_path / "envs").mkdir()  # conda: directives point here (checked by --lint, not used without --sdm conda)
-    for env in (ROOT / "envs").iterdir():
-        shutil.copy2(env, tmp_path / "envs" / env.name)
-    bin_dir = tmp_path / ".bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "bmsrl"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bmsrl.cli "$@"\n')
-    shim.chmod(0o755)
-    return tmp_path
-
-
-def run(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = f"{workdir / '.bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    env.pop("BMSRL_SOURCE", None)
-    return subprocess.run(
-        [SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def job_counts(output: str) -> dict[str, int]:
     """The "Job stats" table of a dry run: rule -> number of jobs (without the total)."""
-    match = re.search(r"Job stats:\n(.*?)\ntotal\s+(\d+)", output, re.S)
+    match = re.search(r"Job stats:\n(.*?)\ntotal\s+(\d+)", output, re.DOTALL)
     assert match, f"no job stats in:\n{output}"
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", match[1], re.M)}
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", match[1], re.MULTILINE)}
     assert sum(counts.values()) == int(match[2])
     return counts
 
@@ -120,7 +86,7 @@ def test_shipped_configs_plan(workdir, configfile, train, evaluate):
 def shell_commands(workdir: Path, *args: str) -> list[str]:
     result = run(workdir, "-n", "-p", *args)
     assert result.returncode == 0, result.stderr
-    return re.findall(r"^\s*Shell command:\s*(.+)$", result.stdout + result.stderr, re.M)
+    return re.findall(r"^\s*Shell command:\s*(.+)$", result.stdout + result.stderr, re.MULTILINE)
 
 
 def test_rule_commands_follow_the_cli_contracts(workdir):
@@ -224,30 +190,7 @@ def test_bad_ocv_table_fails_with_its_message(workdir):
     assert not (workdir / "results/ocv/ocv_processed.csv").exists()
 
 
-def test_conda_envs_cover_the_dependencies():
-    """Each envs/*.yaml parses; rl.yaml holds every runtime dependency of pyproject.toml."""
-    import tomllib
-
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in deps} - {"snakemake"}
-    names = {"pytorch" if n == "torch" else n for n in names}
-    for env_name in ("core", "rl"):
-        env = yaml.safe_load((ROOT / "envs" / f"{env_name}.yaml").read_text())
-        assert env["channels"] == ["conda-forge", "nodefaults"]
-        assert (ROOT / "envs" / f"{env_name}.post-deploy.sh").exists()
-    rl = yaml.safe_load((ROOT / "envs" / "rl.yaml").read_text())
-    conda_names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in rl["dependencies"] if isinstance(d, str)}
-    conda_names |= {"matplotlib"} if "matplotlib-base" in conda_names else set()
-    assert names <= conda_names, names - conda_names
-
-
 # ---------------------------------------------------------------------------- full DAG run
-def _check_pdf(path: Path) -> None:
-    data = path.read_bytes()
-    assert data.startswith(b"%PDF"), path
-    assert b"%%EOF" in data[-1024:], path
-
-
 def _check_numeric_finite(frame: pd.DataFrame, path: Path, allow_nan=()) -> None:
     numeric = frame.select_dtypes("number")
     assert not numeric.empty, path
@@ -266,7 +209,7 @@ def test_full_dag_on_the_test_config(workdir):
     cfg = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     seeds, n_cells = cfg["seeds"], cfg["env"]["n_cells"]
 
-    _check_pdf(r / "plots" / "ocv.pdf")
+    check_pdf(r / "plots" / "ocv.pdf")
     assert list(pd.read_csv(r / "ocv" / "ocv_processed.csv").columns) == ["soc", "ocv_v"]
 
     for algo in cfg["algos"]:
@@ -302,7 +245,7 @@ def test_full_dag_on_the_test_config(workdir):
     assert {(p, q) for p in POLICIES for q in PROFILES} <= set(zip(summary["policy"], summary["profile"]))
     assert (r / "tables" / "summary.md").read_text().strip()
     for kind in TRACE_PLOTS + ["training_curves", "metrics"]:
-        _check_pdf(r / "plots" / f"{kind}.pdf")
+        check_pdf(r / "plots" / f"{kind}.pdf")
     assert any((r / "logs").rglob("*.log")) and any((r / "benchmarks").rglob("*.tsv"))
 
     again = run(workdir, "--configfile", "config/test.yaml", "-n")
