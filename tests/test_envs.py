@@ -607,7 +607,7 @@ def test_the_checker_sees_the_workflow(analysis):
     assert not problems
     envs = {key: job.env.name for key, job in jobs.items()}
     policy = {f"{k[1][0][1]}": v for k, v in envs.items() if k[0] == "evaluate"}
-    assert policy == {"dqn": "rl.yaml", "ppo": "rl.yaml", "a2c": "rl.yaml", "trpo": "rl.yaml", "ars": "rl.yaml",
+    assert policy == {"dqn": "rl.yaml", "ppo": "rl.yaml", "maskable_ppo": "rl.yaml", "a2c": "rl.yaml", "trpo": "rl.yaml", "ars": "rl.yaml",
                       "no_balancing": "core.yaml", "rule_based": "core.yaml"}  # fmt: skip
     assert {k[0]: v for k, v in envs.items() if k[0] != "evaluate"} == {
         "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml",
@@ -689,8 +689,7 @@ def _edit(path: Path, old: str, new: str) -> None:
         pytest.param(
             "workflow/rules/common.smk", '"../../envs/rl.yaml" if wildcards.policy in ALGOS',
             '"../../envs/rl.yaml" if wildcards.policy in BASELINES',
-            "rule evaluate (policy=dqn): runs in core.yaml, which lacks pytorch "
-            "(needed by src/bmsrl/train.py:60, src/bmsrl/train.py:282)",
+            "rule evaluate (policy=dqn): runs in core.yaml, which lacks pytorch (needed by src/bmsrl/train.py:",
             id="trained-agents-in-core-env"),
         pytest.param(
             "src/bmsrl/aggregate.py", "def policy_order(", "def _unused():\n    import sklearn\n\n\ndef policy_order(",
@@ -712,7 +711,7 @@ def test_checker_reports_an_inconsistency(tmp_path, file, old, new, expected):
     root = _copy(ROOT, tmp_path / "repo")
     _edit(root / file, old, new)
     problems = check_envs(root, tmp_path)
-    assert expected in problems, "\n".join(problems)
+    assert any(p.startswith(expected) for p in problems), "\n".join(problems)
 
 
 @pytest.mark.parametrize(
