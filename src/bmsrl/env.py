@@ -91,30 +91,29 @@ class BalancingTask:
         return self.frames[packs].reshape(len(packs), -1)
 
     # ------------------------------------------------------------------- step
+    def forbidden_closures(self) -> np.ndarray:
+        """(packs, cells) bool: shunts the invalid-action rules forbid closed now.
+
+        ``lowest_soc_while_discharging``: the lowest-SoC cell's shunt while the pack discharges;
+        ``below_soc_min``: the shunt of every cell at or below the SoC window's lower limit.
+        """
+        s = self.sim.state
+        forbidden = np.zeros(s.soc.shape, dtype=bool)
+        if "lowest_soc_while_discharging" in self.invalid_rules:
+            discharging = self.sim.pack_current_now_a() > 0.0
+            forbidden[self._packs, np.argmin(s.soc, axis=1)] = discharging
+        if "below_soc_min" in self.invalid_rules:
+            forbidden |= s.soc <= self.params.soc_limits[0]
+        return forbidden
+
     def invalid_mask(self) -> np.ndarray:
         """(packs, n_actions) bool: which actions the invalid-action rules forbid now."""
-        s = self.sim.state
-        closes = np.zeros((self.n_packs, self.n_actions), dtype=bool)
-        if "lowest_soc_while_discharging" in self.invalid_rules:
-            lowest = np.argmin(s.soc, axis=1)
-            discharging = self.sim.pack_current_now_a() > 0.0
-            closes |= self.action_bits[:, lowest].T & discharging[:, None]
-        if "below_soc_min" in self.invalid_rules:
-            at_min = s.soc <= self.params.soc_limits[0]  # (P, C)
-            closes |= (self.action_bits[None, :, :] & at_min[:, None, :]).any(axis=-1)
-        return closes
+        forbidden = self.forbidden_closures()  # (P, C)
+        return (self.action_bits[None, :, :] & forbidden[:, None, :]).any(axis=-1)
 
     def invalid_actions(self, actions: np.ndarray) -> np.ndarray:
         """(packs,) bool: is each pack's chosen action forbidden? (one row of :meth:`invalid_mask`)."""
-        closes = self.action_bits[actions]  # (P, C)
-        invalid = np.zeros(self.n_packs, dtype=bool)
-        s = self.sim.state
-        if "lowest_soc_while_discharging" in self.invalid_rules:
-            lowest = np.argmin(s.soc, axis=1)
-            invalid |= closes[self._packs, lowest] & (self.sim.pack_current_now_a() > 0.0)
-        if "below_soc_min" in self.invalid_rules:
-            invalid |= (closes & (s.soc <= self.params.soc_limits[0])).any(axis=1)
-        return invalid
+        return (self.action_bits[actions] & self.forbidden_closures()).any(axis=1)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
         """Apply one action per pack and integrate one decision interval.
@@ -125,8 +124,12 @@ class BalancingTask:
         actions = np.asarray(actions, dtype=np.intp).reshape(self.n_packs)
         s = self.sim.state
         previous = s.switches.copy()
-        invalid = self.invalid_actions(actions)
-        switches = np.where(invalid[:, None], previous, self.action_bits[actions])
+        forbidden = self.forbidden_closures()
+        requested = self.action_bits[actions]
+        invalid = (requested & forbidden).any(axis=1)
+        # An invalid action keeps the previous switch state, less any shunt the rules forbid now
+        # (an interlock: the lowest cell may have changed, or discharge begun, since it was closed).
+        switches = np.where(invalid[:, None], previous & ~forbidden, requested)
         toggles = (switches != previous).sum(axis=1)
         interval = self.sim.advance(switches)
         n = self.params.n_cells
@@ -191,8 +194,10 @@ class PassiveBalancingEnv(gym.Env):
     ``Discrete(32)``: bit ``i`` of the action closes the shunt of cell ``i`` (action 0: all open,
     action 31: all closed). An *invalid* action (by default: closing the shunt of the lowest-SoC
     cell while the pack discharges; ``invalid_rules`` selects the rule set) is not applied: the
-    previous switch state is kept and the reward is penalised. :meth:`action_masks` gives the valid
-    actions for maskable algorithms.
+    previous switch state is kept and the reward is penalised. A forbidden shunt is never applied,
+    though: if the previous state itself closes a shunt the rules forbid now (the lowest cell has
+    changed, or the discharge has begun, since it was closed), that shunt opens, an interlock that
+    counts as a toggle. :meth:`action_masks` gives the valid actions for maskable algorithms.
 
     ## Observation Space
 
