@@ -262,3 +262,23 @@ def test_all_text_is_at_least_8_pt_and_axes_are_labelled(kind, study, tmp_path, 
     assert ylabels and (xlabels or kind == "metrics")  # metrics: categorical x (profiles)
     quantities = [label for label in xlabels + ylabels if "\nCell" not in label]  # cell number: no unit
     assert all("[" in label and "]" in label for label in quantities), quantities  # units
+
+
+def test_training_returns_script_prints_the_plotted_curves(study):
+    """scripts/training_returns.py reads the curves `plot training` draws, at the requested steps."""
+    import subprocess
+    import sys
+
+    from bmsrl.plots import load_evaluations, training_curve
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "training_returns.py"
+    files = [str(p) for p in study["evaluations"]]
+    out = subprocess.run([sys.executable, script, *files, "--at", "30000", "60000"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    runs = load_evaluations(files)
+    grid, mean, _, _ = training_curve([runs["ppo", s] for s in range(3)])
+    ppo_mean = next(line for line in out.splitlines() if line.startswith("ppo mean")).split()[2:]
+    np.testing.assert_allclose([float(v) for v in ppo_mean], np.interp([30000, 60000], grid, mean), atol=0.05)
+    assert sum(line.startswith("dqn seed") for line in out.splitlines()) == 3
+    outside = subprocess.run([sys.executable, script, *files, "--at", "1e9"], capture_output=True, text=True)
+    assert outside.returncode != 0 and "--at must lie within" in outside.stderr

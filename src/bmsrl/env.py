@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -110,10 +109,6 @@ class BalancingTask:
         """(packs, n_actions) bool: which actions the invalid-action rules forbid now."""
         forbidden = self.forbidden_closures()  # (P, C)
         return (self.action_bits[None, :, :] & forbidden[:, None, :]).any(axis=-1)
-
-    def invalid_actions(self, actions: np.ndarray) -> np.ndarray:
-        """(packs,) bool: is each pack's chosen action forbidden? (one row of :meth:`invalid_mask`)."""
-        return (self.action_bits[actions] & self.forbidden_closures()).any(axis=1)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
         """Apply one action per pack and integrate one decision interval.
@@ -288,10 +283,6 @@ class PassiveBalancingEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Valid actions now (True = allowed), for sb3-contrib's MaskablePPO."""
         return ~self.task.invalid_mask()[0]
-
-    def config(self) -> dict[str, Any]:
-        """The pack and reward parameters in effect (for logging next to results)."""
-        return {"pack": asdict(self.task.params), "reward": asdict(self.task.reward_weights)}
 
 
 def rng_for_seed(seed: int | None) -> np.random.Generator:

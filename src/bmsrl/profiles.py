@@ -55,11 +55,6 @@ class LoadProfile:
     def n_phases(self) -> int:
         return len(self.phases)
 
-    @property
-    def max_episode_s(self) -> float:
-        """Upper bound on the episode length [s]: every phase at its maximum duration."""
-        return float(sum(p.max_duration_s for p in self.phases))
-
     def phase_name(self, index: int) -> str:
         return self.phases[index].name if index < self.n_phases else "done"
 
