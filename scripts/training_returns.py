@@ -2,7 +2,7 @@
 
     python scripts/training_returns.py results/checkpoints/*/evaluations.npz --at 1e6 2e6 3e6 4e6 5e6
 
-The same curves `bmsrl plot training` draws (bmsrl.plots.training_curve: each seed's mean over its
+The same curves `bmsrl plot training` draws (bmsrl.stats.training_curve: each seed's mean over its
 evaluation episodes, averaged over seeds), as a table: one row per algorithm, plus one row per seed.
 """
 
@@ -12,12 +12,14 @@ import argparse
 
 import numpy as np
 
-from bmsrl.plots import load_evaluations, policy_order, training_curve
+from bmsrl.policies import policy_order
+from bmsrl.results import load_evaluations
+from bmsrl.stats import training_curve
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("evaluations", nargs="+", help="evaluations.npz files, in {algo}_seed{N}/ folders")
+    parser.add_argument("evaluations", nargs="+", help="evaluations.npz files of the train stage")
     parser.add_argument("--at", nargs="+", type=float, required=True, help="env steps to read the curves at")
     args = parser.parse_args()
     runs = load_evaluations(args.evaluations)

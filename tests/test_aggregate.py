@@ -10,21 +10,10 @@ import pandas as pd
 import pytest
 
 from bmsrl import cli
-from bmsrl.aggregate import (
-    SUMMARY_COLUMNS,
-    SUMMARY_METRICS,
-    bootstrap_ci,
-    per_seed_means,
-    read_metrics,
-    summarise,
-)
+from bmsrl.aggregate import per_seed_means, summarise
 from bmsrl.errors import UserError
-
-METRIC_COLUMNS = (
-    "policy,profile,seed,episode,eval_seed,usable_capacity_mah,charge_accepted_mah,final_soc_var,"
-    "mean_soc_var,final_soc_std_pct,switch_changes,shunt_energy_wh,time_to_balance_s,invalid_actions,"
-    "episode_steps,terminated,total_reward"
-).split(",")
+from bmsrl.results import METRICS, METRICS_COLUMNS, SUMMARY_COLUMNS, read_metrics
+from bmsrl.stats import bootstrap_ci
 
 
 def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.DataFrame:
@@ -35,10 +24,10 @@ def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.D
         time_to_balance_s=600.0, invalid_actions=0, episode_steps=200, terminated=False, total_reward=-50.0,
     )
     base.update(values)
-    rows = [dict(policy=policy, profile=profile, seed=seed, episode=e, **base) for e in range(n)]
+    rows = [dict(policy=policy, profile=profile, scenario="default", seed=seed, episode=e, **base) for e in range(n)]
     for e, row in enumerate(rows):
         row["eval_seed"] = base["eval_seed"] + e
-    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    return pd.DataFrame(rows, columns=list(METRICS_COLUMNS))
 
 
 def write_metrics(root: Path, frame: pd.DataFrame) -> list[Path]:
@@ -105,7 +94,7 @@ def test_two_level_mean_over_episodes_then_seeds():
     assert 1.0 <= r["ci_low"] <= 2.0 <= r["ci_high"] <= 3.0
     assert (r["n_seeds"], r["n_episodes"]) == (3, 6)
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
-    assert list(summary["metric"]) == list(SUMMARY_METRICS)
+    assert list(summary["metric"]) == [m.name for m in METRICS]
 
 
 def test_single_seed_summary_ci_equals_mean():

@@ -14,15 +14,16 @@ from hypothesis import strategies as st
 
 from bmsrl import cli
 from bmsrl.errors import UserError
-from bmsrl.ocv import (
+from bmsrl.io import package_data_file
+from bmsrl.ocv import keil_nca_ocv, process_ocv_table
+from bmsrl.tables import (
     DEFAULT_N_POINTS,
-    keil_nca_ocv,
+    ECM_COLUMNS,
+    load_ecm_table,
     load_processed_ocv,
-    process_ocv_table,
     read_ocv_table,
     resample_ocv,
 )
-from bmsrl.tables import ECM_COLUMNS, load_ecm_table, package_data_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_OCV = ROOT / "src" / "bmsrl" / "data" / "ocv_table.csv"

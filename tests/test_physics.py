@@ -13,7 +13,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from bmsrl.env import DEFAULT_SUBSTEPS, BalancingTask, rng_for_seed
-from bmsrl.ocv import load_processed_ocv
+from bmsrl.tables import load_processed_ocv
 from bmsrl.pack import CellTables
 from bmsrl.profiles import PROFILES
 from bmsrl.tables import load_ecm_table

@@ -11,15 +11,9 @@ import pytest
 from bmsrl import cli
 from bmsrl.aggregate import summarise
 from bmsrl.errors import UserError
-from bmsrl.plots import (
-    KINDS,
-    _toggle_times,
-    parse_eval_path,
-    parse_run_dir,
-    plot_soc,
-    read_traces,
-    training_curve,
-)
+from bmsrl.plots import KINDS, _toggle_times, plot_soc
+from bmsrl.results import read_traces
+from bmsrl.stats import training_curve
 
 POLICIES = ("dqn", "ppo", "no_balancing", "rule_based")
 PROFILES = {  # phase name -> (pack current [A], duration [s]); > 0 discharges
@@ -54,6 +48,7 @@ def synthetic_traces(policy: str, profile: str, seed: int, episodes: int = 2) ->
             if k > 0:
                 soc = soc - cell * DT_S / (3600 * Q_AH)
             rows.append({
+                "policy": policy, "profile": profile, "scenario": "default", "seed": seed,
                 "episode": episode, "step": step, "time_s": time_s,
                 "phase": "done" if k == len(schedule) - 1 else phase, "pack_current_a": pack,
                 **{f"soc_{i + 1}": soc[i] for i in range(N_CELLS)},
@@ -88,7 +83,8 @@ def study(tmp_path_factory) -> dict[str, object]:
             results = level[:, None] + rng.normal(0, 10, (steps.size, 5))
             path = root / "checkpoints" / f"{algo}_seed{seed}" / "evaluations.npz"
             path.parent.mkdir(parents=True)
-            np.savez(path, timesteps=steps, results=results, ep_lengths=np.full(results.shape, 200))
+            np.savez(path, timesteps=steps, results=results, ep_lengths=np.full(results.shape, 200),
+                     algo=np.array(algo), seed=np.array(seed))
             evaluations.append(path)
 
     metrics = []
@@ -99,7 +95,8 @@ def study(tmp_path_factory) -> dict[str, object]:
                 base = {"no_balancing": 2050, "rule_based": 2200}.get(policy, 2250 + 10 * seed)
                 for episode in range(3):
                     metrics.append({
-                        "policy": policy, "profile": profile, "seed": seed, "episode": episode,
+                        "policy": policy, "profile": profile, "scenario": "default", "seed": seed,
+                        "episode": episode,
                         "eval_seed": episode, "usable_capacity_mah": base + rng.normal(0, 5),
                         "charge_accepted_mah": 2300.0,
                         "final_soc_var": 1e-5, "mean_soc_var": (4e-4 if policy == "no_balancing" else 3e-5)
@@ -155,7 +152,9 @@ def good_traces() -> pd.DataFrame:
         ("soc", lambda t: write_bad(t, good_traces().iloc[:0]), "no data rows"),
         ("soc", lambda t: write_bad(t, good_traces().assign(episode=3)), "no rows of episode 0"),
         ("soc", lambda t: t / "eval" / "ppo" / "p" / "seed0" / "traces.csv", "file not found"),
-        ("soc", lambda t: (t / "x" / "traces.csv"), "cannot tell policy, profile and seed"),
+        ("soc", lambda t: write_bad(t, good_traces().drop(columns="policy")), "missing column 'policy'"),
+        ("soc", lambda t: write_bad(t, pd.concat([good_traces(), good_traces().assign(seed=7)])),
+         "column 'seed': holds several values"),
     ],
 )
 def test_bad_traces_exit_2_and_write_nothing(kind, make, fragment, study, tmp_path, capsys):
@@ -177,11 +176,12 @@ def test_bad_evaluations_and_summary(study, tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(run) in err and "missing array 'results'" in err
 
-    oddly_named = tmp_path / "ppo-0" / "evaluations.npz"
-    oddly_named.parent.mkdir()
-    np.savez(oddly_named, timesteps=np.arange(3), results=np.zeros((3, 2)))
-    assert cli.main(["plot", "training", "--out", str(out), "--evaluations", str(oddly_named)]) == 2
-    assert str(oddly_named) in capsys.readouterr().err
+    unlabelled = tmp_path / "ppo-0" / "evaluations.npz"  # SB3's own file: no algo and seed labels
+    unlabelled.parent.mkdir()
+    np.savez(unlabelled, timesteps=np.arange(3), results=np.zeros((3, 2)))
+    assert cli.main(["plot", "training", "--out", str(out), "--evaluations", str(unlabelled)]) == 2
+    err = capsys.readouterr().err
+    assert str(unlabelled) in err and "missing array 'algo'" in err
 
     summary = tmp_path / "summary.csv"
     pd.read_csv(study["summary"]).query("metric != 'shunt_energy_wh'").to_csv(summary, index=False)
@@ -198,12 +198,12 @@ def test_wrong_input_option_for_kind(study, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_path_parsing():
-    assert parse_eval_path("results/eval/ppo/charge-rest-discharge/seed12/traces.csv") == (
-        "ppo", "charge-rest-discharge", 12)
-    assert parse_run_dir("results/checkpoints/maskable_ppo_seed3/evaluations.npz") == ("maskable_ppo", 3)
-    with pytest.raises(UserError, match="traces.csv"):
-        parse_eval_path("seed1/traces.csv")
+def test_labels_come_from_the_rows_not_the_path(study, tmp_path):
+    """A traces file moved to a folder that says nothing keeps its policy, profile and seed."""
+    moved = tmp_path / "anywhere.csv"
+    moved.write_bytes(Path(study["traces"][0]).read_bytes())
+    frame = read_traces(moved, ("soc_",))
+    assert (frame.attrs["policy"], frame.attrs["profile"], frame.attrs["seed"]) == ("dqn", "discharge-rest-charge", 1)
 
 
 def test_lowest_seed_is_used(study, tmp_path):
@@ -269,7 +269,7 @@ def test_training_returns_script_prints_the_plotted_curves(study):
     import subprocess
     import sys
 
-    from bmsrl.plots import load_evaluations, training_curve
+    from bmsrl.results import load_evaluations
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "training_returns.py"
     files = [str(p) for p in study["evaluations"]]

@@ -3,11 +3,11 @@
 Importing the package registers the Gymnasium environment ``PassiveBalancing-v0``.
 """
 
-from gymnasium.envs.registration import register
-
 __version__ = "0.1.0"
 
-register(
-    id="PassiveBalancing-v0",
-    entry_point="bmsrl.env:PassiveBalancingEnv",
-)
+try:
+    from gymnasium.envs.registration import register
+except ModuleNotFoundError:  # the Snakefile reads bmsrl.config where only Snakemake is installed
+    pass
+else:
+    register(id="PassiveBalancing-v0", entry_point="bmsrl.env:PassiveBalancingEnv")

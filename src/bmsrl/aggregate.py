@@ -1,11 +1,12 @@
 """Aggregate stage: summarise per-episode evaluation metrics over training seeds.
 
 Input: the ``metrics.csv`` files of the evaluate stage, one row per evaluation episode
-(``results/eval/{policy}/{profile}/seed{seed}/metrics.csv``). Statistics are two-level:
+(``results/eval/{policy}/{profile}/seed{seed}/metrics.csv``; columns in :mod:`bmsrl.results`). Statistics
+are two-level:
 
-1. per policy x profile x seed, the mean over that seed's evaluation episodes (the episodes of one
+1. per policy x profile x scenario x seed, the mean over that seed's evaluation episodes (the episodes of one
    trained agent are not independent replicates of training, so they are averaged first);
-2. per policy x profile, the mean over seeds and a percentile-bootstrap confidence interval that
+2. per policy x profile x scenario, the mean over seeds and a percentile-bootstrap confidence interval that
    resamples the per-seed means with replacement.
 
 ``time_to_balance_s`` is defined only for episodes in which the pack balanced (SoC standard
@@ -13,7 +14,7 @@ deviation below 0.5 %); its per-seed value is the mean over those episodes, and 
 episodes that balanced is reported as the extra metric ``balanced_fraction``. Seeds whose episodes
 never balanced do not enter the time-to-balance mean over seeds (``n_seeds`` counts those that do).
 
-Outputs: a long-format ``summary.csv`` (one row per policy x profile x metric) and a Markdown
+Outputs: a long-format ``summary.csv`` (one row per policy x profile x scenario x metric) and a Markdown
 report ``summary.md`` that places the relative changes against both baselines beside the study's
 headline figures.
 """
@@ -30,41 +31,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bmsrl.baselines import BASELINES
 from bmsrl.errors import UserError
-from bmsrl.frames import read_result_csv
-from bmsrl.tables import atomic_output
+from bmsrl.io import atomic_output
+from bmsrl.policies import policy_order
+from bmsrl.results import DEFAULT_SCENARIO, HEADLINE, METRICS, SUMMARY_COLUMNS, read_metrics
+from bmsrl.stats import bootstrap_ci
 
-_KIND = "metrics file"
-
-#: Key columns of a metrics file.
-KEYS: tuple[str, ...] = ("policy", "profile", "seed", "episode")
-#: Per-episode numeric metrics that must be present and finite.
-EPISODE_METRICS: tuple[str, ...] = (
-    "eval_seed", "usable_capacity_mah", "charge_accepted_mah", "final_soc_var", "mean_soc_var",
-    "final_soc_std_pct", "switch_changes", "shunt_energy_wh", "invalid_actions", "episode_steps",
-    "total_reward",
-)
-#: Metric that is empty when the pack never balanced.
-TIME_TO_BALANCE = "time_to_balance_s"
-#: Boolean per-episode column, summarised as the fraction of episodes terminated early.
-TERMINATED = "terminated"
-
-#: Metrics in summary.csv, in output order (``eval_seed`` is bookkeeping, not a metric).
-SUMMARY_METRICS: tuple[str, ...] = (
-    "usable_capacity_mah", "charge_accepted_mah", "final_soc_var", "mean_soc_var", "final_soc_std_pct",
-    "switch_changes", "shunt_energy_wh", TIME_TO_BALANCE, "balanced_fraction", "invalid_actions",
-    "episode_steps", "terminated_fraction", "total_reward",
-)
-
-#: Headline metrics compared against the baselines, and whether higher is better.
-HEADLINE: dict[str, bool] = {
-    "usable_capacity_mah": True,
-    "mean_soc_var": False,
-    "switch_changes": False,
-    "shunt_energy_wh": False,
-}
-BASELINES: tuple[str, ...] = ("no_balancing", "rule_based")
-ALGORITHMS: tuple[str, ...] = ("dqn", "ppo", "maskable_ppo", "a2c", "trpo", "ars")
+#: Columns that identify one evaluation episode.
+KEYS: tuple[str, ...] = ("policy", "profile", "scenario", "seed", "episode")
+#: Columns of one summary group.
+GROUP: tuple[str, ...] = ("policy", "profile", "scenario")
 
 #: The study's headline improvements (abstract of "Reinforcement learning for battery energy
 #: management: a new balancing approach for Li-ion battery packs", Results in Engineering 2024), [%].
@@ -74,51 +51,8 @@ PAPER_HEADLINE_PCT: dict[str, float] = {
     "switch_changes": -40.4,
 }
 
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "policy", "profile", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_episodes",
-    "change_vs_no_balancing_pct", "change_vs_rule_based_pct",
-)
-
-#: Columns of the per-profile Markdown tables: metric -> (header with unit, number format).
-_MD_COLUMNS: dict[str, tuple[str, str]] = {
-    "usable_capacity_mah": ("Usable capacity [mAh]", ".0f"),
-    "charge_accepted_mah": ("Charge accepted [mAh]", ".0f"),
-    "mean_soc_var": ("Mean SoC variance [-]", ".2e"),
-    "final_soc_std_pct": ("Final SoC std [%]", ".2f"),
-    "switch_changes": ("Switch changes [-]", ".1f"),
-    "shunt_energy_wh": ("Shunt energy [Wh]", ".3f"),
-    TIME_TO_BALANCE: ("Time to balance [s]", ".0f"),
-    "balanced_fraction": ("Balanced episodes [-]", ".2f"),
-}
-
-
 # --------------------------------------------------------------------------------------------
 # Reading
-
-
-def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and validate one ``metrics.csv`` (see the module docstring); column ``source`` = path.
-
-    Raises
-    ------
-    UserError
-        Naming the file (and line / column): missing file or column, empty file, a non-numeric or
-        empty metric cell (``time_to_balance_s`` may be empty), a non-integer seed or episode.
-    """
-    frame = read_result_csv(
-        path, kind=_KIND, text=("policy", "profile"), numeric=("seed", "episode", *EPISODE_METRICS),
-        optional_numeric=(TIME_TO_BALANCE,), boolean=(TERMINATED,),
-    )
-    for name in ("seed", "episode"):
-        values = frame[name].to_numpy()
-        bad = np.flatnonzero(values != np.round(values))
-        if bad.size:
-            raise UserError(
-                f"{_KIND} {path}, line {frame.index[bad[0]]}, column {name!r}: {values[bad[0]]:g} is not an integer"
-            )
-        frame[name] = values.astype(np.int64)
-    frame["source"] = str(path)
-    return frame
 
 
 def read_all_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -132,8 +66,8 @@ def read_all_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
         a, b = rows.iloc[0], rows.iloc[1]
         where = f"{a['source']}" if a["source"] == b["source"] else f"{a['source']} and {b['source']}"
         raise UserError(
-            f"{_KIND} {where}: episode {a['episode']} of policy {a['policy']!r}, profile {a['profile']!r}, "
-            f"seed {a['seed']} appears twice (a metrics file listed twice?)"
+            f"metrics file {where}: episode {a['episode']} of policy {a['policy']!r}, profile {a['profile']!r}, "
+            f"scenario {a['scenario']!r}, seed {a['seed']} appears twice (a metrics file listed twice?)"
         )
     return frame
 
@@ -142,52 +76,19 @@ def read_all_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
 # Statistics
 
 
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    confidence: float = 0.95,
-    n_boot: int = 10_000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the mean of ``values``.
-
-    ``n_boot`` resamples of ``len(values)`` values drawn with replacement (vectorized: one
-    ``(n_boot, n)`` index array from ``numpy.random.default_rng(seed)``); the interval is the
-    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled means.
-    A fresh generator per call makes every interval reproducible whatever the order of the groups.
-
-    NaN values are ignored. One value gives the degenerate interval ``(value, value)``; no value
-    gives ``(nan, nan)``. With several values the interval lies within ``[min, max]``.
-    """
-    if not 0.0 < confidence < 1.0:
-        raise UserError(f"confidence must lie in (0, 1), got {confidence:g}")
-    if n_boot < 1:
-        raise UserError(f"n_boot must be >= 1, got {n_boot}")
-    x = np.asarray(values, dtype=np.float64)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return math.nan, math.nan
-    if x.size == 1 or np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(low), float(high)
-
-
 def per_seed_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean over evaluation episodes per policy x profile x seed.
+    """Mean over evaluation episodes per policy x profile x scenario x seed.
 
-    Returns one row per group with every metric of :data:`SUMMARY_METRICS` and ``n_episodes``.
+    Returns one row per group with every metric of :data:`bmsrl.results.METRICS` and ``n_episodes``.
     ``time_to_balance_s`` averages only the episodes that balanced (NaN if none did);
     ``balanced_fraction`` is the fraction that did; ``terminated_fraction`` the fraction
     terminated early by a safety violation.
     """
     work = frame.copy()
-    work["balanced_fraction"] = work[TIME_TO_BALANCE].notna().astype(np.float64)
-    work["terminated_fraction"] = work[TERMINATED].astype(np.float64)
-    grouped = work.groupby(["policy", "profile", "seed"], sort=True)
-    means = grouped[list(SUMMARY_METRICS)].mean()  # pandas skips NaN: time to balance of balanced episodes
+    work["balanced_fraction"] = work["time_to_balance_s"].notna().astype(np.float64)
+    work["terminated_fraction"] = work["terminated"].astype(np.float64)
+    grouped = work.groupby([*GROUP, "seed"], sort=True)
+    means = grouped[[m.name for m in METRICS]].mean()  # pandas skips NaN: time to balance of balanced episodes
     means["n_episodes"] = grouped.size()
     return means.reset_index()
 
@@ -213,8 +114,9 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int = 10_00
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`SUMMARY_COLUMNS`, one row per policy x profile x metric (policies in the
-        order algorithms, other policies, baselines; metrics in :data:`SUMMARY_METRICS` order).
+        Columns :data:`bmsrl.results.SUMMARY_COLUMNS`, one row per policy x profile x scenario x
+        metric (policies in :func:`bmsrl.policies.policy_order`; metrics in
+        :data:`bmsrl.results.METRICS` order).
         ``mean`` is the mean over seeds of per-seed means; ``n_seeds`` the seeds contributing to
         it; ``n_episodes`` all episodes of the policy x profile. The change columns are filled for
         the :data:`HEADLINE` metrics: percent change of ``mean`` against the baseline's mean on the
@@ -222,44 +124,38 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int = 10_00
     """
     seeds = per_seed_means(frame)
     rows = []
-    for (policy, profile), group in seeds.groupby(["policy", "profile"], sort=False):
-        for metric in SUMMARY_METRICS:
-            values = group[metric].to_numpy(dtype=np.float64)
+    for (policy, profile, scenario), group in seeds.groupby(list(GROUP), sort=False):
+        for metric in METRICS:
+            values = group[metric.name].to_numpy(dtype=np.float64)
             finite = values[~np.isnan(values)]
             low, high = bootstrap_ci(finite, confidence, n_boot, seed)
             rows.append({
-                "policy": policy, "profile": profile, "metric": metric,
+                "policy": policy, "profile": profile, "scenario": scenario, "metric": metric.name,
+                "unit": metric.unit,
                 "mean": float(finite.mean()) if finite.size else math.nan,
                 "ci_low": low, "ci_high": high,
                 "n_seeds": int(finite.size), "n_episodes": int(group["n_episodes"].sum()),
             })
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:-2])
 
-    lookup = summary.set_index(["policy", "profile", "metric"])["mean"]
+    lookup = summary.set_index([*GROUP, "metric"])["mean"]
+    headline = {m.name for m in HEADLINE}
     for baseline in BASELINES:
         column = f"change_vs_{baseline}_pct"
         summary[column] = [
-            _percent_change(row.mean, lookup.get((baseline, row.profile, row.metric), math.nan))
-            if row.metric in HEADLINE else math.nan
+            _percent_change(row.mean, lookup.get((baseline, row.profile, row.scenario, row.metric), math.nan))
+            if row.metric in headline else math.nan
             for row in summary.itertuples()
         ]
     order = {name: i for i, name in enumerate(policy_order(summary["policy"].unique()))}
-    metric_order = {name: i for i, name in enumerate(SUMMARY_METRICS)}
+    metric_order = {m.name: i for i, m in enumerate(METRICS)}
     summary = summary.sort_values(
-        ["profile", "policy", "metric"],
+        ["profile", "scenario", "policy", "metric"],
         key=lambda col: col.map(order) if col.name == "policy"
         else col.map(metric_order) if col.name == "metric" else col,
         kind="stable",
     )
     return summary.reset_index(drop=True)[list(SUMMARY_COLUMNS)]
-
-
-def policy_order(policies) -> list[str]:
-    """Known algorithms first (in :data:`ALGORITHMS` order), then other policies, then baselines."""
-    names = set(policies)
-    known = [p for p in ALGORITHMS if p in names]
-    other = sorted(names - set(ALGORITHMS) - set(BASELINES))
-    return known + other + [p for p in BASELINES if p in names]
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,21 +186,23 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
         f"[{level} CI]. Read from {sources} metrics file{'s' if sources != 1 else ''}."
     )
     lines.append("")
-    indexed = summary.set_index(["policy", "profile", "metric"])
-    for profile in summary["profile"].unique():
-        part = summary[summary["profile"] == profile]
+    indexed = summary.set_index([*GROUP, "metric"])
+    columns = [m for m in METRICS if m.in_table]
+    for (profile, scenario), part in summary.groupby(["profile", "scenario"], sort=False):
         policies = policy_order(part["policy"].unique())
-        lines += [f"## Profile `{profile}`", ""]
-        header = ["Policy", "Seeds", "Episodes"] + [title for title, _ in _MD_COLUMNS.values()]
+        where = "" if scenario == DEFAULT_SCENARIO else f", scenario `{scenario}`"
+        lines += [f"## Profile `{profile}`{where}", ""]
+        header = ["Policy", "Seeds", "Episodes"] + [m.header for m in columns]
         rows = []
         for policy in policies:
-            first = indexed.loc[(policy, profile, "usable_capacity_mah")]
+            first = indexed.loc[(policy, profile, scenario, "usable_capacity_mah")]
             row = [policy, str(int(first["n_seeds"])), str(int(first["n_episodes"]))]
-            for metric, (_, spec) in _MD_COLUMNS.items():
-                r = indexed.loc[(policy, profile, metric)]
+            for metric in columns:
+                r = indexed.loc[(policy, profile, scenario, metric.name)]
                 if not np.isfinite(r["mean"]):
-                    row.append("never balanced" if metric == TIME_TO_BALANCE else "n/a")
+                    row.append("never balanced" if metric.name == "time_to_balance_s" else "n/a")
                 else:
+                    spec = metric.fmt
                     row.append(f"{_fmt(r['mean'], spec)} [{_fmt(r['ci_low'], spec)}, {_fmt(r['ci_high'], spec)}]")
             rows.append(row)
         lines += _md_table(header, rows) + [""]
@@ -315,24 +213,19 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
         "energy: lower is better). `n/a`: baseline absent or zero (e.g. `no_balancing` never switches)."
     )
     lines.append("")
-    header = ["Policy", "Profile"] + [
-        f"{title} ({'higher' if higher else 'lower'} is better)"
-        for title, higher in zip(("Usable capacity", "Mean SoC variance", "Switch changes", "Shunt energy"),
-                                 HEADLINE.values())
-    ]
+    header = ["Policy", "Profile"] + [f"{m.title} ({m.better} is better)" for m in HEADLINE]
     rows = []
-    for profile in summary["profile"].unique():
-        part = summary[summary["profile"] == profile]
+    for (profile, scenario), part in summary.groupby(["profile", "scenario"], sort=False):
         for policy in policy_order(part["policy"].unique()):
             if policy in BASELINES:
                 continue
-            row = [policy, profile]
+            row = [policy, profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}"]
             for metric in HEADLINE:
-                r = indexed.loc[(policy, profile, metric)]
+                r = indexed.loc[(policy, profile, scenario, metric.name)]
                 row.append(" / ".join(_fmt_pct(r[f"change_vs_{b}_pct"]) for b in BASELINES))
             rows.append(row)
     rows.append(["*paper (best reported)*", "—"] + [
-        f"{PAPER_HEADLINE_PCT[m]:+.1f} %" if m in PAPER_HEADLINE_PCT else "not reported" for m in HEADLINE
+        f"{PAPER_HEADLINE_PCT[m.name]:+.1f} %" if m.name in PAPER_HEADLINE_PCT else "not reported" for m in HEADLINE
     ])
     lines.append("Each cell: change vs `no_balancing` / change vs `rule_based`.")
     lines.append("")

@@ -35,7 +35,7 @@ class RuleBased:
 
     name = "rule_based"
 
-    def __init__(self, threshold: float = 0.01, hysteresis: float = 0.005, n_cells: int = 5) -> None:
+    def __init__(self, threshold: float, hysteresis: float, n_cells: int = 5) -> None:
         if not 0.0 <= hysteresis <= threshold:
             raise ValueError("rule_based needs 0 <= hysteresis <= threshold")
         self.threshold = threshold
@@ -53,13 +53,16 @@ class RuleBased:
         return (close * self._weights).sum(axis=-1).astype(np.int64), state
 
 
-def make_baseline(name: str, threshold: float = 0.01, hysteresis: float = 0.005, n_cells: int = 5):
-    """The baseline controller called ``name`` (``no_balancing`` or ``rule_based``)."""
-    if name == "no_balancing":
-        return NoBalancing(n_cells)
-    if name == "rule_based":
-        return RuleBased(threshold, hysteresis, n_cells)
-    raise ValueError(f"unknown baseline {name!r}")
+#: name -> (controller class, label, colour in every figure), in the order tables list them
+BASELINES: dict[str, tuple[type, str, str]] = {
+    "no_balancing": (NoBalancing, "No balancing", "#4d4d4d"),
+    "rule_based": (RuleBased, "Rule-based", "#d62728"),
+}
 
 
-BASELINES = ("no_balancing", "rule_based")
+def make_baseline(name: str, n_cells: int, settings: dict | None = None):
+    """The baseline controller called ``name`` for ``n_cells`` cells; ``settings`` are its keyword
+    arguments (``cfg["baselines"][name]``, e.g. threshold and hysteresis of ``rule_based``)."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {list(BASELINES)}")
+    return BASELINES[name][0](n_cells=n_cells, **(settings or {}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from bmsrl.errors import UserError
@@ -18,7 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "ocv": ("bmsrl.ocv", "validate and resample an OCV table; write the processed CSV and a plot"),
     "train": ("bmsrl.train", "train one agent (algorithm x seed) with checkpoints and TensorBoard logs"),
     "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),
-    "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 % bootstrap CI"),
+    "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 %% bootstrap CI"),
     "plot": ("bmsrl.plots", "draw the publication figures from traces, metrics and training logs"),
 }
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     only = argv[0] if argv and argv[0] in VERBS else None
     args = build_parser(only).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return int(args._main(args) or 0)
     except UserError as exc:

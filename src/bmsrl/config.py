@@ -1,14 +1,16 @@
 """The workflow configuration: load, validate against the schema, fill the defaults.
 
-One schema (``bmsrl/schemas/config.schema.yaml``, symlinked as ``workflow/schemas/``) serves the
-Snakefile, which validates ``config/*.yaml`` at start-up, and the ``train`` / ``evaluate`` verbs,
+One schema, ``bmsrl/schemas/config.schema.yaml`` completed from the algorithm registry
+(:func:`schema`), holds every default of the study. One validator (:func:`validate`) serves the
+Snakefile, which validates ``config/*.yaml`` and ``--config`` at start-up, and the ``bmsrl`` verbs,
 which take the part of the config they need as ``--config FILE`` or ``--config-json JSON`` (the
 workflow passes JSON so that a rule's parameters hold only the sections it depends on).
 
-Validation fills every missing key with its default, nested objects included, exactly as
-``snakemake.utils.validate(config, schema, set_default=True)`` does, so a partial config (or none)
-is a complete one. A bad value is a :class:`~bmsrl.errors.UserError` with one line naming the file
-(or ``--config-json``) and the key path, e.g.::
+Validation fills every missing key with its default, nested objects included, so a partial config
+(or none) is a complete one; :func:`defaults` is the config with nothing set, which the
+environment's dataclasses take their defaults from. A bad value is a
+:class:`~bmsrl.errors.UserError` with one line naming the file (or ``--config-json``) and the key
+path, e.g.::
 
     config/config.yaml: training.hyperparams.ppo.n_steps: 'abc' is not of type 'integer'
 """
@@ -39,8 +41,39 @@ def _schema_text() -> str:
 
 
 def schema() -> dict[str, Any]:
-    """A fresh copy of the config schema (defaults are inserted by reference, so never share it)."""
-    return load_yaml(_schema_text())
+    """A fresh copy of the config schema, completed from :data:`bmsrl.algos.ALGOS`.
+
+    Defaults are inserted by reference during validation, so never share the returned object.
+    """
+    from bmsrl.algos import ALGOS
+
+    result = load_yaml(_schema_text())
+    defs = result["$defs"]
+    defs["algo"]["enum"] = list(ALGOS)
+    constraints = defs["sb3_kwargs"]["properties"]
+    training = result["properties"]["training"]["properties"]
+    for name, spec in ALGOS.items():
+        training["total_steps"].setdefault("properties", {})[name] = {
+            "$ref": "#/$defs/steps", "default": spec.total_steps,
+            "description": f"env steps of one {spec.label} run: {spec.description}",
+        }
+        training["hyperparams"].setdefault("properties", {})[name] = {
+            "$ref": "#/$defs/sb3_kwargs",
+            "default": {},
+            "description": f"keyword arguments of {spec.module}.{spec.class_name}; any other keeps the library's default",
+            "properties": {key: {**constraints.get(key, {}), "default": value} for key, value in spec.hyperparams.items()},
+        }
+    return result
+
+
+@lru_cache(maxsize=1)
+def _defaults_json() -> str:
+    return json.dumps(validate({}, "default config"))
+
+
+def defaults() -> dict[str, Any]:
+    """The complete config with nothing set: every key at its schema default (a fresh copy)."""
+    return json.loads(_defaults_json())
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -115,13 +148,47 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {message}"
 
 
-def validate(cfg: Any, source: str) -> dict[str, Any]:
-    """Validate ``cfg`` in place, filling defaults; raise one-line :class:`UserError` naming ``source``."""
+def _coerce_cli_strings(value, subschema, root):
+    """Turn the strings of Snakemake's ``--config key=value`` into the numbers the schema expects.
+
+    Snakemake parses a ``--config`` value that is not a plain number with YAML's base loader, so
+    ``seeds=[1,2]`` arrives as ``["1", "2"]``. Only strings that parse cleanly are converted.
+    """
+    while "$ref" in subschema and subschema["$ref"].startswith("#/$defs/"):
+        target = root["$defs"][subschema["$ref"].removeprefix("#/$defs/")]
+        subschema = {**target, **{k: v for k, v in subschema.items() if k != "$ref"}}
+    kind = subschema.get("type")
+    if isinstance(value, dict) and kind == "object":
+        for key, sub in subschema.get("properties", {}).items():
+            if key in value:
+                value[key] = _coerce_cli_strings(value[key], sub, root)
+    elif isinstance(value, list) and kind == "array" and isinstance(subschema.get("items"), dict):
+        value[:] = [_coerce_cli_strings(v, subschema["items"], root) for v in value]
+    elif isinstance(value, str):
+        kinds = [kind] + [alt.get("type") for alt in subschema.get("anyOf", [])]
+        for want, parse in (("integer", int), ("number", float)):
+            if want in kinds:
+                try:
+                    return parse(value)
+                except ValueError:
+                    pass
+    return value
+
+
+def validate(cfg: Any, source: str, *, cli_strings: bool = False) -> dict[str, Any]:
+    """Validate ``cfg`` in place, filling defaults; raise one-line :class:`UserError` naming ``source``.
+
+    ``cli_strings``: first convert the number-like strings of Snakemake's ``--config`` (the Snakefile
+    sets it; a YAML or JSON file keeps its types).
+    """
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
         raise UserError(f"{source}: the config must be a mapping of keys to values, not {type(cfg).__name__}")
-    errors = list(_DefaultingValidator(schema()).iter_errors(cfg))
+    full = schema()
+    if cli_strings:
+        _coerce_cli_strings(cfg, full, full)
+    errors = list(_DefaultingValidator(full).iter_errors(cfg))
     if errors:
         error = best_match(errors)
         while error.parent is not None and error.parent.validator in ("anyOf", "oneOf"):
@@ -186,7 +253,20 @@ TASK_KEYS = ("decision_interval_s", "substeps", "invalid_rules", "init_soc", "in
 
 
 def _default_ecm_table() -> str:
-    return schema()["properties"]["ecm_table"]["default"]
+    return defaults()["ecm_table"]
+
+
+def resolve_ocv_table(cli_value: str | None, cfg: dict) -> str | None:
+    """The OCV table a stage uses: ``--ocv-table``, else the config's ``ocv_table``; ``None`` (the
+    package's shipped table) when the config names the default file and it is not here."""
+    path = cli_value or cfg["ocv_table"]
+    if Path(path).is_file():
+        return path
+    if Path(path).exists():
+        raise UserError(f"OCV table {path} is a directory, not a CSV file")
+    if cli_value is None and path == defaults()["ocv_table"]:
+        return None
+    raise UserError(f"OCV table {path} does not exist (run `bmsrl ocv`, or set --ocv-table / ocv_table)")
 
 
 def task_kwargs(cfg: dict[str, Any], profile: str, ocv_table: str | Path | None = None) -> dict[str, Any]:
@@ -215,3 +295,44 @@ def task_kwargs(cfg: dict[str, Any], profile: str, ocv_table: str | Path | None 
         value = env[key]
         kwargs[key] = tuple(value) if isinstance(value, list) else value
     return kwargs
+
+
+def reference_markdown() -> str:
+    """``docs/configuration.md``: every key of the schema with its default and description."""
+    full = schema()
+    defs = full["$defs"]
+    values = defaults()
+    lines = [
+        "# Configuration reference",
+        "",
+        "Every key of the workflow configuration, its default (the study's setting) and its meaning.",
+        "Generated from `src/bmsrl/schemas/config.schema.yaml` and `src/bmsrl/algos.py` by",
+        "`python scripts/config_reference.py`; `tests/test_config.py` checks that it is current.",
+        "Units are in the key names (`_s`, `_a`, `_ah`, `_ohm`, `_v`) or the descriptions.",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+    ]
+
+    def resolve(sub):
+        while "$ref" in sub:
+            sub = {**defs[sub["$ref"].split("/")[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
+        return sub
+
+    def walk(sub, value, path):
+        sub = resolve(sub)
+        props = sub.get("properties")
+        if sub.get("type") == "object" and props and not path.startswith("training.hyperparams."):
+            for key, child in props.items():
+                walk(child, value.get(key), f"{path}.{key}" if path else key)
+            return
+        text = sub.get("description", "")
+        if "enum" in sub:
+            text = (text + "; " if text else "") + "one of " + ", ".join(f"`{v}`" for v in sub["enum"])
+        if sub.get("type") == "array" and "enum" in resolve(sub.get("items", {})):
+            choices = resolve(sub["items"])["enum"]
+            text = (text + "; " if text else "") + "each one of " + ", ".join(f"`{v}`" for v in choices)
+        lines.append(f"| `{path}` | `{json.dumps(value)}` | {text} |")
+
+    walk(full, values, "")
+    return "\n".join(lines) + "\n"

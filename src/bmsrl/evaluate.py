@@ -7,7 +7,8 @@
 ``rule_based``). Episode ``e`` starts from the pack drawn with evaluation seed
 ``evaluation.seed_offset + 1000 * seed + e``: the same packs for every policy of a seed, and
 disjoint from the training seeds. Writes ``traces.csv`` (one row per 30 s decision, row 0 the reset
-state) and ``metrics.csv`` (one row per episode; DESIGN.md §4).
+state) and ``metrics.csv`` (one row per episode), whose columns :mod:`bmsrl.results` declares and
+``docs/model.md`` defines.
 """
 
 from __future__ import annotations
@@ -19,51 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bmsrl.baselines import BASELINES, make_baseline
-from bmsrl.config import add_config_arguments, config_from_args, task_kwargs
+from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.env import PassiveBalancingEnv
-from bmsrl.errors import UserError
-from bmsrl.tables import atomic_output
-from bmsrl.train import ALGOS, algorithm_class, resolve_ocv_table
+from bmsrl.io import atomic_output
+from bmsrl.policies import POLICIES, load_policy
+from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, trace_columns
 
-#: SoC standard deviation [-] below which the pack counts as balanced (0.5 %)
+#: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)
 BALANCED_STD = 0.005
-
-METRIC_COLUMNS = [
-    "policy", "profile", "seed", "episode", "eval_seed", "usable_capacity_mah", "charge_accepted_mah",
-    "final_soc_var", "mean_soc_var", "final_soc_std_pct", "switch_changes", "shunt_energy_wh",
-    "time_to_balance_s", "invalid_actions", "episode_steps", "terminated", "total_reward",
-]  # fmt: skip
-
-
-def trace_columns(n_cells: int) -> list[str]:
-    cells = range(1, n_cells + 1)
-    return (
-        ["episode", "step", "time_s", "phase", "pack_current_a"]
-        + [f"soc_{i}" for i in cells]
-        + [f"voltage_v_{i}" for i in cells]
-        + [f"current_a_{i}" for i in cells]
-        + [f"switch_{i}" for i in cells]
-        + [f"shunt_power_w_{i}" for i in cells]
-        + ["reward"]
-    )
-
-
-def load_policy(policy: str, model_path: Path | None, cfg: dict):
-    """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline."""
-    if policy in BASELINES:
-        rule = cfg["baselines"]["rule_based"]
-        return make_baseline(policy, rule["threshold"], rule["hysteresis"], cfg["env"]["n_cells"])
-    if policy not in ALGOS:
-        raise UserError(f"unknown policy {policy!r}; choose one of {list(ALGOS) + list(BASELINES)}")
-    if model_path is None:
-        raise UserError(f"policy {policy!r} needs --model (a trained checkpoint, e.g. best_model.zip)")
-    if not Path(model_path).is_file():
-        raise UserError(f"model checkpoint {model_path} does not exist")
-    try:
-        return algorithm_class(policy).load(model_path, device="cpu")
-    except Exception as exc:  # a truncated or foreign zip: name the file, not the traceback
-        raise UserError(f"cannot load {policy} model from {model_path}: {exc}") from exc
 
 
 def run_episode(env: PassiveBalancingEnv, policy, eval_seed: int) -> tuple[list[dict], bool]:
@@ -85,7 +49,7 @@ def run_episode(env: PassiveBalancingEnv, policy, eval_seed: int) -> tuple[list[
 
 
 def episode_metrics(records: list[dict], terminated: bool) -> dict:
-    """DESIGN.md §4 metrics of one episode from its records."""
+    """The per-episode metrics of one episode from its records (docs/model.md, "Metrics")."""
     soc = np.array([r["soc"] for r in records])  # (steps + 1, cells)
     var = soc.var(axis=1)
     std = soc.std(axis=1)
@@ -107,13 +71,14 @@ def episode_metrics(records: list[dict], terminated: bool) -> dict:
     }
 
 
-def trace_rows(records: list[dict], episode: int, shunt_resistance_ohm: float) -> list[list]:
+def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance_ohm: float) -> list[list]:
+    """Rows of traces.csv (:func:`bmsrl.results.trace_columns`) of one episode."""
     rows = []
     for step, r in enumerate(records):
         v = np.asarray(r["cell_voltage_v"])
         s = np.asarray(r["switches"])
         rows.append(
-            [episode, step, r["time_s"], r["phase"], r["pack_current_a"], *r["soc"], *v,
+            [*labels, episode, step, r["time_s"], r["phase"], r["pack_current_a"], *r["soc"], *v,
              *r["cell_current_a"], *s, *(s * v * v / shunt_resistance_ohm), r["reward"]]
         )  # fmt: skip
     return rows
@@ -126,20 +91,21 @@ def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path |
     env = PassiveBalancingEnv(**task_kwargs(cfg, profile, ocv_table))
     n_cells = cfg["env"]["n_cells"]
     r_sh = cfg["env"]["shunt_resistance_ohm"]
+    labels = [policy_name, profile, DEFAULT_SCENARIO, seed]
     metrics, rows = [], []
     for episode in range(cfg["evaluation"]["episodes"]):
         eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + episode
         records, terminated = run_episode(env, policy, eval_seed)
-        metrics.append({"policy": policy_name, "profile": profile, "seed": seed, "episode": episode,
+        metrics.append({**dict(zip(("policy", "profile", "scenario", "seed"), labels)), "episode": episode,
                         "eval_seed": eval_seed, **episode_metrics(records, terminated)})  # fmt: skip
-        rows += trace_rows(records, episode, r_sh)
-    return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRIC_COLUMNS)
+        rows += trace_rows(records, labels, episode, r_sh)
+    return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRICS_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--policy", required=True, help=f"one of {list(ALGOS) + list(BASELINES)}")
+    parser.add_argument("--policy", required=True, help=f"one of {list(POLICIES)}")
     parser.add_argument("--profile", required=True, help="load profile to evaluate on")
     parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
     parser.add_argument("--model", type=Path, help="trained model (.zip) for an RL policy")

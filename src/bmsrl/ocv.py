@@ -8,7 +8,7 @@ The package ships ``bmsrl/data/ocv_table.csv``, sampled from the analytic NCA fi
 (2016) implemented by :func:`keil_nca_ocv`; a user replaces it with a measured table (e.g. Tran et
 al.'s) through the workflow's ``ocv_table`` config key. :func:`process_ocv_table` validates that
 table (:func:`read_ocv_table`), resamples it onto a uniform SoC grid (:func:`resample_ocv`) and
-writes the processed table the environment reads (:func:`load_processed_ocv`), plus a plot.
+writes the processed table the environment reads (:func:`bmsrl.tables.load_processed_ocv`), plus a plot.
 
 Error messages name the file and, where there is one, the line in the file (header = line 1)
 and the column; see :mod:`bmsrl.tables`.
@@ -19,28 +19,20 @@ from __future__ import annotations
 import argparse
 import os
 from contextlib import ExitStack
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bmsrl.errors import UserError
+from bmsrl.io import atomic_output
 from bmsrl.tables import (
-    atomic_output,
-    check_strictly_increasing,
-    check_within,
-    package_data_file,
-    read_numeric_csv,
-    sort_unique,
+    DEFAULT_N_POINTS,
+    DEFAULT_SOC_WINDOW,
+    _check_soc_window,
+    _check_n_points,
+    read_ocv_table,
+    resample_ocv,
 )
-
-#: SoC window [-] the processed table must cover: the pack's operating limits (DESIGN.md section 2).
-DEFAULT_SOC_WINDOW: tuple[float, float] = (0.1, 0.9)
-#: Points of the uniform SoC grid written by :func:`process_ocv_table`.
-DEFAULT_N_POINTS = 201
-#: Columns of an OCV table.
-OCV_COLUMNS: tuple[str, str] = ("soc", "ocv_v")
 
 #: Keil et al. 2016, doi:10.1149/2.0411609jes, Panasonic NCR18650 (NCA): a_i, b_i [-], k_i [V].
 KEIL_NCA_PARAMS: dict[str, float] = {
@@ -49,7 +41,6 @@ KEIL_NCA_PARAMS: dict[str, float] = {
     "k0": 4.9852, "k1": -2.86523, "k2": 0.3852, "k3": -0.1599, "k4": 1.2256, "k5": 0.7412,
 }
 
-_KIND = "OCV table"
 
 
 def keil_nca_ocv(soc) -> np.ndarray:
@@ -78,104 +69,6 @@ def keil_nca_ocv(soc) -> np.ndarray:
         + logistic(p["k4"], p["a4"], 0.0)
         + p["k5"] * x
     )
-
-
-def _check_soc_window(soc_window) -> tuple[float, float]:
-    """The SoC window as two floats with 0 <= lo < hi <= 1, or a :class:`UserError`."""
-    try:
-        low, high = (float(v) for v in soc_window)
-    except (TypeError, ValueError):
-        raise UserError(f"SoC window must be two numbers LO HI, got {soc_window!r}") from None
-    if not (0.0 <= low < high <= 1.0):
-        raise UserError(f"SoC window [{low:g}, {high:g}] must satisfy 0 <= LO < HI <= 1")
-    return low, high
-
-
-def _check_n_points(n_points) -> int:
-    """The number of grid points as an int >= 2, or a :class:`UserError`."""
-    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
-        raise UserError(f"number of resampling points must be an integer >= 2, got {n_points!r}")
-    return int(n_points)
-
-
-def read_ocv_table(
-    path: str | os.PathLike, soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW
-) -> pd.DataFrame:
-    """Read and validate an OCV table.
-
-    Parameters
-    ----------
-    path:
-        CSV with a header line and columns ``soc`` [-] and ``ocv_v`` [V]; rows in any order,
-        other columns allowed and ignored.
-    soc_window:
-        ``(lo, hi)`` SoC interval [-] the table must cover (its SoC range must include it).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``soc`` [-], ``ocv_v`` [V] as float64, sorted by strictly increasing SoC, exact
-        duplicate rows dropped, index 0..n-1.
-
-    Raises
-    ------
-    UserError
-        With one line naming the file and the line in it (header = line 1) and/or the column:
-        file missing, empty, no data rows, missing column, empty cell, non-numeric, NaN or
-        infinite value, SoC outside [0, 1], fewer than 2 distinct SoC points, SoC range not
-        covering ``soc_window``, two rows with the same SoC and different OCV (both lines named),
-        OCV not strictly increasing in SoC.
-
-    Warns
-    -----
-    UserWarning
-        When exact duplicate rows (same SoC and OCV) are dropped; it names their lines.
-    """
-    low, high = _check_soc_window(soc_window)
-    frame = read_numeric_csv(path, OCV_COLUMNS, kind=_KIND)
-    soc_max = frame["soc"].max()
-    hint = "; SoC is a fraction, not a percentage" if 1.0 < soc_max <= 100.0 else ""
-    check_within(frame, "soc", 0.0, 1.0, kind=_KIND, path=path, hint=hint)
-    frame = sort_unique(frame, "soc", kind=_KIND, path=path)
-    if len(frame) < 2:
-        raise UserError(
-            f"{_KIND} {path}, column 'soc': needs at least 2 distinct SoC points, found {len(frame)}"
-        )
-    soc_lo, soc_hi = frame["soc"].iloc[0], frame["soc"].iloc[-1]
-    if soc_lo > low or soc_hi < high:
-        raise UserError(
-            f"{_KIND} {path}, column 'soc': SoC range [{soc_lo:g}, {soc_hi:g}] does not cover the "
-            f"SoC window [{low:g}, {high:g}]"
-        )
-    check_strictly_increasing(frame, "ocv_v", along="soc", kind=_KIND, path=path)
-    return frame.reset_index(drop=True)
-
-
-def resample_ocv(df: pd.DataFrame, n_points: int = DEFAULT_N_POINTS) -> pd.DataFrame:
-    """Linearly interpolate a validated OCV table onto a uniform SoC grid.
-
-    The grid spans the table's own SoC range [min soc, max soc] with ``n_points`` points, so
-    nothing is extrapolated. Piecewise-linear interpolation of a strictly increasing table on a
-    strictly increasing grid is strictly increasing, so monotonicity is preserved.
-
-    Parameters
-    ----------
-    df:
-        Columns ``soc`` [-] and ``ocv_v`` [V], as returned by :func:`read_ocv_table`.
-    n_points:
-        Number of grid points (>= 2).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``soc`` [-] (uniform grid) and ``ocv_v`` [V], float64.
-    """
-    n_points = _check_n_points(n_points)
-    table = df.sort_values("soc")
-    soc = table["soc"].to_numpy(dtype=np.float64)
-    ocv_v = table["ocv_v"].to_numpy(dtype=np.float64)
-    grid = np.linspace(soc[0], soc[-1], n_points)
-    return pd.DataFrame({"soc": grid, "ocv_v": np.interp(grid, soc, ocv_v)})
 
 
 def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[float, float], path: Path) -> None:
@@ -244,30 +137,6 @@ def process_ocv_table(
         if out_plot is not None:
             _plot_ocv(raw, processed, window, stack.enter_context(atomic_output(out_plot)))
     return processed
-
-
-def load_processed_ocv(
-    path: str | os.PathLike | None = None,
-    *,
-    soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW,
-    n_points: int = DEFAULT_N_POINTS,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The OCV curve for the simulator: ``(soc_grid [-], ocv_v [V])`` as float64 arrays.
-
-    With ``path=None``, the package's default table ``bmsrl/data/ocv_table.csv`` is read and
-    resampled exactly as the ``ocv`` stage does (:func:`read_ocv_table` then :func:`resample_ocv`
-    with ``n_points``). With a path (normally the ``ocv`` stage's output), the table is read and
-    validated with :func:`read_ocv_table` and returned as it is, sorted by SoC.
-    """
-    if path is None:
-        with resources.as_file(package_data_file("ocv_table.csv")) as default:
-            table = resample_ocv(read_ocv_table(default, soc_window=soc_window), n_points)
-    else:
-        table = read_ocv_table(path, soc_window=soc_window)
-    return (
-        np.ascontiguousarray(table["soc"].to_numpy(dtype=np.float64)),
-        np.ascontiguousarray(table["ocv_v"].to_numpy(dtype=np.float64)),
-    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -100,7 +100,7 @@ class CellTables:
     @classmethod
     def from_files(cls, ocv_table=None, ecm_table=None) -> "CellTables":
         """Tables from CSV files (``None``: the package's shipped tables), validated on the way in."""
-        from bmsrl.ocv import load_processed_ocv
+        from bmsrl.tables import load_processed_ocv
         from bmsrl.tables import load_ecm_table
 
         ocv_soc, ocv_v = load_processed_ocv(ocv_table)

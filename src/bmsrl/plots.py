@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -41,10 +40,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from bmsrl.aggregate import policy_order
+from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
-from bmsrl.frames import numbered_columns, read_result_csv
-from bmsrl.tables import atomic_output
+from bmsrl.io import atomic_output
+from bmsrl.policies import policy_color, policy_label, policy_order
+from bmsrl.results import DEFAULT_SCENARIO, HEADLINE, load_evaluations, read_summary, read_traces
+from bmsrl.stats import training_curve
+from bmsrl.tables import numbered_columns
 
 #: Journal widths [in].
 COLUMN_WIDTH_IN = 3.5
@@ -62,46 +64,18 @@ STYLE: dict[str, object] = {
     "axes.formatter.use_mathtext": True,
 }
 
-#: One colour per policy, the same in every figure (tab10 / Okabe-Ito-like hues).
-POLICY_COLORS: dict[str, str] = {
-    "dqn": "#1f77b4", "ppo": "#ff7f0e", "maskable_ppo": "#e377c2", "a2c": "#2ca02c", "trpo": "#9467bd", "ars": "#8c564b",
-    "rule_based": "#d62728", "no_balancing": "#4d4d4d",
-}
-_SPARE_COLORS = ("#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78")
-POLICY_LABELS: dict[str, str] = {
-    "dqn": "DQN", "ppo": "PPO", "maskable_ppo": "Maskable PPO", "a2c": "A2C", "trpo": "TRPO", "ars": "ARS",
-    "rule_based": "Rule-based", "no_balancing": "No balancing",
-}
 #: Cell colours, cell 1 first (viridis samples: ordered, colour-blind safe, print to grey).
 CELL_COLORS: tuple[str, ...] = ("#440154", "#3b528b", "#21918c", "#5ec962", "#d8b000")
 #: Background shading of the load-profile phases.
 PHASE_COLORS: dict[str, str] = {"discharge": "#f4a582", "rest": "#737373", "charge": "#92c5de"}
 PHASE_ALPHA = 0.3
 PROFILE_ORDER: tuple[str, ...] = ("discharge-rest-charge", "charge-rest-discharge")
-#: Voltage window of the cells [V].
-VOLTAGE_LIMITS_V: tuple[float, float] = (2.5, 4.2)
 
 _TRACES = "traces file"
-_EVALS = "evaluations file"
-_SUMMARY = "summary table"
-_SEED_DIR = re.compile(r"^seed(\d+)$")
-_RUN_DIR = re.compile(r"^(?P<algo>.+?)_seed(?P<seed>\d+)$")
 
 
 # --------------------------------------------------------------------------------------------
 # Names, colours, style
-
-
-def policy_color(policy: str) -> str:
-    """The policy's colour; unknown policies get a spare colour chosen from a hash-free order."""
-    if policy in POLICY_COLORS:
-        return POLICY_COLORS[policy]
-    index = sum(map(ord, policy)) % len(_SPARE_COLORS)  # stable across runs (no str hash salt)
-    return _SPARE_COLORS[index]
-
-
-def policy_label(policy: str) -> str:
-    return POLICY_LABELS.get(policy, policy)
 
 
 def _profile_order(profiles) -> list[str]:
@@ -136,53 +110,6 @@ def save_figure(fig: Figure, out: str | os.PathLike) -> Path:
 # Inputs
 
 
-def parse_eval_path(path: str | os.PathLike) -> tuple[str, str, int]:
-    """``(policy, profile, seed)`` from ``.../{policy}/{profile}/seed{seed}/traces.csv``.
-
-    Raises a :class:`UserError` naming the file if the folders do not follow that layout.
-    """
-    parts = Path(path).parts
-    match = _SEED_DIR.match(parts[-2]) if len(parts) >= 4 else None
-    if match is None or not parts[-3] or not parts[-4]:
-        raise UserError(
-            f"{_TRACES} {path}: cannot tell policy, profile and seed from the path "
-            f"(expected .../eval/{{policy}}/{{profile}}/seed{{N}}/{Path(path).name})"
-        )
-    return parts[-4], parts[-3], int(match.group(1))
-
-
-def parse_run_dir(path: str | os.PathLike) -> tuple[str, int]:
-    """``(algo, seed)`` from the parent folder ``{algo}_seed{seed}`` of an evaluations file."""
-    name = Path(path).parent.name
-    match = _RUN_DIR.match(name)
-    if match is None:
-        raise UserError(
-            f"{_EVALS} {path}: cannot tell algorithm and seed from the folder name {name!r} "
-            f"(expected {{algo}}_seed{{N}}, e.g. ppo_seed0)"
-        )
-    return match.group("algo"), int(match.group("seed"))
-
-
-def read_traces(path: str | os.PathLike, prefixes: Sequence[str], numeric: Sequence[str] = ()) -> pd.DataFrame:
-    """Episode 0 of a traces file, sorted by step, with ``time_h`` [h] added.
-
-    ``prefixes`` are the per-cell column families the figure needs (``"soc_"``, ...), ``numeric``
-    further numeric columns (``"pack_current_a"``); other columns are not checked.
-    """
-    frame = read_result_csv(path, kind=_TRACES, text=("phase",),
-                            numeric=("episode", "step", "time_s", *numeric), cell_prefixes=prefixes)
-    episode = frame[frame["episode"] == 0].sort_values("step", kind="stable")
-    if episode.empty:
-        found = ", ".join(f"{e:g}" for e in sorted(frame["episode"].unique())[:5])
-        raise UserError(f"{_TRACES} {path}: no rows of episode 0 (episodes found: {found})")
-    if len(episode) < 2:
-        raise UserError(f"{_TRACES} {path}: episode 0 has a single row; nothing to plot over time")
-    episode = episode.copy()
-    episode["time_h"] = episode["time_s"] / 3600.0
-    episode.attrs["source"] = str(path)
-    return episode
-
-
 def load_traces(paths: Sequence[str | os.PathLike], prefixes: Sequence[str],
                 numeric: Sequence[str] = ()) -> dict[tuple[str, str], pd.DataFrame]:
     """Episode 0 per (policy, profile), from the lowest seed given for each pair.
@@ -192,81 +119,13 @@ def load_traces(paths: Sequence[str | os.PathLike], prefixes: Sequence[str],
     """
     if not paths:
         raise UserError("no traces files given (--traces)")
-    chosen: dict[tuple[str, str], tuple[int, Path]] = {}
+    traces: dict[tuple[str, str], pd.DataFrame] = {}
     for path in paths:
-        policy, profile, seed = parse_eval_path(path)
-        key = (policy, profile)
-        if key not in chosen or seed < chosen[key][0]:
-            chosen[key] = (seed, Path(path))
-    traces = {}
-    for key, (seed, path) in chosen.items():
-        traces[key] = read_traces(path, prefixes, numeric)
-        traces[key].attrs["seed"] = seed
+        frame = read_traces(path, prefixes, numeric)
+        key = (frame.attrs["policy"], frame.attrs["profile"])
+        if key not in traces or frame.attrs["seed"] < traces[key].attrs["seed"]:
+            traces[key] = frame
     return traces
-
-
-def read_evaluations(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Validated arrays ``timesteps`` (n,) and ``results`` (n, episodes) of an EvalCallback file."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in data.files}
-    except FileNotFoundError:
-        raise UserError(f"{_EVALS} {path}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{_EVALS} {path}: not a readable .npz file ({exc})") from None
-    for name in ("timesteps", "results"):
-        if name not in arrays:
-            raise UserError(f"{_EVALS} {path}: missing array {name!r} (has {', '.join(map(repr, arrays))})")
-    steps = arrays["timesteps"].astype(np.float64).reshape(-1)
-    results = arrays["results"].astype(np.float64)
-    if results.ndim == 1:
-        results = results[:, None]
-    if steps.size == 0:
-        raise UserError(f"{_EVALS} {path}: no evaluations recorded (empty 'timesteps')")
-    if results.ndim != 2 or results.shape[0] != steps.size or results.shape[1] == 0:
-        raise UserError(
-            f"{_EVALS} {path}: 'results' has shape {arrays['results'].shape}, expected "
-            f"({steps.size}, n_eval_episodes) to match 'timesteps'"
-        )
-    if not (np.isfinite(steps).all() and np.isfinite(results).all()):
-        raise UserError(f"{_EVALS} {path}: 'timesteps' or 'results' holds NaN or infinite values")
-    if np.any(np.diff(steps) <= 0):
-        raise UserError(f"{_EVALS} {path}: 'timesteps' is not strictly increasing")
-    return {"timesteps": steps, "results": results}
-
-
-def load_evaluations(paths: Sequence[str | os.PathLike]) -> dict[tuple[str, int], dict[str, np.ndarray]]:
-    """``{(algo, seed): arrays}`` for every evaluations file; refuses a run given twice."""
-    if not paths:
-        raise UserError("no evaluations files given (--evaluations)")
-    runs: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-    sources: dict[tuple[str, int], Path] = {}
-    for path in paths:
-        key = parse_run_dir(path)
-        if key in runs:
-            raise UserError(f"{_EVALS} {path}: run {key[0]} seed {key[1]} also given as {sources[key]}")
-        runs[key], sources[key] = read_evaluations(path), Path(path)
-    return runs
-
-
-#: Metrics panels of the ``metrics`` figure: metric -> (axis label, log scale).
-METRIC_PANELS: dict[str, tuple[str, bool]] = {
-    "usable_capacity_mah": ("Usable capacity [mAh]", False),
-    "mean_soc_var": ("Mean SoC variance [-] (log scale)", True),
-    "switch_changes": ("Switch changes per episode [-]", False),
-    "shunt_energy_wh": ("Shunt energy per episode [Wh]", False),
-}
-
-
-def read_summary(path: str | os.PathLike) -> pd.DataFrame:
-    """The aggregate stage's ``summary.csv``, checked for the metrics the figure shows."""
-    frame = read_result_csv(path, kind=_SUMMARY, text=("policy", "profile", "metric"),
-                            optional_numeric=("mean", "ci_low", "ci_high"))
-    missing = [m for m in METRIC_PANELS if m not in set(frame["metric"])]
-    if missing:
-        raise UserError(f"{_SUMMARY} {path}: no rows for metric {missing[0]!r} (column 'metric')")
-    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,13 +266,14 @@ def plot_soc(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathL
 
 
 @_styled
-def plot_voltage(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike) -> Path:
+def plot_voltage(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike,
+                 voltage_limits_v: tuple[float, float]) -> Path:
     """Terminal voltage of each cell [V] vs time [h]; the voltage window's limits dashed when in view."""
     from matplotlib.lines import Line2D
 
     def draw(ax, frame: pd.DataFrame) -> int:
         n = _draw_cells("voltage_v_")(ax, frame)
-        for limit in VOLTAGE_LIMITS_V:
+        for limit in voltage_limits_v:
             ax.axhline(limit, color="0.2", ls="--", lw=0.7, zorder=1)
         return n
 
@@ -424,7 +284,7 @@ def plot_voltage(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.P
     low, high = float(values.min()), float(values.max())
     pad = max(0.05, 0.05 * (high - low))
     limit = Line2D([], [], color="0.2", ls="--", lw=0.7,
-                   label=f"limits {VOLTAGE_LIMITS_V[0]:g}/{VOLTAGE_LIMITS_V[1]:g} V")
+                   label=f"limits {voltage_limits_v[0]:g}/{voltage_limits_v[1]:g} V")
     fig = _cell_grid_figure(traces, draw, "Terminal voltage [V]", extra_handles=[limit])
     for ax in fig.axes:
         if ax.lines:
@@ -522,34 +382,6 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
 # Training curves
 
 
-def training_curve(runs: Sequence[Mapping[str, np.ndarray]], confidence: float = 0.95):
-    """Mean over seeds of the mean evaluation return, on the union grid of the seeds' timesteps.
-
-    Each seed's curve (mean over its evaluation episodes) is linearly interpolated onto the
-    union of all seeds' timesteps inside their common range ``[max first, min last]``. The band
-    is a Student-t interval over seeds (``None`` with one seed).
-
-    Returns ``(grid, mean, low, high)`` with ``low``/``high`` ``None`` for a single seed; raises a
-    :class:`UserError` if the seeds' timestep ranges do not overlap.
-    """
-    from scipy import stats
-
-    curves = [(r["timesteps"], r["results"].mean(axis=1)) for r in runs]
-    start = max(steps[0] for steps, _ in curves)
-    stop = min(steps[-1] for steps, _ in curves)
-    if start > stop:
-        raise UserError("the seeds' evaluation timesteps do not overlap; cannot average them")
-    grid = np.unique(np.concatenate([steps for steps, _ in curves]))
-    grid = grid[(grid >= start) & (grid <= stop)]
-    values = np.vstack([np.interp(grid, steps, ret) for steps, ret in curves])
-    mean = values.mean(axis=0)
-    if len(curves) < 2:
-        return grid, mean, None, None
-    n = len(curves)
-    half = stats.t.ppf(0.5 + confidence / 2.0, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
-    return grid, mean, mean - half, mean + half
-
-
 @_styled
 def plot_training(runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]], out: str | os.PathLike) -> Path:
     """Mean evaluation return vs environment steps per algorithm, 95 % t-interval band over seeds."""
@@ -591,6 +423,7 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     Linear metrics are bars from zero; the SoC variance spans decades and is drawn on a log axis
     as points with error bars (a bar's length from an arbitrary log baseline would mean nothing).
     """
+    summary = summary[summary["scenario"] == DEFAULT_SCENARIO]
     policies = policy_order(summary["policy"].unique())
     profiles = _profile_order(summary["profile"].unique())
     indexed = summary.set_index(["policy", "profile", "metric"])
@@ -598,7 +431,9 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     axes = fig.subplots(2, 2).ravel()
     width = 0.8 / len(policies)
     x = np.arange(len(profiles))
-    for ax, (metric, (label, log)) in zip(axes, METRIC_PANELS.items()):
+    for ax, panel in zip(axes, HEADLINE):
+        metric, log = panel.name, panel.log_scale
+        label = f"{panel.header} (log scale)" if log else f"{panel.header} per episode"
         for i, policy in enumerate(policies):
             pos, mean, err = [], [], []
             for j, profile in enumerate(profiles):
@@ -638,7 +473,7 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
     fig.legend(handles=handles, loc="outside upper center", ncol=len(handles))
     if "n_seeds" in summary.columns:
-        n = summary.loc[summary["metric"].isin(list(METRIC_PANELS)), "n_seeds"]
+        n = summary.loc[summary["metric"].isin([m.name for m in HEADLINE]), "n_seeds"]
         n_text = "/".join(str(int(v)) for v in sorted(set(pd.to_numeric(n, errors="coerce").dropna())))
         fig.supxlabel(f"Mean over seeds; error bars: bootstrap CI over seeds from the summary table\n"
                       f"(seeds per policy and profile: {n_text}; a single seed gives no interval).",
@@ -649,20 +484,26 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
 # --------------------------------------------------------------------------------------------
 # Stage
 
-#: kind -> (input option, per-cell column families and further numeric trace columns, figure function)
+#: kind -> (input option, per-cell column families and further numeric trace columns, figure function
+#: taking the data, the output path and the config)
 KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
-    "soc": ("traces", ("soc_",), (), plot_soc),
-    "switching": ("traces", ("switch_",), (), plot_switching),
-    "voltage": ("traces", ("voltage_v_",), (), plot_voltage),
-    "current": ("traces", ("current_a_",), ("pack_current_a",), plot_current),
-    "training": ("evaluations", (), (), plot_training),
-    "metrics": ("summary", (), (), plot_metrics),
+    "soc": ("traces", ("soc_",), (), lambda data, out, cfg: plot_soc(data, out)),
+    "switching": ("traces", ("switch_",), (), lambda data, out, cfg: plot_switching(data, out)),
+    "voltage": ("traces", ("voltage_v_",), (),
+                lambda data, out, cfg: plot_voltage(data, out, tuple(cfg["env"]["voltage_limits_v"]))),
+    "current": ("traces", ("current_a_",), ("pack_current_a",), lambda data, out, cfg: plot_current(data, out)),
+    "training": ("evaluations", (), (), lambda data, out, cfg: plot_training(data, out)),
+    "metrics": ("summary", (), (), lambda data, out, cfg: plot_metrics(data, out)),
 }
 
 
 def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = None,
-              evaluations: Sequence | None = None, summary: str | os.PathLike | None = None) -> Path:
-    """Read the inputs of ``kind``, draw the figure and write ``out`` atomically."""
+              evaluations: Sequence | None = None, summary: str | os.PathLike | None = None,
+              cfg: dict | None = None) -> Path:
+    """Read the inputs of ``kind``, draw the figure and write ``out`` atomically.
+
+    ``cfg``: the validated config (its ``env`` section gives the voltage window); ``None``: defaults.
+    """
     if kind not in KINDS:
         raise UserError(f"unknown plot kind {kind!r} (choose from {', '.join(KINDS)})")
     option, prefixes, numeric, function = KINDS[kind]
@@ -677,25 +518,27 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
     elif option == "evaluations":
         data = load_evaluations(evaluations)
     else:
-        data = read_summary(summary)
-    return function(data, out)
+        data = read_summary(summary, needed=[m.name for m in HEADLINE])
+    return function(data, out, cfg if cfg is not None else config_from_args(argparse.Namespace()))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``bmsrl plot KIND --out FILE.pdf [--traces ...|--evaluations ...|--summary CSV]``."""
+    add_config_arguments(parser)
     parser.add_argument("kind", choices=list(KINDS), help="figure to draw")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.pdf",
                         help="figure to write (.pdf; .png or .svg also accepted)")
     parser.add_argument("--traces", nargs="+", type=Path, metavar="TRACES.csv",
-                        help="soc/switching/voltage/current: .../eval/{policy}/{profile}/seed{N}/traces.csv")
+                        help="soc/switching/voltage/current: traces.csv files of the evaluate stage")
     parser.add_argument("--evaluations", nargs="+", type=Path, metavar="EVALS.npz",
-                        help="training: .../{algo}_seed{N}/evaluations.npz (Stable-Baselines3 EvalCallback)")
+                        help="training: evaluations.npz files of the train stage")
     parser.add_argument("--summary", type=Path, metavar="SUMMARY.csv",
                         help="metrics: summary.csv of the aggregate stage")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
-    out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary)
+    out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary,
+                    cfg=config_from_args(args))
     print(f"plot {args.kind}: -> {out}")
     return 0

@@ -1,28 +1,27 @@
-"""Small numeric CSV tables: one validation implementation for every table the package reads.
+"""Validated CSV tables: one reader and one set of checks for every table the package reads.
 
-The OCV table (:mod:`bmsrl.ocv`) and the ECM parameter table (:func:`load_ecm_table`) are plain
-comma-separated files with a header line. They are written by hand or exported from a spreadsheet,
-so every defect is reported as a :class:`~bmsrl.errors.UserError` with a single line that names the
-file and, where there is one, the line and the column.
+Input tables (the OCV table, the ECM parameter table) are written by hand or exported from a
+spreadsheet; result tables (``metrics.csv``, ``traces.csv``, ``summary.csv``, see
+:mod:`bmsrl.results`) are written by the pipeline. Both are read by :func:`read_table`, so every
+defect is reported the same way: a :class:`~bmsrl.errors.UserError` with a single line that names
+the file and, where there is one, the line and the column.
 
 Line numbers are physical line numbers in the file, counted from 1, the header being line 1 (so
 the first data row is normally line 2). This is what a text editor shows, and what the user needs
 to find the defect. Blank lines (including rows whose cells are all empty, as spreadsheets export)
 are skipped but still counted.
 
-Also here: :func:`atomic_output`, which writes a file through a temporary sibling and
-:func:`os.replace`, so that a failed stage never leaves a half-written output behind.
+Also here: the loaders of the two input tables the simulator needs, :func:`load_ocv_table`
+(raw, validated) / :func:`load_processed_ocv` (the ``ocv`` stage's output) and
+:func:`load_ecm_table`.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import os
-import uuid
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -30,17 +29,23 @@ import numpy as np
 import pandas as pd
 
 from bmsrl.errors import UserError
+from bmsrl.io import package_data_file
 
 #: Columns of the ECM parameter table: SoC [-], R0 [ohm], R1 [ohm], C1 [F], R2 [ohm], C2 [F].
 ECM_COLUMNS: tuple[str, ...] = ("soc", "r0_ohm", "r1_ohm", "c1_f", "r2_ohm", "c2_f")
+#: Columns of an OCV table: SoC [-] (a fraction, not a percentage), open-circuit voltage [V].
+OCV_COLUMNS: tuple[str, str] = ("soc", "ocv_v")
+#: SoC window [-] a processed OCV table is checked against when no window is given: the schema
+#: default of ``env.soc_limits`` (callers pass the configured window).
+DEFAULT_SOC_WINDOW: tuple[float, float] = (0.1, 0.9)
+#: Points of the uniform SoC grid of a processed OCV table.
+DEFAULT_N_POINTS = 201
 
-#: Name of the column holding file line numbers in the index of :func:`read_numeric_csv` frames.
+#: Name of the index holding file line numbers in the frames of :func:`read_table`.
 LINE = "line"
 
-
-def package_data_file(name: str) -> resources.abc.Traversable:
-    """A file shipped in the package's ``bmsrl/data`` folder (``name`` e.g. ``"ocv_table.csv"``)."""
-    return resources.files("bmsrl") / "data" / name
+#: Spellings accepted in boolean columns (pandas writes ``True``/``False``; other tools 1/0).
+_BOOL_TEXT = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
 
 
 def _where(kind: str, path: Path, line: int | None = None, column: str | None = None) -> str:
@@ -58,32 +63,54 @@ def _more(count: int) -> str:
     return f" (and {count} more row{'s' if count != 1 else ''})" if count > 0 else ""
 
 
-def read_numeric_csv(path: str | os.PathLike, columns: Sequence[str], *, kind: str = "table") -> pd.DataFrame:
-    """Read a comma-separated table whose ``columns`` must all hold finite numbers.
+# --------------------------------------------------------------------------------------------
+# The reader
+
+
+def read_table(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    text: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    optional_numeric: Sequence[str] = (),
+    boolean: Sequence[str] = (),
+    cell_prefixes: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read a comma-separated table with a header line and check its columns.
 
     Parameters
     ----------
     path:
-        The CSV file. It is decoded as UTF-8 (a leading byte-order mark, as Excel writes, is
-        accepted). Header names are stripped of surrounding whitespace; other columns than
-        ``columns`` are allowed and ignored (their cells are not checked).
-    columns:
-        Required column names.
+        The CSV file, decoded as UTF-8 (a leading byte-order mark, as Excel writes, is accepted).
+        Header names are stripped of surrounding whitespace; columns not named below are kept
+        as text and not checked.
     kind:
         What the table is (e.g. ``"OCV table"``); starts every error message.
+    text:
+        Required columns holding non-empty strings (returned stripped).
+    numeric:
+        Required columns holding finite numbers in every row (returned as float64).
+    optional_numeric:
+        Required columns holding finite numbers or empty cells (read as NaN).
+    boolean:
+        Required columns holding ``True``/``False``/``1``/``0``; returned as float 1.0 / 0.0.
+    cell_prefixes:
+        Per-cell numeric column families: for prefix ``"soc_"`` the columns ``soc_1``, ``soc_2``,
+        ... (at least ``soc_1``; see :func:`numbered_columns`) must hold finite numbers.
 
     Returns
     -------
     pandas.DataFrame
-        The required columns as float64, in file order. The index, named ``"line"``, holds each
-        row's line number in the file (header = line 1), for error messages further down.
+        All columns of the file, the checked ones converted. The index, named ``"line"``, holds
+        each row's line number in the file (header = line 1).
 
     Raises
     ------
     UserError
-        One line naming the file (and line / column): file missing or unreadable, empty file,
-        header without data rows, missing or repeated column, a row with more cells than the
-        header, an empty cell, a value that is not a number, NaN or infinite.
+        One line naming the file (and line / column): file missing or unreadable, not UTF-8,
+        empty file, header without data rows, missing or repeated column, a row with more cells
+        than the header, an empty or non-numeric cell, NaN or an infinite number.
     """
     path = Path(path)
     try:
@@ -98,39 +125,47 @@ def read_numeric_csv(path: str | os.PathLike, columns: Sequence[str], *, kind: s
     except OSError as exc:
         raise UserError(f"{kind} {path}: cannot be read ({exc.strerror or exc})") from None
 
+    required = (*text, *numeric, *optional_numeric, *boolean)
     if not records:
-        raise UserError(f"{kind} {path}: file is empty (expected a header line: {','.join(columns)})")
+        expected = f" (expected a header line: {','.join(required)})" if required else " (expected a header line)"
+        raise UserError(f"{kind} {path}: file is empty{expected}")
     header_line, header = records[0]
     names = [name.strip() for name in header]
-    seen: dict[str, int] = {}
-    for position, name in enumerate(names):
-        if name in columns and name in seen:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and (name in required or not cell_prefixes):
             raise UserError(f"{_where(kind, path, header_line, name)}: column appears twice in the header")
-        seen.setdefault(name, position)
-    for name in columns:
+        seen.add(name)
+    for name in required:
         if name not in seen:
             found = ", ".join(repr(n) for n in names)
-            hint = ""
-            if any(sep in ",".join(header) for sep in (";", "\t")):
-                hint = "; the file must be comma-separated"
-            raise UserError(
-                f"{_where(kind, path, header_line)}: missing column {name!r} (header has {found}{hint})"
-            )
+            hint = "; the file must be comma-separated" if any(s in ",".join(header) for s in (";", "\t")) else ""
+            raise UserError(f"{_where(kind, path, header_line)}: missing column {name!r} (header has {found}{hint})")
     body = records[1:]
     if not body:
         raise UserError(f"{kind} {path}: no data rows after the header (line {header_line})")
-
-    values = {name: np.empty(len(body)) for name in columns}
-    lines = np.empty(len(body), dtype=np.int64)
-    for i, (line, row) in enumerate(body):
+    for line, row in body:
         if len(row) > len(names):
-            raise UserError(
-                f"{_where(kind, path, line)}: {len(row)} cells but the header has {len(names)} columns"
-            )
-        lines[i] = line
-        for name in columns:
-            values[name][i] = _parse_cell(row, seen[name], kind, path, line, name)
-    return pd.DataFrame(values, index=pd.Index(lines, name=LINE))
+            raise UserError(f"{_where(kind, path, line)}: {len(row)} cells but the header has {len(names)} columns")
+    cells = [[row[i].strip() if i < len(row) else "" for i in range(len(names))] for _, row in body]
+    frame = pd.DataFrame(cells, columns=names, index=pd.Index([line for line, _ in body], name=LINE), dtype=object)
+
+    for name in text:
+        _fail_first(frame[name] == "", kind, path, frame, name, "empty cell (a name is required)")
+        frame[name] = frame[name].astype(str)
+    checked = list(numeric)
+    for prefix in cell_prefixes:
+        checked += numbered_columns(frame, prefix, kind=kind, path=path)
+    for name in checked:
+        frame[name] = _to_float(frame, name, kind, path, allow_empty=False)
+    for name in optional_numeric:
+        frame[name] = _to_float(frame, name, kind, path, allow_empty=True)
+    for name in boolean:
+        mapped = frame[name].str.lower().map(_BOOL_TEXT)
+        _fail_first(mapped.isna(), kind, path, frame, name, "{value!r} is not a boolean (True/False/1/0)",
+                    raw=frame[name])
+        frame[name] = mapped.astype(np.float64)
+    return frame
 
 
 def _numbered_rows(handle, kind: str, path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -148,20 +183,55 @@ def _numbered_rows(handle, kind: str, path: Path) -> Iterator[tuple[int, list[st
         raise UserError(f"{_where(kind, path, reader.line_num)}: not valid CSV ({exc})") from None
 
 
-def _parse_cell(row: list[str], position: int, kind: str, path: Path, line: int, column: str) -> float:
-    """One cell as a finite float, or a :class:`UserError` naming file, line and column."""
-    text = row[position].strip() if position < len(row) else ""
-    if not text:
-        raise UserError(f"{_where(kind, path, line, column)}: empty cell (a number is required)")
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{_where(kind, path, line, column)}: {text!r} is not a number") from None
-    if math.isnan(value):
-        raise UserError(f"{_where(kind, path, line, column)}: value is NaN (a number is required)")
-    if math.isinf(value):
-        raise UserError(f"{_where(kind, path, line, column)}: value {text!r} is not finite")
-    return value
+def _to_float(frame: pd.DataFrame, name: str, kind: str, path: Path, *, allow_empty: bool) -> pd.Series:
+    """Column ``name`` as float64; empty cells become NaN if ``allow_empty``, otherwise an error."""
+    cells = frame[name].astype(str)
+    empty = cells == ""
+    if not allow_empty:
+        _fail_first(empty, kind, path, frame, name, "empty cell (a number is required)")
+    values = pd.to_numeric(cells.where(~empty), errors="coerce")
+    is_nan_text = cells.str.lower().isin(("nan", "+nan", "-nan"))
+    _fail_first(is_nan_text, kind, path, frame, name, "value is NaN (a number is required)")
+    _fail_first(values.isna() & ~empty, kind, path, frame, name, "{value!r} is not a number", raw=cells)
+    _fail_first(~np.isfinite(values) & values.notna(), kind, path, frame, name, "value {value!r} is not finite",
+                raw=cells)
+    return values.astype(np.float64)
+
+
+def _fail_first(bad: Iterable[bool], kind: str, path: Path, frame: pd.DataFrame, column: str,
+                template: str, raw: pd.Series | None = None) -> None:
+    """Raise a :class:`UserError` naming the first row flagged in ``bad`` (and how many more)."""
+    bad = np.asarray(bad, dtype=bool)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    value = raw.iloc[rows[0]] if raw is not None else ""
+    raise UserError(
+        f"{_where(kind, Path(path), int(frame.index[rows[0]]), column)}: {template.format(value=value)}"
+        f"{_more(rows.size - 1)}"
+    )
+
+
+def numbered_columns(frame: pd.DataFrame, prefix: str, *, kind: str, path: str | os.PathLike) -> list[str]:
+    """The consecutive per-cell columns ``{prefix}1``, ``{prefix}2``, ... present in ``frame``.
+
+    Raises a :class:`UserError` naming the file if ``{prefix}1`` is missing.
+    """
+    names = []
+    while f"{prefix}{len(names) + 1}" in frame.columns:
+        names.append(f"{prefix}{len(names) + 1}")
+    if not names:
+        raise UserError(f"{kind} {path}: missing column {prefix + '1'!r} (and the further per-cell columns)")
+    return names
+
+
+def read_numeric_csv(path: str | os.PathLike, columns: Sequence[str], *, kind: str = "table") -> pd.DataFrame:
+    """The ``columns`` of a table that must all hold finite numbers, as float64 (:func:`read_table`)."""
+    return read_table(path, kind=kind, numeric=columns)[list(columns)].astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks of numeric columns
 
 
 def check_within(
@@ -245,6 +315,120 @@ def check_strictly_increasing(
         )
 
 
+# --------------------------------------------------------------------------------------------
+# The input tables
+
+
+def _check_soc_window(soc_window) -> tuple[float, float]:
+    """The SoC window as two floats with 0 <= lo < hi <= 1, or a :class:`UserError`."""
+    try:
+        low, high = (float(v) for v in soc_window)
+    except (TypeError, ValueError):
+        raise UserError(f"SoC window must be two numbers LO HI, got {soc_window!r}") from None
+    if not (0.0 <= low < high <= 1.0):
+        raise UserError(f"SoC window [{low:g}, {high:g}] must satisfy 0 <= LO < HI <= 1")
+    return low, high
+
+
+def _check_n_points(n_points) -> int:
+    """The number of grid points as an int >= 2, or a :class:`UserError`."""
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+        raise UserError(f"number of resampling points must be an integer >= 2, got {n_points!r}")
+    return int(n_points)
+
+
+def read_ocv_table(
+    path: str | os.PathLike, soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW
+) -> pd.DataFrame:
+    """Read and validate an OCV table.
+
+    Parameters
+    ----------
+    path:
+        CSV with a header line and columns ``soc`` [-] and ``ocv_v`` [V]; rows in any order,
+        other columns allowed and ignored.
+    soc_window:
+        ``(lo, hi)`` SoC interval [-] the table must cover (its SoC range must include it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``soc`` [-], ``ocv_v`` [V] as float64, sorted by strictly increasing SoC, exact
+        duplicate rows dropped, index 0..n-1.
+
+    Raises
+    ------
+    UserError
+        With one line naming the file and the line in it (header = line 1) and/or the column:
+        the defects of :func:`read_table`, SoC outside [0, 1], fewer than 2 distinct SoC points,
+        SoC range not covering ``soc_window``, two rows with the same SoC and different OCV (both
+        lines named), OCV not strictly increasing in SoC.
+
+    Warns
+    -----
+    UserWarning
+        When exact duplicate rows (same SoC and OCV) are dropped; it names their lines.
+    """
+    kind = "OCV table"
+    low, high = _check_soc_window(soc_window)
+    frame = read_numeric_csv(path, OCV_COLUMNS, kind=kind)
+    soc_max = frame["soc"].max()
+    hint = "; SoC is a fraction, not a percentage" if 1.0 < soc_max <= 100.0 else ""
+    check_within(frame, "soc", 0.0, 1.0, kind=kind, path=path, hint=hint)
+    frame = sort_unique(frame, "soc", kind=kind, path=path)
+    if len(frame) < 2:
+        raise UserError(f"{kind} {path}, column 'soc': needs at least 2 distinct SoC points, found {len(frame)}")
+    soc_lo, soc_hi = frame["soc"].iloc[0], frame["soc"].iloc[-1]
+    if soc_lo > low or soc_hi < high:
+        raise UserError(
+            f"{kind} {path}, column 'soc': SoC range [{soc_lo:g}, {soc_hi:g}] does not cover the "
+            f"SoC window [{low:g}, {high:g}]"
+        )
+    check_strictly_increasing(frame, "ocv_v", along="soc", kind=kind, path=path)
+    return frame.reset_index(drop=True)
+
+
+def resample_ocv(df: pd.DataFrame, n_points: int = DEFAULT_N_POINTS) -> pd.DataFrame:
+    """Linearly interpolate a validated OCV table onto a uniform SoC grid.
+
+    The grid spans the table's own SoC range [min soc, max soc] with ``n_points`` points, so
+    nothing is extrapolated. Piecewise-linear interpolation of a strictly increasing table on a
+    strictly increasing grid is strictly increasing, so monotonicity is preserved.
+
+    Returns a frame with columns ``soc`` [-] (uniform grid) and ``ocv_v`` [V], float64.
+    """
+    n_points = _check_n_points(n_points)
+    table = df.sort_values("soc")
+    soc = table["soc"].to_numpy(dtype=np.float64)
+    ocv_v = table["ocv_v"].to_numpy(dtype=np.float64)
+    grid = np.linspace(soc[0], soc[-1], n_points)
+    return pd.DataFrame({"soc": grid, "ocv_v": np.interp(grid, soc, ocv_v)})
+
+
+def load_processed_ocv(
+    path: str | os.PathLike | None = None,
+    *,
+    soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW,
+    n_points: int = DEFAULT_N_POINTS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The OCV curve for the simulator: ``(soc_grid [-], ocv_v [V])`` as float64 arrays.
+
+    With ``path=None``, the package's default table ``bmsrl/data/ocv_table.csv`` is read and
+    resampled exactly as the ``ocv`` stage does (:func:`read_ocv_table` then :func:`resample_ocv`
+    with ``n_points``). With a path (normally the ``ocv`` stage's output), the table is read and
+    validated with :func:`read_ocv_table` and returned as it is, sorted by SoC.
+    """
+    if path is None:
+        with resources.as_file(package_data_file("ocv_table.csv")) as default:
+            table = resample_ocv(read_ocv_table(default, soc_window=soc_window), n_points)
+    else:
+        table = read_ocv_table(path, soc_window=soc_window)
+    return (
+        np.ascontiguousarray(table["soc"].to_numpy(dtype=np.float64)),
+        np.ascontiguousarray(table["ocv_v"].to_numpy(dtype=np.float64)),
+    )
+
+
 def load_ecm_table(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """The equivalent-circuit (2-RC Thevenin) parameter table, validated, by ascending SoC.
 
@@ -276,25 +460,3 @@ def load_ecm_table(path: str | os.PathLike | None = None) -> dict[str, np.ndarra
     check_positive(frame, ECM_COLUMNS[1:], kind=kind, path=path)
     frame = sort_unique(frame, "soc", kind=kind, path=path)
     return {name: np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64)) for name in ECM_COLUMNS}
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success move it onto ``path`` atomically.
-
-    Parent folders are created. If the ``with`` body raises, the temporary file is removed and
-    ``path`` is left as it was (absent, or its previous content). The temporary file lives in the
-    same folder, so :func:`os.replace` never crosses a file system. An :class:`OSError` while
-    writing becomes a :class:`UserError` naming ``path``.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        with suppress(OSError):
-            tmp.unlink()

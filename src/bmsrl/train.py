@@ -3,23 +3,28 @@
     bmsrl train --config config/config.yaml --algo ppo --seed 1 \\
         --out results/checkpoints/ppo_seed1 --tensorboard results/runs/ppo_seed1
 
-The run reads top to bottom: config -> seeds and threads -> environments -> model (new, or resumed
-from the newest checkpoint in ``OUT/checkpoints``) -> callbacks -> learn -> ``final_model.zip``.
+The run reads top to bottom (:func:`train`): config -> the run's settings record -> seeds and
+threads -> environments -> model (new, or resumed from the newest readable checkpoint) ->
+callbacks -> learn -> publish.
 
 Outputs in ``OUT``: ``best_model.zip`` (best mean evaluation return), ``final_model.zip``,
-``evaluations.npz`` (Stable-Baselines3 EvalCallback format), ``run_config.json``; TensorBoard events
-in ``--tensorboard``. The three model/evaluation files appear only when training has finished;
-until then their working copies live in ``OUT/checkpoints/`` beside the periodic
-``model_<steps>_steps.zip`` (and the DQN replay buffer, the reward normalizer). A job killed
-half-way and started again continues from its newest checkpoint: the step count, the evaluation
-history and (for DQN) the replay buffer carry on. Checkpoints of a run with different settings
-(``checkpoints/settings.json`` differs) are discarded rather than resumed.
+``evaluations.npz`` (Stable-Baselines3 EvalCallback arrays plus the run's labels ``algo`` and
+``seed``) and ``run_config.json`` (what made the models: algorithm, pack shape, every setting that
+changes training, package versions); TensorBoard events in ``--tensorboard``. They appear only when
+training has finished; until then their working copies live in ``OUT/checkpoints/`` beside the
+periodic ``model_<steps>_steps.zip`` (and the DQN replay buffer, the reward normalizer), every file
+written atomically. A job killed half-way and started again continues from its newest readable
+checkpoint: the step count, the evaluation history and (for DQN) the replay buffer carry on.
+Checkpoints made with other settings (``checkpoints/run_config.json`` differs) are discarded, with
+a log line naming the settings that changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import logging
 import os
 import platform
 import random
@@ -30,37 +35,87 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
-from bmsrl.config import add_config_arguments, config_from_args, task_kwargs
+from bmsrl import algos
+from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.errors import UserError
-from bmsrl.tables import atomic_output
+from bmsrl.io import atomic_output
+from bmsrl.results import write_evaluations
 
-#: algorithm name -> (module, class). ``maskable_ppo`` is PPO that never samples an invalid action:
-#: it reads the env's ``action_masks()`` (the invalid-action rules) at every step.
-_CLASSES = {
-    "dqn": ("stable_baselines3", "DQN"),
-    "ppo": ("stable_baselines3", "PPO"),
-    "maskable_ppo": ("sb3_contrib", "MaskablePPO"),
-    "a2c": ("stable_baselines3", "A2C"),
-    "trpo": ("sb3_contrib", "TRPO"),
-    "ars": ("sb3_contrib", "ARS"),
-}
-ALGOS = tuple(_CLASSES)
-#: algorithms whose optimizer is torch's Adam, which takes ``fused=True`` on the CPU
-_ADAM_ALGOS = ("dqn", "ppo", "maskable_ppo", "trpo")
-_ON_POLICY = ("ppo", "maskable_ppo", "a2c", "trpo")
-_MASKED = ("maskable_ppo",)
+log = logging.getLogger("bmsrl.train")
+
 _CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip$")
+RUN_RECORD = "run_config.json"
 
 
-def algorithm_class(algo: str):
-    """The Stable-Baselines3 / sb3-contrib class for ``algo``."""
-    if algo not in ALGOS:
-        raise UserError(f"unknown algorithm {algo!r}; choose one of {list(ALGOS)}")
-    import importlib
+# ------------------------------------------------------------------------------------ settings
+def file_digest(path: str | os.PathLike | None) -> str | None:
+    """SHA-256 of a file's bytes (``None`` for the package's shipped table)."""
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-    module, name = _CLASSES[algo]
-    return getattr(importlib.import_module(module), name)
+
+def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None) -> dict:
+    """Everything that changes what a training run learns: a checkpoint made with other settings
+    cannot be resumed, and a model is evaluated only under the env settings it was trained with.
+    (``total_steps`` is left out: a longer budget continues a run.)"""
+    training = cfg["training"]
+    kwargs = task_kwargs(cfg, profile, ocv_table)
+    return {
+        "algo": algo,
+        "seed": seed,
+        "profile": profile,
+        "n_envs": training["n_envs"],
+        "hyperparams": training["hyperparams"][algo],
+        "normalize_reward": training["normalize_reward"] and algos.get(algo).normalize_reward,
+        "eval_episodes": training["eval_episodes"],
+        "eval_seed": eval_seed(cfg, seed),
+        "env": cfg["env"],
+        "reward": cfg["reward"],
+        "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
+        "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
+    }
+
+
+def eval_seed(cfg: dict, seed: int) -> int:
+    """Seed of the evaluation packs during training: disjoint from training and final evaluation seeds."""
+    return cfg["evaluation"]["seed_offset"] + 1000 * seed + 500
+
+
+def _write_json(path: Path, record: dict) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def prepare_workdir(work: Path, settings: dict) -> None:
+    """Keep the checkpoints in ``work`` only if they were made with ``settings``; record them."""
+    record = work / RUN_RECORD
+    if work.exists():
+        try:
+            old = json.loads(record.read_text())["settings"]
+        except (OSError, ValueError, KeyError, TypeError):
+            old = None
+        if old != json.loads(json.dumps(settings, default=str)):
+            changed = sorted(k for k in settings if old is None or old.get(k) != settings[k]) if old else ["(no record)"]
+            log.info("settings changed since the checkpoints in %s were written (%s): starting afresh",
+                     work, ", ".join(changed))
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not record.exists():
+        _write_json(record, {"settings": settings, "versions": package_versions()})
+
+
+def package_versions() -> dict[str, str]:
+    import gymnasium
+    import sb3_contrib
+    import stable_baselines3
+    import torch
+
+    from bmsrl import __version__
+
+    return {"python": platform.python_version(), "bmsrl": __version__, "numpy": np.__version__,
+            "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
+            "sb3_contrib": sb3_contrib.__version__, "gymnasium": gymnasium.__version__}  # fmt: skip
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:
@@ -76,34 +131,98 @@ def seed_everything(seed: int, torch_threads: int) -> None:
     torch.distributions.Distribution.set_default_validate_args(False)
 
 
-def newest_checkpoint(folder: Path) -> tuple[Path, int] | None:
-    """The checkpoint with the most steps in ``folder`` and its step count, or None."""
+# ---------------------------------------------------------------------------------- checkpoints
+def checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """The periodic checkpoints in ``folder`` as ``(steps, path)``, newest first."""
     found = [(int(m.group(1)), p) for p in folder.glob("model_*_steps.zip") if (m := _CHECKPOINT.search(p.name))]
-    if not found:
-        return None
-    steps, path = max(found)
-    return path, steps
+    return sorted(found, reverse=True)
 
 
-def make_callbacks(cfg, out: Path, eval_env, n_envs: int, eval_seed: int, resume_steps: int, masked: bool = False):
-    """Evaluation (best model + evaluations.npz), atomic checkpoints, episode statistics.
+def load_newest(algo_class, work: Path, env, tensorboard: Path | None):
+    """The model of the newest checkpoint that loads, or ``None``; unreadable ones are logged and skipped."""
+    for steps, path in checkpoints(work):
+        try:
+            model = algo_class.load(path, env=env, device="cpu", tensorboard_log=str(tensorboard) if tensorboard else None)
+        except Exception as exc:  # a cut or corrupt zip: fall back to the previous checkpoint
+            log.warning("checkpoint %s is unreadable (%s: %s): trying the previous one", path, type(exc).__name__, exc)
+            continue
+        log.info("resuming from %s (%d env steps done)", path, steps)
+        buffer = work / f"replay_buffer_{steps}.pkl"
+        if hasattr(model, "load_replay_buffer"):
+            if buffer.exists():
+                model.load_replay_buffer(buffer)
+            else:
+                log.warning("no replay buffer saved with %s: resuming with an empty buffer", path.name)
+        return model
+    return None
 
-    ``masked``: evaluate with the env's action masks (MaskablePPO), as the agent acts in training.
-    """
-    from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 
-    if masked:
-        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as EvalCallback
+class AtomicCheckpoint(BaseCallback):
+    """Every ``every`` env steps: the model, and (DQN) its replay buffer and (on-policy) the reward
+    normalizer, each written through a temporary file, so no checkpoint is ever half-written."""
 
-    training = cfg["training"]
+    def __init__(self, folder: Path, every: int, resume_steps: int) -> None:
+        super().__init__()
+        self.folder, self.every = folder, max(every, 1)
+        self.next_at = (resume_steps // self.every + 1) * self.every
 
-    class SeededEvalCallback(EvalCallback):
-        """EvalCallback on the same evaluation packs every time, and once more at the end of training."""
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_at:
+            self.next_at += self.every
+            self.save()
+        return True
+
+    def save(self) -> None:
+        steps = self.num_timesteps
+        if getattr(self.model, "replay_buffer", None) is not None:
+            with atomic_output(self.folder / f"replay_buffer_{steps}.pkl") as tmp, open(tmp, "wb") as handle:
+                self.model.save_replay_buffer(handle)
+            for old in self.folder.glob("replay_buffer_*.pkl"):  # one buffer is ~100 MB: keep the newest
+                if old.name != f"replay_buffer_{steps}.pkl":
+                    old.unlink()
+        normalizer = self.model.get_vec_normalize_env()
+        if normalizer is not None:
+            with atomic_output(self.folder / f"vecnormalize_{steps}.pkl") as tmp:
+                normalizer.save(str(tmp))
+        with atomic_output(self.folder / f"model_{steps}_steps.zip") as tmp, open(tmp, "wb") as handle:
+            self.model.save(handle)
+
+
+class SaveBest(BaseCallback):
+    """Called by the evaluation callback on a new best mean return: ``best_model.zip``, atomically."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def _on_step(self) -> bool:
+        with atomic_output(self.path) as tmp, open(tmp, "wb") as handle:
+            self.model.save(handle)
+        return True
+
+
+def seeded_evaluation(base: type[EvalCallback]):
+    """``base`` (SB3's or sb3-contrib's masked EvalCallback) evaluating on the same packs every
+    time, once more at the end of training, writing ``evaluations.npz`` atomically and logging a line
+    per evaluation."""
+
+    class SeededEvaluation(base):
+        def __init__(self, eval_env, *, seed: int, work: Path, total_steps: int, **kwargs) -> None:
+            # SB3 writes its own evaluations file in place; it goes to a scratch folder and the
+            # published working copy is written atomically from the same arrays below.
+            super().__init__(eval_env, log_path=str(work / "sb3"), best_model_save_path=None,
+                             callback_on_new_best=SaveBest(work / "best_model.zip"), **kwargs)
+            self.seed, self.work, self.total_steps = seed, work, total_steps
+            self._clock = (time.perf_counter(), 0)
 
         def _on_step(self) -> bool:
-            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
-                self.eval_env.seed(eval_seed)
-            return super()._on_step()
+            due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+            if due:
+                self.eval_env.seed(self.seed)
+            keep_going = super()._on_step()
+            if due:
+                self._publish()
+            return keep_going
 
         def _on_training_end(self) -> None:
             if not self.evaluations_timesteps or self.evaluations_timesteps[-1] != self.num_timesteps:
@@ -111,89 +230,68 @@ def make_callbacks(cfg, out: Path, eval_env, n_envs: int, eval_seed: int, resume
                 self._on_step()
                 self.eval_freq = every
 
-    class AtomicCheckpoint(BaseCallback):
-        """Checkpoint every ``every`` env steps, written through a temporary file (never half-written)."""
+        def restore(self, path: Path, resume_steps: int) -> None:
+            """Carry the evaluation history of ``path`` up to ``resume_steps`` over a restart."""
+            try:
+                with np.load(path) as old:
+                    keep = old["timesteps"] <= resume_steps
+                    history = (list(old["timesteps"][keep]), [list(r) for r in old["results"][keep]],
+                               [list(r) for r in old["ep_lengths"][keep]])
+            except Exception as exc:  # unreadable: the curve restarts, the model does not
+                log.warning("evaluation history %s is unreadable (%s): starting it afresh", path, exc)
+                return
+            self.evaluations_timesteps, self.evaluations_results, self.evaluations_length = history
+            if history[0]:
+                self.best_mean_reward = float(np.max(np.mean(history[1], axis=1)))
 
-        def __init__(self, folder: Path, every: int) -> None:
-            super().__init__()
-            self.folder, self.every = folder, max(every, 1)
-            self.next_at = (resume_steps // self.every + 1) * self.every
+        def _publish(self) -> None:
+            with atomic_output(self.work / "evaluations.npz") as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, timesteps=self.evaluations_timesteps, results=self.evaluations_results,
+                         ep_lengths=self.evaluations_length)
+            start, start_steps = self._clock
+            now = time.perf_counter()
+            rate = (self.num_timesteps - start_steps) / max(now - start, 1e-9)
+            self._clock = (now, self.num_timesteps)
+            left = max(self.total_steps - self.num_timesteps, 0) / max(rate, 1e-9)
+            log.info("eval at %d env steps: mean return %.2f +/- %.2f over %d episodes (best %.2f); "
+                     "%.0f env-steps/s, about %.0f min left", self.num_timesteps, self.last_mean_reward,
+                     float(np.std(self.evaluations_results[-1])), len(self.evaluations_results[-1]),
+                     self.best_mean_reward, rate, left / 60)  # fmt: skip
 
-        def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_at:
-                self.next_at += self.every
-                self.save()
-            return True
-
-        def save(self) -> None:
-            path = self.folder / f"model_{self.num_timesteps}_steps.zip"
-            with atomic_output(path) as tmp, open(tmp, "wb") as handle:
-                self.model.save(handle)
-            if hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
-                with atomic_output(self.folder / "replay_buffer.pkl") as tmp, open(tmp, "wb") as handle:
-                    self.model.save_replay_buffer(handle)
-            normalizer = self.model.get_vec_normalize_env()
-            if normalizer is not None:
-                with atomic_output(self.folder / "vecnormalize.pkl") as tmp:
-                    normalizer.save(str(tmp))
-
-    class EpisodeStats(BaseCallback):
-        """Log the final SoC spread of finished training episodes to TensorBoard."""
-
-        def _on_step(self) -> bool:
-            for info in self.locals.get("infos", ()):
-                if "terminal_observation" in info and "soc" in info:
-                    self.logger.record_mean("rollout/final_soc_std_pct", 100.0 * float(np.std(info["soc"])))
-            return True
-
-    work = out / "checkpoints"
-    evaluation = SeededEvalCallback(
-        eval_env,
-        n_eval_episodes=training["eval_episodes"],
-        eval_freq=max(training["eval_interval"] // n_envs, 1),
-        best_model_save_path=str(work),
-        log_path=str(work),
-        deterministic=True,
-        verbose=1,
-    )
-    previous = work / "evaluations.npz"
-    if resume_steps and previous.exists():  # carry the evaluation history over a restart
-        with np.load(previous) as old:
-            keep = old["timesteps"] <= resume_steps
-            evaluation.evaluations_timesteps = list(old["timesteps"][keep])
-            evaluation.evaluations_results = [list(r) for r in old["results"][keep]]
-            evaluation.evaluations_length = [list(r) for r in old["ep_lengths"][keep]]
-            if keep.any():
-                evaluation.best_mean_reward = float(np.max(old["results"][keep].mean(axis=1)))
-    checkpoint = AtomicCheckpoint(work, training["checkpoint_interval"])
-    return CallbackList([evaluation, checkpoint, EpisodeStats()])
+    return SeededEvaluation
 
 
-def train(
-    cfg: dict,
-    algo: str,
-    seed: int,
-    out: Path,
-    tensorboard: Path | None,
-    ocv_table: str | None = None,
-    profile: str | None = None,
-) -> Path:
+class EpisodeStats(BaseCallback):
+    """Log the final SoC spread of finished training episodes to TensorBoard."""
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            if "terminal_observation" in info and "soc" in info:
+                self.logger.record_mean("rollout/final_soc_std_pct", 100.0 * float(np.std(info["soc"])))
+        return True
+
+
+# ---------------------------------------------------------------------------------------- train
+def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None = None,
+          ocv_table: str | None = None, profile: str | None = None) -> Path:  # fmt: skip
     """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``."""
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from bmsrl.vec_env import BatchedBalancingVecEnv
 
+    spec = algos.get(algo)
     training = cfg["training"]
-    algo_class = algorithm_class(algo)
     total_steps = int(training["total_steps"][algo])
     n_envs = int(training["n_envs"])
-    hyperparams = dict(training["hyperparams"].get(algo, {}))
+    hyperparams = dict(training["hyperparams"][algo])
     profile = profile or cfg["profiles"]["train"]
-    seed_everything(seed, training["torch_threads"])
+
+    # The settings record: checkpoints of other settings are not resumed.
     work = out / "checkpoints"
-    _discard_stale_checkpoints(work, {"algo": algo, "seed": seed, "profile": profile, "n_envs": n_envs,
-                                      "hyperparams": hyperparams, "env": cfg["env"], "reward": cfg["reward"],
-                                      "ocv_table": ocv_table})  # fmt: skip
+    settings = run_settings(cfg, algo, seed, profile, ocv_table)
+    prepare_workdir(work, settings)
+    seed_everything(seed, training["torch_threads"])
 
     # Environments: training packs seeded from the run seed; evaluation packs from a disjoint range.
     # VecMonitor sits inside VecNormalize, so logged episode returns are the raw ones. Returns of
@@ -201,114 +299,79 @@ def train(
     kwargs = task_kwargs(cfg, profile, ocv_table)
     env = VecMonitor(BatchedBalancingVecEnv(n_envs, **kwargs))
     eval_env = VecMonitor(BatchedBalancingVecEnv(training["eval_episodes"], **kwargs))
-    normalize = training["normalize_reward"] and algo in _ON_POLICY
-    if normalize:
-        gamma = hyperparams.get("gamma", 0.99)
-        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=gamma)
+    if settings["normalize_reward"]:
+        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=hyperparams.get("gamma", 0.99))
         eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
-        stats = work / "vecnormalize.pkl"
-        if stats.exists() and newest_checkpoint(work) is not None:
-            env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
     env.seed(seed)
-    eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + 500
 
-    # Model: resumed from the newest checkpoint, or new.
-    resume = newest_checkpoint(work)
-    if resume is not None:
-        path, steps = resume
-        print(f"resuming from {path} ({steps} env steps done)", flush=True)
-        model = algo_class.load(path, env=env, tensorboard_log=str(tensorboard) if tensorboard else None)
-        buffer = work / "replay_buffer.pkl"
-        if hasattr(model, "load_replay_buffer") and buffer.exists():
-            model.load_replay_buffer(buffer)
-    else:
-        if algo in _ADAM_ALGOS:
+    # Model: resumed from the newest readable checkpoint, or new.
+    algo_class = algos.algorithm_class(algo)
+    model = load_newest(algo_class, work, env, tensorboard)
+    if model is not None and settings["normalize_reward"]:
+        stats = work / f"vecnormalize_{model.num_timesteps}.pkl"
+        if stats.exists():
+            env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
+    if model is None:
+        if spec.adam:
             policy_kwargs = dict(hyperparams.pop("policy_kwargs", {}))
             policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
             hyperparams["policy_kwargs"] = policy_kwargs
-        model = algo_class(
-            "MlpPolicy", env, seed=seed, verbose=1, device="cpu",
-            tensorboard_log=str(tensorboard) if tensorboard else None, **hyperparams,
-        )  # fmt: skip
+        model = algo_class("MlpPolicy", env, seed=seed, verbose=0, device="cpu",
+                           tensorboard_log=str(tensorboard) if tensorboard else None, **hyperparams)  # fmt: skip
     done_steps = int(model.num_timesteps)
-    _write_run_config(out / "run_config.json", cfg, algo, seed, profile, hyperparams, n_envs, total_steps)
 
-    callbacks = make_callbacks(cfg, out, eval_env, n_envs, eval_seed, done_steps, masked=algo in _MASKED)
+    # Callbacks: periodic evaluation on fixed packs (best model, history), checkpoints, statistics.
+    if spec.masked:
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as base
+    else:
+        base = EvalCallback
+    evaluation = seeded_evaluation(base)(
+        eval_env, seed=eval_seed(cfg, seed), work=work, total_steps=total_steps,
+        n_eval_episodes=training["eval_episodes"], eval_freq=max(training["eval_interval"] // n_envs, 1),
+        deterministic=True, verbose=0,
+    )  # fmt: skip
+    if done_steps:
+        evaluation.restore(work / "evaluations.npz", done_steps)
+    callbacks = [evaluation, AtomicCheckpoint(work, training["checkpoint_interval"], done_steps), EpisodeStats()]
+    if sys.stderr.isatty():
+        from stable_baselines3.common.callbacks import ProgressBarCallback
+
+        callbacks.append(ProgressBarCallback())
+
+    # Learn.
     start = time.perf_counter()
     if done_steps < total_steps:
+        log.info("training %s seed %d: %d of %d env steps to go, %d packs", algo, seed,
+                 total_steps - done_steps, total_steps, n_envs)
         model.learn(
             total_timesteps=total_steps - done_steps,
-            callback=callbacks,
-            log_interval=_sb3_log_interval(algo, training["log_interval"], n_envs, hyperparams),
+            callback=CallbackList(callbacks),
+            log_interval=algos.sb3_log_interval(algo, training["log_interval"], n_envs, hyperparams),
             tb_log_name="run",
-            reset_num_timesteps=resume is None,
+            reset_num_timesteps=done_steps == 0,
         )
     elapsed = time.perf_counter() - start
+
+    # Publish: the final model, the best model, the evaluation history and the settings record.
     final = out / "final_model.zip"
     with atomic_output(final) as tmp, open(tmp, "wb") as handle:
         model.save(handle)
-    for name in ("best_model.zip", "evaluations.npz"):  # publish the working copies
-        with atomic_output(out / name) as tmp:
-            shutil.copyfile(work / name, tmp)
+    with atomic_output(out / "best_model.zip") as tmp:
+        shutil.copyfile(work / "best_model.zip", tmp)
+    with atomic_output(out / "evaluations.npz") as tmp:
+        write_evaluations(tmp, work / "evaluations.npz", algo, seed)
+    with atomic_output(out / RUN_RECORD) as tmp:
+        shutil.copyfile(work / RUN_RECORD, tmp)
     steps = int(model.num_timesteps) - done_steps
-    print(f"trained {algo} seed {seed}: {steps} env steps in {elapsed:.1f} s "
-          f"({steps / max(elapsed, 1e-9):,.0f} env-steps/s); total {model.num_timesteps}", flush=True)
+    log.info("trained %s seed %d: %d env steps in %.1f s (%s env-steps/s); total %d", algo, seed, steps, elapsed,
+             f"{steps / max(elapsed, 1e-9):,.0f}", model.num_timesteps)
     return final
-
-
-def _discard_stale_checkpoints(work: Path, settings: dict) -> None:
-    """Keep ``work`` only if its checkpoints were made with ``settings``; record them."""
-    record = work / "settings.json"
-    text = json.dumps(settings, sort_keys=True, default=str)
-    if work.exists() and (not record.exists() or record.read_text() != text):
-        print(f"settings changed since the checkpoints in {work} were written: starting afresh", flush=True)
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    if not record.exists():
-        with atomic_output(record) as tmp:
-            tmp.write_text(text)
-
-
-def resolve_ocv_table(cli_value: str | None, cfg: dict) -> str | None:
-    """The OCV table a stage uses: ``--ocv-table``, else the config's ``ocv_table``; ``None`` (the
-    package's shipped table) when the config names the default file and it is not here."""
-    from bmsrl.config import schema
-
-    path = cli_value or cfg["ocv_table"]
-    if Path(path).exists():
-        return path
-    if cli_value is None and path == schema()["properties"]["ocv_table"]["default"]:
-        return None
-    raise UserError(f"OCV table {path} does not exist (run `bmsrl ocv`, or set --ocv-table / ocv_table)")
-
-
-def _sb3_log_interval(algo: str, log_interval_steps: int, n_envs: int, hyperparams: dict) -> int:
-    """SB3 counts ``log_interval`` in rollouts (on-policy) or episodes (off-policy); convert from env steps."""
-    if algo in ("ppo", "a2c", "trpo"):
-        default_n_steps = {"ppo": 2048, "a2c": 5, "trpo": 2048}[algo]
-        per_rollout = hyperparams.get("n_steps", default_n_steps) * n_envs
-        return max(1, log_interval_steps // per_rollout)
-    return max(1, log_interval_steps // 200)  # episodes last ~200 decision steps
-
-
-def _write_run_config(path, cfg, algo, seed, profile, hyperparams, n_envs, total_steps) -> None:
-    import stable_baselines3
-    import torch
-
-    record = {
-        "algo": algo, "seed": seed, "profile": profile, "total_steps": total_steps, "n_envs": n_envs,
-        "hyperparams": hyperparams, "env": cfg["env"], "reward": cfg["reward"],
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "stable_baselines3": stable_baselines3.__version__, "numpy": np.__version__},
-    }  # fmt: skip
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, default=str))
 
 
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--algo", required=True, choices=ALGOS)
+    parser.add_argument("--algo", required=True, choices=list(algos.ALGOS))
     parser.add_argument("--seed", required=True, type=int, help="seeds python, numpy, torch and the env")
     parser.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, best/final model)")
     parser.add_argument("--tensorboard", type=Path, help="TensorBoard log folder")
@@ -322,17 +385,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     training = cfg["training"]
-    for key, value in (("eval_interval", args.eval_interval), ("log_interval", args.log_interval)):
-        if value is not None:
-            if value < 1:
-                raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
-            training[key] = value
+    for key, value in (("eval_interval", args.eval_interval), ("log_interval", args.log_interval),
+                       ("total_steps", args.total_steps)):  # fmt: skip
+        if value is not None and value < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file, not a folder")
+    training["eval_interval"] = args.eval_interval or training["eval_interval"]
+    training["log_interval"] = args.log_interval or training["log_interval"]
     if args.total_steps is not None:
-        if args.total_steps < 1:
-            raise UserError(f"--total-steps must be >= 1, got {args.total_steps}")
         training["total_steps"][args.algo] = args.total_steps
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
     os.environ.setdefault("OMP_NUM_THREADS", str(training["torch_threads"]))
     train(cfg, args.algo, args.seed, args.out, args.tensorboard, ocv_table, args.profile)
-    sys.stdout.flush()
     return 0

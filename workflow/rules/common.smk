@@ -2,61 +2,33 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
-SCHEMA = "../schemas/config.schema.yaml"
+# The workflow reads its config, algorithms and policies from the bmsrl package: the checkout's own
+# src/ when Snakemake runs from the repository, else the installed package.
+_SRC = Path(workflow.basedir).parent / "src"
+if (_SRC / "bmsrl").is_dir() and str(_SRC) not in sys.path:
+    sys.path.insert(0, str(_SRC))
 
-
-def _coerce_cli_strings(value, schema, root):
-    """Turn the strings of ``--config key=value`` into the numbers the schema expects, in place.
-
-    Snakemake parses a ``--config`` value that is not a plain number with YAML's base loader, so
-    ``seeds=[1,2]`` arrives as ``["1", "2"]``. Only strings that parse cleanly are converted.
-    """
-    while "$ref" in schema and schema["$ref"].startswith("#/$defs/"):
-        target = root["$defs"][schema["$ref"].removeprefix("#/$defs/")]
-        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    kind = schema.get("type")
-    if isinstance(value, dict) and kind == "object":
-        for key, sub in schema.get("properties", {}).items():
-            if key in value:
-                value[key] = _coerce_cli_strings(value[key], sub, root)
-    elif isinstance(value, list) and kind == "array" and isinstance(schema.get("items"), dict):
-        value[:] = [_coerce_cli_strings(v, schema["items"], root) for v in value]
-    elif isinstance(value, str):
-        kinds = [kind] + [alt.get("type") for alt in schema.get("anyOf", [])]
-        for want, parse in (("integer", int), ("number", float)):
-            if want in kinds:
-                try:
-                    return parse(value)
-                except ValueError:
-                    pass
-    return value
+from bmsrl import algos as _algos  # noqa: E402
+from bmsrl import policies as _policies  # noqa: E402
+from bmsrl.config import validate as _validate  # noqa: E402
+from bmsrl.errors import UserError as _UserError  # noqa: E402
+from bmsrl.profiles import PROFILES as _PROFILES  # noqa: E402
 
 
 def validate_config(config):
-    """Validate ``config`` at start-up, before any job runs, filling every missing key (nested
-    objects included) with its schema default; a bad value is one error naming its key path."""
-    import jsonschema
-    import yaml
-
-    with open(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")) as f:
-        schema = yaml.safe_load(f)
-    _coerce_cli_strings(config, schema, schema)
+    """Validate ``config`` (config files and ``--config``) at start-up, before any job runs, with the
+    same validator as the ``bmsrl`` verbs; every missing key gets its default, nested ones included."""
     try:
-        validate(config, SCHEMA)
-    except WorkflowError as exc:
-        error = exc.__context__  # snakemake.utils.validate raises from its ValidationError
-        if not isinstance(error, jsonschema.ValidationError):
-            raise
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        raise WorkflowError(
-            f"invalid config (config file and --config): {where.lstrip('.') or 'top level'}: {error.message}"
-        ) from None
+        _validate(config, "invalid config (config file and --config)", cli_strings=True)
+    except _UserError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 validate_config(config)
@@ -65,15 +37,16 @@ validate_config(config)
 # (envs/*.post-deploy.sh), which reads the location from here.
 os.environ.setdefault("BMSRL_SOURCE", str(Path(workflow.basedir).parent.resolve()))
 
-ALGOS = ["dqn", "ppo", "maskable_ppo", "a2c", "trpo", "ars"]
-BASELINES = ["no_balancing", "rule_based"]
-PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
+ALGOS = list(_algos.ALGOS)
+POLICY_NAMES = list(_policies.POLICIES)
+BASELINES = [p for p in POLICY_NAMES if p not in ALGOS]
+PROFILES = list(_PROFILES)
 TRACE_PLOTS = ["soc", "switching", "voltage", "current"]
 
 
 wildcard_constraints:
     algo="|".join(ALGOS),
-    policy="|".join(ALGOS + BASELINES),
+    policy="|".join(POLICY_NAMES),
     profile="|".join(PROFILES),
     seed=r"\d+",
     kind="|".join(TRACE_PLOTS),

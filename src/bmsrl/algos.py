@@ -1,0 +1,147 @@
+"""The algorithm registry: every RL algorithm the workflow can train, and what differs between them.
+
+One entry per algorithm (:data:`ALGOS`), in the spirit of rl-baselines3-zoo's ``ALGOS`` mapping.
+Everything else derives from it: the config schema's algorithm list, ``training.total_steps`` and
+``training.hyperparams`` defaults (:func:`bmsrl.config.schema`), the training loop
+(:mod:`bmsrl.train`), model loading (:mod:`bmsrl.policies`), the Snakemake rules
+(``workflow/rules/common.smk``), the order, names and colours of tables and figures.
+
+Adding an algorithm is one :class:`AlgoSpec` here (its default hyperparameters included).
+
+The default hyperparameters are sized for the batched environment (``training.n_envs`` = 64 packs
+stepped together): an on-policy rollout of ``n_steps`` per pack is ``64 * n_steps`` transitions,
+and DQN's ``train_freq`` 1 vec-env step x ``gradient_steps`` 16 is one gradient step per 4
+transitions, the study's update shape.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bmsrl.errors import UserError
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """What the workflow needs to know about one algorithm."""
+
+    name: str  #: the config / CLI name
+    label: str  #: name in tables and figures
+    color: str  #: colour in every figure
+    module: str  #: where the class lives
+    class_name: str  #: the Stable-Baselines3 / sb3-contrib class
+    #: how SB3's ``learn(log_interval=...)`` counts: "rollout" (on-policy: n_steps x n_envs env
+    #: steps), "episode" (off-policy) or "iteration" (ARS: one population evaluation)
+    log_unit: str
+    #: SB3's default rollout length per env (``n_steps``) for "rollout" algorithms
+    default_n_steps: int = 0
+    #: the policy samples only valid actions (reads the env's ``action_masks()``)
+    masked: bool = False
+    #: the optimizer is torch's Adam, which takes ``fused=True`` on the CPU
+    adam: bool = False
+    #: rewards are scaled by a running return std (VecNormalize) when ``training.normalize_reward``
+    normalize_reward: bool = False
+    #: env steps (transitions summed over packs) of one training run, the study's budget
+    total_steps: int = 15_000_000
+    #: constructor keyword arguments (SB3 defaults for everything not listed)
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def on_policy(self) -> bool:
+        return self.log_unit == "rollout"
+
+
+_PPO_HYPERPARAMS = {
+    "n_steps": 32,  # rollout per pack: 32 x 64 packs = 2048 transitions per update (the study's)
+    "batch_size": 256,  # minibatch [transitions]
+    "n_epochs": 10,
+    "learning_rate": 3.0e-4,
+    "gamma": 0.995,
+    "gae_lambda": 0.95,
+    "clip_range": 0.2,
+    # entropy bonus: "all shunts open" is a strong local optimum (a toggle costs more than one
+    # 30 s closure gains); with 0.01 one of 3 seeds left it only after 4.5 M steps, with 0.03 all did
+    "ent_coef": 0.03,
+}
+
+#: name -> spec, in the order tables and figures list them
+ALGOS: dict[str, AlgoSpec] = {
+    spec.name: spec
+    for spec in (
+        AlgoSpec(
+            "dqn", "DQN", "#1f77b4", "stable_baselines3", "DQN", log_unit="episode", adam=True,
+            total_steps=8_000_000,
+            hyperparams={
+                "learning_rate": 1.0e-4,
+                "buffer_size": 200_000,  # replay buffer [transitions]
+                "batch_size": 256,
+                "train_freq": 1,  # 1 vec-env step x 64 packs = 64 transitions ...
+                "gradient_steps": 16,  # ... and 16 gradient steps: one per 4 transitions
+                "target_update_interval": 10_000,  # env steps between target-network updates
+                "exploration_initial_eps": 0.1,  # epsilon-greedy 0.1 -> 0.05 ...
+                "exploration_final_eps": 0.05,
+                "exploration_fraction": 0.1,  # ... over the first 10 % of total_steps
+                "gamma": 0.99,
+                "learning_starts": 10_000,  # env steps of random play before learning
+            },
+            description="Deep Q-network (off-policy, replay buffer)",
+        ),
+        AlgoSpec(
+            "ppo", "PPO", "#ff7f0e", "stable_baselines3", "PPO", log_unit="rollout", default_n_steps=2048,
+            adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
+            description="Proximal policy optimisation (on-policy, clipped surrogate)",
+        ),
+        AlgoSpec(
+            "maskable_ppo", "Maskable PPO", "#e377c2", "sb3_contrib", "MaskablePPO", log_unit="rollout",
+            default_n_steps=2048, masked=True, adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
+            description="PPO that samples only the actions the invalid-action rules allow (sb3-contrib)",
+        ),
+        AlgoSpec(
+            "a2c", "A2C", "#2ca02c", "stable_baselines3", "A2C", log_unit="rollout", default_n_steps=5,
+            normalize_reward=True,
+            description="Advantage actor-critic: the synchronous form of the study's A3C",
+        ),
+        AlgoSpec(
+            "trpo", "TRPO", "#9467bd", "sb3_contrib", "TRPO", log_unit="rollout", default_n_steps=2048,
+            adam=True, normalize_reward=True,
+            description="Trust-region policy optimisation (sb3-contrib)",
+        ),
+        AlgoSpec(
+            "ars", "ARS", "#8c564b", "sb3_contrib", "ARS", log_unit="iteration",
+            description="Augmented random search (sb3-contrib)",
+        ),
+    )
+}
+
+
+def get(name: str) -> AlgoSpec:
+    """The spec of ``name``, or a :class:`UserError` listing the known algorithms."""
+    try:
+        return ALGOS[name]
+    except KeyError:
+        raise UserError(f"unknown algorithm {name!r}; choose one of {list(ALGOS)}") from None
+
+
+def algorithm_class(name: str):
+    """The Stable-Baselines3 / sb3-contrib class of ``name`` (imported on first use: torch is heavy)."""
+    spec = get(name)
+    return getattr(importlib.import_module(spec.module), spec.class_name)
+
+
+def sb3_log_interval(name: str, log_interval_steps: int, n_envs: int, hyperparams: dict, episode_steps: int = 200) -> int:
+    """SB3's ``log_interval`` (in the algorithm's own unit) closest to ``log_interval_steps`` env steps.
+
+    ``episode_steps``: decisions of one episode (about 200 on the shipped profiles), for algorithms
+    that count episodes; an ARS iteration evaluates ``2 * n_delta`` episodes on one pack.
+    """
+    spec = get(name)
+    if spec.log_unit == "rollout":
+        per_unit = hyperparams.get("n_steps", spec.default_n_steps) * n_envs
+    elif spec.log_unit == "iteration":
+        per_unit = 2 * hyperparams.get("n_delta", 8) * episode_steps
+    else:
+        per_unit = episode_steps
+    return max(1, log_interval_steps // per_unit)

@@ -1,0 +1,219 @@
+"""The results contract: the columns of every file one stage writes and another reads.
+
+``metrics.csv`` (evaluate, one row per episode), ``traces.csv`` (evaluate, one row per decision),
+``summary.csv`` (aggregate, one row per policy x profile x scenario x metric) and the training
+``evaluations.npz`` (train) are declared here once, with units, and read back here with one-line
+errors (:mod:`bmsrl.tables`). Every row carries its labels (:data:`LABELS`), so no stage recovers
+policy, profile, scenario or seed from a file's path. The metrics are defined in ``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bmsrl.errors import UserError
+from bmsrl.tables import read_table
+
+#: Columns that say which run a row belongs to, in every metrics, traces and summary file.
+LABELS: tuple[str, ...] = ("policy", "profile", "scenario", "seed")
+#: The scenario of the plain evaluation (the configured env, no overrides).
+DEFAULT_SCENARIO = "default"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-episode quantity of ``metrics.csv`` (or one derived from them in the summary)."""
+
+    name: str
+    unit: str  #: "-" for dimensionless quantities and counts
+    title: str  #: column header / axis label, without the unit
+    fmt: str = ".4g"  #: number format in the Markdown summary
+    #: "higher" / "lower" is better (the headline metrics compared against the baselines), or None
+    better: str | None = None
+    in_table: bool = False  #: a column of the per-profile Markdown tables
+    log_scale: bool = False  #: spans decades: drawn on a log axis
+    optional: bool = False  #: may be empty (NaN) in a metrics file
+    derived: bool = False  #: computed by the aggregate stage, not a column of metrics.csv
+
+    @property
+    def header(self) -> str:
+        return f"{self.title} [{self.unit}]"
+
+
+#: Every metric, in summary order. Definitions: docs/model.md, section "Metrics".
+METRICS: tuple[Metric, ...] = (
+    Metric("usable_capacity_mah", "mAh", "Usable capacity", ".0f", better="higher", in_table=True),
+    Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", in_table=True),
+    Metric("final_soc_var", "-", "Final SoC variance", ".2e"),
+    Metric("mean_soc_var", "-", "Mean SoC variance", ".2e", better="lower", in_table=True, log_scale=True),
+    Metric("final_soc_std_pct", "%", "Final SoC std", ".2f", in_table=True),
+    Metric("switch_changes", "-", "Switch changes", ".1f", better="lower", in_table=True),
+    Metric("shunt_energy_wh", "Wh", "Shunt energy", ".3f", better="lower", in_table=True),
+    Metric("time_to_balance_s", "s", "Time to balance", ".0f", in_table=True, optional=True),
+    Metric("balanced_fraction", "-", "Balanced episodes", ".2f", in_table=True, derived=True),
+    Metric("invalid_actions", "-", "Invalid actions"),
+    Metric("episode_steps", "-", "Decisions per episode"),
+    Metric("terminated_fraction", "-", "Terminated episodes", derived=True),
+    Metric("total_reward", "-", "Return"),
+)
+METRIC = {m.name: m for m in METRICS}
+#: The metrics compared against the baselines, with their direction.
+HEADLINE: tuple[Metric, ...] = tuple(m for m in METRICS if m.better is not None)
+
+#: Columns of metrics.csv, in file order: labels, episode bookkeeping, the per-episode metrics.
+#: (``terminated`` is the per-episode flag the summary's ``terminated_fraction`` averages)
+METRICS_COLUMNS: tuple[str, ...] = (
+    *LABELS, "episode", "eval_seed",
+    *("terminated" if m.name == "terminated_fraction" else m.name
+      for m in METRICS if not m.derived or m.name == "terminated_fraction"),
+)  # fmt: skip
+#: Columns of summary.csv.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "policy", "profile", "scenario", "metric", "unit", "mean", "ci_low", "ci_high", "n_seeds", "n_episodes",
+    "change_vs_no_balancing_pct", "change_vs_rule_based_pct",
+)  # fmt: skip
+
+#: Per-cell column families of traces.csv: prefix -> (unit, meaning); cell i is ``{prefix}{i}``, i from 1.
+TRACE_CELL_COLUMNS: dict[str, tuple[str, str]] = {
+    "soc_": ("-", "state of charge at the end of the interval"),
+    "voltage_v_": ("V", "terminal voltage at the end of the interval"),
+    "current_a_": ("A", "mean cell current over the interval, shunt current included (> 0 discharges)"),
+    "switch_": ("-", "shunt closed (1) or open (0) during the interval"),
+    "shunt_power_w_": ("W", "shunt power at the end of the interval"),
+}
+#: Pack-level columns of traces.csv after the labels and before the per-cell families.
+TRACE_PACK_COLUMNS: dict[str, tuple[str, str]] = {
+    "episode": ("-", "evaluation episode"),
+    "step": ("-", "decision index; 0 is the reset state"),
+    "time_s": ("s", "time at the end of the interval"),
+    "phase": ("-", "load-profile phase at the end of the interval"),
+    "pack_current_a": ("A", "mean pack current over the interval (> 0 discharges)"),
+}
+
+
+def trace_columns(n_cells: int) -> list[str]:
+    """Columns of traces.csv for a pack of ``n_cells`` cells."""
+    cells = range(1, n_cells + 1)
+    return [*LABELS, *TRACE_PACK_COLUMNS] + [f"{p}{i}" for p in TRACE_CELL_COLUMNS for i in cells] + ["reward"]
+
+
+# --------------------------------------------------------------------------------------------
+# Readers
+
+_METRICS_FILE = "metrics file"
+_TRACES_FILE = "traces file"
+_SUMMARY_FILE = "summary table"
+_EVALS_FILE = "evaluations file"
+
+
+def _integer_column(frame: pd.DataFrame, name: str, kind: str, path) -> None:
+    values = frame[name].to_numpy()
+    bad = np.flatnonzero(values != np.round(values))
+    if bad.size:
+        raise UserError(f"{kind} {path}, line {frame.index[bad[0]]}, column {name!r}: {values[bad[0]]:g} is not an integer")
+    frame[name] = values.astype(np.int64)
+
+
+def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
+    """One validated ``metrics.csv``; column ``source`` = path."""
+    numeric = [c for c in METRICS_COLUMNS if c not in (*LABELS, "time_to_balance_s", "terminated")]
+    frame = read_table(path, kind=_METRICS_FILE, text=("policy", "profile", "scenario"), numeric=("seed", *numeric),
+                       optional_numeric=("time_to_balance_s",), boolean=("terminated",))  # fmt: skip
+    for name in ("seed", "episode"):
+        _integer_column(frame, name, _METRICS_FILE, path)
+    frame["source"] = str(path)
+    return frame
+
+
+def read_traces(path: str | os.PathLike, prefixes=(), numeric=()) -> pd.DataFrame:
+    """Episode 0 of a ``traces.csv``, sorted by step, with ``time_h`` [h] added; labels in ``attrs``.
+
+    ``prefixes`` are the per-cell column families needed (``"soc_"``, ...), ``numeric`` further
+    numeric columns (``"pack_current_a"``); other columns are not checked.
+    """
+    frame = read_table(path, kind=_TRACES_FILE, text=("policy", "profile", "scenario", "phase"),
+                       numeric=("seed", "episode", "step", "time_s", *numeric), cell_prefixes=prefixes)
+    for name in LABELS:
+        values = frame[name].unique()
+        if len(values) != 1:
+            raise UserError(f"{_TRACES_FILE} {path}, column {name!r}: holds several values "
+                            f"({', '.join(map(str, values[:3]))}); one file is one run")
+    episode = frame[frame["episode"] == 0].sort_values("step", kind="stable")
+    if episode.empty:
+        found = ", ".join(f"{e:g}" for e in sorted(frame["episode"].unique())[:5])
+        raise UserError(f"{_TRACES_FILE} {path}: no rows of episode 0 (episodes found: {found})")
+    if len(episode) < 2:
+        raise UserError(f"{_TRACES_FILE} {path}: episode 0 has a single row; nothing to plot over time")
+    episode = episode.copy()
+    episode["time_h"] = episode["time_s"] / 3600.0
+    episode.attrs.update(source=str(path), **{name: episode[name].iloc[0] for name in LABELS})
+    episode.attrs["seed"] = int(episode.attrs["seed"])
+    return episode
+
+
+def read_summary(path: str | os.PathLike, needed=()) -> pd.DataFrame:
+    """The aggregate stage's ``summary.csv``, checked to hold rows for the ``needed`` metrics."""
+    frame = read_table(path, kind=_SUMMARY_FILE, text=("policy", "profile", "scenario", "metric"),
+                       optional_numeric=("mean", "ci_low", "ci_high"))
+    missing = [m for m in needed if m not in set(frame["metric"])]
+    if missing:
+        raise UserError(f"{_SUMMARY_FILE} {path}: no rows for metric {missing[0]!r} (column 'metric')")
+    return frame
+
+
+def write_evaluations(path: Path, source: Path, algo: str, seed: int) -> None:
+    """Copy SB3's EvalCallback file ``source`` to ``path`` with the run's labels ``algo`` and ``seed`` added."""
+    with np.load(source) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays.update(algo=np.array(algo), seed=np.array(seed))
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_evaluations(path: str | os.PathLike) -> dict:
+    """Labels ``algo``, ``seed`` and validated arrays ``timesteps`` (n,), ``results`` (n, episodes)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.asarray(data[name]) for name in data.files}
+    except FileNotFoundError:
+        raise UserError(f"{_EVALS_FILE} {path}: file not found") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"{_EVALS_FILE} {path}: not a readable .npz file ({exc})") from None
+    for name in ("timesteps", "results", "algo", "seed"):
+        if name not in arrays:
+            raise UserError(f"{_EVALS_FILE} {path}: missing array {name!r} (has {', '.join(map(repr, arrays))})")
+    steps = arrays["timesteps"].astype(np.float64).reshape(-1)
+    results = arrays["results"].astype(np.float64)
+    if results.ndim == 1:
+        results = results[:, None]
+    if steps.size == 0:
+        raise UserError(f"{_EVALS_FILE} {path}: no evaluations recorded (empty 'timesteps')")
+    if results.ndim != 2 or results.shape[0] != steps.size or results.shape[1] == 0:
+        raise UserError(f"{_EVALS_FILE} {path}: 'results' has shape {arrays['results'].shape}, expected "
+                        f"({steps.size}, n_eval_episodes) to match 'timesteps'")
+    if not (np.isfinite(steps).all() and np.isfinite(results).all()):
+        raise UserError(f"{_EVALS_FILE} {path}: 'timesteps' or 'results' holds NaN or infinite values")
+    if np.any(np.diff(steps) <= 0):
+        raise UserError(f"{_EVALS_FILE} {path}: 'timesteps' is not strictly increasing")
+    return {"algo": str(arrays["algo"]), "seed": int(arrays["seed"]), "timesteps": steps, "results": results}
+
+
+def load_evaluations(paths: Sequence[str | os.PathLike]) -> dict[tuple[str, int], dict]:
+    """``{(algo, seed): arrays}`` for every evaluations file; refuses a run given twice."""
+    if not paths:
+        raise UserError("no evaluations files given (--evaluations)")
+    runs: dict[tuple[str, int], dict] = {}
+    sources: dict[tuple[str, int], Path] = {}
+    for path in paths:
+        arrays = read_evaluations(path)
+        key = (arrays["algo"], arrays["seed"])
+        if key in runs:
+            raise UserError(f"{_EVALS_FILE} {path}: run {key[0]} seed {key[1]} also given as {sources[key]}")
+        runs[key], sources[key] = arrays, Path(path)
+    return runs
