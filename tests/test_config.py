@@ -40,30 +40,52 @@ def test_defaults_are_the_study_config():
     assert defaults["evaluation"] == {"episodes": 10, "seed_offset": 1_000_000}
 
 
-def test_schema_symlinked_into_the_workflow():
-    link = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    assert link.is_symlink()
-    assert link.resolve() == (ROOT / "src" / "bmsrl" / "schemas" / "config.schema.yaml").resolve()
+def test_schema_algorithms_come_from_the_registry(monkeypatch):
+    """The algorithm list, budgets and hyperparameter defaults are the registry's: one entry adds one."""
+    import dataclasses
+
+    from bmsrl import algos
+
+    full = bconfig.schema()
+    assert full["$defs"]["algo"]["enum"] == list(algos.ALGOS)
+    defaults = load_config()
+    for name, spec in algos.ALGOS.items():
+        assert defaults["training"]["total_steps"][name] == spec.total_steps
+        assert defaults["training"]["hyperparams"][name] == spec.hyperparams
+    extra = dataclasses.replace(algos.ALGOS["a2c"], name="a2c_wide", total_steps=123, hyperparams={"n_steps": 7})
+    monkeypatch.setitem(algos.ALGOS, "a2c_wide", extra)
+    cfg = bconfig.validate({"algos": ["a2c_wide"]}, "x")
+    assert cfg["training"]["total_steps"]["a2c_wide"] == 123
+    assert cfg["training"]["hyperparams"]["a2c_wide"] == {"n_steps": 7}
+    with pytest.raises(UserError, match="n_steps"):
+        bconfig.validate({"training": {"hyperparams": {"a2c_wide": {"n_steps": 0}}}}, "x")
+
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield prefix + k, v
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_shipped_configs_are_valid_and_complete(name):
-    """quick and test are complete files: the same keys as the study config, at every level."""
-    path = ROOT / "config" / name
-    raw = yaml.safe_load(path.read_text())
-    study = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-
-    def keys(d, prefix=""):
-        out = set()
-        for k, v in d.items():
-            out.add(prefix + k)
-            if isinstance(v, dict) and not prefix.startswith("training.hyperparams."):
-                out |= keys(v, f"{prefix}{k}.")
-        return out
-
-    assert keys(raw) == keys(study)
-    cfg = load_config(path)
+def test_shipped_configs_hold_only_what_they_change(name):
+    """config.yaml sets nothing (the study is the defaults); quick and test set only values that
+    differ from the defaults, so no default is written twice."""
+    raw = bconfig.load_yaml((ROOT / "config" / name).read_text()) or {}
+    defaults = dict(_leaves(load_config()))
+    if name == "config.yaml":
+        assert raw == {}
+    for key, value in _leaves(raw):
+        assert key in defaults and value != defaults[key], f"{name}: {key} repeats its default {value!r}"
+    cfg = load_config(ROOT / "config" / name)
     assert cfg["profiles"]["train"] in cfg["profiles"]["evaluate"]
+
+
+def test_configuration_reference_is_current():
+    """docs/configuration.md is generated from the schema (python scripts/config_reference.py)."""
+    assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == bconfig.reference_markdown()
 
 
 def test_test_config_is_small():

@@ -51,7 +51,11 @@ def test_train_writes_models_evaluations_and_is_seeded(tmp_path, algo):
         with np.load(out / "evaluations.npz") as ev:
             assert ev["timesteps"][-1] >= 3000 and ev["results"].shape[1] == 2
             finals.append(ev["results"].copy())
-        assert json.loads((out / "run_config.json").read_text())["seed"] == 3
+        record = json.loads((out / "run_config.json").read_text())
+        assert record["settings"]["seed"] == 3 and record["settings"]["algo"] == algo
+        assert record["settings"]["env"]["n_cells"] == 5 and "torch" in record["versions"]
+        with np.load(out / "evaluations.npz") as ev:
+            assert str(ev["algo"]) == algo and int(ev["seed"]) == 3  # labels: no path parsing downstream
     np.testing.assert_array_equal(*finals)  # same seed, same evaluation returns
 
 
@@ -102,7 +106,7 @@ def test_killed_training_resumes_from_its_newest_checkpoint(tmp_path):
 
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "resuming from" in second.stdout and f"({done} env steps done)" in second.stdout
+    assert "resuming from" in second.stderr and f"({done} env steps done)" in second.stderr
     from stable_baselines3 import DQN
 
     model = DQN.load(out / "final_model.zip")
@@ -110,3 +114,61 @@ def test_killed_training_resumes_from_its_newest_checkpoint(tmp_path):
     with np.load(out / "evaluations.npz") as ev:
         steps = ev["timesteps"]
     assert np.all(np.diff(steps) > 0) and steps[0] <= done  # history from before the kill kept
+
+
+def _train(tmp_path, cfg: dict, algo: str, out: Path, seed: int = 1) -> int:
+    return main(["train", "--config", str(write_config(tmp_path, cfg)), "--algo", algo, "--seed", str(seed),
+                 "--out", str(out)])
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, caplog):
+    """A quick run's checkpoints (other eval_episodes) are discarded with a log line, not resumed
+    into a crash; the reverse order works the same way."""
+    out = tmp_path / "ppo_seed1"
+    quick = {"training": dict(SMALL["training"], total_steps={"ppo": 2000})}
+    assert _train(tmp_path, quick, "ppo", out) == 0
+    study = {"training": dict(SMALL["training"], total_steps={"ppo": 3000}, eval_episodes=3)}
+    with caplog.at_level("INFO", logger="bmsrl.train"):
+        assert _train(tmp_path, study, "ppo", out) == 0
+    assert "starting afresh" in caplog.text and "eval_episodes" in caplog.text and "resuming" not in caplog.text
+    with np.load(out / "evaluations.npz") as ev:
+        assert ev["results"].shape[1] == 3
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bmsrl.train"):
+        assert _train(tmp_path, quick, "ppo", out) == 0
+    assert "starting afresh" in caplog.text
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    out = tmp_path / "ppo_seed1"
+    cfg = {"training": dict(SMALL["training"], total_steps={"ppo": 2048})}
+    assert _train(tmp_path, cfg, "ppo", out) == 0
+    work = out / "checkpoints"
+    (newest, older) = sorted(work.glob("model_*_steps.zip"), key=lambda p: int(p.name.split("_")[1]))[-1:-3:-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # cut, as a kill during a non-atomic write would
+    (work / "evaluations.npz").write_bytes(b"PK\x03\x04 cut")
+    longer = {"training": dict(SMALL["training"], total_steps={"ppo": 3000})}
+    with caplog.at_level("INFO", logger="bmsrl.train"):
+        assert _train(tmp_path, longer, "ppo", out) == 0
+    assert f"checkpoint {newest} is unreadable" in caplog.text
+    assert f"resuming from {older}" in caplog.text
+    assert "evaluation history" in caplog.text and "unreadable" in caplog.text
+    from stable_baselines3 import PPO
+
+    assert PPO.load(out / "best_model.zip").num_timesteps > 0  # the published best model loads
+
+
+def test_a_model_evaluated_as_another_algorithm_is_refused(tmp_path, capsys):
+    out = tmp_path / "ppo_seed1"
+    cfg = {"training": dict(SMALL["training"], total_steps={"ppo": 1024})}
+    assert _train(tmp_path, cfg, "ppo", out) == 0
+    for policy in ("a2c", "trpo"):
+        code = main(["evaluate", "--policy", policy, "--profile", "charge-rest-discharge", "--seed", "1",
+                     "--model", str(out / "best_model.zip"), "--out", str(tmp_path / policy)])
+        err = capsys.readouterr().err
+        assert code == 2 and "was trained as 'ppo'" in err, err
+        assert not (tmp_path / policy).exists()
+    code = main(["evaluate", "--config-json", '{"env": {"n_cells": 4}}', "--policy", "ppo", "--profile",
+                 "charge-rest-discharge", "--seed", "1", "--model", str(out / "best_model.zip"),
+                 "--out", str(tmp_path / "four")])
+    assert code == 2 and "5-cell pack" in capsys.readouterr().err
