@@ -384,7 +384,7 @@ def test_plot_is_reproducible(tmp_path):
 
 # --- ECM table -----------------------------------------------------------------------------------
 
-#: DESIGN.md section 2, values as the scaffold lists them (for SoC "0.9, 0.8, ..., 0.1").
+#: the study's ECM table (src/bmsrl/data/README.md), values as the scaffold lists them (for SoC "0.9, 0.8, ..., 0.1").
 LISTED_ECM = {
     "r0_ohm": [.1325, .1070, .1042, .1040, .1024, .1023, .1020, .1016, .1063],
     "r1_ohm": [.0498, .0272, .0272, .0275, .0271, .0390, .0315, .0302, .0303],

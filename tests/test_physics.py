@@ -1,6 +1,6 @@
 """The pack simulator against an independent reference: the same ODEs solved by scipy's solve_ivp.
 
-The reference re-implements the model from DESIGN.md §2 in plain scalar code: parameters by
+The reference re-implements the model of docs/physics.md in plain scalar code: parameters by
 ``np.interp`` in the original tables (not the simulator's resampled grid), the shunt current
 recomputed continuously inside the ODE right-hand side, and the phase logic of the profiles
 (phases end at the first sub-step boundary where a limit is reached, or at their maximum duration).

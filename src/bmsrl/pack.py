@@ -37,7 +37,7 @@ _TIME_TOL_S = 1e-9
 
 @dataclass(frozen=True)
 class PackParameters:
-    """Electrical parameters and operating limits of the pack (defaults: DESIGN.md §2)."""
+    """Electrical parameters and operating limits of the pack (docs/physics.md)."""
 
     n_cells: int = 5
     capacity_ah: float = 3.4  #: nominal cell capacity Q_nom [Ah] (Panasonic NCR18650B class)

@@ -138,13 +138,15 @@ def train_mem_mb(wildcards):
 def evaluate_inputs(wildcards):
     inputs = {"ocv": OCV_PROCESSED, "ecm": config["ecm_table"]}
     if wildcards.policy in ALGOS:
-        inputs["model"] = f"results/checkpoints/{wildcards.policy}_seed{wildcards.seed}/best_model.zip"
+        run = CHECKPOINT_DIR.format(algo=wildcards.policy, seed=wildcards.seed)
+        inputs["model"] = f"{run}/best_model.zip"
+        inputs["record"] = f"{run}/run_config.json"  # what made the model; evaluate checks it
     return inputs
 
 
 def evaluate_config(wildcards):
     sections = ["ecm_table", "env", "reward", "evaluation"]
-    if wildcards.policy == "rule_based":
+    if wildcards.policy in BASELINES:
         sections.append("baselines")
     return stage_json(*sections)
 

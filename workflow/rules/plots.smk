@@ -9,6 +9,8 @@ rule plot_traces:
             category="2. Evaluation traces",
             labels={"figure": "{kind}"},
         ),
+    params:
+        cfg=lambda wildcards: stage_json("env"),  # the voltage window drawn on the voltage figure
     log:
         f"{LOGS}/plots/{{kind}}.log",
     benchmark:
@@ -20,7 +22,8 @@ rule plot_traces:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl plot {wildcards.kind} --traces {input:q} --out {output:q} > {log:q} 2>&1"
+        "bmsrl plot {wildcards.kind} --config-json {params.cfg:q} --traces {input:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule plot_training:

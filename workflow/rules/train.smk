@@ -1,7 +1,7 @@
 rule train:
     """Train one agent (algorithm x seed) on the training profile.
 
-    Declared outputs are only best_model.zip, final_model.zip and evaluations.npz. The periodic
+    Declared outputs are only best_model.zip, final_model.zip, evaluations.npz and run_config.json. The periodic
     checkpoints (<out>/checkpoints/) and the TensorBoard run (results/runs/) are deliberately not
     outputs: Snakemake deletes the declared outputs of a failed or incomplete job before rerunning
     it, and a restarted job must find its newest checkpoint to resume from.
@@ -13,6 +13,7 @@ rule train:
         best=f"{CHECKPOINT_DIR}/best_model.zip",
         final=f"{CHECKPOINT_DIR}/final_model.zip",
         evaluations=f"{CHECKPOINT_DIR}/evaluations.npz",
+        record=f"{CHECKPOINT_DIR}/run_config.json",
     params:
         cfg=lambda wildcards: stage_json(
             "ecm_table", "env", "reward", "profiles.train", "training", algo=wildcards.algo
