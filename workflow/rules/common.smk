@@ -146,8 +146,8 @@ def evaluate_inputs(wildcards):
 
 def evaluate_config(wildcards):
     sections = ["ecm_table", "env", "reward", "evaluation"]
-    if wildcards.policy in BASELINES:
-        sections.append("baselines")
+    if wildcards.policy in config["baselines"]:  # a baseline's own settings (none for no_balancing)
+        sections.append(f"baselines.{wildcards.policy}")
     return stage_json(*sections)
 
 
