@@ -253,12 +253,15 @@ class PassiveBalancingEnv(gym.Env):
     ``switch_changes``, ``invalid_action``.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}  # bmsrl.render.RENDER_FPS
 
     def __init__(self, render_mode: str | None = None, **task_kwargs: Any) -> None:
-        if render_mode is not None:
-            raise ValueError("PassiveBalancingEnv has no render modes")
-        self.render_mode = None
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']} or None"
+            )
+        self.render_mode = render_mode
+        self._renderer = None  # bmsrl.render.PackRenderer, built by the first render()
         self.task = BalancingTask(n_packs=1, **task_kwargs)
         self.action_space = spaces.Discrete(self.task.n_actions)
         self.observation_space = spaces.Box(-1.0, 1.0, (self.task.obs_size,), dtype=np.float32)
@@ -283,6 +286,17 @@ class PassiveBalancingEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Valid actions now (True = allowed), for sb3-contrib's MaskablePPO."""
         return ~self.task.invalid_mask()[0]
+
+    def render(self):
+        """The pack now: an (H, W, 3) uint8 image (``"rgb_array"``), a text view (``"ansi"``), or None."""
+        if self.render_mode is None:
+            gym.logger.warn("render() without a render_mode: pass render_mode='rgb_array' or 'ansi'")
+            return None
+        if self._renderer is None:
+            from bmsrl.render import PackRenderer  # matplotlib is imported only when rendering
+
+            self._renderer = PackRenderer(self.task.params, self.render_mode)
+        return self._renderer(self.task)
 
 
 def rng_for_seed(seed: int | None) -> np.random.Generator:
