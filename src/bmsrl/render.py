@@ -15,8 +15,8 @@ so a ~200-step episode records in about a second (``python -m bmsrl.render --ben
 the rate on this machine).
 
 :func:`write_episode_animation` plays one deterministic episode of a policy and writes it as a GIF
-(Pillow, a matplotlib dependency) or an MP4 (only where an ``ffmpeg`` executable exists: on
-``PATH`` or from the optional ``imageio-ffmpeg`` package), atomically.
+(Pillow, which matplotlib needs anyway) or an MP4 (only where an ``ffmpeg`` executable is on
+``PATH``), atomically.
 
 The pack current shown is the current of the phase the pack is in, i.e. the current of the coming
 decision interval (as in the observation); > 0 discharges the pack.
@@ -316,14 +316,7 @@ class _Mp4Frames:
     def __init__(self, path: Path, fps: float, palette_sample: np.ndarray | None = None) -> None:
         self.path, self.fps, self.proc = path, fps, None
         self.exe = shutil.which("ffmpeg")
-        if self.exe is None:
-            try:
-                import imageio_ffmpeg
-
-                self.exe = imageio_ffmpeg.get_ffmpeg_exe()
-            except Exception:  # not installed, or no binary for this platform
-                raise UserError("writing an MP4 needs ffmpeg (on PATH, or the imageio-ffmpeg package); "
-                                "write a .gif instead") from None  # fmt: skip
+        assert self.exe is not None, "write_episode_animation checks for ffmpeg first"
 
     def add(self, frame: np.ndarray) -> None:
         if self.proc is None:
@@ -343,7 +336,7 @@ class _Mp4Frames:
             return
         _, err = self.proc.communicate()
         if self.proc.returncode != 0:
-            raise UserError(f"ffmpeg failed writing {self.path}: {err.decode(errors='replace').strip()}")
+            raise UserError(f"ffmpeg failed (exit code {self.proc.returncode}): {err.decode(errors='replace').strip()}")
 
 
 def predict_action(policy: Any, obs: np.ndarray, env: Any) -> int:
@@ -377,6 +370,8 @@ def write_episode_animation(
         raise UserError(f"animation {path} must end in one of {list(ANIMATION_SUFFIXES)}")
     if not fps > 0:
         raise ValueError("fps must be positive")
+    if suffix == ".mp4" and shutil.which("ffmpeg") is None:
+        raise UserError(f"writing {path} needs an ffmpeg executable on PATH; write a .gif instead")
     base = env.unwrapped
     image = PackImage(base.task.params)
     with atomic_output(path) as tmp:
