@@ -11,6 +11,7 @@ from gymnasium.utils import seeding
 
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
+from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
 from bmsrl.reward import RewardWeights, balancing_reward
 
 #: sub-steps per 30 s decision interval: the smallest count that keeps the terminal voltage within
@@ -251,9 +252,19 @@ class PassiveBalancingEnv(gym.Env):
     interval, shunt current included), ``switches`` (0/1 per cell), ``shunt_energy_wh``
     (cumulative per cell), ``discharged_ah``, ``charged_ah`` (cumulative pack charge),
     ``switch_changes``, ``invalid_action``.
+
+    ## Rendering
+
+    ``render_mode="rgb_array"``: :meth:`render` returns a 640 x 400 RGB ``uint8`` image of the pack
+    now: SoC bars per cell [%] with the SoC window, each shunt (filled: closed, hollow: open), the
+    terminal voltages [V] with the voltage window, and the time, phase and pack current [A] (of the
+    coming interval). ``"ansi"``: the same as text, one line per cell. A video (e.g.
+    ``gymnasium.wrappers.RecordVideo``) shows one decision per frame at ``metadata["render_fps"]``
+    (10). :func:`bmsrl.render.write_episode_animation` writes an episode of a policy as a GIF
+    (``bmsrl evaluate ... --animation FILE.gif``).
     """
 
-    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}  # bmsrl.render.RENDER_FPS
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, render_mode: str | None = None, **task_kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -292,9 +303,7 @@ class PassiveBalancingEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() without a render_mode: pass render_mode='rgb_array' or 'ansi'")
             return None
-        if self._renderer is None:
-            from bmsrl.render import PackRenderer  # matplotlib is imported only when rendering
-
+        if self._renderer is None:  # matplotlib is imported here, at the first frame
             self._renderer = PackRenderer(self.task.params, self.render_mode)
         return self._renderer(self.task)
 

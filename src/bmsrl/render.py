@@ -37,9 +37,8 @@ import numpy as np
 
 from bmsrl.errors import UserError
 from bmsrl.pack import PackParameters
-from bmsrl.tables import atomic_output
 
-if TYPE_CHECKING:  # bmsrl.env imports this module lazily, from PassiveBalancingEnv.render
+if TYPE_CHECKING:  # bmsrl.env imports this module (light at import time: matplotlib loads on first use)
     from bmsrl.env import BalancingTask
 
 RENDER_MODES = ("rgb_array", "ansi")
@@ -132,7 +131,7 @@ def render_ansi(view: PackView, params: PackParameters, bar_width: int = 40) -> 
 
 # ------------------------------------------------------------------------------------ image
 #: text rendered without font hinting: a frame takes ~9 ms instead of ~13 ms (text is most of it)
-_FAST_TEXT = {"text.hinting": "none", "text.hinting_factor": 1}
+_FAST_TEXT = {"text.hinting": "none"}
 
 
 class PackImage:
@@ -364,6 +363,8 @@ def write_episode_animation(
     ``path`` ends in ``.gif`` or ``.mp4``; it is written through a temporary sibling, so a failure
     leaves no file (and an existing one untouched). Returns the number of frames.
     """
+    from bmsrl.tables import atomic_output
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in ANIMATION_SUFFIXES:
