@@ -261,6 +261,18 @@ def test_failed_animation_leaves_no_file(tmp_path, suffix, monkeypatch):
     assert path.read_bytes() == b"old" and list(path.parent.iterdir()) == [path]
 
 
+def test_gif_interrupted_while_written_leaves_no_file(tmp_path, monkeypatch):
+    def broken_save(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"GIF89a")  # a partial file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    path = tmp_path / "episode.gif"
+    with pytest.raises(UserError, match="episode.gif"):
+        write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(), 0, path, max_steps=2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_animation_refuses_other_formats(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"\.gif"):
         write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(), 0, tmp_path / "a.avi")
@@ -289,3 +301,25 @@ def test_mp4_of_an_episode(tmp_path, monkeypatch):
     data = path.read_bytes()
     assert data[4:8] == b"ftyp" and len(data) > 1000  # an MP4 container
     assert list(path.parent.iterdir()) == [path]
+
+
+def test_evaluate_cli_writes_episode_0_as_an_animation(tmp_path):
+    """``bmsrl evaluate --animation``: the GIF is episode 0 of the traces, frame by frame."""
+    import json
+
+    import pandas as pd
+
+    from bmsrl import cli
+
+    out, gif = tmp_path / "eval", tmp_path / "anim" / "rule_based.gif"
+    cfg = {"env": {"decision_interval_s": 150.0}, "evaluation": {"episodes": 1, "seed_offset": 100}}  # ~40 steps
+    argv = ["evaluate", "--config-json", json.dumps(cfg), "--policy", "rule_based", "--profile",
+            "charge-rest-discharge", "--seed", "0", "--out", str(out), "--animation", str(gif)]  # fmt: skip
+    assert cli.main(argv) == 0
+    traces = pd.read_csv(out / "traces.csv")
+    assert traces["step"].iloc[-1] > 20 and traces["phase"].iloc[-1] == "done"  # a whole episode
+    with Image.open(gif) as image:
+        assert image.n_frames == (traces["episode"] == 0).sum()
+    argv[argv.index("--out") + 1] = str(tmp_path / "eval2")
+    assert cli.main([*argv[:-1], str(tmp_path / "anim.avi")]) == 2  # a UserError, reported ...
+    assert not (tmp_path / "eval2").exists() and not (tmp_path / "anim.avi").exists()  # ... before evaluating

@@ -152,6 +152,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if args.animation is not None:  # refuse a bad file name before the episodes run
+        from bmsrl.render import check_animation_path
+
+        check_animation_path(args.animation)
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
                                resolve_ocv_table(args.ocv_table, cfg))  # fmt: skip
     with atomic_output(args.out / "traces.csv") as t_tmp, atomic_output(args.out / "metrics.csv") as m_tmp:

@@ -347,6 +347,17 @@ def predict_action(policy: Any, obs: np.ndarray, env: Any) -> int:
     return int(action)
 
 
+def check_animation_path(path: str | Path) -> Path:
+    """``path`` if an animation can be written there (a .gif, or an .mp4 with ffmpeg on PATH)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ANIMATION_SUFFIXES:
+        raise UserError(f"animation {path} must end in one of {list(ANIMATION_SUFFIXES)}")
+    if suffix == ".mp4" and shutil.which("ffmpeg") is None:
+        raise UserError(f"writing {path} needs an ffmpeg executable on PATH; write a .gif instead")
+    return path
+
+
 def write_episode_animation(
     env: Any,
     policy: Any,
@@ -365,14 +376,10 @@ def write_episode_animation(
     """
     from bmsrl.tables import atomic_output
 
-    path = Path(path)
+    path = check_animation_path(path)
     suffix = path.suffix.lower()
-    if suffix not in ANIMATION_SUFFIXES:
-        raise UserError(f"animation {path} must end in one of {list(ANIMATION_SUFFIXES)}")
     if not fps > 0:
         raise ValueError("fps must be positive")
-    if suffix == ".mp4" and shutil.which("ffmpeg") is None:
-        raise UserError(f"writing {path} needs an ffmpeg executable on PATH; write a .gif instead")
     base = env.unwrapped
     image = PackImage(base.task.params)
     with atomic_output(path) as tmp:
