@@ -260,8 +260,9 @@ class PassiveBalancingEnv(gym.Env):
     terminal voltages [V] with the voltage window, and the time, phase and pack current [A] (of the
     coming interval). ``"ansi"``: the same as text, one line per cell. A video (e.g.
     ``gymnasium.wrappers.RecordVideo``) shows one decision per frame at ``metadata["render_fps"]``
-    (10). :func:`bmsrl.render.write_episode_animation` writes an episode of a policy as a GIF
-    (``bmsrl evaluate ... --animation FILE.gif``).
+    (10). ``render_mode="human"`` is Gymnasium's ``HumanRendering`` window around ``"rgb_array"``
+    (needs pygame). :func:`bmsrl.render.write_episode_animation` writes an episode of a policy as a
+    GIF (``bmsrl evaluate ... --animation FILE.gif``).
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
