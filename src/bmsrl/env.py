@@ -11,6 +11,7 @@ from gymnasium.utils import seeding
 
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
+from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
 from bmsrl.reward import RewardWeights, balancing_reward
 
 #: sub-steps per 30 s decision interval: the smallest count that keeps the terminal voltage within
@@ -251,14 +252,28 @@ class PassiveBalancingEnv(gym.Env):
     interval, shunt current included), ``switches`` (0/1 per cell), ``shunt_energy_wh``
     (cumulative per cell), ``discharged_ah``, ``charged_ah`` (cumulative pack charge),
     ``switch_changes``, ``invalid_action``.
+
+    ## Rendering
+
+    ``render_mode="rgb_array"``: :meth:`render` returns a 640 x 400 RGB ``uint8`` image of the pack
+    now: SoC bars per cell [%] with the SoC window, each shunt (filled: closed, hollow: open), the
+    terminal voltages [V] with the voltage window, and the time, phase and pack current [A] (of the
+    coming interval). ``"ansi"``: the same as text, one line per cell. A video (e.g.
+    ``gymnasium.wrappers.RecordVideo``) shows one decision per frame at ``metadata["render_fps"]``
+    (10). ``render_mode="human"`` is Gymnasium's ``HumanRendering`` window around ``"rgb_array"``
+    (needs pygame). :func:`bmsrl.render.write_episode_animation` writes an episode of a policy as a
+    GIF (``bmsrl evaluate ... --animation FILE.gif``).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, render_mode: str | None = None, **task_kwargs: Any) -> None:
-        if render_mode is not None:
-            raise ValueError("PassiveBalancingEnv has no render modes")
-        self.render_mode = None
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']} or None"
+            )
+        self.render_mode = render_mode
+        self._renderer = None  # bmsrl.render.PackRenderer, built by the first render()
         self.task = BalancingTask(n_packs=1, **task_kwargs)
         self.action_space = spaces.Discrete(self.task.n_actions)
         self.observation_space = spaces.Box(-1.0, 1.0, (self.task.obs_size,), dtype=np.float32)
@@ -283,6 +298,15 @@ class PassiveBalancingEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Valid actions now (True = allowed), for sb3-contrib's MaskablePPO."""
         return ~self.task.invalid_mask()[0]
+
+    def render(self):
+        """The pack now: an (H, W, 3) uint8 image (``"rgb_array"``), a text view (``"ansi"``), or None."""
+        if self.render_mode is None:
+            gym.logger.warn("render() without a render_mode: pass render_mode='rgb_array' or 'ansi'")
+            return None
+        if self._renderer is None:  # matplotlib is imported here, at the first frame
+            self._renderer = PackRenderer(self.task.params, self.render_mode)
+        return self._renderer(self.task)
 
 
 def rng_for_seed(seed: int | None) -> np.random.Generator:

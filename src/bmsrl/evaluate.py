@@ -8,7 +8,8 @@
 ``evaluation.seed_offset + 1000 * seed + e``: the same packs for every policy of a seed, and
 disjoint from the training seeds. Writes ``traces.csv`` (one row per 30 s decision, row 0 the reset
 state) and ``metrics.csv`` (one row per episode), whose columns :mod:`bmsrl.results` declares and
-``docs/model.md`` defines.
+``docs/model.md`` defines; with ``--animation FILE.gif``, also episode 0 as an animation
+(:func:`bmsrl.render.write_episode_animation`).
 """
 
 from __future__ import annotations
@@ -111,15 +112,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="trained model (.zip) for an RL policy")
     parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for traces.csv and metrics.csv")
+    parser.add_argument("--animation", type=Path, metavar="FILE",
+                        help="also write episode 0 as an animation (.gif; .mp4 needs ffmpeg on PATH)")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if args.animation is not None:  # refuse a bad file name before the episodes run
+        from bmsrl.render import check_animation_path
+
+        check_animation_path(args.animation)
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
                                resolve_ocv_table(args.ocv_table, cfg))  # fmt: skip
     with atomic_output(args.out / "traces.csv") as t_tmp, atomic_output(args.out / "metrics.csv") as m_tmp:
         traces.to_csv(t_tmp, index=False, float_format="%.6g")
         metrics.to_csv(m_tmp, index=False, float_format="%.8g")
+    if args.animation is not None:  # episode 0 again, drawn frame by frame (bmsrl.render)
+        from bmsrl.render import write_episode_animation
+
+        env = PassiveBalancingEnv(**task_kwargs(cfg, args.profile, resolve_ocv_table(args.ocv_table, cfg)))
+        policy = load_policy(args.policy, args.model, cfg)
+        write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
     summary = metrics[["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]].mean()
     print(f"{args.policy} on {args.profile}, seed {args.seed}, {len(metrics)} episodes: "
           + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))  # fmt: skip
