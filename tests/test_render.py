@@ -157,7 +157,7 @@ def test_record_video_writes_an_mp4(tmp_path):
     env = gym.make("PassiveBalancing-v0", render_mode="rgb_array", profile=SHORT)
     env = RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda episode: True, name_prefix="pack")
     obs, _ = env.reset(seed=0)
-    policy, done, steps = RuleBased(), False, 0
+    policy, done, steps = RuleBased(0.01, 0.005), False, 0
     while not done:
         obs, _, terminated, truncated, _ = env.step(int(policy.predict(obs)[0]))
         done, steps = terminated or truncated, steps + 1
@@ -186,7 +186,7 @@ def test_sb3_make_vec_env():
 def test_gif_of_an_episode(tmp_path):
     env = PassiveBalancingEnv(profile=SHORT)
     path = tmp_path / "out" / "episode.gif"
-    n = write_episode_animation(env, RuleBased(), 3, path, fps=5)
+    n = write_episode_animation(env, RuleBased(0.01, 0.005), 3, path, fps=5)
     assert n == SHORT_STEPS + 1  # the reset state and every decision
     assert path.read_bytes()[:6] == b"GIF89a"
     with Image.open(path) as gif:
@@ -269,16 +269,16 @@ def test_gif_interrupted_while_written_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "save", broken_save)
     path = tmp_path / "episode.gif"
     with pytest.raises(UserError, match="episode.gif"):
-        write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(), 0, path, max_steps=2)
+        write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(0.01, 0.005), 0, path, max_steps=2)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_animation_refuses_other_formats(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"\.gif"):
-        write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(), 0, tmp_path / "a.avi")
+        write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(0.01, 0.005), 0, tmp_path / "a.avi")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(UserError, match="ffmpeg"):
-        write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(), 0, tmp_path / "a.mp4")
+        write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(0.01, 0.005), 0, tmp_path / "a.mp4")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -296,7 +296,7 @@ def _ffmpeg_on_path(tmp_path: Path, monkeypatch) -> None:
 def test_mp4_of_an_episode(tmp_path, monkeypatch):
     _ffmpeg_on_path(tmp_path, monkeypatch)
     path = tmp_path / "out" / "episode.mp4"
-    n = write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(), 0, path)
+    n = write_episode_animation(PassiveBalancingEnv(profile=SHORT), RuleBased(0.01, 0.005), 0, path)
     assert n == SHORT_STEPS + 1
     data = path.read_bytes()
     assert data[4:8] == b"ftyp" and len(data) > 1000  # an MP4 container

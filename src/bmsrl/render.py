@@ -413,7 +413,7 @@ def benchmark(n_frames: int = 200) -> dict[str, float]:
     env = PassiveBalancingEnv(render_mode="rgb_array")
     obs, _ = env.reset(seed=0)
     env.render()  # builds the figure
-    policy = RuleBased()
+    policy = RuleBased(0.01, 0.005)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n_frames):
         obs, _, terminated, truncated, _ = env.step(predict_action(policy, obs, env))

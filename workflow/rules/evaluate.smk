@@ -24,3 +24,34 @@ rule evaluate:
         "bmsrl evaluate --config-json {params.cfg:q} --policy {wildcards.policy}"
         " --profile {wildcards.profile} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
         " {params.model} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule animate:
+    """Episode 0 of one policy x profile x seed as an animated GIF next to its traces (optional
+    target, not part of `all`): snakemake results/eval/ppo/charge-rest-discharge/seed1/episode0.gif"""
+    input:
+        unpack(evaluate_inputs),
+        traces=f"{EVAL_DIR}/traces.csv",
+    output:
+        f"{EVAL_DIR}/episode0.gif",
+    params:
+        cfg=evaluate_config,
+        model=evaluate_model_option,
+    log:
+        f"{LOGS}/animate/{{policy}}/{{profile}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/animate/{{policy}}/{{profile}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=15,
+    conda:
+        evaluate_env
+    shell:
+        # evaluate again into a scratch folder (the episodes are deterministic, so its episode 0 is
+        # the traces' episode 0) and keep only the animation
+        "scratch=$(mktemp -d) && OMP_NUM_THREADS={threads} "
+        "bmsrl evaluate --config-json {params.cfg:q} --policy {wildcards.policy}"
+        " --profile {wildcards.profile} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
+        " {params.model} --out $scratch --animation {output:q} > {log:q} 2>&1; "
+        "status=$?; rm -rf $scratch; exit $status"
