@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bmsrl import config as bconfig
 from bmsrl.config import add_config_arguments, config_from_args, load_config, task_kwargs

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+
+from bmsrl.config import load_config
 from workflow_support import SNAKEMAKE, TRACE_PLOTS, check_pdf, run
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
@@ -41,6 +42,7 @@ def dry_run(workdir: Path, *args: str) -> dict[str, int]:
 # ------------------------------------------------------------------------------- dry runs
 def test_default_config_plans_the_study(workdir):
     assert dry_run(workdir) == {
+        "record": 1,  # results/run/: the run's config and package versions
         "ocv": 1,
         "train": 6,  # dqn, ppo x seeds 1, 2, 3
         "evaluate": 24,  # (dqn, ppo, no_balancing, rule_based) x 2 profiles x 3 seeds
@@ -111,9 +113,14 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
                for c in commands)
 
 
-def _train_config(commands: list[str], algo: str, seed: int) -> str:
+def _config_of(command: str, workdir: Path) -> str:
+    """The per-job config file a command reads (written when the DAG is built), as text."""
+    return (workdir / re.search(r"--config (results/configs/\w+\.json)", command)[1]).read_text()
+
+
+def _train_config(commands: list[str], algo: str, seed: int, workdir: Path) -> str:
     command = next(c for c in commands if " bmsrl train " in c and f"--algo {algo} --seed {seed} " in c)
-    return re.search(r"--config-json '([^']*)'", command)[1]
+    return _config_of(command, workdir)
 
 
 def test_each_job_gets_only_its_config_sections(workdir):
@@ -122,16 +129,18 @@ def test_each_job_gets_only_its_config_sections(workdir):
 
     base = shell_commands(workdir)
     changed = shell_commands(workdir, "--config", "training={hyperparams: {ppo: {n_epochs: 3}}}")
-    assert _train_config(base, "dqn", 1) == _train_config(changed, "dqn", 1)
-    assert _train_config(base, "ppo", 1) != _train_config(changed, "ppo", 1)
-    cfg = json.loads(_train_config(base, "dqn", 2))
+    assert _train_config(base, "dqn", 1, workdir) == _train_config(changed, "dqn", 1, workdir)
+    assert _train_config(base, "ppo", 1, workdir) != _train_config(changed, "ppo", 1, workdir)
+    cfg = json.loads(_train_config(base, "dqn", 2, workdir))
     assert set(cfg) == {"ecm_table", "env", "reward", "profiles", "training"}
     assert cfg["profiles"] == {"train": "discharge-rest-charge"}
     assert cfg["training"]["total_steps"] == {"dqn": 8_000_000}
     assert set(cfg["training"]["hyperparams"]) == {"dqn"}
     rule_based = [c for c in base if "--policy rule_based " in c]
     others = [c for c in base if " bmsrl evaluate " in c and "--policy rule_based " not in c]
-    assert all('"baselines"' in c for c in rule_based) and not any('"baselines"' in c for c in others)
+    assert all('"baselines"' in _config_of(c, workdir) for c in rule_based)
+    assert not any('"baselines"' in _config_of(c, workdir) for c in others)
+    assert not any("{" in c for c in base), [c for c in base if "{" in c][:1]  # readable: no inline JSON
 
 
 # ------------------------------------------------------------------------ bad input, lint
@@ -206,7 +215,7 @@ def test_full_dag_on_the_test_config(workdir):
     result = run(workdir, "--configfile", "config/test.yaml", "--cores", "2", timeout=900)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     r = workdir / "results"
-    cfg = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    cfg = load_config(workdir / "config" / "test.yaml")
     seeds, n_cells = cfg["seeds"], cfg["env"]["n_cells"]
 
     check_pdf(r / "plots" / "ocv.pdf")
@@ -252,6 +261,11 @@ def test_full_dag_on_the_test_config(workdir):
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
 
-    report = run(workdir, "--configfile", "config/test.yaml", "--report", "results/report.html", timeout=300)
+    # The report of the run, asked for without its config: built from results/run/config.yaml.
+    assert load_config(r / "run" / "config.yaml") == cfg
+    report = run(workdir, "--report", "results/report.html", timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
-    assert (r / "report.html").stat().st_size > 0
+    assert "Missing metadata" not in report.stdout + report.stderr
+    html = (r / "report.html").read_text(encoding="utf-8")
+    assert "training seeds\\n1, 2 on the profiles" in html  # the test run's seeds, not the default 1, 2, 3
+    assert "stable-baselines3" in html  # the recorded package versions are in the report

@@ -219,6 +219,11 @@ def load_config(path: str | Path | None = None, *, json_text: str | None = None)
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    if path.suffix == ".json":  # the per-job config files of the workflow (workflow/rules/common.smk)
+        try:
+            return validate(json.loads(text), str(path))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not valid JSON: {exc}") from None
     try:
         cfg = load_yaml(text)
     except yaml.YAMLError as exc:

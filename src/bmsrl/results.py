@@ -10,6 +10,7 @@ policy, profile, scenario or seed from a file's path. The metrics are defined in
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 # Shared definitions: config validation, output paths, per-rule config sections.
 
+import hashlib
 import json
 import os
 import sys
@@ -31,6 +32,24 @@ def validate_config(config):
         raise WorkflowError(str(exc)) from None
 
 
+def _use_the_run_record(config):
+    """`snakemake --report` with no config on the command line reports the last run: its recorded
+    config (results/run/config.yaml, rule record) replaces the default one, so the report's DAG,
+    captions and settings are those of the run that made the results."""
+    asked = any(a in ("--report",) or a.startswith("--report=") for a in sys.argv)
+    configured = any(a in ("--configfile", "--configfiles", "--config", "-C") or a.startswith("--config")
+                     for a in sys.argv)
+    record = Path(RUN_CONFIG)
+    if asked and not configured and record.exists():
+        import yaml
+
+        config.clear()
+        config.update(yaml.safe_load(record.read_text(encoding="utf-8")))
+
+
+RUN_CONFIG = "results/run/config.yaml"
+RUN_VERSIONS = "results/run/versions.tsv"
+_use_the_run_record(config)
 validate_config(config)
 
 # Conda envs install this package from its source tree in their post-deploy script
@@ -62,6 +81,7 @@ EVAL_DIR = "results/eval/{policy}/{profile}/seed{seed}"
 SUMMARY_CSV = "results/tables/summary.csv"
 SUMMARY_MD = "results/tables/summary.md"
 LOGS = "results/logs"
+CONFIGS = "results/configs"  # per-job config files (stage_config)
 BENCHMARKS = "results/benchmarks"
 
 #: policies evaluated: the trained algorithms, then the baselines
@@ -87,6 +107,7 @@ def eval_files(name):
 
 
 ALL_OUTPUTS = [
+    RUN_CONFIG,
     OCV_PLOT,
     SUMMARY_CSV,
     SUMMARY_MD,
@@ -97,14 +118,15 @@ ALL_OUTPUTS = [
 
 
 # ------------------------------------------------------------------- per-rule config sections
-def stage_json(*sections, algo=None):
-    """The config sections a rule needs, as a JSON string for ``bmsrl VERB --config-json``.
+def stage_config(*sections, algo=None):
+    """The config sections a rule needs, as a small JSON file for ``bmsrl VERB --config FILE``.
 
     ``sections`` are top-level keys or dotted paths (``"profiles.train"``). With ``algo``, the
-    ``training`` section keeps only that algorithm's ``total_steps`` and ``hyperparams``. Snakemake
-    reruns a job when its params change, so each job sees only the sections it depends on; changing PPO's
-    hyperparameters does not rerun DQN, and changing the rule-based baseline reruns only its jobs.
-    The verb fills every left-out key with its default.
+    ``training`` section keeps only that algorithm's ``total_steps`` and ``hyperparams``. The file
+    (``results/configs/<hash of its content>.json``) is written when the DAG is built; its name is
+    the rule's param, so Snakemake reruns exactly the jobs whose sections changed: changing PPO's
+    hyperparameters does not rerun DQN, changing the rule-based baseline reruns only its jobs. The
+    job command stays short and readable; the verb fills every left-out key with its default.
     """
     out = {}
     for section in sections:
@@ -119,7 +141,14 @@ def stage_json(*sections, algo=None):
             value["total_steps"] = {algo: value["total_steps"][algo]}
             value["hyperparams"] = {algo: value["hyperparams"][algo]}
         dst[keys[-1]] = value
-    return json.dumps(out, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(out, sort_keys=True, indent=1) + "\n"
+    path = Path(CONFIGS) / f"{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return str(path)
 
 
 def train_runtime_min(wildcards):
@@ -148,7 +177,7 @@ def evaluate_config(wildcards):
     sections = ["ecm_table", "env", "reward", "evaluation"]
     if wildcards.policy in config["baselines"]:  # a baseline's own settings (none for no_balancing)
         sections.append(f"baselines.{wildcards.policy}")
-    return stage_json(*sections)
+    return stage_config(*sections)
 
 
 def evaluate_model_option(wildcards, input):

@@ -21,7 +21,7 @@ rule evaluate:
         evaluate_env
     shell:
         "OMP_NUM_THREADS={threads} "
-        "bmsrl evaluate --config-json {params.cfg:q} --policy {wildcards.policy}"
+        "bmsrl evaluate --config {params.cfg:q} --policy {wildcards.policy}"
         " --profile {wildcards.profile} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
         " {params.model} --out {params.out:q} > {log:q} 2>&1"
 
@@ -51,7 +51,7 @@ rule animate:
         # evaluate again into a scratch folder (the episodes are deterministic, so its episode 0 is
         # the traces' episode 0) and keep only the animation
         "scratch=$(mktemp -d) && OMP_NUM_THREADS={threads} "
-        "bmsrl evaluate --config-json {params.cfg:q} --policy {wildcards.policy}"
+        "bmsrl evaluate --config {params.cfg:q} --policy {wildcards.policy}"
         " --profile {wildcards.profile} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
         " {params.model} --out $scratch --animation {output:q} > {log:q} 2>&1; "
         "status=$?; rm -rf $scratch; exit $status"

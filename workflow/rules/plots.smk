@@ -10,7 +10,7 @@ rule plot_traces:
             labels={"figure": "{kind}"},
         ),
     params:
-        cfg=lambda wildcards: stage_json("env"),  # the voltage window drawn on the voltage figure
+        cfg=lambda wildcards: stage_config("env"),  # the voltage window drawn on the voltage figure
     log:
         f"{LOGS}/plots/{{kind}}.log",
     benchmark:
@@ -22,7 +22,7 @@ rule plot_traces:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl plot {wildcards.kind} --config-json {params.cfg:q} --traces {input:q} --out {output:q}"
+        "bmsrl plot {wildcards.kind} --config {params.cfg:q} --traces {input:q} --out {output:q}"
         " > {log:q} 2>&1"
 
 

@@ -15,7 +15,7 @@ rule train:
         evaluations=f"{CHECKPOINT_DIR}/evaluations.npz",
         record=f"{CHECKPOINT_DIR}/run_config.json",
     params:
-        cfg=lambda wildcards: stage_json(
+        cfg=lambda wildcards: stage_config(
             "ecm_table", "env", "reward", "profiles.train", "training", algo=wildcards.algo
         ),
         out=CHECKPOINT_DIR,
@@ -32,6 +32,6 @@ rule train:
         "../../envs/rl.yaml"
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "bmsrl train --config-json {params.cfg:q} --algo {wildcards.algo} --seed {wildcards.seed}"
+        "bmsrl train --config {params.cfg:q} --algo {wildcards.algo} --seed {wildcards.seed}"
         " --ocv-table {input.ocv:q} --out {params.out:q} --tensorboard {params.tensorboard:q}"
         " > {log:q} 2>&1"

@@ -1,0 +1,53 @@
+"""Record stage (CLI verb ``bmsrl record``): what a workflow run used, kept with its results.
+
+    bmsrl record --config-json JSON --out-config results/run/config.yaml --out-versions results/run/versions.tsv
+
+Writes the run's complete, validated configuration (every default filled in) and the versions of
+the Python packages it ran with. The workflow's report is built from this record: ``snakemake
+--report`` after a run reads ``results/run/config.yaml`` (workflow/rules/common.smk), so captions
+and settings describe the run that made the figures, whatever config the report is asked with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from bmsrl.config import add_config_arguments, config_from_args
+from bmsrl.io import atomic_output
+
+#: distributions whose versions a result depends on
+PACKAGES = ("bmsrl", "numpy", "scipy", "pandas", "numba", "gymnasium", "torch", "stable-baselines3",
+            "sb3-contrib", "matplotlib", "snakemake", "pyyaml", "jsonschema")  # fmt: skip
+
+
+def package_versions() -> dict[str, str]:
+    """Installed version of each of :data:`PACKAGES` (``not installed`` where absent), and Python's."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--out-config", type=Path, required=True, help="YAML file for the complete config")
+    parser.add_argument("--out-versions", type=Path, required=True, help="TSV file for the package versions")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    with atomic_output(args.out_config) as config_tmp, atomic_output(args.out_versions) as versions_tmp:
+        config_tmp.write_text("# the complete configuration of this run (written by `bmsrl record`)\n"
+                              + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+        rows = ["package\tversion"] + [f"{k}\t{v}" for k, v in package_versions().items()]
+        versions_tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    print(f"record: {args.out_config} and {args.out_versions}")
+    return 0
