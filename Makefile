@@ -8,7 +8,9 @@
 # Variables (make quick VAR=value):
 #   PYTHON           the Python that creates the venv (default python3; >= 3.10)
 #   VENV             the venv directory (default .venv); empty (VENV=) installs into PYTHON itself
-#   TORCH_INDEX_URL  an extra index for torch, e.g. https://download.pytorch.org/whl/cpu for the
+#   PYTEST_ARGS      arguments for pytest (make test PYTEST_ARGS=tests/test_env.py)
+#   SNAKEMAKE_ARGS   arguments for snakemake (make quick SNAKEMAKE_ARGS=-n)
+#   TORCH_INDEX_URL  the index torch is installed from, e.g. https://download.pytorch.org/whl/cpu for the
 #                    CPU-only build on Linux; empty (default): PyPI, which serves the CUDA build
 #                    on Linux (several GB) and a CPU build on macOS and Windows
 #
@@ -17,6 +19,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_INDEX_URL ?=
+PYTEST_ARGS ?=
+SNAKEMAKE_ARGS ?=
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -43,26 +47,29 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help setup quick test test-slurm clean-venv
 
 help:
-	@sed -n '3,8p' Makefile
+	@sed -n '1,/^$$/s/^# \{0,1\}//p' Makefile
 
 setup: $(STAMP)
 
-# torch first, alone and pinned, from TORCH_INDEX_URL if given; then the package with its extras.
-# Both steps use the constraints, so pip installs exactly the versions in constraints.txt.
+# torch first, alone (--no-deps) and pinned, from TORCH_INDEX_URL if given, as PyTorch documents
+# (pip install torch --index-url ...); then the package with its extras from PyPI, torch's own
+# dependencies included. Both steps use the constraints: pip installs the versions they pin.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 ifneq ($(strip $(VENV)),)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 endif
-	$(PY) -m pip install -c $(CONSTRAINTS) $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) "torch==$(TORCH_PIN)"
+	$(PY) -m pip install -c $(CONSTRAINTS) --no-deps $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "torch==$(TORCH_PIN)"
 	$(PY) -m pip install -c $(CONSTRAINTS) -e ".[test,slurm]"
 	$(PY) -c 'import torch, bmsrl; print("set up: torch", torch.__version__, "CUDA" if torch.version.cuda else "CPU-only")'
 	touch $@
 
 quick: setup
-	$(PY) -m snakemake --configfile config/quick.yaml
+	$(PY) -m snakemake --configfile config/quick.yaml $(SNAKEMAKE_ARGS)
 
+# BMSRL_PINNED=1: tests/test_constraints.py also checks that the installed versions are the pinned ones
+test: export BMSRL_PINNED := 1
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-slurm: setup
 	$(PY) -m pytest -m slurm tests/test_slurm.py

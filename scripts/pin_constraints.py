@@ -7,7 +7,7 @@ The set is the transitive closure of pyproject.toml's dependencies and the ``tes
 extras over the *installed* distributions (importlib.metadata), markers evaluated for this Python
 and platform, the bmsrl package itself left out. Versions are pinned without a local label
 (torch 2.13.0+cpu -> torch==2.13.0), so the pin admits both the CPU wheel of PyTorch's index and
-the PyPI wheel. tests/test_constraints.py uses ``requirement_closure`` to check the file.
+the PyPI wheel. tests/test_constraints.py uses ``resolve`` to check the file.
 """
 
 from __future__ import annotations
@@ -31,35 +31,47 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRAS = ("test", "slurm")
 
 
-def requirement_closure(pyproject: Path = ROOT / "pyproject.toml", extras=EXTRAS) -> dict[str, metadata.Distribution]:
-    """Canonical name -> installed distribution, for everything the project's requirements pull in.
+def resolve(pyproject: Path = ROOT / "pyproject.toml", extras=EXTRAS
+            ) -> tuple[dict[str, metadata.Distribution], list[tuple[str, Requirement]]]:  # fmt: skip
+    """The project's requirements followed through the installed distributions (importlib.metadata).
 
-    Raises ``LookupError`` naming the first required distribution that is not installed.
+    Returns canonical name -> installed distribution of everything they pull in (the project itself
+    left out), and every requirement followed on the way as (who requires it, requirement): the
+    ones whose markers hold for this Python, this platform and the extras asked for. Raises
+    ``LookupError`` naming the first required distribution that is not installed.
     """
     project = tomllib.loads(pyproject.read_text())["project"]
     own = canonicalize_name(project["name"])
-    todo = [(Requirement(r), "") for r in project["dependencies"]]
+    todo = [("pyproject.toml", Requirement(r), "") for r in project["dependencies"]]
     for extra in extras:
-        todo += [(Requirement(r), extra) for r in project["optional-dependencies"][extra]]
+        todo += [(f"pyproject.toml [{extra}]", Requirement(r), extra) for r in project["optional-dependencies"][extra]]
     found: dict[str, metadata.Distribution] = {}
+    edges: list[tuple[str, Requirement]] = []
     asked: set[tuple[str, str]] = set()  # (name, extra) already expanded
     while todo:
-        req, extra = todo.pop()
+        who, req, extra = todo.pop()
         if req.marker is not None and not req.marker.evaluate({"extra": extra}):
             continue
         name = canonicalize_name(req.name)
         if name == own:
             continue
+        edges.append((who, req))
         if name not in found:
             try:
                 found[name] = metadata.distribution(req.name)
             except metadata.PackageNotFoundError:
-                raise LookupError(f"{req.name} (required as {req}) is not installed") from None
+                raise LookupError(f"{req.name} (required by {who} as {req}) is not installed") from None
+        dist = found[name]
         for wanted in {""} | set(req.extras):
             if (name, wanted) not in asked:
                 asked.add((name, wanted))
-                todo += [(Requirement(r), wanted) for r in found[name].requires or []]
-    return found
+                todo += [(f"{dist.name} {dist.version}", Requirement(r), wanted) for r in dist.requires or []]
+    return found, edges
+
+
+def requirement_closure(pyproject: Path = ROOT / "pyproject.toml", extras=EXTRAS) -> dict[str, metadata.Distribution]:
+    """Canonical name -> installed distribution, for everything the project's requirements pull in."""
+    return resolve(pyproject, extras)[0]
 
 
 def pinned_version(dist: metadata.Distribution) -> str:
