@@ -153,10 +153,11 @@ def _rule_jobs(rule, constraints: dict[str, str], problems: list[str]) -> list[J
     for values in itertools.product(*(_alternatives(constraints[w]) for w in names)):
         try:
             envs[values] = env_of(dict(zip(names, values)))
-        except Exception as exc:  # noqa: BLE001 (reported)
+        except Exception as exc:  # noqa: BLE001 (reported); Snakemake's message has the cause on one of its lines
+            cause = next((line.strip() for line in str(exc).splitlines() if re.match(r"\s*\w+(Error|Exception):", line)),
+                         str(exc).strip().splitlines()[0])  # fmt: skip
             problems.append(f"rule {rule.name}: its conda: function fails for {dict(zip(names, values))} "
-                            f"(only wildcards listed as alternatives in wildcard_constraints are given): "
-                            f"{getattr(exc, 'args', [exc])[0]}")  # fmt: skip
+                            f"(only wildcards listed as alternatives in wildcard_constraints are given): {cause}")  # fmt: skip
             return []
     # the wildcards the environment depends on: two combinations differing only there differ in env
     def decides(i: int) -> bool:
@@ -265,8 +266,13 @@ def _parse(root: Path, module: str) -> _ImportCollector | None:
     path = _module_file(root / "src", module)
     if path is None:
         return None  # `from bmsrl.config import schema`: a name, not a module
-    collector = _ImportCollector(module, path.name == "__init__.py", str(path.relative_to(root)))
-    collector.visit(ast.parse(path.read_text(), str(path)))
+    return _collect(module, path, str(path.relative_to(root)), path.read_text())
+
+
+@functools.lru_cache(maxsize=1024)
+def _collect(module: str, path: Path, where: str, text: str) -> _ImportCollector:
+    collector = _ImportCollector(module, path.name == "__init__.py", where)
+    collector.visit(ast.parse(text, str(path)))
     return collector
 
 
