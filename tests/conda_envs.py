@@ -105,6 +105,7 @@ class Workflow:
     jobs: list[Job]
     problems: list[str]
     exported: dict[str, str]  # environment variables the workflow sets while it loads
+    loaded: bool = True
 
 
 def _alternatives(pattern: str) -> list[str] | None:
@@ -119,6 +120,7 @@ def load_workflow(root: Path) -> Workflow:
     jobs, problems = [], []
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     os.environ.pop("BMSRL_SOURCE", None)
+    loaded = True
     try:
         with SnakemakeApi(OutputSettings()) as api:
             workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
@@ -133,33 +135,42 @@ def load_workflow(root: Path) -> Workflow:
                     problems.append(f"rule {rule.name} ({Path(rule.snakefile).name}) has no conda: directive")
                     continue
                 jobs += _rule_jobs(rule, {**workflow.wildcard_constraints, **rule.wildcard_constraints}, problems)
+    except Exception as exc:  # noqa: BLE001 (a syntax error, an invalid config, ...: one message)
+        loaded, exported = False, {}
+        problems.append(f"the workflow does not load with Snakemake: {_cause(exc)}")
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
-    return Workflow(jobs, problems, exported)
+    return Workflow(jobs, problems, exported, loaded)
+
+
+def _cause(exc: Exception) -> str:
+    """The line of Snakemake's (multi-line) message that names the exception."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return next((line.strip() for line in lines if re.match(r"\s*\w+(Error|Exception):", line)), lines[0])
 
 
 def _rule_jobs(rule, constraints: dict[str, str], problems: list[str]) -> list[Job]:
     def env_of(wildcards: dict[str, str]) -> Path:
         spec = rule.expand_conda_env(wildcards)
+        if not hasattr(spec, "file"):
+            raise ValueError(f"{getattr(spec, 'name', getattr(spec, 'path', spec))} is a named or directory environment, "
+                             "not an environment file")
         return Path(spec.file.get_path_or_uri(secret_free=True)).resolve()
 
-    shell = rule.shellcmd
-    if not callable(rule.conda_env):
-        return [Job(rule.name, shell, env_of({}))]
-    names = sorted(w for w in rule.wildcard_names if _alternatives(constraints.get(w, "")))
+    names = [] if not callable(rule.conda_env) else sorted(
+        w for w in rule.wildcard_names if _alternatives(constraints.get(w, "")))  # fmt: skip
     envs = {}
     for values in itertools.product(*(_alternatives(constraints[w]) for w in names)):
         try:
             envs[values] = env_of(dict(zip(names, values)))
-        except Exception as exc:  # noqa: BLE001 (reported); Snakemake's message has the cause on one of its lines
-            cause = next((line.strip() for line in str(exc).splitlines() if re.match(r"\s*\w+(Error|Exception):", line)),
-                         str(exc).strip().splitlines()[0])  # fmt: skip
-            problems.append(f"rule {rule.name}: its conda: function fails for {dict(zip(names, values))} "
-                            f"(only wildcards listed as alternatives in wildcard_constraints are given): {cause}")  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 (reported)
+            given = f" for {dict(zip(names, values))} (only wildcards listed as alternatives in " \
+                    "wildcard_constraints are given)" if callable(rule.conda_env) else ""  # fmt: skip
+            problems.append(f"rule {rule.name}: its conda: {'function fails' if given else 'fails'}{given}: {_cause(exc)}")
             return []
-    # the wildcards the environment depends on: two combinations differing only there differ in env
+
     def decides(i: int) -> bool:
         return any(envs[a] != envs[b] for a, b in itertools.combinations(envs, 2)
                    if all(a[j] == b[j] for j in range(len(names)) if j != i))  # fmt: skip
@@ -168,7 +179,7 @@ def _rule_jobs(rule, constraints: dict[str, str], problems: list[str]) -> list[J
     jobs = {}
     for values, env in envs.items():
         key = tuple((names[i], values[i]) for i in deciding)
-        jobs[key] = Job(rule.name, shell, env, dict(key))
+        jobs[key] = Job(rule.name, rule.shellcmd, env, dict(key))
     return list(jobs.values())
 
 
@@ -496,6 +507,8 @@ def check_envs(root: Path, tmp: Path, workflow: Workflow | None = None) -> list[
     pyproject = tomllib.loads((root / "pyproject.toml").read_text())
     declared = {canonicalize_name(Requirement(d).name) for d in pyproject["project"]["dependencies"]}
     jobs, problems = workflow.jobs, list(workflow.problems)
+    if not workflow.loaded:
+        return problems
     source = workflow.exported.get("BMSRL_SOURCE")
     if source is None:
         problems.append("the workflow does not export BMSRL_SOURCE, from which the post-deploy scripts install bmsrl")

@@ -204,6 +204,14 @@ def _edit(path: Path, old: str, new: str) -> None:
             "envs/gone.yaml: used by ['aggregate'] but does not exist",
             id="env-file-missing"),
         pytest.param(
+            "workflow/rules/aggregate.smk", '"../../envs/core.yaml"', '"bmsrl-core"',
+            "rule aggregate: its conda: fails: bmsrl-core is a named or directory environment, not an environment file",
+            id="named-env"),
+        pytest.param(
+            "config/config.yaml", "\nseeds: [", "\nseeds: [x, ",
+            "the workflow does not load with Snakemake: invalid config (config file and --config): seeds[0]",
+            id="workflow-does-not-load"),
+        pytest.param(
             "workflow/rules/common.smk", '"BMSRL_SOURCE"', '"BMSRL_ELSEWHERE"',
             "the workflow does not export BMSRL_SOURCE",
             id="source-not-exported"),
