@@ -125,7 +125,8 @@ def test_a_twice_pinned_distribution_is_one_error(tmp_path):
 def _make_n(*args: str) -> list[str]:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    own = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON", "VENV", "TORCH_INDEX_URL", "PYTEST_ARGS", "SNAKEMAKE_ARGS")
+    env = {k: v for k, v in os.environ.items() if k not in own}  # as if not run by `make test PYTEST_ARGS=...`
     result = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
