@@ -102,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pin_constraints: {exc}; install the project first: pip install -e \".[test,slurm]\"", file=sys.stderr)
         return 2
     if args.check:
-        same = args.out.is_file() and args.out.read_text().splitlines()[4:] == text.splitlines()[4:]
+        pins = lambda s: [line for line in s.splitlines() if not line.startswith("#")]  # noqa: E731
+        same = args.out.is_file() and pins(args.out.read_text()) == pins(text)
         print(f"{args.out}: {'up to date' if same else 'differs from the installed packages'}")
         return 0 if same else 1
     args.out.write_text(text)
-    print(f"wrote {args.out} ({len(text.splitlines()) - 4} pins)")
+    print(f"wrote {args.out} ({sum(not line.startswith('#') for line in text.splitlines())} pins)")
     return 0
 
 
