@@ -3,7 +3,7 @@
 Every test runs ``snakemake`` in a subprocess inside a temporary copy of the repository's
 ``workflow/``, ``config/`` and ``data/`` (real files, not the symlinks; the ``workdir`` fixture of
 conftest.py), so nothing is written into the repository. The ``bmsrl`` on PATH is a shim that runs
-this checkout's ``src/`` (workflow_support.py). The conda environments are checked in test_envs.py.
+this checkout's ``src/`` (workflow_support.py). The conda environments are checked in test_conda_envs.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,323 @@
+"""The workflow's conda environments (envs/*.yaml) against the code the rules run and pyproject.toml.
+
+The checker is tests/conda_envs.py (its docstring says what it checks and how); these tests run it
+on the repository, check that it sees the workflow, and that it fails on each kind of mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.specifiers import SpecifierSet
+
+from conda_envs import (
+    NOT_IN_BASELINES,
+    SKIPPED_IMPORTS,
+    check_envs,
+    check_post_deploy,
+    conda_spec,
+    job_requirements,
+    load_workflow,
+    third_party_imports,
+    verbs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def workflow():
+    return load_workflow(ROOT)
+
+
+def test_conda_envs_match_the_code_and_pyproject(tmp_path, workflow):
+    problems = check_envs(ROOT, tmp_path, workflow)
+    assert not problems, "\n".join(["conda environment problems:", *problems])
+
+
+def test_the_checker_sees_the_workflow(workflow):
+    """Every rule, the environment Snakemake gives it and what its code imports (no vacuous pass)."""
+    assert not workflow.problems
+    envs = {(job.rule, tuple(job.wildcards.values())): job.env.name for job in workflow.jobs}
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    trained = schema["$defs"]["algo"]["enum"]
+    assert len(trained) >= 2
+    assert {k[1][0]: v for k, v in envs.items() if k[0] == "evaluate"} == {
+        **{algo: "rl.yaml" for algo in trained}, "no_balancing": "core.yaml", "rule_based": "core.yaml"}
+    assert {k[0]: v for k, v in envs.items() if k[0] != "evaluate"} == {
+        "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml",
+        "plot_traces": "core.yaml", "plot_training": "core.yaml", "plot_metrics": "core.yaml",
+    }  # fmt: skip
+    jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
+    verb_modules = verbs(ROOT)
+
+    def requirements(key):
+        required, problems = job_requirements(ROOT, jobs[key], verb_modules)
+        assert not problems
+        return required.keys()
+
+    assert {"torch", "stable-baselines3", "sb3-contrib", "tensorboard", "gymnasium", "numba"} <= requirements(("train", ()))
+    dqn, baseline = requirements(("evaluate", ("dqn",))), requirements(("evaluate", ("rule_based",)))
+    assert dqn - baseline == {"torch", "stable-baselines3", "sb3-contrib"}
+    assert {"scipy", "matplotlib", "pandas"} <= requirements(("plot_traces", ()))  # scipy: inside a function
+    assert "torch" not in requirements(("aggregate", ()))
+
+
+def test_the_workflow_exports_the_repository_and_loading_it_changes_nothing_here(monkeypatch, tmp_path):
+    monkeypatch.delenv("BMSRL_SOURCE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    before = dict(os.environ)
+    loaded = load_workflow(ROOT)
+    assert Path(loaded.exported["BMSRL_SOURCE"]).resolve() == ROOT
+    assert dict(os.environ) == before and Path.cwd() == tmp_path
+
+
+@pytest.mark.parametrize(
+    "text, name, spec",
+    [("numpy >=1.26", "numpy", ">=1.26"), ("pytorch >=2.8 cpu_*", "pytorch", ">=2.8"),
+     ("gymnasium >=1.0,<2", "gymnasium", "<2,>=1.0"), ("scipy=1.11", "scipy", "==1.11.*"),
+     ("pip", "pip", ""), ("numba 0.60.0", "numba", "==0.60.0")],
+)  # fmt: skip
+def test_conda_match_specs(text, name, spec):
+    assert conda_spec(text) == (name, SpecifierSet(spec))
+
+
+@pytest.mark.parametrize("text", ["numpy >=1.26|<1", "numpy[version='>=1.26']", "numpy >=1 cpu_* extra", "numpy 1 >=2"])
+def test_an_unreadable_conda_match_spec_is_one_error(text):
+    with pytest.raises(ValueError, match="cannot read the conda match spec"):
+        conda_spec(text)
+
+
+def test_imports_are_followed_through_the_package(tmp_path):
+    """A made-up bmsrl: a registry module names the SB3 modules in strings, another imports them by
+    name; relative and function-local imports are followed, ``if TYPE_CHECKING:`` is not."""
+    pkg = tmp_path / "src" / "bmsrl"
+    pkg.mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "algos.py": 'ALGOS = {"dqn": ("stable_baselines3", "DQN"), "trpo": ("sb3_contrib", "TRPO")}\n',
+        "train.py": "import importlib\nfrom typing import TYPE_CHECKING\n\nfrom .algos import ALGOS\n"
+                    "if TYPE_CHECKING:\n    import tensorboard\n\n\ndef algorithm_class(algo):\n"
+                    "    module, name = ALGOS[algo]\n    from . import plots\n"
+                    "    return getattr(importlib.import_module(module), name)\n",
+        "plots.py": "import numpy\n",
+    }  # fmt: skip
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    found, problems = third_party_imports(tmp_path, ["bmsrl.train"])
+    assert not problems
+    assert found == {"stable_baselines3": ["src/bmsrl/train.py:12"], "sb3_contrib": ["src/bmsrl/train.py:12"],
+                     "numpy": ["src/bmsrl/plots.py:1"]}  # fmt: skip
+    eager, _ = third_party_imports(tmp_path, ["bmsrl.train"], eager_only=True)
+    assert eager == {}
+
+
+# ---------------------------------------------------------------------- the checker can fail
+def _copy(to: Path) -> Path:
+    for name in ("workflow", "envs", "src", "config"):
+        shutil.copytree(ROOT / name, to / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy2(ROOT / "pyproject.toml", to / "pyproject.toml")
+    return to
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    "file, old, new, expected",
+    [
+        pytest.param(
+            "envs/core.yaml", "  - numpy >=1.26\n", "  - numpy >=3.0\n",
+            "core.yaml: 'numpy >=3.0' allows >=3.0 but pyproject.toml declares numpy>=1.26 (>=1.26); "
+            "the ranges must be the same",
+            id="numpy-range"),
+        pytest.param(
+            "envs/rl.yaml", "  - gymnasium >=1.0,<2\n", "  - gymnasium >=1.0\n",
+            "rl.yaml: 'gymnasium >=1.0' allows >=1.0 but pyproject.toml declares gymnasium<2,>=1.0 (<2,>=1.0); "
+            "the ranges must be the same",
+            id="upper-bound-dropped"),
+        pytest.param(
+            "envs/rl.yaml", "pytorch >=2.8 cpu_*", "pytorch >=2.8,<3 cpu_*",
+            "rl.yaml: 'pytorch >=2.8,<3 cpu_*' allows <3,>=2.8 but pyproject.toml declares torch>=2.8 (>=2.8); "
+            "the ranges must be the same",
+            id="upper-bound-added"),
+        pytest.param(
+            "envs/core.yaml", "  - scipy >=1.11\n", "",
+            "rule plot_metrics: runs in core.yaml, which lacks scipy (needed by src/bmsrl/plots.py:<N>)",
+            id="function-local-import-missing"),
+        pytest.param(
+            "envs/rl.yaml", "  - tensorboard >=2.15\n", "",
+            "rule train: runs in rl.yaml, which lacks tensorboard (needed by `bmsrl train --tensorboard`)",
+            id="tensorboard-missing"),
+        pytest.param(
+            "envs/core.yaml", "  - numba >=0.60\n", "",
+            "rule evaluate (policy=rule_based): runs in core.yaml, which lacks numba (needed by src/bmsrl/pack.py:<N>)",
+            id="baseline-dependency-missing"),
+        pytest.param(
+            "envs/core.yaml", "  - wheel\n", "  - wheel\n  - requests >=2\n",
+            "core.yaml: 'requests >=2' is not declared in pyproject.toml",
+            id="undeclared-package"),
+        pytest.param(
+            "envs/core.yaml", "python >=3.10,<3.14", "python >=3.9,<3.14",
+            "core.yaml: 'python >=3.9,<3.14' lacks requires-python's >=3.10, so it admits Pythons bmsrl does "
+            "not support",
+            id="python-too-old"),
+        pytest.param(
+            "envs/rl.yaml", "python >=3.10,<3.14", "python >=3.11,<3.14",
+            "rl.yaml: 'python >=3.11,<3.14' excludes Python 3.10, the lowest requires-python (>=3.10) allows",
+            id="python-floor-raised"),
+        pytest.param(
+            "envs/rl.yaml", "  - setuptools >=68             # to install bmsrl (post-deploy)\n", "",
+            "rl.yaml: lacks setuptools (setuptools>=68, [build-system] requires), needed by the post-deploy "
+            "script's pip install --no-build-isolation",
+            id="build-requirement-missing"),
+        pytest.param(
+            "envs/core.yaml", "  - nodefaults\n", "  - defaults\n",
+            "core.yaml: channels are ['conda-forge', 'defaults'], expected [conda-forge, nodefaults]",
+            id="channels"),
+        pytest.param(
+            "workflow/rules/evaluate.smk", "        evaluate_env\n",
+            '        lambda wildcards: "../../envs/core.yaml" if wildcards.policy == "dqn" else evaluate_env(wildcards)\n',
+            "rule evaluate (policy=dqn): runs in core.yaml, which lacks pytorch (needed by src/bmsrl/train.py:<N>",
+            id="trained-agent-in-core-env"),
+        pytest.param(
+            "workflow/rules/evaluate.smk", "        evaluate_env\n",
+            '        lambda wildcards: evaluate_env(wildcards) if wildcards.seed else None\n',
+            "rule evaluate: its conda: function fails for {",
+            id="conda-function-of-an-unlisted-wildcard"),
+        pytest.param(
+            "workflow/rules/aggregate.smk", '    conda:\n        "../../envs/core.yaml"\n', "",
+            "rule aggregate (aggregate.smk) has no conda: directive",
+            id="no-conda-directive"),
+        pytest.param(
+            "workflow/rules/aggregate.smk", '"../../envs/core.yaml"', '"../../envs/gone.yaml"',
+            "envs/gone.yaml: used by ['aggregate'] but does not exist",
+            id="env-file-missing"),
+        pytest.param(
+            "workflow/rules/aggregate.smk", '"../../envs/core.yaml"', '"bmsrl-core"',
+            "rule aggregate: its conda: fails: bmsrl-core is a named or directory environment, not an environment file",
+            id="named-env"),
+        pytest.param(
+            "config/config.yaml", "\nseeds: [", "\nseeds: [x, ",
+            "the workflow does not load with Snakemake: invalid config (config file and --config): seeds[0]",
+            id="workflow-does-not-load"),
+        pytest.param(
+            "workflow/rules/common.smk", '"BMSRL_SOURCE"', '"BMSRL_ELSEWHERE"',
+            "the workflow does not export BMSRL_SOURCE",
+            id="source-not-exported"),
+        pytest.param(
+            "src/bmsrl/aggregate.py", "def policy_order(", "def _unused():\n    import sklearn\n\n\ndef policy_order(",
+            "rule aggregate: imports scikit-learn (src/bmsrl/aggregate.py:<N>), which pyproject.toml does not declare",
+            id="undeclared-import"),
+        pytest.param(
+            "src/bmsrl/aggregate.py", "def policy_order(",
+            'BACKEND = "requests"\n\n\ndef _unused():\n    import importlib\n\n    return importlib.import_module(BACKEND)'
+            "\n\n\ndef policy_order(",
+            "rule aggregate: imports requests (src/bmsrl/aggregate.py:<N>), which pyproject.toml does not declare",
+            id="computed-import-followed"),
+        pytest.param(
+            "src/bmsrl/aggregate.py", "def policy_order(",
+            "def _unused(name):\n    import importlib\n\n    return importlib.import_module(name)\n\n\ndef policy_order(",
+            "src/bmsrl/aggregate.py:<N>: imports a module whose name is computed, and neither",
+            id="computed-import-unknown"),
+        pytest.param(
+            "src/bmsrl/train.py", "import numpy as np\n", "import numpy as np\nimport torch\n",
+            "rule evaluate (policy=no_balancing): SKIPPED_IMPORTS lists torch, but it is imported at import time "
+            "(src/bmsrl/train.py:<N>)",
+            id="skipped-import-made-eager"),
+    ],
+)  # fmt: skip
+def test_checker_reports_an_inconsistency(tmp_path, file, old, new, expected):
+    root = _copy(tmp_path / "repo")
+    _edit(root / file, old, new)
+    problems = check_envs(root, tmp_path)
+    pattern = re.escape(expected).replace("<N>", r"\d+")  # <N>: a line number
+    assert any(re.match(pattern, p) for p in problems), "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        pytest.param(lambda script: script.unlink(),
+                     "core.yaml: no core.post-deploy.sh next to it installs the bmsrl package", id="missing"),
+        pytest.param(lambda script: script.chmod(0o644), "core.post-deploy.sh: not executable", id="not-executable"),
+        pytest.param(lambda script: _edit(script, '-e "$src"', '-e "$src/src"'),
+                     "core.post-deploy.sh: does not pip install the repository", id="installs-something-else"),
+        pytest.param(lambda script: _edit(script, "install --no-deps ", "install "),
+                     "core.post-deploy.sh: pip installs the repository without --no-deps", id="with-deps"),
+        pytest.param(lambda script: _edit(script, "set -euo pipefail\n", "set -euo pipefail\nexit 3\n"),
+                     "core.post-deploy.sh: exits with 3", id="fails"),
+    ],
+)  # fmt: skip
+def test_checker_reports_a_broken_post_deploy_script(tmp_path, change, expected):
+    root = _copy(tmp_path / "repo")
+    change(root / "envs" / "core.post-deploy.sh")
+    problems = check_post_deploy(root / "envs" / "core.yaml", root, tmp_path)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_command_line(tmp_path):
+    """``python tests/conda_envs.py [REPOSITORY]``: exit 0 and OK, exit 1 and the problems, exit 2 for no repository."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    script = [sys.executable, str(ROOT / "tests" / "conda_envs.py")]
+    ok = subprocess.run(script, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert (ok.returncode, ok.stdout, ok.stderr.strip().splitlines()[-1]) == (0, "", "conda environments: OK")
+    root = _copy(tmp_path / "repo")
+    _edit(root / "envs" / "core.yaml", "  - numpy >=1.26\n", "")
+    bad = subprocess.run([*script, str(root)], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert bad.returncode == 1 and "which lacks numpy" in bad.stdout, bad.stdout + bad.stderr
+    none = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert none.returncode == 2 and "is not the bmsrl repository" in none.stderr
+
+
+# ------------------------------------------------------------- baselines really run without torch
+_BLOCKING_CLI = """
+import importlib.abc, sys
+BLOCKED = set(sys.argv[1].split(","))
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked: not in the environment)", name=name)
+sys.meta_path.insert(0, Blocker())
+from bmsrl.cli import main
+code = main(sys.argv[2:])
+assert not BLOCKED & set(sys.modules), BLOCKED & set(sys.modules)
+sys.exit(code)
+"""
+
+
+def _evaluate_blocking(tmp_path: Path, blocked: set[str], *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+        filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))  # fmt: skip
+    command = [sys.executable, "-c", _BLOCKING_CLI, ",".join(sorted(blocked)), "evaluate",
+               "--config-json", '{"evaluation": {"episodes": 1}}', "--profile", "charge-rest-discharge",
+               "--seed", "1", "--out", str(tmp_path / "out"), *args]  # fmt: skip
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("key", sorted(SKIPPED_IMPORTS))
+def test_baseline_evaluation_runs_without_torch_and_sb3(tmp_path, key):
+    """The jobs SKIPPED_IMPORTS exempts run (one episode) with those imports failing, as in core.yaml."""
+    rule, wildcard, value = key
+    assert (rule, wildcard) == ("evaluate", "policy"), "this test knows how to run evaluate jobs only"
+    result = _evaluate_blocking(tmp_path, SKIPPED_IMPORTS[key], "--policy", value)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "out" / "metrics.csv").exists()
+
+
+def test_trained_agent_evaluation_needs_them(tmp_path):
+    """The blocking is real: a trained agent's evaluation fails at loading the model without SB3."""
+    (tmp_path / "model.zip").write_bytes(b"PK not really")
+    result = _evaluate_blocking(tmp_path, NOT_IN_BASELINES, "--policy", "dqn", "--model", str(tmp_path / "model.zip"))
+    assert result.returncode == 2
+    assert "No module named 'stable_baselines3' (blocked" in result.stderr, result.stderr
