@@ -58,6 +58,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from bmsrl.baselines import BASELINES
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -80,8 +82,7 @@ EXTRA_REQUIREMENTS = {("train", "--tensorboard"): {"tensorboard"}}
 #: tests/test_conda_envs.py runs these jobs with the imports blocked.
 NOT_IN_BASELINES = frozenset({"torch", "stable_baselines3", "sb3_contrib"})
 SKIPPED_IMPORTS = {
-    ("evaluate", "policy", "no_balancing"): NOT_IN_BASELINES,
-    ("evaluate", "policy", "rule_based"): NOT_IN_BASELINES,
+    (rule, "policy", name): NOT_IN_BASELINES for rule in ("evaluate", "animate") for name in BASELINES
 }
 
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from packaging.specifiers import SpecifierSet
 
 from conda_envs import (
@@ -46,13 +45,16 @@ def test_the_checker_sees_the_workflow(workflow):
     """Every rule, the environment Snakemake gives it and what its code imports (no vacuous pass)."""
     assert not workflow.problems
     envs = {(job.rule, tuple(job.wildcards.values())): job.env.name for job in workflow.jobs}
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    trained = schema["$defs"]["algo"]["enum"]
+    from bmsrl.algos import ALGOS
+    from bmsrl.baselines import BASELINES
+
+    trained = list(ALGOS)
     assert len(trained) >= 2
-    assert {k[1][0]: v for k, v in envs.items() if k[0] == "evaluate"} == {
-        **{algo: "rl.yaml" for algo in trained}, "no_balancing": "core.yaml", "rule_based": "core.yaml"}
-    assert {k[0]: v for k, v in envs.items() if k[0] != "evaluate"} == {
-        "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml",
+    for rule in ("evaluate", "animate"):  # trained agents need torch; the baselines run in the light env
+        assert {k[1][0]: v for k, v in envs.items() if k[0] == rule} == {
+            **{algo: "rl.yaml" for algo in trained}, **{name: "core.yaml" for name in BASELINES}}
+    assert {k[0]: v for k, v in envs.items() if k[0] not in ("evaluate", "animate")} == {
+        "record": "core.yaml", "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml",
         "plot_traces": "core.yaml", "plot_training": "core.yaml", "plot_metrics": "core.yaml",
     }  # fmt: skip
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
@@ -65,7 +67,7 @@ def test_the_checker_sees_the_workflow(workflow):
 
     assert {"torch", "stable-baselines3", "sb3-contrib", "tensorboard", "gymnasium", "numba"} <= requirements(("train", ()))
     dqn, baseline = requirements(("evaluate", ("dqn",))), requirements(("evaluate", ("rule_based",)))
-    assert dqn - baseline == {"torch", "stable-baselines3", "sb3-contrib"}
+    assert dqn - baseline == {"stable-baselines3", "sb3-contrib"}  # torch comes with them (and train needs it)
     assert {"scipy", "matplotlib", "pandas"} <= requirements(("plot_traces", ()))  # scipy: inside a function
     assert "torch" not in requirements(("aggregate", ()))
 
@@ -153,7 +155,7 @@ def _edit(path: Path, old: str, new: str) -> None:
             id="upper-bound-added"),
         pytest.param(
             "envs/core.yaml", "  - scipy >=1.11\n", "",
-            "rule plot_metrics: runs in core.yaml, which lacks scipy (needed by src/bmsrl/plots.py:<N>)",
+            "rule plot_training: runs in core.yaml, which lacks scipy (needed by src/bmsrl/stats.py:<N>)",
             id="function-local-import-missing"),
         pytest.param(
             "envs/rl.yaml", "  - tensorboard >=2.15\n", "",

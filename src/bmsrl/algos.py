@@ -3,7 +3,7 @@
 One entry per algorithm (:data:`ALGOS`), in the spirit of rl-baselines3-zoo's ``ALGOS`` mapping.
 Everything else derives from it: the config schema's algorithm list, ``training.total_steps`` and
 ``training.hyperparams`` defaults (:func:`bmsrl.config.schema`), the training loop
-(:mod:`bmsrl.train`), model loading (:mod:`bmsrl.policies`), the Snakemake rules
+(:mod:`bmsrl.train`), model loading (:mod:`bmsrl.agents`), the Snakemake rules
 (``workflow/rules/common.smk``), the order, names and colours of tables and figures.
 
 Adding an algorithm is one :class:`AlgoSpec` here (its default hyperparameters included).
@@ -16,7 +16,6 @@ transitions, the study's update shape.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,12 +122,6 @@ def get(name: str) -> AlgoSpec:
         return ALGOS[name]
     except KeyError:
         raise UserError(f"unknown algorithm {name!r}; choose one of {list(ALGOS)}") from None
-
-
-def algorithm_class(name: str):
-    """The Stable-Baselines3 / sb3-contrib class of ``name`` (imported on first use: torch is heavy)."""
-    spec = get(name)
-    return getattr(importlib.import_module(spec.module), spec.class_name)
 
 
 def sb3_log_interval(name: str, log_interval_steps: int, n_envs: int, hyperparams: dict, episode_steps: int = 200) -> int:

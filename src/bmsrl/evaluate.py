@@ -24,7 +24,8 @@ import pandas as pd
 from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.env import PassiveBalancingEnv
 from bmsrl.io import atomic_output
-from bmsrl.policies import POLICIES, load_policy
+from bmsrl.agents import load_policy
+from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, trace_columns
 
 #: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)

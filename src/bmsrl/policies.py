@@ -1,15 +1,13 @@
 """Every policy the workflow evaluates: the trained algorithms (:mod:`bmsrl.algos`) and the
-baselines (:mod:`bmsrl.baselines`), with one order, one name and one colour each, and one way to
-load them behind Stable-Baselines3's ``predict`` interface."""
+baselines (:mod:`bmsrl.baselines`), with one order, one name and one colour each. (Loading them
+behind Stable-Baselines3's ``predict`` is :mod:`bmsrl.agents`, which needs torch.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 from bmsrl import algos
-from bmsrl.baselines import BASELINES, make_baseline
-from bmsrl.errors import UserError
+from bmsrl.baselines import BASELINES
 
 #: every policy name: the algorithms, then the baselines
 POLICIES: tuple[str, ...] = (*algos.ALGOS, *BASELINES)
@@ -39,45 +37,3 @@ def policy_color(policy: str) -> str:
     if policy in BASELINES:
         return BASELINES[policy][2]
     return _SPARE_COLORS[sum(map(ord, policy)) % len(_SPARE_COLORS)]
-
-
-def load_policy(policy: str, model_path: str | Path | None, cfg: dict):
-    """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline from ``cfg``."""
-    if policy in BASELINES:
-        if model_path is not None:
-            raise UserError(f"policy {policy!r} is a baseline and takes no --model (got {model_path})")
-        return make_baseline(policy, cfg["env"]["n_cells"], cfg["baselines"].get(policy))
-    if policy not in algos.ALGOS:
-        raise UserError(f"unknown policy {policy!r}; choose one of {list(POLICIES)}")
-    if model_path is None:
-        raise UserError(f"policy {policy!r} needs --model (a trained checkpoint, e.g. best_model.zip)")
-    model_path = Path(model_path)
-    if model_path.is_dir():
-        raise UserError(f"model checkpoint {model_path} is a directory, not a .zip file")
-    if not model_path.is_file():
-        raise UserError(f"model checkpoint {model_path} does not exist")
-    check_run_record(model_path, policy, cfg["env"]["n_cells"])
-    try:
-        return algos.algorithm_class(policy).load(model_path, device="cpu")
-    except Exception as exc:  # a truncated or foreign zip: name the file, not the traceback
-        raise UserError(f"cannot load {policy} model from {model_path}: {exc}") from exc
-
-
-def check_run_record(model_path: Path, policy: str, n_cells: int) -> None:
-    """Refuse a model that another algorithm or another pack shape made, by the ``run_config.json``
-    the train stage publishes beside it (other env settings are allowed: robustness scenarios)."""
-    import json
-
-    record_path = model_path.parent / "run_config.json"
-    try:
-        settings = json.loads(record_path.read_text(encoding="utf-8"))["settings"]
-        made_by, made_cells = settings["algo"], int(settings["env"]["n_cells"])
-    except FileNotFoundError:
-        raise UserError(f"model {model_path}: no run_config.json beside it, so nothing says which algorithm "
-                        f"and pack made it (train it with `bmsrl train`)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"model {model_path}: its record {record_path} is unreadable ({exc})") from None
-    if made_by != policy:
-        raise UserError(f"model {model_path} was trained as {made_by!r}, not {policy!r} ({record_path})")
-    if made_cells != n_cells:
-        raise UserError(f"model {model_path} was trained on a {made_cells}-cell pack, not {n_cells} cells ({record_path})")

@@ -6,7 +6,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import scipy.stats
 
 from bmsrl.errors import UserError
 
@@ -54,6 +53,8 @@ def training_curve(runs: Sequence[Mapping[str, np.ndarray]], confidence: float =
     Returns ``(grid, mean, low, high)`` with ``low``/``high`` ``None`` for a single seed; raises a
     :class:`UserError` if the seeds' timestep ranges do not overlap.
     """
+    import scipy.stats
+
     curves = [(r["timesteps"], r["results"].mean(axis=1)) for r in runs]
     start = max(steps[0] for steps, _ in curves)
     stop = min(steps[-1] for steps, _ in curves)

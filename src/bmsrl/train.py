@@ -38,6 +38,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
+from bmsrl.agents import algorithm_class
 from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
@@ -305,7 +306,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     env.seed(seed)
 
     # Model: resumed from the newest readable checkpoint, or new.
-    algo_class = algos.algorithm_class(algo)
+    algo_class = algorithm_class(algo)
     model = load_newest(algo_class, work, env, tensorboard)
     if model is not None and settings["normalize_reward"]:
         stats = work / f"vecnormalize_{model.num_timesteps}.pkl"
