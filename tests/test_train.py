@@ -172,3 +172,34 @@ def test_a_model_evaluated_as_another_algorithm_is_refused(tmp_path, capsys):
                  "charge-rest-discharge", "--seed", "1", "--model", str(out / "best_model.zip"),
                  "--out", str(tmp_path / "four")])
     assert code == 2 and "5-cell pack" in capsys.readouterr().err
+
+
+def test_progress_in_a_terminal_and_one_line_per_evaluation_in_a_log(tmp_path):
+    """In a terminal (a pseudo-terminal here) training redraws a progress line; redirected to a file,
+    its log has one line per evaluation with the return, the speed and the time left."""
+    import pty
+
+    from bmsrl.train import progress_text
+
+    assert progress_text(1_200_000, 15_000_000, 11_800.0, [[-12.0, -12.6]]) == (
+        "[#.......................] 1.20 M / 15.00 M env steps  11,800 /s  last eval -12.3  about 19 min left")
+    assert progress_text(0, 100, 0.0, []).endswith("no eval yet  time left unknown")
+    config = write_config(tmp_path, {"training": dict(SMALL["training"], total_steps={"ppo": 2048})})
+    cmd = [sys.executable, "-m", "bmsrl.cli", "train", "--config", str(config), "--algo", "ppo", "--seed", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    logged = subprocess.run([*cmd, "--out", str(tmp_path / "log")], capture_output=True, text=True, env=env)
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    evals = [line for line in logged.stderr.splitlines() if "eval at " in line]
+    assert len(evals) >= 2 and "mean return" in evals[0] and "env-steps/s" in evals[0] and "min left" in evals[0]
+    assert "env steps  " not in logged.stderr  # no progress line in a log file
+
+    output = bytearray()
+
+    def read(fd):
+        data = os.read(fd, 1024)
+        output.extend(data)
+        return data
+
+    status = pty.spawn([*cmd, "--out", str(tmp_path / "tty")], read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"M env steps" in output and b" /s " in output
