@@ -282,3 +282,25 @@ def test_training_returns_script_prints_the_plotted_curves(study):
     assert sum(line.startswith("dqn seed") for line in out.splitlines()) == 3
     outside = subprocess.run([sys.executable, script, *files, "--at", "1e9"], capture_output=True, text=True)
     assert outside.returncode != 0 and "--at must lie within" in outside.stderr
+
+
+def test_panels_share_one_time_axis_and_the_voltage_window_is_drawn(study, tmp_path, monkeypatch):
+    """Every panel of a trace figure spans the same time axis; the voltage figure shows the
+    configured window even when no cell reaches it."""
+    from bmsrl import plots
+
+    figures = []
+    real_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
+    for kind in ("soc", "switching", "voltage"):
+        assert cli.main(["plot", kind, "--out", str(tmp_path / f"{kind}.pdf"), *inputs(kind, study),
+                         "--config-json", '{"env": {"voltage_limits_v": [2.0, 4.35]}}']) == 0
+    soc, switching, voltage = figures
+    for fig in (soc, switching, voltage):
+        spans = {tuple(round(v, 6) for v in ax.get_xlim()) for ax in fig.axes if ax.get_xlabel() == "Time [h]"}
+        assert len(spans) == 1, spans
+    for ax in voltage.axes:
+        if ax.lines:
+            low, high = ax.get_ylim()
+            assert low < 2.0 and high > 4.35  # the configured window, not the default 2.5-4.2 V
+            assert {2.0, 4.35} <= {line.get_ydata()[0] for line in ax.lines if len(set(line.get_ydata())) == 1}

@@ -216,7 +216,7 @@ def _cell_grid_figure(
     n_rows, n_cols = len(profiles), len(policies)
     width = PAGE_WIDTH_IN if n_cols > 2 else COLUMN_WIDTH_IN * max(n_cols, 1) * 1.1
     fig = Figure(figsize=(min(width, PAGE_WIDTH_IN), 0.6 + panel_height_in * n_rows), layout="constrained")
-    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex="row", sharey=True)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True)  # one time axis
     n_cells = 0
     for r, profile in enumerate(profiles):
         for c, policy in enumerate(policies):
@@ -281,14 +281,15 @@ def plot_voltage(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.P
         frame[numbered_columns(frame, "voltage_v_", kind=_TRACES, path="?")].to_numpy().ravel()
         for frame in traces.values()
     ])
-    low, high = float(values.min()), float(values.max())
+    # the data and the window: a cell outside the window shows against the drawn limit
+    low, high = min(float(values.min()), voltage_limits_v[0]), max(float(values.max()), voltage_limits_v[1])
     pad = max(0.05, 0.05 * (high - low))
     limit = Line2D([], [], color="0.2", ls="--", lw=0.7,
                    label=f"limits {voltage_limits_v[0]:g}/{voltage_limits_v[1]:g} V")
     fig = _cell_grid_figure(traces, draw, "Terminal voltage [V]", extra_handles=[limit])
     for ax in fig.axes:
         if ax.lines:
-            ax.set_ylim(low - pad, high + pad)  # data range; a limit line shows when it is near
+            ax.set_ylim(low - pad, high + pad)
     return save_figure(fig, out)
 
 
@@ -328,6 +329,7 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
     fig = Figure(figsize=(PAGE_WIDTH_IN, 0.5 + 2.9 * len(profiles)), layout="constrained")
     grid = fig.add_gridspec(2 * len(profiles), n_cols, height_ratios=[1.0, 1.15] * len(profiles))
     n_cells = 1
+    t_end_h = max(float(frame["time_h"].iloc[-1]) for frame in traces.values())  # one time span for all panels
     for r, profile in enumerate(profiles):
         raster_axes = []
         for c, policy in enumerate(policies):
@@ -347,7 +349,7 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
                                facecolors=policy_color(policy), edgecolor="none")
             ax.set_ylim(len(names) + 0.5, 0.5)
             ax.set_yticks(range(1, len(names) + 1))
-            ax.set_xlim(t[0], t[-1])
+            ax.set_xlim(0.0, t_end_h)
             _time_ticks(ax, n_cols)
             ax.set_xlabel("Time [h]")
             _panel_title(ax, policy, n_cols)
@@ -369,7 +371,7 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
         ax.set_ylabel("Cumulative switch\ntoggles [-]")
         top = max(ax.get_ylim()[1], 1.0)
         ax.set_ylim(-0.03 * top, top)  # a policy that never switches stays visible above the axis
-        ax.margins(x=0)
+        ax.set_xlim(0.0, t_end_h)
         ax.grid(True, axis="y")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="total toggles", title_fontsize=8)
     if _phase_handles(traces):
