@@ -1,0 +1,80 @@
+"""The recoverable-capacity bound: the most charge any passive balancing policy could let the pack
+deliver, from a given initial pack, on a given load profile (derivation: docs/bound.md).
+
+Passive balancing only removes charge from a cell. A series pack carries one current, and a phase
+ends when its first cell reaches a limit. So cell ``i`` can never deliver more than it would on its
+own, with its shunt open: charged as far as its own limits and the charger let it, then discharged
+until its own limit. The pack delivers no more than its weakest such cell::
+
+    C_bound = min_i  C_alone,i
+
+``C_alone,i`` is computed with the pack simulator itself (:class:`bmsrl.pack.PackSimulator`): cell
+``i`` alone is a pack of ``n`` identical copies of cell ``i`` (same SoC, SoH, hence the same
+current, voltage and limits in every cell), all shunts open, run through the same profile with the
+same cut-offs, charger and integration. For a pack of identical cells the bound equals the
+capacity of ``no_balancing``; ``tests/test_bound.py`` checks both that and that no policy (the
+baselines, random and searched switch schedules) exceeds the bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bmsrl.pack import CellTables, PackParameters, PackSimulator
+from bmsrl.profiles import LoadProfile
+
+#: the most decision intervals an episode may take before the bound calculation gives up
+_MAX_INTERVALS = 100_000
+
+
+def alone_capacities_ah(
+    params: PackParameters,
+    tables: CellTables,
+    profile: LoadProfile,
+    soc: np.ndarray,
+    soh: np.ndarray,
+    decision_interval_s: float,
+    substeps: int,
+) -> np.ndarray:
+    """Charge [Ah] each cell would deliver over ``profile`` on its own, shunt open: shape ``(cells,)``.
+
+    ``soc`` [-] and ``soh`` [-] are the initial state of the pack's cells, shape ``(cells,)``.
+    """
+    soc = np.asarray(soc, dtype=np.float64)
+    soh = np.asarray(soh, dtype=np.float64)
+    n = soc.shape[0]
+    sim = PackSimulator(params, tables, profile, n_packs=n, decision_interval_s=decision_interval_s,
+                        substeps=substeps)  # fmt: skip
+    packs = np.arange(n)
+    sim.reset_packs(packs, np.repeat(soc[:, None], n, axis=1), np.repeat(soh[:, None], n, axis=1))
+    open_shunts = np.zeros((n, n), dtype=bool)
+    for _ in range(_MAX_INTERVALS):
+        if sim.episode_over.all():
+            return sim.state.discharged_ah.copy()
+        sim.advance(open_shunts)
+    raise RuntimeError(f"profile {profile.name!r} did not end within {_MAX_INTERVALS} decision intervals")
+
+
+def capacity_bound_ah(
+    params: PackParameters,
+    tables: CellTables,
+    profile: LoadProfile,
+    soc: np.ndarray,
+    soh: np.ndarray,
+    decision_interval_s: float,
+    substeps: int,
+) -> float:
+    """The recoverable-capacity bound C_bound [Ah] of one initial pack (module docstring)."""
+    return float(alone_capacities_ah(params, tables, profile, soc, soh, decision_interval_s, substeps).min())
+
+
+def recovered_share(capacity_ah: float, no_balancing_ah: float, bound_ah: float, tolerance_ah: float = 1e-3) -> float:
+    """Share of the recoverable capacity a policy recovered: (C - C_nb) / (C_bound - C_nb) [-].
+
+    NaN when less than ``tolerance_ah`` [Ah] (1 mAh) was recoverable at all (e.g. a profile that
+    discharges first, whose capacity no policy can change): no share of nothing is defined.
+    """
+    recoverable = bound_ah - no_balancing_ah
+    if recoverable < tolerance_ah:
+        return float("nan")
+    return (capacity_ah - no_balancing_ah) / recoverable
