@@ -22,6 +22,7 @@ def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.D
         eval_seed=1000, usable_capacity_mah=2000.0, charge_accepted_mah=2100.0, final_soc_var=1e-4,
         mean_soc_var=2e-4, final_soc_std_pct=1.0, switch_changes=10.0, shunt_energy_wh=0.1,
         time_to_balance_s=600.0, invalid_actions=0, episode_steps=200, terminated=False, total_reward=-50.0,
+        recovered_share=0.5, capacity_bound_mah=2200.0, no_balancing_capacity_mah=1800.0,
     )
     base.update(values)
     rows = [dict(policy=policy, profile=profile, scenario="default", seed=seed, episode=e, **base) for e in range(n)]

@@ -105,7 +105,8 @@ def study(tmp_path_factory) -> dict[str, object]:
                         "shunt_energy_wh": 0.0 if policy == "no_balancing" else 0.5 + rng.normal(0, 0.02),
                         "time_to_balance_s": np.nan if policy == "no_balancing" else 900.0,
                         "invalid_actions": 0.0, "episode_steps": 200.0, "terminated": 0.0,
-                        "total_reward": -10.0,
+                        "total_reward": -10.0, "capacity_bound_mah": 2300.0, "no_balancing_capacity_mah": 2050.0,
+                        "recovered_share": 0.0 if policy == "no_balancing" else 0.6 + rng.normal(0, 0.02),
                     })
     summary = root / "tables" / "summary.csv"
     summary.parent.mkdir()

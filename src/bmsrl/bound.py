@@ -27,6 +27,20 @@ from bmsrl.profiles import LoadProfile
 _MAX_INTERVALS = 100_000
 
 
+def _delivered_ah(params, tables, profile, soc, soh, decision_interval_s, substeps) -> np.ndarray:
+    """Charge [Ah] delivered over ``profile`` by packs of initial state ``soc``, ``soh`` (packs, cells),
+    every shunt open."""
+    sim = PackSimulator(params, tables, profile, n_packs=soc.shape[0], decision_interval_s=decision_interval_s,
+                        substeps=substeps)  # fmt: skip
+    sim.reset_packs(np.arange(soc.shape[0]), soc, soh)
+    open_shunts = np.zeros(soc.shape, dtype=bool)
+    for _ in range(_MAX_INTERVALS):
+        if sim.episode_over.all():
+            return sim.state.discharged_ah.copy()
+        sim.advance(open_shunts)
+    raise RuntimeError(f"profile {profile.name!r} did not end within {_MAX_INTERVALS} decision intervals")
+
+
 def alone_capacities_ah(
     params: PackParameters,
     tables: CellTables,
@@ -43,16 +57,15 @@ def alone_capacities_ah(
     soc = np.asarray(soc, dtype=np.float64)
     soh = np.asarray(soh, dtype=np.float64)
     n = soc.shape[0]
-    sim = PackSimulator(params, tables, profile, n_packs=n, decision_interval_s=decision_interval_s,
-                        substeps=substeps)  # fmt: skip
-    packs = np.arange(n)
-    sim.reset_packs(packs, np.repeat(soc[:, None], n, axis=1), np.repeat(soh[:, None], n, axis=1))
-    open_shunts = np.zeros((n, n), dtype=bool)
-    for _ in range(_MAX_INTERVALS):
-        if sim.episode_over.all():
-            return sim.state.discharged_ah.copy()
-        sim.advance(open_shunts)
-    raise RuntimeError(f"profile {profile.name!r} did not end within {_MAX_INTERVALS} decision intervals")
+    copies = lambda x: np.repeat(x[:, None], n, axis=1)  # noqa: E731  pack i: n copies of cell i
+    return _delivered_ah(params, tables, profile, copies(soc), copies(soh), decision_interval_s, substeps)
+
+
+def no_balancing_capacity_ah(params, tables, profile, soc, soh, decision_interval_s, substeps) -> float:
+    """Charge [Ah] the pack itself delivers over ``profile`` with every shunt open (``no_balancing``)."""
+    soc = np.asarray(soc, dtype=np.float64)[None]
+    soh = np.asarray(soh, dtype=np.float64)[None]
+    return float(_delivered_ah(params, tables, profile, soc, soh, decision_interval_s, substeps)[0])
 
 
 def capacity_bound_ah(

@@ -24,6 +24,7 @@ import pandas as pd
 from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.env import PassiveBalancingEnv
 from bmsrl.io import atomic_output
+from bmsrl import bound
 from bmsrl.agents import load_policy
 from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, trace_columns
@@ -73,6 +74,19 @@ def episode_metrics(records: list[dict], terminated: bool) -> dict:
     }
 
 
+def capacity_context(env: PassiveBalancingEnv, records: list[dict]) -> dict:
+    """The episode's recoverable-capacity bound and the capacity without balancing, from the same
+    initial pack (:mod:`bmsrl.bound`, docs/bound.md), and the share of the recoverable capacity the
+    policy recovered."""
+    task, first = env.task, records[0]
+    args = (task.params, task.tables, task.profile, first["soc"], first["soh"], task.sim.decision_interval_s,
+            task.sim.substeps)  # fmt: skip
+    bound_ah = bound.capacity_bound_ah(*args)
+    none_ah = bound.no_balancing_capacity_ah(*args)
+    return {"recovered_share": bound.recovered_share(records[-1]["discharged_ah"], none_ah, bound_ah),
+            "capacity_bound_mah": 1000.0 * bound_ah, "no_balancing_capacity_mah": 1000.0 * none_ah}
+
+
 def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance_ohm: float) -> list[list]:
     """Rows of traces.csv (:func:`bmsrl.results.trace_columns`) of one episode."""
     rows = []
@@ -99,7 +113,8 @@ def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path |
         eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + episode
         records, terminated = run_episode(env, policy, eval_seed)
         metrics.append({**dict(zip(("policy", "profile", "scenario", "seed"), labels)), "episode": episode,
-                        "eval_seed": eval_seed, **episode_metrics(records, terminated)})  # fmt: skip
+                        "eval_seed": eval_seed, **episode_metrics(records, terminated),
+                        **capacity_context(env, records)})  # fmt: skip
         rows += trace_rows(records, labels, episode, r_sh)
     return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRICS_COLUMNS)
 

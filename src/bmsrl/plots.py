@@ -429,8 +429,11 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     policies = policy_order(summary["policy"].unique())
     profiles = _profile_order(summary["profile"].unique())
     indexed = summary.set_index(["policy", "profile", "metric"])
-    fig = Figure(figsize=(PAGE_WIDTH_IN, 4.9), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
+    n_rows = -(-len(HEADLINE) // 2)
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 0.9 + 2.0 * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, 2).ravel()
+    for ax in axes[len(HEADLINE):]:
+        ax.set_visible(False)
     width = 0.8 / len(policies)
     x = np.arange(len(profiles))
     for ax, panel in zip(axes, HEADLINE):

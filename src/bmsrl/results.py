@@ -49,6 +49,10 @@ class Metric:
 #: Every metric, in summary order. Definitions: docs/model.md, section "Metrics".
 METRICS: tuple[Metric, ...] = (
     Metric("usable_capacity_mah", "mAh", "Usable capacity", ".0f", better="higher", in_table=True),
+    Metric("recovered_share", "-", "Share of recoverable capacity", ".2f", better="higher", in_table=True,
+           optional=True),
+    Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f"),
+    Metric("no_balancing_capacity_mah", "mAh", "Capacity without balancing", ".0f"),
     Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", in_table=True),
     Metric("final_soc_var", "-", "Final SoC variance", ".2e"),
     Metric("mean_soc_var", "-", "Mean SoC variance", ".2e", better="lower", in_table=True, log_scale=True),
@@ -122,9 +126,10 @@ def _integer_column(frame: pd.DataFrame, name: str, kind: str, path) -> None:
 
 def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """One validated ``metrics.csv``; column ``source`` = path."""
-    numeric = [c for c in METRICS_COLUMNS if c not in (*LABELS, "time_to_balance_s", "terminated")]
+    optional = [m.name for m in METRICS if m.optional]
+    numeric = [c for c in METRICS_COLUMNS if c not in (*LABELS, *optional, "terminated")]
     frame = read_table(path, kind=_METRICS_FILE, text=("policy", "profile", "scenario"), numeric=("seed", *numeric),
-                       optional_numeric=("time_to_balance_s",), boolean=("terminated",))  # fmt: skip
+                       optional_numeric=optional, boolean=("terminated",))  # fmt: skip
     for name in ("seed", "episode"):
         _integer_column(frame, name, _METRICS_FILE, path)
     frame["source"] = str(path)
