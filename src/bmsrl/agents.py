@@ -19,7 +19,6 @@ def algorithm_class(name: str):
     return getattr(importlib.import_module(spec.module), spec.class_name)
 
 
-
 def load_policy(policy: str, model_path: str | Path | None, cfg: dict):
     """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline from ``cfg``."""
     if policy in BASELINES:
@@ -37,7 +36,7 @@ def load_policy(policy: str, model_path: str | Path | None, cfg: dict):
         raise UserError(f"model checkpoint {model_path} does not exist")
     check_run_record(model_path, policy, cfg["env"]["n_cells"])
     try:
-        return algos.algorithm_class(policy).load(model_path, device="cpu")
+        return algorithm_class(policy).load(model_path, device="cpu")
     except Exception as exc:  # a truncated or foreign zip: name the file, not the traceback
         raise UserError(f"cannot load {policy} model from {model_path}: {exc}") from exc
 
