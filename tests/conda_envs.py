@@ -20,8 +20,9 @@ No conda needed. ``check_envs(root, tmp)`` returns one message per inconsistency
    ``src/bmsrl/`` holds), imports inside functions included, ``if TYPE_CHECKING:`` excluded.
    ``importlib.import_module(name)`` with a computed name imports the string constants of its
    module and of the bmsrl modules that module imports that name a top-level module of an installed
-   distribution (train.py's ``("stable_baselines3", "DQN")`` table); if there is none, it is
-   reported. The computed import in ``bmsrl.cli`` is the VERBS dispatch (point 2 starts there).
+   distribution (agents.py's ``import_module(spec.module)`` finds ``"stable_baselines3"`` and
+   ``"sb3_contrib"`` in the registry algos.py); if there is none, it is reported. The computed
+   import in ``bmsrl.cli`` is the VERBS dispatch (point 2 starts there).
    Every third-party import must be declared in pyproject.toml and be in the rule's environment,
    except ``SKIPPED_IMPORTS`` (checked to run only inside functions); ``EXTRA_REQUIREMENTS`` adds
    what no import shows (TensorBoard for ``train --tensorboard``).
@@ -77,9 +78,9 @@ ENV_ONLY = {"python", "pip"}
 #: (verb, command-line option) -> distributions no import statement shows. SB3 imports TensorBoard
 #: (through torch.utils.tensorboard) only for a model with a ``tensorboard_log``: ``train --tensorboard``.
 EXTRA_REQUIREMENTS = {("train", "--tensorboard"): {"tensorboard"}}
-#: (rule, wildcard, value) -> imports those jobs never execute. The baseline evaluations run in
-#: core.yaml; their path never calls the function that imports SB3 and torch.
-#: tests/test_conda_envs.py runs these jobs with the imports blocked.
+#: (rule, wildcard, value) -> imports those jobs never execute. The baseline evaluations and
+#: animations run in core.yaml; their path never calls agents.algorithm_class, which imports SB3
+#: (and with it torch). tests/test_conda_envs.py runs these jobs with the imports blocked.
 NOT_IN_BASELINES = frozenset({"torch", "stable_baselines3", "sb3_contrib"})
 SKIPPED_IMPORTS = {
     (rule, "policy", name): NOT_IN_BASELINES for rule in ("evaluate", "animate") for name in BASELINES

@@ -6,6 +6,7 @@ on the repository, check that it sees the workflow, and that it fails on each ki
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from conda_envs import (
     conda_spec,
     job_requirements,
     load_workflow,
+    shell_verbs,
     third_party_imports,
     verbs,
 )
@@ -190,7 +192,9 @@ def _edit(path: Path, old: str, new: str) -> None:
         pytest.param(
             "workflow/rules/evaluate.smk", "        evaluate_env\n",
             '        lambda wildcards: "../../envs/core.yaml" if wildcards.policy == "dqn" else evaluate_env(wildcards)\n',
-            "rule evaluate (policy=dqn): runs in core.yaml, which lacks pytorch (needed by src/bmsrl/train.py:<N>",
+            # agents.py imports SB3 by a module name from the registry (algos.py); torch comes with SB3
+            "rule evaluate (policy=dqn): runs in core.yaml, which lacks stable-baselines3 (needed by "
+            "src/bmsrl/agents.py:<N>)",
             id="trained-agent-in-core-env"),
         pytest.param(
             "workflow/rules/evaluate.smk", "        evaluate_env\n",
@@ -210,7 +214,7 @@ def _edit(path: Path, old: str, new: str) -> None:
             "rule aggregate: its conda: fails: bmsrl-core is a named or directory environment, not an environment file",
             id="named-env"),
         pytest.param(
-            "config/config.yaml", "\nseeds: [", "\nseeds: [x, ",
+            "config/config.yaml", "\n{}\n", "\nseeds: [x, 1]\n",
             "the workflow does not load with Snakemake: invalid config (config file and --config): seeds[0]",
             id="workflow-does-not-load"),
         pytest.param(
@@ -218,25 +222,33 @@ def _edit(path: Path, old: str, new: str) -> None:
             "the workflow does not export BMSRL_SOURCE",
             id="source-not-exported"),
         pytest.param(
-            "src/bmsrl/aggregate.py", "def policy_order(", "def _unused():\n    import sklearn\n\n\ndef policy_order(",
-            "rule aggregate: imports scikit-learn (src/bmsrl/aggregate.py:<N>), which pyproject.toml does not declare",
+            "src/bmsrl/policies.py", "def policy_order(", "def _unused():\n    import sklearn\n\n\ndef policy_order(",
+            "rule aggregate: imports scikit-learn (src/bmsrl/policies.py:<N>), which pyproject.toml does not declare",
             id="undeclared-import"),
         pytest.param(
-            "src/bmsrl/aggregate.py", "def policy_order(",
+            "src/bmsrl/aggregate.py", "def read_all_metrics(",
             'BACKEND = "requests"\n\n\ndef _unused():\n    import importlib\n\n    return importlib.import_module(BACKEND)'
-            "\n\n\ndef policy_order(",
+            "\n\n\ndef read_all_metrics(",
             "rule aggregate: imports requests (src/bmsrl/aggregate.py:<N>), which pyproject.toml does not declare",
             id="computed-import-followed"),
         pytest.param(
-            "src/bmsrl/aggregate.py", "def policy_order(",
-            "def _unused(name):\n    import importlib\n\n    return importlib.import_module(name)\n\n\ndef policy_order(",
+            # aggregate.py, not policies.py: policies.py imports algos.py, whose strings name the SB3
+            # modules, so a computed import there is followed to them instead of being unknown
+            "src/bmsrl/aggregate.py", "def read_all_metrics(",
+            "def _unused(name):\n    import importlib\n\n    return importlib.import_module(name)\n\n\n"
+            "def read_all_metrics(",
             "src/bmsrl/aggregate.py:<N>: imports a module whose name is computed, and neither",
             id="computed-import-unknown"),
         pytest.param(
-            "src/bmsrl/train.py", "import numpy as np\n", "import numpy as np\nimport torch\n",
+            "src/bmsrl/agents.py", "from pathlib import Path\n", "from pathlib import Path\n\nimport torch\n",
             "rule evaluate (policy=no_balancing): SKIPPED_IMPORTS lists torch, but it is imported at import time "
-            "(src/bmsrl/train.py:<N>)",
+            "(src/bmsrl/agents.py:<N>)",
             id="skipped-import-made-eager"),
+        pytest.param(
+            "src/bmsrl/policies.py", "from bmsrl import algos\n", "import stable_baselines3\n\nfrom bmsrl import algos\n",
+            "rule animate (policy=rule_based): SKIPPED_IMPORTS lists stable_baselines3, but it is imported at import "
+            "time (src/bmsrl/policies.py:<N>)",
+            id="skipped-import-made-eager-animate"),
     ],
 )  # fmt: skip
 def test_checker_reports_an_inconsistency(tmp_path, file, old, new, expected):
@@ -298,28 +310,59 @@ sys.exit(code)
 """
 
 
+#: what the test runs for each rule SKIPPED_IMPORTS may name: ``bmsrl evaluate`` plus the options the
+#: rule's command adds to the ones every evaluation takes (``--animation``: animate draws episode 0)
+_COMMON_OPTIONS = {"--config", "--policy", "--profile", "--seed", "--ocv-table", "--out", "--model"}
+_RULE_OPTIONS = {"evaluate": {}, "animate": {"--animation": "episode0.gif"}}
+_CONFIG_JSON = '{"evaluation": {"episodes": 1}}'
+
+
 def _evaluate_blocking(tmp_path: Path, blocked: set[str], *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))  # fmt: skip
     command = [sys.executable, "-c", _BLOCKING_CLI, ",".join(sorted(blocked)), "evaluate",
-               "--config-json", '{"evaluation": {"episodes": 1}}', "--profile", "charge-rest-discharge",
+               "--config-json", _CONFIG_JSON, "--profile", "charge-rest-discharge",
                "--seed", "1", "--out", str(tmp_path / "out"), *args]  # fmt: skip
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
-@pytest.mark.parametrize("key", sorted(SKIPPED_IMPORTS))
-def test_baseline_evaluation_runs_without_torch_and_sb3(tmp_path, key):
-    """The jobs SKIPPED_IMPORTS exempts run (one episode) with those imports failing, as in core.yaml."""
+def _rule_options(workflow, rule: str, tmp_path: Path) -> list[str]:
+    """The options ``rule`` adds to ``bmsrl evaluate`` (checked against its shell command), files in ``tmp_path``."""
+    assert rule in _RULE_OPTIONS, f"this test knows how to run the jobs of {sorted(_RULE_OPTIONS)} only"
+    shells = {job.shell for job in workflow.jobs if job.rule == rule}
+    assert len(shells) == 1, shells
+    calls = shell_verbs(shells.pop())
+    assert [verb for verb, _ in calls] == ["evaluate"], calls
+    assert set(re.findall(r"--[\w-]+", calls[0][1])) - _COMMON_OPTIONS == set(_RULE_OPTIONS[rule]), calls[0][1]
+    return [word for option, file in _RULE_OPTIONS[rule].items() for word in (option, str(tmp_path / file))]
+
+
+@pytest.mark.parametrize("key", sorted(SKIPPED_IMPORTS), ids="-".join)
+def test_baseline_evaluation_runs_without_torch_and_sb3(tmp_path, workflow, key):
+    """The jobs SKIPPED_IMPORTS exempts (evaluate and animate) run (one episode) with those imports
+    failing, as in core.yaml."""
     rule, wildcard, value = key
-    assert (rule, wildcard) == ("evaluate", "policy"), "this test knows how to run evaluate jobs only"
-    result = _evaluate_blocking(tmp_path, SKIPPED_IMPORTS[key], "--policy", value)
+    assert wildcard == "policy", "this test knows how to run jobs keyed by their policy only"
+    options = _rule_options(workflow, rule, tmp_path)
+    result = _evaluate_blocking(tmp_path, SKIPPED_IMPORTS[key], "--policy", value, *options)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "out" / "metrics.csv").exists()
+    if rule == "animate":
+        assert (tmp_path / "episode0.gif").read_bytes()[:6] in (b"GIF87a", b"GIF89a")
 
 
-def test_trained_agent_evaluation_needs_them(tmp_path):
-    """The blocking is real: a trained agent's evaluation fails at loading the model without SB3."""
+@pytest.mark.parametrize("rule", sorted(_RULE_OPTIONS))
+def test_trained_agent_evaluation_needs_them(tmp_path, workflow, rule):
+    """The blocking is real: a trained agent's evaluation (or animation) fails at loading the model
+    without SB3, after the checks of agents.load_policy (run_config.json beside the model) pass."""
+    from bmsrl.config import load_config
+
     (tmp_path / "model.zip").write_bytes(b"PK not really")
-    result = _evaluate_blocking(tmp_path, NOT_IN_BASELINES, "--policy", "dqn", "--model", str(tmp_path / "model.zip"))
-    assert result.returncode == 2
+    n_cells = load_config(json_text=_CONFIG_JSON)["env"]["n_cells"]
+    (tmp_path / "run_config.json").write_text(json.dumps({"settings": {"algo": "dqn", "env": {"n_cells": n_cells}}}))
+    options = _rule_options(workflow, rule, tmp_path)
+    result = _evaluate_blocking(tmp_path, NOT_IN_BASELINES, "--policy", "dqn", "--model", str(tmp_path / "model.zip"),
+                                *options)  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot load dqn model from" in result.stderr, result.stderr
     assert "No module named 'stable_baselines3' (blocked" in result.stderr, result.stderr
