@@ -107,14 +107,16 @@ class CellTables:
         return cls(ocv_soc, ocv_v, load_ecm_table(ecm_table))
 
     def __call__(self, soc: np.ndarray) -> np.ndarray:
-        """All six quantities at ``soc`` (any shape): array of shape ``soc.shape + (6,)``."""
-        pos = np.minimum(np.maximum((soc - self._lo) * self._inv_step, 0.0), self._last)
-        idx = pos.astype(np.intp)  # at the last grid point the slope row is 0
-        row = self._table[idx]
-        return row[..., :6] + (pos - idx)[..., None] * row[..., 6:]
+        """All six quantities at ``soc`` [-] (any shape): array of shape ``soc.shape + (6,)``.
+
+        The same compiled lookup (:func:`_lookup`) the integrator uses."""
+        soc = np.asarray(soc, dtype=np.float64)
+        out = np.empty(soc.shape + (6,))
+        _lookup_many(self._table, self._lo, self._inv_step, self._last, soc.reshape(-1), out.reshape(-1, 6))
+        return out
 
     def ocv(self, soc: np.ndarray) -> np.ndarray:
-        """Open-circuit voltage [V] at ``soc``."""
+        """Open-circuit voltage [V] at ``soc`` [-]."""
         return self(soc)[..., 0]
 
 
@@ -191,36 +193,22 @@ class PackSimulator:
             arr[packs] = 0.0
         s.switches[packs] = False
         s.phase[packs] = 0
-        s.terminal_v[packs] = self.terminal_voltage(
-            self.tables(s.soc[packs]), s.rc_v[packs], self.profile.current_a[s.phase[packs]][:, None], 0.0
-        )
-        # a profile may start at a limit already (e.g. charging a full pack): skip such phases
-        for _ in range(self.profile.n_phases):
-            lower, upper = self.limits_reached(s.soc[packs], s.terminal_v[packs])
-            ended = (self._end_code[s.phase[packs]] & (lower * 1 + upper * 2)) != 0
-            if not ended.any():
-                break
-            s.phase[packs] += ended
+        _reset_packs(
+            np.asarray(packs, dtype=np.intp), s.soc, s.rc_v, s.switches, s.terminal_v, s.phase,
+            *self._kernel_args(),
+        )  # fmt: skip
+
+    def _kernel_args(self) -> tuple:
+        """The arguments both compiled kernels take after the state: tables, profile, limits."""
+        prof, par, t = self.profile, self.params, self.tables
+        v_lo, v_hi = par.voltage_limits_v if par.cutoff == "soc_and_voltage" else (-np.inf, np.inf)
+        return (
+            t._table, t._lo, t._inv_step, t._last,
+            prof.current_a, self._end_code, self._g_sh,
+            par.soc_limits[0], par.soc_limits[1], v_lo, v_hi,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- physics
-    @staticmethod
-    def terminal_voltage(p, rc_v, pack_current_a, shunt_g_s):
-        """Terminal voltage [V] from table values ``p`` (..., 6), RC voltages (..., 2) [V],
-        pack current [A] and shunt conductance [S] (0 when open)."""
-        ocv_v, r0_ohm = p[..., 0], p[..., 1]
-        return (ocv_v - rc_v[..., 0] - rc_v[..., 1] - r0_ohm * pack_current_a) / (1.0 + shunt_g_s * r0_ohm)
-
-    def limits_reached(self, soc, terminal_v) -> tuple[np.ndarray, np.ndarray]:
-        """Per pack: has any cell reached the lower limit, the upper limit (per ``params.cutoff``)?"""
-        soc_lo, soc_hi = self.params.soc_limits
-        lower = soc.min(axis=-1) <= soc_lo
-        upper = soc.max(axis=-1) >= soc_hi
-        if self.params.cutoff == "soc_and_voltage":
-            v_lo, v_hi = self.params.voltage_limits_v
-            lower |= terminal_v.min(axis=-1) <= v_lo
-            upper |= terminal_v.max(axis=-1) >= v_hi
-        return lower, upper
-
     def advance(self, switches: np.ndarray) -> IntervalResult:
         """Integrate every pack over one decision interval with shunts ``switches`` (packs, cells)."""
         s, prof, par = self.state, self.profile, self.params
@@ -228,15 +216,12 @@ class PackSimulator:
         cell_current_a = np.empty_like(s.soc)
         pack_current_a = np.empty(self.n_packs)
         energy_wh = np.empty_like(s.soc)
-        v_lo, v_hi = par.voltage_limits_v if par.cutoff == "soc_and_voltage" else (-np.inf, np.inf)
         n_sub = _advance_packs(
             s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.shunt_energy_wh,
             s.phase, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah,
-            self.tables._table, self.tables._lo, self.tables._inv_step, self.tables._last,
-            prof.current_a, prof.max_duration_s, self._end_code,
-            self.decision_interval_s, self.substeps, self._g_sh, par.capacity_ah,
+            *self._kernel_args(),
+            prof.max_duration_s, self.decision_interval_s, self.substeps, par.capacity_ah,
             par.discharge_efficiency, par.charge_efficiency,
-            par.soc_limits[0], par.soc_limits[1], v_lo, v_hi,
             cell_current_a, pack_current_a, energy_wh,
         )  # fmt: skip
         return IntervalResult(cell_current_a, pack_current_a, energy_wh, n_sub)
@@ -277,9 +262,9 @@ class PackSimulator:
 
 @numba.njit(cache=True, inline="always")
 def _lookup(table, lo, inv_step, last, soc):
-    """Row of the uniform SoC table at ``soc``: (ocv_v, r0_ohm, r1_ohm, r2_ohm, c1_f, c2_f)."""
+    """Row of the uniform SoC table at ``soc`` [-]: (ocv_v [V], r0_ohm, r1_ohm, r2_ohm [Ohm], c1_f, c2_f [F])."""
     pos = min(max((soc - lo) * inv_step, 0.0), last)
-    i = int(pos)
+    i = int(pos)  # at the last grid point the slope columns are 0
     f = pos - i
     row = table[i]
     return (
@@ -289,16 +274,77 @@ def _lookup(table, lo, inv_step, last, soc):
 
 
 @numba.njit(cache=True)
+def _lookup_many(table, lo, inv_step, last, soc, out):
+    """:func:`_lookup` for every element of the 1-d ``soc`` [-], into ``out`` (len(soc), 6)."""
+    for j in range(soc.shape[0]):
+        out[j, 0], out[j, 1], out[j, 2], out[j, 3], out[j, 4], out[j, 5] = _lookup(table, lo, inv_step, last, soc[j])
+
+
+@numba.njit(cache=True, inline="always")
+def _terminal_voltage_v(ocv_v, v1_v, v2_v, r0_ohm, pack_current_a, shunt_g_s):
+    """Terminal voltage [V] of a cell: OCV [V], RC voltages [V], R0 [Ohm], pack current [A] (> 0
+    discharging) and shunt conductance [S] (0 when open): the cell current I_pack + g V_t flows through R0."""
+    return (ocv_v - v1_v - v2_v - r0_ohm * pack_current_a) / (1.0 + shunt_g_s * r0_ohm)
+
+
+@numba.njit(cache=True, inline="always")
+def _limits(soc, terminal_v, soc_lo, soc_hi, v_lo, v_hi):
+    """(lower, upper): has a cell at ``soc`` [-], ``terminal_v`` [V] reached the lower, the upper limit?
+    (Voltage limits of +-inf leave the voltage out: the ``soc`` cut-off.)"""
+    return soc <= soc_lo or terminal_v <= v_lo, soc >= soc_hi or terminal_v >= v_hi
+
+
+@numba.njit(cache=True, inline="always")
+def _terminal_voltages_under(
+    k, current_a, soc, rc_v, switches, terminal_v, table, lo, inv_step, last, g_sh,
+    soc_lo, soc_hi, v_lo, v_hi,
+):  # fmt: skip
+    """Set pack ``k``'s terminal voltages [V] under pack current ``current_a`` [A]; return whether
+    any cell is at the (lower, upper) limit."""
+    lower = False
+    upper = False
+    for i in range(soc.shape[1]):
+        g = g_sh if switches[k, i] else 0.0
+        ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, soc[k, i])
+        v = _terminal_voltage_v(ocv, rc_v[k, i, 0], rc_v[k, i, 1], r0, current_a, g)
+        terminal_v[k, i] = v
+        lo_i, hi_i = _limits(soc[k, i], v, soc_lo, soc_hi, v_lo, v_hi)
+        lower = lower or lo_i
+        upper = upper or hi_i
+    return lower, upper
+
+
+@numba.njit(cache=True)
+def _reset_packs(
+    packs, soc, rc_v, switches, terminal_v, phase,
+    table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo, v_hi,
+):  # fmt: skip
+    """Terminal voltages of freshly reset ``packs`` under their first phase's current; a phase the
+    pack starts at the limit of (e.g. charging a full pack) is skipped."""
+    n_phases = phase_current_a.shape[0] - 1
+    for k in packs:
+        while True:
+            ph = phase[k]
+            lower, upper = _terminal_voltages_under(
+                k, phase_current_a[ph], soc, rc_v, switches, terminal_v, table, lo, inv_step, last, g_sh,
+                soc_lo, soc_hi, v_lo, v_hi,
+            )  # fmt: skip
+            code = phase_end_code[ph]
+            if ph < n_phases and ((code & 1 and lower) or (code & 2 and upper)):
+                phase[k] = ph + 1
+            else:
+                break
+
+
+@numba.njit(cache=True)
 def _advance_packs(
     soc, soh, rc_v, switches, terminal_v, shunt_energy_wh,
     phase, phase_time_s, time_s, discharged_ah, charged_ah,
-    table, lo, inv_step, last,
-    phase_current_a, phase_max_s, phase_end_code,
-    dt_s, substeps, g_sh, capacity_ah, eta_discharge, eta_charge,
-    soc_lo, soc_hi, v_lo, v_hi,
+    table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo, v_hi,
+    phase_max_s, dt_s, substeps, capacity_ah, eta_discharge, eta_charge,
     out_cell_current_a, out_pack_current_a, out_energy_wh,
 ):  # fmt: skip
-    """Advance every pack by ``dt_s`` in place; write interval means and energies to ``out_*``.
+    """Advance every pack by ``dt_s`` [s] in place; write interval means and energies to ``out_*``.
 
     Returns the largest number of sub-steps any pack took (phase ends split sub-steps).
     """
@@ -324,7 +370,7 @@ def _advance_packs(
                 ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, soc[k, i])
                 v1 = rc_v[k, i, 0]
                 v2 = rc_v[k, i, 1]
-                v_t = (ocv - v1 - v2 - r0 * i_pack) / (1.0 + g * r0)
+                v_t = _terminal_voltage_v(ocv, v1, v2, r0, i_pack, g)
                 i_cell = i_pack + g * v_t  # the shunt current flows through R0 and both RC branches
                 d1 = np.exp(-h / (r1 * c1))
                 d2 = np.exp(-h / (r2 * c2))
@@ -337,12 +383,13 @@ def _advance_packs(
                 x = soc[k, i] - eta * dq_ah / (capacity_ah * soh[k, i])
                 soc[k, i] = x
                 ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, x)
-                v_end = (ocv - v1 - v2 - r0 * i_pack) / (1.0 + g * r0)
+                v_end = _terminal_voltage_v(ocv, v1, v2, r0, i_pack, g)
                 terminal_v[k, i] = v_end
                 out_cell_current_a[k, i] += dq_ah
                 out_energy_wh[k, i] += g * 0.5 * (v_t * v_t + v_end * v_end) * h / 3600.0  # trapezoid
-                lower = lower or x <= soc_lo or v_end <= v_lo
-                upper = upper or x >= soc_hi or v_end >= v_hi
+                lo_i, hi_i = _limits(x, v_end, soc_lo, soc_hi, v_lo, v_hi)
+                lower = lower or lo_i
+                upper = upper or hi_i
             n_sub += 1
             pack_ah += i_pack * h / 3600.0
             remaining -= h
@@ -356,11 +403,10 @@ def _advance_packs(
             ):
                 phase[k] = ph + 1
                 phase_time_s[k] = 0.0
-                i_next = phase_current_a[ph + 1]
-                for i in range(n_cells):  # terminal voltage under the next phase's current
-                    g = g_sh if switches[k, i] else 0.0
-                    ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, soc[k, i])
-                    terminal_v[k, i] = (ocv - rc_v[k, i, 0] - rc_v[k, i, 1] - r0 * i_next) / (1.0 + g * r0)
+                _terminal_voltages_under(  # under the next phase's current
+                    k, phase_current_a[ph + 1], soc, rc_v, switches, terminal_v, table, lo, inv_step, last,
+                    g_sh, soc_lo, soc_hi, v_lo, v_hi,
+                )  # fmt: skip
         for i in range(n_cells):
             shunt_energy_wh[k, i] += out_energy_wh[k, i]
             out_cell_current_a[k, i] *= 3600.0 / dt_s
