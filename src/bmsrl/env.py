@@ -55,7 +55,7 @@ class BalancingTask:
         self.init_soc = tuple(float(x) for x in init_soc)
         self.init_soh = tuple(float(x) for x in init_soh)
         self.i_max_a = float(i_max_a)
-        self.profile = get_profile(profile, self.i_max_a)
+        self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah)
         self.tables = tables if tables is not None else CellTables.from_files(ocv_table, ecm_table)
         self.sim = PackSimulator(self.params, self.tables, self.profile, n_packs, decision_interval_s, substeps)
         self.n_packs = n_packs
