@@ -4,9 +4,10 @@ The reference re-implements the model of docs/physics.md in plain scalar code: p
 ``np.interp`` in the original tables (not the simulator's resampled grid), the shunt current
 recomputed continuously inside the ODE right-hand side, the CC-CV charger's current found by root
 search on the terminal voltage (not the simulator's closed form), and the same phase logic: at every
-sub-step boundary the charger sets the current from the state then, and a phase ends when a cell
-reached its limit during the sub-step, the charge current tapered, or the safety cap passed; a
-phase entered (or re-decided under new shunts) at its end ends at once.
+sub-step boundary the charger sets the current from the state then (at a decision that changes the
+shunts during a charge: under the new shunts), and a phase ends when a cell reached its limit
+during the sub-step, the charge current tapered, or the safety cap passed; a phase entered (or a
+charge re-decided under new shunts) at its end ends at once.
 """
 
 from __future__ import annotations
@@ -114,9 +115,11 @@ def reference_episode(soc0, soh, actions, profile, params, substeps, dt_s=30.0):
     phase, current = enter(0, y, np.zeros(n))
     phase_time = 0.0
     records = []
+    s = np.zeros(n)
     for action in actions:
-        s = ((action >> np.arange(n)) & 1).astype(float)
-        phase, current = enter(phase, y, s)
+        s_before, s = s, ((action >> np.arange(n)) & 1).astype(float)
+        if phase < len(phases) and phases[phase].current_a < 0.0 and (s != s_before).any():
+            phase, current = enter(phase, y, s)  # the charger re-solves its current for new shunts
         remaining = dt_s
         while remaining > 1e-9:
             max_s = phases[phase].max_duration_s if phase < len(phases) else np.inf
@@ -466,3 +469,26 @@ def test_observed_current_is_the_current_the_pack_draws():
         charged_ah = task.sim.state.charged_ah[0] - charged_before_ah
         assert charged_ah == pytest.approx(-interval.pack_current_a[0] * 30.0 / 3600.0, rel=1e-12)
     assert cv_steps > 10
+
+
+@pytest.mark.parametrize("mode", ["bms", "study"])
+def test_within_limits_is_the_window_test_of_the_state(mode):
+    """The reward's "all cells inside their limits" flag (computed in the kernel) is the SoC window,
+    and with the voltage cut-off also the voltage window, on the state's SoC and terminal voltage."""
+    # a narrow voltage window, so that rests and packs reset outside it leave cells outside it
+    pack = dict(MODES[mode], safety_margin_soc=1.0, voltage_limits_v=(3.4, 3.9))
+    task = BalancingTask(n_packs=16, pack=pack, profile="charge-rest-discharge", invalid_rules=())
+    rng = np.random.default_rng(4)
+    task.reset_packs(np.arange(16), rng.uniform(0.05, 0.95, (16, 5)), np.ones((16, 5)))
+    p, s = task.params, task.sim.state
+    seen, voltage_only = set(), 0
+    for _ in range(300):
+        task.step(rng.integers(0, 32, 16))
+        in_soc = ((s.soc >= p.soc_limits[0]) & (s.soc <= p.soc_limits[1])).all(axis=1)
+        v_lo, v_hi = p.voltage_limits_v
+        in_v = ((s.terminal_v >= v_lo) & (s.terminal_v <= v_hi)).all(axis=1)
+        expected = in_soc & in_v if mode == "bms" else in_soc
+        np.testing.assert_array_equal(task.sim.within_limits(), expected)
+        seen.update(expected.tolist())
+        voltage_only += (in_soc & ~in_v).sum()
+    assert seen == {True, False} and voltage_only > 0  # the voltage window decides some cases

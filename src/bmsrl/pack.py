@@ -167,6 +167,8 @@ class PackState:
     #: pack current [A] the pack draws from now on (> 0 discharging): the phase's current, or the
     #: CC-CV charger's current for the present state and switches, (packs,)
     current_a: np.ndarray
+    #: every cell inside the SoC window and (``cutoff="soc_and_voltage"``) the voltage window, (packs,)
+    inside_limits: np.ndarray
     phase: np.ndarray  #: index of the current load-profile phase, (packs,)
     phase_time_s: np.ndarray  #: time spent in the current phase [s], (packs,)
     time_s: np.ndarray  #: time since reset [s], (packs,)
@@ -180,7 +182,8 @@ class PackState:
         return cls(
             soc=cells(), soh=np.ones((n_packs, n_cells)), rc_v=np.zeros((n_packs, n_cells, 2)),
             switches=np.zeros((n_packs, n_cells), dtype=bool), shunt_energy_wh=cells(),
-            terminal_v=cells(), current_a=packs(), phase=np.zeros(n_packs, dtype=np.intp),
+            terminal_v=cells(), current_a=packs(), inside_limits=np.ones(n_packs, dtype=bool),
+            phase=np.zeros(n_packs, dtype=np.intp),
             phase_time_s=packs(), time_s=packs(), discharged_ah=packs(), charged_ah=packs(),
         )
 
@@ -235,6 +238,8 @@ class PackSimulator:
             p.voltage_limits_v[1] if by_voltage and not cc_cv else np.inf,  # v_hi_cut [V]
             p.voltage_limits_v[1] if cc_cv else np.inf,  # v_hold [V]: the CV stage's cell voltage
             p.taper_current_a if cc_cv else -1.0,  # i_taper [A]; -1: never
+            p.voltage_limits_v[0] if by_voltage else -np.inf,  # v_lo_win [V]: the window of within_limits
+            p.voltage_limits_v[1] if by_voltage else np.inf,  # v_hi_win [V]
         )  # fmt: skip
 
     # ------------------------------------------------------------------ state
@@ -251,21 +256,22 @@ class PackSimulator:
         s.phase[packs] = 0
         _reset_packs(
             np.asarray(packs, dtype=np.intp).reshape(-1), s.soc, s.rc_v, s.switches, s.terminal_v,
-            s.current_a, s.phase, s.phase_time_s, *self._kernel_args,
+            s.current_a, s.inside_limits, s.phase, s.phase_time_s, *self._kernel_args,
         )  # fmt: skip
 
     # ---------------------------------------------------------------- physics
     def advance(self, switches: np.ndarray) -> IntervalResult:
         """Integrate every pack over one decision interval with shunts ``switches`` (packs, cells)."""
         s, prof, par = self.state, self.profile, self.params
-        s.switches[...] = switches
+        switches = np.asarray(switches, dtype=np.bool_)
         cell_current_a = np.empty_like(s.soc)
         pack_current_a = np.empty(self.n_packs)
         energy_wh = np.empty_like(s.soc)
         max_v = np.empty(self.n_packs)
         min_v = np.empty(self.n_packs)
         n_sub = _advance_packs(
-            s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.current_a, s.shunt_energy_wh,
+            switches, s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.current_a, s.inside_limits,
+            s.shunt_energy_wh,
             s.phase, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah,
             *self._kernel_args,
             prof.max_duration_s, self.decision_interval_s, self.substeps, par.capacity_ah,
@@ -288,14 +294,9 @@ class PackSimulator:
         return ((soc < lo - m) | (soc > hi + m)).any(axis=-1)
 
     def within_limits(self) -> np.ndarray:
-        """Per pack: all cells inside the SoC window and (with the voltage cut-off) the voltage window."""
-        lo, hi = self.params.soc_limits
-        ok = ((self.state.soc >= lo) & (self.state.soc <= hi)).all(axis=-1)
-        if self.params.cutoff == "soc_and_voltage":
-            v_lo, v_hi = self.params.voltage_limits_v
-            v = self.state.terminal_v
-            ok &= ((v >= v_lo) & (v <= v_hi)).all(axis=-1)
-        return ok
+        """Per pack: all cells inside the SoC window and (with the voltage cut-off) the voltage window,
+        limits included, at their present SoC and terminal voltage (``state.terminal_v``)."""
+        return self.state.inside_limits
 
     def pack_current_now_a(self) -> np.ndarray:
         """The pack current [A] the pack draws now (> 0 discharging), (packs,): the phase's current,
@@ -364,6 +365,15 @@ def _limits(soc, terminal_v, soc_lo, soc_hi, v_lo, v_hi):
 
 
 @numba.njit(cache=True, inline="always")
+def _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo, v_hi):
+    """Are all cells of pack ``k`` inside the SoC [-] and voltage [V] windows, limits included?"""
+    for i in range(soc.shape[1]):
+        if not (soc_lo <= soc[k, i] <= soc_hi and v_lo <= terminal_v[k, i] <= v_hi):
+            return False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
 def _phase_ends(code, lower, upper, current_a, i_taper_a):
     """Does a phase with end code ``code`` (1: ends at the lower limit, 2: at the upper) end, given
     the cells' limit flags and the current [A] the pack would draw next? A charge also ends when the
@@ -387,7 +397,9 @@ def _enter_phase(
         if phase_current_a[ph] < 0.0:
             for i in range(n_cells):
                 g = g_sh if switches[k, i] else 0.0
-                limit_a = max(limit_a, _cv_current_limit_a(rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], g, v_hold))
+                limit_a = max(
+                    limit_a, _cv_current_limit_a(rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], g, v_hold)
+                )
         i_pack = _charger_current_a(phase_current_a[ph], limit_a)
         current_a[k] = i_pack
         lower = False
@@ -417,9 +429,9 @@ def _fill_rows(k, soc, rows, table, lo, inv_step, last):
 
 @numba.njit(cache=True)
 def _reset_packs(
-    packs, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
+    packs, soc, rc_v, switches, terminal_v, current_a, inside_limits, phase, phase_time_s,
     table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh,
-    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper, v_lo_win, v_hi_win,
 ):  # fmt: skip
     """Freshly reset ``packs`` start their first phase (:func:`_enter_phase`)."""
     rows = np.empty((soc.shape[1], 6))
@@ -429,20 +441,23 @@ def _reset_packs(
             k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
             phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
         )  # fmt: skip
+        inside_limits[k] = _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo_win, v_hi_win)
 
 
 @numba.njit(cache=True)
 def _advance_packs(
-    soc, soh, rc_v, switches, terminal_v, current_a, shunt_energy_wh,
+    new_switches, soc, soh, rc_v, switches, terminal_v, current_a, inside_limits, shunt_energy_wh,
     phase, phase_time_s, time_s, discharged_ah, charged_ah,
     table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh,
-    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper, v_lo_win, v_hi_win,
     phase_max_s, dt_s, substeps, capacity_ah, eta_discharge, eta_charge,
     out_cell_current_a, out_pack_current_a, out_energy_wh, out_max_v, out_min_v,
 ):  # fmt: skip
-    """Advance every pack by ``dt_s`` [s] in place; write interval means and energies to ``out_*``.
+    """Set the shunts to ``new_switches``, advance every pack by ``dt_s`` [s] in place; write interval
+    means and energies to ``out_*``.
 
-    At the interval's start the pack decides again under its new shunts (:func:`_enter_phase`).
+    A charge whose shunts changed decides again under the new shunts (:func:`_enter_phase`: the
+    charger's current depends on them); otherwise the current from the last sub-step end stands.
     Every sub-step holds the pack current ``current_a[k]``; at its end the charger's current for
     the next sub-step is solved from the new state, and the phase ends if a cell reached the
     phase's limit (SoC, or terminal voltage under the sub-step's current), the charge current
@@ -453,6 +468,7 @@ def _advance_packs(
     n_packs, n_cells = soc.shape
     h_nominal = dt_s / substeps
     most_substeps = 0
+    i_pack = 0.0
     rows = np.empty((n_cells, 6))  # table rows at each cell's present SoC: one lookup per sub-step
     for k in range(n_packs):
         remaining = dt_s
@@ -463,11 +479,17 @@ def _advance_packs(
         for i in range(n_cells):
             out_cell_current_a[k, i] = 0.0
             out_energy_wh[k, i] = 0.0
+        changed = False
+        for i in range(n_cells):
+            if switches[k, i] != new_switches[k, i]:
+                switches[k, i] = new_switches[k, i]
+                changed = True
         _fill_rows(k, soc, rows, table, lo, inv_step, last)
-        _enter_phase(
-            k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
-            phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-        )  # fmt: skip
+        if changed and phase_current_a[phase[k]] < 0.0:
+            _enter_phase(
+                k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
+                phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+            )  # fmt: skip
         while remaining > _TIME_TOL_S:
             ph = phase[k]
             # never step past the interval's end or the phase's maximum duration
@@ -497,6 +519,7 @@ def _advance_packs(
                 ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, x)
                 rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], rows[i, 4], rows[i, 5] = ocv, r0, r1, r2, c1, c2
                 v_end = _terminal_voltage_v(ocv, v1, v2, r0, i_pack, g)
+                terminal_v[k, i] = v_end
                 max_v = max(max_v, v_end)
                 min_v = min(min_v, v_end)
                 out_cell_current_a[k, i] += dq_ah
@@ -523,9 +546,13 @@ def _advance_packs(
                     k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
                     phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
                 )  # fmt: skip
+        if current_a[k] != i_pack:  # the charger changed the current: voltages under the new one
+            for i in range(n_cells):
+                g = g_sh if switches[k, i] else 0.0
+                terminal_v[k, i] = _terminal_voltage_v(
+                    rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], current_a[k], g
+                )
         for i in range(n_cells):
-            g = g_sh if switches[k, i] else 0.0
-            terminal_v[k, i] = _terminal_voltage_v(rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], current_a[k], g)
             shunt_energy_wh[k, i] += out_energy_wh[k, i]
             out_cell_current_a[k, i] *= 3600.0 / dt_s
         if pack_ah > 0.0:
@@ -533,6 +560,7 @@ def _advance_packs(
         else:
             charged_ah[k] -= pack_ah
         out_pack_current_a[k] = pack_ah * 3600.0 / dt_s
+        inside_limits[k] = _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo_win, v_hi_win)
         out_max_v[k] = max_v
         out_min_v[k] = min_v
         most_substeps = max(most_substeps, n_sub)

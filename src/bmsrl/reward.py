@@ -1,4 +1,4 @@
-"""Multi-objective balancing reward (DESIGN.md §3), vectorized over packs.
+"""Multi-objective balancing reward (spec: :class:`bmsrl.env.PassiveBalancingEnv`, "Rewards"), over packs.
 
     r = b(Var(SoC)) - beta * n_toggles + w_ok * 1[all cells inside limits] - w_invalid * 1[invalid action]
     b(v) = -log10(v + epsilon) - offset
