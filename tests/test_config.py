@@ -133,6 +133,8 @@ def test_free_form_hyperparams_allowed(tmp_path):
         ("trainig:\n  n_envs: 8\n", "trainig", "unknown key"),
         ("training:\n  n_env: 8\n", "training.n_env", "unknown key"),
         ("env:\n  cutoff: voltage\n", "env.cutoff", "'voltage' is not one of"),
+        ("env:\n  charging: cv\n", "env.charging", "'cv' is not one of"),
+        ("env:\n  cv_taper_c_rate: 0\n", "env.cv_taper_c_rate", "less than or equal to the minimum of 0"),
         ("env:\n  soc_limits: [0.1]\n", "env.soc_limits", "too short"),
         ("env:\n  invalid_rules: [nope]\n", "env.invalid_rules[0]", "'nope' is not one of"),
         ("reward:\n  switch_penalty: lots\n", "reward.switch_penalty", '"auto"'),

@@ -251,7 +251,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 #: keys of ``cfg["env"]`` that are :class:`bmsrl.pack.PackParameters` fields
 PACK_KEYS = (
     "n_cells", "capacity_ah", "shunt_resistance_ohm", "charge_efficiency", "discharge_efficiency",
-    "soc_limits", "voltage_limits_v", "cutoff", "safety_margin_soc",
+    "soc_limits", "voltage_limits_v", "cutoff", "charging", "cv_taper_c_rate", "safety_margin_soc",
 )
 #: keys of ``cfg["env"]`` passed to :class:`bmsrl.env.BalancingTask` directly
 TASK_KEYS = ("decision_interval_s", "substeps", "invalid_rules", "init_soc", "init_soh", "i_max_a")

@@ -56,7 +56,7 @@ class BalancingTask:
         self.init_soc = tuple(float(x) for x in init_soc)
         self.init_soh = tuple(float(x) for x in init_soh)
         self.i_max_a = float(i_max_a)
-        self.profile = get_profile(profile, self.i_max_a)
+        self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah)
         self.tables = tables if tables is not None else CellTables.from_files(ocv_table, ecm_table)
         self.sim = PackSimulator(self.params, self.tables, self.profile, n_packs, decision_interval_s, substeps)
         self.n_packs = n_packs
@@ -206,8 +206,10 @@ class PassiveBalancingEnv(gym.Env):
     | 10-14          | clip((SoH_i - 1) / 0.1, -1, 1)              | [-1, 1] |
     | 15             | I_pack / I_max (I_max = 2.35 A; > 0 discharging) | [-1, 1] |
 
-    After a reset all three frames equal the first one. I_pack is the current of the phase the pack
-    is in at the decision time, i.e. the current of the coming interval.
+    After a reset all three frames equal the first one. I_pack is the current the pack draws at the
+    decision time: the phase's current, or in the constant-voltage stage of a charge the charger's
+    current for the present state and shunts (the charger re-solves it at every sub-step, so the
+    shunts the agent sets change it; docs/physics.md).
 
     ## Rewards
 
@@ -224,10 +226,21 @@ class PassiveBalancingEnv(gym.Env):
     ## Episode End
 
     * Truncation: the profile's last phase has ended. The ``discharge-rest-charge`` profile
-      (training) discharges at 2.35 A until the first cell reaches SoC 0.1 (at most 1900 s), rests
-      100 s, and charges at 2.35 A until the first cell reaches SoC 0.9 (at most 4200 s);
-      ``charge-rest-discharge`` (test) charges (at most 2300 s), rests, then discharges (at most
-      4200 s). Phases end at the first sub-step that reaches the limit.
+      (training) discharges, rests 100 s and charges; ``charge-rest-discharge`` (test) charges, rests
+      100 s and discharges, both at ``i_max_a`` (2.35 A). With the defaults (``cutoff:
+      soc_and_voltage``, ``charging: cc_cv``, as a battery-management system):
+
+      - a discharge ends when the first cell reaches SoC 0.1 or a terminal voltage of 2.5 V;
+      - a charge runs at constant current until the highest cell reaches 4.2 V, then the charger
+        holds the highest cell at 4.2 V (the current falls); it ends when the first cell reaches
+        SoC 0.9 or the current has tapered to ``cv_taper_c_rate`` x capacity (C/20, 0.17 A).
+
+      With the study's setting (``cutoff: soc``, ``charging: cc``) both run at constant current and
+      end when the first cell reaches the SoC window's limit, whatever its voltage. Limits are
+      checked at every sub-step boundary, so a phase ends at the first sub-step that reaches one.
+      A charge or discharge also ends at its safety cap, 1.5 x 3600 x capacity / i_max_a [s]
+      (discharge) and 2.5 x that (charge, including the constant-voltage stage), which the limits
+      always reach first in the shipped scenarios.
     * Termination: a safety violation the phase logic could not prevent: a cell's SoC leaves the
       window [0.1, 0.9] by more than ``safety_margin_soc`` (0.02).
 
@@ -239,7 +252,8 @@ class PassiveBalancingEnv(gym.Env):
     * ``ocv_table``, ``ecm_table``: CSV paths (``soc,ocv_v`` and ``soc,r0_ohm,r1_ohm,c1_f,r2_ohm,c2_f``);
       ``None`` uses the shipped tables (Keil et al. 2016 NCA OCV; the study's ECM table).
     * ``pack``: :class:`~bmsrl.pack.PackParameters` or a dict of its fields (capacity, shunt
-      resistance, efficiencies, SoC and voltage windows, cutoff rule, safety margin).
+      resistance, efficiencies, SoC and voltage windows, ``cutoff`` rule, ``charging`` mode,
+      ``cv_taper_c_rate``, safety margin).
     * ``reward``: :class:`~bmsrl.reward.RewardWeights` or a dict of its fields.
     * ``decision_interval_s`` (30), ``substeps`` (sub-steps per interval), ``invalid_rules``,
       ``init_soc``, ``init_soh``, ``i_max_a``.
@@ -248,7 +262,8 @@ class PassiveBalancingEnv(gym.Env):
 
     ``reset``: ``soc``, ``soh`` (and the fields below that exist before a step). Every ``step``:
     ``time_s``, ``phase``, ``pack_current_a`` (mean over the interval), ``soc``, ``soh``,
-    ``cell_voltage_v`` (terminal, at the end of the interval), ``cell_current_a`` (mean over the
+    ``cell_voltage_v`` (terminal, at the end of the interval, under the current the pack draws from
+    then on, i.e. after the charger or a cut-off acted), ``cell_current_a`` (mean over the
     interval, shunt current included), ``switches`` (0/1 per cell), ``shunt_energy_wh``
     (cumulative per cell), ``discharged_ah``, ``charged_ah`` (cumulative pack charge),
     ``switch_changes``, ``invalid_action``.

@@ -1,6 +1,7 @@
 """Series Li-ion pack with switched shunt resistors: a second-order equivalent-circuit model.
 
-One implementation for any number of packs: a single environment is a batch of one.
+One implementation for any number of packs: a single environment is a batch of one. The equations,
+the charger and the cut-offs are written out with their units in ``docs/physics.md``.
 
 Per cell ``i`` (current > 0 discharges; ``s_i = 1`` when shunt ``i`` is closed)::
 
@@ -14,12 +15,23 @@ through R0, both RC branches and the state of charge. OCV, R0, R1, C1, R2, C2 ar
 interpolations in SoC of their tables (held constant outside the tables' SoC range).
 
 Each decision interval is integrated with exact zero-order-hold updates over sub-steps, the
-parameters and the shunt current refreshed at every sub-step::
+parameters, the shunt current and the pack current refreshed at every sub-step::
 
     Vk <- Vk * exp(-h / tau_k) + Rk * I_i * (1 - exp(-h / tau_k)),   tau_k = Rk * Ck
 
+Charging (``charging="cc_cv"``, the default) works as a charger with a per-cell voltage limit does:
+constant current until the highest cell's terminal voltage reaches ``v_max``, then the pack current is
+the largest charge current that keeps every cell at or below ``v_max``, solved from V_t,i above at
+each sub-step start and held over the sub-step::
+
+    I_pack = min(0, max(-I_cc, max_i I_lim,i)),   I_lim,i = (OCV_i - V1_i - V2_i - v_max (1 + s_i R0_i / R_sh)) / R0_i
+
+(``charging="cc"``, the study's: constant current throughout.)
+
 The load profile's phase logic runs inside the sub-step loop: a sub-step never crosses a phase's
-maximum duration, and a phase that ends at a cell limit ends at the first sub-step that reaches it.
+maximum duration (a safety cap), a phase that ends at a cell limit ends at the first sub-step
+boundary that reaches it, and a CC-CV charge also ends when the charger's current has tapered to
+``cv_taper_c_rate * Q_nom``.
 """
 
 from __future__ import annotations
@@ -35,9 +47,15 @@ from bmsrl.profiles import LoadProfile
 _TIME_TOL_S = 1e-9
 
 
+#: ``cutoff`` values: the study's SoC window only, or the SoC and terminal-voltage windows (a BMS)
+CUTOFFS = ("soc", "soc_and_voltage")
+#: ``charging`` values: the study's constant current, or constant current then constant voltage
+CHARGING_MODES = ("cc", "cc_cv")
+
+
 @dataclass(frozen=True)
 class PackParameters:
-    """Electrical parameters and operating limits of the pack (docs/physics.md)."""
+    """Electrical parameters, operating limits and charger of the pack (docs/physics.md)."""
 
     n_cells: int = 5
     capacity_ah: float = 3.4  #: nominal cell capacity Q_nom [Ah] (Panasonic NCR18650B class)
@@ -46,21 +64,35 @@ class PackParameters:
     discharge_efficiency: float = 1.0  #: coulombic efficiency while discharging [-]
     soc_limits: tuple[float, float] = (0.1, 0.9)  #: SoC window [-]
     voltage_limits_v: tuple[float, float] = (2.5, 4.2)  #: terminal-voltage window [V]
-    #: which limits end a phase: "soc" (the study's SoC window) or "soc_and_voltage"
-    cutoff: str = "soc"
+    #: which limits end a phase: "soc_and_voltage" (a BMS: the first cell at its SoC or voltage
+    #: limit) or "soc" (the study's choice: the SoC window only)
+    cutoff: str = "soc_and_voltage"
+    #: "cc_cv" (a charger: constant current, then the highest cell held at the upper voltage limit
+    #: until the current tapers) or "cc" (the study's choice: constant current throughout)
+    charging: str = "cc_cv"
+    #: a CC-CV charge ends when the charger's current has fallen to this C-rate [1/h] x capacity_ah
+    cv_taper_c_rate: float = 0.05
     #: the episode terminates when a cell leaves the SoC window by more than this [-]
     safety_margin_soc: float = 0.02
 
     def __post_init__(self) -> None:
-        if self.cutoff not in ("soc", "soc_and_voltage"):
-            raise ValueError(f"cutoff must be 'soc' or 'soc_and_voltage', not {self.cutoff!r}")
+        if self.cutoff not in CUTOFFS:
+            raise ValueError(f"cutoff must be one of {CUTOFFS}, not {self.cutoff!r}")
+        if self.charging not in CHARGING_MODES:
+            raise ValueError(f"charging must be one of {CHARGING_MODES}, not {self.charging!r}")
         if not 0.0 <= self.soc_limits[0] < self.soc_limits[1] <= 1.0:
             raise ValueError(f"soc_limits must satisfy 0 <= lo < hi <= 1, got {self.soc_limits}")
         if not self.voltage_limits_v[0] < self.voltage_limits_v[1]:
             raise ValueError(f"voltage_limits_v must satisfy lo < hi, got {self.voltage_limits_v}")
-        for name in ("capacity_ah", "shunt_resistance_ohm", "charge_efficiency", "discharge_efficiency"):
+        for name in ("capacity_ah", "shunt_resistance_ohm", "charge_efficiency", "discharge_efficiency",
+                     "cv_taper_c_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+
+    @property
+    def taper_current_a(self) -> float:
+        """Charge current [A] at which a CC-CV charge ends."""
+        return self.cv_taper_c_rate * self.capacity_ah
 
 
 class CellTables:
@@ -107,14 +139,16 @@ class CellTables:
         return cls(ocv_soc, ocv_v, load_ecm_table(ecm_table))
 
     def __call__(self, soc: np.ndarray) -> np.ndarray:
-        """All six quantities at ``soc`` (any shape): array of shape ``soc.shape + (6,)``."""
-        pos = np.minimum(np.maximum((soc - self._lo) * self._inv_step, 0.0), self._last)
-        idx = pos.astype(np.intp)  # at the last grid point the slope row is 0
-        row = self._table[idx]
-        return row[..., :6] + (pos - idx)[..., None] * row[..., 6:]
+        """All six quantities at ``soc`` [-] (any shape): array of shape ``soc.shape + (6,)``.
+
+        The same compiled lookup (:func:`_lookup`) the integrator uses."""
+        soc = np.asarray(soc, dtype=np.float64)
+        out = np.empty(soc.shape + (6,))
+        _lookup_many(self._table, self._lo, self._inv_step, self._last, soc.reshape(-1), out.reshape(-1, 6))
+        return out
 
     def ocv(self, soc: np.ndarray) -> np.ndarray:
-        """Open-circuit voltage [V] at ``soc``."""
+        """Open-circuit voltage [V] at ``soc`` [-]."""
         return self(soc)[..., 0]
 
 
@@ -127,7 +161,14 @@ class PackState:
     rc_v: np.ndarray  #: voltages over the RC branches [V], (packs, cells, 2): [..., 0] R1C1, [..., 1] R2C2
     switches: np.ndarray  #: shunt closed (bool)
     shunt_energy_wh: np.ndarray  #: energy dissipated in each shunt since reset [Wh]
-    terminal_v: np.ndarray  #: terminal voltage at the end of the last update [V]
+    #: terminal voltage [V] now, under the current the pack draws from now on (``current_a``): after
+    #: the charger and the cut-offs have acted (IntervalResult has the extremes before they did)
+    terminal_v: np.ndarray
+    #: pack current [A] the pack draws from now on (> 0 discharging): the phase's current, or the
+    #: CC-CV charger's current for the present state and switches, (packs,)
+    current_a: np.ndarray
+    #: every cell inside the SoC window and (``cutoff="soc_and_voltage"``) the voltage window, (packs,)
+    inside_limits: np.ndarray
     phase: np.ndarray  #: index of the current load-profile phase, (packs,)
     phase_time_s: np.ndarray  #: time spent in the current phase [s], (packs,)
     time_s: np.ndarray  #: time since reset [s], (packs,)
@@ -141,8 +182,9 @@ class PackState:
         return cls(
             soc=cells(), soh=np.ones((n_packs, n_cells)), rc_v=np.zeros((n_packs, n_cells, 2)),
             switches=np.zeros((n_packs, n_cells), dtype=bool), shunt_energy_wh=cells(),
-            terminal_v=cells(), phase=np.zeros(n_packs, dtype=np.intp), phase_time_s=packs(),
-            time_s=packs(), discharged_ah=packs(), charged_ah=packs(),
+            terminal_v=cells(), current_a=packs(), inside_limits=np.ones(n_packs, dtype=bool),
+            phase=np.zeros(n_packs, dtype=np.intp),
+            phase_time_s=packs(), time_s=packs(), discharged_ah=packs(), charged_ah=packs(),
         )
 
 
@@ -151,8 +193,12 @@ class IntervalResult:
     """What one decision interval did, per pack (shapes ``(packs, cells)`` or ``(packs,)``)."""
 
     cell_current_a: np.ndarray  #: mean cell current over the interval [A]
-    pack_current_a: np.ndarray  #: mean pack current over the interval [A]
+    pack_current_a: np.ndarray  #: mean pack current over the interval [A] (the CV stage varies it)
     shunt_energy_wh: np.ndarray  #: energy dissipated in each shunt during the interval [Wh]
+    #: highest and lowest cell terminal voltage [V] at any sub-step end of the interval, under the
+    #: current held over that sub-step: before the charger or a cut-off reacted (their overshoot)
+    max_terminal_v: np.ndarray
+    min_terminal_v: np.ndarray
     n_substeps: int  #: sub-steps the batch took (phase ends add sub-steps)
 
 
@@ -177,13 +223,30 @@ class PackSimulator:
         self.decision_interval_s = float(decision_interval_s)
         self.substeps = int(substeps)
         self.state = PackState.zeros(n_packs, params.n_cells)
-        self._g_sh = 1.0 / params.shunt_resistance_ohm  # shunt conductance [S]
         # per phase (plus the idle state after the last one): which limit ends it, as a bit code
-        self._end_code = (profile.ends_at_lower * 1 + profile.ends_at_upper * 2).astype(np.int64)
+        end_code = (profile.ends_at_lower * 1 + profile.ends_at_upper * 2).astype(np.int64)
+        p = params
+        cc_cv = p.charging == "cc_cv"
+        by_voltage = p.cutoff == "soc_and_voltage"
+        # Limits as the kernels use them: +-inf leaves a test out. With CC-CV the charger holds the
+        # upper voltage limit, so it is not a cut-off; the taper current ends the charge instead.
+        self._kernel_args = (
+            tables._table, tables._lo, tables._inv_step, tables._last,
+            profile.current_a, end_code, 1.0 / p.shunt_resistance_ohm,
+            p.soc_limits[0], p.soc_limits[1],
+            p.voltage_limits_v[0] if by_voltage else -np.inf,  # v_lo_cut [V]
+            p.voltage_limits_v[1] if by_voltage and not cc_cv else np.inf,  # v_hi_cut [V]
+            p.voltage_limits_v[1] if cc_cv else np.inf,  # v_hold [V]: the CV stage's cell voltage
+            p.taper_current_a if cc_cv else -1.0,  # i_taper [A]; -1: never
+            p.voltage_limits_v[0] if by_voltage else -np.inf,  # v_lo_win [V]: the window of within_limits
+            p.voltage_limits_v[1] if by_voltage else np.inf,  # v_hi_win [V]
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ state
     def reset_packs(self, packs: np.ndarray, soc: np.ndarray, soh: np.ndarray) -> None:
-        """Start ``packs`` (index array) afresh: given SoC and SoH, RC branches relaxed, shunts open."""
+        """Start ``packs`` (index array) afresh: given SoC and SoH, RC branches relaxed, shunts open.
+
+        A phase the pack starts at the end of (e.g. charging a full pack) is skipped."""
         s = self.state
         s.soc[packs] = soc
         s.soh[packs] = soh
@@ -191,55 +254,31 @@ class PackSimulator:
             arr[packs] = 0.0
         s.switches[packs] = False
         s.phase[packs] = 0
-        s.terminal_v[packs] = self.terminal_voltage(
-            self.tables(s.soc[packs]), s.rc_v[packs], self.profile.current_a[s.phase[packs]][:, None], 0.0
-        )
-        # a profile may start at a limit already (e.g. charging a full pack): skip such phases
-        for _ in range(self.profile.n_phases):
-            lower, upper = self.limits_reached(s.soc[packs], s.terminal_v[packs])
-            ended = (self._end_code[s.phase[packs]] & (lower * 1 + upper * 2)) != 0
-            if not ended.any():
-                break
-            s.phase[packs] += ended
+        _reset_packs(
+            np.asarray(packs, dtype=np.intp).reshape(-1), s.soc, s.rc_v, s.switches, s.terminal_v,
+            s.current_a, s.inside_limits, s.phase, s.phase_time_s, *self._kernel_args,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- physics
-    @staticmethod
-    def terminal_voltage(p, rc_v, pack_current_a, shunt_g_s):
-        """Terminal voltage [V] from table values ``p`` (..., 6), RC voltages (..., 2) [V],
-        pack current [A] and shunt conductance [S] (0 when open)."""
-        ocv_v, r0_ohm = p[..., 0], p[..., 1]
-        return (ocv_v - rc_v[..., 0] - rc_v[..., 1] - r0_ohm * pack_current_a) / (1.0 + shunt_g_s * r0_ohm)
-
-    def limits_reached(self, soc, terminal_v) -> tuple[np.ndarray, np.ndarray]:
-        """Per pack: has any cell reached the lower limit, the upper limit (per ``params.cutoff``)?"""
-        soc_lo, soc_hi = self.params.soc_limits
-        lower = soc.min(axis=-1) <= soc_lo
-        upper = soc.max(axis=-1) >= soc_hi
-        if self.params.cutoff == "soc_and_voltage":
-            v_lo, v_hi = self.params.voltage_limits_v
-            lower |= terminal_v.min(axis=-1) <= v_lo
-            upper |= terminal_v.max(axis=-1) >= v_hi
-        return lower, upper
-
     def advance(self, switches: np.ndarray) -> IntervalResult:
         """Integrate every pack over one decision interval with shunts ``switches`` (packs, cells)."""
         s, prof, par = self.state, self.profile, self.params
-        s.switches[...] = switches
+        switches = np.asarray(switches, dtype=np.bool_)
         cell_current_a = np.empty_like(s.soc)
         pack_current_a = np.empty(self.n_packs)
         energy_wh = np.empty_like(s.soc)
-        v_lo, v_hi = par.voltage_limits_v if par.cutoff == "soc_and_voltage" else (-np.inf, np.inf)
+        max_v = np.empty(self.n_packs)
+        min_v = np.empty(self.n_packs)
         n_sub = _advance_packs(
-            s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.shunt_energy_wh,
+            switches, s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.current_a, s.inside_limits,
+            s.shunt_energy_wh,
             s.phase, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah,
-            self.tables._table, self.tables._lo, self.tables._inv_step, self.tables._last,
-            prof.current_a, prof.max_duration_s, self._end_code,
-            self.decision_interval_s, self.substeps, self._g_sh, par.capacity_ah,
+            *self._kernel_args,
+            prof.max_duration_s, self.decision_interval_s, self.substeps, par.capacity_ah,
             par.discharge_efficiency, par.charge_efficiency,
-            par.soc_limits[0], par.soc_limits[1], v_lo, v_hi,
-            cell_current_a, pack_current_a, energy_wh,
+            cell_current_a, pack_current_a, energy_wh, max_v, min_v,
         )  # fmt: skip
-        return IntervalResult(cell_current_a, pack_current_a, energy_wh, n_sub)
+        return IntervalResult(cell_current_a, pack_current_a, energy_wh, max_v, min_v, n_sub)
 
     # ------------------------------------------------------------- read-outs
     @property
@@ -255,31 +294,30 @@ class PackSimulator:
         return ((soc < lo - m) | (soc > hi + m)).any(axis=-1)
 
     def within_limits(self) -> np.ndarray:
-        """Per pack: all cells inside the limits that end phases (SoC window, and voltage if used)."""
-        lo, hi = self.params.soc_limits
-        ok = ((self.state.soc >= lo) & (self.state.soc <= hi)).all(axis=-1)
-        if self.params.cutoff == "soc_and_voltage":
-            v_lo, v_hi = self.params.voltage_limits_v
-            v = self.state.terminal_v
-            ok &= ((v >= v_lo) & (v <= v_hi)).all(axis=-1)
-        return ok
+        """Per pack: all cells inside the SoC window and (with the voltage cut-off) the voltage window,
+        limits included, at their present SoC and terminal voltage (``state.terminal_v``)."""
+        return self.state.inside_limits
 
     def pack_current_now_a(self) -> np.ndarray:
-        """The pack current [A] the current phase draws (the current of the next interval), (packs,)."""
-        return self.profile.current_a[self.state.phase]
+        """The pack current [A] the pack draws now (> 0 discharging), (packs,): the phase's current,
+        or in a CC-CV charge the charger's current for the present state and shunts (the shunts the
+        agent sets next change it: the charger re-solves at every sub-step)."""
+        return self.state.current_a
 
 
 # --------------------------------------------------------------------------- the integrator
 # One compiled loop over packs, sub-steps and cells: the same code steps one pack or a thousand.
 # (Per-element numpy calls cost ~1-3 us each whatever the array size, which would make a single
 # environment 10x slower than its physics; compiled, one 30 s interval of one pack takes ~1 us.)
+# Each formula exists once, as a small inlined function: the table lookup, the terminal voltage,
+# the current limit of the constant-voltage stage, the charger, the limit tests and the phase end.
 
 
 @numba.njit(cache=True, inline="always")
 def _lookup(table, lo, inv_step, last, soc):
-    """Row of the uniform SoC table at ``soc``: (ocv_v, r0_ohm, r1_ohm, r2_ohm, c1_f, c2_f)."""
+    """Row of the uniform SoC table at ``soc`` [-]: (ocv_v [V], r0_ohm, r1_ohm, r2_ohm [Ohm], c1_f, c2_f [F])."""
     pos = min(max((soc - lo) * inv_step, 0.0), last)
-    i = int(pos)
+    i = int(pos)  # at the last grid point the slope columns are 0
     f = pos - i
     row = table[i]
     return (
@@ -289,42 +327,184 @@ def _lookup(table, lo, inv_step, last, soc):
 
 
 @numba.njit(cache=True)
-def _advance_packs(
-    soc, soh, rc_v, switches, terminal_v, shunt_energy_wh,
-    phase, phase_time_s, time_s, discharged_ah, charged_ah,
-    table, lo, inv_step, last,
-    phase_current_a, phase_max_s, phase_end_code,
-    dt_s, substeps, g_sh, capacity_ah, eta_discharge, eta_charge,
-    soc_lo, soc_hi, v_lo, v_hi,
-    out_cell_current_a, out_pack_current_a, out_energy_wh,
-):  # fmt: skip
-    """Advance every pack by ``dt_s`` in place; write interval means and energies to ``out_*``.
+def _lookup_many(table, lo, inv_step, last, soc, out):
+    """:func:`_lookup` for every element of the 1-d ``soc`` [-], into ``out`` (len(soc), 6)."""
+    for j in range(soc.shape[0]):
+        out[j, 0], out[j, 1], out[j, 2], out[j, 3], out[j, 4], out[j, 5] = _lookup(table, lo, inv_step, last, soc[j])
 
-    Returns the largest number of sub-steps any pack took (phase ends split sub-steps).
+
+@numba.njit(cache=True, inline="always")
+def _terminal_voltage_v(ocv_v, v1_v, v2_v, r0_ohm, pack_current_a, shunt_g_s):
+    """Terminal voltage [V] of a cell: OCV [V], RC voltages [V], R0 [Ohm], pack current [A] (> 0
+    discharging) and shunt conductance [S] (0 when open): the cell current I_pack + g V_t flows through R0."""
+    return (ocv_v - v1_v - v2_v - r0_ohm * pack_current_a) / (1.0 + shunt_g_s * r0_ohm)
+
+
+@numba.njit(cache=True, inline="always")
+def _cv_current_limit_a(ocv_v, v1_v, v2_v, r0_ohm, shunt_g_s, v_hold_v):
+    """Pack current [A] at which the cell's terminal voltage is ``v_hold_v`` [V]: :func:`_terminal_voltage_v`
+    solved for the pack current. Any current above it (less charge) keeps the cell below ``v_hold_v``;
+    ``v_hold_v = inf`` gives -inf (no limit)."""
+    return (ocv_v - v1_v - v2_v - v_hold_v * (1.0 + shunt_g_s * r0_ohm)) / r0_ohm
+
+
+@numba.njit(cache=True, inline="always")
+def _charger_current_a(phase_current_a, limit_a):
+    """Pack current [A] of a phase: a load's (>= 0) as given; a charge (< 0) at most ``-phase_current_a``
+    in magnitude, no more than the binding cell's limit ``limit_a`` allows, and never a discharge."""
+    if phase_current_a >= 0.0:
+        return phase_current_a
+    return min(0.0, max(phase_current_a, limit_a))
+
+
+@numba.njit(cache=True, inline="always")
+def _limits(soc, terminal_v, soc_lo, soc_hi, v_lo, v_hi):
+    """(lower, upper): has a cell at ``soc`` [-], ``terminal_v`` [V] reached the lower, the upper limit?
+    (Voltage limits of +-inf leave the voltage out.)"""
+    return soc <= soc_lo or terminal_v <= v_lo, soc >= soc_hi or terminal_v >= v_hi
+
+
+@numba.njit(cache=True, inline="always")
+def _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo, v_hi):
+    """Are all cells of pack ``k`` inside the SoC [-] and voltage [V] windows, limits included?"""
+    for i in range(soc.shape[1]):
+        if not (soc_lo <= soc[k, i] <= soc_hi and v_lo <= terminal_v[k, i] <= v_hi):
+            return False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _phase_ends(code, lower, upper, current_a, i_taper_a):
+    """Does a phase with end code ``code`` (1: ends at the lower limit, 2: at the upper) end, given
+    the cells' limit flags and the current [A] the pack would draw next? A charge also ends when the
+    charger's current has tapered to ``i_taper_a`` [A] (-1: never)."""
+    return (code & 1 != 0 and lower) or (code & 2 != 0 and (upper or -current_a <= i_taper_a))
+
+
+@numba.njit(cache=True)
+def _enter_phase(
+    k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
+    phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+):  # fmt: skip
+    """Pack ``k`` (table rows ``rows`` at its SoC) starts its phase, or decides again after its shunts
+    changed: set the current the pack draws and the terminal voltages under it; a phase already at
+    its end (a limit, or a charge already tapered) ends at once, and the next one starts."""
+    n_phases = phase_current_a.shape[0] - 1
+    n_cells = soc.shape[1]
+    while True:
+        ph = phase[k]
+        limit_a = -np.inf
+        if phase_current_a[ph] < 0.0:
+            for i in range(n_cells):
+                g = g_sh if switches[k, i] else 0.0
+                limit_a = max(
+                    limit_a, _cv_current_limit_a(rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], g, v_hold)
+                )
+        i_pack = _charger_current_a(phase_current_a[ph], limit_a)
+        current_a[k] = i_pack
+        lower = False
+        upper = False
+        for i in range(n_cells):
+            g = g_sh if switches[k, i] else 0.0
+            v = _terminal_voltage_v(rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], i_pack, g)
+            terminal_v[k, i] = v
+            lo_i, hi_i = _limits(soc[k, i], v, soc_lo, soc_hi, v_lo_cut, v_hi_cut)
+            lower = lower or lo_i
+            upper = upper or hi_i
+        if ph < n_phases and _phase_ends(phase_end_code[ph], lower, upper, i_pack, i_taper):
+            phase[k] = ph + 1
+            phase_time_s[k] = 0.0
+        else:
+            return
+
+
+@numba.njit(cache=True, inline="always")
+def _fill_rows(k, soc, rows, table, lo, inv_step, last):
+    """Table rows of pack ``k``'s cells at their SoC into ``rows`` (cells, 6)."""
+    for i in range(soc.shape[1]):
+        rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], rows[i, 4], rows[i, 5] = _lookup(
+            table, lo, inv_step, last, soc[k, i]
+        )
+
+
+@numba.njit(cache=True)
+def _reset_packs(
+    packs, soc, rc_v, switches, terminal_v, current_a, inside_limits, phase, phase_time_s,
+    table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh,
+    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper, v_lo_win, v_hi_win,
+):  # fmt: skip
+    """Freshly reset ``packs`` start their first phase (:func:`_enter_phase`)."""
+    rows = np.empty((soc.shape[1], 6))
+    for k in packs:
+        _fill_rows(k, soc, rows, table, lo, inv_step, last)
+        _enter_phase(
+            k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
+            phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+        )  # fmt: skip
+        inside_limits[k] = _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo_win, v_hi_win)
+
+
+@numba.njit(cache=True)
+def _advance_packs(
+    new_switches, soc, soh, rc_v, switches, terminal_v, current_a, inside_limits, shunt_energy_wh,
+    phase, phase_time_s, time_s, discharged_ah, charged_ah,
+    table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh,
+    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper, v_lo_win, v_hi_win,
+    phase_max_s, dt_s, substeps, capacity_ah, eta_discharge, eta_charge,
+    out_cell_current_a, out_pack_current_a, out_energy_wh, out_max_v, out_min_v,
+):  # fmt: skip
+    """Set the shunts to ``new_switches``, advance every pack by ``dt_s`` [s] in place; write interval
+    means and energies to ``out_*``.
+
+    A charge whose shunts changed decides again under the new shunts (:func:`_enter_phase`: the
+    charger's current depends on them); otherwise the current from the last sub-step end stands.
+    Every sub-step holds the pack current ``current_a[k]``; at its end the charger's current for
+    the next sub-step is solved from the new state, and the phase ends if a cell reached the
+    phase's limit (SoC, or terminal voltage under the sub-step's current), the charge current
+    tapered, or the phase's maximum duration passed. The terminal voltages left in ``terminal_v``
+    are those under the current the pack draws next. Returns the largest number of sub-steps any
+    pack took (phase ends split sub-steps).
     """
     n_packs, n_cells = soc.shape
     h_nominal = dt_s / substeps
     most_substeps = 0
+    i_pack = 0.0
+    rows = np.empty((n_cells, 6))  # table rows at each cell's present SoC: one lookup per sub-step
     for k in range(n_packs):
         remaining = dt_s
         pack_ah = 0.0
         n_sub = 0
+        max_v = -np.inf
+        min_v = np.inf
         for i in range(n_cells):
             out_cell_current_a[k, i] = 0.0
             out_energy_wh[k, i] = 0.0
+        changed = False
+        for i in range(n_cells):
+            if switches[k, i] != new_switches[k, i]:
+                switches[k, i] = new_switches[k, i]
+                changed = True
+        _fill_rows(k, soc, rows, table, lo, inv_step, last)
+        if changed and phase_current_a[phase[k]] < 0.0:
+            _enter_phase(
+                k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
+                phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+            )  # fmt: skip
         while remaining > _TIME_TOL_S:
             ph = phase[k]
             # never step past the interval's end or the phase's maximum duration
             h = min(h_nominal, remaining, phase_max_s[ph] - phase_time_s[k])
-            i_pack = phase_current_a[ph]
+            i_pack = current_a[k]  # held over the sub-step (zero-order hold)
+            charging = phase_current_a[ph] < 0.0
             lower = False
             upper = False
+            limit_a = -np.inf
             for i in range(n_cells):
                 g = g_sh if switches[k, i] else 0.0  # shunt conductance [S]
-                ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, soc[k, i])
+                ocv, r0, r1, r2, c1, c2 = rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], rows[i, 4], rows[i, 5]
                 v1 = rc_v[k, i, 0]
                 v2 = rc_v[k, i, 1]
-                v_t = (ocv - v1 - v2 - r0 * i_pack) / (1.0 + g * r0)
+                v_t = _terminal_voltage_v(ocv, v1, v2, r0, i_pack, g)
                 i_cell = i_pack + g * v_t  # the shunt current flows through R0 and both RC branches
                 d1 = np.exp(-h / (r1 * c1))
                 d2 = np.exp(-h / (r2 * c2))
@@ -337,30 +517,41 @@ def _advance_packs(
                 x = soc[k, i] - eta * dq_ah / (capacity_ah * soh[k, i])
                 soc[k, i] = x
                 ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, x)
-                v_end = (ocv - v1 - v2 - r0 * i_pack) / (1.0 + g * r0)
+                rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], rows[i, 4], rows[i, 5] = ocv, r0, r1, r2, c1, c2
+                v_end = _terminal_voltage_v(ocv, v1, v2, r0, i_pack, g)
                 terminal_v[k, i] = v_end
+                max_v = max(max_v, v_end)
+                min_v = min(min_v, v_end)
                 out_cell_current_a[k, i] += dq_ah
                 out_energy_wh[k, i] += g * 0.5 * (v_t * v_t + v_end * v_end) * h / 3600.0  # trapezoid
-                lower = lower or x <= soc_lo or v_end <= v_lo
-                upper = upper or x >= soc_hi or v_end >= v_hi
+                lo_i, hi_i = _limits(x, v_end, soc_lo, soc_hi, v_lo_cut, v_hi_cut)
+                lower = lower or lo_i
+                upper = upper or hi_i
+                if charging:
+                    limit_a = max(limit_a, _cv_current_limit_a(ocv, v1, v2, r0, g, v_hold))
+            i_next = _charger_current_a(phase_current_a[ph], limit_a)
+            current_a[k] = i_next
             n_sub += 1
             pack_ah += i_pack * h / 3600.0
             remaining -= h
             time_s[k] += h
             phase_time_s[k] += h
-            code = phase_end_code[ph]
             if (
-                (code & 1 and lower)
-                or (code & 2 and upper)
+                _phase_ends(phase_end_code[ph], lower, upper, i_next, i_taper)
                 or phase_time_s[k] >= phase_max_s[ph] - _TIME_TOL_S
             ):
                 phase[k] = ph + 1
                 phase_time_s[k] = 0.0
-                i_next = phase_current_a[ph + 1]
-                for i in range(n_cells):  # terminal voltage under the next phase's current
-                    g = g_sh if switches[k, i] else 0.0
-                    ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, soc[k, i])
-                    terminal_v[k, i] = (ocv - rc_v[k, i, 0] - rc_v[k, i, 1] - r0 * i_next) / (1.0 + g * r0)
+                _enter_phase(
+                    k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
+                    phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+                )  # fmt: skip
+        if current_a[k] != i_pack:  # the charger changed the current: voltages under the new one
+            for i in range(n_cells):
+                g = g_sh if switches[k, i] else 0.0
+                terminal_v[k, i] = _terminal_voltage_v(
+                    rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], current_a[k], g
+                )
         for i in range(n_cells):
             shunt_energy_wh[k, i] += out_energy_wh[k, i]
             out_cell_current_a[k, i] *= 3600.0 / dt_s
@@ -369,5 +560,8 @@ def _advance_packs(
         else:
             charged_ah[k] -= pack_ah
         out_pack_current_a[k] = pack_ah * 3600.0 / dt_s
+        inside_limits[k] = _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo_win, v_hi_win)
+        out_max_v[k] = max_v
+        out_min_v[k] = min_v
         most_substeps = max(most_substeps, n_sub)
     return most_substeps

@@ -1,11 +1,28 @@
-"""Load profiles: sequences of constant-current phases that end at a cell limit or a maximum duration.
+"""Load profiles: sequences of phases that end at a cell limit, or at a safety cap on their duration.
 
 Sign convention: pack current > 0 discharges the pack, < 0 charges it.
 
 A phase ends as a real battery-management system ends it: when the first cell reaches the limit the
-phase drives towards (``until="lower"`` for discharging, ``"upper"`` for charging), or when the phase
-has lasted ``max_duration_s``. A rest phase (``until=None``) lasts exactly ``max_duration_s``. The
-episode ends (truncated) when the last phase has ended.
+phase drives towards (``until="lower"`` for discharging, ``"upper"`` for charging; which limits count
+is :attr:`bmsrl.pack.PackParameters.cutoff`), when a constant-current constant-voltage charge has
+tapered (:attr:`bmsrl.pack.PackParameters.charging`), or at the latest when the phase has lasted
+``max_duration_s``. A rest phase (``until=None``) lasts exactly ``max_duration_s``. The episode ends
+(truncated) when the last phase has ended. See docs/physics.md.
+
+The maximum durations of the charge and discharge phases are safety caps, derived from the capacity
+and the current so that a cut-off or the taper ends every phase first (tests/test_physics.py checks
+this at 0.3, 0.5, 0.7 and 1 C for both profiles and baselines)::
+
+    discharge:  DISCHARGE_CAP_FACTOR * 3600 * Q_nom / |I|                    [s]
+    charge:     (CHARGE_CAP_FACTOR + CV_CAP_FACTOR) * 3600 * Q_nom / |I|      [s]
+
+The time to move the whole nominal capacity at the phase current is ``3600 Q_nom / |I|``; 1.5 times
+that covers a discharge across any SoC window at a state of health up to 1.5. A charge gets one more
+``3600 Q_nom / |I|`` for the constant-voltage stage, which does not shorten as 1/|I| (measured from
+SoC 0: 2300-2500 s at 0.3 C, 4400-4800 s at 1 C, where it starts at a lower SoC): a full CC-CV charge
+of identical cells from SoC 0 to the C/20 taper takes 1.04-1.15 of ``3600 Q_nom / |I|`` at 0.3 C and
+1.73-1.91 at 1 C (SoH 0.95-1.05, measured with the shipped tables), inside the 2.5 of the cap; from
+about 1.5 C on, the cap would end such a charge before the taper (docs/physics.md).
 """
 
 from __future__ import annotations
@@ -18,6 +35,14 @@ from bmsrl.errors import UserError
 
 #: maximum pack current [A], about 0.7 C for a 3.4 Ah cell; the observation divides by it
 I_MAX_A = 2.35
+#: nominal cell capacity [Ah] the safety caps assume unless given one (PackParameters' default)
+CAPACITY_AH = 3.4
+#: safety caps, in units of the time to move the nominal capacity at the phase current (above)
+DISCHARGE_CAP_FACTOR = 1.5
+CHARGE_CAP_FACTOR = 1.5
+CV_CAP_FACTOR = 1.0
+#: duration of the rest between the two current phases [s]
+REST_S = 100.0
 
 
 @dataclass(frozen=True)
@@ -25,8 +50,8 @@ class Phase:
     """One constant-current phase of a load profile."""
 
     name: str
-    current_a: float  #: pack current [A], > 0 discharging
-    max_duration_s: float  #: the phase ends after this long at the latest [s]
+    current_a: float  #: pack current [A], > 0 discharging (a charge's constant-current stage)
+    max_duration_s: float  #: the phase ends after this long at the latest (safety cap) [s]
     until: str | None  #: "lower", "upper" or None: the cell limit that ends the phase early
 
 
@@ -43,6 +68,9 @@ class LoadProfile:
                 raise ValueError(f"phase {phase.name!r}: until must be 'lower', 'upper' or None")
             if phase.max_duration_s <= 0:
                 raise ValueError(f"phase {phase.name!r}: max_duration_s must be positive")
+            if (phase.until == "lower" and phase.current_a <= 0) or (phase.until == "upper" and phase.current_a >= 0):
+                raise ValueError(f"phase {phase.name!r}: until={phase.until!r} needs a "
+                                 f"{'discharge (current > 0)' if phase.until == 'lower' else 'charge (current < 0)'}")
         # Arrays with one extra entry: index len(phases) is the idle state after the last phase.
         object.__setattr__(self, "current_a", np.array([p.current_a for p in self.phases] + [0.0]))
         object.__setattr__(
@@ -59,26 +87,39 @@ class LoadProfile:
         return self.phases[index].name if index < self.n_phases else "done"
 
 
-def discharge_rest_charge(current_a: float = I_MAX_A) -> LoadProfile:
-    """Training profile: discharge to the lower limit (<= 1900 s), rest 100 s, charge to the upper limit (<= 4200 s)."""
+def safety_caps_s(current_a: float, capacity_ah: float = CAPACITY_AH) -> tuple[float, float]:
+    """(discharge cap, charge cap) [s] at pack current magnitude ``current_a`` [A] for cells of
+    nominal capacity ``capacity_ah`` [Ah] (module docstring)."""
+    if not current_a > 0 or not capacity_ah > 0:
+        raise ValueError(f"current_a and capacity_ah must be positive, got {current_a}, {capacity_ah}")
+    full_s = 3600.0 * capacity_ah / current_a  # time to move the nominal capacity [s]
+    return DISCHARGE_CAP_FACTOR * full_s, (CHARGE_CAP_FACTOR + CV_CAP_FACTOR) * full_s
+
+
+def discharge_rest_charge(current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH) -> LoadProfile:
+    """Training profile: discharge at ``current_a`` [A] to the lower limit, rest 100 s, charge to the
+    upper limit (CC, or CC-CV to the taper); caps from :func:`safety_caps_s`."""
+    discharge_cap_s, charge_cap_s = safety_caps_s(current_a, capacity_ah)
     return LoadProfile(
         "discharge-rest-charge",
         (
-            Phase("discharge", current_a, 1900.0, "lower"),
-            Phase("rest", 0.0, 100.0, None),
-            Phase("charge", -current_a, 4200.0, "upper"),
+            Phase("discharge", current_a, discharge_cap_s, "lower"),
+            Phase("rest", 0.0, REST_S, None),
+            Phase("charge", -current_a, charge_cap_s, "upper"),
         ),
     )
 
 
-def charge_rest_discharge(current_a: float = I_MAX_A) -> LoadProfile:
-    """Test profile: charge to the upper limit (<= 2300 s), rest 100 s, discharge to the lower limit (<= 4200 s)."""
+def charge_rest_discharge(current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH) -> LoadProfile:
+    """Test profile: charge at ``current_a`` [A] to the upper limit (CC, or CC-CV to the taper), rest
+    100 s, discharge to the lower limit; caps from :func:`safety_caps_s`."""
+    discharge_cap_s, charge_cap_s = safety_caps_s(current_a, capacity_ah)
     return LoadProfile(
         "charge-rest-discharge",
         (
-            Phase("charge", -current_a, 2300.0, "upper"),
-            Phase("rest", 0.0, 100.0, None),
-            Phase("discharge", current_a, 4200.0, "lower"),
+            Phase("charge", -current_a, charge_cap_s, "upper"),
+            Phase("rest", 0.0, REST_S, None),
+            Phase("discharge", current_a, discharge_cap_s, "lower"),
         ),
     )
 
@@ -89,11 +130,13 @@ PROFILES = {
 }
 
 
-def get_profile(name: str | LoadProfile, current_a: float = I_MAX_A) -> LoadProfile:
-    """The profile called ``name`` (or ``name`` itself if it already is a :class:`LoadProfile`)."""
+def get_profile(name: str | LoadProfile, current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH) -> LoadProfile:
+    """The profile called ``name`` at ``current_a`` [A] for cells of ``capacity_ah`` [Ah] (or ``name``
+    itself if it already is a :class:`LoadProfile`)."""
     if isinstance(name, LoadProfile):
         return name
     try:
-        return PROFILES[name](current_a)
+        factory = PROFILES[name]
     except KeyError:
         raise UserError(f"unknown load profile {name!r}; choose one of {sorted(PROFILES)}") from None
+    return factory(current_a, capacity_ah)
