@@ -317,13 +317,15 @@ def one_substep_overshoot_bound_v(params, i_pack_a, h_s, soh_min=0.95):
 def run_policy(profile, policy, i_max_a, seed=0, pack=None, substeps=DEFAULT_SUBSTEPS):
     """One episode of a baseline (or ``"random"``) through the Gymnasium env; per-step records."""
     from bmsrl.baselines import make_baseline
+    from bmsrl.config import defaults
     from bmsrl.env import PassiveBalancingEnv
 
     env = PassiveBalancingEnv(profile=profile, i_max_a=i_max_a, pack=pack or {}, substeps=substeps,
                               invalid_rules=() if policy == "random" else ("lowest_soc_while_discharging",))
     obs, info = env.reset(seed=seed)
     rng = np.random.default_rng(seed + 1)
-    controller = None if policy == "random" else make_baseline(policy)
+    settings = defaults()["baselines"].get(policy)  # the schema's defaults (rule_based: 0.01 / 0.005)
+    controller = None if policy == "random" else make_baseline(policy, env.task.params.n_cells, settings)
     sim = env.task.sim
     steps = []
     done = False
