@@ -21,6 +21,8 @@ import time
 
 import pytest
 import yaml
+
+from bmsrl.config import load_config
 from workflow_support import ROOT, SNAKEMAKE, TRACE_PLOTS, check_pdf, run, snakemake_env
 
 CLUSTER = ROOT / "cluster" / "local-slurm"
@@ -78,7 +80,7 @@ def test_test_config_through_slurm(slurm_cluster, workdir):
         check_pdf(r / "plots" / f"{name}.pdf")
     assert (r / "tables" / "summary.csv").read_text().strip()  # ... and both tables
     assert (r / "tables" / "summary.md").read_text().strip()
-    cfg = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    cfg = load_config(workdir / "config" / "test.yaml")
     for algo in cfg["algos"]:
         for seed in cfg["seeds"]:
             assert (r / "checkpoints" / f"{algo}_seed{seed}" / "final_model.zip").read_bytes()[:2] == b"PK"
@@ -89,7 +91,7 @@ def test_test_config_through_slurm(slurm_cluster, workdir):
 
 def test_cancelled_training_job_resumes_from_its_checkpoint(slurm_cluster, workdir):
     """scancel a running train job after its first checkpoint; the rerun resumes from it."""
-    cfg = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    cfg = load_config(workdir / "config" / "test.yaml")
     cfg["algos"], cfg["seeds"] = ["dqn"], [1]
     cfg["training"]["total_steps"]["dqn"] = 60_000  # long enough to be cancelled mid-run
     cfg["training"]["checkpoint_interval"] = 4_000
