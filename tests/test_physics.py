@@ -314,26 +314,23 @@ def one_substep_overshoot_bound_v(params, i_pack_a, h_s, soh_min=0.95):
     return rc_v + dsoc * (ocv_slope_v + r0_slope_ohm * abs(i_pack_a))
 
 
-def run_policy(profile, policy, i_max_a, seed=0, pack=None, substeps=DEFAULT_SUBSTEPS):
-    """One episode of a baseline (or ``"random"``) through the Gymnasium env; per-step records."""
+def run_policy(profile, policy, i_max_a, seed=0, pack=None):
+    """One episode of a baseline controller through the Gymnasium env; per-step info records."""
     from bmsrl.baselines import make_baseline
     from bmsrl.config import defaults
     from bmsrl.env import PassiveBalancingEnv
 
-    env = PassiveBalancingEnv(profile=profile, i_max_a=i_max_a, pack=pack or {}, substeps=substeps,
-                              invalid_rules=() if policy == "random" else ("lowest_soc_while_discharging",))
+    env = PassiveBalancingEnv(profile=profile, i_max_a=i_max_a, pack=pack or {})
     obs, info = env.reset(seed=seed)
-    rng = np.random.default_rng(seed + 1)
     settings = defaults()["baselines"].get(policy)  # the schema's defaults (rule_based: 0.01 / 0.005)
-    controller = None if policy == "random" else make_baseline(policy, env.task.params.n_cells, settings)
+    controller = make_baseline(policy, env.task.params.n_cells, settings)
     sim = env.task.sim
     steps = []
     done = False
     while not done:
-        action = int(rng.integers(0, 32)) if controller is None else int(controller.predict(obs)[0])
         phase_before = int(sim.state.phase[0])
         start_before = float(sim.state.time_s[0] - sim.state.phase_time_s[0])
-        obs, _, terminated, truncated, info = env.step(action)
+        obs, _, terminated, truncated, info = env.step(int(controller.predict(obs)[0]))
         steps.append(dict(info, phase_before=phase_before, start_before=start_before,
                           phase_index=int(sim.state.phase[0]),
                           phase_start_s=float(sim.state.time_s[0] - sim.state.phase_time_s[0])))

@@ -239,8 +239,8 @@ class PassiveBalancingEnv(gym.Env):
       end when the first cell reaches the SoC window's limit, whatever its voltage. Limits are
       checked at every sub-step boundary, so a phase ends at the first sub-step that reaches one.
       A charge or discharge also ends at its safety cap, 1.5 x 3600 x capacity / i_max_a [s]
-      (discharge) and 2.5 x that (charge, including the constant-voltage stage), which the limits
-      always reach first in the shipped scenarios.
+      (discharge) and 2.5 x that (charge, including the constant-voltage stage); a limit or the
+      taper came first in every scenario tests/test_physics.py runs (0.3 C to 1 C).
     * Termination: a safety violation the phase logic could not prevent: a cell's SoC leaves the
       window [0.1, 0.9] by more than ``safety_margin_soc`` (0.02).
 
