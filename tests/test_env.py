@@ -16,7 +16,7 @@ from bmsrl.baselines import NoBalancing, RuleBased
 from bmsrl.env import BalancingTask, PassiveBalancingEnv
 from bmsrl.profiles import PROFILES
 from bmsrl.reward import RewardWeights, balancing_reward
-from bmsrl.vec_env import BatchedBalancingVecEnv
+from bmsrl.vec_env import BatchedBalancingVecEnv, pack_rng
 
 STEP_INFO_KEYS = {
     "time_s", "phase", "pack_current_a", "soc", "cell_voltage_v", "cell_current_a", "switches",
@@ -93,13 +93,14 @@ def test_same_seed_same_trajectory_different_seed_differs():
 
 
 def test_batched_env_equals_single_envs_step_for_step():
-    """Pack k of the batch == PassiveBalancingEnv seeded seed + k in a DummyVecEnv, across auto-resets."""
+    """Pack k of the batch == a PassiveBalancingEnv drawing from pack_rng(seed, k), across auto-resets."""
     n, seed, steps = 4, 7, 450  # > 2 episodes each, so auto-reset is covered
     kwargs = dict(profile="charge-rest-discharge")
     batched = BatchedBalancingVecEnv(n, full_info=True, **kwargs)
     dummy = DummyVecEnv([lambda: PassiveBalancingEnv(**kwargs) for _ in range(n)])
     batched.seed(seed)
-    dummy.seed(seed)
+    for k, env in enumerate(dummy.envs):
+        env.unwrapped.np_random = pack_rng(seed, k)
     np.testing.assert_array_equal(batched.reset(), dummy.reset())
     rng = np.random.default_rng(1)
     n_done = 0
@@ -117,6 +118,37 @@ def test_batched_env_equals_single_envs_step_for_step():
                 assert ib[k]["TimeLimit.truncated"] == idd[k]["TimeLimit.truncated"]
         n_done += int(db.sum())
     assert n_done >= 2 * n
+
+
+def _first_packs(seed: int, n: int, resets: int = 3) -> list[bytes]:
+    """The initial SoC/SoH of ``resets`` successive episodes of every pack of a batch seeded ``seed``."""
+    env = BatchedBalancingVecEnv(n)
+    env.seed(seed)
+    env.reset()
+    draws = [env.task.sim.state.soc[k].tobytes() for k in range(n)]
+    for _ in range(resets - 1):
+        draws += [env.task.draw_initial_state(env._rngs[k])[0].tobytes() for k in range(n)]
+    return draws
+
+
+def test_training_seeds_share_no_pack_stream():
+    """Under SB3's seed + k, seeds 1..3 of a 64-pack batch shared 63 of 64 streams; now they share none,
+    and no training pack starts like an evaluation pack (reset(seed=int), evaluation.seed_offset + 1000 s + k)."""
+    from bmsrl.config import defaults
+
+    n = 64
+    packs = {s: set(_first_packs(s, n)) for s in (1, 2, 3)}
+    assert all(len(p) == 3 * n for p in packs.values())
+    assert not (packs[1] & packs[2]) and not (packs[1] & packs[3]) and not (packs[2] & packs[3])
+    cfg = defaults()
+    evaluation = set()
+    for s in (1, 2, 3, 0):  # seed 0 and small integers: what reset(seed=k) draws
+        for k in range(cfg["evaluation"]["episodes"]):
+            for value in (cfg["evaluation"]["seed_offset"] + 1000 * s + k, s * 64 + k):
+                env = PassiveBalancingEnv()
+                evaluation.add(env.reset(seed=value)[1]["soc"].tobytes())
+    assert len(evaluation) == 2 * 4 * cfg["evaluation"]["episodes"]
+    assert not (evaluation & (packs[1] | packs[2] | packs[3]))
 
 
 def test_batched_env_training_infos_mark_time_limits():

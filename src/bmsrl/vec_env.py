@@ -1,8 +1,14 @@
 """N packs stepped in one vectorized call: a Stable-Baselines3 ``VecEnv`` over :class:`BalancingTask`.
 
-Pack ``k`` behaves exactly as a :class:`~bmsrl.env.PassiveBalancingEnv` reset with seed
-``seed + k`` inside a ``DummyVecEnv`` (SB3's seeding convention): each pack owns the generator that
-env would own, so the batched and the single environment give identical trajectories.
+Seeding: ``seed(s)`` gives pack ``k`` its own generator, drawn from the child ``k`` of
+``numpy.random.SeedSequence(s)`` (:func:`pack_rng`, i.e. ``SeedSequence(s, spawn_key=(k,))``), not
+Stable-Baselines3's ``s + k``. Under SB3's convention the packs of training seeds 1 and 2 shared all
+streams but one (pack k of seed 2 was pack k + 1 of seed 1); spawned children of different seeds
+share nothing, and none of them equals the generator of an integer seed (the spawn key is mixed
+into the entropy), so no training stream is ever an evaluation pack (``reset(seed=int)`` of
+:class:`~bmsrl.env.PassiveBalancingEnv`, which stays Gymnasium's ``np_random(seed)``). Pack ``k``
+behaves exactly as a :class:`~bmsrl.env.PassiveBalancingEnv` whose ``np_random`` is
+``pack_rng(s, k)``, so the batched and the single environment give identical trajectories.
 """
 
 from __future__ import annotations
@@ -14,6 +20,11 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from bmsrl.env import BalancingTask, rng_for_seed
+
+
+def pack_rng(seed: int, k: int) -> np.random.Generator:
+    """The generator of pack ``k`` of a batch seeded ``seed``: child ``k`` of ``SeedSequence(seed)``."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(k,))))
 
 
 class BatchedBalancingVecEnv(VecEnv):
@@ -38,10 +49,17 @@ class BatchedBalancingVecEnv(VecEnv):
         self._all = np.arange(n_envs)
 
     # ------------------------------------------------------------- VecEnv API
+    def seed(self, seed: int | None = None) -> list:
+        """Seed pack ``k`` with child ``k`` of ``SeedSequence(seed)`` at the next reset (module docstring)."""
+        if seed is None:
+            seed = int(np.random.randint(0, np.iinfo(np.uint32).max, dtype=np.uint32))
+        self._seeds = [(int(seed), k) for k in range(self.num_envs)]
+        return self._seeds
+
     def reset(self) -> np.ndarray:
         for k, seed in enumerate(self._seeds):
             if seed is not None:
-                self._rngs[k] = rng_for_seed(seed)
+                self._rngs[k] = pack_rng(*seed) if isinstance(seed, tuple) else rng_for_seed(seed)
         self._reset_seeds()
         self._reset_options()
         obs = self._reset(self._all)
