@@ -152,8 +152,14 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int = 10_00
     return summary.reset_index(drop=True)[list(SUMMARY_COLUMNS)]
 
 
-def _paired_arrays(policy: pd.DataFrame, base: pd.DataFrame, metrics: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(seeds, episodes, metrics) arrays of the policy's and the baseline's values on the same packs."""
+def _paired_arrays(policy: pd.DataFrame, base: pd.DataFrame,
+                   metrics: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(seeds, episodes, metrics) arrays of the policy's and the baseline's values on the same packs,
+    over the training seeds both have (``None`` if they share none)."""
+    common = set(policy["seed"]) & set(base["seed"])
+    if not common:
+        return None
+    policy, base = policy[policy["seed"].isin(common)], base[base["seed"].isin(common)]
     merged = policy.merge(base, on=["seed", "episode"], suffixes=("", "_base"), validate="one_to_one")
     wrong = merged[merged["eval_seed"] != merged["eval_seed_base"]]
     if not wrong.empty:
@@ -181,6 +187,7 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int
     """Per policy x baseline x profile x scenario x headline metric, statistics of the per-episode
     differences ``policy - baseline`` on the same packs (columns :data:`bmsrl.results.PAIRED_COLUMNS`).
 
+    A pair uses the training seeds both have (``n_seeds``); within them the episodes must match.
     Every pair is resampled with the same generator seed, so a row does not depend on which other
     policies were evaluated. Intervals are percentile intervals of :func:`hierarchical_bootstrap`
     replicates (seeds, then episodes within seeds); ``pct_*`` divide a replicate's mean difference by
@@ -200,7 +207,10 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int
             for (profile, scenario), mine in frame[frame["policy"] == policy].groupby(["profile", "scenario"]):
                 if (profile, scenario) not in base_groups:
                     continue
-                x, b = _paired_arrays(mine, base_groups[(profile, scenario)], metrics)
+                arrays = _paired_arrays(mine, base_groups[(profile, scenario)], metrics)
+                if arrays is None:
+                    continue
+                x, b = arrays
                 diff = x - b
                 better = np.where(higher, diff > 0, diff < 0) + 0.5 * (diff == 0)
                 reps = hierarchical_bootstrap(np.concatenate([diff, b, better], axis=-1), n_boot, seed)
