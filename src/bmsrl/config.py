@@ -166,13 +166,21 @@ def _coerce_cli_strings(value, subschema, root):
         subschema = {**target, **{k: v for k, v in subschema.items() if k != "$ref"}}
     kind = subschema.get("type")
     if isinstance(value, dict) and kind == "object":
-        for key, sub in subschema.get("properties", {}).items():
+        properties = subschema.get("properties", {})
+        for key, sub in properties.items():
             if key in value:
                 value[key] = _coerce_cli_strings(value[key], sub, root)
+        extra = subschema.get("additionalProperties")
+        if isinstance(extra, dict):  # e.g. evaluation.scenarios: name -> env overrides
+            for key in value:
+                if key not in properties:
+                    value[key] = _coerce_cli_strings(value[key], extra, root)
     elif isinstance(value, list) and kind == "array" and isinstance(subschema.get("items"), dict):
         value[:] = [_coerce_cli_strings(v, subschema["items"], root) for v in value]
     elif isinstance(value, str):
         kinds = [kind] + [alt.get("type") for alt in subschema.get("anyOf", [])]
+        if "boolean" in kinds and value.lower() in ("true", "false"):
+            return value.lower() == "true"
         for want, parse in (("integer", int), ("number", float)):
             if want in kinds:
                 try:
