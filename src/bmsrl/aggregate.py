@@ -44,9 +44,22 @@ from bmsrl.baselines import BASELINES
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
 from bmsrl.policies import policy_order
-from bmsrl.results import (DEFAULT_SCENARIO, HEADLINE, METRIC, METRICS, PAIRED_COLUMNS, ROBUSTNESS_METRICS,
-                           SUMMARY_COLUMNS, read_metrics)  # fmt: skip
-from bmsrl.stats import bootstrap_ci, hierarchical_bootstrap, iqm_ci, percentile_interval
+from bmsrl.results import (
+    DEFAULT_SCENARIO,
+    HEADLINE,
+    METRIC,
+    METRICS,
+    PAIRED_COLUMNS,
+    ROBUSTNESS_METRICS,
+    SUMMARY_COLUMNS,  # fmt: skip
+    read_metrics,
+)
+from bmsrl.stats import (
+    bootstrap_ci,
+    hierarchical_bootstrap,
+    iqm_ci,
+    percentile_interval,
+)
 
 #: Columns that identify one evaluation episode.
 KEYS: tuple[str, ...] = ("policy", "profile", "scenario", "seed", "episode")

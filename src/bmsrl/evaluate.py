@@ -25,11 +25,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, scenario_config, task_kwargs
+from bmsrl.config import (
+    add_config_arguments,
+    config_from_args,
+    resolve_ocv_table,
+    scenario_config,
+    task_kwargs,
+)
 from bmsrl.env import PassiveBalancingEnv
 from bmsrl.io import atomic_output
 from bmsrl.policies import POLICIES, load_policy
-from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
+from bmsrl.results import (
+    DEFAULT_SCENARIO,
+    METRICS_COLUMNS,
+    read_baseline_settings,
+    trace_columns,
+)
 
 #: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)
 BALANCED_STD = 0.005

@@ -49,8 +49,16 @@ from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
 from bmsrl.policies import policy_color, policy_label, policy_order
-from bmsrl.results import (DEFAULT_SCENARIO, FIGURE, HEADLINE, METRIC, ROBUSTNESS_METRICS, load_evaluations,
-                           read_summary, read_traces)  # fmt: skip
+from bmsrl.results import (
+    DEFAULT_SCENARIO,
+    FIGURE,
+    HEADLINE,
+    METRIC,
+    ROBUSTNESS_METRICS,
+    load_evaluations,
+    read_summary,  # fmt: skip
+    read_traces,
+)
 from bmsrl.stats import training_curve
 from bmsrl.tables import numbered_columns
 

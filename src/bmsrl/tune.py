@@ -38,8 +38,14 @@ import pandas as pd
 import yaml
 
 from bmsrl.baselines import TUNABLE, make_baseline
-from bmsrl.config import (add_config_arguments, config_from_args, evaluation_seeds, resolve_ocv_table,
-                          task_kwargs, tuning_seeds)  # fmt: skip
+from bmsrl.config import (
+    add_config_arguments,
+    config_from_args,
+    evaluation_seeds,
+    resolve_ocv_table,
+    task_kwargs,  # fmt: skip
+    tuning_seeds,
+)
 from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
@@ -188,7 +194,7 @@ def tune(cfg: dict, baseline: str, ocv_table: str | None = None) -> tuple[dict, 
         "capacity_tolerance_pct": float(tuning["capacity_tolerance_pct"]),
         "profile": cfg["profiles"]["train"],
         "tuning_seeds": {"first": seeds.start, "last": seeds.stop - 1},
-        "candidates": int(len(grid)),
+        "candidates": len(grid),
         "eligible": int(grid["eligible"].sum()),
         "selected": {k: float(chosen[k]) for k in ("next_capacity_mah", "switch_changes", "shunt_energy_wh",
                                                      "final_soc_spread_pct", "terminated_fraction")},
