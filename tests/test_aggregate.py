@@ -1,4 +1,4 @@
-"""Tests of the aggregate stage: bootstrap CI, two-level summary, changes vs baselines, CLI."""
+"""Tests of the aggregate stage: bootstrap CI, two-level summary, paired comparisons vs baselines, CLI."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from bmsrl import cli
-from bmsrl.aggregate import per_seed_means, summarise
+from bmsrl.aggregate import paired_statistics, per_seed_means, summarise
 from bmsrl.errors import UserError
-from bmsrl.results import METRICS, METRICS_COLUMNS, SUMMARY_COLUMNS, read_metrics
+from bmsrl.results import HEADLINE, METRICS, METRICS_COLUMNS, PAIRED_COLUMNS, SUMMARY_COLUMNS, read_metrics
 from bmsrl.stats import bootstrap_ci
 
 
@@ -20,8 +20,8 @@ def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.D
     """``n`` metrics rows of one policy x profile x seed; ``values`` override the defaults."""
     base = dict(
         eval_seed=1000, usable_capacity_mah=2000.0, charge_accepted_mah=2100.0, final_soc_var=1e-4,
-        mean_soc_var=2e-4, final_soc_std_pct=1.0, switch_changes=10.0, shunt_energy_wh=0.1,
-        time_to_balance_s=600.0, invalid_actions=0, episode_steps=200, terminated=False, total_reward=-50.0,
+        mean_soc_var=2e-4, final_soc_std_pct=1.0, final_soc_spread_pct=2.5, switch_changes=10.0, shunt_energy_wh=0.1,
+        time_to_balance_s=600.0, time_to_spread_1pct_s=900.0, invalid_actions=0, episode_steps=200, terminated=False, total_reward=-50.0,
         recovered_share=0.5, capacity_bound_mah=2200.0, no_balancing_capacity_mah=1800.0,
     )
     base.update(values)
@@ -105,27 +105,56 @@ def test_single_seed_summary_ci_equals_mean():
     assert r["n_seeds"] == 1
 
 
-def test_change_vs_baselines():
+def paired_row(paired: pd.DataFrame, policy: str, baseline: str, metric: str) -> pd.Series:
+    hit = paired[(paired.policy == policy) & (paired.baseline == baseline) & (paired.metric == metric)]
+    assert len(hit) == 1
+    return hit.iloc[0]
+
+
+def test_paired_statistics_known_differences():
+    """Policy = baseline + a known per-episode difference on the same packs."""
     profile = "charge-rest-discharge"
-    frame = pd.concat([
-        episodes("no_balancing", profile, 0, usable_capacity_mah=2000.0, switch_changes=0.0, mean_soc_var=4e-4),
-        episodes("rule_based", profile, 0, usable_capacity_mah=2150.0, switch_changes=50.0, mean_soc_var=2e-4),
-        episodes("ppo", profile, 0, usable_capacity_mah=2200.0, switch_changes=30.0, mean_soc_var=1e-4),
-        episodes("ppo", "discharge-rest-charge", 0, usable_capacity_mah=2200.0),  # no baseline here
-    ])
-    summary = summarise(frame)
-    cap = row(summary, "ppo", profile, "usable_capacity_mah")
-    assert cap["change_vs_no_balancing_pct"] == pytest.approx(10.0)
-    assert cap["change_vs_rule_based_pct"] == pytest.approx(100 * (2200 - 2150) / 2150)
-    var = row(summary, "ppo", profile, "mean_soc_var")
-    assert var["change_vs_no_balancing_pct"] == pytest.approx(-75.0)
-    sw = row(summary, "ppo", profile, "switch_changes")
-    assert math.isnan(sw["change_vs_no_balancing_pct"])  # baseline zero
-    assert sw["change_vs_rule_based_pct"] == pytest.approx(-40.0)
-    other = row(summary, "ppo", "discharge-rest-charge", "usable_capacity_mah")
-    assert math.isnan(other["change_vs_no_balancing_pct"]) and math.isnan(other["change_vs_rule_based_pct"])
-    assert summary[summary.metric == "final_soc_std_pct"]["change_vs_rule_based_pct"].isna().all()
-    assert row(summary, "rule_based", profile, "usable_capacity_mah")["change_vs_rule_based_pct"] == 0.0
+    diffs = np.array([[10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 10.0, 30.0], [-10.0, 20.0, 20.0, 30.0]])
+    parts = []
+    for seed in range(3):
+        base = episodes("rule_based", profile, seed, n=4, switch_changes=20.0)
+        base["usable_capacity_mah"] = 2000.0 + 100.0 * np.arange(4)  # the packs differ; the pairs do not
+        mine = base.copy()
+        mine["policy"] = "ppo"
+        mine["usable_capacity_mah"] += diffs[seed]
+        mine["switch_changes"] = 10.0
+        parts += [base, mine, episodes("no_balancing", profile, seed, n=4, switch_changes=0.0)]
+    paired = paired_statistics(pd.concat(parts, ignore_index=True), n_boot=4000)
+    assert list(paired.columns) == list(PAIRED_COLUMNS)
+    cap = paired_row(paired, "ppo", "rule_based", "usable_capacity_mah")
+    assert cap["mean_diff"] == pytest.approx(diffs.mean())
+    assert cap["ci_low"] < diffs.mean() < cap["ci_high"]
+    assert cap["ci_low"] >= diffs.min() and cap["ci_high"] <= diffs.max()
+    assert cap["baseline_mean"] == pytest.approx(2150.0)
+    assert cap["pct_diff"] == pytest.approx(100 * diffs.mean() / 2150.0)
+    assert cap["pct_ci_low"] < cap["pct_diff"] < cap["pct_ci_high"]
+    assert cap["prob_improvement"] == pytest.approx((9 + 0.5 * 2) / 12)  # 9 better, 2 ties, 1 worse
+    assert cap["iqm_diff"] == pytest.approx(diffs.mean(axis=1).mean())  # 3 seeds: the IQM cuts nothing
+    assert cap["n_seeds"] == 3 and cap["n_episodes"] == 12 and cap["better"] == "higher"
+    sw = paired_row(paired, "ppo", "rule_based", "switch_changes")
+    assert sw["mean_diff"] == -10.0 and sw["ci_low"] == sw["ci_high"] == -10.0 and sw["prob_improvement"] == 1.0
+    assert sw["pct_diff"] == pytest.approx(-50.0)
+    nb = paired_row(paired, "ppo", "no_balancing", "switch_changes")
+    assert nb["mean_diff"] == 10.0 and nb["prob_improvement"] == 0.0 and math.isnan(nb["pct_diff"])  # baseline 0
+    # every policy against every baseline, both ways, every headline metric; no self-comparison
+    assert set(zip(paired.policy, paired.baseline)) == {
+        ("ppo", "rule_based"), ("no_balancing", "rule_based"), ("ppo", "no_balancing"), ("rule_based", "no_balancing")}
+    assert set(paired.metric) == {m.name for m in HEADLINE}
+
+
+def test_paired_statistics_refuse_different_packs():
+    profile = "charge-rest-discharge"
+    base = episodes("rule_based", profile, 0, n=3)
+    mine = episodes("ppo", profile, 0, n=3)
+    mine.loc[2, "eval_seed"] = 999
+    base["source"] = mine["source"] = "x.csv"
+    with pytest.raises(UserError, match="same packs"):
+        paired_statistics(pd.concat([base, mine], ignore_index=True), n_boot=100)
 
 
 def test_time_to_balance_nan_handling():
@@ -180,7 +209,9 @@ def test_cli_writes_both_files(tmp_path, capsys):
     assert "+16.8 %" in report and "−69.4 %" in report and "−40.4 %" in report
     assert "percentile bootstrap" in report and "a single seed" in report  # baselines have one seed
     assert "never balanced" in report
-    assert "+13.0 % / +2.7 %" in report  # dqn capacity 2260 vs 2000 and vs 2200
+    assert "### Against `no_balancing`" in report and "### Against `rule_based`" in report
+    assert "(+12.5 [" in report and "(+2.3 [" in report  # dqn seed 0 (the seed both have): 2250 vs 2000 and 2200
+    assert " % / " not in report  # no bare percent change
     first = out_csv.read_bytes()
     assert cli.main(argv) == 0
     assert out_csv.read_bytes() == first  # reproducible

@@ -11,7 +11,6 @@ from bmsrl.bound import alone_capacities_ah, capacity_bound_ah, recovered_share
 from bmsrl.config import defaults, task_kwargs
 from bmsrl.env import BalancingTask
 from bmsrl.pack import PackSimulator
-from bmsrl.profiles import get_profile
 
 TOL_AH = 1e-9
 

@@ -36,7 +36,15 @@ def test_defaults_are_the_study_config():
     assert defaults["training"]["hyperparams"]["dqn"]["learning_rate"] == pytest.approx(1e-4)
     assert defaults["training"]["hyperparams"]["ppo"]["gamma"] == pytest.approx(0.995)
     assert defaults["training"]["hyperparams"]["a2c"] == {}
-    assert defaults["evaluation"] == {"episodes": 10, "seed_offset": 1_000_000}
+    assert {k: v for k, v in defaults["evaluation"].items() if k != "scenarios"} == {"episodes": 10, "seed_offset": 1_000_000}
+    scenarios = defaults["evaluation"]["scenarios"]
+    assert scenarios["default"] == {} and scenarios["init_soc_wide"] == {"init_soc": [0.3, 0.7]}
+    assert scenarios["soh_wide"] == {"init_soh": [0.9, 1.1]}
+    capacity = defaults["env"]["capacity_ah"]
+    assert scenarios["current_0p3c"]["i_max_a"] == pytest.approx(0.3 * capacity)
+    assert scenarios["current_1c"]["i_max_a"] == pytest.approx(capacity)
+    assert defaults["baselines"]["tuned"] is True
+    assert defaults["baselines"]["rule_based"] == {"threshold": 0.01, "hysteresis": 0.005}  # the study's hand values
 
 
 def test_schema_algorithms_come_from_the_registry(monkeypatch):
@@ -62,7 +70,9 @@ def test_schema_algorithms_come_from_the_registry(monkeypatch):
 
 def _leaves(d, prefix=""):
     for k, v in d.items():
-        if isinstance(v, dict) and v:
+        if prefix + k == "evaluation.scenarios":  # a mapping that replaces the default list as a whole
+            yield prefix + k, v
+        elif isinstance(v, dict) and v:
             yield from _leaves(v, f"{prefix}{k}.")
         else:
             yield prefix + k, v
@@ -144,6 +154,26 @@ def test_free_form_hyperparams_allowed(tmp_path):
         ("training:\n  hyperparams:\n    dqn:\n      learning_rate: 1e-4\n",
          "training.hyperparams.dqn.learning_rate", "write 1.0e-4"),
         ("training:\n  hyperparams:\n    sac: {}\n", "training.hyperparams.sac", "unknown key"),
+        # evaluation scenarios: override keys are checked against the env schema
+        ("evaluation:\n  scenarios:\n    default: {}\n    hot: {temperature_c: 40}\n",
+         "evaluation.scenarios.hot.temperature_c", "unknown key; allowed keys: capacity_ah"),
+        ("evaluation:\n  scenarios:\n    default: {}\n    big: {n_cells: 6}\n", "evaluation.scenarios.big.n_cells",
+         "unknown key"),
+        ("evaluation:\n  scenarios:\n    default: {}\n    fast: {i_max_a: 0}\n", "evaluation.scenarios.fast.i_max_a",
+         "less than or equal to the minimum of 0"),
+        ("evaluation:\n  scenarios:\n    default: {}\n    wide: {init_soc: [0.7, 0.3]}\n",
+         "evaluation.scenarios.wide.init_soc", "lo <= hi"),
+        ("evaluation:\n  scenarios:\n    default: {}\n    Wide-SoC: {}\n", "evaluation.scenarios.Wide-SoC",
+         "not a valid name"),
+        ("evaluation:\n  scenarios:\n    default: {i_max_a: 3.4}\n", "evaluation.scenarios.default", "no overrides"),
+        ("evaluation:\n  scenarios:\n    hot: {}\n", "evaluation.scenarios", "no 'default' scenario"),
+        ("baselines:\n  top_balancing: {threshold: 0.01, hysteresis: 0.02}\n", "baselines.top_balancing.hysteresis",
+         "exceeds the threshold"),
+        ("baselines:\n  tuned: maybe\n", "baselines.tuned", "is not of type 'boolean'"),
+        ("baselines:\n  tuning:\n    thresholds: [0.0]\n", "baselines.tuning.thresholds[0]", "less than or equal"),
+        ("baselines:\n  tuning:\n    hysteresis_fractions: [1.5]\n", "baselines.tuning.hysteresis_fractions[0]",
+         "greater than the maximum"),
+        ("baselines:\n  tuning:\n    seed_offset: 1001000\n", "baselines.tuning.seed_offset", "evaluation seed"),
     ],
 )
 def test_bad_value_is_one_line_naming_file_and_key(tmp_path, text, key, fragment):
@@ -243,3 +273,18 @@ def test_every_env_key_reaches_the_task():
     """Each key of the env section is either a pack parameter or a task argument."""
     env_keys = set(bconfig.schema()["properties"]["env"]["properties"])
     assert env_keys == set(bconfig.PACK_KEYS) | set(bconfig.TASK_KEYS)
+
+
+def test_scenario_config_applies_only_its_overrides():
+    from bmsrl.config import defaults, scenario_config
+
+    cfg = defaults()
+    shifted = scenario_config(cfg, "current_1c")
+    assert shifted["env"]["i_max_a"] == 3.4 and cfg["env"]["i_max_a"] == 2.35  # a copy
+    assert {k: v for k, v in shifted["env"].items() if k != "i_max_a"} == {
+        k: v for k, v in cfg["env"].items() if k != "i_max_a"}
+    assert scenario_config(cfg, "default")["env"] == cfg["env"]
+    assert scenario_config(cfg, "init_soc_wide")["env"]["init_soc"] == [0.3, 0.7]
+    assert scenario_config(cfg, "current_0p3c")["env"]["i_max_a"] == pytest.approx(0.3 * cfg["env"]["capacity_ah"])
+    with pytest.raises(UserError, match="unknown scenario 'nope'"):
+        scenario_config(cfg, "nope")

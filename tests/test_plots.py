@@ -101,6 +101,8 @@ def study(tmp_path_factory) -> dict[str, object]:
                         "charge_accepted_mah": 2300.0,
                         "final_soc_var": 1e-5, "mean_soc_var": (4e-4 if policy == "no_balancing" else 3e-5)
                         * rng.uniform(0.8, 1.2), "final_soc_std_pct": 0.3,
+                        "final_soc_spread_pct": 12.0 if policy == "no_balancing" else 1.5 + rng.uniform(0, 1),
+                        "time_to_spread_1pct_s": np.nan if policy == "no_balancing" else 3000.0 + 100 * episode,
                         "switch_changes": 0.0 if policy == "no_balancing" else 40.0 + rng.normal(0, 3),
                         "shunt_energy_wh": 0.0 if policy == "no_balancing" else 0.5 + rng.normal(0, 0.02),
                         "time_to_balance_s": np.nan if policy == "no_balancing" else 900.0,
@@ -260,7 +262,7 @@ def test_all_text_is_at_least_8_pt_and_axes_are_labelled(kind, study, tmp_path, 
     assert small == []
     xlabels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
     ylabels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
-    assert ylabels and (xlabels or kind == "metrics")  # metrics: categorical x (profiles)
+    assert ylabels and (xlabels or kind in ("metrics", "robustness"))  # categorical x (profiles, scenarios)
     quantities = [label for label in xlabels + ylabels if "\nCell" not in label]  # cell number: no unit
     assert all("[" in label and "]" in label for label in quantities), quantities  # units
 

@@ -8,6 +8,7 @@ this checkout's ``src/`` (workflow_support.py). The conda environments are check
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -15,13 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bmsrl.config import load_config
+from bmsrl.config import load_config, load_yaml
 from workflow_support import SNAKEMAKE, TRACE_PLOTS, check_pdf, run
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
 
-POLICIES = ["dqn", "ppo", "no_balancing", "rule_based"]
+POLICIES = ["dqn", "ppo", "no_balancing", "rule_based", "top_balancing", "rule_based_untuned"]
 PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
+SCENARIOS = ["default", "init_soc_wide", "soh_wide", "current_0p3c", "current_1c"]
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -45,18 +47,20 @@ def test_default_config_plans_the_study(workdir):
         "record": 1,  # results/run/: the run's config and package versions
         "ocv": 1,
         "train": 6,  # dqn, ppo x seeds 1, 2, 3
-        "evaluate": 24,  # (dqn, ppo, no_balancing, rule_based) x 2 profiles x 3 seeds
+        "tune_baselines": 2,  # rule_based, top_balancing
+        "evaluate": 180,  # (dqn, ppo + 4 baselines) x 2 profiles x 5 scenarios x 3 seeds
         "aggregate": 1,
         "plot_traces": 4,  # soc, switching, voltage, current
         "plot_training": 1,
         "plot_metrics": 1,
+        "plot_robustness": 1,
         "all": 1,
     }
 
 
 def test_one_figure_plans_only_what_it_needs(workdir):
-    counts = dry_run(workdir, "results/plots/soc.pdf")
-    assert counts == {"ocv": 1, "train": 6, "evaluate": 24, "plot_traces": 1}
+    counts = dry_run(workdir, "results/plots/soc.pdf")  # traces of the default scenario only
+    assert counts == {"ocv": 1, "train": 6, "tune_baselines": 2, "evaluate": 36, "plot_traces": 1}
 
 
 def test_ocv_plot_needs_no_training(workdir):
@@ -64,25 +68,41 @@ def test_ocv_plot_needs_no_training(workdir):
 
 
 def test_baseline_evaluation_needs_no_training(workdir):
-    target = "results/eval/rule_based/charge-rest-discharge/seed2/metrics.csv"
+    target = "results/eval/no_balancing/charge-rest-discharge/default/seed2/metrics.csv"
     assert dry_run(workdir, target) == {"ocv": 1, "evaluate": 1}
+    target = "results/eval/rule_based/charge-rest-discharge/current_1c/seed2/metrics.csv"
+    assert dry_run(workdir, target) == {"ocv": 1, "tune_baselines": 1, "evaluate": 1}  # its tuning, no training
+    target = "results/eval/rule_based_untuned/charge-rest-discharge/default/seed2/metrics.csv"
+    assert dry_run(workdir, target) == {"ocv": 1, "evaluate": 1}
+
+
+def test_untuned_study_skips_tuning_and_the_untuned_copy(workdir):
+    counts = dry_run(workdir, "--config", "baselines={tuned: false}")
+    assert "tune_baselines" not in counts
+    assert counts["evaluate"] == 5 * 2 * 5 * 3  # rule_based_untuned would duplicate rule_based
+
+
+def test_scenarios_are_jobs(workdir):
+    counts = dry_run(workdir, "--config", "evaluation={scenarios: {default: {}, hot: {shunt_resistance_ohm: 3.0}}}",
+                     "seeds=[1]")
+    assert counts["evaluate"] == 6 * 2 * 2
 
 
 def test_config_override_changes_the_plan(workdir):
     counts = dry_run(workdir, "--config", "seeds=[1,2]")
-    assert counts["train"] == 4 and counts["evaluate"] == 16
+    assert counts["train"] == 4 and counts["evaluate"] == 6 * 2 * 5 * 2
     counts = dry_run(workdir, "--config", "algos=[ppo,trpo,ars]", "seeds=[5]")
-    assert counts["train"] == 3 and counts["evaluate"] == 5 * 2
+    assert counts["train"] == 3 and counts["evaluate"] == 7 * 2 * 5
 
 
 @pytest.mark.parametrize(
     "configfile, train, evaluate",
-    [("config/quick.yaml", 2, 8), ("config/test.yaml", 4, 16)],
+    [("config/quick.yaml", 2, 6 * 2 * 2), ("config/test.yaml", 4, 6 * 2 * 2 * 2)],
 )
 def test_shipped_configs_plan(workdir, configfile, train, evaluate):
     counts = dry_run(workdir, "--configfile", configfile)
     assert counts["train"] == train and counts["evaluate"] == evaluate
-    assert counts["aggregate"] == 1 and counts["plot_traces"] == 4
+    assert counts["aggregate"] == 1 and counts["plot_traces"] == 4 and counts["tune_baselines"] == 2
 
 
 def shell_commands(workdir: Path, *args: str) -> list[str]:
@@ -99,15 +119,20 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
     assert dqn1.startswith("OMP_NUM_THREADS=1 ")
     assert "--ocv-table results/ocv/ocv_processed.csv --out results/checkpoints/dqn_seed1" in dqn1
     assert "--tensorboard results/runs/dqn_seed1 > results/logs/train/dqn_seed1.log 2>&1" in dqn1
-    agent = next(c for c in commands if "--policy ppo --profile charge-rest-discharge --seed 3 " in c)
+    agent = next(c for c in commands if "--policy ppo --profile charge-rest-discharge --scenario default --seed 3 " in c)
     assert "--model results/checkpoints/ppo_seed3/best_model.zip" in agent.replace("'", "")
-    baseline = next(c for c in commands if "--policy no_balancing --profile discharge-rest-charge --seed 2 " in c)
-    assert "--model" not in baseline
-    assert "--out results/eval/no_balancing/discharge-rest-charge/seed2 " in baseline
+    baseline = next(c for c in commands
+                    if "--policy no_balancing --profile discharge-rest-charge --scenario default --seed 2 " in c)
+    assert "--model" not in baseline and "--baseline-settings" not in baseline
+    assert "--out results/eval/no_balancing/discharge-rest-charge/default/seed2 " in baseline
+    tuned = next(c for c in commands if "--policy top_balancing --profile charge-rest-discharge --scenario soh_wide " in c)
+    assert "--baseline-settings results/baselines/top_balancing.yaml" in tuned.replace("'", "")
+    assert any(c.startswith("OMP_NUM_THREADS=1 bmsrl tune-baselines ") and "--baseline rule_based" in c
+               and "--out results/baselines/rule_based.yaml" in c for c in commands)
     assert any(c.startswith("bmsrl ocv data/ocv_table.csv results/ocv/ocv_processed.csv --plot results/plots/ocv.pdf")
                for c in commands)
     assert any(c.startswith("bmsrl aggregate ") and "--out-csv results/tables/summary.csv "
-               "--out-md results/tables/summary.md" in c for c in commands)
+               "--out-md results/tables/summary.md --out-paired results/tables/paired.csv" in c for c in commands)
     assert any(c.startswith("bmsrl plot training --evaluations ") for c in commands)
     assert any(c.startswith("bmsrl plot metrics --summary results/tables/summary.csv --out results/plots/metrics.pdf")
                for c in commands)
@@ -136,10 +161,13 @@ def test_each_job_gets_only_its_config_sections(workdir):
     assert cfg["profiles"] == {"train": "discharge-rest-charge"}
     assert cfg["training"]["total_steps"] == {"dqn": 8_000_000}
     assert set(cfg["training"]["hyperparams"]) == {"dqn"}
-    rule_based = [c for c in base if "--policy rule_based " in c]
-    others = [c for c in base if " bmsrl evaluate " in c and "--policy rule_based " not in c]
-    assert all('"baselines"' in _config_of(c, workdir) for c in rule_based)
-    assert not any('"baselines"' in _config_of(c, workdir) for c in others)
+    untuned = [c for c in base if "--policy rule_based_untuned " in c]
+    others = [c for c in base if " bmsrl evaluate " in c and "--policy rule_based_untuned " not in c]
+    assert untuned and all("rule_based" in json.loads(_config_of(c, workdir))["baselines"] for c in untuned)
+    assert not any("baselines" in json.loads(_config_of(c, workdir)) for c in others)
+    # a scenario's job sees its own overrides (and the default's), not the other scenarios'
+    job = next(c for c in base if "--policy ppo --profile charge-rest-discharge --scenario current_1c --seed 1 " in c)
+    assert json.loads(_config_of(job, workdir))["evaluation"]["scenarios"] == {"current_1c": {"i_max_a": 3.4}, "default": {}}
     assert not any("{" in c for c in base), [c for c in base if "{" in c][:1]  # readable: no inline JSON
 
 
@@ -231,29 +259,37 @@ def test_full_dag_on_the_test_config(workdir):
                 assert len(npz["timesteps"]) >= 1 and np.isfinite(npz["results"]).all()
             assert (r / "runs" / f"{algo}_seed{seed}").is_dir()  # TensorBoard logs
 
-    for policy in POLICIES:
-        for profile in PROFILES:
-            for seed in seeds:
-                folder = r / "eval" / policy / profile / f"seed{seed}"
-                traces = pd.read_csv(folder / "traces.csv")
-                assert len(traces) > 10
-                columns = " ".join(traces.columns).lower()
-                assert "time" in columns and "phase" in columns
-                for quantity in ("soc", "volt", "current", "switch", "shunt"):
-                    assert sum(quantity in c.lower() for c in traces.columns) >= n_cells, (folder, quantity)
-                _check_numeric_finite(traces, folder / "traces.csv")
-                metrics = pd.read_csv(folder / "metrics.csv")
-                assert len(metrics) == cfg["evaluation"]["episodes"], folder
-                metric_columns = " ".join(metrics.columns).lower()
-                for quantity in ("capacity", "soc_var", "switch", "energy", "balance"):
-                    assert quantity in metric_columns, (folder, quantity)
-                _check_numeric_finite(metrics, folder / "metrics.csv", allow_nan=("time_to_balance", "balance_time"))
+    scenarios = list(cfg["evaluation"]["scenarios"])
+    assert scenarios == ["default", "current_1c"]
+    for baseline in ("rule_based", "top_balancing"):
+        settings = load_yaml((r / "baselines" / f"{baseline}.yaml").read_text())["settings"]
+        assert 0 <= settings["hysteresis"] <= settings["threshold"] and settings["threshold"] in (0.01, 0.03)
+    for policy, profile, scenario, seed in itertools.product(POLICIES, PROFILES, scenarios, seeds):
+        folder = r / "eval" / policy / profile / scenario / f"seed{seed}"
+        traces = pd.read_csv(folder / "traces.csv")
+        assert len(traces) > 10
+        columns = " ".join(traces.columns).lower()
+        assert "time" in columns and "phase" in columns
+        for quantity in ("soc", "volt", "current", "switch", "shunt"):
+            assert sum(quantity in c.lower() for c in traces.columns) >= n_cells, (folder, quantity)
+        _check_numeric_finite(traces, folder / "traces.csv")
+        metrics = pd.read_csv(folder / "metrics.csv")
+        assert len(metrics) == cfg["evaluation"]["episodes"], folder
+        metric_columns = " ".join(metrics.columns).lower()
+        for quantity in ("capacity", "soc_var", "switch", "energy", "balance"):
+            assert quantity in metric_columns, (folder, quantity)
+        _check_numeric_finite(metrics, folder / "metrics.csv", allow_nan=("time_to_balance", "balance_time", "time_to_spread"))
 
     summary = pd.read_csv(r / "tables" / "summary.csv")
     assert {"policy", "profile"} <= set(summary.columns)
-    assert {(p, q) for p in POLICIES for q in PROFILES} <= set(zip(summary["policy"], summary["profile"]))
-    assert (r / "tables" / "summary.md").read_text().strip()
-    for kind in TRACE_PLOTS + ["training_curves", "metrics"]:
+    assert set(itertools.product(POLICIES, PROFILES, scenarios)) == set(
+        zip(summary["policy"], summary["profile"], summary["scenario"]))
+    paired = pd.read_csv(r / "tables" / "paired.csv")
+    assert (paired["ci_low"] <= paired["mean_diff"] + 1e-9).all() and (paired["mean_diff"] <= paired["ci_high"] + 1e-9).all()
+    assert set(paired["baseline"]) == {"no_balancing", "rule_based", "top_balancing", "rule_based_untuned"}
+    assert set(pd.read_csv(r / "tables" / "robustness.csv")["scenario"]) == set(scenarios)
+    assert "Paired comparisons" in (r / "tables" / "summary.md").read_text()
+    for kind in TRACE_PLOTS + ["training_curves", "metrics", "robustness"]:
         check_pdf(r / "plots" / f"{kind}.pdf")
     assert any((r / "logs").rglob("*.log")) and any((r / "benchmarks").rglob("*.tsv"))
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from bmsrl import algos
-from bmsrl.baselines import BASELINES, make_baseline
+from bmsrl.baselines import BASELINES, make_baseline, settings_key
 from bmsrl.errors import UserError
 from bmsrl.policies import POLICIES
 
@@ -19,12 +19,20 @@ def algorithm_class(name: str):
     return getattr(importlib.import_module(spec.module), spec.class_name)
 
 
-def load_policy(policy: str, model_path: str | Path | None, cfg: dict):
-    """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline from ``cfg``."""
+def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings: dict | None = None):
+    """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline, with
+    ``settings`` (e.g. a tuned threshold and hysteresis) or else its settings in ``cfg``."""
     if policy in BASELINES:
         if model_path is not None:
             raise UserError(f"policy {policy!r} is a baseline and takes no --model (got {model_path})")
-        return make_baseline(policy, cfg["env"]["n_cells"], cfg["baselines"].get(policy))
+        if settings is None:
+            settings = cfg["baselines"].get(settings_key(policy))
+        try:
+            return make_baseline(policy, cfg["env"]["n_cells"], settings)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"baseline {policy!r} with settings {settings}: {exc}") from None
+    if settings is not None:
+        raise UserError(f"policy {policy!r} is a trained algorithm; baseline settings do not apply")
     if policy not in algos.ALGOS:
         raise UserError(f"unknown policy {policy!r}; choose one of {list(POLICIES)}")
     if model_path is None:

@@ -50,6 +50,10 @@ def schema() -> dict[str, Any]:
     result = load_yaml(_schema_text())
     defs = result["$defs"]
     defs["algo"]["enum"] = list(ALGOS)
+    env_props = result["properties"]["env"]["properties"]
+    defs["env_overrides"].update(additionalProperties=False, properties={
+        key: {k: v for k, v in sub.items() if k != "default"} for key, sub in env_props.items() if key != "n_cells"
+    })  # fmt: skip
     constraints = defs["sb3_kwargs"]["properties"]
     training = result["properties"]["training"]["properties"]
     for name, spec in ALGOS.items():
@@ -136,6 +140,9 @@ def _describe(error: ValidationError) -> str:
             path.append(unknown[0])
             more = f" (also {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else ""
             message = f"unknown key{more}; allowed keys: {', '.join(sorted(allowed))}"
+    elif error.validator == "pattern" and "propertyNames" in error.relative_schema_path:
+        path.append(error.instance)
+        message = f"not a valid name: use lower-case letters, digits and _, starting with a letter ({error.validator_value})"
     elif error.validator in ("anyOf", "oneOf") and "description" in error.schema:
         message = f"{error.instance!r} is not valid: expected {error.schema['description']}"
     if error.validator == "type" and isinstance(error.instance, str):
@@ -159,13 +166,21 @@ def _coerce_cli_strings(value, subschema, root):
         subschema = {**target, **{k: v for k, v in subschema.items() if k != "$ref"}}
     kind = subschema.get("type")
     if isinstance(value, dict) and kind == "object":
-        for key, sub in subschema.get("properties", {}).items():
+        properties = subschema.get("properties", {})
+        for key, sub in properties.items():
             if key in value:
                 value[key] = _coerce_cli_strings(value[key], sub, root)
+        extra = subschema.get("additionalProperties")
+        if isinstance(extra, dict):  # e.g. evaluation.scenarios: name -> env overrides
+            for key in value:
+                if key not in properties:
+                    value[key] = _coerce_cli_strings(value[key], extra, root)
     elif isinstance(value, list) and kind == "array" and isinstance(subschema.get("items"), dict):
         value[:] = [_coerce_cli_strings(v, subschema["items"], root) for v in value]
     elif isinstance(value, str):
         kinds = [kind] + [alt.get("type") for alt in subschema.get("anyOf", [])]
+        if "boolean" in kinds and value.lower() in ("true", "false"):
+            return value.lower() == "true"
         for want, parse in (("integer", int), ("number", float)):
             if want in kinds:
                 try:
@@ -195,7 +210,63 @@ def validate(cfg: Any, source: str, *, cli_strings: bool = False) -> dict[str, A
             error = error.parent  # "x is not valid: expected <description>", not one alternative's complaint
         more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise UserError(f"{source}: {_describe(error)}{more}")
+    problem = _semantic_problem(cfg)
+    if problem:
+        raise UserError(f"{source}: {problem}")
     return cfg
+
+
+#: keys of env (and of a scenario's overrides) that are [lo, hi] intervals
+_INTERVAL_KEYS = ("soc_limits", "voltage_limits_v", "init_soc", "init_soh")
+
+
+def evaluation_seeds(cfg: dict[str, Any]) -> set[int]:
+    """Every integer seed a final evaluation episode starts from (docs/model.md, "Seeds")."""
+    ev = cfg["evaluation"]
+    return {ev["seed_offset"] + 1000 * s + k for s in cfg["seeds"] for k in range(ev["episodes"])}
+
+
+def tuning_seeds(cfg: dict[str, Any]) -> range:
+    """The integer seeds of the tune_baselines episodes: ``seed_offset + k``, k < episodes."""
+    tuning = cfg["baselines"]["tuning"]
+    return range(tuning["seed_offset"], tuning["seed_offset"] + tuning["episodes"])
+
+
+def _semantic_problem(cfg: dict[str, Any]) -> str | None:
+    """``key.path: message`` for the first rule the schema cannot express, or ``None``."""
+    for name in ("rule_based", "top_balancing"):
+        settings = cfg["baselines"][name]
+        if settings["hysteresis"] > settings["threshold"]:
+            return (f"baselines.{name}.hysteresis: {settings['hysteresis']:g} exceeds the threshold "
+                    f"{settings['threshold']:g} (a shunt would never open)")
+    scenarios = cfg["evaluation"]["scenarios"]
+    if "default" not in scenarios:
+        return ("evaluation.scenarios: no 'default' scenario; add `default: {}` "
+                "(the training distribution, the study's main comparison)")
+    if scenarios["default"]:
+        return (f"evaluation.scenarios.default: the default scenario is the training distribution and "
+                f"takes no overrides (got {', '.join(sorted(scenarios['default']))}); name a shifted one otherwise")
+    for name, overrides in scenarios.items():
+        for key in _INTERVAL_KEYS:
+            if key in overrides and overrides[key][0] > overrides[key][1]:
+                return f"evaluation.scenarios.{name}.{key}: {overrides[key]} is not an interval [lo, hi] with lo <= hi"
+    tuning = tuning_seeds(cfg)
+    clash = sorted(s for s in evaluation_seeds(cfg) if s in tuning)
+    if clash:
+        return (f"baselines.tuning.seed_offset: tuning seeds {tuning.start}..{tuning.stop - 1} include "
+                f"evaluation seed {clash[0]} (evaluation.seed_offset + 1000 * seed + episode); "
+                f"tuning must never see an evaluation pack")
+    return None
+
+
+def scenario_config(cfg: dict[str, Any], scenario: str) -> dict[str, Any]:
+    """A copy of ``cfg`` whose ``env`` carries the overrides of evaluation scenario ``scenario``."""
+    scenarios = cfg["evaluation"]["scenarios"]
+    if scenario not in scenarios:
+        raise UserError(f"unknown scenario {scenario!r}; evaluation.scenarios has {', '.join(scenarios)}")
+    out = copy.deepcopy(cfg)
+    out["env"].update(copy.deepcopy(scenarios[scenario]))
+    return out
 
 
 def load_config(path: str | Path | None = None, *, json_text: str | None = None) -> dict[str, Any]:

@@ -1,12 +1,16 @@
-"""Evaluate one policy on one load profile: deterministic episodes, traces and metrics.
+"""Evaluate one policy on one load profile and scenario: deterministic episodes, traces and metrics.
 
     bmsrl evaluate --config config/config.yaml --policy ppo --profile charge-rest-discharge --seed 1 \\
-        --model results/checkpoints/ppo_seed1/best_model.zip --out results/eval/ppo/charge-rest-discharge/seed1
+        --scenario default --model results/checkpoints/ppo_seed1/best_model.zip \\
+        --out results/eval/ppo/charge-rest-discharge/default/seed1
 
 ``--policy`` is a trained algorithm (with ``--model``) or a baseline (``no_balancing``,
-``rule_based``). Episode ``e`` starts from the pack drawn with evaluation seed
+``rule_based``, ``top_balancing``, ``rule_based_untuned``; a tuned baseline takes its threshold and
+hysteresis from ``--baseline-settings results/baselines/NAME.yaml``, else from the config).
+``--scenario`` names an entry of ``evaluation.scenarios`` whose env overrides apply (``default``:
+none). Episode ``e`` starts from the pack drawn with evaluation seed
 ``evaluation.seed_offset + 1000 * seed + e``: the same packs for every policy of a seed, and
-disjoint from the training seeds. Writes ``traces.csv`` (one row per 30 s decision, row 0 the reset
+disjoint from the training and tuning seeds. Writes ``traces.csv`` (one row per 30 s decision, row 0 the reset
 state) and ``metrics.csv`` (one row per episode), whose columns :mod:`bmsrl.results` declares and
 ``docs/model.md`` defines; with ``--animation FILE.gif``, also episode 0 as an animation
 (:func:`bmsrl.render.write_episode_animation`).
@@ -16,21 +20,43 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
+from bmsrl.config import (
+    add_config_arguments,
+    config_from_args,
+    resolve_ocv_table,
+    scenario_config,
+    task_kwargs,
+)
 from bmsrl.env import PassiveBalancingEnv
 from bmsrl.io import atomic_output
 from bmsrl import bound
 from bmsrl.agents import load_policy
 from bmsrl.policies import POLICIES
-from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, trace_columns
+from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 
 #: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)
 BALANCED_STD = 0.005
+#: SoC spread max - min [%] that the pack must stay below for time_to_spread_1pct_s (docs/model.md)
+SETTLED_SPREAD_PCT = 1.0
+
+
+def settle_time_s(time_s: np.ndarray, spread_pct: np.ndarray, limit_pct: float = SETTLED_SPREAD_PCT) -> float:
+    """First time from which the spread stays below ``limit_pct`` to the end; NaN if it ends above.
+
+    ``time_s[k]``, ``spread_pct[k]``: the state after decision k (k = 0 is the reset state).
+    """
+    above = np.flatnonzero(np.asarray(spread_pct) >= limit_pct)
+    if above.size == 0:
+        return float(time_s[0])
+    if above[-1] == len(spread_pct) - 1:
+        return math.nan
+    return float(time_s[above[-1] + 1])
 
 
 def run_episode(env: PassiveBalancingEnv, policy, eval_seed: int) -> tuple[list[dict], bool]:
@@ -56,6 +82,7 @@ def episode_metrics(records: list[dict], terminated: bool) -> dict:
     soc = np.array([r["soc"] for r in records])  # (steps + 1, cells)
     var = soc.var(axis=1)
     std = soc.std(axis=1)
+    spread_pct = 100.0 * (soc.max(axis=1) - soc.min(axis=1))
     balanced = np.flatnonzero(std < BALANCED_STD)
     final = records[-1]
     return {
@@ -64,9 +91,11 @@ def episode_metrics(records: list[dict], terminated: bool) -> dict:
         "final_soc_var": float(var[-1]),
         "mean_soc_var": float(var[1:].mean()),  # time average over the decision intervals
         "final_soc_std_pct": 100.0 * float(std[-1]),
+        "final_soc_spread_pct": float(spread_pct[-1]),
         "switch_changes": int(sum(r["switch_changes"] for r in records)),
         "shunt_energy_wh": float(np.sum(final["shunt_energy_wh"])),
         "time_to_balance_s": float(records[balanced[0]]["time_s"]) if balanced.size else np.nan,
+        "time_to_spread_1pct_s": settle_time_s(np.array([r["time_s"] for r in records]), spread_pct),
         "invalid_actions": int(sum(r["invalid_action"] for r in records)),
         "episode_steps": len(records) - 1,
         "terminated": bool(terminated),
@@ -101,13 +130,15 @@ def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance
 
 
 def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path | None,
-             ocv_table: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Traces and metrics of ``evaluation.episodes`` deterministic episodes."""
-    policy = load_policy(policy_name, model, cfg)
+             ocv_table: str | None, scenario: str = DEFAULT_SCENARIO,
+             baseline_settings: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Traces and metrics of ``evaluation.episodes`` deterministic episodes on ``scenario``."""
+    policy = load_policy(policy_name, model, cfg, baseline_settings)
+    cfg = scenario_config(cfg, scenario)
     env = PassiveBalancingEnv(**task_kwargs(cfg, profile, ocv_table))
     n_cells = cfg["env"]["n_cells"]
     r_sh = cfg["env"]["shunt_resistance_ohm"]
-    labels = [policy_name, profile, DEFAULT_SCENARIO, seed]
+    labels = [policy_name, profile, scenario, seed]
     metrics, rows = [], []
     for episode in range(cfg["evaluation"]["episodes"]):
         eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + episode
@@ -125,7 +156,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, help=f"one of {list(POLICIES)}")
     parser.add_argument("--profile", required=True, help="load profile to evaluate on")
     parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
+    parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                        help="evaluation scenario, a key of evaluation.scenarios (default %(default)s: no overrides)")
     parser.add_argument("--model", type=Path, help="trained model (.zip) for an RL policy")
+    parser.add_argument("--baseline-settings", type=Path, metavar="YAML",
+                        help="tuned settings of a baseline (results/baselines/NAME.yaml of tune-baselines)")
     parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for traces.csv and metrics.csv")
     parser.add_argument("--animation", type=Path, metavar="FILE",
@@ -138,18 +173,20 @@ def main(args: argparse.Namespace) -> int:
         from bmsrl.render import check_animation_path
 
         check_animation_path(args.animation)
+    settings = None if args.baseline_settings is None else read_baseline_settings(args.baseline_settings, args.policy)
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
-                               resolve_ocv_table(args.ocv_table, cfg))  # fmt: skip
+                               resolve_ocv_table(args.ocv_table, cfg), args.scenario, settings)  # fmt: skip
     with atomic_output(args.out / "traces.csv") as t_tmp, atomic_output(args.out / "metrics.csv") as m_tmp:
         traces.to_csv(t_tmp, index=False, float_format="%.6g")
         metrics.to_csv(m_tmp, index=False, float_format="%.8g")
     if args.animation is not None:  # episode 0 again, drawn frame by frame (bmsrl.render)
         from bmsrl.render import write_episode_animation
 
-        env = PassiveBalancingEnv(**task_kwargs(cfg, args.profile, resolve_ocv_table(args.ocv_table, cfg)))
-        policy = load_policy(args.policy, args.model, cfg)
+        scenario_cfg = scenario_config(cfg, args.scenario)
+        env = PassiveBalancingEnv(**task_kwargs(scenario_cfg, args.profile, resolve_ocv_table(args.ocv_table, cfg)))
+        policy = load_policy(args.policy, args.model, cfg, settings)
         write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
     summary = metrics[["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]].mean()
-    print(f"{args.policy} on {args.profile}, seed {args.seed}, {len(metrics)} episodes: "
+    print(f"{args.policy} on {args.profile}, scenario {args.scenario}, seed {args.seed}, {len(metrics)} episodes: "
           + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))  # fmt: skip
     return 0

@@ -18,7 +18,11 @@ Kinds (``bmsrl plot KIND --out FILE.pdf ...``):
     ``results/checkpoints/{algo}_seed{seed}/evaluations.npz`` (Stable-Baselines3 EvalCallback):
     mean evaluation return vs environment steps, mean over seeds with a 95 % t-interval band.
 ``metrics`` (``--summary``)
-    The aggregate stage's ``summary.csv``: headline metrics per policy and profile with CIs.
+    The aggregate stage's ``summary.csv``: headline metrics (and the other ``in_figure`` metrics) per
+    policy and profile with CIs, default scenario.
+``robustness`` (``--summary``)
+    The aggregate stage's ``robustness.csv``: usable capacity and switch changes per scenario, policy and
+    profile with CIs.
 
 Trace timing convention: row ``k`` of a traces file holds the state at ``time_s[k]``, the end of
 decision interval ``k``; row 0 (``time_s = 0``) is the reset state. The switch state of row ``k``
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -44,7 +49,16 @@ from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
 from bmsrl.policies import policy_color, policy_label, policy_order
-from bmsrl.results import DEFAULT_SCENARIO, HEADLINE, load_evaluations, read_summary, read_traces
+from bmsrl.results import (
+    DEFAULT_SCENARIO,
+    FIGURE,
+    HEADLINE,
+    METRIC,
+    ROBUSTNESS_METRICS,
+    load_evaluations,
+    read_summary,  # fmt: skip
+    read_traces,
+)
 from bmsrl.stats import training_curve
 from bmsrl.tables import numbered_columns
 
@@ -429,14 +443,13 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     policies = policy_order(summary["policy"].unique())
     profiles = _profile_order(summary["profile"].unique())
     indexed = summary.set_index(["policy", "profile", "metric"])
-    n_rows = -(-len(HEADLINE) // 2)
-    fig = Figure(figsize=(PAGE_WIDTH_IN, 0.9 + 2.0 * n_rows), layout="constrained")
-    axes = fig.subplots(n_rows, 2).ravel()
-    for ax in axes[len(HEADLINE):]:
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 2.45 * math.ceil(len(FIGURE) / 3)), layout="constrained")
+    axes = fig.subplots(math.ceil(len(FIGURE) / 3), 3).ravel()
+    for ax in axes[len(FIGURE):]:
         ax.set_visible(False)
     width = 0.8 / len(policies)
     x = np.arange(len(profiles))
-    for ax, panel in zip(axes, HEADLINE):
+    for ax, panel in zip(axes, FIGURE):
         metric, log = panel.name, panel.log_scale
         label = f"{panel.header} (log scale)" if log else f"{panel.header} per episode"
         for i, policy in enumerate(policies):
@@ -481,8 +494,54 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
         n = summary.loc[summary["metric"].isin([m.name for m in HEADLINE]), "n_seeds"]
         n_text = "/".join(str(int(v)) for v in sorted(set(pd.to_numeric(n, errors="coerce").dropna())))
         fig.supxlabel(f"Mean over seeds; error bars: bootstrap CI over seeds from the summary table\n"
-                      f"(seeds per policy and profile: {n_text}; a single seed gives no interval).",
+                      f"(seeds per policy and profile: {n_text}; a single seed gives no interval; "
+                      f"time to spread < 1 %: episodes that settled only).",
                       fontsize=8, color="0.3")
+    return save_figure(fig, out)
+
+
+@_styled
+def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Robustness metrics per scenario: one row of panels per metric, one column per profile; bars per
+    policy with the CI over seeds, scenarios on the x axis (the default scenario first)."""
+    metrics = [m for m in ROBUSTNESS_METRICS if m in set(summary["metric"])]
+    if not metrics:
+        raise UserError(f"robustness table: no rows for {', '.join(ROBUSTNESS_METRICS)}")
+    policies = policy_order(summary["policy"].unique())
+    profiles = _profile_order(summary["profile"].unique())
+    scenarios = sorted(summary["scenario"].unique(), key=lambda s: (s != DEFAULT_SCENARIO, s))
+    indexed = summary.set_index(["policy", "profile", "scenario", "metric"])
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 2.3 * len(metrics) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(metrics), len(profiles), squeeze=False))
+    width = 0.8 / len(policies)
+    x = np.arange(len(scenarios))
+    for row, metric in enumerate(metrics):
+        for col, profile in enumerate(profiles):
+            ax = axes[row, col]
+            for i, policy in enumerate(policies):
+                pos, mean, err = [], [], []
+                for j, scenario in enumerate(scenarios):
+                    key = (policy, profile, scenario, metric)
+                    if key not in indexed.index or not np.isfinite(indexed.loc[key, "mean"]):
+                        continue
+                    r = indexed.loc[key]
+                    lo = r["ci_low"] if np.isfinite(r["ci_low"]) else r["mean"]
+                    hi = r["ci_high"] if np.isfinite(r["ci_high"]) else r["mean"]
+                    pos.append(x[j] - 0.4 + width * (i + 0.5))
+                    mean.append(r["mean"])
+                    err.append((max(r["mean"] - lo, 0.0), max(hi - r["mean"], 0.0)))
+                if pos:
+                    ax.bar(pos, mean, width=width * 0.92, color=policy_color(policy), yerr=np.array(err).T,
+                           error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "black"})
+            ax.set_xticks(x, scenarios, rotation=20, ha="right")
+            ax.set_xlim(-0.5, len(scenarios) - 0.5)
+            ax.set_ylabel(f"{METRIC[metric].header} per episode")
+            ax.set_title(profile)
+            ax.grid(True, axis="y", which="major")
+    handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
+    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 6))
+    fig.supxlabel("Evaluation scenario (default: the training distribution). Mean over seeds; error bars: "
+                  "bootstrap CI over seeds.", fontsize=8, color="0.3")
     return save_figure(fig, out)
 
 
@@ -499,6 +558,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
     "current": ("traces", ("current_a_",), ("pack_current_a",), lambda data, out, cfg: plot_current(data, out)),
     "training": ("evaluations", (), (), lambda data, out, cfg: plot_training(data, out)),
     "metrics": ("summary", (), (), lambda data, out, cfg: plot_metrics(data, out)),
+    "robustness": ("summary", (), (), lambda data, out, cfg: plot_robustness(data, out)),
 }
 
 
@@ -523,7 +583,7 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
     elif option == "evaluations":
         data = load_evaluations(evaluations)
     else:
-        data = read_summary(summary, needed=[m.name for m in HEADLINE])
+        data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
     return function(data, out, cfg if cfg is not None else config_from_args(argparse.Namespace()))
 
 
@@ -538,7 +598,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluations", nargs="+", type=Path, metavar="EVALS.npz",
                         help="training: evaluations.npz files of the train stage")
     parser.add_argument("--summary", type=Path, metavar="SUMMARY.csv",
-                        help="metrics: summary.csv of the aggregate stage")
+                        help="metrics: summary.csv of the aggregate stage; robustness: its robustness.csv")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ class Metric:
     #: "higher" / "lower" is better (the headline metrics compared against the baselines), or None
     better: str | None = None
     in_table: bool = False  #: a column of the per-profile Markdown tables
+    in_figure: bool = False  #: a panel of the metrics figure (besides the headline metrics)
     log_scale: bool = False  #: spans decades: drawn on a log axis
     optional: bool = False  #: may be empty (NaN) in a metrics file
     derived: bool = False  #: computed by the aggregate stage, not a column of metrics.csv
@@ -57,10 +58,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("final_soc_var", "-", "Final SoC variance", ".2e"),
     Metric("mean_soc_var", "-", "Mean SoC variance", ".2e", better="lower", in_table=True, log_scale=True),
     Metric("final_soc_std_pct", "%", "Final SoC std", ".2f", in_table=True),
+    Metric("final_soc_spread_pct", "%", "Final SoC spread", ".2f", better="lower", in_table=True),
     Metric("switch_changes", "-", "Switch changes", ".1f", better="lower", in_table=True),
     Metric("shunt_energy_wh", "Wh", "Shunt energy", ".3f", better="lower", in_table=True),
     Metric("time_to_balance_s", "s", "Time to balance", ".0f", in_table=True, optional=True),
     Metric("balanced_fraction", "-", "Balanced episodes", ".2f", in_table=True, derived=True),
+    Metric("time_to_spread_1pct_s", "s", "Time to spread < 1 %", ".0f", in_table=True, optional=True,
+           in_figure=True),
+    Metric("settled_fraction", "-", "Episodes settled < 1 %", ".2f", in_table=True, derived=True),
     Metric("invalid_actions", "-", "Invalid actions"),
     Metric("episode_steps", "-", "Decisions per episode"),
     Metric("terminated_fraction", "-", "Terminated episodes", derived=True),
@@ -69,6 +74,10 @@ METRICS: tuple[Metric, ...] = (
 METRIC = {m.name: m for m in METRICS}
 #: The metrics compared against the baselines, with their direction.
 HEADLINE: tuple[Metric, ...] = tuple(m for m in METRICS if m.better is not None)
+#: The panels of the metrics figure: the headline metrics, then the others marked ``in_figure``.
+FIGURE: tuple[Metric, ...] = HEADLINE + tuple(m for m in METRICS if m.in_figure and m not in HEADLINE)
+#: Optional per-episode metrics (may be empty in metrics.csv).
+OPTIONAL: tuple[str, ...] = tuple(m.name for m in METRICS if m.optional)
 
 #: Columns of metrics.csv, in file order: labels, episode bookkeeping, the per-episode metrics.
 #: (``terminated`` is the per-episode flag the summary's ``terminated_fraction`` averages)
@@ -77,11 +86,20 @@ METRICS_COLUMNS: tuple[str, ...] = (
     *("terminated" if m.name == "terminated_fraction" else m.name
       for m in METRICS if not m.derived or m.name == "terminated_fraction"),
 )  # fmt: skip
-#: Columns of summary.csv.
+#: Columns of summary.csv (and of robustness.csv, its rows of :data:`ROBUSTNESS_METRICS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "policy", "profile", "scenario", "metric", "unit", "mean", "ci_low", "ci_high", "n_seeds", "n_episodes",
-    "change_vs_no_balancing_pct", "change_vs_rule_based_pct",
 )  # fmt: skip
+#: Columns of paired.csv: per policy x baseline x profile x scenario x headline metric, statistics of the
+#: per-episode differences policy - baseline on the same packs (docs/model.md, "Statistics").
+PAIRED_COLUMNS: tuple[str, ...] = (
+    "policy", "baseline", "profile", "scenario", "metric", "unit", "better",
+    "mean_diff", "ci_low", "ci_high", "baseline_mean", "pct_diff", "pct_ci_low", "pct_ci_high",
+    "prob_improvement", "prob_ci_low", "prob_ci_high", "iqm_diff", "iqm_ci_low", "iqm_ci_high",
+    "n_seeds", "n_episodes",
+)  # fmt: skip
+#: Metrics of robustness.csv and the robustness figure, per scenario.
+ROBUSTNESS_METRICS: tuple[str, ...] = ("recovered_share", "usable_capacity_mah", "switch_changes")
 
 #: Per-cell column families of traces.csv: prefix -> (unit, meaning); cell i is ``{prefix}{i}``, i from 1.
 TRACE_CELL_COLUMNS: dict[str, tuple[str, str]] = {
@@ -126,10 +144,9 @@ def _integer_column(frame: pd.DataFrame, name: str, kind: str, path) -> None:
 
 def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """One validated ``metrics.csv``; column ``source`` = path."""
-    optional = [m.name for m in METRICS if m.optional]
-    numeric = [c for c in METRICS_COLUMNS if c not in (*LABELS, *optional, "terminated")]
+    numeric = [c for c in METRICS_COLUMNS if c not in (*LABELS, *OPTIONAL, "terminated")]
     frame = read_table(path, kind=_METRICS_FILE, text=("policy", "profile", "scenario"), numeric=("seed", *numeric),
-                       optional_numeric=optional, boolean=("terminated",))  # fmt: skip
+                       optional_numeric=OPTIONAL, boolean=("terminated",))  # fmt: skip
     for name in ("seed", "episode"):
         _integer_column(frame, name, _METRICS_FILE, path)
     frame["source"] = str(path)
@@ -223,3 +240,37 @@ def load_evaluations(paths: Sequence[str | os.PathLike]) -> dict[tuple[str, int]
             raise UserError(f"{_EVALS_FILE} {path}: run {key[0]} seed {key[1]} also given as {sources[key]}")
         runs[key], sources[key] = arrays, Path(path)
     return runs
+
+
+# --------------------------------------------------------------------------------------------
+# Tuned baseline settings (tune_baselines -> evaluate)
+
+_SETTINGS_FILE = "baseline settings file"
+#: keys of the ``settings`` mapping of a tuned baseline's file
+BASELINE_SETTING_KEYS: tuple[str, ...] = ("threshold", "hysteresis")
+
+
+def read_baseline_settings(path: str | os.PathLike, baseline: str) -> dict[str, float]:
+    """``{"threshold": ..., "hysteresis": ...}`` from ``results/baselines/{baseline}.yaml``
+    (written by ``bmsrl tune-baselines``); refuses a file of another baseline."""
+    import yaml
+
+    path = Path(path)
+    try:
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{_SETTINGS_FILE} {path}: file not found (run `bmsrl tune-baselines`)") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{_SETTINGS_FILE} {path}: not readable YAML ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise UserError(f"{_SETTINGS_FILE} {path}: no 'settings' mapping")
+    if record.get("baseline") != baseline:
+        raise UserError(f"{_SETTINGS_FILE} {path}: holds the settings of {record.get('baseline')!r}, not {baseline!r}")
+    settings = record["settings"]
+    if set(settings) != set(BASELINE_SETTING_KEYS):
+        raise UserError(f"{_SETTINGS_FILE} {path}: settings has keys {sorted(settings)}, "
+                        f"expected {list(BASELINE_SETTING_KEYS)}")
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise UserError(f"{_SETTINGS_FILE} {path}: settings.{key}: {value!r} is not a finite number")
+    return {key: float(settings[key]) for key in BASELINE_SETTING_KEYS}

@@ -1,5 +1,6 @@
 rule aggregate:
-    """Mean and 95 % bootstrap CI over seeds per policy x profile, changes against the baselines."""
+    """Mean and 95 % bootstrap CI over seeds per policy x profile x scenario; paired comparisons against
+    the baselines (hierarchical bootstrap); the robustness rows of every scenario."""
     input:
         eval_files("metrics.csv"),
     output:
@@ -10,6 +11,13 @@ rule aggregate:
             labels={"table": "summary (CSV)"},
         ),
         md=SUMMARY_MD,
+        paired=report(
+            PAIRED_CSV,
+            caption="../report/paired.rst",
+            category="3. Summary",
+            labels={"table": "paired comparisons (CSV)"},
+        ),
+        robustness=ROBUSTNESS_CSV,
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -21,4 +29,5 @@ rule aggregate:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl aggregate {input:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        "bmsrl aggregate {input:q} --out-csv {output.csv:q} --out-md {output.md:q}"
+        " --out-paired {output.paired:q} --out-robustness {output.robustness:q} > {log:q} 2>&1"

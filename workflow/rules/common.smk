@@ -17,6 +17,7 @@ if (_SRC / "bmsrl").is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
 from bmsrl import algos as _algos  # noqa: E402
+from bmsrl import baselines as _baselines  # noqa: E402
 from bmsrl import policies as _policies  # noqa: E402
 from bmsrl.config import validate as _validate  # noqa: E402
 from bmsrl.errors import UserError as _UserError  # noqa: E402
@@ -58,8 +59,13 @@ os.environ.setdefault("BMSRL_SOURCE", str(Path(workflow.basedir).parent.resolve(
 
 ALGOS = list(_algos.ALGOS)
 POLICY_NAMES = list(_policies.POLICIES)
-BASELINES = [p for p in POLICY_NAMES if p not in ALGOS]
+TUNED = config["baselines"]["tuned"]
+#: baselines evaluated: all, or without rule_based_untuned when nothing is tuned (it would duplicate rule_based)
+BASELINES = _baselines.evaluated_baselines(TUNED)
+TUNABLE = list(_baselines.TUNABLE)
 PROFILES = list(_PROFILES)
+SCENARIOS = list(config["evaluation"]["scenarios"])
+DEFAULT_SCENARIO = "default"
 TRACE_PLOTS = ["soc", "switching", "voltage", "current"]
 
 
@@ -67,6 +73,8 @@ wildcard_constraints:
     algo="|".join(ALGOS),
     policy="|".join(POLICY_NAMES),
     profile="|".join(PROFILES),
+    scenario="|".join(SCENARIOS),
+    baseline="|".join(TUNABLE),
     seed=r"\d+",
     kind="|".join(TRACE_PLOTS),
 
@@ -77,9 +85,14 @@ OCV_PROCESSED = "results/ocv/ocv_processed.csv"
 OCV_PLOT = "results/plots/ocv.pdf"
 CHECKPOINT_DIR = "results/checkpoints/{algo}_seed{seed}"
 RUN_DIR = "results/runs/{algo}_seed{seed}"
-EVAL_DIR = "results/eval/{policy}/{profile}/seed{seed}"
+EVAL_DIR = "results/eval/{policy}/{profile}/{scenario}/seed{seed}"
+TUNED_SETTINGS = "results/baselines/{baseline}.yaml"
+TUNING_GRID = "results/baselines/{baseline}_grid.csv"
 SUMMARY_CSV = "results/tables/summary.csv"
 SUMMARY_MD = "results/tables/summary.md"
+PAIRED_CSV = "results/tables/paired.csv"
+ROBUSTNESS_CSV = "results/tables/robustness.csv"
+ROBUSTNESS_PLOT = "results/plots/robustness.pdf"
 LOGS = "results/logs"
 CONFIGS = "results/configs"  # per-job config files (stage_config)
 BENCHMARKS = "results/benchmarks"
@@ -96,12 +109,14 @@ def training_evaluations():
     return expand(f"{CHECKPOINT_DIR}/evaluations.npz", algo=config["algos"], seed=config["seeds"])
 
 
-def eval_files(name):
-    """``name`` (traces.csv or metrics.csv) of every policy x evaluation profile x seed."""
+def eval_files(name, scenarios=None):
+    """``name`` (traces.csv or metrics.csv) of every policy x evaluation profile x scenario x seed
+    (``scenarios``: only those, e.g. the default one for the trace figures)."""
     return expand(
         f"{EVAL_DIR}/{name}",
         policy=POLICIES,
         profile=config["profiles"]["evaluate"],
+        scenario=SCENARIOS if scenarios is None else scenarios,
         seed=config["seeds"],
     )
 
@@ -111,9 +126,12 @@ ALL_OUTPUTS = [
     OCV_PLOT,
     SUMMARY_CSV,
     SUMMARY_MD,
+    PAIRED_CSV,
+    ROBUSTNESS_CSV,
     expand("results/plots/{kind}.pdf", kind=TRACE_PLOTS),
     "results/plots/training_curves.pdf",
     "results/plots/metrics.pdf",
+    ROBUSTNESS_PLOT,
 ]
 
 
@@ -170,18 +188,35 @@ def evaluate_inputs(wildcards):
         run = CHECKPOINT_DIR.format(algo=wildcards.policy, seed=wildcards.seed)
         inputs["model"] = f"{run}/best_model.zip"
         inputs["record"] = f"{run}/run_config.json"  # what made the model; evaluate checks it
+    elif TUNED and wildcards.policy in TUNABLE:
+        inputs["settings"] = TUNED_SETTINGS.format(baseline=wildcards.policy)
     return inputs
 
 
 def evaluate_config(wildcards):
-    sections = ["ecm_table", "env", "reward", "evaluation"]
-    if wildcards.policy in config["baselines"]:  # a baseline's own settings (none for no_balancing)
-        sections.append(f"baselines.{wildcards.policy}")
+    """env, reward, the evaluation episodes and seeds, this scenario (and the default one, which the
+    validator requires) and, for a baseline run from the config, its own settings."""
+    sections = ["ecm_table", "env", "reward", "evaluation.episodes", "evaluation.seed_offset",
+                f"evaluation.scenarios.{DEFAULT_SCENARIO}", f"evaluation.scenarios.{wildcards.scenario}"]
+    key = _baselines.settings_key(wildcards.policy)
+    if key in config["baselines"] and not (TUNED and wildcards.policy in TUNABLE):
+        sections.append(f"baselines.{key}")  # a baseline's own settings (none for no_balancing)
     return stage_config(*sections)
 
 
 def evaluate_model_option(wildcards, input):
-    return f"--model '{input.model}'" if "model" in input.keys() else ""
+    if "model" in input.keys():
+        return f"--model '{input.model}'"
+    if "settings" in input.keys():
+        return f"--baseline-settings '{input.settings}'"
+    return ""
+
+
+def tune_config(wildcards):
+    """The tuner sees the env, the training profile and its grid; the evaluation seeds only so that it
+    can refuse to tune on one (bmsrl.config.validate)."""
+    return stage_config("ecm_table", "env", "profiles.train", "baselines.tuning", f"baselines.{wildcards.baseline}",
+                      "seeds", "evaluation.episodes", "evaluation.seed_offset")
 
 
 def evaluate_env(wildcards):

@@ -1,5 +1,5 @@
 rule evaluate:
-    """Run one policy deterministically on one load profile for the seed's evaluation episodes."""
+    """Run one policy deterministically on one load profile and scenario for the seed's evaluation episodes."""
     input:
         unpack(evaluate_inputs),
     output:
@@ -10,9 +10,9 @@ rule evaluate:
         model=evaluate_model_option,
         out=EVAL_DIR,
     log:
-        f"{LOGS}/evaluate/{{policy}}/{{profile}}/seed{{seed}}.log",
+        f"{LOGS}/evaluate/{{policy}}/{{profile}}/{{scenario}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/evaluate/{{policy}}/{{profile}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/evaluate/{{policy}}/{{profile}}/{{scenario}}/seed{{seed}}.tsv"
     threads: 1
     resources:
         mem_mb=lambda wildcards: 2048 if wildcards.policy in ALGOS else 1024,
@@ -22,13 +22,44 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} "
         "bmsrl evaluate --config {params.cfg:q} --policy {wildcards.policy}"
-        " --profile {wildcards.profile} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
+        " --profile {wildcards.profile} --scenario {wildcards.scenario} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
         " {params.model} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule tune_baselines:
+    """Grid-search a baseline's threshold and hysteresis on the training profile, on tuning seeds only."""
+    input:
+        ocv=OCV_PROCESSED,
+        ecm=config["ecm_table"],
+    output:
+        settings=report(
+            TUNED_SETTINGS,
+            caption="../report/tuning.rst",
+            category="3. Summary",
+            labels={"table": "tuned {baseline}"},
+        ),
+        grid=TUNING_GRID,
+    params:
+        cfg=tune_config,
+    log:
+        f"{LOGS}/tune_baselines/{{baseline}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tune_baselines/{{baseline}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=15,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} "
+        "bmsrl tune-baselines --config {params.cfg:q} --baseline {wildcards.baseline}"
+        " --ocv-table {input.ocv:q} --out {output.settings:q} --grid-out {output.grid:q} > {log:q} 2>&1"
 
 
 rule animate:
     """Episode 0 of one policy x profile x seed as an animated GIF next to its traces (optional
-    target, not part of `all`): snakemake results/eval/ppo/charge-rest-discharge/seed1/episode0.gif"""
+    target, not part of `all`): snakemake results/eval/ppo/charge-rest-discharge/default/seed1/episode0.gif"""
     input:
         unpack(evaluate_inputs),
         traces=f"{EVAL_DIR}/traces.csv",
@@ -38,9 +69,9 @@ rule animate:
         cfg=evaluate_config,
         model=evaluate_model_option,
     log:
-        f"{LOGS}/animate/{{policy}}/{{profile}}/seed{{seed}}.log",
+        f"{LOGS}/animate/{{policy}}/{{profile}}/{{scenario}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/animate/{{policy}}/{{profile}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/animate/{{policy}}/{{profile}}/{{scenario}}/seed{{seed}}.tsv"
     threads: 1
     resources:
         mem_mb=2048,
@@ -52,6 +83,6 @@ rule animate:
         # the traces' episode 0) and keep only the animation
         "scratch=$(mktemp -d) && OMP_NUM_THREADS={threads} "
         "bmsrl evaluate --config {params.cfg:q} --policy {wildcards.policy}"
-        " --profile {wildcards.profile} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
-        " {params.model} --out $scratch --animation {output:q} > {log:q} 2>&1; "
+        " --profile {wildcards.profile} --scenario {wildcards.scenario} --seed {wildcards.seed}"
+        " --ocv-table {input.ocv:q} {params.model} --out $scratch --animation {output:q} > {log:q} 2>&1; "
         "status=$?; rm -rf $scratch; exit $status"

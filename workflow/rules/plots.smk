@@ -1,7 +1,7 @@
 rule plot_traces:
-    """SoC, switching, voltage or current traces of every policy on both evaluation profiles."""
+    """SoC, switching, voltage or current traces of every policy on both evaluation profiles (default scenario)."""
     input:
-        eval_files("traces.csv"),
+        eval_files("traces.csv", scenarios=[DEFAULT_SCENARIO]),
     output:
         report(
             "results/plots/{kind}.pdf",
@@ -74,3 +74,28 @@ rule plot_metrics:
         "../../envs/core.yaml"
     shell:
         "bmsrl plot metrics --summary {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule plot_robustness:
+    """Usable capacity and switch changes per evaluation scenario, with 95 % confidence intervals."""
+    input:
+        ROBUSTNESS_CSV,
+    output:
+        report(
+            ROBUSTNESS_PLOT,
+            caption="../report/robustness.rst",
+            category="3. Summary",
+            labels={"figure": "robustness"},
+        ),
+    log:
+        f"{LOGS}/plots/robustness.log",
+    benchmark:
+        f"{BENCHMARKS}/plots/robustness.tsv"
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl plot robustness --summary {input:q} --out {output:q} > {log:q} 2>&1"
