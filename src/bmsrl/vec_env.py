@@ -55,7 +55,7 @@ class BatchedBalancingVecEnv(VecEnv):
         return self.task.reset_packs(packs, soc, soh)
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        self._actions = self.task.check_actions(actions)  # an integer array of num_envs actions in range
 
     def step_wait(self):
         obs, reward, terminated, truncated, interval = self.task.step(self._actions)
