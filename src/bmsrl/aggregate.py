@@ -33,7 +33,7 @@ import pandas as pd
 
 from bmsrl.baselines import BASELINES
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output
+from bmsrl.io import atomic_output, check_distinct
 from bmsrl.policies import policy_order
 from bmsrl.results import DEFAULT_SCENARIO, HEADLINE, METRICS, SUMMARY_COLUMNS, read_metrics
 from bmsrl.stats import bootstrap_ci
@@ -266,6 +266,7 @@ def aggregate(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.Path
         raise UserError(f"--confidence must lie in (0, 1), got {confidence:g}")
     if n_boot < 1:
         raise UserError(f"--n-boot must be >= 1, got {n_boot}")
+    check_distinct({"input": list(metrics_paths)}, {"--out-csv": out_csv, "--out-md": out_md})
     frame = read_all_metrics(metrics_paths)
     summary = summarise(frame, confidence, n_boot, boot_seed)
     report = render_markdown(summary, confidence=confidence, n_boot=n_boot, seed=boot_seed,

@@ -270,12 +270,13 @@ def env_errors(env: dict[str, Any], prefix: str = "") -> list[str]:
     return errors
 
 
-def validate(cfg: Any, source: str, *, cli_strings: bool = False) -> dict[str, Any]:
+def validate(cfg: Any, source: str, *, cli_strings: bool = False, semantic: bool = True) -> dict[str, Any]:
     """Validate ``cfg`` in place, filling defaults; raise one-line :class:`UserError` naming ``source``.
 
     First the schema (types, ranges, unknown keys), then what it cannot say (:func:`_semantic_errors`).
     ``cli_strings``: first convert the number-like strings of Snakemake's ``--config`` (only for
-    command-line values: a YAML or JSON file keeps its types).
+    command-line values: a YAML or JSON file keeps its types). ``semantic=False``: the schema only
+    (for one of several config files that are merged, where the orderings hold only for the merge).
     """
     if cfg is None:
         cfg = {}
@@ -291,10 +292,10 @@ def validate(cfg: Any, source: str, *, cli_strings: bool = False) -> dict[str, A
             error = error.parent  # "x is not valid: expected <description>", not one alternative's complaint
         more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise UserError(f"{source}: {_describe(error)}{more}")
-    semantic = _semantic_errors(cfg)
-    if semantic:
-        more = f" (and {len(semantic) - 1} more error{'s' if len(semantic) > 2 else ''})" if len(semantic) > 1 else ""
-        raise UserError(f"{source}: {semantic[0]}{more}")
+    found = _semantic_errors(cfg) if semantic else []
+    if found:
+        more = f" (and {len(found) - 1} more error{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+        raise UserError(f"{source}: {found[0]}{more}")
     return cfg
 
 

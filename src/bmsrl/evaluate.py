@@ -22,6 +22,7 @@ import pandas as pd
 
 from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.env import PassiveBalancingEnv
+from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
 from bmsrl.policies import POLICIES, load_policy
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, trace_columns
@@ -115,6 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file, not a folder")
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
                                resolve_ocv_table(args.ocv_table, cfg))  # fmt: skip
     with atomic_output(args.out / "traces.csv") as t_tmp, atomic_output(args.out / "metrics.csv") as m_tmp:

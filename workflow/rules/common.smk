@@ -15,23 +15,59 @@ _SRC = Path(workflow.basedir).parent / "src"
 if (_SRC / "bmsrl").is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
+import hashlib  # noqa: E402
+
+from snakemake.utils import update_config as _update_config  # noqa: E402
+
 from bmsrl import algos as _algos  # noqa: E402
 from bmsrl import policies as _policies  # noqa: E402
-from bmsrl.config import validate as _validate  # noqa: E402
+from bmsrl.config import _coerce_cli_strings, schema as _schema  # noqa: E402
+from bmsrl.config import load_yaml_file as _load_yaml_file, validate as _validate  # noqa: E402
 from bmsrl.errors import UserError as _UserError  # noqa: E402
 from bmsrl.profiles import PROFILES as _PROFILES  # noqa: E402
 
 
-def validate_config(config):
-    """Validate ``config`` (config files and ``--config``) at start-up, before any job runs, with the
-    same validator as the ``bmsrl`` verbs; every missing key gets its default, nested ones included."""
-    try:
-        _validate(config, "invalid config (config file and --config)", cli_strings=True)
-    except _UserError as exc:
-        raise WorkflowError(str(exc)) from None
+def reread_config():
+    """The config as ``bmsrl VERB --config FILE`` reads it: every config file read again with bmsrl's
+    YAML reading (a duplicate key is an error, ``1e-4`` is a number; Snakemake's reading keeps the
+    last duplicate and reads ``1e-4`` as text), merged like Snakemake merges them (the Snakefile's
+    ``configfile``, then each ``--configfile``, then ``--config``), each file validated on its own
+    so an error names it. Only ``--config`` values have their number-like strings converted."""
+    settings = workflow.config_settings
+    cli_files = [Path(f).absolute() for f in settings.configfiles]
+    directive = [Path(f) for f in workflow.configfiles if Path(f).absolute() not in cli_files]
+    files = ([] if settings.replace_workflow_config else directive) + cli_files
+    merged = {}
+    for path in files:
+        part = _load_yaml_file(path)
+        _validate(json.loads(json.dumps(part)) if part is not None else {}, f"invalid config {path}", semantic=False)  # on a copy
+        _update_config(merged, part or {})
+    overrides = json.loads(json.dumps(dict(settings.config), default=str))
+    full = _schema()
+    _coerce_cli_strings(overrides, full, full)
+    _validate(json.loads(json.dumps(overrides)), "invalid config (--config)", semantic=False)
+    _update_config(merged, overrides)
+    sources = ", ".join(str(f) for f in files) or "no config file"
+    return _validate(merged, f"invalid config ({sources} and --config)")
 
 
-validate_config(config)
+try:
+    _config = reread_config()
+except _UserError as exc:
+    raise WorkflowError(str(exc)) from None
+config.clear()
+config.update(_config)
+
+if not Path(config["ocv_table"]).is_file():
+    _what = "is a directory, not a CSV file" if Path(config["ocv_table"]).is_dir() else "does not exist"
+    raise WorkflowError(f"ocv_table: {config['ocv_table']} {_what} (the raw OCV table, columns soc, ocv_v)")
+if not Path(config["ecm_table"]).is_file():
+    _what = "is a directory, not a CSV file" if Path(config["ecm_table"]).is_dir() else "does not exist"
+    raise WorkflowError(f"ecm_table: {config['ecm_table']} {_what} (the ECM table, columns {', '.join(('soc', 'r0_ohm', 'r1_ohm', 'c1_f', 'r2_ohm', 'c2_f'))})")
+
+
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 # Conda envs install this package from its source tree in their post-deploy script
 # (envs/*.post-deploy.sh), which reads the location from here.
@@ -145,7 +181,7 @@ def evaluate_inputs(wildcards):
 
 
 def evaluate_config(wildcards):
-    sections = ["ecm_table", "env", "reward", "evaluation"]
+    sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation"]
     if wildcards.policy in config["baselines"]:  # a baseline's own settings (none for no_balancing)
         sections.append(f"baselines.{wildcards.policy}")
     return stage_json(*sections)
