@@ -25,7 +25,6 @@ import argparse
 import math
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import pandas as pd
 
 from bmsrl.baselines import BASELINES
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_distinct
+from bmsrl.io import atomic_outputs, check_distinct, check_output
 from bmsrl.policies import policy_order
 from bmsrl.results import DEFAULT_SCENARIO, HEADLINE, METRICS, SUMMARY_COLUMNS, read_metrics
 from bmsrl.stats import bootstrap_ci
@@ -267,14 +266,14 @@ def aggregate(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.Path
     if n_boot < 1:
         raise UserError(f"--n-boot must be >= 1, got {n_boot}")
     check_distinct({"input": list(metrics_paths)}, {"--out-csv": out_csv, "--out-md": out_md})
+    check_output(out_csv, "--out-csv")
+    check_output(out_md, "--out-md")
     frame = read_all_metrics(metrics_paths)
     summary = summarise(frame, confidence, n_boot, boot_seed)
     report = render_markdown(summary, confidence=confidence, n_boot=n_boot, seed=boot_seed,
                              sources=len(metrics_paths))
-    with ExitStack() as stack:
-        tmp_csv = stack.enter_context(atomic_output(out_csv))
+    with atomic_outputs(out_csv, out_md) as (tmp_csv, tmp_md):
         summary.to_csv(tmp_csv, index=False, lineterminator="\n", float_format="%.10g")
-        tmp_md = stack.enter_context(atomic_output(out_md))
         tmp_md.write_text(report, encoding="utf-8")
     return summary
 

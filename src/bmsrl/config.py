@@ -95,8 +95,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 # YAML 1.2 floats: PyYAML (YAML 1.1) reads ``1e-4`` (no dot, no exponent sign) as text; the YAML 1.2
 # core schema, JSON and Python read it as a number. Only plain (unquoted) scalars are resolved.
-_YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
-_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789"))
+_YAML12_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)[eE][-+]?[0-9]+$")
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+.0123456789"))
 
 
 def load_yaml(text: str):

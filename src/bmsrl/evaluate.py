@@ -22,8 +22,7 @@ import pandas as pd
 
 from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.env import PassiveBalancingEnv
-from bmsrl.errors import UserError
-from bmsrl.io import atomic_output
+from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES, load_policy
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, trace_columns
 
@@ -116,11 +115,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is a file, not a folder")
+    check_output(args.out, "--out", folder=True)
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
                                resolve_ocv_table(args.ocv_table, cfg))  # fmt: skip
-    with atomic_output(args.out / "traces.csv") as t_tmp, atomic_output(args.out / "metrics.csv") as m_tmp:
+    with atomic_outputs(args.out / "traces.csv", args.out / "metrics.csv") as (t_tmp, m_tmp):
         traces.to_csv(t_tmp, index=False, float_format="%.6g")
         metrics.to_csv(m_tmp, index=False, float_format="%.8g")
     summary = metrics[["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]].mean()

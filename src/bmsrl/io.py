@@ -6,7 +6,7 @@ import glob
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +27,37 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     same folder, so :func:`os.replace` never crosses a file system. An :class:`OSError` while
     writing becomes a :class:`UserError` naming ``path``.
     """
+    with atomic_outputs(path) as (tmp,):
+        yield tmp
+
+
+@contextmanager
+def atomic_outputs(*paths: str | os.PathLike | None) -> Iterator[list[Path | None]]:
+    """Like :func:`atomic_output` for several files that belong together (``None`` entries are skipped).
+
+    The temporary files are moved into place only when the ``with`` body has succeeded. If a move
+    fails or is interrupted (Ctrl-C, SIGTERM) half-way, the outputs already moved are removed again,
+    so the set is never left half new, half old or missing.
+    """
+    with ExitStack() as stack:
+        tmps = [None if p is None else stack.enter_context(_atomic_tmp(p)) for p in paths]
+        yield tmps
+        moved: list[Path] = []
+        try:
+            for path, tmp in zip(paths, tmps):
+                if tmp is not None:
+                    os.replace(tmp, path)
+                    moved.append(Path(path))
+        except BaseException:
+            for path in moved:
+                with suppress(OSError):
+                    path.unlink()
+            raise
+
+
+@contextmanager
+def _atomic_tmp(path: str | os.PathLike) -> Iterator[Path]:
+    """The temporary file of :func:`atomic_output`, removed on exit if it is still there."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a directory")
@@ -40,7 +71,6 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
@@ -70,6 +100,23 @@ def _process_exists(pid: int) -> bool:
     except OSError:  # exists, owned by someone else
         return True
     return True
+
+
+def check_output(path: str | os.PathLike | None, option: str, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output ``path`` (given as ``option``) of the wrong kind: a file
+    where a folder is wanted (``folder``), a folder where a file is wanted, or one below a file."""
+    if path is None:
+        return
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} is a file, not a folder")
+    if not folder and path.is_dir():
+        raise UserError(f"{option} {path} is a directory, not a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{option} {path}: {parent} is a file, not a folder")
+            break
 
 
 def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> None:

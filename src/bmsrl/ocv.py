@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_distinct
+from bmsrl.io import atomic_outputs, check_distinct, check_output
 from bmsrl.tables import (
     DEFAULT_N_POINTS,
     DEFAULT_SOC_WINDOW,
@@ -152,15 +151,16 @@ def process_ocv_table(
     window = _check_soc_window(soc_window)
     n_points = _check_n_points(n_points)
     check_distinct({"input": in_path}, {"output": out_csv, "--plot": out_plot})
+    check_output(out_csv, "output")
+    check_output(out_plot, "--plot")
     fmt = plot_format(out_plot) if out_plot is not None else None
     raw = read_ocv_table(in_path, soc_window=window, allow_implausible=allow_implausible)
     processed = resample_ocv(raw, n_points)
-    with ExitStack() as stack:
-        # each output is moved into place only when the whole block has succeeded
-        tmp_csv = stack.enter_context(atomic_output(out_csv))
+    with atomic_outputs(out_csv, out_plot) as (tmp_csv, tmp_plot):
+        # both outputs are moved into place only when the whole block has succeeded
         processed.to_csv(tmp_csv, index=False, lineterminator="\n")
-        if out_plot is not None:
-            _plot_ocv(raw, processed, window, stack.enter_context(atomic_output(out_plot)), fmt)
+        if tmp_plot is not None:
+            _plot_ocv(raw, processed, window, tmp_plot, fmt)
     return processed
 
 
