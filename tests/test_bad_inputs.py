@@ -292,6 +292,15 @@ def _shared_vec() -> BatchedBalancingVecEnv:
     return _VEC[0]
 
 
+def test_the_task_core_checks_actions_too():
+    task = BalancingTask(n_packs=3)
+    task.reset_packs(np.arange(3), np.full((3, 5), 0.5), np.ones((3, 5)))
+    for bad in (np.array([0, -1, 2]), np.array([0, 1, 32]), np.array([0.0, 1.0, 2.0]), np.array([1, 2])):
+        with pytest.raises(ValueError, match=r"invalid action .*\[0, 31\]"):
+            task.step(bad)
+    task.step(np.array([0, 1, 31], dtype=np.int32))
+
+
 def test_vec_env_takes_what_sb3_passes(vec):
     vec.step(np.array([1, 2, 3, 4], dtype=np.int64))
     vec.step(np.array([[1], [2], [3], [4]]))  # (n_envs, 1), as some SB3 paths pass Discrete actions
