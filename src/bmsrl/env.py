@@ -127,7 +127,10 @@ class BalancingTask:
         Returns ``(obs, reward, terminated, truncated, interval)`` with arrays over packs and the
         simulator's :class:`~bmsrl.pack.IntervalResult`.
         """
-        actions = self.check_actions(actions)
+        return self.step_checked(self.check_actions(actions))
+
+    def step_checked(self, actions: np.ndarray):
+        """:meth:`step` for ``actions`` already checked (:meth:`check_actions`): an index array over packs."""
         s = self.sim.state
         previous = s.switches.copy()
         forbidden = self.forbidden_closures()
@@ -165,7 +168,9 @@ class BalancingTask:
                 f" (Discrete({self.n_actions})), got {array.size} value(s) of type {array.dtype}"
             )
         array = array.reshape(self.n_packs)
-        if ((array < 0) | (array >= self.n_actions)).any():
+        # one comparison: a negative action, seen as unsigned, is huge
+        unsigned = array.view(np.uint64) if array.dtype == np.int64 else array.astype(np.uint64)
+        if np.count_nonzero(unsigned >= self.n_actions):
             bad = array[(array < 0) | (array >= self.n_actions)]
             raise ValueError(f"invalid action {bad[0]}: actions are integers in [0, {self.n_actions - 1}] "
                              f"(Discrete({self.n_actions}))")
@@ -303,14 +308,17 @@ class PassiveBalancingEnv(gym.Env):
 
     def step(self, action):
         # Gymnasium's Discrete.contains (a Python or NumPy integer, or a 0-d integer array), less booleans
-        try:
-            valid = not isinstance(action, (bool, np.bool_)) and self.action_space.contains(action)
-        except OverflowError:  # a Python int beyond int64
-            valid = False
+        if type(action) is int or isinstance(action, np.integer):  # the fast path: a plain integer
+            valid = 0 <= action < self.task.n_actions
+        else:
+            try:
+                valid = not isinstance(action, (bool, np.bool_)) and self.action_space.contains(action)
+            except OverflowError:  # a Python int beyond int64
+                valid = False
         if not valid:
             raise ValueError(f"invalid action {action!r}: actions are integers in [0, {self.action_space.n - 1}] "
                              f"(Discrete({self.action_space.n}))")
-        obs, reward, terminated, truncated, interval = self.task.step(np.asarray([action]))
+        obs, reward, terminated, truncated, interval = self.task.step_checked(np.array([action], dtype=np.intp))
         return (
             obs[0].copy(),
             float(reward[0]),
