@@ -151,8 +151,8 @@ def test_free_form_hyperparams_allowed(tmp_path):
         ("reward:\n  switch_penalty: -1.0\n", "reward.switch_penalty", "not valid"),
         ("seeds: []\n", "seeds", "should be non-empty"),
         ("profiles:\n  train: uphill\n", "profiles.train", "'uphill' is not one of"),
-        ("training:\n  hyperparams:\n    dqn:\n      learning_rate: 1e-4\n",
-         "training.hyperparams.dqn.learning_rate", "write 1.0e-4"),
+        ("training:\n  hyperparams:\n    dqn:\n      learning_rate: '1e-4'\n",
+         "training.hyperparams.dqn.learning_rate", "a quoted number is text: remove the quotes"),
         ("training:\n  hyperparams:\n    sac: {}\n", "training.hyperparams.sac", "unknown key"),
         # evaluation scenarios: override keys are checked against the env schema
         ("evaluation:\n  scenarios:\n    default: {}\n    hot: {temperature_c: 40}\n",

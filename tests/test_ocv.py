@@ -324,7 +324,7 @@ def test_failure_while_writing_leaves_no_output(tmp_path, monkeypatch):
 def test_unwritable_output_is_a_user_error(tmp_path):
     blocked = tmp_path / "taken"
     blocked.mkdir()  # a folder where the CSV should go
-    with pytest.raises(UserError, match=f"cannot write {blocked}"):
+    with pytest.raises(UserError, match=f"output {blocked} is a directory, not a file"):
         process_ocv_table(write(tmp_path, GOOD), blocked)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ocv.csv", "taken"]
 

@@ -157,7 +157,7 @@ def test_each_job_gets_only_its_config_sections(workdir):
     assert _train_config(base, "dqn", 1, workdir) == _train_config(changed, "dqn", 1, workdir)
     assert _train_config(base, "ppo", 1, workdir) != _train_config(changed, "ppo", 1, workdir)
     cfg = json.loads(_train_config(base, "dqn", 2, workdir))
-    assert set(cfg) == {"ecm_table", "env", "reward", "profiles", "training"}
+    assert set(cfg) == {"ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "training"}
     assert cfg["profiles"] == {"train": "discharge-rest-charge"}
     assert cfg["training"]["total_steps"] == {"dqn": 8_000_000}
     assert set(cfg["training"]["hyperparams"]) == {"dqn"}
@@ -184,7 +184,7 @@ def test_lint_is_clean(workdir):
         ("algos=[foo]", "algos[0]: 'foo' is not one of ['dqn', 'ppo', 'maskable_ppo', 'a2c', 'trpo', 'ars']"),
         ("seeds=[one]", "seeds[0]: 'one' is not of type 'integer'"),
         ("training={n_envs: many}", "training.n_envs: 'many' is not of type 'integer'"),
-        ("trainig={n_envs: 8}", "trainig: unknown key; allowed keys: algos, baselines, ecm_table"),
+        ("trainig={n_envs: 8}", "trainig: unknown key; allowed keys: algos, allow_implausible_tables, baselines, ecm_table"),
     ],
 )
 def test_bad_config_fails_before_any_job(workdir, override, message):

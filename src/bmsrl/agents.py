@@ -19,6 +19,15 @@ def algorithm_class(name: str):
     return getattr(importlib.import_module(spec.module), spec.class_name)
 
 
+def constructor_keywords(name: str) -> tuple[str, ...]:
+    """The keyword arguments of the installed class's constructor a config may set (imports torch):
+    what :attr:`AlgoSpec.keywords` must equal."""
+    import inspect
+
+    parameters = inspect.signature(algorithm_class(name).__init__).parameters
+    return tuple(k for k in parameters if k != "self" and k not in algos.SET_BY_TRAIN)
+
+
 def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings: dict | None = None):
     """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline, with
     ``settings`` (e.g. a tuned threshold and hysteresis) or else its settings in ``cfg``."""

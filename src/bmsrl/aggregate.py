@@ -34,7 +34,6 @@ import argparse
 import math
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ import pandas as pd
 
 from bmsrl.baselines import BASELINES
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output
+from bmsrl.io import atomic_outputs, check_distinct, check_output
 from bmsrl.policies import policy_order
 from bmsrl.results import (
     DEFAULT_SCENARIO,
@@ -414,19 +413,22 @@ def aggregate(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.Path
         raise UserError(f"--confidence must lie in (0, 1), got {confidence:g}")
     if n_boot < 1:
         raise UserError(f"--n-boot must be >= 1, got {n_boot}")
+    outputs = {"--out-csv": out_csv, "--out-md": out_md, "--out-paired": out_paired, "--out-robustness": out_robustness}
+    outputs = {option: path for option, path in outputs.items() if path is not None}
+    check_distinct({"input": list(metrics_paths)}, outputs)
+    for option, path in outputs.items():
+        check_output(path, option)
     frame = read_all_metrics(metrics_paths)
     summary = summarise(frame, confidence, n_boot, boot_seed)
     paired = paired_statistics(frame, confidence, n_boot, boot_seed)
     report = render_markdown(summary, confidence=confidence, n_boot=n_boot, seed=boot_seed,
                              sources=len(metrics_paths), paired=paired)
-    with ExitStack() as stack:
-        tmp_csv = stack.enter_context(atomic_output(out_csv))
+    robustness = robustness_table(summary)
+    with atomic_outputs(out_csv, out_md, out_paired, out_robustness) as (tmp_csv, tmp_md, tmp_paired, tmp_robust):
         summary.to_csv(tmp_csv, index=False, lineterminator="\n", float_format="%.10g")
-        for table, path in ((paired, out_paired), (robustness_table(summary), out_robustness)):
-            if path is not None:
-                tmp = stack.enter_context(atomic_output(path))
+        for table, tmp in ((paired, tmp_paired), (robustness, tmp_robust)):
+            if tmp is not None:
                 table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g")
-        tmp_md = stack.enter_context(atomic_output(out_md))
         tmp_md.write_text(report, encoding="utf-8")
     return summary
 

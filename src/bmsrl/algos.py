@@ -47,11 +47,39 @@ class AlgoSpec:
     #: constructor keyword arguments (SB3 defaults for everything not listed)
     hyperparams: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: the keyword arguments of the class's constructor a config may set in ``training.hyperparams``:
+    #: its signature less :data:`SET_BY_TRAIN`. Written out so that validating a config (in the
+    #: Snakefile, at every start-up) needs no torch import; tests/test_bad_inputs.py checks it against
+    #: the installed library's signature.
+    keywords: tuple[str, ...] = ()
 
     @property
     def on_policy(self) -> bool:
         return self.log_unit == "rollout"
 
+
+#: constructor arguments ``bmsrl train`` sets itself (the run's seed, env, device, logging)
+SET_BY_TRAIN: tuple[str, ...] = ("policy", "env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model")
+
+_OFF_POLICY_COMMON = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
+                      "gradient_steps", "replay_buffer_class", "replay_buffer_kwargs", "optimize_memory_usage",
+                      "n_steps")  # fmt: skip
+_DQN_KEYWORDS = (*_OFF_POLICY_COMMON, "target_update_interval", "exploration_fraction", "exploration_initial_eps",
+                 "exploration_final_eps", "max_grad_norm", "stats_window_size", "policy_kwargs")  # fmt: skip
+_PPO_KEYWORDS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
+                 "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
+                 "sde_sample_freq", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl",
+                 "stats_window_size", "policy_kwargs")  # fmt: skip
+_MASKABLE_PPO_KEYWORDS = tuple(k for k in _PPO_KEYWORDS if k not in ("use_sde", "sde_sample_freq"))
+_A2C_KEYWORDS = ("learning_rate", "n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
+                 "rms_prop_eps", "use_rms_prop", "use_sde", "sde_sample_freq", "rollout_buffer_class",
+                 "rollout_buffer_kwargs", "normalize_advantage", "stats_window_size", "policy_kwargs")  # fmt: skip
+_TRPO_KEYWORDS = ("learning_rate", "n_steps", "batch_size", "gamma", "cg_max_steps", "cg_damping",
+                  "line_search_shrinking_factor", "line_search_max_iter", "n_critic_updates", "gae_lambda", "use_sde",
+                  "sde_sample_freq", "rollout_buffer_class", "rollout_buffer_kwargs", "normalize_advantage",
+                  "target_kl", "sub_sampling_factor", "stats_window_size", "policy_kwargs")  # fmt: skip
+_ARS_KEYWORDS = ("n_delta", "n_top", "learning_rate", "delta_std", "zero_policy", "alive_bonus_offset",
+                 "n_eval_episodes", "policy_kwargs", "stats_window_size")  # fmt: skip
 
 _PPO_HYPERPARAMS = {
     "n_steps": 32,  # rollout per pack: 32 x 64 packs = 2048 transitions per update (the study's)
@@ -86,31 +114,32 @@ ALGOS: dict[str, AlgoSpec] = {
                 "gamma": 0.99,
                 "learning_starts": 10_000,  # env steps of random play before learning
             },
-            description="Deep Q-network (off-policy, replay buffer)",
+            description="Deep Q-network (off-policy, replay buffer)", keywords=_DQN_KEYWORDS,
         ),
         AlgoSpec(
             "ppo", "PPO", "#ff7f0e", "stable_baselines3", "PPO", log_unit="rollout", default_n_steps=2048,
             adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
-            description="Proximal policy optimisation (on-policy, clipped surrogate)",
+            description="Proximal policy optimisation (on-policy, clipped surrogate)", keywords=_PPO_KEYWORDS,
         ),
         AlgoSpec(
             "maskable_ppo", "Maskable PPO", "#e377c2", "sb3_contrib", "MaskablePPO", log_unit="rollout",
             default_n_steps=2048, masked=True, adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
             description="PPO that samples only the actions the invalid-action rules allow (sb3-contrib)",
+            keywords=_MASKABLE_PPO_KEYWORDS,
         ),
         AlgoSpec(
             "a2c", "A2C", "#2ca02c", "stable_baselines3", "A2C", log_unit="rollout", default_n_steps=5,
             normalize_reward=True,
-            description="Advantage actor-critic: the synchronous form of the study's A3C",
+            description="Advantage actor-critic: the synchronous form of the study's A3C", keywords=_A2C_KEYWORDS,
         ),
         AlgoSpec(
             "trpo", "TRPO", "#9467bd", "sb3_contrib", "TRPO", log_unit="rollout", default_n_steps=2048,
             adam=True, normalize_reward=True,
-            description="Trust-region policy optimisation (sb3-contrib)",
+            description="Trust-region policy optimisation (sb3-contrib)", keywords=_TRPO_KEYWORDS,
         ),
         AlgoSpec(
             "ars", "ARS", "#8c564b", "sb3_contrib", "ARS", log_unit="iteration",
-            description="Augmented random search (sb3-contrib)",
+            description="Augmented random search (sb3-contrib)", keywords=_ARS_KEYWORDS,
         ),
     )
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from bmsrl.errors import UserError
@@ -46,11 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     only = argv[0] if argv and argv[0] in VERBS else None
     args = build_parser(only).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Snakemake and Slurm stop a job with SIGTERM: unwind like Ctrl-C, so atomic writes remove their
+    # temporary files and no output is left half-written.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args._main(args) or 0)
     except UserError as exc:
         print(f"bmsrl {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"bmsrl {args.verb}: interrupted; outputs not completed were not written", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -95,9 +97,38 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.2 floats: PyYAML (YAML 1.1) reads ``1e-4`` (no dot, no exponent sign) as text; the YAML 1.2
+# core schema, JSON and Python read it as a number. Only plain (unquoted) scalars are resolved.
+_YAML12_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)[eE][-+]?[0-9]+$")
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+.0123456789"))
+
+
 def load_yaml(text: str):
-    """Parse YAML text like ``yaml.safe_load``, but a duplicate key is an error."""
+    """Parse YAML text like ``yaml.safe_load``, but a duplicate key is an error and ``1e-4`` is a
+    number (YAML 1.2), as for Snakemake's config files read by the Snakefile (workflow/rules/common.smk)."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """The parsed YAML of a config file, or a one-line :class:`UserError` naming the file (unreadable,
+    not UTF-8, not valid YAML, a duplicate key). The content is not validated (:func:`validate`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: the config file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                        "save it as UTF-8") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}{where}: not valid YAML: {problem}") from None
 
 
 def _with_defaults(validator_class):
@@ -118,7 +149,16 @@ def _with_defaults(validator_class):
     return validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultingValidator = _with_defaults(Draft202012Validator)
+def _is_integer(checker, instance) -> bool:
+    """An integer is an ``int``, not ``True`` nor ``8.0``: JSON Schema counts 8.0 as an integer, but
+    ``n_envs: 8.0`` or ``total_steps: 1e6`` would reach numpy and torch as floats and fail there."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_StrictValidator = validators.extend(
+    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+)
+_DefaultingValidator = _with_defaults(_StrictValidator)
 
 
 def _key_path(path) -> str:
@@ -145,12 +185,16 @@ def _describe(error: ValidationError) -> str:
         message = f"not a valid name: use lower-case letters, digits and _, starting with a letter ({error.validator_value})"
     elif error.validator in ("anyOf", "oneOf") and "description" in error.schema:
         message = f"{error.instance!r} is not valid: expected {error.schema['description']}"
+    elif error.validator in ("maximum", "minimum") and "description" in error.schema:
+        message += f" ({error.schema['description']})"
     if error.validator == "type" and isinstance(error.instance, str):
         try:
             float(error.instance)
-            message += " (YAML reads numbers like 1e-4 as text: write 1.0e-4)"
+            message += " (a quoted number is text: remove the quotes)"
         except ValueError:
             pass
+    if error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
+        message += f" (write {int(error.instance)})"
     where = _key_path(path) or "(top level)"
     return f"{where}: {message}"
 
@@ -190,11 +234,64 @@ def _coerce_cli_strings(value, subschema, root):
     return value
 
 
-def validate(cfg: Any, source: str, *, cli_strings: bool = False) -> dict[str, Any]:
+#: the largest pack: the action space has 2^n_cells actions (every shunt pattern), and the env holds
+#: a (2^n_cells, n_cells) action table and (packs, 2^n_cells) masks, the policy a 2^n_cells output layer
+MAX_CELLS = 16
+
+
+def _interval(value) -> tuple[float, float]:
+    lo, hi = value
+    return float(lo), float(hi)
+
+
+def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
+    """``key.path: message`` for what the schema cannot say: orderings, windows inside windows, the
+    keyword arguments each algorithm's constructor takes. ``cfg`` has passed the schema."""
+    errors: list[str] = []
+    errors += env_errors(cfg.get("env", {}), "env.")
+    hyperparams = cfg.get("training", {}).get("hyperparams", {})
+    from bmsrl import algos
+
+    for algo, kwargs in hyperparams.items():
+        spec = algos.ALGOS.get(algo)
+        if spec is None or not spec.keywords:
+            continue
+        for key in kwargs:
+            if key in algos.SET_BY_TRAIN:
+                errors.append(f"training.hyperparams.{algo}.{key}: set by `bmsrl train` itself, not by the config")
+            elif key not in spec.keywords:
+                close = difflib.get_close_matches(key, spec.keywords, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                errors.append(f"training.hyperparams.{algo}.{key}: not a keyword argument of {spec.module}."
+                              f"{spec.class_name}; {hint}allowed: {', '.join(spec.keywords)}")
+    return errors
+
+
+def env_errors(env: dict[str, Any], prefix: str = "") -> list[str]:
+    """The semantic errors of an ``env`` section (or the part of it given): intervals in order, the
+    initial SoC inside the SoC window. Shared by :func:`validate` and the env's constructor."""
+    errors = []
+    for key, strict in (("soc_limits", True), ("voltage_limits_v", True), ("init_soc", False), ("init_soh", False)):
+        if key in env:
+            lo, hi = _interval(env[key])
+            if lo > hi or (strict and lo == hi):
+                need = "lo < hi" if strict else "lo <= hi"
+                errors.append(f"{prefix}{key}: [{lo:g}, {hi:g}] is {'reversed' if lo > hi else 'empty'}; write [lo, hi] with {need}")
+    if "init_soc" in env and "soc_limits" in env and not errors:
+        (lo, hi), (s_lo, s_hi) = _interval(env["init_soc"]), _interval(env["soc_limits"])
+        if lo < s_lo or hi > s_hi:
+            errors.append(f"{prefix}init_soc: [{lo:g}, {hi:g}] is not inside {prefix}soc_limits [{s_lo:g}, {s_hi:g}] "
+                          "(a pack would start outside the window its phases end at)")
+    return errors
+
+
+def validate(cfg: Any, source: str, *, cli_strings: bool = False, semantic: bool = True) -> dict[str, Any]:
     """Validate ``cfg`` in place, filling defaults; raise one-line :class:`UserError` naming ``source``.
 
-    ``cli_strings``: first convert the number-like strings of Snakemake's ``--config`` (the Snakefile
-    sets it; a YAML or JSON file keeps its types).
+    First the schema (types, ranges, unknown keys), then what it cannot say (:func:`_semantic_errors`).
+    ``cli_strings``: first convert the number-like strings of Snakemake's ``--config`` (only for
+    command-line values: a YAML or JSON file keeps its types). ``semantic=False``: the schema only
+    (for one of several config files that are merged, where the orderings hold only for the merge).
     """
     if cfg is None:
         cfg = {}
@@ -210,9 +307,13 @@ def validate(cfg: Any, source: str, *, cli_strings: bool = False) -> dict[str, A
             error = error.parent  # "x is not valid: expected <description>", not one alternative's complaint
         more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise UserError(f"{source}: {_describe(error)}{more}")
-    problem = _semantic_problem(cfg)
-    if problem:
-        raise UserError(f"{source}: {problem}")
+    found = _semantic_errors(cfg) if semantic else []
+    if semantic and not found:
+        problem = _semantic_problem(cfg)
+        found = [problem] if problem else []
+    if found:
+        more = f" (and {len(found) - 1} more error{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+        raise UserError(f"{source}: {found[0]}{more}")
     return cfg
 
 
@@ -269,6 +370,46 @@ def scenario_config(cfg: dict[str, Any], scenario: str) -> dict[str, Any]:
     return out
 
 
+def _plain(value):
+    """``value`` with tuples and arrays as lists and NumPy scalars as Python numbers (for the schema)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return _plain(value.tolist())
+    return value
+
+
+@lru_cache(maxsize=1)
+def _task_validator():
+    full = schema()
+    props = full["properties"]
+    return _StrictValidator({"$defs": full["$defs"], "type": "object", "additionalProperties": False,
+                             "properties": {"env": props["env"], "reward": props["reward"]}})
+
+
+def check_task_arguments(env: dict[str, Any] | None = None, reward: dict[str, Any] | None = None) -> None:
+    """Check arguments of the env's constructors (:class:`bmsrl.env.BalancingTask`,
+    :class:`bmsrl.pack.PackParameters`, :class:`bmsrl.reward.RewardWeights`) by the config's rules:
+    the schema's ``env`` and ``reward`` sections and :func:`env_errors`. ``None`` values of the reward
+    mean ``auto``. Raises :class:`ValueError` naming the argument."""
+    instance = {}
+    if env is not None:
+        instance["env"] = _plain(env)
+    if reward is not None:
+        instance["reward"] = {k: ("auto" if k == "switch_penalty" and v is None else v) for k, v in _plain(reward).items()}
+    errors = list(_task_validator().iter_errors(instance))
+    if errors:
+        error = best_match(errors)
+        while error.parent is not None and error.parent.validator in ("anyOf", "oneOf"):
+            error = error.parent
+        raise ValueError(_describe(error).removeprefix("env."))  # env keys are the constructors' argument names
+    semantic = env_errors(instance.get("env", {}))
+    if semantic:
+        raise ValueError(semantic[0])
+
+
 def load_config(path: str | Path | None = None, *, json_text: str | None = None) -> dict[str, Any]:
     """The validated config with defaults filled, from a YAML file, a JSON string, or neither.
 
@@ -286,23 +427,16 @@ def load_config(path: str | Path | None = None, *, json_text: str | None = None)
     if path is None:
         return validate({}, "default config")
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     if path.suffix == ".json":  # the per-job config files of the workflow (workflow/rules/common.smk)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
         try:
             return validate(json.loads(text), str(path))
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}: not valid JSON: {exc}") from None
-    try:
-        cfg = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}{where}: not valid YAML: {problem}") from None
-    return validate(cfg, str(path))
+    return validate(load_yaml_file(path), str(path))
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -366,6 +500,7 @@ def task_kwargs(cfg: dict[str, Any], profile: str, ocv_table: str | Path | None 
         "ecm_table": None if ecm_table is None else str(ecm_table),
         "pack": pack,
         "reward": reward,
+        "allow_implausible_tables": bool(cfg.get("allow_implausible_tables", False)),
     }
     for key in TASK_KEYS:
         value = env[key]

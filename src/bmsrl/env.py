@@ -46,18 +46,29 @@ class BalancingTask:
         init_soh: tuple[float, float] = (0.95, 1.05),
         i_max_a: float = I_MAX_A,
         tables: CellTables | None = None,
+        allow_implausible_tables: bool = False,
     ) -> None:
+        from dataclasses import asdict
+
+        from bmsrl.config import check_task_arguments
+
         self.params = pack if isinstance(pack, PackParameters) else PackParameters(**(pack or {}))
         self.reward_weights = reward if isinstance(reward, RewardWeights) else RewardWeights(**(reward or {}))
-        unknown = set(invalid_rules) - set(INVALID_RULES)
-        if unknown:
-            raise ValueError(f"unknown invalid_rules {sorted(unknown)}; choose from {INVALID_RULES}")
+        if isinstance(n_packs, bool) or not isinstance(n_packs, (int, np.integer)) or n_packs < 1:
+            raise ValueError(f"n_packs must be an integer >= 1, got {n_packs!r}")
+        # The config's rules (schema section env, orderings, init_soc inside soc_limits), one source for both.
+        check_task_arguments(env={
+            **asdict(self.params), "decision_interval_s": decision_interval_s, "substeps": substeps,
+            "invalid_rules": list(invalid_rules) if not isinstance(invalid_rules, str) else invalid_rules,
+            "init_soc": init_soc, "init_soh": init_soh, "i_max_a": i_max_a,
+        })  # fmt: skip
         self.invalid_rules = tuple(invalid_rules)
         self.init_soc = tuple(float(x) for x in init_soc)
         self.init_soh = tuple(float(x) for x in init_soh)
         self.i_max_a = float(i_max_a)
         self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah)
-        self.tables = tables if tables is not None else CellTables.from_files(ocv_table, ecm_table)
+        self.tables = tables if tables is not None else CellTables.from_files(
+            ocv_table, ecm_table, soc_window=self.params.soc_limits, allow_implausible=allow_implausible_tables)
         self.sim = PackSimulator(self.params, self.tables, self.profile, n_packs, decision_interval_s, substeps)
         self.n_packs = n_packs
         n = self.params.n_cells
@@ -117,7 +128,10 @@ class BalancingTask:
         Returns ``(obs, reward, terminated, truncated, interval)`` with arrays over packs and the
         simulator's :class:`~bmsrl.pack.IntervalResult`.
         """
-        actions = np.asarray(actions, dtype=np.intp).reshape(self.n_packs)
+        return self.step_checked(self.check_actions(actions))
+
+    def step_checked(self, actions: np.ndarray):
+        """:meth:`step` for ``actions`` already checked (:meth:`check_actions`): an index array over packs."""
         s = self.sim.state
         previous = s.switches.copy()
         forbidden = self.forbidden_closures()
@@ -140,6 +154,28 @@ class BalancingTask:
         self._write_frame(self.frames[:, 0])
         obs = self.frames.reshape(self.n_packs, -1)
         return obs, reward, terminated, truncated, interval
+
+    def check_actions(self, actions) -> np.ndarray:
+        """``actions`` as an index array over packs, or a :class:`ValueError` naming the bad action.
+
+        Accepted: integers in [0, n_actions) (NumPy integer arrays of ``n_packs`` elements, as SB3
+        passes them), as Gymnasium's ``Discrete.contains``; refused: floats (3.5 is not 3), strings,
+        booleans, NaN, negative (-1 is not the last action) or too-large values. One vectorized check.
+        """
+        array = np.asarray(actions)
+        if array.dtype.kind not in "iu" or array.size != self.n_packs:
+            raise ValueError(
+                f"invalid action {actions!r}: expected {self.n_packs} integer action(s) in [0, {self.n_actions - 1}]"
+                f" (Discrete({self.n_actions})), got {array.size} value(s) of type {array.dtype}"
+            )
+        array = array.reshape(self.n_packs)
+        # one comparison: a negative action, seen as unsigned, is huge
+        unsigned = array.view(np.uint64) if array.dtype == np.int64 else array.astype(np.uint64)
+        if np.count_nonzero(unsigned >= self.n_actions):
+            bad = array[(array < 0) | (array >= self.n_actions)]
+            raise ValueError(f"invalid action {bad[0]}: actions are integers in [0, {self.n_actions - 1}] "
+                             f"(Discrete({self.n_actions}))")
+        return array
 
     def _write_frame(self, out: np.ndarray) -> None:
         """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1)."""
@@ -301,7 +337,18 @@ class PassiveBalancingEnv(gym.Env):
         return obs[0].copy(), self.task.pack_info(0)
 
     def step(self, action):
-        obs, reward, terminated, truncated, interval = self.task.step(np.asarray([action]))
+        # Gymnasium's Discrete.contains (a Python or NumPy integer, or a 0-d integer array), less booleans
+        if type(action) is int or isinstance(action, np.integer):  # the fast path: a plain integer
+            valid = 0 <= action < self.task.n_actions
+        else:
+            try:
+                valid = not isinstance(action, (bool, np.bool_)) and self.action_space.contains(action)
+            except OverflowError:  # a Python int beyond int64
+                valid = False
+        if not valid:
+            raise ValueError(f"invalid action {action!r}: actions are integers in [0, {self.action_space.n - 1}] "
+                             f"(Discrete({self.action_space.n}))")
+        obs, reward, terminated, truncated, interval = self.task.step_checked(np.array([action], dtype=np.intp))
         return (
             obs[0].copy(),
             float(reward[0]),

@@ -34,9 +34,9 @@ from bmsrl.config import (
     task_kwargs,
 )
 from bmsrl.env import PassiveBalancingEnv
-from bmsrl.io import atomic_output
 from bmsrl import bound
 from bmsrl.agents import load_policy
+from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 
@@ -169,6 +169,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_output(args.out, "--out", folder=True)
     if args.animation is not None:  # refuse a bad file name before the episodes run
         from bmsrl.render import check_animation_path
 
@@ -176,7 +177,7 @@ def main(args: argparse.Namespace) -> int:
     settings = None if args.baseline_settings is None else read_baseline_settings(args.baseline_settings, args.policy)
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
                                resolve_ocv_table(args.ocv_table, cfg), args.scenario, settings)  # fmt: skip
-    with atomic_output(args.out / "traces.csv") as t_tmp, atomic_output(args.out / "metrics.csv") as m_tmp:
+    with atomic_outputs(args.out / "traces.csv", args.out / "metrics.csv") as (t_tmp, m_tmp):
         traces.to_csv(t_tmp, index=False, float_format="%.6g")
         metrics.to_csv(m_tmp, index=False, float_format="%.8g")
     if args.animation is not None:  # episode 0 again, drawn frame by frame (bmsrl.render)

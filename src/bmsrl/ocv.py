@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bmsrl.io import atomic_output
+from bmsrl.errors import UserError
+from bmsrl.io import atomic_outputs, check_distinct, check_output
 from bmsrl.tables import (
     DEFAULT_N_POINTS,
     DEFAULT_SOC_WINDOW,
+    MAX_N_POINTS,
     _check_soc_window,
     _check_n_points,
     read_ocv_table,
     resample_ocv,
 )
+
+#: figure formats of ``--plot``, by file suffix
+PLOT_FORMATS = ("pdf", "png", "svg")
 
 #: Keil et al. 2016, doi:10.1149/2.0411609jes, Panasonic NCR18650 (NCA): a_i, b_i [-], k_i [V].
 KEIL_NCA_PARAMS: dict[str, float] = {
@@ -71,8 +75,19 @@ def keil_nca_ocv(soc) -> np.ndarray:
     )
 
 
-def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[float, float], path: Path) -> None:
-    """Write a vector PDF: the input points, the resampled curve and the SoC window shaded.
+def plot_format(path: str | os.PathLike) -> str:
+    """The figure format of ``path`` by its suffix (``.pdf``, ``.png``, ``.svg``), or a :class:`UserError`."""
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in PLOT_FORMATS:
+        raise UserError(f"--plot {path}: unsupported figure format {Path(path).suffix or '(no suffix)'!r} "
+                        f"(use .pdf, .png or .svg)")
+    return fmt
+
+
+def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[float, float], path: Path,
+              fmt: str = "pdf") -> None:
+    """Write the figure (``fmt``: pdf, png or svg): the input points, the resampled curve and the
+    SoC window shaded.
 
     Uses matplotlib's object-oriented API (no pyplot, no GUI backend, no global state), and no
     creation date in the PDF so identical inputs give identical bytes.
@@ -92,7 +107,8 @@ def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[floa
     ax.set_xlim(0.0, 1.0)
     ax.grid(True, lw=0.4, alpha=0.5)
     ax.legend(loc="lower right", fontsize="small", frameon=False)
-    fig.savefig(path, format="pdf", metadata={"CreationDate": None})
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {}}[fmt]
+    fig.savefig(path, format=fmt, metadata=metadata)
 
 
 def process_ocv_table(
@@ -101,8 +117,9 @@ def process_ocv_table(
     out_plot: str | os.PathLike | None = None,
     n_points: int = DEFAULT_N_POINTS,
     soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW,
+    allow_implausible: bool = False,
 ) -> pd.DataFrame:
-    """Validate an OCV table, resample it, write the processed CSV and optionally a PDF plot.
+    """Validate an OCV table, resample it, write the processed CSV and optionally a plot.
 
     Both outputs are written to temporary files in their target folders (created if needed) and
     moved into place only after both were written, so a failure leaves no half-written output.
@@ -115,11 +132,16 @@ def process_ocv_table(
         Processed table: header ``soc,ocv_v``, ``n_points`` rows, SoC [-] on a uniform grid,
         OCV [V]; floats written in full precision.
     out_plot:
-        Optional PDF: input points, resampled curve, SoC window shaded.
+        Optional figure (.pdf, .png or .svg by suffix): input points, resampled curve, SoC window shaded.
     n_points:
-        Points of the uniform SoC grid (>= 2).
+        Points of the uniform SoC grid (2 to :data:`~bmsrl.tables.MAX_N_POINTS`).
     soc_window:
         ``(lo, hi)`` SoC window [-] the table must cover.
+    allow_implausible:
+        Accept OCV values outside :data:`~bmsrl.tables.PLAUSIBLE_OCV_V` (refused by default: a table
+        in mV, negative voltages).
+
+    Raises :class:`UserError` when an output is the input or both outputs are one file.
 
     Returns
     -------
@@ -128,24 +150,29 @@ def process_ocv_table(
     """
     window = _check_soc_window(soc_window)
     n_points = _check_n_points(n_points)
-    raw = read_ocv_table(in_path, soc_window=window)
+    check_distinct({"input": in_path}, {"output": out_csv, "--plot": out_plot})
+    check_output(out_csv, "output")
+    check_output(out_plot, "--plot")
+    fmt = plot_format(out_plot) if out_plot is not None else None
+    raw = read_ocv_table(in_path, soc_window=window, allow_implausible=allow_implausible)
     processed = resample_ocv(raw, n_points)
-    with ExitStack() as stack:
-        # each output is moved into place only when the whole block has succeeded
-        tmp_csv = stack.enter_context(atomic_output(out_csv))
+    with atomic_outputs(out_csv, out_plot) as (tmp_csv, tmp_plot):
+        # both outputs are moved into place only when the whole block has succeeded
         processed.to_csv(tmp_csv, index=False, lineterminator="\n")
-        if out_plot is not None:
-            _plot_ocv(raw, processed, window, stack.enter_context(atomic_output(out_plot)))
+        if tmp_plot is not None:
+            _plot_ocv(raw, processed, window, tmp_plot, fmt)
     return processed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``bmsrl ocv INPUT OUTPUT [--plot PDF] [--points N] [--soc-window LO HI]``."""
+    """Arguments of ``bmsrl ocv INPUT OUTPUT [--plot PDF] [--points N] [--soc-window LO HI] [--allow-implausible]``."""
     parser.add_argument("input", type=Path, help="OCV table CSV with columns soc [-], ocv_v [V]")
     parser.add_argument("output", type=Path, help="processed table CSV to write (uniform SoC grid)")
-    parser.add_argument("--plot", type=Path, metavar="PATH", help="also write a PDF plot of the table")
+    parser.add_argument("--plot", type=Path, metavar="PATH", help="also write a plot of the table (.pdf, .png or .svg)")
     parser.add_argument("--points", type=int, default=DEFAULT_N_POINTS, metavar="N",
-                        help=f"points of the uniform SoC grid (default {DEFAULT_N_POINTS})")
+                        help=f"points of the uniform SoC grid, 2 to {MAX_N_POINTS} (default {DEFAULT_N_POINTS})")
+    parser.add_argument("--allow-implausible", action="store_true",
+                        help="accept OCV values outside 1.5-5 V (refused by default: they catch tables in mV)")
     parser.add_argument("--soc-window", type=float, nargs=2, default=list(DEFAULT_SOC_WINDOW),
                         metavar=("LO", "HI"),
                         help="SoC window the table must cover (default %(default)s)")
@@ -154,7 +181,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
     processed = process_ocv_table(
-        args.input, args.output, out_plot=args.plot, n_points=args.points, soc_window=tuple(args.soc_window)
+        args.input, args.output, out_plot=args.plot, n_points=args.points, soc_window=tuple(args.soc_window),
+        allow_implausible=args.allow_implausible,
     )
     soc, ocv_v = processed["soc"].to_numpy(), processed["ocv_v"].to_numpy()
     plot = f" and {args.plot}" if args.plot is not None else ""

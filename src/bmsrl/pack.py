@@ -76,18 +76,12 @@ class PackParameters:
     safety_margin_soc: float = 0.02
 
     def __post_init__(self) -> None:
-        if self.cutoff not in CUTOFFS:
-            raise ValueError(f"cutoff must be one of {CUTOFFS}, not {self.cutoff!r}")
-        if self.charging not in CHARGING_MODES:
-            raise ValueError(f"charging must be one of {CHARGING_MODES}, not {self.charging!r}")
-        if not 0.0 <= self.soc_limits[0] < self.soc_limits[1] <= 1.0:
-            raise ValueError(f"soc_limits must satisfy 0 <= lo < hi <= 1, got {self.soc_limits}")
-        if not self.voltage_limits_v[0] < self.voltage_limits_v[1]:
-            raise ValueError(f"voltage_limits_v must satisfy lo < hi, got {self.voltage_limits_v}")
-        for name in ("capacity_ah", "shunt_resistance_ohm", "charge_efficiency", "discharge_efficiency",
-                     "cv_taper_c_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive")
+        # The config's rules (schema section env, orderings): one source for the config and the env.
+        from dataclasses import asdict
+
+        from bmsrl.config import check_task_arguments
+
+        check_task_arguments(env=asdict(self))
 
     @property
     def taper_current_a(self) -> float:
@@ -130,13 +124,15 @@ class CellTables:
         self._last = float(n - 1)
 
     @classmethod
-    def from_files(cls, ocv_table=None, ecm_table=None) -> "CellTables":
-        """Tables from CSV files (``None``: the package's shipped tables), validated on the way in."""
-        from bmsrl.tables import load_processed_ocv
-        from bmsrl.tables import load_ecm_table
+    def from_files(cls, ocv_table=None, ecm_table=None, *, soc_window=(0.1, 0.9),
+                   allow_implausible: bool = False) -> "CellTables":
+        """Tables from CSV files (``None``: the package's shipped tables), validated on the way in:
+        the OCV table must cover ``soc_window`` (the pack's ``soc_limits``); values outside the
+        plausible ranges of :mod:`bmsrl.tables` are refused unless ``allow_implausible``."""
+        from bmsrl.tables import load_ecm_table, load_processed_ocv
 
-        ocv_soc, ocv_v = load_processed_ocv(ocv_table)
-        return cls(ocv_soc, ocv_v, load_ecm_table(ecm_table))
+        ocv_soc, ocv_v = load_processed_ocv(ocv_table, soc_window=soc_window, allow_implausible=allow_implausible)
+        return cls(ocv_soc, ocv_v, load_ecm_table(ecm_table, allow_implausible=allow_implausible))
 
     def __call__(self, soc: np.ndarray) -> np.ndarray:
         """All six quantities at ``soc`` [-] (any shape): array of shape ``soc.shape + (6,)``.

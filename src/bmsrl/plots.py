@@ -47,7 +47,7 @@ from matplotlib.patches import Patch
 
 from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output
+from bmsrl.io import atomic_output, check_distinct, check_output
 from bmsrl.policies import policy_color, policy_label, policy_order
 from bmsrl.results import (
     DEFAULT_SCENARIO,
@@ -578,6 +578,8 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
     for name, value in given.items():
         if name != option and value:
             raise UserError(f"plot {kind} does not use --{name} (it reads --{option})")
+    check_distinct({f"--{option}": given[option]}, {"--out": out})
+    check_output(out, "--out")
     if option == "traces":
         data = load_traces(traces, prefixes, numeric)
     elif option == "evaluations":

@@ -10,6 +10,7 @@ policy, profile, scenario or seed from a file's path. The metrics are defined in
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,8 +207,8 @@ def read_evaluations(path: str | os.PathLike) -> dict:
             arrays = {name: np.asarray(data[name]) for name in data.files}
     except FileNotFoundError:
         raise UserError(f"{_EVALS_FILE} {path}: file not found") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"{_EVALS_FILE} {path}: not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # empty, truncated, not an npz
+        raise UserError(f"{_EVALS_FILE} {path}: not a readable .npz file ({exc}); rerun the train stage") from None
     for name in ("timesteps", "results", "algo", "seed"):
         if name not in arrays:
             raise UserError(f"{_EVALS_FILE} {path}: missing array {name!r} (has {', '.join(map(repr, arrays))})")

@@ -27,10 +27,12 @@ class RewardWeights:
     invalid_action: float = 1.0  #: w_invalid, penalty for an invalid action
 
     def __post_init__(self) -> None:
-        if not self.epsilon > 0:
-            raise ValueError("reward epsilon must be positive")
-        if self.switch_penalty is not None and self.switch_penalty < 0:
-            raise ValueError("reward switch_penalty must be >= 0 (or None for automatic)")
+        # The config's rules (schema section reward): one source for the config and the env.
+        from dataclasses import asdict
+
+        from bmsrl.config import check_task_arguments
+
+        check_task_arguments(reward=asdict(self))
 
 
 def balance_term(soc_variance: np.ndarray, weights: RewardWeights) -> np.ndarray:

@@ -40,6 +40,21 @@ OCV_COLUMNS: tuple[str, str] = ("soc", "ocv_v")
 DEFAULT_SOC_WINDOW: tuple[float, float] = (0.1, 0.9)
 #: Points of the uniform SoC grid of a processed OCV table.
 DEFAULT_N_POINTS = 201
+#: The most points of a processed OCV table: a SoC step of 1e-4, five times finer than the simulator's
+#: lookup grid (bmsrl.pack.CellTables, 5e-4), so more points add nothing but file size.
+MAX_N_POINTS = 10_001
+
+#: Plausible ranges of a Li-ion cell's table values, (low, high, unit). Outside them a table is in
+#: the wrong unit (mV, mOhm, kF) or wrong; ``allow_implausible`` (``bmsrl ocv --allow-implausible``,
+#: config key ``allow_implausible_tables``) accepts it. OCV: every Li-ion chemistry (LTO ~1.5 V
+#: empty, LFP 2.5-3.6 V, NCA/NMC 3-4.2 V, high-voltage cathodes < 5 V). Resistances: 0.1 mOhm (a
+#: large prismatic cell) to 1 Ohm (a small, cold, aged cell). RC capacitances: 1 F to 1 MF (time
+#: constants R*C of the shipped table 0.4-40 s).
+PLAUSIBLE_OCV_V: tuple[float, float, str] = (1.5, 5.0, "V")
+PLAUSIBLE_RESISTANCE_OHM: tuple[float, float, str] = (1e-4, 1.0, "Ohm")
+PLAUSIBLE_CAPACITANCE_F: tuple[float, float, str] = (1.0, 1e6, "F")
+#: how to accept a table outside the plausible ranges (appended to the error message)
+OVERRIDE_HINT = "if the table really is in these units, pass --allow-implausible (bmsrl ocv) or set allow_implausible_tables: true"
 
 #: Name of the index holding file line numbers in the frames of :func:`read_table`.
 LINE = "line"
@@ -331,14 +346,36 @@ def _check_soc_window(soc_window) -> tuple[float, float]:
 
 
 def _check_n_points(n_points) -> int:
-    """The number of grid points as an int >= 2, or a :class:`UserError`."""
-    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
-        raise UserError(f"number of resampling points must be an integer >= 2, got {n_points!r}")
+    """The number of grid points as an int in [2, MAX_N_POINTS], or a :class:`UserError`."""
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or not 2 <= n_points <= MAX_N_POINTS:
+        raise UserError(f"number of resampling points must be an integer in [2, {MAX_N_POINTS}] (a SoC step of "
+                        f"1e-4 is finer than the simulator resolves), got {n_points!r}")
     return int(n_points)
 
 
+def check_plausible(frame: pd.DataFrame, column: str, plausible: tuple[float, float, str], *, kind: str,
+                    path: str | os.PathLike) -> None:
+    """Raise a :class:`UserError` naming the first row whose ``column`` is outside the ``plausible``
+    range ``(low, high, unit)``, with a guess at the unit and the way to accept it."""
+    low, high, unit = plausible
+    values = frame[column].to_numpy()
+    bad = np.flatnonzero((values < low) | (values > high))
+    if not bad.size:
+        return
+    first = values[bad[0]]
+    guess = ""
+    if low * 1e3 <= first <= high * 1e3:
+        guess = f"; it looks like m{unit}: convert to {unit}"
+    elif low * 1e-3 <= first <= high * 1e-3 and unit == "F":
+        guess = f"; it looks like k{unit}: convert to {unit}"
+    raise UserError(
+        f"{_where(kind, Path(path), int(frame.index[bad[0]]), column)}: {first:g} {unit} is outside the plausible "
+        f"range [{low:g}, {high:g}] {unit} for a Li-ion cell{guess}{_more(bad.size - 1)}; {OVERRIDE_HINT}"
+    )
+
+
 def read_ocv_table(
-    path: str | os.PathLike, soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW
+    path: str | os.PathLike, soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW, *, allow_implausible: bool = False
 ) -> pd.DataFrame:
     """Read and validate an OCV table.
 
@@ -362,7 +399,8 @@ def read_ocv_table(
         With one line naming the file and the line in it (header = line 1) and/or the column:
         the defects of :func:`read_table`, SoC outside [0, 1], fewer than 2 distinct SoC points,
         SoC range not covering ``soc_window``, two rows with the same SoC and different OCV (both
-        lines named), OCV not strictly increasing in SoC.
+        lines named), OCV not strictly increasing in SoC, and (unless ``allow_implausible``) an OCV
+        outside :data:`PLAUSIBLE_OCV_V` (a table in mV, or negative voltages).
 
     Warns
     -----
@@ -375,6 +413,8 @@ def read_ocv_table(
     soc_max = frame["soc"].max()
     hint = "; SoC is a fraction, not a percentage" if 1.0 < soc_max <= 100.0 else ""
     check_within(frame, "soc", 0.0, 1.0, kind=kind, path=path, hint=hint)
+    if not allow_implausible:
+        check_plausible(frame, "ocv_v", PLAUSIBLE_OCV_V, kind=kind, path=path)
     frame = sort_unique(frame, "soc", kind=kind, path=path)
     if len(frame) < 2:
         raise UserError(f"{kind} {path}, column 'soc': needs at least 2 distinct SoC points, found {len(frame)}")
@@ -410,26 +450,28 @@ def load_processed_ocv(
     *,
     soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW,
     n_points: int = DEFAULT_N_POINTS,
+    allow_implausible: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The OCV curve for the simulator: ``(soc_grid [-], ocv_v [V])`` as float64 arrays.
 
     With ``path=None``, the package's default table ``bmsrl/data/ocv_table.csv`` is read and
     resampled exactly as the ``ocv`` stage does (:func:`read_ocv_table` then :func:`resample_ocv`
     with ``n_points``). With a path (normally the ``ocv`` stage's output), the table is read and
-    validated with :func:`read_ocv_table` and returned as it is, sorted by SoC.
+    validated with :func:`read_ocv_table` and returned as it is, sorted by SoC. ``soc_window`` is
+    the pack's configured SoC window (``env.soc_limits``), which the table must cover.
     """
     if path is None:
         with resources.as_file(package_data_file("ocv_table.csv")) as default:
             table = resample_ocv(read_ocv_table(default, soc_window=soc_window), n_points)
     else:
-        table = read_ocv_table(path, soc_window=soc_window)
+        table = read_ocv_table(path, soc_window=soc_window, allow_implausible=allow_implausible)
     return (
         np.ascontiguousarray(table["soc"].to_numpy(dtype=np.float64)),
         np.ascontiguousarray(table["ocv_v"].to_numpy(dtype=np.float64)),
     )
 
 
-def load_ecm_table(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+def load_ecm_table(path: str | os.PathLike | None = None, *, allow_implausible: bool = False) -> dict[str, np.ndarray]:
     """The equivalent-circuit (2-RC Thevenin) parameter table, validated, by ascending SoC.
 
     Parameters
@@ -449,7 +491,8 @@ def load_ecm_table(path: str | os.PathLike | None = None) -> dict[str, np.ndarra
     UserError
         Naming the file (and line / column): the defects of :func:`read_numeric_csv`, a SoC outside
         [0, 1], a parameter <= 0, or two rows with the same SoC and different parameters (exact
-        duplicate rows are dropped with a warning).
+        duplicate rows are dropped with a warning); unless ``allow_implausible``, a resistance outside
+        :data:`PLAUSIBLE_RESISTANCE_OHM` or a capacitance outside :data:`PLAUSIBLE_CAPACITANCE_F`.
     """
     if path is None:
         with resources.as_file(package_data_file("ecm_params.csv")) as default:
@@ -458,5 +501,9 @@ def load_ecm_table(path: str | os.PathLike | None = None) -> dict[str, np.ndarra
     frame = read_numeric_csv(path, ECM_COLUMNS, kind=kind)
     check_within(frame, "soc", 0.0, 1.0, kind=kind, path=path)
     check_positive(frame, ECM_COLUMNS[1:], kind=kind, path=path)
+    if not allow_implausible:
+        for name in ECM_COLUMNS[1:]:
+            plausible = PLAUSIBLE_CAPACITANCE_F if name.endswith("_f") else PLAUSIBLE_RESISTANCE_OHM
+            check_plausible(frame, name, plausible, kind=kind, path=path)
     frame = sort_unique(frame, "soc", kind=kind, path=path)
     return {name: np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64)) for name in ECM_COLUMNS}

@@ -41,7 +41,7 @@ from bmsrl import algos
 from bmsrl.agents import algorithm_class
 from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output
+from bmsrl.io import atomic_output, check_output
 from bmsrl.results import write_evaluations
 
 log = logging.getLogger("bmsrl.train")
@@ -429,8 +429,8 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is a file, not a folder")
+    check_output(args.out, "--out", folder=True)
+    check_output(args.tensorboard, "--tensorboard", folder=True)
     training["eval_interval"] = args.eval_interval or training["eval_interval"]
     training["log_interval"] = args.log_interval or training["log_interval"]
     if args.total_steps is not None:

@@ -73,7 +73,7 @@ class BatchedBalancingVecEnv(VecEnv):
         return self.task.reset_packs(packs, soc, soh)
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        self._actions = actions  # checked by BalancingTask.step (integers in range, one per pack)
 
     def step_wait(self):
         obs, reward, terminated, truncated, interval = self.task.step(self._actions)

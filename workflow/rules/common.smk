@@ -16,42 +16,73 @@ _SRC = Path(workflow.basedir).parent / "src"
 if (_SRC / "bmsrl").is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
+import hashlib  # noqa: E402
+
+from snakemake.utils import update_config as _update_config  # noqa: E402
+
 from bmsrl import algos as _algos  # noqa: E402
 from bmsrl import baselines as _baselines  # noqa: E402
 from bmsrl import policies as _policies  # noqa: E402
-from bmsrl.config import validate as _validate  # noqa: E402
+from bmsrl.config import _coerce_cli_strings, schema as _schema  # noqa: E402
+from bmsrl.config import load_yaml_file as _load_yaml_file, validate as _validate  # noqa: E402
 from bmsrl.errors import UserError as _UserError  # noqa: E402
 from bmsrl.profiles import PROFILES as _PROFILES  # noqa: E402
 
 
-def validate_config(config):
-    """Validate ``config`` (config files and ``--config``) at start-up, before any job runs, with the
-    same validator as the ``bmsrl`` verbs; every missing key gets its default, nested ones included."""
-    try:
-        _validate(config, "invalid config (config file and --config)", cli_strings=True)
-    except _UserError as exc:
-        raise WorkflowError(str(exc)) from None
+def reread_config():
+    """The config as ``bmsrl VERB --config FILE`` reads it: every config file read again with bmsrl's
+    YAML reading (a duplicate key is an error, ``1e-4`` is a number; Snakemake's reading keeps the
+    last duplicate and reads ``1e-4`` as text), merged like Snakemake merges them (the Snakefile's
+    ``configfile``, then each ``--configfile``, then ``--config``), each file validated on its own
+    so an error names it. Only ``--config`` values have their number-like strings converted."""
+    settings = workflow.config_settings
+    cli_files = [Path(f).absolute() for f in settings.configfiles]
+    directive = [Path(f) for f in workflow.configfiles if Path(f).absolute() not in cli_files]
+    files = ([] if settings.replace_workflow_config else directive) + cli_files
+    merged = {}
+    for path in files:
+        part = _load_yaml_file(path)
+        _validate(json.loads(json.dumps(part)) if part is not None else {}, f"invalid config {path}", semantic=False)  # on a copy
+        _update_config(merged, part or {})
+    overrides = json.loads(json.dumps(dict(settings.config), default=str))
+    full = _schema()
+    _coerce_cli_strings(overrides, full, full)
+    _validate(json.loads(json.dumps(overrides)), "invalid config (--config)", semantic=False)
+    _update_config(merged, overrides)
+    sources = ", ".join(str(f) for f in files) or "no config file"
+    return _validate(merged, f"invalid config ({sources} and --config)")
 
 
-def _use_the_run_record(config):
+def _run_record_config():
     """`snakemake --report` with no config on the command line reports the last run: its recorded
-    config (results/run/config.yaml, rule record) replaces the default one, so the report's DAG,
-    captions and settings are those of the run that made the results."""
-    asked = any(a in ("--report",) or a.startswith("--report=") for a in sys.argv)
-    configured = any(a in ("--configfile", "--configfiles", "--config", "-C") or a.startswith("--config")
-                     for a in sys.argv)
-    record = Path(RUN_CONFIG)
-    if asked and not configured and record.exists():
-        import yaml
-
-        config.clear()
-        config.update(yaml.safe_load(record.read_text(encoding="utf-8")))
+    config (results/run/config.yaml, rule record), so the report's DAG, captions and settings are
+    those of the run that made the results. ``None`` in every other case."""
+    settings = workflow.config_settings
+    asked = any(a == "--report" or a.startswith("--report=") for a in sys.argv)
+    if asked and not settings.configfiles and not settings.config and Path(RUN_CONFIG).is_file():
+        return _validate(_load_yaml_file(Path(RUN_CONFIG)), f"invalid config {RUN_CONFIG}")
+    return None
 
 
 RUN_CONFIG = "results/run/config.yaml"
 RUN_VERSIONS = "results/run/versions.tsv"
-_use_the_run_record(config)
-validate_config(config)
+try:
+    _config = _run_record_config() or reread_config()
+except _UserError as exc:
+    raise WorkflowError(str(exc)) from None
+config.clear()
+config.update(_config)
+
+if not Path(config["ocv_table"]).is_file():
+    _what = "is a directory, not a CSV file" if Path(config["ocv_table"]).is_dir() else "does not exist"
+    raise WorkflowError(f"ocv_table: {config['ocv_table']} {_what} (the raw OCV table, columns soc, ocv_v)")
+if not Path(config["ecm_table"]).is_file():
+    _what = "is a directory, not a CSV file" if Path(config["ecm_table"]).is_dir() else "does not exist"
+    raise WorkflowError(f"ecm_table: {config['ecm_table']} {_what} (the ECM table, columns {', '.join(('soc', 'r0_ohm', 'r1_ohm', 'c1_f', 'r2_ohm', 'c2_f'))})")
+
+
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 # Conda envs install this package from its source tree in their post-deploy script
 # (envs/*.post-deploy.sh), which reads the location from here.
@@ -196,7 +227,7 @@ def evaluate_inputs(wildcards):
 def evaluate_config(wildcards):
     """env, reward, the evaluation episodes and seeds, this scenario (and the default one, which the
     validator requires) and, for a baseline run from the config, its own settings."""
-    sections = ["ecm_table", "env", "reward", "evaluation.episodes", "evaluation.seed_offset",
+    sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation.episodes", "evaluation.seed_offset",
                 f"evaluation.scenarios.{DEFAULT_SCENARIO}", f"evaluation.scenarios.{wildcards.scenario}"]
     key = _baselines.settings_key(wildcards.policy)
     if key in config["baselines"] and not (TUNED and wildcards.policy in TUNABLE):
@@ -215,8 +246,9 @@ def evaluate_model_option(wildcards, input):
 def tune_config(wildcards):
     """The tuner sees the env, the training profile and its grid; the evaluation seeds only so that it
     can refuse to tune on one (bmsrl.config.validate)."""
-    return stage_config("ecm_table", "env", "profiles.train", "baselines.tuning", f"baselines.{wildcards.baseline}",
-                      "seeds", "evaluation.episodes", "evaluation.seed_offset")
+    return stage_config("ecm_table", "allow_implausible_tables", "env", "profiles.train", "baselines.tuning",
+                        f"baselines.{wildcards.baseline}",
+                        "seeds", "evaluation.episodes", "evaluation.seed_offset")
 
 
 def evaluate_env(wildcards):

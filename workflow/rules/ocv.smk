@@ -12,6 +12,10 @@ rule ocv:
         ),
     params:
         soc_window=lambda wildcards: " ".join(str(x) for x in config["env"]["soc_limits"]),
+        allow=lambda wildcards: "--allow-implausible" if config["allow_implausible_tables"] else "",
+        # The processed table's path does not depend on the raw table's: its path and content are
+        # params, so a changed ocv_table (even an older file, or one of the same mtime) reruns this job.
+        source=lambda wildcards: f"{config['ocv_table']} sha256:{file_sha256(config['ocv_table'])}",
     log:
         f"{LOGS}/ocv.log",
     benchmark:
@@ -23,5 +27,5 @@ rule ocv:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl ocv {input:q} {output.csv:q} --plot {output.pdf:q} --soc-window {params.soc_window}"
+        "bmsrl ocv {input:q} {output.csv:q} --plot {output.pdf:q} --soc-window {params.soc_window} {params.allow}"
         " > {log:q} 2>&1"

@@ -16,7 +16,7 @@ rule train:
         record=f"{CHECKPOINT_DIR}/run_config.json",
     params:
         cfg=lambda wildcards: stage_config(
-            "ecm_table", "env", "reward", "profiles.train", "training", algo=wildcards.algo
+            "ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train", "training", algo=wildcards.algo
         ),
         out=CHECKPOINT_DIR,
         tensorboard=RUN_DIR,
