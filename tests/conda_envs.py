@@ -197,7 +197,7 @@ def verbs(root: Path) -> dict[str, str]:
 
 def shell_verbs(shell: str) -> list[tuple[str, str]]:
     """(verb, rest of the command) of every bmsrl call in a shell command."""
-    pattern = rf"(?:^|[\s;&|(])(?:{PACKAGE}|python3?\s+-m\s+{PACKAGE}(?:\.cli)?)\s+(\w+)([^;&|\n]*)"
+    pattern = rf"(?:^|[\s;&|(])(?:{PACKAGE}|python3?\s+-m\s+{PACKAGE}(?:\.cli)?)\s+([\w-]+)([^;&|\n]*)"
     return [(m[1], m[2]) for m in re.finditer(pattern, shell)]
 
 

@@ -58,6 +58,7 @@ def test_the_checker_sees_the_workflow(workflow):
     assert {k[0]: v for k, v in envs.items() if k[0] not in ("evaluate", "animate")} == {
         "record": "core.yaml", "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml",
         "plot_traces": "core.yaml", "plot_training": "core.yaml", "plot_metrics": "core.yaml",
+        "plot_robustness": "core.yaml", "tune_baselines": "core.yaml",
     }  # fmt: skip
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
     verb_modules = verbs(ROOT)
@@ -127,6 +128,7 @@ def test_imports_are_followed_through_the_package(tmp_path):
 def _copy(to: Path) -> Path:
     for name in ("workflow", "envs", "src", "config"):
         shutil.copytree(ROOT / name, to / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (to / "data").symlink_to(Path("src") / "bmsrl" / "data")  # as in the repository (the workflow checks its tables)
     shutil.copy2(ROOT / "pyproject.toml", to / "pyproject.toml")
     return to
 
@@ -157,7 +159,7 @@ def _edit(path: Path, old: str, new: str) -> None:
             id="upper-bound-added"),
         pytest.param(
             "envs/core.yaml", "  - scipy >=1.11\n", "",
-            "rule plot_training: runs in core.yaml, which lacks scipy (needed by src/bmsrl/stats.py:<N>)",
+            "rule plot_training: runs in core.yaml, which lacks scipy (needed by src/bmsrl/stats.py:<N>",
             id="function-local-import-missing"),
         pytest.param(
             "envs/rl.yaml", "  - tensorboard >=2.15\n", "",
@@ -215,7 +217,7 @@ def _edit(path: Path, old: str, new: str) -> None:
             id="named-env"),
         pytest.param(
             "config/config.yaml", "\n{}\n", "\nseeds: [x, 1]\n",
-            "the workflow does not load with Snakemake: invalid config (config file and --config): seeds[0]",
+            "the workflow does not load with Snakemake: invalid config config/config.yaml: seeds[0]",
             id="workflow-does-not-load"),
         pytest.param(
             "workflow/rules/common.smk", '"BMSRL_SOURCE"', '"BMSRL_ELSEWHERE"',
@@ -312,7 +314,7 @@ sys.exit(code)
 
 #: what the test runs for each rule SKIPPED_IMPORTS may name: ``bmsrl evaluate`` plus the options the
 #: rule's command adds to the ones every evaluation takes (``--animation``: animate draws episode 0)
-_COMMON_OPTIONS = {"--config", "--policy", "--profile", "--seed", "--ocv-table", "--out", "--model"}
+_COMMON_OPTIONS = {"--config", "--policy", "--profile", "--scenario", "--seed", "--ocv-table", "--out", "--model"}
 _RULE_OPTIONS = {"evaluate": {}, "animate": {"--animation": "episode0.gif"}}
 _CONFIG_JSON = '{"evaluation": {"episodes": 1}}'
 
