@@ -288,3 +288,25 @@ def test_scenario_config_applies_only_its_overrides():
     assert scenario_config(cfg, "current_0p3c")["env"]["i_max_a"] == pytest.approx(0.3 * cfg["env"]["capacity_ah"])
     with pytest.raises(UserError, match="unknown scenario 'nope'"):
         scenario_config(cfg, "nope")
+
+
+def test_gym_make_and_the_workflow_share_their_defaults():
+    """`gym.make("PassiveBalancing-v0")` builds the same task as the workflow's default config: the
+    env's dataclasses take their defaults from the schema (no second copy to drift)."""
+    import gymnasium as gym
+
+    import bmsrl  # noqa: F401  (registers the env)
+    from bmsrl.env import BalancingTask
+    from bmsrl.pack import PackParameters
+    from bmsrl.reward import RewardWeights
+
+    made = gym.make("PassiveBalancing-v0").unwrapped.task
+    workflow = BalancingTask(n_packs=1, **task_kwargs(load_config(ROOT / "config" / "config.yaml"), made.profile.name))
+    assert made.params == workflow.params == PackParameters(**workflow.params.__dict__)
+    assert made.reward_weights == workflow.reward_weights == RewardWeights()
+    for name in ("invalid_rules", "init_soc", "init_soh", "i_max_a"):
+        assert getattr(made, name) == getattr(workflow, name), name
+    assert made.sim.decision_interval_s == workflow.sim.decision_interval_s
+    assert made.sim.substeps == workflow.sim.substeps
+    assert made.profile.current_a.tolist() == workflow.profile.current_a.tolist()
+    assert made.profile.max_duration_s.tolist() == workflow.profile.max_duration_s.tolist()

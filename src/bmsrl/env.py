@@ -9,15 +9,18 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
+from bmsrl.config import defaults as config_defaults
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
 from bmsrl.reward import RewardWeights, balancing_reward
 
-#: sub-steps per 30 s decision interval: the smallest count that keeps the terminal voltage within
-#: 1 mV of a tight solve_ivp reference over both profiles with random switching
+#: the schema's defaults of the ``env`` section, shared with the workflow (one source)
+_ENV = config_defaults()["env"]
+#: sub-steps per 30 s decision interval (env.substeps): the smallest count that keeps the terminal
+#: voltage within 1 mV of a tight solve_ivp reference over both profiles with random switching
 #: (tests/test_physics.py proves both: 3 sub-steps stay below 0.75 mV, 2 exceed 1 mV)
-DEFAULT_SUBSTEPS = 3
+DEFAULT_SUBSTEPS = _ENV["substeps"]
 
 N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
 INVALID_RULES = ("lowest_soc_while_discharging", "below_soc_min")
@@ -39,11 +42,11 @@ class BalancingTask:
         ecm_table: str | None = None,
         pack: PackParameters | dict | None = None,
         reward: RewardWeights | dict | None = None,
-        decision_interval_s: float = 30.0,
+        decision_interval_s: float = _ENV["decision_interval_s"],
         substeps: int = DEFAULT_SUBSTEPS,
-        invalid_rules: Sequence[str] = ("lowest_soc_while_discharging",),
-        init_soc: tuple[float, float] = (0.4, 0.6),
-        init_soh: tuple[float, float] = (0.95, 1.05),
+        invalid_rules: Sequence[str] = tuple(_ENV["invalid_rules"]),
+        init_soc: tuple[float, float] = tuple(_ENV["init_soc"]),
+        init_soh: tuple[float, float] = tuple(_ENV["init_soh"]),
         i_max_a: float = I_MAX_A,
         tables: CellTables | None = None,
         allow_implausible_tables: bool = False,

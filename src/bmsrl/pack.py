@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from bmsrl.config import defaults as config_defaults
 from bmsrl.profiles import LoadProfile
 
 #: how close [s] a sub-step must come to a phase's end to count as reaching it (float rounding)
@@ -53,27 +54,32 @@ CUTOFFS = ("soc", "soc_and_voltage")
 CHARGING_MODES = ("cc", "cc_cv")
 
 
+#: the schema's defaults of the ``env`` section (bmsrl/schemas/config.schema.yaml): the one place
+#: every default is written; the workflow and ``gym.make("PassiveBalancing-v0")`` share them
+_ENV = config_defaults()["env"]
+
+
 @dataclass(frozen=True)
 class PackParameters:
     """Electrical parameters, operating limits and charger of the pack (docs/physics.md)."""
 
-    n_cells: int = 5
-    capacity_ah: float = 3.4  #: nominal cell capacity Q_nom [Ah] (Panasonic NCR18650B class)
-    shunt_resistance_ohm: float = 6.0  #: bleed resistor R_sh [Ohm]
-    charge_efficiency: float = 0.99  #: coulombic efficiency while charging [-]
-    discharge_efficiency: float = 1.0  #: coulombic efficiency while discharging [-]
-    soc_limits: tuple[float, float] = (0.1, 0.9)  #: SoC window [-]
-    voltage_limits_v: tuple[float, float] = (2.5, 4.2)  #: terminal-voltage window [V]
+    n_cells: int = _ENV["n_cells"]  #: cells in series [-]
+    capacity_ah: float = _ENV["capacity_ah"]  #: nominal cell capacity Q_nom [Ah]
+    shunt_resistance_ohm: float = _ENV["shunt_resistance_ohm"]  #: bleed resistor R_sh [Ohm]
+    charge_efficiency: float = _ENV["charge_efficiency"]  #: coulombic efficiency while charging [-]
+    discharge_efficiency: float = _ENV["discharge_efficiency"]  #: coulombic efficiency while discharging [-]
+    soc_limits: tuple[float, float] = tuple(_ENV["soc_limits"])  #: SoC window [-]
+    voltage_limits_v: tuple[float, float] = tuple(_ENV["voltage_limits_v"])  #: terminal-voltage window [V]
     #: which limits end a phase: "soc_and_voltage" (a BMS: the first cell at its SoC or voltage
     #: limit) or "soc" (the study's choice: the SoC window only)
-    cutoff: str = "soc_and_voltage"
+    cutoff: str = _ENV["cutoff"]
     #: "cc_cv" (a charger: constant current, then the highest cell held at the upper voltage limit
     #: until the current tapers) or "cc" (the study's choice: constant current throughout)
-    charging: str = "cc_cv"
+    charging: str = _ENV["charging"]
     #: a CC-CV charge ends when the charger's current has fallen to this C-rate [1/h] x capacity_ah
-    cv_taper_c_rate: float = 0.05
+    cv_taper_c_rate: float = _ENV["cv_taper_c_rate"]
     #: the episode terminates when a cell leaves the SoC window by more than this [-]
-    safety_margin_soc: float = 0.02
+    safety_margin_soc: float = _ENV["safety_margin_soc"]
 
     def __post_init__(self) -> None:
         # The config's rules (schema section env, orderings): one source for the config and the env.

@@ -408,12 +408,13 @@ def benchmark(n_frames: int = 200) -> dict[str, float]:
     import tempfile
 
     from bmsrl.baselines import RuleBased
+    from bmsrl.config import defaults
     from bmsrl.env import PassiveBalancingEnv
 
     env = PassiveBalancingEnv(render_mode="rgb_array")
     obs, _ = env.reset(seed=0)
     env.render()  # builds the figure
-    policy = RuleBased(0.01, 0.005)
+    policy = RuleBased(**defaults()["baselines"]["rule_based"])
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n_frames):
         obs, _, terminated, truncated, _ = env.step(predict_action(policy, obs, env))

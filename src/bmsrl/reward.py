@@ -17,14 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bmsrl.config import defaults as config_defaults
+
+
+#: the schema's defaults of the ``reward`` section (one source for the workflow and the env)
+_REWARD = config_defaults()["reward"]
+
 
 @dataclass(frozen=True)
 class RewardWeights:
-    epsilon: float = 1e-6  #: variance floor [-^2] inside the log
-    offset: float = 4.0  #: subtracted from -log10(Var + epsilon)
-    switch_penalty: float | None = None  #: beta per toggled switch; None: 0.1 * |b| + 1
-    within_limits: float = 0.1  #: w_ok, bonus when every cell is inside its limits
-    invalid_action: float = 1.0  #: w_invalid, penalty for an invalid action
+    epsilon: float = _REWARD["epsilon"]  #: variance floor [-^2] inside the log
+    offset: float = _REWARD["offset"]  #: subtracted from -log10(Var + epsilon)
+    #: beta per toggled switch; None: 0.1 * |b| + 1 (the schema's "auto")
+    switch_penalty: float | None = None if _REWARD["switch_penalty"] == "auto" else _REWARD["switch_penalty"]
+    within_limits: float = _REWARD["within_limits"]  #: w_ok, bonus when every cell is inside its limits
+    invalid_action: float = _REWARD["invalid_action"]  #: w_invalid, penalty for an invalid action
 
     def __post_init__(self) -> None:
         # The config's rules (schema section reward): one source for the config and the env.
