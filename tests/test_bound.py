@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bmsrl.bound import alone_capacities_ah, capacity_bound_ah, recovered_share
+from bmsrl.bound import PackSetup, alone_capacities_ah, capacity_bound_ah, recovered_share
 from bmsrl.config import defaults, task_kwargs
 from bmsrl.env import BalancingTask
 from bmsrl.pack import PackSimulator
@@ -38,8 +38,7 @@ def _capacities(task: BalancingTask, soc, soh, schedules: np.ndarray) -> np.ndar
 
 
 def _bound(task: BalancingTask, soc, soh) -> float:
-    return capacity_bound_ah(task.params, task.tables, task.profile, soc, soh,
-                             task.sim.decision_interval_s, task.sim.substeps)
+    return capacity_bound_ah(PackSetup.of(task), soc, soh)
 
 
 @pytest.mark.parametrize("profile", ["charge-rest-discharge", "discharge-rest-charge"])
@@ -108,7 +107,7 @@ def test_baselines_stay_below_the_bound():
 def test_alone_capacities_are_per_cell_and_share_is_defined():
     task = _task()
     soc, soh = np.array([0.4, 0.5, 0.6, 0.5, 0.45]), np.ones(5)
-    alone = alone_capacities_ah(task.params, task.tables, task.profile, soc, soh, 30.0, 3)
+    alone = alone_capacities_ah(PackSetup.of(task), soc, soh)
     assert alone.shape == (5,) and np.all(alone > 0)
     assert recovered_share(2.0, 1.5, 2.5) == pytest.approx(0.5)
     assert recovered_share(1.5, 1.5, 2.5) == 0.0

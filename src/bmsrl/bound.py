@@ -18,6 +18,8 @@ baselines, random and searched switch schedules) exceeds the bound.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
@@ -27,30 +29,37 @@ from bmsrl.profiles import LoadProfile
 _MAX_INTERVALS = 100_000
 
 
-def _delivered_ah(params, tables, profile, soc, soh, decision_interval_s, substeps) -> np.ndarray:
-    """Charge [Ah] delivered over ``profile`` by packs of initial state ``soc``, ``soh`` (packs, cells),
-    every shunt open."""
-    sim = PackSimulator(params, tables, profile, n_packs=soc.shape[0], decision_interval_s=decision_interval_s,
-                        substeps=substeps)  # fmt: skip
+class PackSetup(NamedTuple):
+    """What a pack's trajectory depends on besides its initial state and the switches."""
+
+    params: PackParameters
+    tables: CellTables
+    profile: LoadProfile
+    decision_interval_s: float  #: [s]
+    substeps: int
+
+    @classmethod
+    def of(cls, task) -> "PackSetup":
+        """The setup of a :class:`bmsrl.env.BalancingTask`."""
+        return cls(task.params, task.tables, task.profile, task.sim.decision_interval_s, task.sim.substeps)
+
+
+def _delivered_ah(setup: PackSetup, soc: np.ndarray, soh: np.ndarray) -> np.ndarray:
+    """Charge [Ah] delivered over the profile by packs of initial state ``soc``, ``soh`` [-]
+    (packs, cells), every shunt open."""
+    sim = PackSimulator(setup.params, setup.tables, setup.profile, n_packs=soc.shape[0],
+                        decision_interval_s=setup.decision_interval_s, substeps=setup.substeps)  # fmt: skip
     sim.reset_packs(np.arange(soc.shape[0]), soc, soh)
     open_shunts = np.zeros(soc.shape, dtype=bool)
     for _ in range(_MAX_INTERVALS):
         if sim.episode_over.all():
             return sim.state.discharged_ah.copy()
         sim.advance(open_shunts)
-    raise RuntimeError(f"profile {profile.name!r} did not end within {_MAX_INTERVALS} decision intervals")
+    raise RuntimeError(f"profile {setup.profile.name!r} did not end within {_MAX_INTERVALS} decision intervals")
 
 
-def alone_capacities_ah(
-    params: PackParameters,
-    tables: CellTables,
-    profile: LoadProfile,
-    soc: np.ndarray,
-    soh: np.ndarray,
-    decision_interval_s: float,
-    substeps: int,
-) -> np.ndarray:
-    """Charge [Ah] each cell would deliver over ``profile`` on its own, shunt open: shape ``(cells,)``.
+def alone_capacities_ah(setup: PackSetup, soc, soh) -> np.ndarray:
+    """Charge [Ah] each cell would deliver over the profile on its own, shunt open: shape ``(cells,)``.
 
     ``soc`` [-] and ``soh`` [-] are the initial state of the pack's cells, shape ``(cells,)``.
     """
@@ -58,27 +67,17 @@ def alone_capacities_ah(
     soh = np.asarray(soh, dtype=np.float64)
     n = soc.shape[0]
     copies = lambda x: np.repeat(x[:, None], n, axis=1)  # noqa: E731  pack i: n copies of cell i
-    return _delivered_ah(params, tables, profile, copies(soc), copies(soh), decision_interval_s, substeps)
+    return _delivered_ah(setup, copies(soc), copies(soh))
 
 
-def no_balancing_capacity_ah(params, tables, profile, soc, soh, decision_interval_s, substeps) -> float:
-    """Charge [Ah] the pack itself delivers over ``profile`` with every shunt open (``no_balancing``)."""
-    soc = np.asarray(soc, dtype=np.float64)[None]
-    soh = np.asarray(soh, dtype=np.float64)[None]
-    return float(_delivered_ah(params, tables, profile, soc, soh, decision_interval_s, substeps)[0])
+def no_balancing_capacity_ah(setup: PackSetup, soc, soh) -> float:
+    """Charge [Ah] the pack itself delivers over the profile with every shunt open (``no_balancing``)."""
+    return float(_delivered_ah(setup, np.asarray(soc, dtype=np.float64)[None], np.asarray(soh, dtype=np.float64)[None])[0])
 
 
-def capacity_bound_ah(
-    params: PackParameters,
-    tables: CellTables,
-    profile: LoadProfile,
-    soc: np.ndarray,
-    soh: np.ndarray,
-    decision_interval_s: float,
-    substeps: int,
-) -> float:
+def capacity_bound_ah(setup: PackSetup, soc, soh) -> float:
     """The recoverable-capacity bound C_bound [Ah] of one initial pack (module docstring)."""
-    return float(alone_capacities_ah(params, tables, profile, soc, soh, decision_interval_s, substeps).min())
+    return float(alone_capacities_ah(setup, soc, soh).min())
 
 
 def recovered_share(capacity_ah: float, no_balancing_ah: float, bound_ah: float, tolerance_ah: float = 1e-3) -> float:

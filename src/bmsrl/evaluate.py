@@ -107,11 +107,9 @@ def capacity_context(env: PassiveBalancingEnv, records: list[dict]) -> dict:
     """The episode's recoverable-capacity bound and the capacity without balancing, from the same
     initial pack (:mod:`bmsrl.bound`, docs/bound.md), and the share of the recoverable capacity the
     policy recovered."""
-    task, first = env.task, records[0]
-    args = (task.params, task.tables, task.profile, first["soc"], first["soh"], task.sim.decision_interval_s,
-            task.sim.substeps)  # fmt: skip
-    bound_ah = bound.capacity_bound_ah(*args)
-    none_ah = bound.no_balancing_capacity_ah(*args)
+    setup, first = bound.PackSetup.of(env.task), records[0]
+    bound_ah = bound.capacity_bound_ah(setup, first["soc"], first["soh"])
+    none_ah = bound.no_balancing_capacity_ah(setup, first["soc"], first["soh"])
     return {"recovered_share": bound.recovered_share(records[-1]["discharged_ah"], none_ah, bound_ah),
             "capacity_bound_mah": 1000.0 * bound_ah, "no_balancing_capacity_mah": 1000.0 * none_ah}
 
