@@ -307,3 +307,38 @@ def test_panels_share_one_time_axis_and_the_voltage_window_is_drawn(study, tmp_p
             low, high = ax.get_ylim()
             assert low < 2.0 and high > 4.35  # the configured window, not the default 2.5-4.2 V
             assert {2.0, 4.35} <= {line.get_ydata()[0] for line in ax.lines if len(set(line.get_ydata())) == 1}
+
+
+def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(study, tmp_path, monkeypatch):
+    """The reference lines are each baseline's return on the packs the train stage evaluates on:
+    the same numbers SB3's evaluate_policy gives on the seeded batched env; the figure draws one
+    dashed line per evaluated baseline at that value."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from bmsrl import plots
+    from bmsrl.baselines import make_baseline
+    from bmsrl.config import defaults, task_kwargs, training_eval_seed
+    from bmsrl.reference import baseline_returns
+    from bmsrl.vec_env import BatchedBalancingVecEnv
+
+    cfg = defaults()
+    cfg["training"]["eval_episodes"] = 2
+    ours = baseline_returns(cfg, 1, {"no_balancing": None, "rule_based": cfg["baselines"]["rule_based"]})
+    env = VecMonitor(BatchedBalancingVecEnv(2, **task_kwargs(cfg, cfg["profiles"]["train"], None)))
+    for name, settings in (("no_balancing", None), ("rule_based", cfg["baselines"]["rule_based"])):
+        env.seed(training_eval_seed(cfg, 1))
+        sb3, _ = evaluate_policy(make_baseline(name, 5, settings), env, n_eval_episodes=2, return_episode_rewards=True)
+        np.testing.assert_allclose(sorted(ours[name]), sorted(sb3), rtol=1e-5)
+
+    figures = []
+    real_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
+    assert cli.main(["plot", "training", "--out", str(tmp_path / "t.pdf"), *inputs("training", study),
+                     "--config-json", '{"training": {"eval_episodes": 2}}', "--reference-lines"]) == 0
+    (fig,) = figures
+    flat = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].lines if line.get_linestyle() == "--"}
+    assert set(flat) == {f"{plots.policy_label(b)} (ref.)" for b in ("no_balancing", "rule_based", "top_balancing",
+                                                                    "rule_based_untuned")}
+    expected = plots.training_references(dict(cfg, baselines=defaults()["baselines"]), [0, 1, 2])
+    assert flat["No balancing (ref.)"] == pytest.approx(expected["no_balancing"])

@@ -133,7 +133,8 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
                for c in commands)
     assert any(c.startswith("bmsrl aggregate ") and "--out-csv results/tables/summary.csv "
                "--out-md results/tables/summary.md --out-paired results/tables/paired.csv" in c for c in commands)
-    assert any(c.startswith("bmsrl plot training --evaluations ") for c in commands)
+    assert any(c.startswith("bmsrl plot training --config results/configs/") and " --reference-lines " in c
+               for c in commands)
     assert any(c.startswith("bmsrl plot metrics --summary results/tables/summary.csv --out results/plots/metrics.pdf")
                for c in commands)
 

@@ -42,11 +42,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> None:
+    """The package's log lines (``bmsrl.*`` loggers, INFO and up) on stderr, timestamped; other
+    libraries' INFO chatter stays out of the job logs."""
+    logger = logging.getLogger("bmsrl")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     only = argv[0] if argv and argv[0] in VERBS else None
     args = build_parser(only).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _log_to_stderr()
     # Snakemake and Slurm stop a job with SIGTERM: unwind like Ctrl-C, so atomic writes remove their
     # temporary files and no output is left half-written.
     previous = signal.signal(signal.SIGTERM, _interrupt)

@@ -327,6 +327,12 @@ def evaluation_seeds(cfg: dict[str, Any]) -> set[int]:
     return {ev["seed_offset"] + 1000 * s + k for s in cfg["seeds"] for k in range(ev["episodes"])}
 
 
+def training_eval_seed(cfg: dict[str, Any], seed: int) -> int:
+    """Seed of the packs the agents are evaluated on during training (pack k draws from
+    ``SeedSequence(this, spawn_key=(k,))``): disjoint from training and final evaluation seeds."""
+    return cfg["evaluation"]["seed_offset"] + 1000 * seed + 500
+
+
 def tuning_seeds(cfg: dict[str, Any]) -> range:
     """The integer seeds of the tune_baselines episodes: ``seed_offset + k``, k < episodes."""
     tuning = cfg["baselines"]["tuning"]

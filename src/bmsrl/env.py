@@ -377,3 +377,8 @@ class PassiveBalancingEnv(gym.Env):
 def rng_for_seed(seed: int | None) -> np.random.Generator:
     """The generator a :class:`PassiveBalancingEnv` reset with ``seed`` would draw from."""
     return seeding.np_random(seed)[0]
+
+
+def pack_rng(seed: int, k: int) -> np.random.Generator:
+    """The generator of pack ``k`` of a batch seeded ``seed``: child ``k`` of ``SeedSequence(seed)``."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(k,))))

@@ -399,8 +399,10 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
 
 
 @_styled
-def plot_training(runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]], out: str | os.PathLike) -> Path:
-    """Mean evaluation return vs environment steps per algorithm, 95 % t-interval band over seeds."""
+def plot_training(runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]], out: str | os.PathLike,
+                  references: Mapping[str, float] | None = None) -> Path:
+    """Mean evaluation return vs environment steps per algorithm, 95 % t-interval band over seeds;
+    ``references``: baseline -> its mean return on the same evaluation packs, drawn dashed."""
     by_algo: dict[str, list] = {}
     for (algo, seed), arrays in sorted(runs.items()):
         by_algo.setdefault(algo, []).append(arrays)
@@ -418,13 +420,15 @@ def plot_training(runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]], out:
         ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3)
         if low is not None:
             ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
+    for name, value in (references or {}).items():
+        ax.axhline(value, color=policy_color(name), ls="--", lw=0.9, zorder=1, label=f"{policy_label(name)} (ref.)")
     ax.set_xlabel("Environment steps [-]")
     ax.set_ylabel("Mean evaluation return [-]")
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
     ax.grid(True)
     if any(len(s) > 1 for s in by_algo.values()):
         ax.set_title("line: mean over seeds; band: 95 % t-interval", fontsize=8, color="0.3", loc="left")
-    fig.legend(loc="outside upper center", ncol=_legend_columns(len(by_algo), 2))
+    fig.legend(loc="outside upper center", ncol=_legend_columns(len(by_algo) + len(references or {}), 2))
     return save_figure(fig, out)
 
 
@@ -556,7 +560,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
     "voltage": ("traces", ("voltage_v_",), (),
                 lambda data, out, cfg: plot_voltage(data, out, tuple(cfg["env"]["voltage_limits_v"]))),
     "current": ("traces", ("current_a_",), ("pack_current_a",), lambda data, out, cfg: plot_current(data, out)),
-    "training": ("evaluations", (), (), lambda data, out, cfg: plot_training(data, out)),
+    "training": ("evaluations", (), (), lambda data, out, cfg: plot_training(data, out, cfg.get("_references"))),
     "metrics": ("summary", (), (), lambda data, out, cfg: plot_metrics(data, out)),
     "robustness": ("summary", (), (), lambda data, out, cfg: plot_robustness(data, out)),
 }
@@ -564,10 +568,12 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
 
 def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = None,
               evaluations: Sequence | None = None, summary: str | os.PathLike | None = None,
-              cfg: dict | None = None) -> Path:
+              cfg: dict | None = None, references: dict | None = None) -> Path:
     """Read the inputs of ``kind``, draw the figure and write ``out`` atomically.
 
     ``cfg``: the validated config (its ``env`` section gives the voltage window); ``None``: defaults.
+    ``references`` (training curves): ``{"ocv_table": ..., "baseline_settings": [...]}`` to draw each
+    baseline's return on the same evaluation packs (:func:`training_references`); ``None``: none.
     """
     if kind not in KINDS:
         raise UserError(f"unknown plot kind {kind!r} (choose from {', '.join(KINDS)})")
@@ -586,7 +592,26 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
         data = load_evaluations(evaluations)
     else:
         data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
-    return function(data, out, cfg if cfg is not None else config_from_args(argparse.Namespace()))
+    cfg = cfg if cfg is not None else config_from_args(argparse.Namespace())
+    if kind == "training" and references is not None:
+        cfg = dict(cfg, _references=training_references(cfg, sorted({seed for _, seed in data}), **references))
+    return function(data, out, cfg)
+
+
+def training_references(cfg: dict, seeds: Sequence[int], ocv_table: str | None = None,
+                        baseline_settings: Sequence[str | os.PathLike] = ()) -> dict[str, float]:
+    """Each evaluated baseline's mean return on the training-evaluation packs of ``seeds``
+    (:func:`bmsrl.reference.baseline_returns`): tuned settings from ``baseline_settings`` files
+    (results/baselines/NAME.yaml), else the config's."""
+    from bmsrl import baselines as bl
+    from bmsrl.reference import baseline_returns
+    from bmsrl.results import read_baseline_settings
+
+    tuned = {Path(path).stem: read_baseline_settings(path, Path(path).stem) for path in baseline_settings}
+    chosen = {name: tuned.get(name, cfg["baselines"].get(bl.settings_key(name)))
+              for name in bl.evaluated_baselines(cfg["baselines"]["tuned"])}  # fmt: skip
+    per_seed = [baseline_returns(cfg, seed, chosen, ocv_table) for seed in seeds]
+    return {name: float(np.mean([r[name].mean() for r in per_seed])) for name in chosen}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -599,13 +624,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="soc/switching/voltage/current: traces.csv files of the evaluate stage")
     parser.add_argument("--evaluations", nargs="+", type=Path, metavar="EVALS.npz",
                         help="training: evaluations.npz files of the train stage")
+    parser.add_argument("--reference-lines", action="store_true",
+                        help="training: draw each baseline's return on the same evaluation packs (simulates them)")
+    parser.add_argument("--ocv-table", help="training reference lines: the processed OCV table (default: the config's)")
+    parser.add_argument("--baseline-settings", nargs="+", type=Path, default=[], metavar="YAML",
+                        help="training reference lines: tuned settings, results/baselines/NAME.yaml")
     parser.add_argument("--summary", type=Path, metavar="SUMMARY.csv",
                         help="metrics: summary.csv of the aggregate stage; robustness: its robustness.csv")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
+    cfg = config_from_args(args)
+    references = None
+    if args.reference_lines:
+        if args.kind != "training":
+            raise UserError(f"plot {args.kind} draws no reference lines (only plot training does)")
+        from bmsrl.config import resolve_ocv_table
+
+        references = {"ocv_table": resolve_ocv_table(args.ocv_table, cfg), "baseline_settings": args.baseline_settings}
     out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary,
-                    cfg=config_from_args(args))
+                    cfg=cfg, references=references)
     print(f"plot {args.kind}: -> {out}")
     return 0

@@ -39,7 +39,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs
+from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
 from bmsrl.results import write_evaluations
@@ -70,17 +70,12 @@ def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str |
         "hyperparams": training["hyperparams"][algo],
         "normalize_reward": training["normalize_reward"] and algos.get(algo).normalize_reward,
         "eval_episodes": training["eval_episodes"],
-        "eval_seed": eval_seed(cfg, seed),
+        "eval_seed": training_eval_seed(cfg, seed),
         "env": cfg["env"],
         "reward": cfg["reward"],
         "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
         "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
     }
-
-
-def eval_seed(cfg: dict, seed: int) -> int:
-    """Seed of the evaluation packs during training: disjoint from training and final evaluation seeds."""
-    return cfg["evaluation"]["seed_offset"] + 1000 * seed + 500
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -366,7 +361,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     else:
         base = EvalCallback
     evaluation = seeded_evaluation(base)(
-        eval_env, seed=eval_seed(cfg, seed), work=work, total_steps=total_steps,
+        eval_env, seed=training_eval_seed(cfg, seed), work=work, total_steps=total_steps,
         n_eval_episodes=training["eval_episodes"], eval_freq=max(training["eval_interval"] // n_envs, 1),
         deterministic=True, verbose=0,
     )  # fmt: skip

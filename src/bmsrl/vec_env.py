@@ -19,12 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from bmsrl.env import BalancingTask, rng_for_seed
-
-
-def pack_rng(seed: int, k: int) -> np.random.Generator:
-    """The generator of pack ``k`` of a batch seeded ``seed``: child ``k`` of ``SeedSequence(seed)``."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(k,))))
+from bmsrl.env import BalancingTask, pack_rng, rng_for_seed
 
 
 class BatchedBalancingVecEnv(VecEnv):

@@ -27,15 +27,26 @@ rule plot_traces:
 
 
 rule plot_training:
-    """Evaluation return during training, mean and CI over seeds, per algorithm."""
+    """Evaluation return during training, mean and CI over seeds, per algorithm, with each
+    baseline's return on the same evaluation packs as a reference line."""
     input:
-        training_evaluations(),
+        evaluations=training_evaluations(),
+        ocv=OCV_PROCESSED,
+        ecm=config["ecm_table"],
+        settings=tuned_settings_files(),
     output:
         report(
             "results/plots/training_curves.pdf",
             caption="../report/training_curves.rst",
             category="4. Training",
             labels={"figure": "training curves"},
+        ),
+    params:
+        # the env, reward, training profile, evaluation packs and baselines the reference lines use
+        cfg=lambda wildcards: stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train",
+                                           "training.eval_episodes", "evaluation.seed_offset", "baselines"),
+        settings=lambda wildcards, input: (
+            "--baseline-settings " + " ".join(f"'{f}'" for f in input.settings) if input.settings else ""
         ),
     log:
         f"{LOGS}/plots/training_curves.log",
@@ -48,7 +59,8 @@ rule plot_training:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl plot training --evaluations {input:q} --out {output:q} > {log:q} 2>&1"
+        "bmsrl plot training --config {params.cfg:q} --evaluations {input.evaluations:q} --out {output:q}"
+        " --reference-lines --ocv-table {input.ocv:q} {params.settings} > {log:q} 2>&1"
 
 
 rule plot_metrics:
