@@ -59,13 +59,7 @@ def atomic_outputs(*paths: str | os.PathLike | None) -> Iterator[list[Path | Non
 def _atomic_tmp(path: str | os.PathLike) -> Iterator[Path]:
     """The temporary file of :func:`atomic_output`, removed on exit if it is still there."""
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a directory")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
+    check_output(path, "cannot write")
     _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
     try:

@@ -594,7 +594,9 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
         data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
     cfg = cfg if cfg is not None else config_from_args(argparse.Namespace())
     if kind == "training" and references is not None:
-        cfg = dict(cfg, _references=training_references(cfg, sorted({seed for _, seed in data}), **references))
+        references["drawn"] = training_references(cfg, sorted({seed for _, seed in data}),
+                                                  references["ocv_table"], references["baseline_settings"])
+        cfg = dict(cfg, _references=references["drawn"])
     return function(data, out, cfg)
 
 
@@ -646,4 +648,6 @@ def main(args: argparse.Namespace) -> int:
     out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary,
                     cfg=cfg, references=references)
     print(f"plot {args.kind}: -> {out}")
+    for name, value in (references or {}).get("drawn", {}).items():  # the reference lines, as numbers
+        print(f"  reference: {name} mean return {value:.1f}")
     return 0

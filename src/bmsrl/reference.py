@@ -11,8 +11,8 @@ from bmsrl.config import task_kwargs, training_eval_seed
 from bmsrl.env import BalancingTask, pack_rng
 
 
-def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None], ocv_table: str | None = None,
-                     tables=None) -> dict[str, np.ndarray]:  # fmt: skip
+def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],
+                     ocv_table: str | None = None) -> dict[str, np.ndarray]:
     """``{baseline: episode returns}`` on the training-evaluation packs of training seed ``seed``.
 
     ``baselines`` maps each baseline's name to its settings (``None``: none needed). The packs are
@@ -21,7 +21,7 @@ def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None], oc
     its return is the sum of the (raw, unnormalised) rewards until its episode ends.
     """
     n = cfg["training"]["eval_episodes"]
-    task = BalancingTask(n_packs=n, tables=tables, **task_kwargs(cfg, cfg["profiles"]["train"], ocv_table))
+    task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], ocv_table))
     start = training_eval_seed(cfg, seed)
     drawn = [task.draw_initial_state(pack_rng(start, k)) for k in range(n)]
     soc, soh = np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
