@@ -343,11 +343,17 @@ def test_pack_and_reward_dataclasses_check_their_fields():
         PackParameters(capacity_ah=0)
     with pytest.raises(ValueError, match="n_cells: 40 is greater than the maximum of 16"):
         PackParameters(n_cells=40)
-    with pytest.raises(ValueError, match="reward.epsilon: 0 is less than or equal to the minimum of 0"):
-        RewardWeights(epsilon=0)
-    with pytest.raises(ValueError, match="reward.switch_penalty"):
-        RewardWeights(switch_penalty=-1.0)
-    RewardWeights(switch_penalty=None)  # None is "auto"
+    with pytest.raises(ValueError, match="reward.study.epsilon: 0 is less than or equal to the minimum of 0"):
+        RewardWeights(study={"epsilon": 0})
+    with pytest.raises(ValueError, match="reward.study.switch_penalty"):
+        RewardWeights(study={"switch_penalty": -1.0})
+    with pytest.raises(ValueError, match="reward.kind: 'variance' is not one of"):
+        RewardWeights(kind="variance")
+    with pytest.raises(ValueError, match="reward.capacity.shunt_energy_cost_per_wh: -1"):
+        RewardWeights(capacity={"shunt_energy_cost_per_wh": -1})
+    with pytest.raises(ValueError, match="reward.study.beta: unknown key"):
+        RewardWeights(study={"beta": 1.0})
+    RewardWeights(study={"switch_penalty": "auto"})
     PackParameters(soc_limits=(np.float64(0.2), np.float32(0.8)))  # NumPy numbers are numbers
 
 

@@ -29,7 +29,8 @@ def test_defaults_are_the_study_config():
     assert defaults["algos"] == ["dqn", "ppo"]
     assert defaults["seeds"] == [1, 2, 3]
     assert defaults["env"]["n_cells"] == 5
-    assert defaults["reward"]["switch_penalty"] == "auto"
+    assert defaults["reward"]["kind"] == "capacity"
+    assert defaults["reward"]["study"]["switch_penalty"] == "auto"
     assert defaults["training"]["total_steps"] == {
         "dqn": 8_000_000, "ppo": 15_000_000, "maskable_ppo": 15_000_000, "a2c": 15_000_000, "trpo": 15_000_000, "ars": 15_000_000,
     }
@@ -147,8 +148,11 @@ def test_free_form_hyperparams_allowed(tmp_path):
         ("env:\n  cv_taper_c_rate: 0\n", "env.cv_taper_c_rate", "less than or equal to the minimum of 0"),
         ("env:\n  soc_limits: [0.1]\n", "env.soc_limits", "too short"),
         ("env:\n  invalid_rules: [nope]\n", "env.invalid_rules[0]", "'nope' is not one of"),
-        ("reward:\n  switch_penalty: lots\n", "reward.switch_penalty", '"auto"'),
-        ("reward:\n  switch_penalty: -1.0\n", "reward.switch_penalty", "not valid"),
+        ("reward:\n  study:\n    switch_penalty: lots\n", "reward.study.switch_penalty", '"auto"'),
+        ("reward:\n  study:\n    switch_penalty: -1.0\n", "reward.study.switch_penalty", "not valid"),
+        ("reward:\n  kind: variance\n", "reward.kind", "'variance' is not one of"),
+        ("reward:\n  switch_penalty: 1.0\n", "reward.switch_penalty", "unknown key"),
+        ("reward:\n  capacity:\n    toggle_cost: -0.1\n", "reward.capacity.toggle_cost", "less than the minimum"),
         ("seeds: []\n", "seeds", "should be non-empty"),
         ("profiles:\n  train: uphill\n", "profiles.train", "'uphill' is not one of"),
         ("training:\n  hyperparams:\n    dqn:\n      learning_rate: '1e-4'\n",
@@ -217,7 +221,7 @@ def test_missing_file(tmp_path):
 def test_json_text():
     cfg = load_config(json_text=json.dumps({"env": {"n_cells": 3}, "training": {"n_envs": 4}}))
     assert cfg["env"]["n_cells"] == 3 and cfg["training"]["n_envs"] == 4
-    assert cfg["reward"]["offset"] == 4.0
+    assert cfg["reward"]["study"]["offset"] == 4.0
     with pytest.raises(UserError, match=r"^--config-json: training\.n_envs: 'x' is not of type 'integer'$"):
         load_config(json_text='{"training": {"n_envs": "x"}}')
     with pytest.raises(UserError, match=r"^--config-json: not valid JSON"):
@@ -246,23 +250,23 @@ def test_task_kwargs_build_a_task():
     from bmsrl.env import BalancingTask
 
     cfg = load_config(json_text='{"env": {"invalid_rules": ["below_soc_min"], "init_soc": [0.3, 0.7]}, '
-                                '"reward": {"switch_penalty": 0.5}}')
+                                '"reward": {"kind": "study", "study": {"switch_penalty": 0.5}}}')
     kwargs = task_kwargs(cfg, "charge-rest-discharge", ocv_table=None)
-    assert kwargs["reward"]["switch_penalty"] == 0.5
+    assert kwargs["reward"]["study"]["switch_penalty"] == 0.5
     assert kwargs["invalid_rules"] == ("below_soc_min",)
     assert kwargs["init_soc"] == (0.3, 0.7)
     assert kwargs["pack"]["soc_limits"] == (0.1, 0.9)
     task = BalancingTask(n_packs=2, **kwargs)
     assert task.profile.name == "charge-rest-discharge"
     assert task.invalid_rules == ("below_soc_min",)
-    assert task.reward_weights.switch_penalty == 0.5
+    assert task.reward_weights.kind == "study" and task.reward_weights.study.switch_penalty == 0.5
     assert task.obs_size == 48
 
 
 def test_task_kwargs_auto_switch_penalty_and_tables(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no data/ecm_params.csv here: the shipped table is used
     kwargs = task_kwargs(load_config(), "discharge-rest-charge", ocv_table=tmp_path / "ocv.csv")
-    assert kwargs["reward"]["switch_penalty"] is None
+    assert kwargs["reward"]["study"]["switch_penalty"] == "auto"
     assert kwargs["ecm_table"] is None
     assert kwargs["ocv_table"] == str(tmp_path / "ocv.csv")
     monkeypatch.chdir(ROOT)

@@ -15,7 +15,7 @@ import bmsrl  # noqa: F401  (registers PassiveBalancing-v0)
 from bmsrl.baselines import NoBalancing, RuleBased
 from bmsrl.env import BalancingTask, PassiveBalancingEnv
 from bmsrl.profiles import PROFILES
-from bmsrl.reward import RewardWeights, balancing_reward
+from bmsrl.reward import RewardWeights
 from bmsrl.vec_env import BatchedBalancingVecEnv, pack_rng
 
 STEP_INFO_KEYS = {
@@ -163,30 +163,7 @@ def test_batched_env_training_infos_mark_time_limits():
     assert all(info["terminal_observation"].shape == (48,) for info in ends)
 
 
-# ----------------------------------------------------------------------------- reward
-@given(
-    var_low=st.floats(1e-9, 1e-1),
-    factor=st.floats(1.001, 1e3),
-    toggles=st.integers(0, 5),
-    ok=st.booleans(),
-    invalid=st.booleans(),
-)
-def test_reward_strictly_prefers_lower_variance_at_equal_switching(var_low, factor, toggles, ok, invalid):
-    w = RewardWeights()
-    r = balancing_reward(np.array([var_low, var_low * factor]), np.array([toggles] * 2), np.array([ok] * 2),
-                         np.array([invalid] * 2), w)  # fmt: skip
-    assert r[0] > r[1]
-
-
-def test_reward_penalises_switching_and_invalid_actions():
-    w = RewardWeights()
-    var = np.full(3, 1e-4)
-    r_toggles = balancing_reward(var, np.array([0, 1, 3]), np.ones(3, bool), np.zeros(3, bool), w)
-    assert r_toggles[0] > r_toggles[1] > r_toggles[2]
-    r_invalid = balancing_reward(var[:2], np.zeros(2), np.ones(2, bool), np.array([False, True]), w)
-    assert r_invalid[0] - r_invalid[1] == pytest.approx(w.invalid_action)
-
-
+# ------------------------------------------------------------------- invalid actions
 def test_invalid_action_keeps_switches_and_is_penalised():
     """Closing the lowest cell's shunt while discharging: switches kept, reward lower by w_invalid."""
     envs = [PassiveBalancingEnv(profile="discharge-rest-charge") for _ in range(2)]

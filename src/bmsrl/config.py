@@ -398,13 +398,12 @@ def _task_validator():
 def check_task_arguments(env: dict[str, Any] | None = None, reward: dict[str, Any] | None = None) -> None:
     """Check arguments of the env's constructors (:class:`bmsrl.env.BalancingTask`,
     :class:`bmsrl.pack.PackParameters`, :class:`bmsrl.reward.RewardWeights`) by the config's rules:
-    the schema's ``env`` and ``reward`` sections and :func:`env_errors`. ``None`` values of the reward
-    mean ``auto``. Raises :class:`ValueError` naming the argument."""
+    the schema's ``env`` and ``reward`` sections and :func:`env_errors`. Raises :class:`ValueError` naming the argument."""
     instance = {}
     if env is not None:
         instance["env"] = _plain(env)
     if reward is not None:
-        instance["reward"] = {k: ("auto" if k == "switch_penalty" and v is None else v) for k, v in _plain(reward).items()}
+        instance["reward"] = _plain(reward)
     errors = list(_task_validator().iter_errors(instance))
     if errors:
         error = best_match(errors)

@@ -13,7 +13,7 @@ from bmsrl.config import defaults as config_defaults
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
-from bmsrl.reward import RewardWeights, balancing_reward
+from bmsrl.reward import RewardWeights, capacity_reward, study_reward, usable_capacity_ah
 
 #: the schema's defaults of the ``env`` section, shared with the workflow (one source)
 _ENV = config_defaults()["env"]
@@ -80,6 +80,8 @@ class BalancingTask:
         self.frames = np.zeros((n_packs, N_FRAMES, 3 * n + 1), dtype=np.float32)
         self.last_invalid = np.zeros(n_packs, dtype=bool)
         self.last_toggles = np.zeros(n_packs, dtype=np.int64)
+        #: the capacity reward's potential, U after the last step or reset [Ah] (bmsrl.reward)
+        self.usable_capacity_ah = np.zeros(n_packs)
         self._packs = np.arange(n_packs)
 
     @property
@@ -99,6 +101,7 @@ class BalancingTask:
         self.sim.reset_packs(packs, soc, soh)
         self.last_invalid[packs] = False
         self.last_toggles[packs] = 0
+        self.usable_capacity_ah[packs] = self._usable_capacity_ah()[packs]
         frame = np.empty(self.frames.shape[::2], dtype=np.float32)
         self._write_frame(frame)
         self.frames[packs] = frame[packs, None, :]  # the history starts as copies of the first frame
@@ -145,10 +148,18 @@ class BalancingTask:
         switches = np.where(invalid[:, None], previous & ~forbidden, requested)
         toggles = (switches != previous).sum(axis=1)
         interval = self.sim.advance(switches)
-        n = self.params.n_cells
-        deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
-        soc_variance = (deviation * deviation).sum(axis=1) * (1.0 / n)  # population variance
-        reward = balancing_reward(soc_variance, toggles, self.sim.within_limits(), invalid, self.reward_weights)
+        if self.reward_weights.kind == "capacity":
+            usable = self._usable_capacity_ah()
+            reward = capacity_reward(
+                usable - self.usable_capacity_ah, interval.pack_current_a > 0.0, toggles,
+                interval.shunt_energy_wh.sum(axis=1), invalid, self.params.capacity_ah, self.reward_weights,
+            )  # fmt: skip
+            self.usable_capacity_ah = usable
+        else:
+            n = self.params.n_cells
+            deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
+            soc_variance = (deviation * deviation).sum(axis=1) * (1.0 / n)  # population variance
+            reward = study_reward(soc_variance, toggles, self.sim.within_limits(), invalid, self.reward_weights)
         terminated = self.sim.safety_violation()
         truncated = self.sim.episode_over & ~terminated
         self.last_invalid = invalid
@@ -179,6 +190,11 @@ class BalancingTask:
             raise ValueError(f"invalid action {bad[0]}: actions are integers in [0, {self.n_actions - 1}] "
                              f"(Discrete({self.n_actions}))")
         return array
+
+    def _usable_capacity_ah(self) -> np.ndarray:
+        """U of every pack now [Ah] (:func:`bmsrl.reward.usable_capacity_ah`)."""
+        s = self.sim.state
+        return usable_capacity_ah(s.soc, s.soh * self.params.capacity_ah, self.params.soc_limits)
 
     def _write_frame(self, out: np.ndarray) -> None:
         """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1)."""
@@ -252,10 +268,21 @@ class PassiveBalancingEnv(gym.Env):
 
     ## Rewards
 
-    ``r = b(Var(SoC)) - beta * n_toggles + w_ok * 1[all cells inside limits] - w_invalid * 1[invalid]``
-    with ``b = -log10(Var + eps) - 4`` and ``beta = 0.1 |b| + 1`` by default (:mod:`bmsrl.reward`);
-    ``n_toggles`` counts the shunts whose state changed. Var is the population variance of the five
-    SoCs after the interval.
+    ``reward={"kind": ...}`` selects one of two (:mod:`bmsrl.reward`; ``n_toggles`` counts the
+    shunts whose state changed, an invalid action costs ``w_inv`` = 1 in both):
+
+    * ``"capacity"`` (default), in capacity points (1 = 1 % of ``capacity_ah``): the change of the
+      pack's usable capacity ``U = min_i (SoC_i - SoC_lo) C_i + min_i (SoC_hi - SoC_i) C_i`` [Ah]
+      over the interval, credited while the pack rests or charges (while it discharges only a loss
+      counts), less ``0.05`` per toggle and ``0.2`` per Wh of shunt heat::
+
+          r = 100 dU / capacity_ah - 0.05 n_toggles - 0.2 E_shunt_wh - w_inv 1[invalid]
+
+      The load moves every cell's charge alike and leaves U unchanged, so the return is the
+      capacity the shunts recovered, net of switching and heat.
+    * ``"study"``, the study's: ``r = b(Var(SoC)) - beta * n_toggles + w_ok * 1[all cells inside
+      limits] - w_inv * 1[invalid]`` with ``b = -log10(Var + eps) - 4`` and ``beta = 0.1 |b| + 1``;
+      Var is the population variance of the SoCs after the interval.
 
     ## Starting State
 

@@ -1,65 +1,148 @@
-"""Multi-objective balancing reward (docs/model.md, "Reward"), vectorized over packs.
+"""The balancing reward, vectorized over packs: two kinds (docs/model.md, "Reward").
 
-    r = b(Var(SoC)) - beta * n_toggles + w_ok * 1[all cells inside limits] - w_invalid * 1[invalid action]
+``capacity`` (the default) pays for what the evaluation measures. Its potential is the pack's
+*usable capacity* U [Ah], the charge the pack could deliver between its SoC limits after a full
+charge (:func:`usable_capacity_ah`)::
+
+    q_i = (SoC_i - SoC_lo) * C_i        charge above the lower limit [Ah]
+    h_i = (SoC_hi - SoC_i) * C_i        room below the upper limit [Ah]
+    U   = min_i q_i + min_i h_i         (C_i = capacity_ah * SoH_i)
+
+The series current adds the same charge to every q_i and takes it from every h_i, so U does not
+move under load; only the shunts change it (bleeding the fullest cell raises min h; bleeding the
+emptiest lowers min q). Its largest value is the weakest cell's window, min_i C_i (SoC_hi - SoC_lo),
+which every cell reaches only when the pack is aligned. Per interval, in *capacity points*
+(1 point = 1 % of the nominal cell capacity ``capacity_ah``)::
+
+    r = 100 * credited(dU) / capacity_ah - c_toggle * n_toggles - c_energy * E_shunt - w_inv * 1[invalid]
+    credited(dU) = dU while the pack rests or charges; min(dU, 0) while it discharges
+
+Bleeding during a discharge can never add to that discharge's capacity (the pack stops when its
+emptiest cell does, whatever the others hold), so a gain then earns nothing while a loss still
+counts; E_shunt [Wh] is the energy the shunts dissipated during the interval. Summed over an
+episode the credited part telescopes to at most U_end - U_start: the return is the capacity the
+policy's balancing recovered, less what its switching and shunt heat cost.
+
+``study`` is the study's reward, kept as the study defines it::
+
+    r = b(Var(SoC)) - beta * n_toggles + w_ok * 1[all cells inside limits] - w_inv * 1[invalid]
     b(v) = -log10(v + epsilon) - offset
-    beta = switch_penalty, or 0.1 * |b| + 1 when switch_penalty is None ("auto")
+    beta = switch_penalty, or 0.1 * |b| + 1 when switch_penalty is "auto"
 
 ``b`` rises as the SoC variance falls (Var 1e-2 -> -2, 1e-4 -> 0, 1e-6 -> +1.7 with the defaults),
-flattening below ``epsilon`` where further balancing buys nothing measurable. The original
-scaffold's ``-(ln Var)^2 - 4`` fell as the variance fell and would have rewarded unbalancing.
-With the automatic beta, ``dr/db = 1 - 0.1 * n_toggles * sign(b) >= 0.5`` for up to five toggles,
-so at equal switching the reward always prefers the lower variance.
+flattening below ``epsilon``. Its known limits (tests/test_reward.py shows each): it rewards bleeding
+during a discharge as much as during a charge, the shunt energy costs nothing, and with the
+automatic beta ``dr/db = 1 - 0.1 * n_toggles * sign(b)`` turns negative beyond 10 toggles, so
+on a pack of 11 or more cells the reward can prefer the *higher* variance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from bmsrl.config import defaults as config_defaults
 
-
 #: the schema's defaults of the ``reward`` section (one source for the workflow and the env)
 _REWARD = config_defaults()["reward"]
+#: the reward kinds, in the schema's order
+KINDS = ("capacity", "study")
+
+
+@dataclass(frozen=True)
+class StudyWeights:
+    """Weights of the ``study`` kind."""
+
+    epsilon: float = _REWARD["study"]["epsilon"]  #: variance floor [-^2] inside the log
+    offset: float = _REWARD["study"]["offset"]  #: subtracted from -log10(Var + epsilon) [-]
+    #: beta per toggled switch [-], or "auto": 0.1 * |b| + 1 (the study's)
+    switch_penalty: float | str = _REWARD["study"]["switch_penalty"]
+    within_limits: float = _REWARD["study"]["within_limits"]  #: w_ok, bonus when every cell is inside its limits [-]
+
+
+@dataclass(frozen=True)
+class CapacityWeights:
+    """Weights of the ``capacity`` kind, in capacity points (1 point = 1 % of ``capacity_ah``)."""
+
+    toggle_cost: float = _REWARD["capacity"]["toggle_cost"]  #: per shunt whose state changed [point]
+    shunt_energy_cost_per_wh: float = _REWARD["capacity"]["shunt_energy_cost_per_wh"]  #: per Wh of shunt heat [point/Wh]
 
 
 @dataclass(frozen=True)
 class RewardWeights:
-    epsilon: float = _REWARD["epsilon"]  #: variance floor [-^2] inside the log
-    offset: float = _REWARD["offset"]  #: subtracted from -log10(Var + epsilon)
-    #: beta per toggled switch; None: 0.1 * |b| + 1 (the schema's "auto")
-    switch_penalty: float | None = None if _REWARD["switch_penalty"] == "auto" else _REWARD["switch_penalty"]
-    within_limits: float = _REWARD["within_limits"]  #: w_ok, bonus when every cell is inside its limits
-    invalid_action: float = _REWARD["invalid_action"]  #: w_invalid, penalty for an invalid action
+    """Which reward (``kind``) and its weights; the fields mirror the config's ``reward`` section."""
+
+    kind: str = _REWARD["kind"]
+    invalid_action: float = _REWARD["invalid_action"]  #: w_inv, penalty for an invalid action [reward units]
+    study: StudyWeights = field(default_factory=StudyWeights)
+    capacity: CapacityWeights = field(default_factory=CapacityWeights)
 
     def __post_init__(self) -> None:
+        # nested dicts (a config section) become their dataclasses
+        for name, cls in (("study", StudyWeights), ("capacity", CapacityWeights)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                known = {f.name for f in fields(cls)}
+                unknown = sorted(set(value) - known)
+                if unknown:
+                    raise ValueError(f"reward.{name}.{unknown[0]}: unknown key; known: {sorted(known)}")
+                object.__setattr__(self, name, cls(**value))
         # The config's rules (schema section reward): one source for the config and the env.
-        from dataclasses import asdict
-
         from bmsrl.config import check_task_arguments
 
         check_task_arguments(reward=asdict(self))
 
 
-def balance_term(soc_variance: np.ndarray, weights: RewardWeights) -> np.ndarray:
-    """b(Var): larger for a better-balanced pack."""
+def usable_capacity_ah(soc: np.ndarray, cell_capacity_ah: np.ndarray, soc_limits: tuple[float, float]) -> np.ndarray:
+    """U = min_i (SoC_i - SoC_lo) C_i + min_i (SoC_hi - SoC_i) C_i [Ah] per pack.
+
+    ``soc`` [-] and ``cell_capacity_ah`` [Ah] have shape ``(packs, cells)``; ``soc_limits`` is the
+    SoC window [-]. The charge the pack could deliver between its limits after a full charge.
+    """
+    lo, hi = soc_limits
+    return ((soc - lo) * cell_capacity_ah).min(axis=1) + ((hi - soc) * cell_capacity_ah).min(axis=1)
+
+
+def balance_term(soc_variance: np.ndarray, weights: StudyWeights) -> np.ndarray:
+    """b(Var) of the study kind: larger for a better-balanced pack."""
     return -np.log10(soc_variance + weights.epsilon) - weights.offset
 
 
-def balancing_reward(
+def study_reward(
     soc_variance: np.ndarray,
     n_toggles: np.ndarray,
     within_limits: np.ndarray,
     invalid: np.ndarray,
     weights: RewardWeights,
 ) -> np.ndarray:
-    """The reward per pack; every argument has shape ``(packs,)``."""
-    b = balance_term(soc_variance, weights)
-    beta = 0.1 * np.abs(b) + 1.0 if weights.switch_penalty is None else weights.switch_penalty
+    """The study kind per pack; every argument has shape ``(packs,)`` (``soc_variance`` [-^2])."""
+    w = weights.study
+    b = balance_term(soc_variance, w)
+    beta = 0.1 * np.abs(b) + 1.0 if w.switch_penalty == "auto" else w.switch_penalty
+    return b - beta * n_toggles + w.within_limits * within_limits - weights.invalid_action * invalid
+
+
+def capacity_reward(
+    gain_ah: np.ndarray,
+    discharging: np.ndarray,
+    n_toggles: np.ndarray,
+    shunt_energy_wh: np.ndarray,
+    invalid: np.ndarray,
+    capacity_ah: float,
+    weights: RewardWeights,
+) -> np.ndarray:
+    """The capacity kind per pack; every argument has shape ``(packs,)``.
+
+    ``gain_ah``: change of :func:`usable_capacity_ah` over the interval [Ah]; ``discharging``: the
+    pack discharged during it; ``shunt_energy_wh``: energy the shunts dissipated during it [Wh];
+    ``capacity_ah``: nominal cell capacity [Ah] (100 points).
+    """
+    w = weights.capacity
+    credited_ah = np.where(discharging, np.minimum(gain_ah, 0.0), gain_ah)
     return (
-        b
-        - beta * n_toggles
-        + weights.within_limits * within_limits
+        (100.0 / capacity_ah) * credited_ah
+        - w.toggle_cost * n_toggles
+        - w.shunt_energy_cost_per_wh * shunt_energy_wh
         - weights.invalid_action * invalid
     )
