@@ -13,7 +13,7 @@ from bmsrl.config import defaults as config_defaults
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
-from bmsrl.reward import RewardWeights, capacity_reward, study_reward, usable_capacity_ah
+from bmsrl.reward import RewardWeights, capacity_reward, charge_margins_ah, study_reward
 
 #: the schema's defaults of the ``env`` section, shared with the workflow (one source)
 _ENV = config_defaults()["env"]
@@ -80,8 +80,10 @@ class BalancingTask:
         self.frames = np.zeros((n_packs, N_FRAMES, 3 * n + 1), dtype=np.float32)
         self.last_invalid = np.zeros(n_packs, dtype=bool)
         self.last_toggles = np.zeros(n_packs, dtype=np.int64)
-        #: the capacity reward's potential, U after the last step or reset [Ah] (bmsrl.reward)
-        self.usable_capacity_ah = np.zeros(n_packs)
+        #: the capacity reward's potentials after the last step or reset, per pack [Ah]
+        #: (bmsrl.reward.charge_margins_ah): min_i q_i and min_i h_i; U is their sum
+        self.floor_ah = np.zeros(n_packs)
+        self.room_ah = np.zeros(n_packs)
         self._packs = np.arange(n_packs)
 
     @property
@@ -101,7 +103,8 @@ class BalancingTask:
         self.sim.reset_packs(packs, soc, soh)
         self.last_invalid[packs] = False
         self.last_toggles[packs] = 0
-        self.usable_capacity_ah[packs] = self._usable_capacity_ah()[packs]
+        floor_ah, room_ah = self._charge_margins_ah()
+        self.floor_ah[packs], self.room_ah[packs] = floor_ah[packs], room_ah[packs]
         frame = np.empty(self.frames.shape[::2], dtype=np.float32)
         self._write_frame(frame)
         self.frames[packs] = frame[packs, None, :]  # the history starts as copies of the first frame
@@ -149,12 +152,17 @@ class BalancingTask:
         toggles = (switches != previous).sum(axis=1)
         interval = self.sim.advance(switches)
         if self.reward_weights.kind == "capacity":
-            usable = self._usable_capacity_ah()
+            floor_ah, room_ah = self._charge_margins_ah()
+            # the charge the load took from every cell [Ah]: an unshunted cell's, efficiency included
+            pack_ah = interval.pack_current_a * (self.sim.decision_interval_s / 3600.0)
+            p = self.params
+            load_ah = pack_ah * np.where(pack_ah > 0.0, p.discharge_efficiency, p.charge_efficiency)
             reward = capacity_reward(
-                usable - self.usable_capacity_ah, interval.pack_current_a > 0.0, toggles,
-                interval.shunt_energy_wh.sum(axis=1), invalid, self.params.capacity_ah, self.reward_weights,
+                (floor_ah + room_ah) - (self.floor_ah + self.room_ah), floor_ah - self.floor_ah + load_ah,
+                pack_ah > 0.0, toggles, interval.shunt_energy_wh.sum(axis=1), invalid, p.capacity_ah,
+                self.reward_weights,
             )  # fmt: skip
-            self.usable_capacity_ah = usable
+            self.floor_ah, self.room_ah = floor_ah, room_ah
         else:
             n = self.params.n_cells
             deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
@@ -191,10 +199,10 @@ class BalancingTask:
                              f"(Discrete({self.n_actions}))")
         return array
 
-    def _usable_capacity_ah(self) -> np.ndarray:
-        """U of every pack now [Ah] (:func:`bmsrl.reward.usable_capacity_ah`)."""
+    def _charge_margins_ah(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(min_i q_i, min_i h_i)`` of every pack now [Ah] (:func:`bmsrl.reward.charge_margins_ah`)."""
         s = self.sim.state
-        return usable_capacity_ah(s.soc, s.soh * self.params.capacity_ah, self.params.soc_limits)
+        return charge_margins_ah(s.soc, s.soh * self.params.capacity_ah, self.params.soc_limits)
 
     def _write_frame(self, out: np.ndarray) -> None:
         """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1)."""
@@ -274,7 +282,8 @@ class PassiveBalancingEnv(gym.Env):
     * ``"capacity"`` (default), in capacity points (1 = 1 % of ``capacity_ah``): the change of the
       pack's usable capacity ``U = min_i (SoC_i - SoC_lo) C_i + min_i (SoC_hi - SoC_i) C_i`` [Ah]
       over the interval, credited while the pack rests or charges (while it discharges only a loss
-      counts), less ``0.05`` per toggle and ``0.2`` per Wh of shunt heat::
+      of the emptiest cell's charge counts), less ``0.05`` per toggle and ``0.2`` per Wh of shunt
+      heat::
 
           r = 100 dU / capacity_ah - 0.05 n_toggles - 0.2 E_shunt_wh - w_inv 1[invalid]
 

@@ -14,14 +14,17 @@ emptiest lowers min q). Its largest value is the weakest cell's window, min_i C_
 which every cell reaches only when the pack is aligned. Per interval, in *capacity points*
 (1 point = 1 % of the nominal cell capacity ``capacity_ah``)::
 
-    r = 100 * credited(dU) / capacity_ah - c_toggle * n_toggles - c_energy * E_shunt - w_inv * 1[invalid]
-    credited(dU) = dU while the pack rests or charges; min(dU, 0) while it discharges
+    r = 100 * credit / capacity_ah - c_toggle * n_toggles - c_energy * E_shunt - w_inv * 1[invalid]
+    credit = dU                      while the pack rests or charges
+             min(d(min_i q_i) + L, 0)  while it discharges
 
-Bleeding during a discharge can never add to that discharge's capacity (the pack stops when its
-emptiest cell does, whatever the others hold), so a gain then earns nothing while a loss still
-counts; E_shunt [Wh] is the energy the shunts dissipated during the interval. Summed over an
-episode the credited part telescopes to at most U_end - U_start: the return is the capacity the
-policy's balancing recovered, less what its switching and shunt heat cost.
+A discharge ends when its emptiest cell does, whatever the others hold: bleeding then can never
+add to that discharge's capacity, only take from it, by lowering min_i q_i. So while discharging
+only that loss counts (``L`` [Ah], the charge the load took from every cell, removes the load's
+share of d(min q)), and a gain of min h, which only a later charge could use, earns nothing.
+E_shunt [Wh] is the energy the shunts dissipated during the interval. Over an episode the credit
+sums to at most U_end - U_start: the return is the capacity the policy's balancing recovered, less
+what its switching and shunt heat cost.
 
 ``study`` is the study's reward, kept as the study defines it::
 
@@ -94,14 +97,23 @@ class RewardWeights:
         check_task_arguments(reward=asdict(self))
 
 
-def usable_capacity_ah(soc: np.ndarray, cell_capacity_ah: np.ndarray, soc_limits: tuple[float, float]) -> np.ndarray:
-    """U = min_i (SoC_i - SoC_lo) C_i + min_i (SoC_hi - SoC_i) C_i [Ah] per pack.
+def charge_margins_ah(soc: np.ndarray, cell_capacity_ah: np.ndarray,
+                      soc_limits: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(min_i q_i, min_i h_i)`` [Ah] per pack: the charge the emptiest cell holds above the lower
+    SoC limit, and the room the fullest cell has below the upper one.
 
     ``soc`` [-] and ``cell_capacity_ah`` [Ah] have shape ``(packs, cells)``; ``soc_limits`` is the
-    SoC window [-]. The charge the pack could deliver between its limits after a full charge.
+    SoC window [-].
     """
     lo, hi = soc_limits
-    return ((soc - lo) * cell_capacity_ah).min(axis=1) + ((hi - soc) * cell_capacity_ah).min(axis=1)
+    return ((soc - lo) * cell_capacity_ah).min(axis=1), ((hi - soc) * cell_capacity_ah).min(axis=1)
+
+
+def usable_capacity_ah(soc: np.ndarray, cell_capacity_ah: np.ndarray, soc_limits: tuple[float, float]) -> np.ndarray:
+    """U = min_i q_i + min_i h_i [Ah] per pack (:func:`charge_margins_ah`): the charge the pack
+    could deliver between its SoC limits after a full charge."""
+    floor_ah, room_ah = charge_margins_ah(soc, cell_capacity_ah, soc_limits)
+    return floor_ah + room_ah
 
 
 def balance_term(soc_variance: np.ndarray, weights: StudyWeights) -> np.ndarray:
@@ -124,7 +136,8 @@ def study_reward(
 
 
 def capacity_reward(
-    gain_ah: np.ndarray,
+    usable_gain_ah: np.ndarray,
+    floor_gain_ah: np.ndarray,
     discharging: np.ndarray,
     n_toggles: np.ndarray,
     shunt_energy_wh: np.ndarray,
@@ -134,14 +147,15 @@ def capacity_reward(
 ) -> np.ndarray:
     """The capacity kind per pack; every argument has shape ``(packs,)``.
 
-    ``gain_ah``: change of :func:`usable_capacity_ah` over the interval [Ah]; ``discharging``: the
-    pack discharged during it; ``shunt_energy_wh``: energy the shunts dissipated during it [Wh];
-    ``capacity_ah``: nominal cell capacity [Ah] (100 points).
+    ``usable_gain_ah``: change of U over the interval [Ah]; ``floor_gain_ah``: change of
+    min_i q_i over the interval less the load's share, i.e. plus the charge ``L`` the load took from
+    every cell [Ah]; ``discharging``: the pack discharged during the interval; ``shunt_energy_wh``:
+    energy the shunts dissipated during it [Wh]; ``capacity_ah``: nominal cell capacity [Ah] (100 points).
     """
     w = weights.capacity
-    credited_ah = np.where(discharging, np.minimum(gain_ah, 0.0), gain_ah)
+    credit_ah = np.where(discharging, np.minimum(floor_gain_ah, 0.0), usable_gain_ah)
     return (
-        (100.0 / capacity_ah) * credited_ah
+        (100.0 / capacity_ah) * credit_ah
         - w.toggle_cost * n_toggles
         - w.shunt_energy_cost_per_wh * shunt_energy_wh
         - weights.invalid_action * invalid
