@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,3 +169,21 @@ def test_a_trained_masked_dqn_takes_no_invalid_action_in_evaluation(tmp_path):
         metrics = pd.read_csv(ev / "metrics.csv")
         assert len(metrics) == 2 and (metrics["invalid_actions"] == 0).all()
         assert pd.read_csv(ev / "traces.csv").filter(like="switch_").to_numpy().any()  # it does close shunts
+
+
+def test_checkpoints_of_a_plain_dqn_run_are_not_resumed(tmp_path):
+    """A checkpoint folder written before the option existed records hyperparams without it: the
+    settings differ, so `bmsrl train` starts afresh instead of resuming a plain DQN as MaskedDQN."""
+    from bmsrl.train import RUN_RECORD, prepare_workdir, run_settings
+
+    settings = run_settings(defaults(), "dqn", 1, PROFILE, None)
+    assert settings["hyperparams"]["greedy_valid_only"] is True
+    old = json.loads(json.dumps(settings, default=str))
+    del old["hyperparams"]["greedy_valid_only"]
+    work = tmp_path / "checkpoints"
+    work.mkdir()
+    (work / RUN_RECORD).write_text(json.dumps({"settings": old}))
+    (work / "model_1000_steps.zip").write_bytes(b"plain DQN")
+    prepare_workdir(work, settings)
+    assert not (work / "model_1000_steps.zip").exists()
+    assert json.loads((work / RUN_RECORD).read_text())["settings"]["hyperparams"]["greedy_valid_only"] is True
