@@ -35,6 +35,7 @@ def test_defaults_are_the_study_config():
         "dqn": 8_000_000, "ppo": 15_000_000, "maskable_ppo": 15_000_000, "a2c": 15_000_000, "trpo": 15_000_000, "ars": 15_000_000,
     }
     assert defaults["training"]["hyperparams"]["dqn"]["learning_rate"] == pytest.approx(1e-4)
+    assert defaults["training"]["hyperparams"]["dqn"]["greedy_valid_only"] is True  # issue 10: masked greedy DQN
     assert defaults["training"]["hyperparams"]["ppo"]["gamma"] == pytest.approx(0.995)
     assert defaults["training"]["hyperparams"]["a2c"] == {}
     assert {k: v for k, v in defaults["evaluation"].items() if k != "scenarios"} == {"episodes": 10, "seed_offset": 1_000_000}

@@ -1,5 +1,6 @@
 """Trained agents and baselines behind Stable-Baselines3's ``predict``: the one place that imports
-an algorithm's class (torch and SB3), for the train and evaluate stages only."""
+an algorithm's class (torch and SB3; DQN's is :class:`bmsrl.masked_dqn.MaskedDQN`), for the train
+and evaluate stages only."""
 
 from __future__ import annotations
 

@@ -30,13 +30,14 @@ class AlgoSpec:
     label: str  #: name in tables and figures
     color: str  #: colour in every figure
     module: str  #: where the class lives
-    class_name: str  #: the Stable-Baselines3 / sb3-contrib class
+    class_name: str  #: the Stable-Baselines3 / sb3-contrib class (or :mod:`bmsrl.masked_dqn`'s subclass of one)
     #: how SB3's ``learn(log_interval=...)`` counts: "rollout" (on-policy: n_steps x n_envs env
     #: steps), "episode" (off-policy) or "iteration" (ARS: one population evaluation)
     log_unit: str
     #: SB3's default rollout length per env (``n_steps``) for "rollout" algorithms
     default_n_steps: int = 0
-    #: the policy samples only valid actions (reads the env's ``action_masks()``)
+    #: the policy samples only valid actions (reads the env's ``action_masks()``); DQN reads them
+    #: for its greedy action only, by its own ``greedy_valid_only`` option (:mod:`bmsrl.masked_dqn`)
     masked: bool = False
     #: the optimizer is torch's Adam, which takes ``fused=True`` on the CPU
     adam: bool = False
@@ -66,6 +67,7 @@ _OFF_POLICY_COMMON = ("learning_rate", "buffer_size", "learning_starts", "batch_
                       "n_steps")  # fmt: skip
 _DQN_KEYWORDS = (*_OFF_POLICY_COMMON, "target_update_interval", "exploration_fraction", "exploration_initial_eps",
                  "exploration_final_eps", "max_grad_norm", "stats_window_size", "policy_kwargs")  # fmt: skip
+_MASKED_DQN_KEYWORDS = (*_DQN_KEYWORDS, "greedy_valid_only")
 _PPO_KEYWORDS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
                  "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
                  "sde_sample_freq", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl",
@@ -99,7 +101,7 @@ ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
     for spec in (
         AlgoSpec(
-            "dqn", "DQN", "#1f77b4", "stable_baselines3", "DQN", log_unit="episode", adam=True,
+            "dqn", "DQN", "#1f77b4", "bmsrl.masked_dqn", "MaskedDQN", log_unit="episode", adam=True,
             total_steps=8_000_000,
             hyperparams={
                 "learning_rate": 1.0e-4,
@@ -113,8 +115,11 @@ ALGOS: dict[str, AlgoSpec] = {
                 "exploration_fraction": 0.1,  # ... over the first 10 % of total_steps
                 "gamma": 0.99,
                 "learning_starts": 10_000,  # env steps of random play before learning
+                # the greedy action is the best valid one (epsilon and the TD target unchanged)
+                "greedy_valid_only": True,
             },
-            description="Deep Q-network (off-policy, replay buffer)", keywords=_DQN_KEYWORDS,
+            description="Deep Q-network (off-policy, replay buffer), greedy over the valid actions",
+            keywords=_MASKED_DQN_KEYWORDS,
         ),
         AlgoSpec(
             "ppo", "PPO", "#ff7f0e", "stable_baselines3", "PPO", log_unit="rollout", default_n_steps=2048,

@@ -356,7 +356,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     done_steps = int(model.num_timesteps)
 
     # Callbacks: periodic evaluation on fixed packs (best model, history), checkpoints, statistics.
-    if spec.masked:
+    if spec.masked or getattr(model, "greedy_valid_only", False):  # the greedy action reads the masks too
         from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as base
     else:
         base = EvalCallback

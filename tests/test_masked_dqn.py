@@ -1,0 +1,189 @@
+"""MaskedDQN: DQN's greedy action over valid actions only; exploration and the TD target unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecMonitor
+
+from bmsrl.agents import load_policy
+from bmsrl.cli import main
+from bmsrl.config import defaults
+from bmsrl.masked_dqn import MaskedDQN
+from bmsrl.vec_env import BatchedBalancingVecEnv
+
+PROFILE = "discharge-rest-charge"  # a long discharge: the lowest cell's shunt is forbidden there
+
+
+def random_states(n_cells: int, packs: int = 16, steps: int = 150, seed: int = 3):
+    """Observations and valid-action masks of packs driven by uniformly random actions."""
+    env = BatchedBalancingVecEnv(packs, profile=PROFILE, pack={"n_cells": n_cells})
+    env.seed(seed)
+    obs, rng = env.reset(), np.random.default_rng(seed)
+    observations, masks = [], []
+    for _ in range(steps):
+        observations.append(obs.copy())
+        masks.append(env.action_masks())
+        obs, *_ = env.step(rng.integers(0, env.action_space.n, packs))
+    observations, masks = np.concatenate(observations), np.concatenate(masks)
+    assert (~masks).any(axis=1).mean() > 0.2  # many states have invalid actions: the test can fail
+    return env, observations, masks
+
+
+def invalid_choices(actions: np.ndarray, masks: np.ndarray) -> int:
+    return int((~masks[np.arange(len(masks)), actions]).sum())
+
+
+@pytest.mark.parametrize("n_cells", [5, 8])
+def test_the_greedy_action_is_never_invalid_also_after_save_and_load(tmp_path, n_cells):
+    env, obs, masks = random_states(n_cells)
+    model = MaskedDQN("MlpPolicy", env, seed=1, device="cpu")  # untrained: its argmax ignores validity
+    assert model.greedy_valid_only
+    masked, _ = model.predict(obs, deterministic=True, action_masks=masks)
+    assert invalid_choices(masked, masks) == 0
+    q = model.q_net(model.policy.obs_to_tensor(obs)[0]).detach().numpy()
+    np.testing.assert_array_equal(masked, np.where(masks, q, -np.inf).argmax(axis=1))  # the best valid one
+    for k in range(0, len(obs), 97):  # one observation at a time: SB3's shapes
+        action, _ = model.predict(obs[k], deterministic=True, action_masks=masks[k])
+        assert action.shape == () and action == masked[k]
+
+    model.save(tmp_path / "on.zip")
+    loaded = MaskedDQN.load(tmp_path / "on.zip", device="cpu")
+    assert loaded.greedy_valid_only
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True, action_masks=masks)[0], masked)
+
+    # The same network without the option: plain DQN's argmax, which does pick invalid actions.
+    model.greedy_valid_only = False
+    plain, _ = model.predict(obs, deterministic=True, action_masks=masks)
+    np.testing.assert_array_equal(plain, model.predict(obs, deterministic=True)[0])
+    assert invalid_choices(plain, masks) > 0.05 * len(obs)
+    model.save(tmp_path / "off.zip")
+    assert not MaskedDQN.load(tmp_path / "off.zip", device="cpu").greedy_valid_only  # the option is saved
+
+
+def test_exploration_stays_uniform_over_all_actions():
+    env, obs, masks = random_states(5, steps=40)
+    model = MaskedDQN("MlpPolicy", env, seed=1, device="cpu")
+    model.exploration_rate = 1.0
+    actions = np.concatenate([model.predict(obs, action_masks=masks)[0] for _ in range(5)])
+    assert invalid_choices(actions, np.tile(masks, (5, 1))) > 0
+    assert len(np.unique(actions)) == env.action_space.n
+
+
+def test_the_learning_target_is_dqns():
+    """Only acting changes: the TD target (``train``) and the losses are plain DQN's."""
+    assert MaskedDQN.train is DQN.train
+    assert "train" not in vars(MaskedDQN) and "_on_step" not in vars(MaskedDQN)
+
+
+class InvalidCount(BaseCallback):
+    """Invalid actions taken by the training rollouts after ``learning_starts``."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after, self.invalid, self.decisions = after, 0, 0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps > self.after:
+            self.invalid += sum(info["invalid_action"] for info in self.locals["infos"])
+            self.decisions += len(self.locals["infos"])
+        return True
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_training_rollouts_act_on_valid_actions(on):
+    """Greedy rollout actions (epsilon 0) read the training env's masks; without the option the
+    same seed's rollouts take invalid actions."""
+    env = VecMonitor(BatchedBalancingVecEnv(8, full_info=True, profile=PROFILE))
+    model = MaskedDQN("MlpPolicy", env, seed=1, device="cpu", learning_starts=64, batch_size=32,
+                      exploration_initial_eps=0.0, exploration_final_eps=0.0, greedy_valid_only=on)  # fmt: skip
+    count = InvalidCount(after=64)
+    model.learn(1600, callback=count)
+    assert count.decisions > 1000
+    assert (count.invalid == 0) if on else (count.invalid > 0)
+
+
+def test_a_plain_dqn_model_loads_acting_as_it_was_trained(tmp_path):
+    """Models saved by stable_baselines3.DQN (before MaskedDQN) load with the option off."""
+    env, obs, masks = random_states(5, steps=40)
+    old = DQN("MlpPolicy", env, seed=1, device="cpu")
+    old.save(tmp_path / "best_model.zip")
+    cfg = defaults()
+    (tmp_path / "run_config.json").write_text(json.dumps({"settings": {"algo": "dqn", "env": cfg["env"]}}))
+    policy = load_policy("dqn", tmp_path / "best_model.zip", cfg)
+    assert isinstance(policy, MaskedDQN) and not policy.greedy_valid_only
+    np.testing.assert_array_equal(policy.predict(obs, deterministic=True, action_masks=masks)[0],
+                                  old.predict(obs, deterministic=True)[0])  # fmt: skip
+
+
+SMALL = {
+    "training": {
+        "n_envs": 8,
+        "total_steps": {"dqn": 3000},
+        "eval_interval": 1000,
+        "eval_episodes": 2,
+        "checkpoint_interval": 1000,
+        "hyperparams": {"dqn": {"learning_starts": 500, "buffer_size": 5000, "gradient_steps": 2, "batch_size": 64}},
+    },
+    "evaluation": {"episodes": 2},
+}
+
+
+def test_a_trained_masked_dqn_takes_no_invalid_action_in_evaluation(tmp_path):
+    """`bmsrl train` records the option, its evaluation callback passes the masks (the best model is
+    chosen by the policy evaluation uses), and `bmsrl evaluate --policy dqn` takes no invalid action."""
+    from sb3_contrib.common.maskable.evaluation import evaluate_policy
+
+    from bmsrl.config import load_config, task_kwargs, training_eval_seed
+
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    out = tmp_path / "dqn"
+    assert main(["train", "--config", str(config), "--algo", "dqn", "--seed", "2", "--out", str(out)]) == 0
+    record = json.loads((out / "run_config.json").read_text())
+    assert record["settings"]["hyperparams"]["greedy_valid_only"] is True
+
+    # best_model.zip is the model of the best training evaluation, on the evaluation packs, with masks.
+    cfg = load_config(config)
+    model = MaskedDQN.load(out / "best_model.zip", device="cpu")
+    returns = {}
+    for use_masking in (True, False):
+        eval_env = VecMonitor(BatchedBalancingVecEnv(2, **task_kwargs(cfg, cfg["profiles"]["train"])))
+        eval_env.seed(training_eval_seed(cfg, 2))
+        returns[use_masking], _ = evaluate_policy(model, eval_env, n_eval_episodes=2, deterministic=True,
+                                                  return_episode_rewards=True, use_masking=use_masking)  # fmt: skip
+    with np.load(out / "evaluations.npz") as ev:
+        np.testing.assert_allclose(ev["results"][np.argmax(ev["results"].mean(axis=1))], returns[True], rtol=1e-6)
+    assert not np.allclose(returns[True], returns[False])  # unmasked it acts otherwise: the check can fail
+
+    for profile in ("discharge-rest-charge", "charge-rest-discharge"):
+        ev = tmp_path / profile
+        assert main(["evaluate", "--config", str(config), "--policy", "dqn", "--profile", profile, "--seed", "2",
+                     "--model", str(out / "best_model.zip"), "--out", str(ev)]) == 0  # fmt: skip
+        metrics = pd.read_csv(ev / "metrics.csv")
+        assert len(metrics) == 2 and (metrics["invalid_actions"] == 0).all()
+        assert pd.read_csv(ev / "traces.csv").filter(like="switch_").to_numpy().any()  # it does close shunts
+
+
+def test_checkpoints_of_a_plain_dqn_run_are_not_resumed(tmp_path):
+    """A checkpoint folder written before the option existed records hyperparams without it: the
+    settings differ, so `bmsrl train` starts afresh instead of resuming a plain DQN as MaskedDQN."""
+    from bmsrl.train import RUN_RECORD, prepare_workdir, run_settings
+
+    settings = run_settings(defaults(), "dqn", 1, PROFILE, None)
+    assert settings["hyperparams"]["greedy_valid_only"] is True
+    old = json.loads(json.dumps(settings, default=str))
+    del old["hyperparams"]["greedy_valid_only"]
+    work = tmp_path / "checkpoints"
+    work.mkdir()
+    (work / RUN_RECORD).write_text(json.dumps({"settings": old}))
+    (work / "model_1000_steps.zip").write_bytes(b"plain DQN")
+    prepare_workdir(work, settings)
+    assert not (work / "model_1000_steps.zip").exists()
+    assert json.loads((work / RUN_RECORD).read_text())["settings"]["hyperparams"]["greedy_valid_only"] is True
