@@ -490,11 +490,9 @@ def task_kwargs(cfg: dict[str, Any], profile: str, ocv_table: str | Path | None 
     ``ocv_table`` is the *processed* OCV table (``results/ocv/ocv_processed.csv`` in the workflow;
     ``None``: the package's shipped table). The ECM table is ``cfg["ecm_table"]``; when that is the
     default ``data/ecm_params.csv`` and no such file exists here (a stage run outside the repository),
-    the package's shipped copy is used. ``reward.switch_penalty: auto`` becomes ``None``.
+    the package's shipped copy is used.
     """
-    env, reward = cfg["env"], dict(cfg["reward"])
-    if reward.get("switch_penalty") == "auto":
-        reward["switch_penalty"] = None
+    env, reward = cfg["env"], copy.deepcopy(cfg["reward"])
     ecm_table = cfg.get("ecm_table")
     if ecm_table is not None and ecm_table == _default_ecm_table() and not Path(ecm_table).exists():
         ecm_table = None
