@@ -11,7 +11,9 @@ Adding an algorithm is one :class:`AlgoSpec` here (its default hyperparameters i
 The default hyperparameters are sized for the batched environment (``training.n_envs`` = 64 packs
 stepped together): an on-policy rollout of ``n_steps`` per pack is ``64 * n_steps`` transitions,
 and DQN's ``train_freq`` 1 vec-env step x ``gradient_steps`` 16 is one gradient step per 4
-transitions, the study's update shape.
+transitions, the study's update shape. PPO and TRPO update on 32 x 64 = 2048 transitions, A2C on
+A3C's 5 steps x 64 packs; ARS (:class:`bmsrl.ars.BatchedARS`) runs its candidates on the packs side
+by side and counts every simulated transition (``tests/test_algos.py`` checks the update counts).
 """
 
 from __future__ import annotations
