@@ -11,7 +11,9 @@ Adding an algorithm is one :class:`AlgoSpec` here (its default hyperparameters i
 The default hyperparameters are sized for the batched environment (``training.n_envs`` = 64 packs
 stepped together): an on-policy rollout of ``n_steps`` per pack is ``64 * n_steps`` transitions,
 and DQN's ``train_freq`` 1 vec-env step x ``gradient_steps`` 16 is one gradient step per 4
-transitions, the study's update shape.
+transitions, the study's update shape. PPO and TRPO update on 32 x 64 = 2048 transitions, A2C on
+A3C's 5 steps x 64 packs; ARS (:class:`bmsrl.ars.BatchedARS`) runs its candidates on the packs side
+by side and counts every simulated transition (``tests/test_algos.py`` checks the update counts).
 """
 
 from __future__ import annotations
@@ -96,6 +98,39 @@ _PPO_HYPERPARAMS = {
     "ent_coef": 0.03,
 }
 
+# A2C: the study's A3C (Mnih et al. 2016: 16 asynchronous workers, t_max 5, RMSprop) made
+# synchronous: the 64 packs are the workers, each contributing its 5-step segment to one update.
+_A2C_HYPERPARAMS = {
+    "n_steps": 5,  # A3C's t_max: 5 x 64 packs = 320 transitions per update, 46,875 updates in 15 M
+    "learning_rate": 7.0e-4,  # SB3's (and A3C's) RMSprop step for a batch of this size
+    "gamma": 0.995,  # as PPO: an episode is ~200 decisions, the balance pays off late
+    "gae_lambda": 1.0,  # A3C's n-step returns (no GAE)
+    "ent_coef": 0.03,  # the same "all shunts open" local optimum as PPO (see _PPO_HYPERPARAMS)
+}
+
+# TRPO: PPO's rollout shape (so the two trust-region methods see the same data per update).
+_TRPO_HYPERPARAMS = {
+    "n_steps": 32,  # 32 x 64 packs = 2048 transitions per update (library default 2048 per env
+    #                 would be 131,072 transitions per update: 114 updates in 15 M); here 7,324
+    "batch_size": 256,  # critic minibatch [transitions]: 8 per rollout, x n_critic_updates 10
+    "gamma": 0.995,
+    "gae_lambda": 0.95,
+    "target_kl": 0.01,  # the trust region: mean KL per policy step (library default)
+}
+
+# ARS (Mania et al. 2018), evaluated on the batch by bmsrl.ars.BatchedARS: one iteration runs each
+# "+" and "-" candidate on the same packs, 2 x 64 packs x ~200 decisions = ~25,600 transitions, so
+# 15 M steps are ~590 updates.
+_ARS_HYPERPARAMS = {
+    "n_delta": 64,  # one direction per pack: 64 directions per update, each a +/- pair on one pack
+    "n_top": 64,  # all of them: ranking by max(r+, r-) would rank packs (easy initial states), not
+    #               directions, since both signs of a direction run on the same pack
+    "n_eval_episodes": 1,  # episodes per pack per candidate (the +/- pairing removes the pack spread)
+    "learning_rate": 0.02,  # step size, divided by the std of the returns (library default)
+    "delta_std": 0.05,  # perturbation scale in weight space (library default)
+    "policy_kwargs": {"net_arch": []},  # the ARS paper's static linear policy: 48 x 32 + 32 weights
+}
+
 #: name -> spec, in the order tables and figures list them
 ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
@@ -134,17 +169,20 @@ ALGOS: dict[str, AlgoSpec] = {
         ),
         AlgoSpec(
             "a2c", "A2C", "#2ca02c", "stable_baselines3", "A2C", log_unit="rollout", default_n_steps=5,
-            normalize_reward=True,
+            normalize_reward=True, hyperparams=_A2C_HYPERPARAMS,
             description="Advantage actor-critic: the synchronous form of the study's A3C", keywords=_A2C_KEYWORDS,
         ),
         AlgoSpec(
             "trpo", "TRPO", "#9467bd", "sb3_contrib", "TRPO", log_unit="rollout", default_n_steps=2048,
-            adam=True, normalize_reward=True,
+            adam=True, normalize_reward=True, hyperparams=_TRPO_HYPERPARAMS,
             description="Trust-region policy optimisation (sb3-contrib)", keywords=_TRPO_KEYWORDS,
         ),
         AlgoSpec(
-            "ars", "ARS", "#8c564b", "sb3_contrib", "ARS", log_unit="iteration",
-            description="Augmented random search (sb3-contrib)", keywords=_ARS_KEYWORDS,
+            # sb3-contrib's ARS with the candidates evaluated side by side on the batch's packs and
+            # every simulated transition counted (bmsrl/ars.py says why the library's loop cannot)
+            "ars", "ARS", "#8c564b", "bmsrl.ars", "BatchedARS", log_unit="iteration", hyperparams=_ARS_HYPERPARAMS,
+            description="Augmented random search (sb3-contrib's ARS, candidates evaluated on the batch's packs)",
+            keywords=_ARS_KEYWORDS,
         ),
     )
 }
@@ -162,13 +200,15 @@ def sb3_log_interval(name: str, log_interval_steps: int, n_envs: int, hyperparam
     """SB3's ``log_interval`` (in the algorithm's own unit) closest to ``log_interval_steps`` env steps.
 
     ``episode_steps``: decisions of one episode (about 200 on the shipped profiles), for algorithms
-    that count episodes; an ARS iteration evaluates ``2 * n_delta`` episodes on one pack.
+    that count episodes; an ARS iteration runs every pack ``n_eval_episodes`` episodes per pass, two
+    passes ("+" and "-" candidates) per ``n_envs`` directions.
     """
     spec = get(name)
     if spec.log_unit == "rollout":
         per_unit = hyperparams.get("n_steps", spec.default_n_steps) * n_envs
-    elif spec.log_unit == "iteration":
-        per_unit = 2 * hyperparams.get("n_delta", 8) * episode_steps
+    elif spec.log_unit == "iteration":  # bmsrl.ars.BatchedARS: each sign's candidates in passes over the packs
+        passes = -(-hyperparams.get("n_delta", 8) // n_envs)
+        per_unit = 2 * passes * n_envs * hyperparams.get("n_eval_episodes", 1) * episode_steps
     else:
         per_unit = episode_steps
     return max(1, log_interval_steps // per_unit)

@@ -1,0 +1,118 @@
+"""Does each algorithm learn? A short training run of each, against the baselines on the same packs.
+
+    python benchmarks/algos_learn.py [--algos dqn ppo a2c trpo ars] [--steps 1000000 --steps ars=5000000]
+                                     [--seed 1] [--config config/config.yaml] [--set training.n_envs=32 ...]
+
+Each algorithm trains once through ``bmsrl.train.train`` (the project's settings: the config's
+``training`` section and the registry's hyperparameters) in a temporary folder, for ``--steps`` env
+steps (``--steps ALGO=N`` sets one algorithm's budget), evaluated every tenth of its budget and at
+the end on the training-evaluation packs of ``--seed`` (``training.eval_episodes`` packs, the ones
+the training curves use). The table gives, per algorithm: env steps done, wall time (evaluations
+included), env-steps/s, the final and the best evaluation mean return, and "learns: yes" when the
+best exceeds the return of ``no_balancing`` on the same packs. The baselines' returns on those packs
+(``bmsrl.reference.baseline_returns``, with the config's baseline settings) are printed below it.
+
+A short budget says whether an algorithm moves away from its initial policy in the right
+direction, not what it reaches at the study's budget. ``--set KEY=VALUE`` changes one config key
+(dotted path, YAML value) before validation, e.g. ``--set training.eval_episodes=16``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bmsrl import algos
+from bmsrl.baselines import BASELINES, settings_key
+from bmsrl.config import load_config
+from bmsrl.reference import baseline_returns
+from bmsrl.train import train
+
+STUDY = ("dqn", "ppo", "a2c", "trpo", "ars")
+
+
+def configured(path: Path, overrides: list[str]) -> dict:
+    """The validated config of ``path`` with each ``KEY=VALUE`` override applied."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        *parents, last = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = yaml.safe_load(value)
+    return load_config(json_text=json.dumps(raw))
+
+
+def budgets(items: list[str], names: list[str]) -> dict[str, int]:
+    """``["400000", "ars=2000000"]`` -> ``{algo: steps}`` (the bare number applies to every algorithm)."""
+    default, per_algo = 1_000_000, {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if sep:
+            per_algo[algos.get(name).name] = int(value)
+        else:
+            default = int(value)
+    return {a: per_algo.get(a, default) for a in names}
+
+
+def run(cfg: dict, algo: str, steps: int, seed: int) -> dict:
+    """Train ``algo`` for ``steps`` env steps; its evaluation history and timing."""
+    training = cfg["training"]
+    training["total_steps"][algo] = steps
+    training["eval_interval"] = max(steps // 10, training["n_envs"])
+    training["checkpoint_interval"] = 10 * steps  # none during the run
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train(cfg, algo, seed, Path(tmp), tensorboard=None)
+        wall = time.perf_counter() - start
+        with np.load(Path(tmp) / "evaluations.npz") as ev:
+            means = ev["results"].mean(axis=1)
+            done = int(ev["timesteps"][-1])
+    return {"steps": done, "wall": wall, "final": float(means[-1]), "best": float(means.max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=list(STUDY), choices=list(algos.ALGOS))
+    parser.add_argument("--steps", action="append", default=[], metavar="[ALGO=]N",
+                        help="env steps per run (default 1000000); ALGO=N for one algorithm")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    cfg = configured(args.config, args.overrides)
+    steps = budgets(args.steps, args.algos)
+
+    reference = baseline_returns(cfg, args.seed, {b: cfg["baselines"].get(settings_key(b)) for b in BASELINES})
+    floor = float(reference["no_balancing"].mean())
+    rows = []
+    for algo in args.algos:
+        print(f"training {algo} for {steps[algo]:,} env steps ...", file=sys.stderr, flush=True)
+        rows.append((algo, run(cfg, algo, steps[algo], args.seed)))
+
+    n = cfg["training"]["eval_episodes"]
+    print(f"seed {args.seed}, {cfg['training']['n_envs']} packs, evaluation mean return over the same "
+          f"{n} training-evaluation packs (deterministic policy)")
+    print(f"{'algorithm':<14}{'env steps':>11}{'wall s':>9}{'env-steps/s':>13}{'final':>9}{'best':>9}  learns")
+    for algo, r in rows:
+        print(f"{algos.get(algo).label:<14}{r['steps']:>11,}{r['wall']:>9.1f}{r['steps'] / r['wall']:>13,.0f}"
+              f"{r['final']:>9.1f}{r['best']:>9.1f}  {'yes' if r['best'] > floor else 'no'}")
+    print("baselines on the same packs (config settings):")
+    for name, returns in reference.items():
+        print(f"  {BASELINES[name][1]:<22}{returns.mean():9.1f}")
+
+
+if __name__ == "__main__":
+    main()
