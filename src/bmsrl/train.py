@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import platform
-import random
 import re
 import shutil
 import sys
@@ -42,6 +41,7 @@ from bmsrl.agents import algorithm_class
 from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
+from bmsrl.learning import evaluation_class, make_envs, new_model, seed_everything
 from bmsrl.results import write_evaluations
 
 log = logging.getLogger("bmsrl.train")
@@ -114,19 +114,6 @@ def package_versions() -> dict[str, str]:
             "sb3_contrib": sb3_contrib.__version__, "gymnasium": gymnasium.__version__}  # fmt: skip
 
 
-def seed_everything(seed: int, torch_threads: int) -> None:
-    """Fix python, numpy and torch RNGs; pin torch to ``torch_threads`` threads."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(torch_threads)
-    # Argument checks of torch.distributions cost ~10 % of a PPO update and check nothing the
-    # policy can get wrong here (logits from a linear layer).
-    torch.distributions.Distribution.set_default_validate_args(False)
-
-
 # ---------------------------------------------------------------------------------- checkpoints
 def checkpoints(folder: Path) -> list[tuple[int, Path]]:
     """The periodic checkpoints in ``folder`` as ``(steps, path)``, newest first."""
@@ -184,79 +171,6 @@ class AtomicCheckpoint(BaseCallback):
             self.model.save(handle)
 
 
-class SaveBest(BaseCallback):
-    """Called by the evaluation callback on a new best mean return: ``best_model.zip``, atomically."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-
-    def _on_step(self) -> bool:
-        with atomic_output(self.path) as tmp, open(tmp, "wb") as handle:
-            self.model.save(handle)
-        return True
-
-
-def seeded_evaluation(base: type[EvalCallback]):
-    """``base`` (SB3's or sb3-contrib's masked EvalCallback) evaluating on the same packs every
-    time, once more at the end of training, writing ``evaluations.npz`` atomically and logging a line
-    per evaluation."""
-
-    class SeededEvaluation(base):
-        def __init__(self, eval_env, *, seed: int, work: Path, total_steps: int, **kwargs) -> None:
-            # SB3 writes its own evaluations file in place; it goes to a scratch folder and the
-            # published working copy is written atomically from the same arrays below.
-            super().__init__(eval_env, log_path=str(work / "sb3"), best_model_save_path=None,
-                             callback_on_new_best=SaveBest(work / "best_model.zip"), **kwargs)
-            self.seed, self.work, self.total_steps = seed, work, total_steps
-            self._clock = (time.perf_counter(), 0)
-
-        def _on_step(self) -> bool:
-            due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
-            if due:
-                self.eval_env.seed(self.seed)
-            keep_going = super()._on_step()
-            if due:
-                self._publish()
-            return keep_going
-
-        def _on_training_end(self) -> None:
-            if not self.evaluations_timesteps or self.evaluations_timesteps[-1] != self.num_timesteps:
-                every, self.eval_freq = self.eval_freq, 1
-                self._on_step()
-                self.eval_freq = every
-
-        def restore(self, path: Path, resume_steps: int) -> None:
-            """Carry the evaluation history of ``path`` up to ``resume_steps`` over a restart."""
-            try:
-                with np.load(path) as old:
-                    keep = old["timesteps"] <= resume_steps
-                    history = (list(old["timesteps"][keep]), [list(r) for r in old["results"][keep]],
-                               [list(r) for r in old["ep_lengths"][keep]])
-            except Exception as exc:  # unreadable: the curve restarts, the model does not
-                log.warning("evaluation history %s is unreadable (%s): starting it afresh", path, exc)
-                return
-            self.evaluations_timesteps, self.evaluations_results, self.evaluations_length = history
-            if history[0]:
-                self.best_mean_reward = float(np.max(np.mean(history[1], axis=1)))
-
-        def _publish(self) -> None:
-            with atomic_output(self.work / "evaluations.npz") as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, timesteps=self.evaluations_timesteps, results=self.evaluations_results,
-                         ep_lengths=self.evaluations_length)
-            start, start_steps = self._clock
-            now = time.perf_counter()
-            rate = (self.num_timesteps - start_steps) / max(now - start, 1e-9)
-            self._clock = (now, self.num_timesteps)
-            left = max(self.total_steps - self.num_timesteps, 0) / max(rate, 1e-9)
-            log.info("eval at %d env steps: mean return %.2f +/- %.2f over %d episodes (best %.2f); "
-                     "%.0f env-steps/s, about %.0f min left", self.num_timesteps, self.last_mean_reward,
-                     float(np.std(self.evaluations_results[-1])), len(self.evaluations_results[-1]),
-                     self.best_mean_reward, rate, left / 60)  # fmt: skip
-
-    return SeededEvaluation
-
-
 class ProgressLine(BaseCallback):
     """In a terminal: one line, redrawn about once a second, with the env steps done, env-steps/s,
     the last evaluation's mean return and the time left (no dependency beyond the terminal)."""
@@ -311,11 +225,8 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
           ocv_table: str | None = None, profile: str | None = None) -> Path:  # fmt: skip
     """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``."""
     from stable_baselines3.common.callbacks import CallbackList
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+    from stable_baselines3.common.vec_env import VecNormalize
 
-    from bmsrl.vec_env import BatchedBalancingVecEnv
-
-    spec = algos.get(algo)
     training = cfg["training"]
     total_steps = int(training["total_steps"][algo])
     n_envs = int(training["n_envs"])
@@ -329,14 +240,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     seed_everything(seed, training["torch_threads"])
 
     # Environments: training packs seeded from the run seed; evaluation packs from a disjoint range.
-    # VecMonitor sits inside VecNormalize, so logged episode returns are the raw ones. Returns of
-    # ~-200 would otherwise make the value loss dominate PPO's clipped gradient (max_grad_norm).
-    kwargs = task_kwargs(cfg, profile, ocv_table)
-    env = VecMonitor(BatchedBalancingVecEnv(n_envs, **kwargs))
-    eval_env = VecMonitor(BatchedBalancingVecEnv(training["eval_episodes"], **kwargs))
-    if settings["normalize_reward"]:
-        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=hyperparams.get("gamma", 0.99))
-        eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
+    env, eval_env = make_envs(cfg, algo, profile, ocv_table, training["eval_episodes"], settings["normalize_reward"])
     env.seed(seed)
 
     # Model: resumed from the newest readable checkpoint, or new.
@@ -347,20 +251,11 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
         if stats.exists():
             env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
     if model is None:
-        if spec.adam:
-            policy_kwargs = dict(hyperparams.pop("policy_kwargs", {}))
-            policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
-            hyperparams["policy_kwargs"] = policy_kwargs
-        model = algo_class("MlpPolicy", env, seed=seed, verbose=0, device="cpu",
-                           tensorboard_log=str(tensorboard) if tensorboard else None, **hyperparams)  # fmt: skip
+        model = new_model(algo, env, seed, hyperparams, tensorboard)
     done_steps = int(model.num_timesteps)
 
     # Callbacks: periodic evaluation on fixed packs (best model, history), checkpoints, statistics.
-    if spec.masked:
-        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as base
-    else:
-        base = EvalCallback
-    evaluation = seeded_evaluation(base)(
+    evaluation = evaluation_class(algo)(
         eval_env, seed=training_eval_seed(cfg, seed), work=work, total_steps=total_steps,
         n_eval_episodes=training["eval_episodes"], eval_freq=max(training["eval_interval"] // n_envs, 1),
         deterministic=True, verbose=0,
