@@ -22,7 +22,6 @@ a log line naming the settings that changed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -38,11 +37,12 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed
+from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed,
+                          validate)
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_output
+from bmsrl.io import atomic_output, check_output, file_digest
 from bmsrl.learning import evaluation_class, make_envs, new_model, seed_everything
-from bmsrl.results import write_evaluations
+from bmsrl.results import read_tuned_hyperparams, write_evaluations
 
 log = logging.getLogger("bmsrl.train")
 
@@ -51,18 +51,14 @@ RUN_RECORD = "run_config.json"
 
 
 # ------------------------------------------------------------------------------------ settings
-def file_digest(path: str | os.PathLike | None) -> str | None:
-    """SHA-256 of a file's bytes (``None`` for the package's shipped table)."""
-    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None) -> dict:
+def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, tuned: dict | None = None) -> dict:
     """Everything that changes what a training run learns: a checkpoint made with other settings
     cannot be resumed, and a model is evaluated only under the env settings it was trained with.
-    (``total_steps`` is left out: a longer budget continues a run.)"""
+    (``total_steps`` is left out: a longer budget continues a run.) ``tuned``: the search result the
+    hyperparameters come from (:func:`bmsrl.results.read_tuned_hyperparams`), recorded when given."""
     training = cfg["training"]
     kwargs = task_kwargs(cfg, profile, ocv_table)
-    return {
+    settings = {
         "algo": algo,
         "seed": seed,
         "profile": profile,
@@ -76,6 +72,9 @@ def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str |
         "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
         "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
     }
+    if tuned is not None:
+        settings["tuned_hyperparams"] = tuned
+    return settings
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -222,8 +221,9 @@ class EpisodeStats(BaseCallback):
 
 # ---------------------------------------------------------------------------------------- train
 def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None = None,
-          ocv_table: str | None = None, profile: str | None = None) -> Path:  # fmt: skip
-    """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``."""
+          ocv_table: str | None = None, profile: str | None = None, tuned: dict | None = None) -> Path:  # fmt: skip
+    """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``. ``tuned``: the search
+    result whose hyperparameters ``cfg`` carries (recorded in ``run_config.json``)."""
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -235,7 +235,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
 
     # The settings record: checkpoints of other settings are not resumed.
     work = out / "checkpoints"
-    settings = run_settings(cfg, algo, seed, profile, ocv_table)
+    settings = run_settings(cfg, algo, seed, profile, ocv_table, tuned)
     prepare_workdir(work, settings)
     seed_everything(seed, training["torch_threads"])
 
@@ -308,6 +308,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--total-steps", type=int, help="override training.total_steps for this algorithm")
     parser.add_argument("--eval-interval", type=int, help="override training.eval_interval [env steps]")
     parser.add_argument("--log-interval", type=int, help="override training.log_interval [env steps]")
+    parser.add_argument("--tuned-hyperparams", type=Path, metavar="YAML",
+                        help="with training.tuned_hyperparams: the search result (results/tuning/ALGO.yaml) whose "
+                             "hyperparameters override training.hyperparams")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -325,7 +328,27 @@ def main(args: argparse.Namespace) -> int:
     training["log_interval"] = args.log_interval or training["log_interval"]
     if args.total_steps is not None:
         training["total_steps"][args.algo] = args.total_steps
+    tuned = tuned_hyperparams(cfg, args.algo, args.tuned_hyperparams)
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
     os.environ.setdefault("OMP_NUM_THREADS", str(training["torch_threads"]))
-    train(cfg, args.algo, args.seed, args.out, args.tensorboard, ocv_table, args.profile)
+    train(cfg, args.algo, args.seed, args.out, args.tensorboard, ocv_table, args.profile, tuned)
     return 0
+
+
+def tuned_hyperparams(cfg: dict, algo: str, path: Path | None) -> dict | None:
+    """With ``training.tuned_hyperparams``: merge the search's best hyperparameters (``path``) over
+    ``training.hyperparams[algo]`` in ``cfg`` and return what the run records of them; else ``None``."""
+    wanted = cfg["training"]["tuned_hyperparams"]
+    if not wanted:
+        if path is not None:
+            raise UserError(f"--tuned-hyperparams {path}: given, but training.tuned_hyperparams is false")
+        return None
+    if path is None:
+        raise UserError(f"training.tuned_hyperparams is true: give --tuned-hyperparams results/tuning/{algo}.yaml "
+                        f"(the search's result: snakemake tune)")
+    tuned = read_tuned_hyperparams(path, algo)
+    cfg["training"]["hyperparams"][algo].update(tuned["hyperparams"])
+    validate(cfg, str(path))  # the merged hyperparameters obey the config's rules
+    log.info("hyperparameters of %s (%s, trial %s): %s", path, tuned["study"], tuned["trial"],
+             json.dumps(tuned["hyperparams"]))
+    return tuned
