@@ -106,6 +106,34 @@ def test_shipped_configs_plan(workdir, configfile, train, evaluate):
     assert counts["aggregate"] == 1 and counts["plot_traces"] == 4 and counts["tune_baselines"] == 2
 
 
+def test_search_is_optional_and_feeds_training_when_asked(workdir):
+    """`snakemake tune` plans one job per trial and a summary per algorithm; the study's default
+    targets include no search; training.tuned_hyperparams makes every train job wait for it."""
+    assert dry_run(workdir, "tune", "--configfile", "config/test.yaml", "--config", "algos=[ppo]") == {
+        "ocv": 1, "search_trial": 2, "search_summary": 1, "tune": 1}
+    assert dry_run(workdir, "tune", "--config", "algos=[ppo,dqn]")["search_trial"] == 2 * 24
+    tuned = dry_run(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
+    assert tuned["search_trial"] == 2 * 2 and tuned["search_summary"] == 2 and tuned["train"] == 4
+    commands = shell_commands(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
+    train = next(c for c in commands if " bmsrl train " in c and "--algo ppo --seed 2 " in c)
+    assert "--tuned-hyperparams results/tuning/ppo.yaml" in train.replace("'", "")
+    trial = next(c for c in commands if " bmsrl search trial " in c and "--algo dqn --trial 1 " in c)
+    assert "--storage results/tuning/dqn/study.journal --out results/tuning/dqn/trial1.json" in trial
+    assert not any("--tuned-hyperparams" in c for c in shell_commands(workdir, "--configfile", "config/test.yaml"))
+
+
+def test_more_trials_or_a_longer_training_leave_the_trials_done_alone(workdir):
+    """A trial's config holds what changes it: not search.trials, not training.total_steps."""
+    def trial_config(*config):
+        commands = shell_commands(workdir, "tune", "--config", "algos=[ppo]", *config)
+        return _config_of(next(c for c in commands if "--trial 0 " in c), workdir)
+
+    base = trial_config()
+    assert trial_config("search={trials: 30}") == base
+    assert trial_config("training={total_steps: {ppo: 100}}") == base
+    assert trial_config("search={eval_episodes: 3}") != base
+
+
 def shell_commands(workdir: Path, *args: str) -> list[str]:
     result = run(workdir, "-n", "-p", *args)
     assert result.returncode == 0, result.stderr
