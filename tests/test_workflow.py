@@ -343,3 +343,25 @@ def test_full_dag_on_the_test_config(workdir):
     html = (r / "report.html").read_text(encoding="utf-8")
     assert "training seeds 1, 2 on the profiles" in html.replace("\\n", " ")  # the test run's seeds, not 1, 2, 3
     assert "stable-baselines3" in html  # the recorded package versions are in the report
+
+
+@pytest.mark.workflow
+def test_two_trial_search_then_tuned_training_on_the_test_config(workdir):
+    """`snakemake tune` on the test config (two trials side by side), then one train job that takes its result."""
+    result = run(workdir, "tune", "--configfile", "config/test.yaml", "--cores", "2", "--config", "algos=[ppo]")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    r = workdir / "results"
+    summary = load_yaml((r / "tuning" / "ppo.yaml").read_text())
+    assert summary["algo"] == "ppo" and len(summary["trials"]) == 2 and summary["hyperparams"]
+    assert (r / "tuning" / "ppo" / "study.journal").stat().st_size > 0
+    assert all((r / "logs" / "search" / "ppo" / f"trial{k}.log").exists() for k in (0, 1))
+    target = "results/checkpoints/ppo_seed1/run_config.json"
+    trained = run(workdir, target, "--configfile", "config/test.yaml", "--cores", "2", "--config", "algos=[ppo]",
+                  "training={tuned_hyperparams: true}")
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    assert "search_trial" not in trained.stdout + trained.stderr  # the search was done already
+    import json
+
+    settings = json.loads((workdir / target).read_text())["settings"]
+    assert settings["tuned_hyperparams"]["hyperparams"] == summary["hyperparams"]
+    assert {k: settings["hyperparams"][k] for k in summary["hyperparams"]} == summary["hyperparams"]
