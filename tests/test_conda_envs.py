@@ -58,7 +58,8 @@ def test_the_checker_sees_the_workflow(workflow):
     assert {k[0]: v for k, v in envs.items() if k[0] not in ("evaluate", "animate")} == {
         "record": "core.yaml", "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml",
         "plot_traces": "core.yaml", "plot_training": "core.yaml", "plot_metrics": "core.yaml",
-        "plot_robustness": "core.yaml", "tune_baselines": "core.yaml",
+        "plot_robustness": "core.yaml", "tune_baselines": "core.yaml", "search_trial": "rl.yaml",
+        "search_summary": "rl.yaml",
     }  # fmt: skip
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
     verb_modules = verbs(ROOT)
@@ -73,6 +74,7 @@ def test_the_checker_sees_the_workflow(workflow):
     assert dqn - baseline == {"stable-baselines3", "sb3-contrib"}  # torch comes with them (and train needs it)
     assert {"scipy", "matplotlib", "pandas"} <= requirements(("plot_traces", ()))  # scipy: inside a function
     assert "torch" not in requirements(("aggregate", ()))
+    assert {"optuna", "torch", "stable-baselines3"} <= requirements(("search_trial", ()))
 
 
 def test_the_workflow_exports_the_repository_and_loading_it_changes_nothing_here(monkeypatch, tmp_path):

@@ -132,6 +132,10 @@ SMALL = {
         "hyperparams": {"dqn": {"learning_starts": 500, "buffer_size": 5000, "gradient_steps": 2, "batch_size": 64}},
     },
     "evaluation": {"episodes": 2},
+    # the study's reward: after 3000 steps under it the unmasked greedy policy requests invalid
+    # actions on the evaluation packs, so the masked and unmasked returns differ and the check below
+    # can fail (under the capacity reward this tiny run leaves every shunt open, masked or not)
+    "reward": {"kind": "study"},
 }
 
 

@@ -106,6 +106,34 @@ def test_shipped_configs_plan(workdir, configfile, train, evaluate):
     assert counts["aggregate"] == 1 and counts["plot_traces"] == 4 and counts["tune_baselines"] == 2
 
 
+def test_search_is_optional_and_feeds_training_when_asked(workdir):
+    """`snakemake tune` plans one job per trial and a summary per algorithm; the study's default
+    targets include no search; training.tuned_hyperparams makes every train job wait for it."""
+    assert dry_run(workdir, "tune", "--configfile", "config/test.yaml", "--config", "algos=[ppo]") == {
+        "ocv": 1, "search_trial": 2, "search_summary": 1, "tune": 1}
+    assert dry_run(workdir, "tune", "--config", "algos=[ppo,dqn]")["search_trial"] == 2 * 24
+    tuned = dry_run(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
+    assert tuned["search_trial"] == 2 * 2 and tuned["search_summary"] == 2 and tuned["train"] == 4
+    commands = shell_commands(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
+    train = next(c for c in commands if " bmsrl train " in c and "--algo ppo --seed 2 " in c)
+    assert "--tuned-hyperparams results/tuning/ppo.yaml" in train.replace("'", "")
+    trial = next(c for c in commands if " bmsrl search trial " in c and "--algo dqn --trial 1 " in c)
+    assert "--storage results/tuning/dqn/study.journal --out results/tuning/dqn/trial1.json" in trial
+    assert not any("--tuned-hyperparams" in c for c in shell_commands(workdir, "--configfile", "config/test.yaml"))
+
+
+def test_more_trials_or_a_longer_training_leave_the_trials_done_alone(workdir):
+    """A trial's config holds what changes it: not search.trials, not training.total_steps."""
+    def trial_config(*config):
+        commands = shell_commands(workdir, "tune", "--config", "algos=[ppo]", *config)
+        return _config_of(next(c for c in commands if "--trial 0 " in c), workdir)
+
+    base = trial_config()
+    assert trial_config("search={trials: 30}") == base
+    assert trial_config("training={total_steps: {ppo: 100}}") == base
+    assert trial_config("search={eval_episodes: 3}") != base
+
+
 def shell_commands(workdir: Path, *args: str) -> list[str]:
     result = run(workdir, "-n", "-p", *args)
     assert result.returncode == 0, result.stderr
@@ -315,3 +343,25 @@ def test_full_dag_on_the_test_config(workdir):
     html = (r / "report.html").read_text(encoding="utf-8")
     assert "training seeds 1, 2 on the profiles" in html.replace("\\n", " ")  # the test run's seeds, not 1, 2, 3
     assert "stable-baselines3" in html  # the recorded package versions are in the report
+
+
+@pytest.mark.workflow
+def test_two_trial_search_then_tuned_training_on_the_test_config(workdir):
+    """`snakemake tune` on the test config (two trials side by side), then one train job that takes its result."""
+    result = run(workdir, "tune", "--configfile", "config/test.yaml", "--cores", "2", "--config", "algos=[ppo]")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    r = workdir / "results"
+    summary = load_yaml((r / "tuning" / "ppo.yaml").read_text())
+    assert summary["algo"] == "ppo" and len(summary["trials"]) == 2 and summary["hyperparams"]
+    assert (r / "tuning" / "ppo" / "study.journal").stat().st_size > 0
+    assert all((r / "logs" / "search" / "ppo" / f"trial{k}.log").exists() for k in (0, 1))
+    target = "results/checkpoints/ppo_seed1/run_config.json"
+    trained = run(workdir, target, "--configfile", "config/test.yaml", "--cores", "2", "--config", "algos=[ppo]",
+                  "training={tuned_hyperparams: true}")
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    assert "search_trial" not in trained.stdout + trained.stderr  # the search was done already
+    import json
+
+    settings = json.loads((workdir / target).read_text())["settings"]
+    assert settings["tuned_hyperparams"]["hyperparams"] == summary["hyperparams"]
+    assert {k: settings["hyperparams"][k] for k in summary["hyperparams"]} == summary["hyperparams"]

@@ -1,12 +1,12 @@
 """The algorithm registry: every RL algorithm the workflow can train, and what differs between them.
 
 One entry per algorithm (:data:`ALGOS`), in the spirit of rl-baselines3-zoo's ``ALGOS`` mapping.
-Everything else derives from it: the config schema's algorithm list, ``training.total_steps`` and
-``training.hyperparams`` defaults (:func:`bmsrl.config.schema`), the training loop
-(:mod:`bmsrl.train`), model loading (:mod:`bmsrl.agents`), the Snakemake rules
+Everything else derives from it: the config schema's algorithm list, the defaults of
+``training.total_steps``, ``training.hyperparams``, ``search.total_steps`` and ``search.space``
+(:func:`bmsrl.config.schema`), the training loop (:mod:`bmsrl.train`), model loading (:mod:`bmsrl.agents`), the Snakemake rules
 (``workflow/rules/common.smk``), the order, names and colours of tables and figures.
 
-Adding an algorithm is one :class:`AlgoSpec` here (its default hyperparameters included).
+Adding an algorithm is one :class:`AlgoSpec` here (its default hyperparameters and search space included).
 
 The default hyperparameters are sized for the batched environment (``training.n_envs`` = 64 packs
 stepped together): an on-policy rollout of ``n_steps`` per pack is ``64 * n_steps`` transitions,
@@ -50,6 +50,10 @@ class AlgoSpec:
     #: constructor keyword arguments (SB3 defaults for everything not listed)
     hyperparams: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: env steps of one trial of the hyperparameter search (``search.total_steps``)
+    search_steps: int = 1_000_000
+    #: the hyperparameter search's space (``search.space``): keyword argument -> distribution
+    search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the keyword arguments of the class's constructor a config may set in ``training.hyperparams``:
     #: its signature less :data:`SET_BY_TRAIN`. Written out so that validating a config (in the
     #: Snakefile, at every start-up) needs no torch import; tests/test_bad_inputs.py checks it against
@@ -131,6 +135,19 @@ _ARS_HYPERPARAMS = {
     "policy_kwargs": {"net_arch": []},  # the ARS paper's static linear policy: 48 x 32 + 32 weights
 }
 
+# Search spaces (docs/search.md): the hyperparameters the short-budget search can rank, around the
+# defaults above. The rollout and update shapes (n_steps, batch_size, train_freq, gradient_steps),
+# which are tied to the 64-pack batch, stay fixed.
+_LOG_LR = {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "log": True}
+_PPO_SPACE = {
+    "learning_rate": _LOG_LR,
+    "ent_coef": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True},
+    "gamma": {"type": "categorical", "choices": [0.99, 0.995, 0.999]},
+    "gae_lambda": {"type": "float", "low": 0.9, "high": 0.99},
+    "clip_range": {"type": "categorical", "choices": [0.1, 0.2, 0.3]},
+    "n_epochs": {"type": "int", "low": 3, "high": 20},
+}
+
 #: name -> spec, in the order tables and figures list them
 ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
@@ -155,27 +172,51 @@ ALGOS: dict[str, AlgoSpec] = {
             },
             description="Deep Q-network (off-policy, replay buffer), greedy over the valid actions",
             keywords=_MASKED_DQN_KEYWORDS,
+            search_steps=500_000,
+            search_space={
+                "learning_rate": _LOG_LR,
+                "batch_size": {"type": "categorical", "choices": [64, 128, 256]},
+                "gamma": {"type": "categorical", "choices": [0.98, 0.99, 0.995]},
+                "target_update_interval": {"type": "int", "low": 1_000, "high": 20_000, "log": True},
+                "exploration_fraction": {"type": "float", "low": 0.05, "high": 0.3},
+                "exploration_final_eps": {"type": "float", "low": 0.01, "high": 0.1},
+            },
         ),
         AlgoSpec(
             "ppo", "PPO", "#ff7f0e", "stable_baselines3", "PPO", log_unit="rollout", default_n_steps=2048,
             adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
             description="Proximal policy optimisation (on-policy, clipped surrogate)", keywords=_PPO_KEYWORDS,
+            search_space=_PPO_SPACE,
         ),
         AlgoSpec(
             "maskable_ppo", "Maskable PPO", "#e377c2", "sb3_contrib", "MaskablePPO", log_unit="rollout",
             default_n_steps=2048, masked=True, adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
             description="PPO that samples only the actions the invalid-action rules allow (sb3-contrib)",
-            keywords=_MASKABLE_PPO_KEYWORDS,
+            keywords=_MASKABLE_PPO_KEYWORDS, search_space=_PPO_SPACE,
         ),
         AlgoSpec(
             "a2c", "A2C", "#2ca02c", "stable_baselines3", "A2C", log_unit="rollout", default_n_steps=5,
             normalize_reward=True, hyperparams=_A2C_HYPERPARAMS,
             description="Advantage actor-critic: the synchronous form of the study's A3C", keywords=_A2C_KEYWORDS,
+            search_space={
+                "learning_rate": {"type": "float", "low": 1.0e-5, "high": 3.0e-3, "log": True},
+                "ent_coef": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True},
+                "gamma": {"type": "categorical", "choices": [0.99, 0.995, 0.999]},
+                "gae_lambda": {"type": "float", "low": 0.9, "high": 1.0},
+                "n_steps": {"type": "categorical", "choices": [5, 8, 16, 32]},
+            },
         ),
         AlgoSpec(
             "trpo", "TRPO", "#9467bd", "sb3_contrib", "TRPO", log_unit="rollout", default_n_steps=2048,
             adam=True, normalize_reward=True, hyperparams=_TRPO_HYPERPARAMS,
             description="Trust-region policy optimisation (sb3-contrib)", keywords=_TRPO_KEYWORDS,
+            search_space={
+                "learning_rate": {"type": "float", "low": 1.0e-4, "high": 3.0e-3, "log": True},  # the critic's
+                "gamma": {"type": "categorical", "choices": [0.99, 0.995, 0.999]},
+                "gae_lambda": {"type": "float", "low": 0.9, "high": 0.99},
+                "target_kl": {"type": "float", "low": 1.0e-3, "high": 0.05, "log": True},
+                "n_critic_updates": {"type": "int", "low": 5, "high": 30},
+            },
         ),
         AlgoSpec(
             # sb3-contrib's ARS with the candidates evaluated side by side on the batch's packs and
@@ -183,6 +224,11 @@ ALGOS: dict[str, AlgoSpec] = {
             "ars", "ARS", "#8c564b", "bmsrl.ars", "BatchedARS", log_unit="iteration", hyperparams=_ARS_HYPERPARAMS,
             description="Augmented random search (sb3-contrib's ARS, candidates evaluated on the batch's packs)",
             keywords=_ARS_KEYWORDS,
+            # n_delta stays 64 (one direction per pack, n_top = n_delta: see _ARS_HYPERPARAMS)
+            search_space={
+                "learning_rate": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True},
+                "delta_std": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+            },
         ),
     )
 }

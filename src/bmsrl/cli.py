@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "ocv": ("bmsrl.ocv", "validate and resample an OCV table; write the processed CSV and a plot"),
     "train": ("bmsrl.train", "train one agent (algorithm x seed) with checkpoints and TensorBoard logs"),
     "tune-baselines": ("bmsrl.tune", "grid-search a baseline's threshold and hysteresis on the training profile"),
+    "search": ("bmsrl.search", "hyperparameter search (Optuna): run one trial, or summarise the trials"),
     "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),
     "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 %% bootstrap CI"),
     "plot": ("bmsrl.plots", "draw the publication figures from traces, metrics and training logs"),

@@ -69,6 +69,15 @@ def schema() -> dict[str, Any]:
             "description": f"keyword arguments of {spec.module}.{spec.class_name}; any other keeps the library's default",
             "properties": {key: {**constraints.get(key, {}), "default": value} for key, value in spec.hyperparams.items()},
         }
+    search = result["properties"]["search"]["properties"]
+    for name, spec in ALGOS.items():
+        search["total_steps"].setdefault("properties", {})[name] = {
+            "$ref": "#/$defs/steps", "default": spec.search_steps, "description": f"env steps of one {spec.label} trial",
+        }
+        search["space"].setdefault("properties", {})[name] = {
+            "$ref": "#/$defs/search_space", "default": spec.search_space,
+            "description": f"the {spec.label} search space",
+        }
     return result
 
 
@@ -249,6 +258,7 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
     keyword arguments each algorithm's constructor takes. ``cfg`` has passed the schema."""
     errors: list[str] = []
     errors += env_errors(cfg.get("env", {}), "env.")
+    errors += _search_space_errors(cfg)
     hyperparams = cfg.get("training", {}).get("hyperparams", {})
     from bmsrl import algos
 
@@ -339,6 +349,61 @@ def tuning_seeds(cfg: dict[str, Any]) -> range:
     return range(tuning["seed_offset"], tuning["seed_offset"] + tuning["episodes"])
 
 
+def search_eval_seed(cfg: dict[str, Any]) -> int:
+    """Seed of the search-evaluation packs (pack k draws from ``SeedSequence(this, spawn_key=(k,))``):
+    every trial is scored on the same packs."""
+    return cfg["search"]["seed_offset"]
+
+
+def search_train_seed(cfg: dict[str, Any], trial: int) -> int:
+    """Seed of search trial ``trial`` (python, numpy, torch and its training packs)."""
+    return cfg["search"]["seed_offset"] + 1 + trial
+
+
+def search_seeds(cfg: dict[str, Any]) -> range:
+    """Every integer seed the search uses: :func:`search_eval_seed` and each trial's :func:`search_train_seed`."""
+    return range(search_eval_seed(cfg), search_train_seed(cfg, cfg["search"]["trials"]))
+
+
+def held_out_seeds(cfg: dict[str, Any]) -> dict[int, str]:
+    """The seeds no search may use, each with what it seeds: the final evaluation's and the
+    evaluation during training (model selection)."""
+    held_out = {s: "evaluation seed" for s in evaluation_seeds(cfg)}
+    held_out.update({training_eval_seed(cfg, s): f"training-evaluation seed (training seed {s})" for s in cfg["seeds"]})
+    return held_out
+
+
+def _search_space_errors(cfg: dict[str, Any]) -> list[str]:
+    """A search space's dimensions: keyword arguments of the algorithm, ordered bounds, values the
+    ``training.hyperparams`` constraints accept."""
+    from bmsrl import algos
+
+    errors = []
+    full = schema()
+    kwargs_validator = Draft202012Validator({"$defs": full["$defs"], "$ref": "#/$defs/sb3_kwargs"})
+    for algo, space in cfg.get("search", {}).get("space", {}).items():
+        spec = algos.ALGOS[algo]
+        for key, dim in space.items():
+            where = f"search.space.{algo}.{key}"
+            if key in algos.SET_BY_TRAIN or key not in spec.keywords:
+                errors.append(f"{where}: not a keyword argument the config may set for {spec.module}.{spec.class_name}; "
+                              f"allowed: {', '.join(spec.keywords)}")
+                continue
+            if dim["type"] == "categorical":
+                values = dim["choices"]
+            else:
+                values = [dim["low"], dim["high"]]
+                if dim["low"] >= dim["high"]:
+                    errors.append(f"{where}: low {dim['low']} must be below high {dim['high']}")
+                if dim.get("log") and dim["low"] <= 0:
+                    errors.append(f"{where}: a log-uniform range needs low > 0, got {dim['low']}")
+            for value in values:
+                error = best_match(kwargs_validator.iter_errors({key: value}))
+                if error is not None:
+                    errors.append(f"{where}: {value!r} is not a valid {key}: {error.message}")
+    return errors
+
+
 def _semantic_problem(cfg: dict[str, Any]) -> str | None:
     """``key.path: message`` for the first rule the schema cannot express, or ``None``."""
     for name in ("rule_based", "top_balancing"):
@@ -363,6 +428,12 @@ def _semantic_problem(cfg: dict[str, Any]) -> str | None:
         return (f"baselines.tuning.seed_offset: tuning seeds {tuning.start}..{tuning.stop - 1} include "
                 f"evaluation seed {clash[0]} (evaluation.seed_offset + 1000 * seed + episode); "
                 f"tuning must never see an evaluation pack")
+    searched = search_seeds(cfg)
+    held_out = held_out_seeds(cfg)
+    clash = sorted(s for s in held_out if s in searched)
+    if clash:
+        return (f"search.seed_offset: search seeds {searched.start}..{searched.stop - 1} include "
+                f"{held_out[clash[0]]} {clash[0]}; the search must never see an evaluation pack")
     return None
 
 

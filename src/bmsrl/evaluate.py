@@ -19,7 +19,6 @@ state) and ``metrics.csv`` (one row per episode), whose columns :mod:`bmsrl.resu
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from bmsrl.config import (
 )
 from bmsrl.env import PassiveBalancingEnv
 from bmsrl import bound
-from bmsrl.agents import load_policy
+from bmsrl.agents import load_policy, reads_action_masks
 from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
@@ -65,7 +64,7 @@ def run_episode(env: PassiveBalancingEnv, policy, eval_seed: int) -> tuple[list[
     current_a = float(env.task.sim.pack_current_now_a()[0])  # the first phase's, shunts open
     records = [dict(info, pack_current_a=current_a, cell_current_a=np.full_like(info["soc"], current_a),
                     reward=0.0, switch_changes=0, invalid_action=False)]  # fmt: skip
-    masked = "action_masks" in inspect.signature(policy.predict).parameters  # MaskablePPO
+    masked = reads_action_masks(policy)
     terminated = truncated = False
     while not (terminated or truncated):
         if masked:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,11 @@ from bmsrl.errors import UserError
 def package_data_file(name: str) -> resources.abc.Traversable:
     """A file shipped in the package's ``bmsrl/data`` folder (``name`` e.g. ``"ocv_table.csv"``)."""
     return resources.files("bmsrl") / "data" / name
+
+
+def file_digest(path: str | os.PathLike | None) -> str | None:
+    """SHA-256 of a file's bytes (``None`` for the package's shipped table)."""
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @contextmanager

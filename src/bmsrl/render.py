@@ -25,7 +25,6 @@ decision interval (as in the observation); > 0 discharges the pack.
 from __future__ import annotations
 
 import argparse
-import inspect
 import shutil
 import subprocess
 import time
@@ -341,7 +340,9 @@ class _Mp4Frames:
 
 def predict_action(policy: Any, obs: np.ndarray, env: Any) -> int:
     """``policy.predict(obs, deterministic=True)``, with the env's action masks if it takes them."""
-    if "action_masks" in inspect.signature(policy.predict).parameters:  # MaskablePPO
+    from bmsrl.agents import reads_action_masks
+
+    if reads_action_masks(policy):
         action, _ = policy.predict(obs, deterministic=True, action_masks=env.action_masks())
     else:
         action, _ = policy.predict(obs, deterministic=True)

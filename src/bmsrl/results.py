@@ -275,3 +275,27 @@ def read_baseline_settings(path: str | os.PathLike, baseline: str) -> dict[str, 
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise UserError(f"{_SETTINGS_FILE} {path}: settings.{key}: {value!r} is not a finite number")
     return {key: float(settings[key]) for key in BASELINE_SETTING_KEYS}
+
+
+_TUNED_FILE = "tuned hyperparameters file"
+
+
+def read_tuned_hyperparams(path: str | os.PathLike, algo: str) -> dict:
+    """``{"hyperparams": {...}, "study": ..., "trial": ...}`` of ``results/tuning/{algo}.yaml`` (written
+    by ``bmsrl search summary``): the best trial's sampled hyperparameters, which training merges over
+    ``training.hyperparams[algo]``; refuses a file of another algorithm."""
+    import yaml
+
+    path = Path(path)
+    try:
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{_TUNED_FILE} {path}: file not found (run the search: snakemake tune)") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{_TUNED_FILE} {path}: not readable YAML ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("hyperparams"), dict) or not isinstance(
+            record.get("best"), dict):  # fmt: skip
+        raise UserError(f"{_TUNED_FILE} {path}: no 'hyperparams' and 'best' mappings")
+    if record.get("algo") != algo:
+        raise UserError(f"{_TUNED_FILE} {path}: holds the hyperparameters of {record.get('algo')!r}, not {algo!r}")
+    return {"hyperparams": record["hyperparams"], "study": record.get("study"), "trial": record["best"].get("trial")}

@@ -22,12 +22,10 @@ a log line naming the settings that changed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
 import platform
-import random
 import re
 import shutil
 import sys
@@ -39,10 +37,12 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed
+from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed,
+                          validate)
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_output
-from bmsrl.results import write_evaluations
+from bmsrl.io import atomic_output, check_output, file_digest
+from bmsrl.learning import evaluation_class, make_envs, new_model, seed_everything
+from bmsrl.results import read_tuned_hyperparams, write_evaluations
 
 log = logging.getLogger("bmsrl.train")
 
@@ -51,18 +51,14 @@ RUN_RECORD = "run_config.json"
 
 
 # ------------------------------------------------------------------------------------ settings
-def file_digest(path: str | os.PathLike | None) -> str | None:
-    """SHA-256 of a file's bytes (``None`` for the package's shipped table)."""
-    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None) -> dict:
+def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, tuned: dict | None = None) -> dict:
     """Everything that changes what a training run learns: a checkpoint made with other settings
     cannot be resumed, and a model is evaluated only under the env settings it was trained with.
-    (``total_steps`` is left out: a longer budget continues a run.)"""
+    (``total_steps`` is left out: a longer budget continues a run.) ``tuned``: the search result the
+    hyperparameters come from (:func:`bmsrl.results.read_tuned_hyperparams`), recorded when given."""
     training = cfg["training"]
     kwargs = task_kwargs(cfg, profile, ocv_table)
-    return {
+    settings = {
         "algo": algo,
         "seed": seed,
         "profile": profile,
@@ -76,6 +72,9 @@ def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str |
         "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
         "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
     }
+    if tuned is not None:
+        settings["tuned_hyperparams"] = tuned
+    return settings
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -112,19 +111,6 @@ def package_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "bmsrl": __version__, "numpy": np.__version__,
             "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
             "sb3_contrib": sb3_contrib.__version__, "gymnasium": gymnasium.__version__}  # fmt: skip
-
-
-def seed_everything(seed: int, torch_threads: int) -> None:
-    """Fix python, numpy and torch RNGs; pin torch to ``torch_threads`` threads."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(torch_threads)
-    # Argument checks of torch.distributions cost ~10 % of a PPO update and check nothing the
-    # policy can get wrong here (logits from a linear layer).
-    torch.distributions.Distribution.set_default_validate_args(False)
 
 
 # ---------------------------------------------------------------------------------- checkpoints
@@ -184,79 +170,6 @@ class AtomicCheckpoint(BaseCallback):
             self.model.save(handle)
 
 
-class SaveBest(BaseCallback):
-    """Called by the evaluation callback on a new best mean return: ``best_model.zip``, atomically."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-
-    def _on_step(self) -> bool:
-        with atomic_output(self.path) as tmp, open(tmp, "wb") as handle:
-            self.model.save(handle)
-        return True
-
-
-def seeded_evaluation(base: type[EvalCallback]):
-    """``base`` (SB3's or sb3-contrib's masked EvalCallback) evaluating on the same packs every
-    time, once more at the end of training, writing ``evaluations.npz`` atomically and logging a line
-    per evaluation."""
-
-    class SeededEvaluation(base):
-        def __init__(self, eval_env, *, seed: int, work: Path, total_steps: int, **kwargs) -> None:
-            # SB3 writes its own evaluations file in place; it goes to a scratch folder and the
-            # published working copy is written atomically from the same arrays below.
-            super().__init__(eval_env, log_path=str(work / "sb3"), best_model_save_path=None,
-                             callback_on_new_best=SaveBest(work / "best_model.zip"), **kwargs)
-            self.seed, self.work, self.total_steps = seed, work, total_steps
-            self._clock = (time.perf_counter(), 0)
-
-        def _on_step(self) -> bool:
-            due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
-            if due:
-                self.eval_env.seed(self.seed)
-            keep_going = super()._on_step()
-            if due:
-                self._publish()
-            return keep_going
-
-        def _on_training_end(self) -> None:
-            if not self.evaluations_timesteps or self.evaluations_timesteps[-1] != self.num_timesteps:
-                every, self.eval_freq = self.eval_freq, 1
-                self._on_step()
-                self.eval_freq = every
-
-        def restore(self, path: Path, resume_steps: int) -> None:
-            """Carry the evaluation history of ``path`` up to ``resume_steps`` over a restart."""
-            try:
-                with np.load(path) as old:
-                    keep = old["timesteps"] <= resume_steps
-                    history = (list(old["timesteps"][keep]), [list(r) for r in old["results"][keep]],
-                               [list(r) for r in old["ep_lengths"][keep]])
-            except Exception as exc:  # unreadable: the curve restarts, the model does not
-                log.warning("evaluation history %s is unreadable (%s): starting it afresh", path, exc)
-                return
-            self.evaluations_timesteps, self.evaluations_results, self.evaluations_length = history
-            if history[0]:
-                self.best_mean_reward = float(np.max(np.mean(history[1], axis=1)))
-
-        def _publish(self) -> None:
-            with atomic_output(self.work / "evaluations.npz") as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, timesteps=self.evaluations_timesteps, results=self.evaluations_results,
-                         ep_lengths=self.evaluations_length)
-            start, start_steps = self._clock
-            now = time.perf_counter()
-            rate = (self.num_timesteps - start_steps) / max(now - start, 1e-9)
-            self._clock = (now, self.num_timesteps)
-            left = max(self.total_steps - self.num_timesteps, 0) / max(rate, 1e-9)
-            log.info("eval at %d env steps: mean return %.2f +/- %.2f over %d episodes (best %.2f); "
-                     "%.0f env-steps/s, about %.0f min left", self.num_timesteps, self.last_mean_reward,
-                     float(np.std(self.evaluations_results[-1])), len(self.evaluations_results[-1]),
-                     self.best_mean_reward, rate, left / 60)  # fmt: skip
-
-    return SeededEvaluation
-
-
 class ProgressLine(BaseCallback):
     """In a terminal: one line, redrawn about once a second, with the env steps done, env-steps/s,
     the last evaluation's mean return and the time left (no dependency beyond the terminal)."""
@@ -308,14 +221,12 @@ class EpisodeStats(BaseCallback):
 
 # ---------------------------------------------------------------------------------------- train
 def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None = None,
-          ocv_table: str | None = None, profile: str | None = None) -> Path:  # fmt: skip
-    """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``."""
+          ocv_table: str | None = None, profile: str | None = None, tuned: dict | None = None) -> Path:  # fmt: skip
+    """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``. ``tuned``: the search
+    result whose hyperparameters ``cfg`` carries (recorded in ``run_config.json``)."""
     from stable_baselines3.common.callbacks import CallbackList
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+    from stable_baselines3.common.vec_env import VecNormalize
 
-    from bmsrl.vec_env import BatchedBalancingVecEnv
-
-    spec = algos.get(algo)
     training = cfg["training"]
     total_steps = int(training["total_steps"][algo])
     n_envs = int(training["n_envs"])
@@ -324,19 +235,12 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
 
     # The settings record: checkpoints of other settings are not resumed.
     work = out / "checkpoints"
-    settings = run_settings(cfg, algo, seed, profile, ocv_table)
+    settings = run_settings(cfg, algo, seed, profile, ocv_table, tuned)
     prepare_workdir(work, settings)
     seed_everything(seed, training["torch_threads"])
 
     # Environments: training packs seeded from the run seed; evaluation packs from a disjoint range.
-    # VecMonitor sits inside VecNormalize, so logged episode returns are the raw ones. Returns of
-    # ~-200 would otherwise make the value loss dominate PPO's clipped gradient (max_grad_norm).
-    kwargs = task_kwargs(cfg, profile, ocv_table)
-    env = VecMonitor(BatchedBalancingVecEnv(n_envs, **kwargs))
-    eval_env = VecMonitor(BatchedBalancingVecEnv(training["eval_episodes"], **kwargs))
-    if settings["normalize_reward"]:
-        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=hyperparams.get("gamma", 0.99))
-        eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
+    env, eval_env = make_envs(cfg, algo, profile, ocv_table, training["eval_episodes"], settings["normalize_reward"])
     env.seed(seed)
 
     # Model: resumed from the newest readable checkpoint, or new.
@@ -347,20 +251,11 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
         if stats.exists():
             env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
     if model is None:
-        if spec.adam:
-            policy_kwargs = dict(hyperparams.pop("policy_kwargs", {}))
-            policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
-            hyperparams["policy_kwargs"] = policy_kwargs
-        model = algo_class("MlpPolicy", env, seed=seed, verbose=0, device="cpu",
-                           tensorboard_log=str(tensorboard) if tensorboard else None, **hyperparams)  # fmt: skip
+        model = new_model(algo, env, seed, hyperparams, tensorboard)
     done_steps = int(model.num_timesteps)
 
     # Callbacks: periodic evaluation on fixed packs (best model, history), checkpoints, statistics.
-    if spec.masked or getattr(model, "greedy_valid_only", False):  # the greedy action reads the masks too
-        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as base
-    else:
-        base = EvalCallback
-    evaluation = seeded_evaluation(base)(
+    evaluation = evaluation_class(model)(
         eval_env, seed=training_eval_seed(cfg, seed), work=work, total_steps=total_steps,
         n_eval_episodes=training["eval_episodes"], eval_freq=max(training["eval_interval"] // n_envs, 1),
         deterministic=True, verbose=0,
@@ -413,6 +308,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--total-steps", type=int, help="override training.total_steps for this algorithm")
     parser.add_argument("--eval-interval", type=int, help="override training.eval_interval [env steps]")
     parser.add_argument("--log-interval", type=int, help="override training.log_interval [env steps]")
+    parser.add_argument("--tuned-hyperparams", type=Path, metavar="YAML",
+                        help="with training.tuned_hyperparams: the search result (results/tuning/ALGO.yaml) whose "
+                             "hyperparameters override training.hyperparams")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -430,7 +328,27 @@ def main(args: argparse.Namespace) -> int:
     training["log_interval"] = args.log_interval or training["log_interval"]
     if args.total_steps is not None:
         training["total_steps"][args.algo] = args.total_steps
+    tuned = tuned_hyperparams(cfg, args.algo, args.tuned_hyperparams)
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
     os.environ.setdefault("OMP_NUM_THREADS", str(training["torch_threads"]))
-    train(cfg, args.algo, args.seed, args.out, args.tensorboard, ocv_table, args.profile)
+    train(cfg, args.algo, args.seed, args.out, args.tensorboard, ocv_table, args.profile, tuned)
     return 0
+
+
+def tuned_hyperparams(cfg: dict, algo: str, path: Path | None) -> dict | None:
+    """With ``training.tuned_hyperparams``: merge the search's best hyperparameters (``path``) over
+    ``training.hyperparams[algo]`` in ``cfg`` and return what the run records of them; else ``None``."""
+    wanted = cfg["training"]["tuned_hyperparams"]
+    if not wanted:
+        if path is not None:
+            raise UserError(f"--tuned-hyperparams {path}: given, but training.tuned_hyperparams is false")
+        return None
+    if path is None:
+        raise UserError(f"training.tuned_hyperparams is true: give --tuned-hyperparams results/tuning/{algo}.yaml "
+                        f"(the search's result: snakemake tune)")
+    tuned = read_tuned_hyperparams(path, algo)
+    cfg["training"]["hyperparams"][algo].update(tuned["hyperparams"])
+    validate(cfg, str(path))  # the merged hyperparameters obey the config's rules
+    log.info("hyperparameters of %s (%s, trial %s): %s", path, tuned["study"], tuned["trial"],
+             json.dumps(tuned["hyperparams"]))
+    return tuned

@@ -108,6 +108,7 @@ wildcard_constraints:
     baseline="|".join(TUNABLE),
     seed=r"\d+",
     kind="|".join(TRACE_PLOTS),
+    trial=r"\d+",
 
 
 # --------------------------------------------------------------------------------------- paths
@@ -119,6 +120,8 @@ RUN_DIR = "results/runs/{algo}_seed{seed}"
 EVAL_DIR = "results/eval/{policy}/{profile}/{scenario}/seed{seed}"
 TUNED_SETTINGS = "results/baselines/{baseline}.yaml"
 TUNING_GRID = "results/baselines/{baseline}_grid.csv"
+SEARCH_DIR = "results/tuning/{algo}"  # trial records and the study's journal (rules/search.smk)
+TUNED_HYPERPARAMS = "results/tuning/{algo}.yaml"
 SUMMARY_CSV = "results/tables/summary.csv"
 SUMMARY_MD = "results/tables/summary.md"
 PAIRED_CSV = "results/tables/paired.csv"
@@ -209,6 +212,40 @@ def train_runtime_min(wildcards):
     """Minutes for one training job: total_steps at a worst-case 2000 env-steps/s, +25 %, +10 min."""
     steps = config["training"]["total_steps"][wildcards.algo]
     return int(steps / 2000 / 60 * 1.25) + 10
+
+
+def search_runtime_min(wildcards):
+    """Minutes for one search trial, as for training: its budget at 2000 env-steps/s, +25 %, +10 min."""
+    steps = config["search"]["total_steps"][wildcards.algo]
+    return int(steps / 2000 / 60 * 1.25) + 10
+
+
+def train_inputs(wildcards):
+    """The processed OCV table, the ECM table and, with training.tuned_hyperparams, the search's result."""
+    inputs = {"ocv": OCV_PROCESSED, "ecm": config["ecm_table"]}
+    if config["training"]["tuned_hyperparams"]:
+        inputs["tuned"] = TUNED_HYPERPARAMS.format(algo=wildcards.algo)
+    return inputs
+
+
+def train_tuned_option(wildcards, input):
+    return f"--tuned-hyperparams '{input.tuned}'" if "tuned" in input.keys() else ""
+
+
+def search_config(wildcards):
+    """What changes a trial of this algorithm: the task, its training settings and the search's, not
+    the number of trials (more trials join the same study) nor training.total_steps; the evaluation
+    seeds only so that a trial can refuse to use one (bmsrl.config.validate)."""
+    algo = wildcards.algo
+    return stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train",
+                        "training.n_envs", "training.normalize_reward", "training.torch_threads",
+                        f"training.hyperparams.{algo}", "search.eval_interval", "search.eval_episodes",
+                        "search.seed_offset", "search.sampler", "search.pruner", f"search.total_steps.{algo}",
+                        f"search.space.{algo}", "seeds", "evaluation.episodes", "evaluation.seed_offset")
+
+
+def search_trials(wildcards):
+    return expand(f"{SEARCH_DIR}/trial{{trial}}.json", algo=wildcards.algo, trial=range(config["search"]["trials"]))
 
 
 def train_mem_mb(wildcards):

@@ -7,8 +7,7 @@ rule train:
     it, and a restarted job must find its newest checkpoint to resume from.
     """
     input:
-        ocv=OCV_PROCESSED,
-        ecm=config["ecm_table"],
+        unpack(train_inputs),
     output:
         best=f"{CHECKPOINT_DIR}/best_model.zip",
         final=f"{CHECKPOINT_DIR}/final_model.zip",
@@ -20,6 +19,7 @@ rule train:
         ),
         out=CHECKPOINT_DIR,
         tensorboard=RUN_DIR,
+        tuned=train_tuned_option,
     log:
         f"{LOGS}/train/{{algo}}_seed{{seed}}.log",
     benchmark:
@@ -33,5 +33,5 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
         "bmsrl train --config {params.cfg:q} --algo {wildcards.algo} --seed {wildcards.seed}"
-        " --ocv-table {input.ocv:q} --out {params.out:q} --tensorboard {params.tensorboard:q}"
+        " --ocv-table {input.ocv:q} --out {params.out:q} --tensorboard {params.tensorboard:q} {params.tuned}"
         " > {log:q} 2>&1"
