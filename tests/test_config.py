@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bmsrl import config as bconfig
-from bmsrl.config import add_config_arguments, config_from_args, load_config, task_kwargs
+from bmsrl.config import add_config_arguments, config_from_args, defaults, load_config, task_kwargs
 from bmsrl.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,8 @@ def test_empty_file_is_all_defaults(tmp_path):
 
 def test_free_form_hyperparams_allowed(tmp_path):
     cfg = load_config(write(tmp_path, "training:\n  hyperparams:\n    a2c:\n      n_steps: 5\n      use_rms_prop: false\n"))
-    assert cfg["training"]["hyperparams"]["a2c"] == {"n_steps": 5, "use_rms_prop": False}
+    assert cfg["training"]["hyperparams"]["a2c"] == {**defaults()["training"]["hyperparams"]["a2c"],
+                                                     "n_steps": 5, "use_rms_prop": False}  # merged over the defaults
 
 
 @pytest.mark.parametrize(
