@@ -9,7 +9,8 @@ steps (``--steps ALGO=N`` sets one algorithm's budget), evaluated every tenth of
 the end on the training-evaluation packs of ``--seed`` (``training.eval_episodes`` packs, the ones
 the training curves use). The table gives, per algorithm: env steps done, wall time (evaluations
 included), env-steps/s, the final and the best evaluation mean return, and "learns: yes" when the
-best exceeds the return of ``no_balancing`` on the same packs. The baselines' returns on those packs
+final return exceeds ``no_balancing``'s on the same packs by more than 5 % of the best baseline's
+gain over ``no_balancing`` (a margin in the reward's own units, so ``-0.0`` against ``0.0`` is no). The baselines' returns on those packs
 (``bmsrl.reference.baseline_returns``, with the config's baseline settings) are printed below it.
 
 A short budget says whether an algorithm moves away from its initial policy in the right
@@ -97,6 +98,9 @@ def main() -> None:
 
     reference = baseline_returns(cfg, args.seed, {b: cfg["baselines"].get(settings_key(b)) for b in BASELINES})
     floor = float(reference["no_balancing"].mean())
+    # "learns": the final policy beats doing nothing by more than 5 % of the best baseline's gain
+    # over doing nothing on the same packs (a margin in the reward's own units, whatever its kind)
+    margin = 0.05 * (max(float(r.mean()) for r in reference.values()) - floor)
     rows = []
     for algo in args.algos:
         print(f"training {algo} for {steps[algo]:,} env steps ...", file=sys.stderr, flush=True)
@@ -108,10 +112,11 @@ def main() -> None:
     print(f"{'algorithm':<14}{'env steps':>11}{'wall s':>9}{'env-steps/s':>13}{'final':>9}{'best':>9}  learns")
     for algo, r in rows:
         print(f"{algos.get(algo).label:<14}{r['steps']:>11,}{r['wall']:>9.1f}{r['steps'] / r['wall']:>13,.0f}"
-              f"{r['final']:>9.1f}{r['best']:>9.1f}  {'yes' if r['best'] > floor else 'no'}")
+              f"{r['final']:>9.2f}{r['best']:>9.2f}  {'yes' if r['final'] > floor + margin else 'no'}")
     print("baselines on the same packs (config settings):")
     for name, returns in reference.items():
-        print(f"  {BASELINES[name][1]:<22}{returns.mean():9.1f}")
+        print(f"  {BASELINES[name][1]:<22}{returns.mean():9.2f}")
+    print(f"learns: final > no_balancing + {margin:.2f} (5 % of the best baseline's gain over no_balancing)")
 
 
 if __name__ == "__main__":
