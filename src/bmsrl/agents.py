@@ -29,15 +29,6 @@ def constructor_keywords(name: str) -> tuple[str, ...]:
     return tuple(k for k in parameters if k != "self" and k not in algos.SET_BY_TRAIN)
 
 
-def reads_action_masks(policy) -> bool:
-    """Whether ``policy.predict`` takes the env's ``action_masks`` (MaskablePPO; DQN, which uses
-    them when ``greedy_valid_only``): evaluation, rendering, the training evaluation and the search
-    pass them then."""
-    import inspect
-
-    return "action_masks" in inspect.signature(policy.predict).parameters
-
-
 def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings: dict | None = None):
     """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline, with
     ``settings`` (e.g. a tuned threshold and hysteresis) or else its settings in ``cfg``."""

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bmsrl import bound
+from bmsrl.agents import load_policy
 from bmsrl.config import (
     add_config_arguments,
     config_from_args,
@@ -33,10 +35,8 @@ from bmsrl.config import (
     task_kwargs,
 )
 from bmsrl.env import PassiveBalancingEnv
-from bmsrl import bound
-from bmsrl.agents import load_policy, reads_action_masks
 from bmsrl.io import atomic_outputs, check_output
-from bmsrl.policies import POLICIES
+from bmsrl.policies import POLICIES, reads_action_masks
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 
 #: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)

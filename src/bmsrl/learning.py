@@ -17,9 +17,10 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
-from bmsrl.agents import algorithm_class, reads_action_masks
+from bmsrl.agents import algorithm_class
 from bmsrl.config import task_kwargs
 from bmsrl.io import atomic_output
+from bmsrl.policies import reads_action_masks
 
 log = logging.getLogger("bmsrl.learning")
 

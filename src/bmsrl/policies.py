@@ -37,3 +37,12 @@ def policy_color(policy: str) -> str:
     if policy in BASELINES:
         return BASELINES[policy][2]
     return _SPARE_COLORS[sum(map(ord, policy)) % len(_SPARE_COLORS)]
+
+
+def reads_action_masks(policy) -> bool:
+    """Whether ``policy.predict`` takes the env's ``action_masks`` (MaskablePPO; DQN, which uses
+    them when ``greedy_valid_only``): evaluation, rendering, the training evaluation and the search
+    pass them then."""
+    import inspect
+
+    return "action_masks" in inspect.signature(policy.predict).parameters

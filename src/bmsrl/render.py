@@ -340,7 +340,7 @@ class _Mp4Frames:
 
 def predict_action(policy: Any, obs: np.ndarray, env: Any) -> int:
     """``policy.predict(obs, deterministic=True)``, with the env's action masks if it takes them."""
-    from bmsrl.agents import reads_action_masks
+    from bmsrl.policies import reads_action_masks
 
     if reads_action_masks(policy):
         action, _ = policy.predict(obs, deterministic=True, action_masks=env.action_masks())
