@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import re
 import sys
 from pathlib import Path
 
