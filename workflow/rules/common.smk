@@ -229,7 +229,8 @@ def train_inputs(wildcards):
 
 
 def train_tuned_option(wildcards, input):
-    return f"--tuned-hyperparams '{input.tuned}'" if "tuned" in input.keys() else ""
+    """`` --tuned-hyperparams FILE`` (leading space) with training.tuned_hyperparams, else nothing."""
+    return f" --tuned-hyperparams '{input.tuned}'" if "tuned" in input.keys() else ""
 
 
 def search_config(wildcards):

@@ -33,5 +33,5 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
         "bmsrl train --config {params.cfg:q} --algo {wildcards.algo} --seed {wildcards.seed}"
-        " --ocv-table {input.ocv:q} --out {params.out:q} --tensorboard {params.tensorboard:q} {params.tuned}"
+        " --ocv-table {input.ocv:q} --out {params.out:q} --tensorboard {params.tensorboard:q}{params.tuned}"
         " > {log:q} 2>&1"
