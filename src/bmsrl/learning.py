@@ -19,10 +19,29 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
 from bmsrl.config import task_kwargs
-from bmsrl.io import atomic_output
+from bmsrl.io import atomic_output, file_digest
 from bmsrl.policies import reads_action_masks
 
 log = logging.getLogger("bmsrl.learning")
+
+
+def learning_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None) -> dict:
+    """What decides what an agent learns, for training's settings record and the search's study
+    identity alike: the algorithm and its hyperparameters, the batch, the task (env, reward,
+    profile) and the digests of its tables."""
+    training = cfg["training"]
+    kwargs = task_kwargs(cfg, profile, ocv_table)
+    return {
+        "algo": algo,
+        "profile": profile,
+        "n_envs": training["n_envs"],
+        "hyperparams": training["hyperparams"][algo],
+        "normalize_reward": training["normalize_reward"] and algos.get(algo).normalize_reward,
+        "env": cfg["env"],
+        "reward": cfg["reward"],
+        "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
+        "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
+    }
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:

@@ -44,10 +44,9 @@ from bmsrl.config import (
     resolve_ocv_table,
     search_eval_seed,
     search_train_seed,
-    task_kwargs,
 )
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_output, file_digest
+from bmsrl.io import atomic_output, check_output
 
 log = logging.getLogger("bmsrl.search")
 
@@ -58,18 +57,11 @@ DIRECTION = "maximize"
 # ------------------------------------------------------------------------------------ settings
 def search_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None) -> dict:
     """Everything that changes what a trial measures (its study's identity); not the trial count."""
-    training, search = cfg["training"], cfg["search"]
-    kwargs = task_kwargs(cfg, profile, ocv_table)
+    from bmsrl.learning import learning_settings
+
+    search = cfg["search"]
     return {
-        "algo": algo,
-        "profile": profile,
-        "n_envs": training["n_envs"],
-        "hyperparams": training["hyperparams"][algo],
-        "normalize_reward": training["normalize_reward"] and algos.get(algo).normalize_reward,
-        "env": cfg["env"],
-        "reward": cfg["reward"],
-        "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
-        "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
+        **learning_settings(cfg, algo, profile, ocv_table),
         "total_steps": search["total_steps"][algo],
         **{key: search[key] for key in ("eval_interval", "eval_episodes", "seed_offset", "sampler", "pruner")},
         "space": search["space"][algo],

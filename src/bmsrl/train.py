@@ -37,11 +37,11 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed,
+from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_table, training_eval_seed,
                           validate)
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_output, file_digest
-from bmsrl.learning import evaluation_class, make_envs, new_model, seed_everything
+from bmsrl.io import atomic_output, check_output
+from bmsrl.learning import evaluation_class, learning_settings, make_envs, new_model, seed_everything
 from bmsrl.results import read_tuned_hyperparams, write_evaluations
 
 log = logging.getLogger("bmsrl.train")
@@ -57,20 +57,11 @@ def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str |
     (``total_steps`` is left out: a longer budget continues a run.) ``tuned``: the search result the
     hyperparameters come from (:func:`bmsrl.results.read_tuned_hyperparams`), recorded when given."""
     training = cfg["training"]
-    kwargs = task_kwargs(cfg, profile, ocv_table)
     settings = {
-        "algo": algo,
+        **learning_settings(cfg, algo, profile, ocv_table),
         "seed": seed,
-        "profile": profile,
-        "n_envs": training["n_envs"],
-        "hyperparams": training["hyperparams"][algo],
-        "normalize_reward": training["normalize_reward"] and algos.get(algo).normalize_reward,
         "eval_episodes": training["eval_episodes"],
         "eval_seed": training_eval_seed(cfg, seed),
-        "env": cfg["env"],
-        "reward": cfg["reward"],
-        "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
-        "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
     }
     if tuned is not None:
         settings["tuned_hyperparams"] = tuned
