@@ -254,15 +254,8 @@ BASELINE_SETTING_KEYS: tuple[str, ...] = ("threshold", "hysteresis")
 def read_baseline_settings(path: str | os.PathLike, baseline: str) -> dict[str, float]:
     """``{"threshold": ..., "hysteresis": ...}`` from ``results/baselines/{baseline}.yaml``
     (written by ``bmsrl tune-baselines``); refuses a file of another baseline."""
-    import yaml
-
     path = Path(path)
-    try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{_SETTINGS_FILE} {path}: file not found (run `bmsrl tune-baselines`)") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{_SETTINGS_FILE} {path}: not readable YAML ({exc})") from None
+    record = _read_yaml_record(path, _SETTINGS_FILE, "run `bmsrl tune-baselines`")
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         raise UserError(f"{_SETTINGS_FILE} {path}: no 'settings' mapping")
     if record.get("baseline") != baseline:
@@ -284,18 +277,23 @@ def read_tuned_hyperparams(path: str | os.PathLike, algo: str) -> dict:
     """``{"hyperparams": {...}, "study": ..., "trial": ...}`` of ``results/tuning/{algo}.yaml`` (written
     by ``bmsrl search summary``): the best trial's sampled hyperparameters, which training merges over
     ``training.hyperparams[algo]``; refuses a file of another algorithm."""
-    import yaml
-
     path = Path(path)
-    try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{_TUNED_FILE} {path}: file not found (run the search: snakemake tune)") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{_TUNED_FILE} {path}: not readable YAML ({exc})") from None
+    record = _read_yaml_record(path, _TUNED_FILE, "run the search: snakemake tune")
     if not isinstance(record, dict) or not isinstance(record.get("hyperparams"), dict) or not isinstance(
             record.get("best"), dict):  # fmt: skip
         raise UserError(f"{_TUNED_FILE} {path}: no 'hyperparams' and 'best' mappings")
     if record.get("algo") != algo:
         raise UserError(f"{_TUNED_FILE} {path}: holds the hyperparameters of {record.get('algo')!r}, not {algo!r}")
     return {"hyperparams": record["hyperparams"], "study": record.get("study"), "trial": record["best"].get("trial")}
+
+
+def _read_yaml_record(path: Path, what: str, hint: str):
+    """The YAML document of a stage's record file, or one error naming ``what`` and ``path``."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} {path}: file not found ({hint})") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{what} {path}: not readable YAML ({exc})") from None
