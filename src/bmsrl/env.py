@@ -103,8 +103,9 @@ class BalancingTask:
         self.sim.reset_packs(packs, soc, soh)
         self.last_invalid[packs] = False
         self.last_toggles[packs] = 0
-        floor_ah, room_ah = self._charge_margins_ah()
-        self.floor_ah[packs], self.room_ah[packs] = floor_ah[packs], room_ah[packs]
+        s = self.sim.state
+        self.floor_ah[packs], self.room_ah[packs] = charge_margins_ah(
+            s.soc[packs], s.soh[packs] * self.params.capacity_ah, self.params.soc_limits)  # only the packs reset
         frame = np.empty(self.frames.shape[::2], dtype=np.float32)
         self._write_frame(frame)
         self.frames[packs] = frame[packs, None, :]  # the history starts as copies of the first frame
