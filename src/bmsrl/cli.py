@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 %% bootstrap CI"),
     "plot": ("bmsrl.plots", "draw the publication figures from traces, metrics and training logs"),
     "record": ("bmsrl.record", "record the run's complete config and package versions beside its results"),
+    "snapshot": ("bmsrl.snapshot", "copy a run's tables and figures with their provenance into docs/results/"),
 }
 
 

@@ -108,6 +108,7 @@ wildcard_constraints:
     baseline="|".join(TUNABLE),
     seed=r"\d+",
     kind="|".join(TRACE_PLOTS),
+    ext="pdf|png",  # a figure as PDF (the study's outputs) or PNG (the snapshot, rule snapshot)
     trial=r"\d+",
 
 

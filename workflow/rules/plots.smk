@@ -4,17 +4,17 @@ rule plot_traces:
         eval_files("traces.csv", scenarios=[DEFAULT_SCENARIO]),
     output:
         report(
-            "results/plots/{kind}.pdf",
+            "results/plots/{kind}.{ext}",
             caption="../report/traces.rst",
             category="2. Evaluation traces",
-            labels={"figure": "{kind}"},
+            labels={"figure": "{kind}", "format": "{ext}"},
         ),
     params:
         cfg=lambda wildcards: stage_config("env"),  # the voltage window drawn on the voltage figure
     log:
-        f"{LOGS}/plots/{{kind}}.log",
+        f"{LOGS}/plots/{{kind}}.{{ext}}.log",
     benchmark:
-        f"{BENCHMARKS}/plots/{{kind}}.tsv"
+        f"{BENCHMARKS}/plots/{{kind}}.{{ext}}.tsv"
     threads: 1
     resources:
         mem_mb=2048,
@@ -36,10 +36,10 @@ rule plot_training:
         settings=tuned_settings_files(),
     output:
         report(
-            "results/plots/training_curves.pdf",
+            "results/plots/training_curves.{ext}",
             caption="../report/training_curves.rst",
             category="4. Training",
-            labels={"figure": "training curves"},
+            labels={"figure": "training curves", "format": "{ext}"},
         ),
     params:
         # the env, reward, training profile, evaluation packs and baselines the reference lines use
@@ -49,9 +49,9 @@ rule plot_training:
             "--baseline-settings " + " ".join(f"'{f}'" for f in input.settings) if input.settings else ""
         ),
     log:
-        f"{LOGS}/plots/training_curves.log",
+        f"{LOGS}/plots/training_curves.{{ext}}.log",
     benchmark:
-        f"{BENCHMARKS}/plots/training_curves.tsv"
+        f"{BENCHMARKS}/plots/training_curves.{{ext}}.tsv"
     threads: 1
     resources:
         mem_mb=1024,
@@ -69,15 +69,15 @@ rule plot_metrics:
         SUMMARY_CSV,
     output:
         report(
-            "results/plots/metrics.pdf",
+            "results/plots/metrics.{ext}",
             caption="../report/metrics.rst",
             category="3. Summary",
-            labels={"figure": "metrics"},
+            labels={"figure": "metrics", "format": "{ext}"},
         ),
     log:
-        f"{LOGS}/plots/metrics.log",
+        f"{LOGS}/plots/metrics.{{ext}}.log",
     benchmark:
-        f"{BENCHMARKS}/plots/metrics.tsv"
+        f"{BENCHMARKS}/plots/metrics.{{ext}}.tsv"
     threads: 1
     resources:
         mem_mb=1024,
@@ -94,15 +94,15 @@ rule plot_robustness:
         ROBUSTNESS_CSV,
     output:
         report(
-            ROBUSTNESS_PLOT,
+            "results/plots/robustness.{ext}",
             caption="../report/robustness.rst",
             category="3. Summary",
-            labels={"figure": "robustness"},
+            labels={"figure": "robustness", "format": "{ext}"},
         ),
     log:
-        f"{LOGS}/plots/robustness.log",
+        f"{LOGS}/plots/robustness.{{ext}}.log",
     benchmark:
-        f"{BENCHMARKS}/plots/robustness.tsv"
+        f"{BENCHMARKS}/plots/robustness.{{ext}}.tsv"
     threads: 1
     resources:
         mem_mb=1024,
