@@ -173,3 +173,46 @@ def seeded_evaluation(base: type[EvalCallback]):
                      self.best_mean_reward, rate, left / 60)  # fmt: skip
 
     return SeededEvaluation
+
+
+def plateaued(mean_returns, patience: int, min_delta: float, min_evaluations: int) -> bool:
+    """The early-stopping rule (``training.early_stopping``): has the evaluation return stopped rising?
+
+    ``mean_returns`` are the mean returns of the evaluations so far, in order. True when at least
+    ``min_evaluations`` evaluations were made, ``patience`` >= 1, and none of the last ``patience``
+    evaluations beat the best return before them by more than ``min_delta``. A run whose return
+    still rises, however slowly, by more than ``min_delta`` per ``patience`` evaluations goes on.
+    """
+    means = [float(m) for m in mean_returns]
+    if patience < 1 or len(means) < max(min_evaluations, patience + 1):
+        return False
+    return max(means[-patience:]) <= max(means[:-patience]) + min_delta
+
+
+class StopOnPlateau(BaseCallback):
+    """Called by the evaluation callback after each evaluation (``callback_after_eval``): stops the
+    run when :func:`plateaued` says so. It reads the evaluation history itself (restored on resume),
+    so a resumed run decides as an uninterrupted one would."""
+
+    def __init__(self, patience: int, min_delta: float, min_evaluations: int) -> None:
+        super().__init__()
+        self.patience, self.min_delta, self.min_evaluations = patience, min_delta, min_evaluations
+        self.stopped_at: int | None = None
+
+    def _on_step(self) -> bool:
+        means = [float(np.mean(r)) for r in self.parent.evaluations_results]
+        if not plateaued(means, self.patience, self.min_delta, self.min_evaluations):
+            return True
+        self.stopped_at = int(self.parent.num_timesteps)
+        best = int(np.argmax(means))
+        log.info("stopping early at %d env steps: none of the last %d evaluations rose more than %g above "
+                 "the best before them (best mean return %.2f at %d env steps)", self.stopped_at, self.patience,
+                 self.min_delta, means[best], int(self.parent.evaluations_timesteps[best]))
+        return False
+
+
+def early_stopping(settings: dict) -> StopOnPlateau | None:
+    """The early-stopping callback of ``training.early_stopping`` (``None``: patience 0, never stop)."""
+    if int(settings["patience"]) < 1:
+        return None
+    return StopOnPlateau(int(settings["patience"]), float(settings["min_delta"]), int(settings["min_evaluations"]))

@@ -41,7 +41,9 @@ from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_ta
                           validate)
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
-from bmsrl.learning import evaluation_class, learning_settings, make_envs, new_model, seed_everything
+from bmsrl.learning import (
+    early_stopping, evaluation_class, learning_settings, make_envs, new_model, seed_everything,
+)
 from bmsrl.results import read_tuned_hyperparams, write_evaluations
 
 log = logging.getLogger("bmsrl.train")
@@ -249,7 +251,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     evaluation = evaluation_class(model)(
         eval_env, seed=training_eval_seed(cfg, seed), work=work, total_steps=total_steps,
         n_eval_episodes=training["eval_episodes"], eval_freq=max(training["eval_interval"] // n_envs, 1),
-        deterministic=True, verbose=0,
+        deterministic=True, verbose=0, callback_after_eval=early_stopping(training["early_stopping"]),
     )  # fmt: skip
     if done_steps:
         evaluation.restore(work / "evaluations.npz", done_steps)
