@@ -7,15 +7,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch as th
 import yaml
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecMonitor
 
 from bmsrl.agents import load_policy
 from bmsrl.cli import main
 from bmsrl.config import defaults
-from bmsrl.masked_dqn import MaskedDQN
+from bmsrl.masked_dqn import MaskedDQN, td_target
 from bmsrl.vec_env import BatchedBalancingVecEnv
 
 PROFILE = "discharge-rest-charge"  # a long discharge: the lowest cell's shunt is forbidden there
@@ -76,10 +78,86 @@ def test_exploration_stays_uniform_over_all_actions():
     assert len(np.unique(actions)) == env.action_space.n
 
 
-def test_the_learning_target_is_dqns():
-    """Only acting changes: the TD target (``train``) and the losses are plain DQN's."""
-    assert MaskedDQN.train is DQN.train
-    assert "train" not in vars(MaskedDQN) and "_on_step" not in vars(MaskedDQN)
+def test_by_default_the_learning_is_plain_dqns():
+    """With double_q, masked_target and target_update_gradient_steps off, only acting changes: the
+    same data and seeds give the same network after training as SB3's DQN."""
+    env, obs, masks = random_states(5, packs=4, steps=40)
+    models = [cls("MlpPolicy", env, seed=7, device="cpu", learning_starts=0, batch_size=16) for cls in (DQN, MaskedDQN)]
+    for model in models:
+        model.set_logger(Logger(folder=None, output_formats=[]))
+        rng = np.random.default_rng(0)
+        for k in range(0, len(obs) - 4, 4):
+            model.replay_buffer.add(obs[k:k + 4], obs[k + 4:k + 8], rng.integers(0, 32, 4), rng.normal(size=4),
+                                    np.zeros(4), [{} for _ in range(4)])
+        np.random.seed(3)
+        model.train(gradient_steps=5, batch_size=16)
+    for a, b in zip(models[0].q_net.parameters(), models[1].q_net.parameters()):
+        assert th.equal(a, b)
+
+
+def test_td_targets_of_dqn_double_dqn_and_the_masked_next_action():
+    """A two-state batch where the four targets differ: the target network's max (DQN), the online
+    network's argmax valued by the target network (Double DQN), each over the valid actions only."""
+    rewards, dones = th.tensor([[1.0], [1.0]]), th.tensor([[0.0], [1.0]])
+    q_target = th.tensor([[5.0, 2.0, 3.0], [9.0, 9.0, 9.0]])
+    q_online = th.tensor([[1.0, 4.0, 2.0], [0.0, 0.0, 0.0]])
+    valid = th.tensor([[False, True, True], [True, True, True]])
+    g = 0.5
+    assert td_target(rewards, dones, g, q_target).flatten().tolist() == [1 + g * 5.0, 1.0]
+    assert td_target(rewards, dones, g, q_target, q_online).flatten().tolist() == [1 + g * 2.0, 1.0]
+    assert td_target(rewards, dones, g, q_target, None, valid).flatten().tolist() == [1 + g * 3.0, 1.0]
+    only_first = th.tensor([[True, False, False], [True, True, True]])
+    assert td_target(rewards, dones, g, q_target, q_online, only_first).flatten().tolist() == [1 + g * 5.0, 1.0]
+    none_valid = th.zeros((2, 3), dtype=th.bool)  # no valid action: over all, as unmasked
+    assert th.equal(td_target(rewards, dones, g, q_target, q_online, none_valid), td_target(rewards, dones, g, q_target, q_online))
+
+
+def _decoded_masks(next_obs: np.ndarray, n_cells: int):
+    """Valid actions by the default invalid-action rule (the lowest cell's shunt while discharging),
+    from the newest frame of observations; rows whose lowest cell is ambiguous at float32 precision
+    are marked undecidable."""
+    assert defaults()["env"]["invalid_rules"] == ["lowest_soc_while_discharging"]
+    soc = (next_obs[:, :n_cells].astype(np.float64) + 1.0) / 2.0
+    discharging = next_obs[:, 3 * n_cells] > 0.0
+    order = np.sort(soc, axis=1)
+    clear = order[:, 1] - order[:, 0] > 1e-5
+    forbidden = np.zeros(soc.shape, dtype=bool)
+    forbidden[np.arange(len(soc)), soc.argmin(axis=1)] = discharging
+    bits = (np.arange(2 ** n_cells)[:, None] >> np.arange(n_cells)) & 1
+    return ~(bits[None, :, :].astype(bool) & forbidden[:, None, :]).any(axis=2), clear
+
+
+def test_the_masked_target_stores_each_next_states_valid_actions():
+    env = VecMonitor(BatchedBalancingVecEnv(8, profile=PROFILE))
+    model = MaskedDQN("MlpPolicy", env, seed=2, device="cpu", learning_starts=200, buffer_size=4000,
+                      train_freq=4, gradient_steps=1, batch_size=32, double_q=True, masked_target=True,
+                      target_update_gradient_steps=50)
+    model.learn(2400)
+    buffer = model.replay_buffer
+    n = buffer.pos
+    live = buffer.dones[:n] == 0
+    expected, clear = _decoded_masks(buffer.next_observations[:n][live], 5)
+    stored = buffer.next_masks[:n][live]
+    assert (~stored).any(axis=1).mean() > 0.2  # many next states have invalid actions: the test can fail
+    np.testing.assert_array_equal(stored[clear], expected[clear])
+    assert clear.mean() > 0.95
+    assert buffer.next_masks[:n][~live].all()  # an ended episode's next masks are all valid (unused when terminated)
+
+
+def test_target_updates_counted_in_gradient_steps():
+    env, obs, masks = random_states(5, packs=4, steps=40)
+    model = MaskedDQN("MlpPolicy", env, seed=7, device="cpu", learning_starts=0, batch_size=16,
+                      target_update_gradient_steps=3, target_update_interval=10**9)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    rng = np.random.default_rng(0)
+    for k in range(0, len(obs) - 4, 4):
+        model.replay_buffer.add(obs[k:k + 4], obs[k + 4:k + 8], rng.integers(0, 32, 4), rng.normal(size=4),
+                                np.zeros(4), [{} for _ in range(4)])
+    same = lambda: all(th.equal(a, b) for a, b in zip(model.q_net.parameters(), model.q_net_target.parameters()))  # noqa: E731
+    model.train(gradient_steps=2, batch_size=16)
+    assert model._n_updates == 2 and not same()
+    model.train(gradient_steps=1, batch_size=16)  # the third gradient step updates the target (tau = 1)
+    assert model._n_updates == 3 and same()
 
 
 class InvalidCount(BaseCallback):
