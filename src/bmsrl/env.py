@@ -13,6 +13,7 @@ from bmsrl.config import defaults as config_defaults
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
+from bmsrl.observation import SOH_OBS_SCALE, ObservedFrame, decode_observation  # noqa: F401  (the env's layout)
 from bmsrl.reward import RewardWeights, capacity_reward, charge_margins_ah, study_reward
 
 #: the schema's defaults of the ``env`` section, shared with the workflow (one source)
@@ -23,9 +24,6 @@ _ENV = config_defaults()["env"]
 DEFAULT_SUBSTEPS = _ENV["substeps"]
 
 N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
-INVALID_RULES = ("lowest_soc_while_discharging", "below_soc_min")
-
-
 class BalancingTask:
     """Everything between an action and a reward, vectorized over ``n_packs`` packs.
 
@@ -206,11 +204,12 @@ class BalancingTask:
         return charge_margins_ah(s.soc, s.soh * self.params.capacity_ah, self.params.soc_limits)
 
     def _write_frame(self, out: np.ndarray) -> None:
-        """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1)."""
+        """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1);
+        :func:`decode_observation` reads it back."""
         s, n = self.sim.state, self.params.n_cells
         out[:, :n] = np.minimum(np.maximum(2.0 * s.soc - 1.0, -1.0), 1.0)
         out[:, n : 2 * n] = 2.0 * s.switches - 1.0
-        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((s.soh - 1.0) * 10.0, -1.0), 1.0)
+        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((s.soh - 1.0) * SOH_OBS_SCALE, -1.0), 1.0)
         out[:, 3 * n] = np.minimum(np.maximum(self.sim.pack_current_now_a() * (1.0 / self.i_max_a), -1.0), 1.0)
 
     # ------------------------------------------------------------------- info
