@@ -10,11 +10,10 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 
 from bmsrl.config import defaults as config_defaults
+from bmsrl.observation import SOH_OBS_SCALE, decode_observation  # noqa: F401  (re-exported: the env's layout, read back)
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
-
-from bmsrl.observation import SOH_OBS_SCALE, decode_observation  # noqa: F401  (re-exported: the env's layout, read back)
 from bmsrl.reward import RewardWeights, make_kind
 
 #: the schema's defaults of the ``env`` section, shared with the workflow (one source)
