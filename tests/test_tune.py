@@ -22,7 +22,8 @@ def small_config(**tuning) -> dict:
 
 
 def test_grid_is_threshold_times_hysteresis_fraction():
-    grid = candidates({"thresholds": [0.02, 0.01], "hysteresis_fractions": [0.5, 0.0, 1.0]})
+    grid = [(c["threshold"], c["hysteresis"]) for c in
+            candidates("rule_based", {"thresholds": [0.02, 0.01], "hysteresis_fractions": [0.5, 0.0, 1.0]})]
     assert grid == [(0.01, 0.0), (0.01, 0.005), (0.01, 0.01), (0.02, 0.0), (0.02, 0.01), (0.02, 0.02)]
     assert all(0.0 <= h <= t for t, h in grid)  # every candidate is a valid controller
 
@@ -89,10 +90,13 @@ def test_cli_writes_the_settings_evaluation_reads(tmp_path, capsys):
     assert cli.main(["tune-baselines", "--config-json", cfg, "--baseline", "top_balancing",
                      "--out", str(out), "--grid-out", str(grid)]) == 0
     assert "top_balancing: threshold 0.02, hysteresis 0.01" in capsys.readouterr().out
-    assert read_baseline_settings(out, "top_balancing") == {"threshold": 0.02, "hysteresis": 0.01}
+    keys = ("threshold", "hysteresis")
+    assert read_baseline_settings(out, "top_balancing", keys) == {"threshold": 0.02, "hysteresis": 0.01}
     assert yaml.safe_load(out.read_text())["selected"]["switch_changes"] >= 0
     with pytest.raises(UserError, match="not 'rule_based'"):
-        read_baseline_settings(out, "rule_based")
+        read_baseline_settings(out, "rule_based", keys)
+    with pytest.raises(UserError, match="expected"):  # another baseline's settings keys
+        read_baseline_settings(out, "top_balancing", ("margin_mah", "hysteresis_mah"))
     assert len(pd.read_csv(grid)) == 1
 
 

@@ -38,7 +38,7 @@ def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings:
         if settings is None:
             settings = cfg["baselines"].get(settings_key(policy))
         try:
-            return make_baseline(policy, cfg["env"]["n_cells"], settings)
+            return make_baseline(policy, cfg["env"]["n_cells"], settings, env=cfg["env"])
         except (TypeError, ValueError) as exc:
             raise UserError(f"baseline {policy!r} with settings {settings}: {exc}") from None
     if settings is not None:

@@ -1,19 +1,28 @@
-"""Rule-based controllers behind the same ``predict`` interface as a trained SB3 model.
+"""Rule-based controllers behind the same ``predict`` interface as a trained SB3 model, and their
+registry (:data:`BASELINES`, one :class:`BaselineSpec` each).
 
-All take the environment's observation, so they need nothing but what an agent sees: the newest
-frame holds ``2 SoC - 1`` of every cell (indices 0..n-1), the current shunt states
-(``2 s - 1``, indices n..2n-1) and the pack current ``I / I_max`` (index 3n; > 0 discharges).
-A batch of observations gives a batch of actions.
+All take the environment's observation, so they need nothing but what an agent sees; they read it
+through :func:`bmsrl.observation.decode_observation` (the env's layout) (SoC, shunt states, SoH and pack current of the newest
+frame), never by position. A batch of observations gives a batch of actions.
 
-``rule_based`` and ``top_balancing`` have a threshold and a hysteresis that the ``tune_baselines``
+``rule_based``, ``top_balancing`` and ``room_balancing`` have settings that the ``tune-baselines``
 stage grid-searches (:mod:`bmsrl.tune`); ``rule_based_untuned`` is ``rule_based`` at the study's
 hand-set values (``baselines.rule_based`` in the config), kept as its own row so the effect of
 tuning stays visible.
+
+**Adding a baseline** is one class and one :class:`BaselineSpec` in :data:`BASELINES` (label,
+colour, caption, its settings with their schema and defaults, its tuning grid); the config schema,
+the workflow's rules, tuning, evaluation, tables, figures and captions take it from there.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
 import numpy as np
+
+from bmsrl.observation import decode_observation
 
 
 class NoBalancing:
@@ -28,6 +37,14 @@ class NoBalancing:
         obs = np.asarray(observation)
         batch = obs.shape[:-1]
         return np.zeros(batch, dtype=np.int64), state
+
+
+def _hysteresis_problem(settings: Mapping[str, float], threshold_key: str, hysteresis_key: str) -> tuple[str, str] | None:
+    """``(key, message)`` when the hysteresis exceeds the threshold (a shunt would never open), else None."""
+    if settings[hysteresis_key] > settings[threshold_key]:
+        return hysteresis_key, (f"{settings[hysteresis_key]:g} exceeds the {threshold_key} "
+                                f"{settings[threshold_key]:g} (a shunt would never open)")
+    return None
 
 
 class RuleBased:
@@ -49,13 +66,14 @@ class RuleBased:
         self.n_cells = n_cells
         self._weights = 1 << np.arange(n_cells)
 
+    @staticmethod
+    def settings_problem(settings: Mapping[str, float]) -> tuple[str, str] | None:
+        return _hysteresis_problem(settings, "threshold", "hysteresis")
+
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        obs = np.asarray(observation, dtype=np.float64)
-        n = self.n_cells
-        soc = (obs[..., :n] + 1.0) / 2.0
-        closed = obs[..., n : 2 * n] > 0.0
-        excess = soc - soc.min(axis=-1, keepdims=True)
-        close = (excess > self.threshold) | (closed & (excess > self.threshold - self.hysteresis))
+        frame = decode_observation(observation, self.n_cells)
+        excess = frame.soc - frame.soc.min(axis=-1, keepdims=True)
+        close = (excess > self.threshold) | (frame.closed & (excess > self.threshold - self.hysteresis))
         return (close * self._weights).sum(axis=-1).astype(np.int64), state
 
 
@@ -70,38 +88,241 @@ class TopBalancing(RuleBased):
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
         action, state = super().predict(observation, state, episode_start, deterministic)
-        current = np.asarray(observation, dtype=np.float64)[..., 3 * self.n_cells]
-        return np.where(current > 0.0, 0, action).astype(np.int64), state
+        discharging = decode_observation(observation, self.n_cells).current_ratio > 0.0
+        return np.where(discharging, 0, action).astype(np.int64), state
 
 
-#: name -> (controller class, label, colour in every figure), in the order tables list them
-BASELINES: dict[str, tuple[type, str, str]] = {
-    "no_balancing": (NoBalancing, "No balancing", "#4d4d4d"),
-    "rule_based": (RuleBased, "Rule-based", "#d62728"),
-    "top_balancing": (TopBalancing, "Top balancing", "#e377c2"),
-    "rule_based_untuned": (RuleBased, "Rule-based (untuned)", "#ff9896"),
-}
-#: baselines whose threshold and hysteresis the tune_baselines stage grid-searches
-TUNABLE: tuple[str, ...] = ("rule_based", "top_balancing")
-#: a baseline that runs another's configured (hand-set) settings: name -> the config key it reads
-UNTUNED: dict[str, str] = {"rule_based_untuned": "rule_based"}
+class RoomBalancing:
+    """Capacity-aware top balancing: equalise each cell's *room* below the upper SoC limit in Ah
+    with the room of the emptiest cell (issue 18).
+
+    With ``C_j = SoH_j * capacity_ah`` [Ah], the room of cell j is ``h_j = (soc_hi - SoC_j) C_j``
+    and its charge above the lower limit ``q_j = (SoC_j - soc_lo) C_j``; the emptiest cell ``e``
+    has the least ``q``. While the pack charges or rests (observed current <= 0), cell j is bled
+    while ``h_e - h_j > margin`` and, once closed, until ``h_e - h_j`` falls below
+    ``margin - hysteresis``; cell ``e`` is never bled, and while the pack discharges every shunt is
+    open. A charge ends when the fullest cell has no room left, so a pack whose rooms equal the
+    emptiest cell's takes in as much as the emptiest cell can hold: equal SoC is not equal room when
+    the capacities differ.
+
+    It reads the observation only (SoC, SoH, shunt states, the sign of the current; the SoH
+    observation saturates outside [0.9, 1.1]) plus two facts of the env, given at construction:
+    ``soc_limits`` [-] and the nominal cell ``capacity_ah`` [Ah]. ``margin_mah`` and
+    ``hysteresis_mah`` are in mAh.
+    """
+
+    name = "room_balancing"
+
+    def __init__(self, margin_mah: float, hysteresis_mah: float, soc_limits: tuple[float, float],
+                 capacity_ah: float, n_cells: int = 5) -> None:  # fmt: skip
+        if not 0.0 <= hysteresis_mah <= margin_mah:
+            raise ValueError("room_balancing needs 0 <= hysteresis_mah <= margin_mah")
+        lo, hi = (float(x) for x in soc_limits)
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"room_balancing needs soc_limits [lo, hi] with 0 <= lo < hi <= 1, got {soc_limits}")
+        if not capacity_ah > 0.0:
+            raise ValueError(f"room_balancing needs capacity_ah > 0, got {capacity_ah}")
+        self.margin_ah = margin_mah / 1000.0
+        self.hysteresis_ah = hysteresis_mah / 1000.0
+        self.soc_limits = (lo, hi)
+        self.capacity_ah = float(capacity_ah)
+        self.n_cells = n_cells
+        self._weights = 1 << np.arange(n_cells)
+
+    @staticmethod
+    def settings_problem(settings: Mapping[str, float]) -> tuple[str, str] | None:
+        return _hysteresis_problem(settings, "margin_mah", "hysteresis_mah")
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        frame = decode_observation(observation, self.n_cells)
+        lo, hi = self.soc_limits
+        cell_ah = frame.soh * self.capacity_ah
+        charge_ah = (frame.soc - lo) * cell_ah  # q_j
+        room_ah = (hi - frame.soc) * cell_ah  # h_j
+        emptiest = np.argmin(charge_ah, axis=-1)[..., None]
+        excess_ah = np.take_along_axis(room_ah, emptiest, axis=-1) - room_ah  # h_e - h_j
+        close = (excess_ah > self.margin_ah) | (frame.closed & (excess_ah > self.margin_ah - self.hysteresis_ah))
+        close &= np.arange(self.n_cells) != emptiest  # never the emptiest cell
+        close &= (frame.current_ratio <= 0.0)[..., None]  # only while charging or resting
+        return (close * self._weights).sum(axis=-1).astype(np.int64), state
+
+
+# --------------------------------------------------------------------------------- registry
+def _number(description: str, default: float, **bounds: float) -> dict[str, Any]:
+    """The schema of one numeric setting (``minimum``/``maximum``/``exclusiveMinimum`` in ``bounds``)."""
+    return {"type": "number", **bounds, "default": default, "description": description}
+
+
+def _threshold_settings(what: str) -> dict[str, dict[str, Any]]:
+    return {
+        "threshold": _number(f"close the shunt of a cell whose SoC exceeds the pack minimum by more than this [-] "
+                             f"(0.01 = 1 %){what}", 0.01, minimum=0),
+        "hysteresis": _number("... and open it again below threshold - hysteresis [-] (at most the threshold)",
+                              0.005, minimum=0),
+    }  # fmt: skip
+
+
+def _fraction_grid(value_key: str, fraction_key: str, setting: str, hysteresis: str) -> Callable[[Mapping], list[dict]]:
+    """Candidates ``{setting: v, hysteresis: fraction * v}`` of a grid of values x hysteresis
+    fractions (``tuning[value_key]``, ``tuning[fraction_key]``), sorted, duplicates dropped."""
+
+    def candidates(tuning: Mapping) -> list[dict[str, float]]:
+        grid: list[dict[str, float]] = []
+        for value in sorted(tuning[value_key]):
+            for fraction in sorted(tuning[fraction_key]):
+                pair = {setting: float(value), hysteresis: round(float(fraction) * float(value), 12)}
+                if pair not in grid:
+                    grid.append(pair)
+        return grid
+
+    return candidates
+
+
+#: the grid keys of ``baselines.tuning`` (name -> schema with its default); a baseline names those it reads
+TUNING_GRID_KEYS: dict[str, dict[str, Any]] = {
+    "thresholds": {
+        "description": "candidate thresholds [-] (SoC fraction above the pack minimum) of rule_based and top_balancing",
+        "type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "minItems": 1, "uniqueItems": True, "default": [0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05],
+    },
+    "hysteresis_fractions": {
+        "description": "candidate hysteresis of rule_based and top_balancing as a fraction of the threshold [-] "
+                       "(0: none, 1: reopen only at the pack minimum)",
+        "type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+        "minItems": 1, "uniqueItems": True, "default": [0.0, 0.25, 0.5, 0.75, 1.0],
+    },
+    "room_margins_mah": {
+        "description": "candidate margins [mAh] of room_balancing (room below the upper limit beyond the emptiest "
+                       "cell's); 1 mAh is about 0.03 % SoC of a 3.4 Ah cell",
+        "type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
+        "minItems": 1, "uniqueItems": True, "default": [1.0, 2.5, 5.0, 10.0, 20.0, 40.0],
+    },
+    "room_hysteresis_fractions": {
+        "description": "candidate hysteresis of room_balancing as a fraction of the margin [-]",
+        "type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+        "minItems": 1, "uniqueItems": True, "default": [0.0, 0.5, 1.0],
+    },
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """Everything the package knows about one baseline controller."""
+
+    name: str
+    cls: type  #: the controller; its constructor takes ``n_cells``, the settings and ``env_arguments``
+    label: str  #: in tables and legends
+    color: str  #: in every figure
+    description: str  #: one clause for captions and docs
+    #: its settings: keyword -> JSON schema (with ``default``), the ``baselines.<name>`` config section
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: keys of ``baselines.tuning`` (:data:`TUNING_GRID_KEYS`) its grid reads; empty: not tunable
+    grid_keys: tuple[str, ...] = ()
+    #: ``baselines.tuning`` -> the candidate settings (a list of keyword dicts)
+    candidates: Callable[[Mapping], list[dict[str, float]]] | None = None
+    #: another baseline whose configured (hand-set) settings it runs: the ``*_untuned`` copy
+    settings_of: str | None = None
+    #: env facts its constructor takes (names of :class:`bmsrl.pack.PackParameters` fields / env keys)
+    env_arguments: tuple[str, ...] = ()
+
+    @property
+    def tunable(self) -> bool:
+        return self.candidates is not None
+
+    @property
+    def settings_key(self) -> str:
+        """The key of ``cfg["baselines"]`` holding its settings."""
+        return self.settings_of or self.name
+
+
+#: name -> spec, in the order tables list them
+BASELINES: dict[str, BaselineSpec] = {
+    spec.name: spec
+    for spec in (
+        BaselineSpec("no_balancing", NoBalancing, "No balancing", "#4d4d4d", "every shunt open"),
+        BaselineSpec(
+            "rule_based", RuleBased, "Rule-based", "#d62728",
+            "bleeds every cell more than a threshold above the lowest SoC, at any time",
+            settings=_threshold_settings(""), grid_keys=("thresholds", "hysteresis_fractions"),
+            candidates=_fraction_grid("thresholds", "hysteresis_fractions", "threshold", "hysteresis"),
+        ),
+        BaselineSpec(
+            "top_balancing", TopBalancing, "Top balancing", "#e377c2",
+            "the rule-based controller that bleeds only while the pack charges or rests",
+            settings=_threshold_settings("; only while the pack charges or rests"),
+            grid_keys=("thresholds", "hysteresis_fractions"),
+            candidates=_fraction_grid("thresholds", "hysteresis_fractions", "threshold", "hysteresis"),
+        ),
+        BaselineSpec(
+            "room_balancing", RoomBalancing, "Room balancing", "#8c564b",
+            "bleeds, while the pack charges or rests, every cell with less room below the upper SoC limit [Ah] "
+            "than the emptiest cell",
+            settings={
+                "margin_mah": _number("bleed a cell whose room below the upper SoC limit is smaller than the "
+                                      "emptiest cell's by more than this [mAh]", 5.0, minimum=0),
+                "hysteresis_mah": _number("... and stop below margin_mah - hysteresis_mah [mAh] (at most the margin)",
+                                          2.5, minimum=0),
+            },
+            grid_keys=("room_margins_mah", "room_hysteresis_fractions"),
+            candidates=_fraction_grid("room_margins_mah", "room_hysteresis_fractions", "margin_mah", "hysteresis_mah"),
+            env_arguments=("soc_limits", "capacity_ah"),
+        ),
+        BaselineSpec(
+            "rule_based_untuned", RuleBased, "Rule-based (untuned)", "#ff9896",
+            "the rule-based controller at the study's hand-set threshold and hysteresis",
+            settings_of="rule_based",
+        ),
+    )
+}  # fmt: skip
+
+
+def get(name: str) -> BaselineSpec:
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {list(BASELINES)}")
+    return BASELINES[name]
+
+
+#: baselines whose settings the tune-baselines stage grid-searches
+TUNABLE: tuple[str, ...] = tuple(name for name, spec in BASELINES.items() if spec.tunable)
 
 
 def settings_key(name: str) -> str:
     """The key of ``cfg["baselines"]`` holding the settings of baseline ``name``."""
-    return UNTUNED.get(name, name)
+    return get(name).settings_key
+
+
+def setting_names(name: str) -> tuple[str, ...]:
+    """The keyword settings baseline ``name`` takes (those of the section it reads)."""
+    return tuple(get(settings_key(name)).settings)
 
 
 def evaluated_baselines(tuned: bool) -> list[str]:
     """The baselines a study evaluates: all of them with ``baselines.tuned``, else without the
     ``*_untuned`` copies (which would then duplicate their tunable twin)."""
-    return [b for b in BASELINES if tuned or b not in UNTUNED]
+    return [b for b, spec in BASELINES.items() if tuned or spec.settings_of is None]
 
 
-def make_baseline(name: str, n_cells: int, settings: dict | None = None):
+def make_baseline(name: str, n_cells: int, settings: dict | None = None, env: Mapping | Any = None):
     """The baseline controller called ``name`` for ``n_cells`` cells; ``settings`` are its keyword
     arguments (``cfg["baselines"][settings_key(name)]`` or a tuned settings file, e.g. threshold and
-    hysteresis of ``rule_based``)."""
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {list(BASELINES)}")
-    return BASELINES[name][0](n_cells=n_cells, **(settings or {}))
+    hysteresis of ``rule_based``); ``env`` gives the env facts it needs (:attr:`BaselineSpec.env_arguments`):
+    the config's ``env`` section, or any object with those attributes (a :class:`bmsrl.pack.PackParameters`)."""
+    spec = get(name)
+    facts = {}
+    for key in spec.env_arguments:
+        if env is None:
+            raise ValueError(f"baseline {name!r} needs the env's {', '.join(spec.env_arguments)} (pass env=)")
+        facts[key] = env[key] if isinstance(env, Mapping) else getattr(env, key)
+    return spec.cls(n_cells=n_cells, **(settings or {}), **facts)
+
+
+def settings_problem(name: str, settings: Mapping[str, float]) -> tuple[str, str] | None:
+    """``(key, message)`` of the first rule the settings of baseline ``name`` break that a schema
+    cannot express (e.g. a hysteresis above the threshold), else None."""
+    check = getattr(get(name).cls, "settings_problem", None)
+    return check(settings) if check is not None else None
+
+
+def caption_list() -> str:
+    """The baselines in one sentence for report captions: ``name`` (what it does), ..."""
+    return "; ".join(f"{name} ({spec.description})" for name, spec in BASELINES.items())

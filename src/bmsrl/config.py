@@ -69,6 +69,7 @@ def schema() -> dict[str, Any]:
             "description": f"keyword arguments of {spec.module}.{spec.class_name}; any other keeps the library's default",
             "properties": {key: {**constraints.get(key, {}), "default": value} for key, value in spec.hyperparams.items()},
         }
+    _baseline_schema(result["properties"]["baselines"])
     search = result["properties"]["search"]["properties"]
     for name, spec in ALGOS.items():
         search["total_steps"].setdefault("properties", {})[name] = {
@@ -79,6 +80,28 @@ def schema() -> dict[str, Any]:
             "description": f"the {spec.label} search space",
         }
     return result
+
+
+def _baseline_schema(section: dict[str, Any]) -> None:
+    """Complete the ``baselines`` section from :data:`bmsrl.baselines.BASELINES`: one settings
+    section per baseline that has settings, and the tuning grids the tunable ones read."""
+    from bmsrl.baselines import BASELINES, TUNABLE, TUNING_GRID_KEYS
+
+    props = section["properties"]
+    for name, spec in BASELINES.items():
+        if spec.settings:
+            props[name] = {"type": "object", "additionalProperties": False, "default": {},
+                           "description": f"settings of {name}, {spec.description}"
+                                          + ("; these values apply when tuned is false" if spec.tunable else ""),
+                           "properties": spec.settings}  # fmt: skip
+    grid = props["tuning"]["properties"]
+    for key in dict.fromkeys(k for name in TUNABLE for k in BASELINES[name].grid_keys):
+        grid[key] = TUNING_GRID_KEYS[key]
+    untuned = [n for n, spec in BASELINES.items() if spec.settings_of]
+    props["tuned"]["description"] = (
+        f"evaluate the tunable baselines ({', '.join(TUNABLE)}) with the settings the tune_baselines stage finds "
+        f"(results/baselines/NAME.yaml), and " + ", ".join(f"{n} with baselines.{BASELINES[n].settings_of}" for n in untuned)
+        + "; false: no tuning, every baseline runs its values below")  # fmt: skip
 
 
 @lru_cache(maxsize=1)
@@ -406,11 +429,12 @@ def _search_space_errors(cfg: dict[str, Any]) -> list[str]:
 
 def _semantic_problem(cfg: dict[str, Any]) -> str | None:
     """``key.path: message`` for the first rule the schema cannot express, or ``None``."""
-    for name in ("rule_based", "top_balancing"):
-        settings = cfg["baselines"][name]
-        if settings["hysteresis"] > settings["threshold"]:
-            return (f"baselines.{name}.hysteresis: {settings['hysteresis']:g} exceeds the threshold "
-                    f"{settings['threshold']:g} (a shunt would never open)")
+    from bmsrl.baselines import BASELINES, settings_problem
+
+    for name, spec in BASELINES.items():
+        problem = settings_problem(name, cfg["baselines"][name]) if spec.settings else None
+        if problem is not None:
+            return f"baselines.{name}.{problem[0]}: {problem[1]}"
     scenarios = cfg["evaluation"]["scenarios"]
     if "default" not in scenarios:
         return ("evaluation.scenarios: no 'default' scenario; add `default: {}` "

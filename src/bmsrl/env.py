@@ -10,10 +10,11 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 
 from bmsrl.config import defaults as config_defaults
+from bmsrl.observation import SOH_OBS_SCALE, decode_observation  # noqa: F401  (re-exported: the env's layout, read back)
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
-from bmsrl.reward import RewardWeights, capacity_reward, charge_margins_ah, study_reward
+from bmsrl.reward import RewardWeights, make_kind
 
 #: the schema's defaults of the ``env`` section, shared with the workflow (one source)
 _ENV = config_defaults()["env"]
@@ -23,9 +24,6 @@ _ENV = config_defaults()["env"]
 DEFAULT_SUBSTEPS = _ENV["substeps"]
 
 N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
-INVALID_RULES = ("lowest_soc_while_discharging", "below_soc_min")
-
-
 class BalancingTask:
     """Everything between an action and a reward, vectorized over ``n_packs`` packs.
 
@@ -80,10 +78,8 @@ class BalancingTask:
         self.frames = np.zeros((n_packs, N_FRAMES, 3 * n + 1), dtype=np.float32)
         self.last_invalid = np.zeros(n_packs, dtype=bool)
         self.last_toggles = np.zeros(n_packs, dtype=np.int64)
-        #: the capacity reward's potentials after the last step or reset, per pack [Ah]
-        #: (bmsrl.reward.charge_margins_ah): min_i q_i and min_i h_i; U is their sum
-        self.floor_ah = np.zeros(n_packs)
-        self.room_ah = np.zeros(n_packs)
+        #: the reward kind (bmsrl.reward.KINDS) with its per-pack state
+        self.reward_kind = make_kind(n_packs, self.reward_weights)
         self._packs = np.arange(n_packs)
 
     @property
@@ -103,9 +99,7 @@ class BalancingTask:
         self.sim.reset_packs(packs, soc, soh)
         self.last_invalid[packs] = False
         self.last_toggles[packs] = 0
-        s = self.sim.state
-        self.floor_ah[packs], self.room_ah[packs] = charge_margins_ah(
-            s.soc[packs], s.soh[packs] * self.params.capacity_ah, self.params.soc_limits)  # only the packs reset
+        self.reward_kind.reset(self, packs)
         frame = np.empty(self.frames.shape[::2], dtype=np.float32)
         self._write_frame(frame)
         self.frames[packs] = frame[packs, None, :]  # the history starts as copies of the first frame
@@ -152,23 +146,7 @@ class BalancingTask:
         switches = np.where(invalid[:, None], previous & ~forbidden, requested)
         toggles = (switches != previous).sum(axis=1)
         interval = self.sim.advance(switches)
-        if self.reward_weights.kind == "capacity":
-            floor_ah, room_ah = self._charge_margins_ah()
-            # the charge the load took from every cell [Ah]: an unshunted cell's, efficiency included
-            pack_ah = interval.pack_current_a * (self.sim.decision_interval_s / 3600.0)
-            p = self.params
-            load_ah = pack_ah * np.where(pack_ah > 0.0, p.discharge_efficiency, p.charge_efficiency)
-            reward = capacity_reward(
-                (floor_ah + room_ah) - (self.floor_ah + self.room_ah), floor_ah - self.floor_ah + load_ah,
-                pack_ah > 0.0, toggles, interval.shunt_energy_wh.sum(axis=1), invalid, p.capacity_ah,
-                self.reward_weights,
-            )  # fmt: skip
-            self.floor_ah, self.room_ah = floor_ah, room_ah
-        else:
-            n = self.params.n_cells
-            deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
-            soc_variance = (deviation * deviation).sum(axis=1) * (1.0 / n)  # population variance
-            reward = study_reward(soc_variance, toggles, self.sim.within_limits(), invalid, self.reward_weights)
+        reward = self.reward_kind.step(self, interval, toggles, invalid)
         terminated = self.sim.safety_violation()
         truncated = self.sim.episode_over & ~terminated
         self.last_invalid = invalid
@@ -200,17 +178,13 @@ class BalancingTask:
                              f"(Discrete({self.n_actions}))")
         return array
 
-    def _charge_margins_ah(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(min_i q_i, min_i h_i)`` of every pack now [Ah] (:func:`bmsrl.reward.charge_margins_ah`)."""
-        s = self.sim.state
-        return charge_margins_ah(s.soc, s.soh * self.params.capacity_ah, self.params.soc_limits)
-
     def _write_frame(self, out: np.ndarray) -> None:
-        """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1)."""
+        """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1);
+        :func:`decode_observation` reads it back."""
         s, n = self.sim.state, self.params.n_cells
         out[:, :n] = np.minimum(np.maximum(2.0 * s.soc - 1.0, -1.0), 1.0)
         out[:, n : 2 * n] = 2.0 * s.switches - 1.0
-        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((s.soh - 1.0) * 10.0, -1.0), 1.0)
+        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((s.soh - 1.0) * SOH_OBS_SCALE, -1.0), 1.0)
         out[:, 3 * n] = np.minimum(np.maximum(self.sim.pack_current_now_a() * (1.0 / self.i_max_a), -1.0), 1.0)
 
     # ------------------------------------------------------------------- info

@@ -34,10 +34,13 @@ from bmsrl.config import (
     scenario_config,
     task_kwargs,
 )
-from bmsrl.env import PassiveBalancingEnv
+from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.io import atomic_outputs, check_output
-from bmsrl.policies import POLICIES, reads_action_masks
+from bmsrl.baselines import BASELINES, setting_names
+from bmsrl.errors import UserError
+from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
+from bmsrl.rollout import rollout
 
 #: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)
 BALANCED_STD = 0.005
@@ -56,24 +59,6 @@ def settle_time_s(time_s: np.ndarray, spread_pct: np.ndarray, limit_pct: float =
     if above[-1] == len(spread_pct) - 1:
         return math.nan
     return float(time_s[above[-1] + 1])
-
-
-def run_episode(env: PassiveBalancingEnv, policy, eval_seed: int) -> tuple[list[dict], bool]:
-    """One deterministic episode; returns per-step records (step 0 = reset) and ``terminated``."""
-    obs, info = env.reset(seed=eval_seed)
-    current_a = float(env.task.sim.pack_current_now_a()[0])  # the first phase's, shunts open
-    records = [dict(info, pack_current_a=current_a, cell_current_a=np.full_like(info["soc"], current_a),
-                    reward=0.0, switch_changes=0, invalid_action=False)]  # fmt: skip
-    masked = reads_action_masks(policy)
-    terminated = truncated = False
-    while not (terminated or truncated):
-        if masked:
-            action, _ = policy.predict(obs, deterministic=True, action_masks=env.action_masks())
-        else:
-            action, _ = policy.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, info = env.step(int(action))
-        records.append(dict(info, reward=reward))
-    return records, terminated
 
 
 def episode_metrics(records: list[dict], terminated: bool) -> dict:
@@ -102,11 +87,11 @@ def episode_metrics(records: list[dict], terminated: bool) -> dict:
     }
 
 
-def capacity_context(env: PassiveBalancingEnv, records: list[dict]) -> dict:
+def capacity_context(task: BalancingTask, records: list[dict]) -> dict:
     """The episode's recoverable-capacity bound and the capacity without balancing, from the same
     initial pack (:mod:`bmsrl.bound`, docs/bound.md), and the share of the recoverable capacity the
     policy recovered."""
-    setup, first = bound.PackSetup.of(env.task), records[0]
+    setup, first = bound.PackSetup.of(task), records[0]
     bound_ah = bound.capacity_bound_ah(setup, first["soc"], first["soh"])
     none_ah = bound.no_balancing_capacity_ah(setup, first["soc"], first["soh"])
     return {"recovered_share": bound.recovered_share(records[-1]["discharged_ah"], none_ah, bound_ah),
@@ -132,19 +117,29 @@ def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path |
     """Traces and metrics of ``evaluation.episodes`` deterministic episodes on ``scenario``."""
     policy = load_policy(policy_name, model, cfg, baseline_settings)
     cfg = scenario_config(cfg, scenario)
-    env = PassiveBalancingEnv(**task_kwargs(cfg, profile, ocv_table))
+    seeds = episode_seeds(cfg, seed)
+    task = BalancingTask(n_packs=len(seeds), **task_kwargs(cfg, profile, ocv_table))
+    drawn = [task.draw_initial_state(rng_for_seed(s)) for s in seeds]  # as env.reset(seed=s) draws
+    task.reset_packs(np.arange(len(seeds)), np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]))
+    episodes = rollout(task, policy, records=True)  # every episode of the job in one batch
     n_cells = cfg["env"]["n_cells"]
     r_sh = cfg["env"]["shunt_resistance_ohm"]
     labels = [policy_name, profile, scenario, seed]
     metrics, rows = [], []
-    for episode in range(cfg["evaluation"]["episodes"]):
-        eval_seed = cfg["evaluation"]["seed_offset"] + 1000 * seed + episode
-        records, terminated = run_episode(env, policy, eval_seed)
+    for episode, (eval_seed, records) in enumerate(zip(seeds, episodes.records)):
+        terminated = bool(episodes.terminated[episode])
         metrics.append({**dict(zip(("policy", "profile", "scenario", "seed"), labels)), "episode": episode,
                         "eval_seed": eval_seed, **episode_metrics(records, terminated),
-                        **capacity_context(env, records)})  # fmt: skip
+                        **capacity_context(task, records)})  # fmt: skip
         rows += trace_rows(records, labels, episode, r_sh)
     return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRICS_COLUMNS)
+
+
+def episode_seeds(cfg: dict, seed: int) -> list[int]:
+    """The evaluation seeds of training seed ``seed``: episode e starts from the pack drawn with
+    ``evaluation.seed_offset + 1000 * seed + e`` (also in :func:`bmsrl.config.evaluation_seeds`)."""
+    ev = cfg["evaluation"]
+    return [ev["seed_offset"] + 1000 * seed + episode for episode in range(ev["episodes"])]
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -171,7 +166,11 @@ def main(args: argparse.Namespace) -> int:
         from bmsrl.render import check_animation_path
 
         check_animation_path(args.animation)
-    settings = None if args.baseline_settings is None else read_baseline_settings(args.baseline_settings, args.policy)
+    settings = None
+    if args.baseline_settings is not None:
+        if args.policy not in BASELINES:
+            raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")
+        settings = read_baseline_settings(args.baseline_settings, args.policy, setting_names(args.policy))
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
                                resolve_ocv_table(args.ocv_table, cfg), args.scenario, settings)  # fmt: skip
     with atomic_outputs(args.out / "traces.csv", args.out / "metrics.csv") as (t_tmp, m_tmp):

@@ -20,7 +20,7 @@ from bmsrl import algos
 from bmsrl.agents import algorithm_class
 from bmsrl.config import task_kwargs
 from bmsrl.io import atomic_output, file_digest
-from bmsrl.policies import reads_action_masks
+from bmsrl.rollout import reads_action_masks
 
 log = logging.getLogger("bmsrl.learning")
 

@@ -609,7 +609,8 @@ def training_references(cfg: dict, seeds: Sequence[int], ocv_table: str | None =
     from bmsrl.reference import baseline_returns
     from bmsrl.results import read_baseline_settings
 
-    tuned = {Path(path).stem: read_baseline_settings(path, Path(path).stem) for path in baseline_settings}
+    tuned = {Path(path).stem: read_baseline_settings(path, Path(path).stem, bl.setting_names(Path(path).stem))
+             for path in baseline_settings}
     chosen = {name: tuned.get(name, cfg["baselines"].get(bl.settings_key(name)))
               for name in bl.evaluated_baselines(cfg["baselines"]["tuned"])}  # fmt: skip
     per_seed = [baseline_returns(cfg, seed, chosen, ocv_table) for seed in seeds]

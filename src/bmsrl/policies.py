@@ -27,7 +27,7 @@ def policy_order(policies: Iterable[str]) -> list[str]:
 def policy_label(policy: str) -> str:
     if policy in algos.ALGOS:
         return algos.ALGOS[policy].label
-    return BASELINES[policy][1] if policy in BASELINES else policy
+    return BASELINES[policy].label if policy in BASELINES else policy
 
 
 def policy_color(policy: str) -> str:
@@ -35,14 +35,5 @@ def policy_color(policy: str) -> str:
     if policy in algos.ALGOS:
         return algos.ALGOS[policy].color
     if policy in BASELINES:
-        return BASELINES[policy][2]
+        return BASELINES[policy].color
     return _SPARE_COLORS[sum(map(ord, policy)) % len(_SPARE_COLORS)]
-
-
-def reads_action_masks(policy) -> bool:
-    """Whether ``policy.predict`` takes the env's ``action_masks`` (MaskablePPO; DQN, which uses
-    them when ``greedy_valid_only``): evaluation, rendering, the training evaluation and the search
-    pass them then."""
-    import inspect
-
-    return "action_masks" in inspect.signature(policy.predict).parameters

@@ -9,6 +9,7 @@ import numpy as np
 from bmsrl.baselines import make_baseline
 from bmsrl.config import task_kwargs, training_eval_seed
 from bmsrl.env import BalancingTask, pack_rng
+from bmsrl.rollout import rollout
 
 
 def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],
@@ -27,13 +28,7 @@ def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],
     soc, soh = np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
     returns = {}
     for name, settings in baselines.items():
-        policy = make_baseline(name, task.params.n_cells, settings)
-        obs = task.reset_packs(np.arange(n), soc, soh)
-        total, done = np.zeros(n), np.zeros(n, dtype=bool)
-        while not done.all():
-            actions, _ = policy.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = task.step(actions)
-            total += np.where(done, 0.0, reward)
-            done |= terminated | truncated
-        returns[name] = total
+        task.reset_packs(np.arange(n), soc, soh)
+        policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
+        returns[name] = rollout(task, policy).returns
     return returns

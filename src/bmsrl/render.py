@@ -338,17 +338,6 @@ class _Mp4Frames:
             raise UserError(f"ffmpeg failed (exit code {self.proc.returncode}): {err.decode(errors='replace').strip()}")
 
 
-def predict_action(policy: Any, obs: np.ndarray, env: Any) -> int:
-    """``policy.predict(obs, deterministic=True)``, with the env's action masks if it takes them."""
-    from bmsrl.policies import reads_action_masks
-
-    if reads_action_masks(policy):
-        action, _ = policy.predict(obs, deterministic=True, action_masks=env.action_masks())
-    else:
-        action, _ = policy.predict(obs, deterministic=True)
-    return int(action)
-
-
 def check_animation_path(path: str | Path) -> Path:
     """``path`` if an animation can be written there (a .gif, or an .mp4 with ffmpeg on PATH)."""
     path = Path(path)
@@ -377,6 +366,7 @@ def write_episode_animation(
     leaves no file (and an existing one untouched). Returns the number of frames.
     """
     from bmsrl.io import atomic_output
+    from bmsrl.rollout import rollout
 
     path = check_animation_path(path)
     suffix = path.suffix.lower()
@@ -388,14 +378,10 @@ def write_episode_animation(
         sink = _GifFrames(tmp, fps, image.palette_sample()) if suffix == ".gif" else _Mp4Frames(tmp, fps)
         ok = False
         try:
-            obs, _ = env.reset(seed=seed)
-            sink.add(image(PackView.of(base.task)))
-            steps, done = 0, False
-            while not done and (max_steps is None or steps < max_steps):
-                obs, _, terminated, truncated, _ = env.step(predict_action(policy, obs, base))
-                sink.add(image(PackView.of(base.task)))
-                steps += 1
-                done = terminated or truncated
+            env.reset(seed=seed)
+            episode = rollout(base.task, policy, max_decisions=max_steps,
+                              on_step=lambda task: sink.add(image(PackView.of(task))))
+            steps = int(episode.steps[0])
             ok = True
         finally:
             sink.close(ok)
@@ -418,7 +404,7 @@ def benchmark(n_frames: int = 200) -> dict[str, float]:
     policy = RuleBased(**defaults()["baselines"]["rule_based"])
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n_frames):
-        obs, _, terminated, truncated, _ = env.step(predict_action(policy, obs, env))
+        obs, _, terminated, truncated, _ = env.step(int(policy.predict(obs)[0]))
         env.render()
         if terminated or truncated:
             obs, _ = env.reset()

@@ -247,13 +247,10 @@ def load_evaluations(paths: Sequence[str | os.PathLike]) -> dict[tuple[str, int]
 # Tuned baseline settings (tune_baselines -> evaluate)
 
 _SETTINGS_FILE = "baseline settings file"
-#: keys of the ``settings`` mapping of a tuned baseline's file
-BASELINE_SETTING_KEYS: tuple[str, ...] = ("threshold", "hysteresis")
-
-
-def read_baseline_settings(path: str | os.PathLike, baseline: str) -> dict[str, float]:
-    """``{"threshold": ..., "hysteresis": ...}`` from ``results/baselines/{baseline}.yaml``
-    (written by ``bmsrl tune-baselines``); refuses a file of another baseline."""
+def read_baseline_settings(path: str | os.PathLike, baseline: str, keys: Sequence[str]) -> dict[str, float]:
+    """``{key: value}`` of the baseline's settings ``keys`` (its :attr:`bmsrl.baselines.BaselineSpec.settings`,
+    e.g. threshold and hysteresis) from ``results/baselines/{baseline}.yaml`` (written by
+    ``bmsrl tune-baselines``); refuses a file of another baseline or with other keys."""
     path = Path(path)
     record = _read_yaml_record(path, _SETTINGS_FILE, "run `bmsrl tune-baselines`")
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
@@ -261,13 +258,12 @@ def read_baseline_settings(path: str | os.PathLike, baseline: str) -> dict[str, 
     if record.get("baseline") != baseline:
         raise UserError(f"{_SETTINGS_FILE} {path}: holds the settings of {record.get('baseline')!r}, not {baseline!r}")
     settings = record["settings"]
-    if set(settings) != set(BASELINE_SETTING_KEYS):
-        raise UserError(f"{_SETTINGS_FILE} {path}: settings has keys {sorted(settings)}, "
-                        f"expected {list(BASELINE_SETTING_KEYS)}")
+    if set(settings) != set(keys):
+        raise UserError(f"{_SETTINGS_FILE} {path}: settings has keys {sorted(settings)}, expected {list(keys)}")
     for key, value in settings.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise UserError(f"{_SETTINGS_FILE} {path}: settings.{key}: {value!r} is not a finite number")
-    return {key: float(settings[key]) for key in BASELINE_SETTING_KEYS}
+    return {key: float(settings[key]) for key in keys}
 
 
 _TUNED_FILE = "tuned hyperparameters file"

@@ -1,4 +1,5 @@
-"""The balancing reward, vectorized over packs: two kinds (docs/model.md, "Reward").
+"""The balancing reward, vectorized over packs: two kinds (docs/model.md, "Reward"), a registry
+(:data:`KINDS`) whose kinds own their per-pack state, so the env asks the registry and knows no kind.
 
 ``capacity`` (the default) pays for what the evaluation measures. Its potential is the pack's
 *usable capacity* U [Ah], the charge the pack could deliver between its SoC limits after a full
@@ -49,8 +50,6 @@ from bmsrl.config import defaults as config_defaults
 
 #: the schema's defaults of the ``reward`` section (one source for the workflow and the env)
 _REWARD = config_defaults()["reward"]
-#: the reward kinds, in the schema's order
-KINDS = ("capacity", "study")
 
 
 @dataclass(frozen=True)
@@ -160,3 +159,64 @@ def capacity_reward(
         - w.shunt_energy_cost_per_wh * shunt_energy_wh
         - weights.invalid_action * invalid
     )
+
+
+# ---------------------------------------------------------------------------------- registry
+class CapacityKind:
+    """The ``capacity`` kind with its state: the potentials ``min_i q_i`` and ``min_i h_i`` of every
+    pack after its last reset or step [Ah] (:func:`charge_margins_ah`; U is their sum)."""
+
+    def __init__(self, n_packs: int, weights: RewardWeights) -> None:
+        self.weights = weights
+        self.floor_ah = np.zeros(n_packs)
+        self.room_ah = np.zeros(n_packs)
+
+    def reset(self, task, packs: np.ndarray) -> None:
+        """Take the potentials of the reset ``packs`` (only those: a vec env resets a few at a time)."""
+        s = task.sim.state
+        self.floor_ah[packs], self.room_ah[packs] = charge_margins_ah(
+            s.soc[packs], s.soh[packs] * task.params.capacity_ah, task.params.soc_limits)
+
+    def step(self, task, interval, toggles: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        """The reward of every pack for the interval that ``task.sim`` has just integrated."""
+        s, p = task.sim.state, task.params
+        floor_ah, room_ah = charge_margins_ah(s.soc, s.soh * p.capacity_ah, p.soc_limits)
+        # the charge the load took from every cell [Ah]: an unshunted cell's, efficiency included
+        pack_ah = interval.pack_current_a * (task.sim.decision_interval_s / 3600.0)
+        load_ah = pack_ah * np.where(pack_ah > 0.0, p.discharge_efficiency, p.charge_efficiency)
+        reward = capacity_reward(
+            (floor_ah + room_ah) - (self.floor_ah + self.room_ah), floor_ah - self.floor_ah + load_ah,
+            pack_ah > 0.0, toggles, interval.shunt_energy_wh.sum(axis=1), invalid, p.capacity_ah, self.weights,
+        )  # fmt: skip
+        self.floor_ah, self.room_ah = floor_ah, room_ah
+        return reward
+
+
+class StudyKind:
+    """The ``study`` kind: no state; the SoC variance after the interval."""
+
+    def __init__(self, n_packs: int, weights: RewardWeights) -> None:
+        self.weights = weights
+
+    def reset(self, task, packs: np.ndarray) -> None:
+        pass
+
+    def step(self, task, interval, toggles: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        s, n = task.sim.state, task.params.n_cells
+        deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
+        soc_variance = (deviation * deviation).sum(axis=1) * (1.0 / n)  # population variance
+        return study_reward(soc_variance, toggles, task.sim.within_limits(), invalid, self.weights)
+
+
+#: reward kind -> its class. A kind is built per task (``cls(n_packs, weights)``) and owns its state;
+#: ``reset(task, packs)`` after packs are reset, ``step(task, interval, toggles, invalid)`` -> reward per pack
+#: after every interval (``task``: a :class:`bmsrl.env.BalancingTask`). Adding a kind is one class here
+#: (and its weights in :class:`RewardWeights` and the schema's ``reward`` section).
+KINDS: dict[str, type] = {"capacity": CapacityKind, "study": StudyKind}
+
+
+def make_kind(n_packs: int, weights: RewardWeights):
+    """The reward kind ``weights.kind`` for ``n_packs`` packs, with its state."""
+    if weights.kind not in KINDS:
+        raise ValueError(f"reward.kind: unknown kind {weights.kind!r}; choose one of {list(KINDS)}")
+    return KINDS[weights.kind](n_packs, weights)

@@ -1,11 +1,12 @@
-"""Tune a classical baseline: grid search of its threshold and hysteresis on the training profile.
+"""Tune a classical baseline: grid search of its settings (e.g. threshold and hysteresis) on the training profile.
 
     bmsrl tune-baselines --config config/config.yaml --baseline rule_based \\
         --out results/baselines/rule_based.yaml --grid-out results/baselines/rule_based_grid.csv
 
 A baseline a learned policy must beat should be the best its own design allows, not a hand default.
-Every candidate (threshold x hysteresis fraction of ``baselines.tuning``; hysteresis = fraction x
-threshold) runs ``baselines.tuning.episodes`` episodes of the *training* profile, all candidates on
+Every candidate (the baseline's grid in ``baselines.tuning``, :attr:`bmsrl.baselines.BaselineSpec.candidates`:
+threshold x hysteresis fraction, hysteresis = fraction x threshold, for ``rule_based`` and
+``top_balancing``; margin x hysteresis fraction in mAh for ``room_balancing``) runs ``baselines.tuning.episodes`` episodes of the *training* profile, all candidates on
 the same packs: episode k starts from the pack drawn with the integer seed
 ``baselines.tuning.seed_offset + k``, which the config validator keeps disjoint from every evaluation
 seed (and the training packs draw from spawned seed sequences, never an integer seed). No
@@ -37,7 +38,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bmsrl.baselines import TUNABLE, make_baseline
+from bmsrl import baselines
+from bmsrl.baselines import TUNABLE, make_baseline, setting_names, settings_key
 from bmsrl.config import (
     add_config_arguments,
     config_from_args,
@@ -50,56 +52,43 @@ from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
 from bmsrl.profiles import LoadProfile, Phase
+from bmsrl.rollout import rollout
 
 log = logging.getLogger(__name__)
 
-#: columns of the grid file, one row per candidate (means over the tuning episodes)
-GRID_COLUMNS: tuple[str, ...] = (
-    "baseline", "threshold", "hysteresis", "next_capacity_mah", "switch_changes", "shunt_energy_wh",
-    "final_soc_spread_pct", "usable_capacity_mah", "terminated_fraction", "episodes", "eligible", "selected",
+#: columns of the grid file after the baseline and its settings, one row per candidate (means over the tuning episodes)
+GRID_METRICS: tuple[str, ...] = (
+    "next_capacity_mah", "switch_changes", "shunt_energy_wh", "final_soc_spread_pct", "usable_capacity_mah",
+    "terminated_fraction", "episodes", "eligible", "selected",
 )  # fmt: skip
 OBJECTIVE = ("maximise the next-discharge capacity (within capacity_tolerance_pct of the best), "
              "then minimise switch changes, then shunt energy; means over the tuning episodes")
 
 
-def candidates(tuning: dict) -> list[tuple[float, float]]:
-    """``(threshold, hysteresis)`` pairs of the grid, hysteresis = fraction x threshold, duplicates dropped."""
-    grid = []
-    for threshold in sorted(tuning["thresholds"]):
-        for fraction in sorted(tuning["hysteresis_fractions"]):
-            pair = (float(threshold), round(float(fraction) * float(threshold), 12))
-            if pair not in grid:
-                grid.append(pair)
-    return grid
+def grid_columns(baseline: str) -> list[str]:
+    """Columns of ``baseline``'s grid file: ``baseline``, its settings, :data:`GRID_METRICS`."""
+    return ["baseline", *setting_names(baseline), *GRID_METRICS]
 
 
-def _steps_until_done(task: BalancingTask, act, max_steps: int = 100_000):
-    """Step ``task`` with ``act(obs) -> actions`` until every pack's episode has ended (terminated or
-    truncated); afterwards a finished pack idles with all shunts open. Returns per pack the switch
-    changes before its end and the state snapshot at its end."""
-    n = task.n_packs
-    obs = task.frames.reshape(n, -1)
-    done = np.zeros(n, dtype=bool)
-    terminated = np.zeros(n, dtype=bool)
-    toggles = np.zeros(n, dtype=np.int64)
-    s = task.sim.state
-    snap = {"soc": s.soc.copy(), "soh": s.soh.copy(), "shunt_energy_wh": np.zeros(n),
-            "discharged_ah": np.zeros(n), "charged_ah": np.zeros(n)}
-    for _ in range(max_steps):
-        actions = np.where(done, 0, act(obs))
-        obs, _, term, trunc, _ = task.step(actions)
-        toggles += np.where(done, 0, task.last_toggles)
-        new = (term | trunc) & ~done
-        if new.any():
-            snap["soc"][new] = s.soc[new]
-            snap["shunt_energy_wh"][new] = s.shunt_energy_wh[new].sum(axis=1)
-            snap["discharged_ah"][new] = s.discharged_ah[new]
-            snap["charged_ah"][new] = s.charged_ah[new]
-            terminated |= term & new
-            done |= new
-        if done.all():
-            return toggles, terminated, snap
-    raise RuntimeError(f"episodes did not end within {max_steps} decisions")
+def candidates(baseline: str, tuning: dict) -> list[dict[str, float]]:
+    """The candidate settings of ``baseline`` from the grid in ``baselines.tuning``
+    (:attr:`bmsrl.baselines.BaselineSpec.candidates`, e.g. threshold x hysteresis fraction)."""
+    spec = baselines.get(baseline)
+    if not spec.tunable:
+        raise UserError(f"baseline {baseline!r} has nothing to tune; choose one of {list(TUNABLE)}")
+    return spec.candidates(tuning)
+
+
+class _Candidates:
+    """Candidate ``i`` of ``controllers`` acts on packs ``i * n_eps ... (i + 1) * n_eps - 1``."""
+
+    def __init__(self, controllers: list, n_eps: int) -> None:
+        self.controllers, self.n_eps = controllers, n_eps
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        n = self.n_eps
+        return np.concatenate([c.predict(observation[i * n:(i + 1) * n])[0]
+                               for i, c in enumerate(self.controllers)]), state  # fmt: skip
 
 
 def follow_up_discharge(kwargs: dict) -> LoadProfile:
@@ -127,9 +116,9 @@ def next_discharge_capacity_mah(kwargs: dict, soc: np.ndarray, soh: np.ndarray) 
 
 
 def evaluate_grid(cfg: dict, baseline: str, ocv_table: str | None = None) -> pd.DataFrame:
-    """Every candidate's means over the tuning episodes (columns :data:`GRID_COLUMNS` without the
+    """Every candidate's means over the tuning episodes (columns :func:`grid_columns` without the
     selection); all candidates and episodes run as one batch of packs."""
-    grid = candidates(cfg["baselines"]["tuning"])
+    grid = candidates(baseline, cfg["baselines"]["tuning"])
     seeds = list(tuning_seeds(cfg))
     kwargs = task_kwargs(cfg, cfg["profiles"]["train"], ocv_table)
     n_cells, n_eps = cfg["env"]["n_cells"], len(seeds)
@@ -138,23 +127,20 @@ def evaluate_grid(cfg: dict, baseline: str, ocv_table: str | None = None) -> pd.
     soc0 = np.tile(np.stack([d[0] for d in drawn]), (len(grid), 1))
     soh0 = np.tile(np.stack([d[1] for d in drawn]), (len(grid), 1))
     task.reset_packs(np.arange(task.n_packs), soc0, soh0)
-    controllers = [make_baseline(baseline, n_cells, {"threshold": t, "hysteresis": h}) for t, h in grid]
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.concatenate([c.predict(obs[i * n_eps:(i + 1) * n_eps])[0] for i, c in enumerate(controllers)])
-
-    toggles, terminated, snap = _steps_until_done(task, act)
-    capacity = next_discharge_capacity_mah(kwargs, snap["soc"], snap["soh"])
-    spread = 100.0 * (snap["soc"].max(axis=1) - snap["soc"].min(axis=1))
+    controllers = [make_baseline(baseline, n_cells, settings, env=cfg["env"]) for settings in grid]
+    episodes = rollout(task, _Candidates(controllers, n_eps))
+    end = episodes.end
+    capacity = next_discharge_capacity_mah(kwargs, end["soc"], end["soh"])
+    spread = 100.0 * (end["soc"].max(axis=1) - end["soc"].min(axis=1))
     per_episode = {
-        "next_capacity_mah": capacity, "switch_changes": toggles.astype(np.float64),
-        "shunt_energy_wh": snap["shunt_energy_wh"], "final_soc_spread_pct": spread,
-        "usable_capacity_mah": 1000.0 * snap["discharged_ah"], "terminated_fraction": terminated.astype(np.float64),
+        "next_capacity_mah": capacity, "switch_changes": episodes.switch_changes.astype(np.float64),
+        "shunt_energy_wh": end["shunt_energy_wh"].sum(axis=1), "final_soc_spread_pct": spread,
+        "usable_capacity_mah": 1000.0 * end["discharged_ah"], "terminated_fraction": episodes.terminated.astype(np.float64),
     }  # fmt: skip
     rows = []
-    for i, (threshold, hysteresis) in enumerate(grid):
+    for i, settings in enumerate(grid):
         part = slice(i * n_eps, (i + 1) * n_eps)
-        rows.append({"baseline": baseline, "threshold": threshold, "hysteresis": hysteresis,
+        rows.append({"baseline": baseline, **settings,
                      **{k: float(v[part].mean()) for k, v in per_episode.items()}, "episodes": n_eps})
     return pd.DataFrame(rows)
 
@@ -162,23 +148,23 @@ def evaluate_grid(cfg: dict, baseline: str, ocv_table: str | None = None) -> pd.
 def select(grid: pd.DataFrame, tolerance_pct: float) -> pd.DataFrame:
     """Mark the ``eligible`` candidates (capacity within ``tolerance_pct`` of the best, no terminated
     episode unless all have one) and the ``selected`` one (fewest switch changes, then least shunt energy,
-    then highest capacity, then the smaller threshold and hysteresis)."""
+    then highest capacity, then the smaller settings, e.g. threshold and hysteresis, in their order)."""
+    settings = setting_names(grid["baseline"].iloc[0])
     grid = grid.copy()
     safe = grid["terminated_fraction"] == 0.0
     pool = safe if safe.any() else np.ones(len(grid), dtype=bool)
     best = grid.loc[pool, "next_capacity_mah"].max()
     grid["eligible"] = pool & (grid["next_capacity_mah"] >= best - abs(best) * tolerance_pct / 100.0)
     order = grid[grid["eligible"]].assign(neg_capacity=lambda f: -f["next_capacity_mah"]).sort_values(
-        ["switch_changes", "shunt_energy_wh", "neg_capacity", "threshold", "hysteresis"], kind="stable")
+        ["switch_changes", "shunt_energy_wh", "neg_capacity", *settings], kind="stable")
     grid["selected"] = False
     grid.loc[order.index[0], "selected"] = True
-    return grid[list(GRID_COLUMNS)]
+    return grid[grid_columns(grid["baseline"].iloc[0])]
 
 
 def tune(cfg: dict, baseline: str, ocv_table: str | None = None) -> tuple[dict, pd.DataFrame]:
     """The settings record (the YAML's content) and the grid table of ``baseline``."""
-    if baseline not in TUNABLE:
-        raise UserError(f"baseline {baseline!r} has nothing to tune; choose one of {list(TUNABLE)}")
+    candidates(baseline, cfg["baselines"]["tuning"])  # refuses a baseline with nothing to tune
     seeds = tuning_seeds(cfg)
     overlap = set(seeds) & evaluation_seeds(cfg)
     if overlap:  # the validator refuses such a config; this guards a hand-built one
@@ -186,10 +172,10 @@ def tune(cfg: dict, baseline: str, ocv_table: str | None = None) -> tuple[dict, 
     tuning = cfg["baselines"]["tuning"]
     grid = select(evaluate_grid(cfg, baseline, ocv_table), tuning["capacity_tolerance_pct"])
     chosen = grid[grid["selected"]].iloc[0]
-    hand = cfg["baselines"][baseline]
+    hand = cfg["baselines"][settings_key(baseline)]
     record = {
         "baseline": baseline,
-        "settings": {"threshold": float(chosen["threshold"]), "hysteresis": float(chosen["hysteresis"])},
+        "settings": {k: float(chosen[k]) for k in setting_names(baseline)},
         "objective": OBJECTIVE,
         "capacity_tolerance_pct": float(tuning["capacity_tolerance_pct"]),
         "profile": cfg["profiles"]["train"],
@@ -199,7 +185,7 @@ def tune(cfg: dict, baseline: str, ocv_table: str | None = None) -> tuple[dict, 
         "selected": {k: float(chosen[k]) for k in ("next_capacity_mah", "switch_changes", "shunt_energy_wh",
                                                      "final_soc_spread_pct", "terminated_fraction")},
         "best_next_capacity_mah": float(grid["next_capacity_mah"].max()),
-        "hand_set": {"threshold": float(hand["threshold"]), "hysteresis": float(hand["hysteresis"])},
+        "hand_set": {k: float(hand[k]) for k in setting_names(baseline)},
     }
     return record, grid
 
@@ -216,7 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     record, grid = tune(cfg, args.baseline, resolve_ocv_table(args.ocv_table, cfg))
-    header = (f"# {args.baseline}: threshold and hysteresis chosen by `bmsrl tune-baselines` "
+    header = (f"# {args.baseline}: {' and '.join(setting_names(args.baseline))} chosen by `bmsrl tune-baselines` "
               f"(src/bmsrl/tune.py; docs/model.md, \"Baselines\")\n")
     with atomic_output(args.out) as tmp:
         tmp.write_text(header + yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
@@ -225,7 +211,7 @@ def main(args: argparse.Namespace) -> int:
             grid.to_csv(tmp, index=False, float_format="%.8g")
     s = record["settings"]
     sel = record["selected"]
-    print(f"{args.baseline}: threshold {s['threshold']:g}, hysteresis {s['hysteresis']:g} "
+    print(f"{args.baseline}: " + ", ".join(f"{k} {v:g}" for k, v in s.items()) + " "
           f"({record['eligible']} of {record['candidates']} candidates within "
           f"{record['capacity_tolerance_pct']:g} % of the best next-discharge capacity "
           f"{record['best_next_capacity_mah']:.1f} mAh; selected: {sel['next_capacity_mah']:.1f} mAh, "

@@ -1,0 +1,116 @@
+"""One rollout loop: a policy runs on N packs of a :class:`~bmsrl.env.BalancingTask`, one simulator
+call per decision, until every pack's episode has ended.
+
+Evaluation, baseline tuning, the training reference lines and the episode animations all run their
+episodes through :func:`rollout`, so the policy call (with the env's action masks for a policy that
+reads them: MaskablePPO, DQN with ``greedy_valid_only``), the end-of-episode bookkeeping and the
+per-step records exist once. A pack whose episode has ended idles with every shunt open (action 0)
+while the others finish; nothing it does afterwards is counted or recorded.
+
+A policy is anything with Stable-Baselines3's ``predict(observation, deterministic=True)`` taking a
+batch of observations ``(packs, obs_size)`` and returning ``(actions, state)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from bmsrl.env import BalancingTask
+
+#: the most decisions an episode may take before a rollout gives up (a profile that never ends)
+MAX_DECISIONS = 100_000
+
+
+def reads_action_masks(policy) -> bool:
+    """Whether ``policy.predict`` takes the env's ``action_masks`` (MaskablePPO; DQN, which uses
+    them when ``greedy_valid_only``)."""
+    import inspect
+
+    return "action_masks" in inspect.signature(policy.predict).parameters
+
+
+def predict_actions(policy, obs: np.ndarray, task: BalancingTask, masked: bool | None = None) -> np.ndarray:
+    """``policy.predict(obs, deterministic=True)`` as an integer array over the task's packs, with the
+    task's valid actions (``action_masks``) if the policy reads them (``masked``; None: ask)."""
+    if masked is None:
+        masked = reads_action_masks(policy)
+    if masked:
+        actions, _ = policy.predict(obs, deterministic=True, action_masks=~task.invalid_mask())
+    else:
+        actions, _ = policy.predict(obs, deterministic=True)
+    return np.asarray(actions, dtype=np.int64).reshape(task.n_packs)
+
+
+@dataclass
+class Rollout:
+    """What a rollout leaves, per pack (arrays of shape ``(packs,)`` unless said otherwise)."""
+
+    returns: np.ndarray  #: sum of the rewards until the pack's episode ended [reward units]
+    steps: np.ndarray  #: decisions the episode took [-]
+    terminated: np.ndarray  #: bool, ended by a safety violation (else truncated at the profile's end)
+    switch_changes: np.ndarray  #: shunt state changes over the episode [-]
+    #: the state at each pack's end: ``soc``, ``soh`` (packs, cells) [-], ``shunt_energy_wh`` (packs,
+    #: cells) [Wh], ``discharged_ah``, ``charged_ah`` [Ah]
+    end: dict[str, np.ndarray] = field(default_factory=dict)
+    #: with ``records=True``: per pack, one dict per state (0: the reset state, then one per decision),
+    #: the env's info (:meth:`BalancingTask.pack_info`) with ``reward``
+    records: list[list[dict[str, Any]]] | None = None
+
+
+def _reset_record(task: BalancingTask, k: int, current_a: float) -> dict[str, Any]:
+    info = task.pack_info(k)
+    return dict(info, pack_current_a=current_a, cell_current_a=np.full_like(info["soc"], current_a),
+                reward=0.0, switch_changes=0, invalid_action=False)  # fmt: skip
+
+
+def rollout(task: BalancingTask, policy, *, records: bool = False, max_decisions: int | None = None,
+            on_step: Callable[[BalancingTask], None] | None = None) -> Rollout:  # fmt: skip
+    """Run ``policy`` deterministically from the task's present state (reset it first:
+    :meth:`BalancingTask.reset_packs`) until every pack's episode has ended.
+
+    ``records``: keep every pack's per-step records (for traces and metrics). ``max_decisions``: stop
+    after that many decisions even if episodes are still running (an animation's limit); without it a
+    profile that has not ended after :data:`MAX_DECISIONS` decisions is an error. ``on_step(task)`` is
+    called after the reset state and after every decision (e.g. to draw a frame).
+    """
+    n = task.n_packs
+    masked = reads_action_masks(policy)
+    obs = task.frames.reshape(n, -1).copy()
+    s = task.sim.state
+    done = np.zeros(n, dtype=bool)
+    result = Rollout(returns=np.zeros(n), steps=np.zeros(n, dtype=np.int64), terminated=np.zeros(n, dtype=bool),
+                     switch_changes=np.zeros(n, dtype=np.int64),
+                     end={"soc": s.soc.copy(), "soh": s.soh.copy(), "shunt_energy_wh": s.shunt_energy_wh.copy(),
+                          "discharged_ah": s.discharged_ah.copy(), "charged_ah": s.charged_ah.copy()})  # fmt: skip
+    if records:
+        current_a = task.sim.pack_current_now_a()  # the first phase's, shunts open
+        result.records = [[_reset_record(task, k, float(current_a[k]))] for k in range(n)]
+    if on_step is not None:
+        on_step(task)
+    limit = MAX_DECISIONS if max_decisions is None else max_decisions
+    for _ in range(limit):
+        if done.all():
+            return result
+        actions = np.where(done, 0, predict_actions(policy, obs, task, masked))
+        obs, reward, terminated, truncated, interval = task.step(actions)
+        running = ~done
+        result.returns += np.where(running, reward, 0.0)
+        result.steps += running
+        result.switch_changes += np.where(running, task.last_toggles, 0)
+        if records:
+            for k in np.flatnonzero(running):
+                result.records[k].append(dict(task.pack_info(k, interval), reward=float(reward[k])))
+        ended = (terminated | truncated) & running
+        if ended.any():
+            for key in result.end:
+                result.end[key][ended] = getattr(s, key)[ended]
+            result.terminated |= terminated & ended
+            done |= ended
+        if on_step is not None:
+            on_step(task)
+    if max_decisions is None and not done.all():
+        raise RuntimeError(f"episodes did not end within {MAX_DECISIONS} decisions")
+    return result
