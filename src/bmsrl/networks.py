@@ -83,9 +83,11 @@ class CellSetExtractor(BaseFeaturesExtractor):
             soh = 1.0 + cells[:, :, 2, :] / SOH_OBS_SCALE
             q = (soc - self.soc_lo) * soh  # charge above the lower limit [nominal capacities]
             h = (self.soc_hi - soc) * soh  # room below the upper limit [nominal capacities]
-            emptiest = q.argmin(dim=2, keepdim=True)
-            h_e = th.gather(h, 2, emptiest)
-            physics = th.stack([q - q.min(dim=2, keepdim=True).values, h - h.min(dim=2, keepdim=True).values,
+            # the emptiest cell's room; among cells tied for the least charge, the largest room, so
+            # the feature does not depend on the cells' order
+            q_min = q.min(dim=2, keepdim=True).values
+            h_e = th.where(q == q_min, h, th.full_like(h, -th.inf)).max(dim=2, keepdim=True).values
+            physics = th.stack([q - q_min, h - h.min(dim=2, keepdim=True).values,
                                 h_e - h], dim=2)  # (batch, frame, 3, cell)  # fmt: skip
             parts.append(physics.permute(0, 3, 1, 2).reshape(-1, n, 3 * k))
         return th.cat(parts, dim=2)
