@@ -170,7 +170,7 @@ def test_claims_table_on_a_synthetic_study_run():
     assert cap["project_mean"] == pytest.approx(np.mean([12.5, 5.0]))  # seed 1: (5 + 20) / 2, seed 2: 5
     assert cap["project_best"] == pytest.approx(20.0)
     assert cap["ceiling_mean"] == pytest.approx(20.0) and cap["ceiling_best"] == pytest.approx(20.0)
-    assert "4 of 4 packs' bounds allow" in cap["reason"]
+    assert "4 of 4 packs' bounds allow" in cap["reason"] and "1 of 4 packs of trpo reach +16.8 %" in cap["reason"]
     var = table.loc["soc_variance"]
     assert var["verdict"] == NOT_REPRODUCED and var["project_best"] == pytest.approx(-50.0)
     assert var["ceiling_mean"] == pytest.approx(-80.0) and "rule_based" in var["ceiling"]  # the best evaluated
@@ -212,6 +212,14 @@ def test_claims_table_ranking_not_reproduced_when_another_algorithm_earns_more()
     frame = study_frame([2100.0] * 4, [5e-5] * 4, [10.0] * 4, returns={"trpo": [1.0] * 4, "dqn": [2.0, 3.0, 2.5, 2.5]})
     row = claims_table(frame, config()).set_index("claim").loc["trpo_best"]
     assert row["verdict"] == NOT_REPRODUCED and "dqn has the highest" in row["reason"]
+
+
+def test_claims_table_without_the_test_profile_is_not_comparable():
+    frame = study_frame([2100.0] * 4, [5e-5] * 4, [10.0] * 4)
+    frame["profile"] = "discharge-rest-charge"
+    table = claims_table(frame, config())
+    assert set(table["verdict"]) == {NOT_COMPARABLE}
+    assert all(f"no metrics rows of profile '{CLAIMS_PROFILE}'" in r for r in table["reason"])
 
 
 def test_describe_setting_names_the_study_and_the_default():

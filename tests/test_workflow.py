@@ -113,12 +113,6 @@ def test_study_config_plans_the_papers_setting(workdir):
     assert counts["train"] == 5 * 5 and counts["evaluate"] == (5 + 3) * 2 * 1 * 5 and counts["claims"] == 1
 
 
-def test_claims_need_the_test_profile(workdir):
-    counts = dry_run(workdir, "--configfile", "config/test.yaml", "--config",
-                     "profiles={evaluate: [discharge-rest-charge]}")
-    assert "claims" not in counts and counts["aggregate"] == 1
-
-
 def test_search_is_optional_and_feeds_training_when_asked(workdir):
     """`snakemake tune` plans one job per trial and a summary per algorithm; the study's default
     targets include no search; training.tuned_hyperparams makes every train job wait for it."""
@@ -178,8 +172,7 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
     assert any(c.startswith("bmsrl plot training --config results/configs/") and " --reference-lines " in c
                for c in commands)
     claims = next(c for c in commands if c.startswith("bmsrl claims "))
-    assert "results/eval/trpo/" not in claims and "/discharge-rest-charge/" not in claims  # the test profile only
-    assert claims.count("/charge-rest-discharge/default/") == 6 * 3  # every policy x seed
+    assert claims.count("/metrics.csv") == 6 * 2 * 3 and "/current_1c/" not in claims  # the default scenario
     assert ("--config results/run/config.yaml --out-csv results/tables/claims.csv "
             "--out-md results/tables/claims.md > results/logs/claims.log 2>&1") in claims
     assert any(c.startswith("bmsrl plot metrics --summary results/tables/summary.csv --out results/plots/metrics.pdf")

@@ -278,6 +278,8 @@ def _claim_policy(frame: pd.DataFrame, present_algos: list[str], claim: Claim, r
         fig = summarise_packs(paired_pct(frame, algo, reference, claim.metric), "pct", claim.higher_is_better)
         if np.isfinite(fig.mean) and (best is None or reaches(fig.mean, best_mean, claim.higher_is_better)):
             best, best_mean = algo, fig.mean
+    if best is None:
+        return None, ""
     return best, f"{PAPER_ALGORITHM} was not evaluated: the run's best algorithm on this metric, {best}, stands in; "
 
 
@@ -305,19 +307,21 @@ def claims_table(frame: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     present_algos = [a for a in algos.ALGOS if a in present]
     rule = hand_set_rule(cfg)
     references = {"no_balancing": NO_BALANCING, "hand_set_rule": rule}
+    no_rows = f"no metrics rows of profile {CLAIMS_PROFILE!r}, scenario {DEFAULT_SCENARIO!r}" if frame.empty else None
     rows = []
     for claim in CLAIMS:
         if claim.paper_pct is None:
-            rows.append(_ranking_row(claim, frame, present_algos))
+            rows.append(_ranking_row(claim, frame, present_algos, no_rows))
             continue
         reference = references[claim.reference]
-        missing = None
-        if frame.empty:
-            missing = f"no metrics rows of profile {CLAIMS_PROFILE!r}, scenario {DEFAULT_SCENARIO!r}"
+        if no_rows:
+            missing = no_rows
         elif reference not in present:
             missing = f"the reference {reference} was not evaluated"
         elif not present_algos:
             missing = "no algorithm was evaluated"
+        else:
+            missing = None
         if missing:
             verdict, reason = percent_verdict(claim, None, missing=missing)
             rows.append(_row(claim, reference=reference, verdict=verdict, reason=reason))
@@ -327,6 +331,9 @@ def claims_table(frame: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         fig = summarise_packs(packs, "pct", claim.higher_is_better) if packs is not None else None
         ceiling, ceil_mean, ceil_best, ceil_arg, extra = _ceiling(claim, frame, policy, reference, present)
         verdict, reason = percent_verdict(claim, fig, ceil_arg, missing=None if policy else "no algorithm has a defined value")
+        if packs is not None and fig.n_packs:
+            reached = int(sum(reaches(v, claim.paper_pct, claim.higher_is_better) for v in packs["pct"]))
+            extra += f"; {reached} of {fig.n_packs} packs of {policy} reach {claim.paper_pct:+.1f} %"
         if fig is not None and fig.n_undefined:
             extra += f"; {fig.n_undefined} packs left out where {reference} has 0"
         rows.append(_row(claim, policy=policy or "", reference=reference, **_figure_values(fig), ceiling=ceiling,
@@ -363,7 +370,9 @@ def _ceiling(claim: Claim, frame: pd.DataFrame, policy: str | None, reference: s
             best_fig.mean, best_fig.best, None, "")
 
 
-def _ranking_row(claim: Claim, frame: pd.DataFrame, present_algos: list[str]) -> dict:
+def _ranking_row(claim: Claim, frame: pd.DataFrame, present_algos: list[str], missing: str | None) -> dict:
+    if missing:
+        return _row(claim, verdict=NOT_COMPARABLE, reason=missing)
     returns = {}
     for algo in present_algos:
         seed_means = _rows(frame, algo).groupby("seed")[claim.metric].mean()
@@ -382,7 +391,7 @@ def _ranking_row(claim: Claim, frame: pd.DataFrame, present_algos: list[str]) ->
         top = max(finite, key=lambda a: finite[a][0])
         ceiling, c_mean = f"best algorithm by mean return: {top}", finite[top][0]
     return _row(claim, policy=PAPER_ALGORITHM if PAPER_ALGORITHM in returns else "",
-                reference=", ".join(present_algos), ceiling=ceiling, ceiling_mean=c_mean, verdict=verdict,
+                reference=", ".join(a for a in present_algos if a != PAPER_ALGORITHM), ceiling=ceiling, ceiling_mean=c_mean, verdict=verdict,
                 reason=reason, **values)
 
 
@@ -413,7 +422,7 @@ def render_markdown(table: pd.DataFrame, setting: str) -> str:
             paper = f"{claim.paper_pct:+.1f} % ({r.paper_definition})"
         else:
             spec, unit = ".4g", ""
-            paper = f"{claim.title} ({r.paper_definition})"
+            paper = r.paper_definition
         project = (f"{_num(r.project_mean, spec)}{unit} [{_num(r.project_ci_low, spec)}, {_num(r.project_ci_high, spec)}]"
                    f"; {_num(r.project_best, spec)}{unit}" if np.isfinite(r.project_mean) else "n/a")
         if np.isfinite(r.project_mean):
