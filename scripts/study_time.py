@@ -34,7 +34,6 @@ import base64
 import csv
 import json
 import math
-import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
