@@ -252,7 +252,15 @@ def test_cli_writes_both_tables(tmp_path: Path):
 def test_cli_refuses_an_episode_given_twice(tmp_path: Path, capsys):
     path = tmp_path / "m.csv"
     packs("trpo", {"total_reward": [1.0, 2.0]}, seeds=(1,)).to_csv(path, index=False)
-    code = cli.main(["claims", str(path), str(path), "--out-csv", str(tmp_path / "c.csv"),
-                     "--out-md", str(tmp_path / "c.md")])
+    outputs = ["--out-csv", str(tmp_path / "c.csv"), "--out-md", str(tmp_path / "c.md")]
+    code = cli.main(["claims", str(path), str(path), "--config-json", "{}", *outputs])
     assert code == 2 and "appears twice" in capsys.readouterr().err
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_cli_needs_the_run_config(tmp_path: Path, capsys):
+    path = tmp_path / "m.csv"
+    packs("trpo", {"total_reward": [1.0, 2.0]}, seeds=(1,)).to_csv(path, index=False)
+    code = cli.main(["claims", str(path), "--out-csv", str(tmp_path / "c.csv"), "--out-md", str(tmp_path / "c.md")])
+    assert code == 2 and "--config results/run/config.yaml" in capsys.readouterr().err
     assert not (tmp_path / "c.csv").exists()

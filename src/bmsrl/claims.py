@@ -470,13 +470,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``bmsrl claims METRICS.csv ... --config RUN_CONFIG --out-csv CSV --out-md MD``."""
     parser.add_argument("metrics", nargs="+", type=Path, metavar="METRICS.csv",
                         help="per-episode metrics files of the evaluate stage (every policy and seed)")
-    add_config_arguments(parser)
+    add_config_arguments(parser)  # required: the run's config (rule record), see main
     parser.add_argument("--out-csv", type=Path, required=True, metavar="CSV", help="claims table to write")
     parser.add_argument("--out-md", type=Path, required=True, metavar="MD", help="Markdown claims table to write")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage; print one line per claim; return 0."""
+    if args.config is None and args.config_json is None:  # the defaults would name the wrong setting
+        raise UserError("give the run's recorded config, --config results/run/config.yaml: the table's setting "
+                        "and the hand-set rule are read from it")
     cfg = config_from_args(args)
     table = claims(args.metrics, cfg, args.out_csv, args.out_md)
     for r in table.itertuples(index=False):
