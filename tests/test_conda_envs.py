@@ -56,7 +56,7 @@ def test_the_checker_sees_the_workflow(workflow):
         assert {k[1][0]: v for k, v in envs.items() if k[0] == rule} == {
             **{algo: "rl.yaml" for algo in trained}, **{name: "core.yaml" for name in BASELINES}}
     assert {k[0]: v for k, v in envs.items() if k[0] not in ("evaluate", "animate")} == {
-        "record": "core.yaml", "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml",
+        "record": "core.yaml", "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml", "claims": "core.yaml",
         "plot_traces": "core.yaml", "plot_training": "core.yaml", "plot_metrics": "core.yaml",
         "plot_robustness": "core.yaml", "tune_baselines": "core.yaml", "search_trial": "rl.yaml",
         "search_summary": "rl.yaml", "snapshot": "core.yaml",

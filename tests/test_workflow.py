@@ -51,6 +51,7 @@ def test_default_config_plans_the_study(workdir):
         "tune_baselines": 2,  # rule_based, top_balancing
         "evaluate": 180,  # (dqn, ppo + 4 baselines) x 2 profiles x 5 scenarios x 3 seeds
         "aggregate": 1,
+        "claims": 1,  # the paper's claims on the test profile (docs/claims.md)
         "plot_traces": 4,  # soc, switching, voltage, current
         "plot_training": 1,
         "plot_metrics": 1,
@@ -104,6 +105,12 @@ def test_shipped_configs_plan(workdir, configfile, train, evaluate):
     counts = dry_run(workdir, "--configfile", configfile)
     assert counts["train"] == train and counts["evaluate"] == evaluate
     assert counts["aggregate"] == 1 and counts["plot_traces"] == 4 and counts["tune_baselines"] == 2
+
+
+def test_study_config_plans_the_papers_setting(workdir):
+    counts = dry_run(workdir, "--configfile", "config/study.yaml")
+    assert "tune_baselines" not in counts  # the study's hand-set rule, untuned
+    assert counts["train"] == 5 * 5 and counts["evaluate"] == (5 + 3) * 2 * 1 * 5 and counts["claims"] == 1
 
 
 def test_search_is_optional_and_feeds_training_when_asked(workdir):
@@ -164,6 +171,10 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
                "--out-md results/tables/summary.md --out-paired results/tables/paired.csv" in c for c in commands)
     assert any(c.startswith("bmsrl plot training --config results/configs/") and " --reference-lines " in c
                for c in commands)
+    claims = next(c for c in commands if c.startswith("bmsrl claims "))
+    assert claims.count("/metrics.csv") == 6 * 2 * 3 and "/current_1c/" not in claims  # the default scenario
+    assert ("--config results/run/config.yaml --out-csv results/tables/claims.csv "
+            "--out-md results/tables/claims.md > results/logs/claims.log 2>&1") in claims
     assert any(c.startswith("bmsrl plot metrics --summary results/tables/summary.csv --out results/plots/metrics.pdf")
                for c in commands)
 
@@ -327,6 +338,10 @@ def test_full_dag_on_the_test_config(workdir):
     assert set(paired["baseline"]) == {"no_balancing", "rule_based", "top_balancing", "rule_based_untuned"}
     assert set(pd.read_csv(r / "tables" / "robustness.csv")["scenario"]) == set(scenarios)
     assert "Paired comparisons" in (r / "tables" / "summary.md").read_text()
+    claims = pd.read_csv(r / "tables" / "claims.csv")
+    assert list(claims["claim"]) == ["capacity", "soc_variance", "switching", "trpo_best"]
+    assert set(claims["verdict"]) <= {"reproduced", "not reproduced", "not comparable"}
+    assert "Setting: the BMS default setting" in (r / "tables" / "claims.md").read_text()
     for kind in TRACE_PLOTS + ["training_curves", "metrics", "robustness"]:
         check_pdf(r / "plots" / f"{kind}.pdf")
     assert any((r / "logs").rglob("*.log")) and any((r / "benchmarks").rglob("*.tsv"))

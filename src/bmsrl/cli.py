@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),
     "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 %% bootstrap CI"),
     "plot": ("bmsrl.plots", "draw the publication figures from traces, metrics and training logs"),
+    "claims": ("bmsrl.claims", "check the paper's claims against the evaluation metrics: claims.csv and claims.md"),
     "record": ("bmsrl.record", "record the run's complete config and package versions beside its results"),
     "snapshot": ("bmsrl.snapshot", "copy a run's tables and figures with their provenance into docs/results/"),
 }
