@@ -13,7 +13,6 @@ from bmsrl import cli
 from bmsrl.aggregate import paired_statistics, per_seed_means, summarise
 from bmsrl.errors import UserError
 from bmsrl.results import HEADLINE, METRICS, METRICS_COLUMNS, PAIRED_COLUMNS, SUMMARY_COLUMNS, read_metrics
-from bmsrl.stats import bootstrap_ci
 
 
 def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.DataFrame:
@@ -46,37 +45,6 @@ def row(summary: pd.DataFrame, policy: str, profile: str, metric: str) -> pd.Ser
     hit = summary[(summary.policy == policy) & (summary.profile == profile) & (summary.metric == metric)]
     assert len(hit) == 1
     return hit.iloc[0]
-
-
-# ------------------------------------------------------------------------------------------ CI
-
-
-def test_known_small_example():
-    low, high = bootstrap_ci([1.0, 2.0, 3.0], 0.95, 10_000, 0)
-    assert 1.0 <= low < 2.0 < high <= 3.0
-
-
-def test_ci_contains_mean_and_shrinks_with_more_seeds():
-    # the same spread of values, seen over 4 and over 40 seeds: the interval narrows ~ 1/sqrt(n)
-    few = np.array([3.0, 4.5, 5.5, 7.0])
-    many = np.tile(few, 10)
-    lo3, hi3 = bootstrap_ci(few)
-    lo40, hi40 = bootstrap_ci(many)
-    assert lo3 <= few.mean() <= hi3
-    assert lo40 <= many.mean() <= hi40
-    assert hi40 - lo40 < 0.5 * (hi3 - lo3)
-
-
-def test_ci_is_reproducible_and_seeded():
-    values = [1.0, 4.0, 2.5, 3.0]
-    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
-    assert bootstrap_ci(values, n_boot=200, seed=3) != bootstrap_ci(values, n_boot=200, seed=4)
-
-
-def test_single_seed_ci_equals_mean_and_empty_is_nan():
-    assert bootstrap_ci([2.5]) == (2.5, 2.5)
-    assert all(math.isnan(v) for v in bootstrap_ci([]))
-    assert bootstrap_ci([np.nan, 7.0]) == (7.0, 7.0)
 
 
 # ------------------------------------------------------------------------------------------ summary
