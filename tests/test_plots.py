@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bmsrl import cli
-from bmsrl.aggregate import summarise
+from bmsrl.aggregate import performance_profiles, summarise
 from bmsrl.errors import UserError
 from bmsrl.plots import KINDS, _toggle_times, plot_soc
 from bmsrl.results import read_traces
@@ -112,8 +112,10 @@ def study(tmp_path_factory) -> dict[str, object]:
                     })
     summary = root / "tables" / "summary.csv"
     summary.parent.mkdir()
-    summarise(pd.DataFrame(metrics), n_boot=2000).to_csv(summary, index=False)
-    return {"root": root, "traces": traces, "evaluations": evaluations, "summary": summary}
+    summarise(pd.DataFrame(metrics)).to_csv(summary, index=False)
+    profiles = root / "tables" / "profiles.csv"
+    performance_profiles(pd.DataFrame(metrics)).to_csv(profiles, index=False)
+    return {"root": root, "traces": traces, "evaluations": evaluations, "summary": summary, "profiles": profiles}
 
 
 def inputs(kind: str, study) -> list[str]:
