@@ -460,7 +460,8 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     x = np.arange(len(profiles))
     for ax, panel in zip(axes, FIGURE):
         metric, log = panel.name, panel.log_scale
-        label = f"{panel.header} (log scale)" if log else f"{panel.header} per episode"
+        label = (f"{panel.header} (log scale)" if log else panel.header if panel.per_seed
+                 else f"{panel.header} per episode")
         for i, policy in enumerate(policies):
             pos, mean, err = [], [], []
             for j, profile in enumerate(profiles):
@@ -554,16 +555,38 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     return save_figure(fig, out)
 
 
+def _profile_view_start(profiles: pd.DataFrame) -> float:
+    """Left end of the tau axis: 0.1 below where the first curve leaves 1 (floored to 0.1), so the part
+    where the policies differ fills the panel. Curves already at 0 by tau = 0.1 (no balancing) stay at 0 in
+    view; curves that never leave 1 do not move it."""
+    starts = []
+    for _, curve in profiles.groupby(["policy", "profile"]):
+        curve = curve.sort_values("tau")
+        tau, fraction = curve["tau"].to_numpy(), curve["fraction"].to_numpy()
+        if np.interp(0.1, tau, fraction) < 0.01:
+            continue
+        below = tau[fraction < 0.99]
+        if below.size:
+            starts.append(below[0])
+    return max(0.0, math.floor(10.0 * min(starts)) / 10.0 - 0.1) if starts else 0.0
+
+
 @_styled
 def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
     """Performance profiles of the default scenario: per profile (panel), the fraction of packs with a share
     of the recoverable capacity >= tau against tau, one line per policy (mean over seeds) with its t-interval
-    band over seeds (none with one seed)."""
+    band over seeds (none with one seed). Deterministic baselines are dashed."""
+    from matplotlib.lines import Line2D
+
+    from bmsrl.baselines import BASELINES
+
     scenario = DEFAULT_SCENARIO if DEFAULT_SCENARIO in set(profiles["scenario"]) else sorted(profiles["scenario"])[0]
     profiles = profiles[profiles["scenario"] == scenario]
     policies = policy_order(profiles["policy"].unique())
     names = _profile_order(profiles["profile"].unique())
-    fig = Figure(figsize=(COLUMN_WIDTH_IN if len(names) == 1 else PAGE_WIDTH_IN, 2.9), layout="constrained")
+    start = _profile_view_start(profiles)
+    style = {p: ("--" if p in BASELINES else "-") for p in policies}
+    fig = Figure(figsize=(COLUMN_WIDTH_IN if len(names) == 1 else PAGE_WIDTH_IN, 3.1), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True, squeeze=False).ravel())
     for ax, name in zip(axes, names):
         part = profiles[profiles["profile"] == name]
@@ -572,24 +595,23 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
             if curve.empty:
                 continue
             color = policy_color(policy)
-            ax.plot(curve["tau"], curve["fraction"], color=color, lw=1.2, zorder=3)
+            ax.plot(curve["tau"], curve["fraction"], color=color, ls=style[policy], lw=1.2, zorder=3)
             if curve["ci_low"].notna().all():
-                ax.fill_between(curve["tau"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.18, lw=0,
+                ax.fill_between(curve["tau"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.15, lw=0,
                                 zorder=2)
-        ax.set_xlim(0.0, 1.0)
-        ax.set_ylim(0.0, 1.02)
+        ax.set_xlim(start, 1.0)
+        ax.set_ylim(-0.01, 1.02)
         ax.set_xlabel("Threshold τ on the share of recoverable capacity [-]")
         ax.set_title(name if scenario == DEFAULT_SCENARIO else f"{name}, {scenario}")
         ax.grid(True)
-    axes[0].set_ylabel("Packs with share ≥ τ [-]")
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=policy_color(p), lw=1.5, label=policy_label(p)) for p in policies]
+    axes[0].set_ylabel("Fraction of packs with share ≥ τ [-]")
+    handles = [Line2D([], [], color=policy_color(p), ls=style[p], lw=1.5, label=policy_label(p)) for p in policies]
     fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 5))
     n = sorted({int(v) for v in profiles["n_seeds"]})
     fig.supxlabel(f"Line: mean over seeds of the per-seed fraction of packs; band: 95 % t interval over seeds "
-                  f"(seeds: {'/'.join(map(str, n))}; for a deterministic baseline the seeds differ only in "
-                  f"their packs; one seed: no band).", fontsize=8, color="0.3")
+                  f"(seeds: {'/'.join(map(str, n))}; one seed: no band).\nDashed: deterministic baselines, "
+                  f"whose seeds differ only in their evaluation packs (the band is pack sampling, not training).",
+                  fontsize=8, color="0.3")
     return save_figure(fig, out)
 
 

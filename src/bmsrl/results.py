@@ -56,7 +56,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("usable_capacity_mah", "mAh", "Usable capacity", ".0f", better="higher", in_table=True),
     Metric("recovered_share", "-", "Share of recoverable capacity", ".2f", better="higher", in_table=True,
            optional=True),
-    Metric("recovered_share_of_sums", "-", "Share of recoverable capacity, ratio of sums", ".3f", better="higher",
+    Metric("recovered_share_of_sums", "-", "Share, ratio of sums", ".3f", better="higher",
            in_table=True, derived=True, per_seed=True),
     Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", in_table=True, derived=True),
     Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f"),
