@@ -55,6 +55,7 @@ def test_default_config_plans_the_study(workdir):
         "plot_training": 1,
         "plot_metrics": 1,
         "plot_robustness": 1,
+        "plot_profiles": 1,
         "all": 1,
     }
 
