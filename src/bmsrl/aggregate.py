@@ -1,13 +1,17 @@
 """Aggregate stage: summarise per-episode evaluation metrics over training seeds.
 
 Input: the ``metrics.csv`` files of the evaluate stage, one row per evaluation episode
-(``results/eval/{policy}/{profile}/seed{seed}/metrics.csv``; columns in :mod:`bmsrl.results`). Statistics
-are two-level:
+(``results/eval/{policy}/{profile}/{scenario}/seed{seed}/metrics.csv``; columns in :mod:`bmsrl.results`).
+Statistics are two-level (docs/model.md, "Statistics"):
 
-1. per policy x profile x scenario x seed, the mean over that seed's evaluation episodes (the episodes of one
-   trained agent are not independent replicates of training, so they are averaged first);
-2. per policy x profile x scenario, the mean over seeds and a percentile-bootstrap confidence interval that
-   resamples the per-seed means with replacement.
+1. per policy x profile x scenario x seed, the statistic of each metric over that seed's evaluation packs
+   (:func:`per_seed_means`: the mean of a per-episode metric, or the ratio-of-sums share of the seed's
+   packs): the packs of one trained agent are not independent replicates of training, so they are pooled
+   first;
+2. per policy x profile x scenario, the mean over seeds and a Student-t interval over the per-seed statistics
+   (:func:`bmsrl.stats.t_interval`), which covers at a handful of seeds (tests/test_stats.py). One seed
+   gives no interval. A deterministic baseline is the same controller in every seed: its seeds differ only
+   in their packs, and ``interval_over`` says so.
 
 ``time_to_balance_s`` is defined only for episodes in which the pack balanced (SoC standard
 deviation below 0.5 %); its per-seed value is the mean over those episodes, and the fraction of
@@ -15,17 +19,15 @@ episodes that balanced is reported as the extra metric ``balanced_fraction``. Se
 never balanced do not enter the time-to-balance mean over seeds (``n_seeds`` counts those that do).
 
 Paired comparisons: every policy runs on the same packs as every baseline (same evaluation seeds per
-training seed and episode), so each headline metric is compared per episode, ``policy - baseline``.
-``paired.csv`` holds, per policy x baseline x profile x scenario x metric, the mean difference with a
-95 % two-stage (hierarchical) bootstrap interval that resamples training seeds and then episodes
-within each (:func:`bmsrl.stats.hierarchical_bootstrap`), the same as a percentage of the baseline's
-mean (interval from the same replicates), the probability of improvement (share of episodes in which
-the policy is better, ties counting one half, with its interval) and the interquartile mean over seeds
-of the per-seed mean differences (interval: ``scipy.stats.bootstrap`` over seeds).
+training seed and episode). ``paired.csv`` holds, per policy x baseline x profile x scenario x headline
+metric, the mean over seeds of the per-seed difference with its t interval over seeds, the same as a
+percentage of the baseline's mean, and the probability of improvement (share of packs on which the policy
+is better, ties counting one half, per seed, then mean and t interval over seeds).
 
 Outputs: a long-format ``summary.csv`` (one row per policy x profile x scenario x metric), ``paired.csv``,
-``robustness.csv`` (the summary rows of :data:`bmsrl.results.ROBUSTNESS_METRICS`, every scenario) and a
-Markdown report ``summary.md``; no change is stated there without its interval.
+``robustness.csv`` (the summary rows of :data:`bmsrl.results.ROBUSTNESS_METRICS`, every scenario),
+``profiles.csv`` (performance profiles, :func:`performance_profiles`) and a Markdown report ``summary.md``;
+no change is stated there without its interval.
 """
 
 from __future__ import annotations
