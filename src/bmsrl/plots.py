@@ -39,6 +39,7 @@ import argparse
 import functools
 import math
 import os
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -606,12 +607,15 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
         ax.grid(True)
     axes[0].set_ylabel("Fraction of packs with share ≥ τ [-]")
     handles = [Line2D([], [], color=policy_color(p), ls=style[p], lw=1.5, label=policy_label(p)) for p in policies]
-    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 5))
+    narrow = len(names) == 1
+    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 2 if narrow else 5))
     n = sorted({int(v) for v in profiles["n_seeds"]})
-    fig.supxlabel(f"Line: mean over seeds of the per-seed fraction of packs; band: 95 % t interval over seeds "
-                  f"(seeds: {'/'.join(map(str, n))}; one seed: no band).\nDashed: deterministic baselines, "
-                  f"whose seeds differ only in their evaluation packs (the band is pack sampling, not training).",
-                  fontsize=8, color="0.3")
+    note = [f"Line: mean over seeds of the per-seed fraction of packs; band: 95 % t interval over seeds "
+            f"(seeds: {'/'.join(map(str, n))}; one seed: no band).",
+            "Dashed: deterministic baselines, whose seeds differ only in their evaluation packs (the band is "
+            "pack sampling, not training)."]
+    width = 62 if narrow else 130  # characters of 8 pt text per line across the figure
+    fig.supxlabel("\n".join(textwrap.fill(line, width) for line in note), fontsize=8, color="0.3")
     return save_figure(fig, out)
 
 
