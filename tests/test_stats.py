@@ -50,10 +50,11 @@ MARGIN = 4 * math.sqrt(0.95 * 0.05 / N_SIMS)  # 0.014
 
 @pytest.mark.parametrize("n_seeds", [3, 5, 10])
 @pytest.mark.parametrize("seed_sd", [0.0, 0.02, 0.1])  # 0: a deterministic controller, pack sampling only
-def test_t_interval_over_seed_means_covers_at_small_n(n_seeds, seed_sd):
+@pytest.mark.parametrize("n_packs", [10, 100])  # the default config's 10 evaluation episodes, the headline 100
+def test_t_interval_over_seed_means_covers_at_small_n(n_seeds, seed_sd, n_packs):
     """The nominal 95 % interval covers the true mean in 95 % of the simulated studies."""
-    rng = np.random.default_rng(1000 * n_seeds + int(1000 * seed_sd))
-    means, truth = _population(rng, N_SIMS, n_seeds, n_packs=100, seed_sd=seed_sd)
+    rng = np.random.default_rng(1000 * n_seeds + int(1000 * seed_sd) + n_packs)
+    means, truth = _population(rng, N_SIMS, n_seeds, n_packs=n_packs, seed_sd=seed_sd)
     _, low, high = t_interval(means.T)  # seeds on axis 0, one column per simulated study
     coverage = np.mean((low <= truth) & (truth <= high))
     assert abs(coverage - 0.95) < MARGIN, coverage
