@@ -48,6 +48,7 @@ from bmsrl.policies import policy_order
 from bmsrl.results import (
     DEFAULT_SCENARIO,
     HEADLINE,
+    INTERVAL_OVER,
     METRIC,
     METRICS,
     PAIRED_COLUMNS,
@@ -108,9 +109,9 @@ def deterministic(policy: str) -> bool:
 
 def _interval_over(n_seeds: int, *policies: str) -> str:
     """What the interval of a row over ``n_seeds`` seeds of ``policies`` replicates (results.INTERVAL_OVER)."""
-    if n_seeds < 2:
-        return "one seed"
-    return "pack sets" if all(deterministic(p) for p in policies) else "seeds"
+    key = "one seed" if n_seeds < 2 else "pack sets" if all(deterministic(p) for p in policies) else "seeds"
+    assert key in INTERVAL_OVER
+    return key
 
 
 def episode_metrics(frame: pd.DataFrame) -> pd.DataFrame:
@@ -344,10 +345,6 @@ def _signed_interval(mean: float, low: float, high: float, spec: str) -> str:
     return f"{format(mean, '+' + spec)} [{format(low, '+' + spec)}, {format(high, '+' + spec)}]"
 
 
-#: How summary.md names the ``interval_over`` values of a row.
-_OVER_TEXT = {"seeds": "training seeds", "pack sets": "pack sets only (deterministic)", "one seed": "one seed: no interval"}
-
-
 def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
                     paired: pd.DataFrame | None = None) -> str:
     """The ``summary.md`` report of a :func:`summarise` result (and :func:`paired_statistics`)."""
@@ -374,7 +371,7 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
         rows = []
         for policy in policies:
             first = indexed.loc[(policy, profile, scenario, "usable_capacity_mah")]
-            row = [policy, str(int(first["n_seeds"])), str(int(first["n_episodes"])), _OVER_TEXT[first["interval_over"]]]
+            row = [policy, str(int(first["n_seeds"])), str(int(first["n_episodes"])), INTERVAL_OVER[first["interval_over"]]]
             for metric in columns:
                 r = indexed.loc[(policy, profile, scenario, metric.name)]
                 if not np.isfinite(r["mean"]):
@@ -408,7 +405,7 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
                 for policy in policy_order(group["policy"].unique()):
                     first = table.loc[(policy, baseline, profile, scenario, HEADLINE[0].name)]
                     row = [policy, profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}",
-                           _OVER_TEXT[first["interval_over"]]]
+                           INTERVAL_OVER[first["interval_over"]]]
                     for metric in HEADLINE:
                         key = (policy, baseline, profile, scenario, metric.name)
                         if key not in table.index:
@@ -450,7 +447,7 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
                 for scenario in scenarios:
                     if (policy, profile, scenario, metrics[0].name) not in indexed.index:
                         continue
-                    row = [policy, scenario, _OVER_TEXT[indexed.loc[(policy, profile, scenario, metrics[0].name),
+                    row = [policy, scenario, INTERVAL_OVER[indexed.loc[(policy, profile, scenario, metrics[0].name),
                                                                     "interval_over"]]]
                     for metric in metrics:
                         r = indexed.loc[(policy, profile, scenario, metric.name)]

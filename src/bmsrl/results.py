@@ -93,13 +93,14 @@ METRICS_COLUMNS: tuple[str, ...] = (
     *("terminated" if m.name == "terminated_fraction" else m.name
       for m in METRICS if not m.derived or m.name == "terminated_fraction"),
 )  # fmt: skip
-#: What the seeds of a row replicate (column ``interval_over`` of summary, paired and profiles tables):
-#: a trained agent per seed, or, for a deterministic controller (both policies, in a paired row), only
-#: the seed's set of evaluation packs; a single seed gives no interval.
+#: What the seeds of a row replicate (column ``interval_over`` of summary, paired and profiles tables) ->
+#: its words in summary.md: a trained agent and its packs per seed; for a deterministic controller (both
+#: policies, in a paired row), the same controller in every seed, only the seed's set of evaluation packs
+#: (pack-sampling uncertainty, not training variance); a single seed gives no interval.
 INTERVAL_OVER: dict[str, str] = {
-    "seeds": "training seeds (trained agent and its packs)",
-    "pack sets": "the seeds' evaluation pack sets only: a deterministic controller, the same in every seed",
-    "one seed": "a single seed: no interval",
+    "seeds": "training seeds",
+    "pack sets": "pack sets only (deterministic)",
+    "one seed": "one seed: no interval",
 }
 #: Columns of summary.csv (and of robustness.csv, its rows of :data:`ROBUSTNESS_METRICS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
