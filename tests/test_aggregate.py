@@ -1,4 +1,5 @@
-"""Tests of the aggregate stage: bootstrap CI, two-level summary, paired comparisons vs baselines, CLI."""
+"""Tests of the aggregate stage: two-level summary with t intervals over seeds, shares and gap, paired
+comparisons vs baselines, performance profiles, CLI."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pandas as pd
 import pytest
 
 from bmsrl import cli
-from bmsrl.aggregate import paired_statistics, per_seed_means, summarise
+from bmsrl.aggregate import paired_statistics, per_seed_means, performance_profiles, summarise
 from bmsrl.errors import UserError
-from bmsrl.results import HEADLINE, METRICS, METRICS_COLUMNS, PAIRED_COLUMNS, SUMMARY_COLUMNS, read_metrics
-from bmsrl.stats import bootstrap_ci
+from bmsrl.results import (HEADLINE, METRICS, METRICS_COLUMNS, PAIRED_COLUMNS, PROFILE_COLUMNS, PROFILE_TAUS,
+                           SUMMARY_COLUMNS, read_metrics)
+from bmsrl.stats import t_interval
 
 
 def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.DataFrame:
@@ -48,37 +50,6 @@ def row(summary: pd.DataFrame, policy: str, profile: str, metric: str) -> pd.Ser
     return hit.iloc[0]
 
 
-# ------------------------------------------------------------------------------------------ CI
-
-
-def test_known_small_example():
-    low, high = bootstrap_ci([1.0, 2.0, 3.0], 0.95, 10_000, 0)
-    assert 1.0 <= low < 2.0 < high <= 3.0
-
-
-def test_ci_contains_mean_and_shrinks_with_more_seeds():
-    # the same spread of values, seen over 4 and over 40 seeds: the interval narrows ~ 1/sqrt(n)
-    few = np.array([3.0, 4.5, 5.5, 7.0])
-    many = np.tile(few, 10)
-    lo3, hi3 = bootstrap_ci(few)
-    lo40, hi40 = bootstrap_ci(many)
-    assert lo3 <= few.mean() <= hi3
-    assert lo40 <= many.mean() <= hi40
-    assert hi40 - lo40 < 0.5 * (hi3 - lo3)
-
-
-def test_ci_is_reproducible_and_seeded():
-    values = [1.0, 4.0, 2.5, 3.0]
-    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
-    assert bootstrap_ci(values, n_boot=200, seed=3) != bootstrap_ci(values, n_boot=200, seed=4)
-
-
-def test_single_seed_ci_equals_mean_and_empty_is_nan():
-    assert bootstrap_ci([2.5]) == (2.5, 2.5)
-    assert all(math.isnan(v) for v in bootstrap_ci([]))
-    assert bootstrap_ci([np.nan, 7.0]) == (7.0, 7.0)
-
-
 # ------------------------------------------------------------------------------------------ summary
 
 
@@ -89,20 +60,47 @@ def test_two_level_mean_over_episodes_then_seeds():
         episodes("ppo", profile, 1, n=3, usable_capacity_mah=2.0),
         episodes("ppo", profile, 2, n=2, usable_capacity_mah=3.0),
     ])
-    summary = summarise(frame, n_boot=5000)
+    summary = summarise(frame)
     r = row(summary, "ppo", profile, "usable_capacity_mah")
     assert r["mean"] == pytest.approx(2.0)  # seeds weigh equally, whatever their episode count
-    assert 1.0 <= r["ci_low"] <= 2.0 <= r["ci_high"] <= 3.0
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx(t_interval([1.0, 2.0, 3.0])[1:])  # t over the 3 seed means
+    assert r["interval_over"] == "seeds"
     assert (r["n_seeds"], r["n_episodes"]) == (3, 6)
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     assert list(summary["metric"]) == [m.name for m in METRICS]
 
 
-def test_single_seed_summary_ci_equals_mean():
+def test_single_seed_summary_has_no_interval():
     summary = summarise(episodes("dqn", "charge-rest-discharge", 0, n=4, usable_capacity_mah=2100.0))
     r = row(summary, "dqn", "charge-rest-discharge", "usable_capacity_mah")
-    assert r["mean"] == r["ci_low"] == r["ci_high"] == 2100.0
-    assert r["n_seeds"] == 1
+    assert r["mean"] == 2100.0 and math.isnan(r["ci_low"]) and math.isnan(r["ci_high"])
+    assert r["n_seeds"] == 1 and r["interval_over"] == "one seed"
+
+
+def test_deterministic_baselines_say_their_seeds_are_pack_sets():
+    frame = pd.concat([episodes(p, "p", seed, usable_capacity_mah=2000.0 + seed)
+                       for p in ("ppo", "top_balancing", "no_balancing") for seed in (0, 1, 2)])  # fmt: skip
+    summary = summarise(frame)
+    assert set(summary.loc[summary.policy == "ppo", "interval_over"]) == {"seeds"}
+    assert set(summary.loc[summary.policy == "top_balancing", "interval_over"]) == {"pack sets"}
+    paired = paired_statistics(frame)
+    assert set(paired.loc[paired.policy == "ppo", "interval_over"]) == {"seeds"}  # ppo vs a baseline: training
+    assert set(paired.loc[paired.policy == "top_balancing", "interval_over"]) == {"pack sets"}  # two baselines
+
+
+def test_ratio_of_sums_share_and_gap_to_the_bound():
+    """Per seed: sum(C - C_nb) / sum(C_bound - C_nb) over the packs with a share; gap = C_bound - C."""
+    frame = episodes("ppo", "p", 0, n=3, no_balancing_capacity_mah=2000.0)
+    frame["capacity_bound_mah"] = [2100.0, 2400.0, 2000.5]  # the last pack: < 1 mAh recoverable, no share
+    frame["usable_capacity_mah"] = [2100.0, 2100.0, 2000.5]
+    frame["recovered_share"] = [1.0, 0.25, np.nan]
+    seeds = per_seed_means(frame)
+    assert seeds["recovered_share"].iloc[0] == pytest.approx(0.625)  # mean of the per-pack shares
+    assert seeds["recovered_share_of_sums"].iloc[0] == pytest.approx(200.0 / 500.0)  # sums over packs 1, 2
+    assert seeds["optimality_gap_mah"].iloc[0] == pytest.approx(150.0)  # (0 + 300) / 2
+    none = episodes("ppo", "p", 1, n=2, recovered_share=np.nan)  # the bound does not hold: nothing
+    r = per_seed_means(none).iloc[0]
+    assert math.isnan(r["recovered_share_of_sums"]) and math.isnan(r["optimality_gap_mah"])
 
 
 def paired_row(paired: pd.DataFrame, policy: str, baseline: str, metric: str) -> pd.Series:
@@ -124,18 +122,24 @@ def test_paired_statistics_known_differences():
         mine["usable_capacity_mah"] += diffs[seed]
         mine["switch_changes"] = 10.0
         parts += [base, mine, episodes("no_balancing", profile, seed, n=4, switch_changes=0.0)]
-    paired = paired_statistics(pd.concat(parts, ignore_index=True), n_boot=4000)
+    paired = paired_statistics(pd.concat(parts, ignore_index=True))
     assert list(paired.columns) == list(PAIRED_COLUMNS)
     cap = paired_row(paired, "ppo", "rule_based", "usable_capacity_mah")
     assert cap["mean_diff"] == pytest.approx(diffs.mean())
-    assert cap["ci_low"] < diffs.mean() < cap["ci_high"]
-    assert cap["ci_low"] >= diffs.min() and cap["ci_high"] <= diffs.max()
+    # t interval over the 3 per-seed mean differences (25, 10, 15)
+    assert (cap["ci_low"], cap["ci_high"]) == pytest.approx(t_interval(diffs.mean(axis=1))[1:])
     assert cap["baseline_mean"] == pytest.approx(2150.0)
     assert cap["pct_diff"] == pytest.approx(100 * diffs.mean() / 2150.0)
-    assert cap["pct_ci_low"] < cap["pct_diff"] < cap["pct_ci_high"]
-    assert cap["prob_improvement"] == pytest.approx((9 + 0.5 * 2) / 12)  # 9 better, 2 ties, 1 worse
-    assert cap["iqm_diff"] == pytest.approx(diffs.mean(axis=1).mean())  # 3 seeds: the IQM cuts nothing
+    assert cap["pct_ci_low"] == pytest.approx(100 * cap["ci_low"] / 2150.0)
+    # per seed: 4/4, (2 + 2 ties/2)/4, 3/4 better (9 better, 2 ties, 1 worse)
+    assert cap["prob_improvement"] == pytest.approx((9 + 0.5 * 2) / 12)
+    assert (cap["prob_ci_low"], cap["prob_ci_high"]) == pytest.approx(t_interval([1.0, 0.75, 0.75])[1:])
     assert cap["n_seeds"] == 3 and cap["n_episodes"] == 12 and cap["better"] == "higher"
+    assert cap["interval_over"] == "seeds"
+    ratio = paired_row(paired, "ppo", "rule_based", "recovered_share_of_sums")
+    # room C_bound - C_nb = 400 mAh on each of a seed's 4 packs: per seed, sum of the differences / 1600 mAh
+    assert ratio["mean_diff"] == pytest.approx(diffs.sum(axis=1).mean() / 1600.0)
+    assert math.isnan(ratio["prob_improvement"])  # a statistic of a seed's packs together: no per-pack pairing
     sw = paired_row(paired, "ppo", "rule_based", "switch_changes")
     assert sw["mean_diff"] == -10.0 and sw["ci_low"] == sw["ci_high"] == -10.0 and sw["prob_improvement"] == 1.0
     assert sw["pct_diff"] == pytest.approx(-50.0)
@@ -154,7 +158,7 @@ def test_paired_statistics_refuse_different_packs():
     mine.loc[2, "eval_seed"] = 999
     base["source"] = mine["source"] = "x.csv"
     with pytest.raises(UserError, match="same packs"):
-        paired_statistics(pd.concat([base, mine], ignore_index=True), n_boot=100)
+        paired_statistics(pd.concat([base, mine], ignore_index=True))
 
 
 def test_time_to_balance_nan_handling():
@@ -177,7 +181,25 @@ def test_time_to_balance_nan_handling():
     # everything except a never-balanced time to balance and undefined changes is finite
     stats = summary[["mean", "ci_low", "ci_high"]]
     nan_rows = summary[stats.isna().any(axis=1)]
-    assert list(zip(nan_rows.policy, nan_rows.metric)) == [("no_balancing", "time_to_balance_s")]
+    one_seed = {m.name for m in METRICS} - {"time_to_balance_s"}  # no_balancing ran one seed: no intervals
+    assert set(zip(nan_rows.policy, nan_rows.metric)) == {("no_balancing", m) for m in one_seed} | {
+        ("no_balancing", "time_to_balance_s")}
+    assert summary.loc[summary.policy == "ppo", "ci_low"].notna().sum() == len(METRICS)  # 2 seeds: intervals
+
+
+def test_performance_profiles():
+    frame = pd.concat([episodes("ppo", "p", 0, n=4), episodes("ppo", "p", 1, n=4),
+                       episodes("no_balancing", "p", 0, n=2, recovered_share=np.nan)])
+    frame["recovered_share"] = [0.5, 0.9, 1.0, np.nan, 0.2, 0.95, 0.99, 1.0, np.nan, np.nan]
+    profiles = performance_profiles(frame)
+    assert list(profiles.columns) == list(PROFILE_COLUMNS)
+    assert set(profiles.policy) == {"ppo"}  # no share at all: no profile
+    assert len(profiles) == len(PROFILE_TAUS) and profiles.tau.iloc[0] == 0.0 and profiles.tau.iloc[-1] == 1.0
+    at = profiles.set_index("tau")
+    assert at.loc[0.9, "fraction"] == pytest.approx((2 / 3 + 3 / 4) / 2)  # seed 0: 2 of 3 shares; seed 1: 3 of 4
+    assert at.loc[1.0, "fraction"] == pytest.approx((1 / 3 + 1 / 4) / 2)
+    assert (profiles.ci_low >= 0).all() and (profiles.ci_high <= 1).all()
+    assert (at["n_seeds"] == 2).all() and (at["interval_over"] == "seeds").all()
 
 
 # ------------------------------------------------------------------------------------------ files / CLI
@@ -198,7 +220,9 @@ def full_study() -> pd.DataFrame:
 def test_cli_writes_both_files(tmp_path, capsys):
     paths = write_metrics(tmp_path, full_study())
     out_csv, out_md = tmp_path / "tables" / "summary.csv", tmp_path / "tables" / "summary.md"
-    argv = ["aggregate", *map(str, paths), "--out-csv", str(out_csv), "--out-md", str(out_md), "--n-boot", "2000"]
+    out_profiles = tmp_path / "tables" / "profiles.csv"
+    argv = ["aggregate", *map(str, paths), "--out-csv", str(out_csv), "--out-md", str(out_md),
+            "--out-profiles", str(out_profiles)]
     assert cli.main(argv) == 0
     assert "aggregate:" in capsys.readouterr().out
     summary = pd.read_csv(out_csv)
@@ -207,10 +231,13 @@ def test_cli_writes_both_files(tmp_path, capsys):
     report = out_md.read_text()
     assert "## Profile `charge-rest-discharge`" in report and "## Profile `discharge-rest-charge`" in report
     assert "+16.8 %" in report and "−69.4 %" in report and "−40.4 %" in report
-    assert "percentile bootstrap" in report and "a single seed" in report  # baselines have one seed
+    assert "Student-t" in report and "a single seed" in report  # baselines have one seed
+    assert "| no_balancing | 1 | 2 | one seed: no interval | 2000 |" in report  # one seed: no interval printed
+    assert "| dqn | 3 | 6 | training seeds | 2260 [" in report
+    assert list(pd.read_csv(out_profiles).columns) == list(PROFILE_COLUMNS)
     assert "never balanced" in report
     assert "### Against `no_balancing`" in report and "### Against `rule_based`" in report
-    assert "(+12.5 [" in report and "(+2.3 [" in report  # dqn seed 0 (the seed both have): 2250 vs 2000 and 2200
+    assert "(+12.5 %)" in report and "(+2.3 %)" in report  # dqn seed 0 (the seed both have): 2250 vs 2000 and 2200
     assert " % / " not in report  # no bare percent change
     first = out_csv.read_bytes()
     assert cli.main(argv) == 0

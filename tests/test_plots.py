@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bmsrl import cli
-from bmsrl.aggregate import summarise
+from bmsrl.aggregate import performance_profiles, summarise
 from bmsrl.errors import UserError
 from bmsrl.plots import KINDS, _toggle_times, plot_soc
 from bmsrl.results import read_traces
@@ -112,8 +112,10 @@ def study(tmp_path_factory) -> dict[str, object]:
                     })
     summary = root / "tables" / "summary.csv"
     summary.parent.mkdir()
-    summarise(pd.DataFrame(metrics), n_boot=2000).to_csv(summary, index=False)
-    return {"root": root, "traces": traces, "evaluations": evaluations, "summary": summary}
+    summarise(pd.DataFrame(metrics)).to_csv(summary, index=False)
+    profiles = root / "tables" / "profiles.csv"
+    performance_profiles(pd.DataFrame(metrics)).to_csv(profiles, index=False)
+    return {"root": root, "traces": traces, "evaluations": evaluations, "summary": summary, "profiles": profiles}
 
 
 def inputs(kind: str, study) -> list[str]:
@@ -342,3 +344,28 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
                                                                     "rule_based_untuned")}
     expected = plots.training_references(dict(cfg, baselines=defaults()["baselines"]), [0, 1, 2])
     assert flat["No balancing (ref.)"] == pytest.approx(expected["no_balancing"])
+
+
+def test_bad_profiles_table(study, tmp_path, capsys):
+    out = tmp_path / "plots" / "profiles.pdf"
+    bad = tmp_path / "profiles.csv"
+    pd.read_csv(study["profiles"]).drop(columns="tau").to_csv(bad, index=False)
+    assert cli.main(["plot", "profiles", "--out", str(out), "--profiles", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "missing column 'tau'" in err, err
+    assert cli.main(["plot", "profiles", "--out", str(out), "--summary", str(study["summary"])]) == 2
+    assert "plot profiles needs --profiles" in capsys.readouterr().err
+    assert not out.parent.exists()
+
+
+def test_profile_axis_starts_where_the_curves_differ():
+    from bmsrl.plots import _profile_view_start
+    from bmsrl.results import PROFILE_TAUS
+
+    def curve(policy, fraction):
+        return pd.DataFrame({"policy": policy, "profile": "p", "tau": PROFILE_TAUS, "fraction": fraction})
+
+    good = curve("dqn", np.where(PROFILE_TAUS < 0.74, 1.0, 0.5))  # leaves 1 at 0.74
+    zero = curve("no_balancing", np.where(PROFILE_TAUS < 0.02, 1.0, 0.0))  # at 0 from 0.02: does not move it
+    assert _profile_view_start(pd.concat([good, zero])) == pytest.approx(0.6)
+    assert _profile_view_start(zero) == 0.0

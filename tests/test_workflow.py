@@ -56,6 +56,7 @@ def test_default_config_plans_the_study(workdir):
         "plot_training": 1,
         "plot_metrics": 1,
         "plot_robustness": 1,
+        "plot_profiles": 1,
         "all": 1,
     }
 
@@ -329,12 +330,15 @@ def test_full_dag_on_the_test_config(workdir):
     assert set(itertools.product(POLICIES, PROFILES, scenarios)) == set(
         zip(summary["policy"], summary["profile"], summary["scenario"]))
     paired = pd.read_csv(r / "tables" / "paired.csv")
-    undefined = paired["mean_diff"].isna()  # the share of recoverable capacity where nothing was recoverable
-    assert set(paired.loc[undefined, "metric"]) <= {"recovered_share"}
-    assert not paired.loc[(paired["metric"] == "recovered_share") & (paired["profile"] == "charge-rest-discharge"),
+    undefined = paired["mean_diff"].isna()  # the shares of recoverable capacity where nothing was recoverable
+    shares = {"recovered_share", "recovered_share_of_sums"}
+    assert set(paired.loc[undefined, "metric"]) <= shares
+    assert not paired.loc[paired["metric"].isin(shares) & (paired["profile"] == "charge-rest-discharge"),
                           "mean_diff"].isna().any()
-    defined = paired[~undefined]
+    defined = paired[~undefined & paired["ci_low"].notna()]  # t interval over seeds: none from a single seed
+    assert (paired.loc[~undefined & paired["ci_low"].isna(), "interval_over"] == "one seed").all()
     assert (defined["ci_low"] <= defined["mean_diff"] + 1e-9).all() and (defined["mean_diff"] <= defined["ci_high"] + 1e-9).all()
+    assert set(pd.read_csv(r / "tables" / "profiles.csv")["policy"]) == set(POLICIES)
     assert set(paired["baseline"]) == {"no_balancing", "rule_based", "top_balancing", "rule_based_untuned"}
     assert set(pd.read_csv(r / "tables" / "robustness.csv")["scenario"]) == set(scenarios)
     assert "Paired comparisons" in (r / "tables" / "summary.md").read_text()
@@ -342,7 +346,7 @@ def test_full_dag_on_the_test_config(workdir):
     assert list(claims["claim"]) == ["capacity", "soc_variance", "switching", "trpo_best"]
     assert set(claims["verdict"]) <= {"reproduced", "not reproduced", "not comparable"}
     assert "Setting: the BMS default setting" in (r / "tables" / "claims.md").read_text()
-    for kind in TRACE_PLOTS + ["training_curves", "metrics", "robustness"]:
+    for kind in TRACE_PLOTS + ["training_curves", "metrics", "robustness", "profiles"]:
         check_pdf(r / "plots" / f"{kind}.pdf")
     assert any((r / "logs").rglob("*.log")) and any((r / "benchmarks").rglob("*.tsv"))
 

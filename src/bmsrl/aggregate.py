@@ -1,13 +1,17 @@
 """Aggregate stage: summarise per-episode evaluation metrics over training seeds.
 
 Input: the ``metrics.csv`` files of the evaluate stage, one row per evaluation episode
-(``results/eval/{policy}/{profile}/seed{seed}/metrics.csv``; columns in :mod:`bmsrl.results`). Statistics
-are two-level:
+(``results/eval/{policy}/{profile}/{scenario}/seed{seed}/metrics.csv``; columns in :mod:`bmsrl.results`).
+Statistics are two-level (docs/model.md, "Statistics"):
 
-1. per policy x profile x scenario x seed, the mean over that seed's evaluation episodes (the episodes of one
-   trained agent are not independent replicates of training, so they are averaged first);
-2. per policy x profile x scenario, the mean over seeds and a percentile-bootstrap confidence interval that
-   resamples the per-seed means with replacement.
+1. per policy x profile x scenario x seed, the statistic of each metric over that seed's evaluation packs
+   (:func:`per_seed_means`: the mean of a per-episode metric, or the ratio-of-sums share of the seed's
+   packs): the packs of one trained agent are not independent replicates of training, so they are pooled
+   first;
+2. per policy x profile x scenario, the mean over seeds and a Student-t interval over the per-seed statistics
+   (:func:`bmsrl.stats.t_interval`), which covers at a handful of seeds (tests/test_stats.py). One seed
+   gives no interval. A deterministic baseline is the same controller in every seed: its seeds differ only
+   in their packs, and ``interval_over`` says so.
 
 ``time_to_balance_s`` is defined only for episodes in which the pack balanced (SoC standard
 deviation below 0.5 %); its per-seed value is the mean over those episodes, and the fraction of
@@ -15,17 +19,15 @@ episodes that balanced is reported as the extra metric ``balanced_fraction``. Se
 never balanced do not enter the time-to-balance mean over seeds (``n_seeds`` counts those that do).
 
 Paired comparisons: every policy runs on the same packs as every baseline (same evaluation seeds per
-training seed and episode), so each headline metric is compared per episode, ``policy - baseline``.
-``paired.csv`` holds, per policy x baseline x profile x scenario x metric, the mean difference with a
-95 % two-stage (hierarchical) bootstrap interval that resamples training seeds and then episodes
-within each (:func:`bmsrl.stats.hierarchical_bootstrap`), the same as a percentage of the baseline's
-mean (interval from the same replicates), the probability of improvement (share of episodes in which
-the policy is better, ties counting one half, with its interval) and the interquartile mean over seeds
-of the per-seed mean differences (interval: ``scipy.stats.bootstrap`` over seeds).
+training seed and episode). ``paired.csv`` holds, per policy x baseline x profile x scenario x headline
+metric, the mean over seeds of the per-seed difference with its t interval over seeds, the same as a
+percentage of the baseline's mean, and the probability of improvement (share of packs on which the policy
+is better, ties counting one half, per seed, then mean and t interval over seeds).
 
 Outputs: a long-format ``summary.csv`` (one row per policy x profile x scenario x metric), ``paired.csv``,
-``robustness.csv`` (the summary rows of :data:`bmsrl.results.ROBUSTNESS_METRICS`, every scenario) and a
-Markdown report ``summary.md``; no change is stated there without its interval.
+``robustness.csv`` (the summary rows of :data:`bmsrl.results.ROBUSTNESS_METRICS`, every scenario),
+``profiles.csv`` (performance profiles, :func:`performance_profiles`) and a Markdown report ``summary.md``;
+no change is stated there without its interval.
 """
 
 from __future__ import annotations
@@ -46,19 +48,17 @@ from bmsrl.policies import policy_order
 from bmsrl.results import (
     DEFAULT_SCENARIO,
     HEADLINE,
+    INTERVAL_OVER,
     METRIC,
     METRICS,
     PAIRED_COLUMNS,
+    PROFILE_COLUMNS,
+    PROFILE_TAUS,
     ROBUSTNESS_METRICS,
     SUMMARY_COLUMNS,  # fmt: skip
     read_metrics,
 )
-from bmsrl.stats import (
-    bootstrap_ci,
-    hierarchical_bootstrap,
-    iqm_ci,
-    percentile_interval,
-)
+from bmsrl.stats import performance_profile, t_interval
 
 #: Columns that identify one evaluation episode.
 KEYS: tuple[str, ...] = ("policy", "profile", "scenario", "seed", "episode")
@@ -97,26 +97,76 @@ def read_all_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Statistics
 
+#: Metrics of a seed's packs averaged per episode (all but the per-seed statistics).
+_EPISODE_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if not m.per_seed)
 
-def per_seed_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean over evaluation episodes per policy x profile x scenario x seed.
 
-    Returns one row per group with every metric of :data:`bmsrl.results.METRICS` and ``n_episodes``.
-    ``time_to_balance_s`` averages only the episodes that balanced (NaN if none did);
-    ``balanced_fraction`` is the fraction that did; ``terminated_fraction`` the fraction
-    terminated early by a safety violation.
+def deterministic(policy: str) -> bool:
+    """Whether ``policy`` is the same controller in every seed (a baseline of the registry): its seeds
+    differ only in their evaluation packs."""
+    return policy in BASELINES
+
+
+def _interval_over(n_seeds: int, *policies: str) -> str:
+    """What the interval of a row over ``n_seeds`` seeds of ``policies`` replicates (results.INTERVAL_OVER)."""
+    key = "one seed" if n_seeds < 2 else "pack sets" if all(deterministic(p) for p in policies) else "seeds"
+    assert key in INTERVAL_OVER
+    return key
+
+
+def episode_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the per-episode metrics the aggregate stage derives (docs/model.md, "Statistics").
+
+    ``balanced_fraction``/``settled_fraction``/``terminated_fraction``: 1 if the episode balanced, settled
+    below 1 % spread, or was terminated, else 0. Where ``recovered_share`` is defined (the bound holds and
+    at least 1 mAh was recoverable): ``optimality_gap_mah`` = C_bound - C, and the numerator
+    ``_gain_mah`` = C - C_nb and denominator ``_room_mah`` = C_bound - C_nb of the ratio-of-sums share.
     """
     work = frame.copy()
     work["balanced_fraction"] = work["time_to_balance_s"].notna().astype(np.float64)
     work["settled_fraction"] = work["time_to_spread_1pct_s"].notna().astype(np.float64)
     work["terminated_fraction"] = work["terminated"].astype(np.float64)
+    valid = work["recovered_share"].notna()
+    capacity, none, bound = (work[c] for c in ("usable_capacity_mah", "no_balancing_capacity_mah", "capacity_bound_mah"))
+    work["optimality_gap_mah"] = (bound - capacity).where(valid)
+    work["_gain_mah"] = (capacity - none).where(valid)
+    work["_room_mah"] = (bound - none).where(valid)
+    return work
+
+
+def per_seed_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per policy x profile x scenario x seed, the statistic of every metric over that seed's episodes.
+
+    Returns one row per group with every metric of :data:`bmsrl.results.METRICS` and ``n_episodes``.
+    Per-episode metrics are means over the episodes where they are defined (pandas skips NaN):
+    ``time_to_balance_s`` averages only the episodes that balanced (NaN if none did), ``recovered_share``
+    the episodes with a share. ``recovered_share_of_sums`` is Σ(C - C_nb) / Σ(C_bound - C_nb) over the
+    seed's episodes with a share (NaN if none has one).
+    """
+    work = episode_metrics(frame)
     grouped = work.groupby([*GROUP, "seed"], sort=True)
-    means = grouped[[m.name for m in METRICS]].mean()  # pandas skips NaN: time to balance of balanced episodes
+    means = grouped[list(_EPISODE_METRICS)].mean()
+    sums = grouped[["_gain_mah", "_room_mah"]].sum(min_count=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means["recovered_share_of_sums"] = (sums["_gain_mah"] / sums["_room_mah"]).where(sums["_room_mah"] > 0)
     means["n_episodes"] = grouped.size()
-    return means.reset_index()
+    return means.reset_index()[[*GROUP, "seed", *(m.name for m in METRICS), "n_episodes"]]
 
 
-def summarise(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+def _sorted(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """``table`` in the report's order: profile, default scenario first, policy order, then ``by``."""
+    order = {name: i for i, name in enumerate(policy_order(table["policy"].unique()))}
+    metric_order = {m.name: i for i, m in enumerate(METRICS)}
+    return table.sort_values(
+        ["profile", "scenario", "policy", *by],
+        key=lambda col: col.map(order) if col.name == "policy"
+        else col.map(metric_order) if col.name == "metric"
+        else col.map(lambda s: (s != DEFAULT_SCENARIO, s)) if col.name == "scenario" else col,
+        kind="stable",
+    ).reset_index(drop=True)
+
+
+def summarise(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Long-format summary over seeds of concatenated per-episode metrics.
 
     Parameters
@@ -124,8 +174,8 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int = 10_00
     frame:
         Rows as in ``metrics.csv`` (columns :data:`KEYS`, the metrics, ``time_to_balance_s`` with
         NaN where the pack never balanced, ``terminated`` as 0/1 or bool).
-    confidence, n_boot, seed:
-        Bootstrap settings, see :func:`bootstrap_ci`.
+    confidence:
+        Level of the Student-t interval over seeds (:func:`bmsrl.stats.t_interval`).
 
     Returns
     -------
@@ -133,41 +183,30 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int = 10_00
         Columns :data:`bmsrl.results.SUMMARY_COLUMNS`, one row per policy x profile x scenario x
         metric (policies in :func:`bmsrl.policies.policy_order`; metrics in
         :data:`bmsrl.results.METRICS` order).
-        ``mean`` is the mean over seeds of per-seed means; ``n_seeds`` the seeds contributing to
-        it; ``n_episodes`` all episodes of the policy x profile. Comparisons against the baselines
-        are in :func:`paired_statistics`.
+        ``mean`` is the mean over seeds of the per-seed statistics (:func:`per_seed_means`), the interval
+        a t interval over them (NaN with one seed); ``interval_over`` says what the seeds replicate;
+        ``n_seeds`` the seeds contributing; ``n_episodes`` all episodes of the policy x profile x scenario.
+        Comparisons against the baselines are in :func:`paired_statistics`.
     """
     seeds = per_seed_means(frame)
     rows = []
     for (policy, profile, scenario), group in seeds.groupby(list(GROUP), sort=False):
         for metric in METRICS:
             values = group[metric.name].to_numpy(dtype=np.float64)
-            finite = values[~np.isnan(values)]
-            low, high = bootstrap_ci(finite, confidence, n_boot, seed)
+            n = int(np.isfinite(values).sum())
+            mean, low, high = t_interval(values, confidence)
             rows.append({
                 "policy": policy, "profile": profile, "scenario": scenario, "metric": metric.name,
-                "unit": metric.unit,
-                "mean": float(finite.mean()) if finite.size else math.nan,
-                "ci_low": low, "ci_high": high,
-                "n_seeds": int(finite.size), "n_episodes": int(group["n_episodes"].sum()),
-            })
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    order = {name: i for i, name in enumerate(policy_order(summary["policy"].unique()))}
-    metric_order = {m.name: i for i, m in enumerate(METRICS)}
-    summary = summary.sort_values(
-        ["profile", "scenario", "policy", "metric"],
-        key=lambda col: col.map(order) if col.name == "policy"
-        else col.map(metric_order) if col.name == "metric"
-        else col.map(lambda s: (s != DEFAULT_SCENARIO, s)) if col.name == "scenario" else col,
-        kind="stable",
-    )
-    return summary.reset_index(drop=True)[list(SUMMARY_COLUMNS)]
+                "unit": metric.unit, "mean": mean, "ci_low": low, "ci_high": high,
+                "interval_over": _interval_over(n, policy), "n_seeds": n,
+                "n_episodes": int(group["n_episodes"].sum()),
+            })  # fmt: skip
+    return _sorted(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), ["metric"])[list(SUMMARY_COLUMNS)]
 
 
-def _paired_arrays(policy: pd.DataFrame, base: pd.DataFrame,
-                   metrics: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(seeds, episodes, metrics) arrays of the policy's and the baseline's values on the same packs,
-    over the training seeds both have (``None`` if they share none)."""
+def _paired_frames(policy: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The policy's and the baseline's episodes on the same packs, over the training seeds both have
+    (``None`` if they share none), both sorted by seed and episode."""
     common = set(policy["seed"]) & set(base["seed"])
     if not common:
         return None
@@ -183,32 +222,22 @@ def _paired_arrays(policy: pd.DataFrame, base: pd.DataFrame,
         raise UserError(f"policy {r['policy']!r} and baseline {base['policy'].iloc[0]!r} on {r['profile']!r}, "
                         f"scenario {r['scenario']!r}: their episodes differ ({len(policy)} and {len(base)}, "
                         f"{len(merged)} in common); paired comparison needs the same packs")
-    counts = merged.groupby("seed").size()
-    if counts.nunique() != 1:
-        raise UserError(f"policy {policy['policy'].iloc[0]!r}: seeds have different numbers of episodes "
-                        f"({dict(counts)}); the paired bootstrap needs as many episodes per seed")
-    merged = merged.sort_values(["seed", "episode"])
-    shape = (counts.size, int(counts.iloc[0]), len(metrics))
-    mine = merged[list(metrics)].to_numpy(dtype=np.float64).reshape(shape)
-    theirs = merged[[f"{m}_base" for m in metrics]].to_numpy(dtype=np.float64).reshape(shape)
-    return mine, theirs
+    return policy.sort_values(["seed", "episode"]), base.sort_values(["seed", "episode"])
 
 
-def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int = 10_000,
-                      seed: int = 0) -> pd.DataFrame:
-    """Per policy x baseline x profile x scenario x headline metric, statistics of the per-episode
-    differences ``policy - baseline`` on the same packs (columns :data:`bmsrl.results.PAIRED_COLUMNS`).
+def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per policy x baseline x profile x scenario x headline metric, statistics of the differences
+    ``policy - baseline`` on the same packs (columns :data:`bmsrl.results.PAIRED_COLUMNS`).
 
-    A pair uses the training seeds both have (``n_seeds``); within them the episodes must match.
-    Every pair is resampled with the same generator seed, so a row does not depend on which other
-    policies were evaluated. Intervals are percentile intervals of :func:`hierarchical_bootstrap`
-    replicates (seeds, then episodes within seeds); ``pct_*`` divide a replicate's mean difference by
-    the same replicate's baseline mean (NaN when the baseline's mean is zero, e.g. the switch changes
-    of ``no_balancing``); ``prob_improvement`` counts an episode 1 if the policy is better
-    (``Metric.better``), 1/2 if tied; ``iqm_*``: IQM over seeds of the per-seed mean differences.
+    A pair uses the training seeds both have (``n_seeds``); within them the episodes must match. Per seed,
+    the difference of the two policies' per-seed statistics (:func:`per_seed_means`; for a mean it is the
+    mean of the per-pack differences on that seed's packs); ``mean_diff`` is their mean over seeds with a
+    t interval over seeds. ``pct_*``: the same as % of the baseline's mean over seeds (NaN when it is
+    zero, e.g. the switch changes of ``no_balancing``). ``prob_improvement``: per seed, the share of packs
+    on which the policy is better (``Metric.better``; ties count 1/2), mean and t interval over seeds (NaN
+    for a statistic of a seed's packs together, such as the ratio-of-sums share).
     """
-    metrics = [m.name for m in HEADLINE]
-    higher = np.array([METRIC[m].better == "higher" for m in metrics])
+    metrics = [m for m in HEADLINE]
     present = set(frame["policy"])
     rows = []
     for baseline in [b for b in BASELINES if b in present]:
@@ -219,37 +248,65 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95, n_boot: int
             for (profile, scenario), mine in frame[frame["policy"] == policy].groupby(["profile", "scenario"]):
                 if (profile, scenario) not in base_groups:
                     continue
-                arrays = _paired_arrays(mine, base_groups[(profile, scenario)], metrics)
-                if arrays is None:
+                pair = _paired_frames(mine, base_groups[(profile, scenario)])
+                if pair is None:
                     continue
-                x, b = arrays
-                diff = x - b
-                better = np.where(higher, diff > 0, diff < 0) + 0.5 * (diff == 0)
-                reps = hierarchical_bootstrap(np.concatenate([diff, b, better], axis=-1), n_boot, seed)
-                n = len(metrics)
-                d_reps, b_reps, p_reps = reps[:, :n], reps[:, n:2 * n], reps[:, 2 * n:]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    pct_reps = 100.0 * d_reps / np.abs(b_reps)
-                d_lo, d_hi = percentile_interval(d_reps, confidence)
-                p_lo, p_hi = percentile_interval(p_reps, confidence)
-                for j, metric in enumerate(metrics):
-                    mean_diff, base_mean = float(diff[..., j].mean()), float(b[..., j].mean())
-                    if base_mean != 0.0 and np.isfinite(pct_reps[:, j]).all():
-                        pct = 100.0 * mean_diff / abs(base_mean)
-                        pct_lo, pct_hi = (float(v) for v in percentile_interval(pct_reps[:, j], confidence))
+                x_ep, b_ep = (episode_metrics(f) for f in pair)
+                x_seed, b_seed = (per_seed_means(f) for f in pair)
+                n_seeds = len(x_seed)
+                for metric in metrics:
+                    diff = x_seed[metric.name].to_numpy() - b_seed[metric.name].to_numpy()
+                    mean_diff, low, high = t_interval(diff, confidence)
+                    base_mean = float(np.nanmean(b_seed[metric.name])) if b_seed[metric.name].notna().any() else math.nan
+                    if base_mean != 0.0 and np.isfinite(base_mean):
+                        pct, pct_lo, pct_hi = (100.0 * v / abs(base_mean) for v in (mean_diff, low, high))
                     else:
                         pct = pct_lo = pct_hi = math.nan
-                    i_mid, i_lo, i_hi = iqm_ci(diff[..., j].mean(axis=1), confidence, n_boot, seed)
+                    prob = prob_lo = prob_hi = math.nan
+                    if not metric.per_seed:
+                        d = x_ep[metric.name].to_numpy() - b_ep[metric.name].to_numpy()
+                        better = np.where(d > 0 if metric.better == "higher" else d < 0, 1.0, 0.0) + 0.5 * (d == 0)
+                        better[np.isnan(d)] = np.nan
+                        per_seed = pd.Series(better).groupby(x_ep["seed"].to_numpy()).mean().to_numpy()
+                        prob, prob_lo, prob_hi = t_interval(per_seed, confidence)
                     rows.append({
                         "policy": policy, "baseline": baseline, "profile": profile, "scenario": scenario,
-                        "metric": metric, "unit": METRIC[metric].unit, "better": METRIC[metric].better,
-                        "mean_diff": mean_diff, "ci_low": float(d_lo[j]), "ci_high": float(d_hi[j]),
+                        "metric": metric.name, "unit": metric.unit, "better": metric.better,
+                        "mean_diff": mean_diff, "ci_low": low, "ci_high": high,
                         "baseline_mean": base_mean, "pct_diff": pct, "pct_ci_low": pct_lo, "pct_ci_high": pct_hi,
-                        "prob_improvement": float(better[..., j].mean()), "prob_ci_low": float(p_lo[j]),
-                        "prob_ci_high": float(p_hi[j]), "iqm_diff": i_mid, "iqm_ci_low": i_lo, "iqm_ci_high": i_hi,
-                        "n_seeds": int(diff.shape[0]), "n_episodes": int(diff.shape[0] * diff.shape[1]),
+                        "prob_improvement": prob, "prob_ci_low": prob_lo, "prob_ci_high": prob_hi,
+                        "interval_over": _interval_over(int(np.isfinite(diff).sum()), policy, baseline),
+                        "n_seeds": n_seeds, "n_episodes": int(len(x_ep)),
                     })  # fmt: skip
     return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
+
+
+def performance_profiles(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per policy x profile x scenario, the fraction of packs with ``recovered_share >= tau`` for every
+    ``tau`` of :data:`bmsrl.results.PROFILE_TAUS` (columns :data:`bmsrl.results.PROFILE_COLUMNS`): mean over
+    seeds of the per-seed fraction (:func:`bmsrl.stats.performance_profile`, packs without a share left
+    out), with a t interval over seeds intersected with [0, 1]. Groups without any share (the bound does not hold there) give no rows.
+    """
+    rows = []
+    for (policy, profile, scenario), group in frame.groupby(list(GROUP), sort=False):
+        if group["recovered_share"].notna().sum() == 0:
+            continue
+        shares = [g["recovered_share"].to_numpy(dtype=np.float64) for _, g in group.groupby("seed", sort=True)]
+        padded = np.full((len(shares), max(map(len, shares))), np.nan)
+        for i, s in enumerate(shares):
+            padded[i, : len(s)] = s
+        fractions = performance_profile(padded, PROFILE_TAUS)
+        n = int(np.isfinite(fractions[:, 0]).sum())
+        mean, low, high = t_interval(fractions, confidence)
+        low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)  # a fraction: the interval within [0, 1]
+        rows.append(pd.DataFrame({
+            "policy": policy, "profile": profile, "scenario": scenario, "tau": PROFILE_TAUS, "fraction": mean,
+            "ci_low": low, "ci_high": high, "interval_over": _interval_over(n, policy), "n_seeds": n,
+            "n_episodes": len(group),
+        }))  # fmt: skip
+    if not rows:
+        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
+    return _sorted(pd.concat(rows, ignore_index=True), ["tau"])[list(PROFILE_COLUMNS)]
 
 
 def robustness_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -272,23 +329,33 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 
 
 def _interval(mean: float, low: float, high: float, spec: str) -> str:
-    return "n/a" if not np.isfinite(mean) else f"{_fmt(mean, spec)} [{_fmt(low, spec)}, {_fmt(high, spec)}]"
+    """``mean [low, high]``; the mean alone when there is no interval (one seed)."""
+    if not np.isfinite(mean):
+        return "n/a"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return _fmt(mean, spec)
+    return f"{_fmt(mean, spec)} [{_fmt(low, spec)}, {_fmt(high, spec)}]"
 
 
 def _signed_interval(mean: float, low: float, high: float, spec: str) -> str:
     if not np.isfinite(mean):
         return "n/a"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return format(mean, "+" + spec)
     return f"{format(mean, '+' + spec)} [{format(low, '+' + spec)}, {format(high, '+' + spec)}]"
 
 
-def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, seed: int,
-                    sources: int, paired: pd.DataFrame | None = None) -> str:
+def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
+                    paired: pd.DataFrame | None = None) -> str:
     """The ``summary.md`` report of a :func:`summarise` result (and :func:`paired_statistics`)."""
     level = f"{100 * confidence:g} %"
     lines = ["# Evaluation summary", ""]
     lines.append(
-        f"Each cell: mean over training seeds of the per-seed mean over evaluation episodes, "
-        f"[{level} CI]. Read from {sources} metrics file{'s' if sources != 1 else ''}."
+        f"Each cell: mean over seeds of the per-seed statistic over that seed's evaluation packs "
+        f"[{level} t interval over seeds]. *Interval over*: `training seeds` for a trained policy (one trained "
+        f"agent per seed); `pack sets only` for a deterministic controller, the same in every seed, whose "
+        f"interval is pack-sampling uncertainty and says nothing about training; `one seed`: no interval. "
+        f"Read from {sources} metrics file{'s' if sources != 1 else ''}."
     )
     lines.append("")
     indexed = summary.set_index([*GROUP, "metric"])
@@ -300,11 +367,11 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
         policies = policy_order(part["policy"].unique())
         where = "" if scenario == DEFAULT_SCENARIO else f", scenario `{scenario}`"
         lines += [f"## Profile `{profile}`{where}", ""]
-        header = ["Policy", "Seeds", "Episodes"] + [m.header for m in columns]
+        header = ["Policy", "Seeds", "Episodes", "Interval over"] + [m.header for m in columns]
         rows = []
         for policy in policies:
             first = indexed.loc[(policy, profile, scenario, "usable_capacity_mah")]
-            row = [policy, str(int(first["n_seeds"])), str(int(first["n_episodes"]))]
+            row = [policy, str(int(first["n_seeds"])), str(int(first["n_episodes"])), INTERVAL_OVER[first["interval_over"]]]
             for metric in columns:
                 r = indexed.loc[(policy, profile, scenario, metric.name)]
                 if not np.isfinite(r["mean"]):
@@ -318,12 +385,13 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
     if paired is not None and not paired.empty:
         lines += ["## Paired comparisons against the baselines", ""]
         lines.append(
-            f"Every policy ran on the same packs as each baseline. Each cell: mean per-episode difference "
-            f"policy − baseline [{level} CI, two-stage bootstrap over training seeds, then episodes], the "
-            f"same as % of the baseline's mean [{level} CI], and P = probability that the policy is better "
-            f"in an episode (ties count ½). Capacity: higher is better; SoC variance, spread, switching and "
-            f"shunt energy: lower is better. An interval that contains 0 does not tell the two apart. "
-            f"Every scenario, and the IQM over seeds, is in `paired.csv`."
+            f"Every policy ran on the same packs as each baseline. Each cell: mean over seeds of the per-seed "
+            f"difference policy − baseline on that seed's packs [{level} t interval over seeds], the same as "
+            f"% of the baseline's mean, and P = probability that the policy is better on a pack (ties count "
+            f"½). Capacity and shares: higher is better; SoC variance, spread, switching and shunt energy: "
+            f"lower is better. The capacity difference in mAh is the one to read first: the per-pack share "
+            f"divides by a recoverable capacity that differs from pack to pack. An interval that contains 0 "
+            f"does not tell the two apart. Every scenario is in `paired.csv`."
         )
         lines.append("")
         shown = paired[paired["scenario"] == DEFAULT_SCENARIO] if DEFAULT_SCENARIO in scenarios else paired
@@ -331,11 +399,13 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
         for baseline in [b for b in BASELINES if b in set(shown["baseline"])]:
             part = shown[shown["baseline"] == baseline]
             lines += [f"### Against `{baseline}`", ""]
-            header = ["Policy", "Profile"] + [f"Δ {m.header}" for m in HEADLINE]
+            header = ["Policy", "Profile", "Interval over"] + [f"Δ {m.header}" for m in HEADLINE]
             rows = []
             for (profile, scenario), group in part.groupby(["profile", "scenario"], sort=False):
                 for policy in policy_order(group["policy"].unique()):
-                    row = [policy, profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}"]
+                    first = table.loc[(policy, baseline, profile, scenario, HEADLINE[0].name)]
+                    row = [policy, profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}",
+                           INTERVAL_OVER[first["interval_over"]]]
                     for metric in HEADLINE:
                         key = (policy, baseline, profile, scenario, metric.name)
                         if key not in table.index:
@@ -345,7 +415,9 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
                         text = _signed_interval(r["mean_diff"], r["ci_low"], r["ci_high"], metric.fmt)
                         if np.isfinite(r["pct_diff"]):
                             text += f" ({_signed_interval(r['pct_diff'], r['pct_ci_low'], r['pct_ci_high'], '.1f')} %)"
-                        row.append(f"{text}; P = {r['prob_improvement']:.2f}")
+                        if np.isfinite(r["prob_improvement"]):
+                            text += f"; P = {r['prob_improvement']:.2f}"
+                        row.append(text)
                     rows.append(row)
             lines += _md_table(header, rows) + [""]
         lines.append(
@@ -362,20 +434,21 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
         lines.append(
             f"`{DEFAULT_SCENARIO}` is the training distribution; the shifted scenarios "
             + ", ".join(f"`{s}`" for s in shifted) + " (`evaluation.scenarios`) were seen by no agent in "
-            f"training, nor by the baselines' tuning. Each cell: mean [{level} CI] as above; "
+            f"training, nor by the baselines' tuning. Each cell: mean [{level} t interval over seeds] as above; "
             "`robustness.csv` holds these rows, `plots/robustness.pdf` draws them."
         )
         lines.append("")
         metrics = [METRIC[m] for m in ROBUSTNESS_METRICS]
         for profile in dict.fromkeys(summary["profile"]):
             lines += [f"### Profile `{profile}`", ""]
-            header = ["Policy", "Scenario"] + [m.header for m in metrics]
+            header = ["Policy", "Scenario", "Interval over"] + [m.header for m in metrics]
             rows = []
             for policy in policy_order(summary["policy"].unique()):
                 for scenario in scenarios:
                     if (policy, profile, scenario, metrics[0].name) not in indexed.index:
                         continue
-                    row = [policy, scenario]
+                    row = [policy, scenario, INTERVAL_OVER[indexed.loc[(policy, profile, scenario, metrics[0].name),
+                                                                    "interval_over"]]]
                     for metric in metrics:
                         r = indexed.loc[(policy, profile, scenario, metric.name)]
                         row.append(_interval(r["mean"], r["ci_low"], r["ci_high"], metric.fmt))
@@ -387,14 +460,16 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
     seeds_text = ", ".join(f"{p} {per_policy[p]}" for p in policy_order(per_policy.index))
     per_seed = sorted({f"{e / s:g}" for e, s in zip(first["n_episodes"], first["n_seeds"]) if s > 0})
     method = (
-        f"Statistics: training seeds per policy and profile: {seeds_text}; evaluation episodes per seed: "
-        f"{', '.join(per_seed)}. {level} CI = percentile bootstrap over seeds ({n_boot} resamples of "
-        f"the per-seed means, numpy generator seed {seed})."
+        f"Statistics: seeds per policy and profile: {seeds_text}; evaluation packs per seed: "
+        f"{', '.join(per_seed)}. {level} interval = Student-t over the per-seed statistics (mean ± "
+        f"t·s/√n, n seeds). Shares: `recovered_share` is the mean of the per-pack shares; the ratio-of-sums "
+        f"share is Σ(C − C_nb) / Σ(C_bound − C_nb) over a seed's packs; the gap to the bound is C_bound − C "
+        f"[mAh]; all three over the packs with a share. Performance profiles (fraction of packs with share "
+        f"≥ τ) are in `profiles.csv` and `plots/profiles.pdf`."
     )
     if (first["n_seeds"] == 1).any():
-        method += (" Where there is a single seed the spread over seeds cannot be estimated: the "
-                   "interval then equals the mean and is not a measure of uncertainty, and the paired "
-                   "intervals reflect the evaluation episodes of that one trained agent only.")
+        method += (" Where there is a single seed the spread over seeds cannot be estimated: no interval is "
+                   "given (\"one seed\"), and the value is not a measure of training variance.")
     lines += [method, ""]
     return "\n".join(lines)
 
@@ -404,29 +479,29 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, n_boot: int, se
 
 
 def aggregate(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.PathLike,
-              out_md: str | os.PathLike, confidence: float = 0.95, n_boot: int = 10_000,
-              boot_seed: int = 0, out_paired: str | os.PathLike | None = None,
-              out_robustness: str | os.PathLike | None = None) -> pd.DataFrame:
+              out_md: str | os.PathLike, confidence: float = 0.95, out_paired: str | os.PathLike | None = None,
+              out_robustness: str | os.PathLike | None = None,
+              out_profiles: str | os.PathLike | None = None) -> pd.DataFrame:
     """Read the metrics files, summarise them, write ``summary.csv`` and ``summary.md`` (and, if
-    given, ``paired.csv`` and ``robustness.csv``) atomically."""
+    given, ``paired.csv``, ``robustness.csv`` and ``profiles.csv``) atomically."""
     if not 0.0 < confidence < 1.0:
         raise UserError(f"--confidence must lie in (0, 1), got {confidence:g}")
-    if n_boot < 1:
-        raise UserError(f"--n-boot must be >= 1, got {n_boot}")
-    outputs = {"--out-csv": out_csv, "--out-md": out_md, "--out-paired": out_paired, "--out-robustness": out_robustness}
+    outputs = {"--out-csv": out_csv, "--out-md": out_md, "--out-paired": out_paired, "--out-robustness": out_robustness,
+               "--out-profiles": out_profiles}
     outputs = {option: path for option, path in outputs.items() if path is not None}
     check_distinct({"input": list(metrics_paths)}, outputs)
     for option, path in outputs.items():
         check_output(path, option)
     frame = read_all_metrics(metrics_paths)
-    summary = summarise(frame, confidence, n_boot, boot_seed)
-    paired = paired_statistics(frame, confidence, n_boot, boot_seed)
-    report = render_markdown(summary, confidence=confidence, n_boot=n_boot, seed=boot_seed,
-                             sources=len(metrics_paths), paired=paired)
+    summary = summarise(frame, confidence)
+    paired = paired_statistics(frame, confidence)
+    report = render_markdown(summary, confidence=confidence, sources=len(metrics_paths), paired=paired)
     robustness = robustness_table(summary)
-    with atomic_outputs(out_csv, out_md, out_paired, out_robustness) as (tmp_csv, tmp_md, tmp_paired, tmp_robust):
+    profiles = performance_profiles(frame, confidence) if out_profiles is not None else None
+    with atomic_outputs(out_csv, out_md, out_paired, out_robustness, out_profiles) as (
+            tmp_csv, tmp_md, tmp_paired, tmp_robust, tmp_profiles):
         summary.to_csv(tmp_csv, index=False, lineterminator="\n", float_format="%.10g")
-        for table, tmp in ((paired, tmp_paired), (robustness, tmp_robust)):
+        for table, tmp in ((paired, tmp_paired), (robustness, tmp_robust), (profiles, tmp_profiles)):
             if tmp is not None:
                 table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g")
         tmp_md.write_text(report, encoding="utf-8")
@@ -445,18 +520,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paired comparisons against the baselines to write (paired.csv)")
     parser.add_argument("--out-robustness", type=Path, metavar="CSV",
                         help="the summary rows of the robustness metrics, every scenario, to write")
+    parser.add_argument("--out-profiles", type=Path, metavar="CSV",
+                        help="performance profiles (fraction of packs with share >= tau) to write (profiles.csv)")
     parser.add_argument("--confidence", type=float, default=0.95,
-                        help="confidence level of the bootstrap interval (default %(default)s)")
-    parser.add_argument("--n-boot", type=int, default=10_000, metavar="N",
-                        help="bootstrap resamples (default %(default)s)")
-    parser.add_argument("--boot-seed", type=int, default=0, metavar="SEED",
-                        help="seed of the bootstrap generator (default %(default)s)")
+                        help="confidence level of the t intervals over seeds (default %(default)s)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
-    summary = aggregate(args.metrics, args.out_csv, args.out_md, args.confidence, args.n_boot, args.boot_seed,
-                        args.out_paired, args.out_robustness)
+    summary = aggregate(args.metrics, args.out_csv, args.out_md, args.confidence, args.out_paired,
+                        args.out_robustness, args.out_profiles)
     groups = summary[["policy", "profile"]].drop_duplicates()
     print(f"aggregate: {len(args.metrics)} metrics file(s) -> {args.out_csv} and {args.out_md}: "
           f"{len(groups)} policy x profile group(s)")

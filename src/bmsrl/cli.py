@@ -22,7 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "tune-baselines": ("bmsrl.tune", "grid-search a baseline's threshold and hysteresis on the training profile"),
     "search": ("bmsrl.search", "hyperparameter search (Optuna): run one trial, or summarise the trials"),
     "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),
-    "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 %% bootstrap CI"),
+    "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 %% t interval"),
     "plot": ("bmsrl.plots", "draw the publication figures from traces, metrics and training logs"),
     "claims": ("bmsrl.claims", "check the paper's claims against the evaluation metrics: claims.csv and claims.md"),
     "record": ("bmsrl.record", "record the run's complete config and package versions beside its results"),

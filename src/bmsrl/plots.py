@@ -23,6 +23,10 @@ Kinds (``bmsrl plot KIND --out FILE.pdf ...``):
 ``robustness`` (``--summary``)
     The aggregate stage's ``robustness.csv``: usable capacity and switch changes per scenario, policy and
     profile with CIs.
+``profiles`` (``--profiles``)
+    The aggregate stage's ``profiles.csv``: performance profiles, the fraction of packs whose share of the
+    recoverable capacity is at least tau, per policy (mean over seeds, t-interval band), one panel per
+    profile, default scenario.
 
 Trace timing convention: row ``k`` of a traces file holds the state at ``time_s[k]``, the end of
 decision interval ``k``; row 0 (``time_s = 0``) is the reset state. The switch state of row ``k``
@@ -35,6 +39,7 @@ import argparse
 import functools
 import math
 import os
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -56,6 +61,7 @@ from bmsrl.results import (
     METRIC,
     ROBUSTNESS_METRICS,
     load_evaluations,
+    read_profiles,
     read_summary,  # fmt: skip
     read_traces,
 )
@@ -455,7 +461,8 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     x = np.arange(len(profiles))
     for ax, panel in zip(axes, FIGURE):
         metric, log = panel.name, panel.log_scale
-        label = f"{panel.header} (log scale)" if log else f"{panel.header} per episode"
+        label = (f"{panel.header} (log scale)" if log else panel.header if panel.per_seed
+                 else f"{panel.header} per episode")
         for i, policy in enumerate(policies):
             pos, mean, err = [], [], []
             for j, profile in enumerate(profiles):
@@ -497,7 +504,7 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     if "n_seeds" in summary.columns:
         n = summary.loc[summary["metric"].isin([m.name for m in HEADLINE]), "n_seeds"]
         n_text = "/".join(str(int(v)) for v in sorted(set(pd.to_numeric(n, errors="coerce").dropna())))
-        fig.supxlabel(f"Mean over seeds; error bars: bootstrap CI over seeds from the summary table\n"
+        fig.supxlabel(f"Mean over seeds; error bars: 95 % t interval over seeds from the summary table\n"
                       f"(seeds per policy and profile: {n_text}; a single seed gives no interval; "
                       f"time to spread < 1 %: episodes that settled only).",
                       fontsize=8, color="0.3")
@@ -545,7 +552,70 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
     fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 6))
     fig.supxlabel("Evaluation scenario (default: the training distribution). Mean over seeds; error bars: "
-                  "bootstrap CI over seeds.", fontsize=8, color="0.3")
+                  "95 % t interval over seeds.", fontsize=8, color="0.3")
+    return save_figure(fig, out)
+
+
+def _profile_view_start(profiles: pd.DataFrame) -> float:
+    """Left end of the tau axis: 0.1 below where the first curve leaves 1 (floored to 0.1), so the part
+    where the policies differ fills the panel. Curves already at 0 by tau = 0.1 (no balancing) stay at 0 in
+    view; curves that never leave 1 do not move it."""
+    starts = []
+    for _, curve in profiles.groupby(["policy", "profile"]):
+        curve = curve.sort_values("tau")
+        tau, fraction = curve["tau"].to_numpy(), curve["fraction"].to_numpy()
+        if np.interp(0.1, tau, fraction) < 0.01:
+            continue
+        below = tau[fraction < 0.99]
+        if below.size:
+            starts.append(below[0])
+    return max(0.0, math.floor(10.0 * min(starts)) / 10.0 - 0.1) if starts else 0.0
+
+
+@_styled
+def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Performance profiles of the default scenario: per profile (panel), the fraction of packs with a share
+    of the recoverable capacity >= tau against tau, one line per policy (mean over seeds) with its t-interval
+    band over seeds (none with one seed). Deterministic baselines are dashed."""
+    from matplotlib.lines import Line2D
+
+    from bmsrl.baselines import BASELINES
+
+    scenario = DEFAULT_SCENARIO if DEFAULT_SCENARIO in set(profiles["scenario"]) else sorted(profiles["scenario"])[0]
+    profiles = profiles[profiles["scenario"] == scenario]
+    policies = policy_order(profiles["policy"].unique())
+    names = _profile_order(profiles["profile"].unique())
+    start = _profile_view_start(profiles)
+    style = {p: ("--" if p in BASELINES else "-") for p in policies}
+    fig = Figure(figsize=(COLUMN_WIDTH_IN if len(names) == 1 else PAGE_WIDTH_IN, 3.1), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True, squeeze=False).ravel())
+    for ax, name in zip(axes, names):
+        part = profiles[profiles["profile"] == name]
+        for policy in policies:
+            curve = part[part["policy"] == policy].sort_values("tau")
+            if curve.empty:
+                continue
+            color = policy_color(policy)
+            ax.plot(curve["tau"], curve["fraction"], color=color, ls=style[policy], lw=1.2, zorder=3)
+            if curve["ci_low"].notna().all():
+                ax.fill_between(curve["tau"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.15, lw=0,
+                                zorder=2)
+        ax.set_xlim(start, 1.0)
+        ax.set_ylim(-0.01, 1.02)
+        ax.set_xlabel("Threshold τ on the share of recoverable capacity [-]")
+        ax.set_title(name if scenario == DEFAULT_SCENARIO else f"{name}, {scenario}")
+        ax.grid(True)
+    axes[0].set_ylabel("Fraction of packs with share ≥ τ [-]")
+    handles = [Line2D([], [], color=policy_color(p), ls=style[p], lw=1.5, label=policy_label(p)) for p in policies]
+    narrow = len(names) == 1
+    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 2 if narrow else 5))
+    n = sorted({int(v) for v in profiles["n_seeds"]})
+    note = [f"Line: mean over seeds of the per-seed fraction of packs; band: 95 % t interval over seeds "
+            f"(seeds: {'/'.join(map(str, n))}; one seed: no band).",
+            "Dashed: deterministic baselines, whose seeds differ only in their evaluation packs (the band is "
+            "pack sampling, not training)."]
+    width = 62 if narrow else 130  # characters of 8 pt text per line across the figure
+    fig.supxlabel("\n".join(textwrap.fill(line, width) for line in note), fontsize=8, color="0.3")
     return save_figure(fig, out)
 
 
@@ -563,12 +633,14 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
     "training": ("evaluations", (), (), lambda data, out, cfg: plot_training(data, out, cfg.get("_references"))),
     "metrics": ("summary", (), (), lambda data, out, cfg: plot_metrics(data, out)),
     "robustness": ("summary", (), (), lambda data, out, cfg: plot_robustness(data, out)),
+    "profiles": ("profiles", (), (), lambda data, out, cfg: plot_profiles(data, out)),
 }
 
 
 def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = None,
               evaluations: Sequence | None = None, summary: str | os.PathLike | None = None,
-              cfg: dict | None = None, references: dict | None = None) -> Path:
+              profiles: str | os.PathLike | None = None, cfg: dict | None = None,
+              references: dict | None = None) -> Path:
     """Read the inputs of ``kind``, draw the figure and write ``out`` atomically.
 
     ``cfg``: the validated config (its ``env`` section gives the voltage window); ``None``: defaults.
@@ -578,7 +650,7 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
     if kind not in KINDS:
         raise UserError(f"unknown plot kind {kind!r} (choose from {', '.join(KINDS)})")
     option, prefixes, numeric, function = KINDS[kind]
-    given = {"traces": traces, "evaluations": evaluations, "summary": summary}
+    given = {"traces": traces, "evaluations": evaluations, "summary": summary, "profiles": profiles}
     if not given[option]:
         raise UserError(f"plot {kind} needs --{option}")
     for name, value in given.items():
@@ -590,6 +662,8 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
         data = load_traces(traces, prefixes, numeric)
     elif option == "evaluations":
         data = load_evaluations(evaluations)
+    elif option == "profiles":
+        data = read_profiles(profiles)
     else:
         data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
     cfg = cfg if cfg is not None else config_from_args(argparse.Namespace())
@@ -634,6 +708,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training reference lines: tuned settings, results/baselines/NAME.yaml")
     parser.add_argument("--summary", type=Path, metavar="SUMMARY.csv",
                         help="metrics: summary.csv of the aggregate stage; robustness: its robustness.csv")
+    parser.add_argument("--profiles", type=Path, metavar="PROFILES.csv",
+                        help="profiles: profiles.csv of the aggregate stage (performance profiles)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -647,7 +723,7 @@ def main(args: argparse.Namespace) -> int:
 
         references = {"ocv_table": resolve_ocv_table(args.ocv_table, cfg), "baseline_settings": args.baseline_settings}
     out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary,
-                    cfg=cfg, references=references)
+                    profiles=args.profiles, cfg=cfg, references=references)
     print(f"plot {args.kind}: -> {out}")
     for name, value in (references or {}).get("drawn", {}).items():  # the reference lines, as numbers
         print(f"  reference: {name} mean return {value:.1f}")

@@ -42,6 +42,9 @@ class Metric:
     log_scale: bool = False  #: spans decades: drawn on a log axis
     optional: bool = False  #: may be empty (NaN) in a metrics file
     derived: bool = False  #: computed by the aggregate stage, not a column of metrics.csv
+    #: a statistic of a seed's packs together (not a mean of per-episode values): no per-episode
+    #: pairing (``prob_improvement``) and no per-episode value
+    per_seed: bool = False
 
     @property
     def header(self) -> str:
@@ -53,6 +56,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("usable_capacity_mah", "mAh", "Usable capacity", ".0f", better="higher", in_table=True),
     Metric("recovered_share", "-", "Share of recoverable capacity", ".2f", better="higher", in_table=True,
            optional=True),
+    Metric("recovered_share_of_sums", "-", "Share, ratio of sums", ".3f", better="higher",
+           in_table=True, derived=True, per_seed=True),
+    Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", in_table=True, derived=True),
     Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f"),
     Metric("no_balancing_capacity_mah", "mAh", "Capacity without balancing", ".0f"),
     Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", in_table=True),
@@ -87,18 +93,35 @@ METRICS_COLUMNS: tuple[str, ...] = (
     *("terminated" if m.name == "terminated_fraction" else m.name
       for m in METRICS if not m.derived or m.name == "terminated_fraction"),
 )  # fmt: skip
+#: What the seeds of a row replicate (column ``interval_over`` of summary, paired and profiles tables) ->
+#: its words in summary.md: a trained agent and its packs per seed; for a deterministic controller (both
+#: policies, in a paired row), the same controller in every seed, only the seed's set of evaluation packs
+#: (pack-sampling uncertainty, not training variance); a single seed gives no interval.
+INTERVAL_OVER: dict[str, str] = {
+    "seeds": "training seeds",
+    "pack sets": "pack sets only (deterministic)",
+    "one seed": "one seed: no interval",
+}
 #: Columns of summary.csv (and of robustness.csv, its rows of :data:`ROBUSTNESS_METRICS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "policy", "profile", "scenario", "metric", "unit", "mean", "ci_low", "ci_high", "n_seeds", "n_episodes",
+    "policy", "profile", "scenario", "metric", "unit", "mean", "ci_low", "ci_high", "interval_over",
+    "n_seeds", "n_episodes",
 )  # fmt: skip
-#: Columns of paired.csv: per policy x baseline x profile x scenario x headline metric, statistics of the
-#: per-episode differences policy - baseline on the same packs (docs/model.md, "Statistics").
+#: Columns of paired.csv: per policy x baseline x profile x scenario x headline metric, statistics over
+#: seeds of the per-seed differences policy - baseline on the same packs (docs/model.md, "Statistics").
 PAIRED_COLUMNS: tuple[str, ...] = (
     "policy", "baseline", "profile", "scenario", "metric", "unit", "better",
     "mean_diff", "ci_low", "ci_high", "baseline_mean", "pct_diff", "pct_ci_low", "pct_ci_high",
-    "prob_improvement", "prob_ci_low", "prob_ci_high", "iqm_diff", "iqm_ci_low", "iqm_ci_high",
-    "n_seeds", "n_episodes",
+    "prob_improvement", "prob_ci_low", "prob_ci_high", "interval_over", "n_seeds", "n_episodes",
 )  # fmt: skip
+#: Columns of profiles.csv: per policy x profile x scenario x threshold ``tau``, the fraction of packs whose
+#: ``recovered_share`` is at least ``tau`` (mean over seeds of the per-seed fraction, t interval over seeds).
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "policy", "profile", "scenario", "tau", "fraction", "ci_low", "ci_high", "interval_over", "n_seeds",
+    "n_episodes",
+)  # fmt: skip
+#: The thresholds of the performance profiles [-]: share of the recoverable capacity from 0 to 1 in 0.005.
+PROFILE_TAUS: np.ndarray = np.round(np.linspace(0.0, 1.0, 201), 3)
 #: Metrics of robustness.csv and the robustness figure, per scenario.
 ROBUSTNESS_METRICS: tuple[str, ...] = ("recovered_share", "usable_capacity_mah", "switch_changes")
 
@@ -132,6 +155,7 @@ def trace_columns(n_cells: int) -> list[str]:
 _METRICS_FILE = "metrics file"
 _TRACES_FILE = "traces file"
 _SUMMARY_FILE = "summary table"
+_PROFILES_FILE = "performance-profile table"
 _EVALS_FILE = "evaluations file"
 
 
@@ -188,6 +212,12 @@ def read_summary(path: str | os.PathLike, needed=()) -> pd.DataFrame:
     if missing:
         raise UserError(f"{_SUMMARY_FILE} {path}: no rows for metric {missing[0]!r} (column 'metric')")
     return frame
+
+
+def read_profiles(path: str | os.PathLike) -> pd.DataFrame:
+    """The aggregate stage's ``profiles.csv`` (columns :data:`PROFILE_COLUMNS`)."""
+    return read_table(path, kind=_PROFILES_FILE, text=("policy", "profile", "scenario", "interval_over"),
+                      numeric=("tau", "n_seeds", "n_episodes"), optional_numeric=("fraction", "ci_low", "ci_high"))
 
 
 def write_evaluations(path: Path, source: Path, algo: str, seed: int) -> None:

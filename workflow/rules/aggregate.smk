@@ -1,6 +1,6 @@
 rule aggregate:
-    """Mean and 95 % bootstrap CI over seeds per policy x profile x scenario; paired comparisons against
-    the baselines (hierarchical bootstrap); the robustness rows of every scenario."""
+    """Mean and 95 % t interval over seeds per policy x profile x scenario; paired comparisons against
+    the baselines (t interval over seeds); the robustness rows of every scenario; performance profiles."""
     input:
         eval_files("metrics.csv"),
     output:
@@ -18,6 +18,7 @@ rule aggregate:
             labels={"table": "paired comparisons (CSV)"},
         ),
         robustness=ROBUSTNESS_CSV,
+        profiles=PROFILES_CSV,
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -30,4 +31,5 @@ rule aggregate:
         "../../envs/core.yaml"
     shell:
         "bmsrl aggregate {input:q} --out-csv {output.csv:q} --out-md {output.md:q}"
-        " --out-paired {output.paired:q} --out-robustness {output.robustness:q} > {log:q} 2>&1"
+        " --out-paired {output.paired:q} --out-robustness {output.robustness:q}"
+        " --out-profiles {output.profiles:q} > {log:q} 2>&1"

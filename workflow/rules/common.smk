@@ -128,6 +128,8 @@ SUMMARY_MD = "results/tables/summary.md"
 PAIRED_CSV = "results/tables/paired.csv"
 ROBUSTNESS_CSV = "results/tables/robustness.csv"
 ROBUSTNESS_PLOT = "results/plots/robustness.pdf"
+PROFILES_CSV = "results/tables/profiles.csv"
+PROFILES_PLOT = "results/plots/profiles.pdf"
 LOGS = "results/logs"
 CONFIGS = "results/configs"  # per-job config files (stage_config)
 BENCHMARKS = "results/benchmarks"
@@ -172,6 +174,8 @@ ALL_OUTPUTS = [
     "results/plots/training_curves.pdf",
     "results/plots/metrics.pdf",
     ROBUSTNESS_PLOT,
+    PROFILES_CSV,
+    PROFILES_PLOT,
 ]
 
 

@@ -64,7 +64,7 @@ rule plot_training:
 
 
 rule plot_metrics:
-    """The summary table as bars with 95 % confidence intervals."""
+    """The summary table as bars with 95 % t intervals over seeds."""
     input:
         SUMMARY_CSV,
     output:
@@ -111,3 +111,28 @@ rule plot_robustness:
         "../../envs/core.yaml"
     shell:
         "bmsrl plot robustness --summary {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule plot_profiles:
+    """Performance profiles: the fraction of packs with a share of the recoverable capacity >= tau, per policy."""
+    input:
+        PROFILES_CSV,
+    output:
+        report(
+            PROFILES_PLOT,
+            caption="../report/profiles.rst",
+            category="3. Summary",
+            labels={"figure": "performance profiles"},
+        ),
+    log:
+        f"{LOGS}/plots/profiles.log",
+    benchmark:
+        f"{BENCHMARKS}/plots/profiles.tsv"
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl plot profiles --profiles {input:q} --out {output:q} > {log:q} 2>&1"
