@@ -119,15 +119,15 @@ rule plot_profiles:
         PROFILES_CSV,
     output:
         report(
-            PROFILES_PLOT,
+            "results/plots/profiles.{ext}",
             caption="../report/profiles.rst",
             category="3. Summary",
-            labels={"figure": "performance profiles"},
+            labels={"figure": "performance profiles", "format": "{ext}"},
         ),
     log:
-        f"{LOGS}/plots/profiles.log",
+        f"{LOGS}/plots/profiles.{{ext}}.log",
     benchmark:
-        f"{BENCHMARKS}/plots/profiles.tsv"
+        f"{BENCHMARKS}/plots/profiles.{{ext}}.tsv"
     threads: 1
     resources:
         mem_mb=1024,

@@ -26,7 +26,7 @@ def snapshot_commit():
 
 # The command this Snakemake was started with, as the snapshot's provenance records it.
 SNAPSHOT_COMMAND = shlex.join(["snakemake", *sys.argv[1:]]) if Path(sys.argv[0]).name.startswith("snakemake") else "snakemake (started from Python: " + shlex.join(sys.argv) + ")"
-SNAPSHOT_TABLES = [SUMMARY_CSV, PAIRED_CSV, ROBUSTNESS_CSV]
+SNAPSHOT_TABLES = [SUMMARY_CSV, PAIRED_CSV, ROBUSTNESS_CSV, PROFILES_CSV, CLAIMS_CSV]
 
 
 rule snapshot:
