@@ -42,6 +42,7 @@ rule plot_training:
             labels={"figure": "training curves"},
         ),
     params:
+        baselines=BASELINE_CAPTION,  # for the caption
         # the env, reward, training profile, evaluation packs and baselines the reference lines use
         cfg=lambda wildcards: stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train",
                                            "training.eval_episodes", "evaluation.seed_offset", "baselines"),
