@@ -1,16 +1,14 @@
-"""File helpers shared by every stage: atomic writes, distinct outputs, the package's shipped data
-files, and the package versions a result records."""
+"""File helpers shared by every stage: atomic writes, distinct outputs, the package's shipped data files."""
 
 from __future__ import annotations
 
 import glob
 import hashlib
 import os
-import platform
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 
 from bmsrl.errors import UserError
@@ -148,18 +146,3 @@ def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> Non
             raise UserError(f"{option} {path} {what} {other} {other_path}: give a different path")
         seen[key] = (option, path)
 
-
-#: distributions whose versions a result depends on (``record`` and every training run record them)
-PACKAGES = ("bmsrl", "numpy", "scipy", "pandas", "numba", "gymnasium", "torch", "stable-baselines3",
-            "sb3-contrib", "matplotlib", "snakemake", "pyyaml", "jsonschema")  # fmt: skip
-
-
-def package_versions() -> dict[str, str]:
-    """Installed version of each of :data:`PACKAGES` (``not installed`` where absent), and Python's."""
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions

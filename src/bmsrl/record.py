@@ -16,7 +16,8 @@ from pathlib import Path
 import yaml
 
 from bmsrl.config import add_config_arguments, config_from_args
-from bmsrl.io import atomic_output, package_versions
+from bmsrl.io import atomic_output
+from bmsrl.versions import package_versions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -39,9 +39,10 @@ from bmsrl.agents import algorithm_class
 from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_table, training_eval_seed,
                           validate)
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_output, package_versions
+from bmsrl.io import atomic_output, check_output
 from bmsrl.learning import build_learner, learning_settings
 from bmsrl.results import read_tuned_hyperparams, write_evaluations
+from bmsrl.versions import package_versions
 
 log = logging.getLogger("bmsrl.train")
 

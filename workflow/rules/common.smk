@@ -125,6 +125,7 @@ TUNING_GRID = "results/baselines/{baseline}_grid.csv"
 SEARCH_DIR = "results/tuning/{algo}"  # trial records and the study's journal (rules/search.smk)
 TUNED_HYPERPARAMS = "results/tuning/{algo}.yaml"
 SUMMARY_CSV = "results/tables/summary.csv"
+TRAINING_REFERENCES = "results/tables/training_references.csv"
 SUMMARY_MD = "results/tables/summary.md"
 PAIRED_CSV = "results/tables/paired.csv"
 ROBUSTNESS_CSV = "results/tables/robustness.csv"
