@@ -41,11 +41,9 @@ def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],
     n = cfg["training"]["eval_episodes"]
     task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], ocv_table))
     start = training_eval_seed(cfg, seed)
-    drawn = [task.draw_initial_state(pack_rng(start, k)) for k in range(n)]
-    soc, soh = np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
     returns = {}
     for name, settings in baselines.items():
-        task.reset_packs(np.arange(n), soc, soh)
+        task.reset_drawn([pack_rng(start, k) for k in range(n)])  # the same packs for every baseline
         policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
         returns[name] = rollout(task, policy).returns
     return returns
