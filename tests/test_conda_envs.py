@@ -59,7 +59,7 @@ def test_the_checker_sees_the_workflow(workflow):
         "record": "core.yaml", "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml", "claims": "core.yaml",
         "plot_traces": "core.yaml", "plot_training": "core.yaml", "plot_metrics": "core.yaml",
         "plot_robustness": "core.yaml", "tune_baselines": "core.yaml", "search_trial": "rl.yaml",
-        "search_summary": "rl.yaml", "snapshot": "core.yaml",
+        "search_summary": "rl.yaml", "snapshot": "core.yaml", "training_references": "core.yaml",
     }  # fmt: skip
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
     verb_modules = verbs(ROOT)

@@ -333,17 +333,32 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
         sb3, _ = evaluate_policy(make_baseline(name, 5, settings), env, n_eval_episodes=2, return_episode_rewards=True)
         np.testing.assert_allclose(sorted(ours[name]), sorted(sb3), rtol=1e-5)
 
+    # the reference stage writes every pack's return; the plot draws their means, simulating nothing
+    refs = tmp_path / "training_references.csv"
+    assert cli.main(["reference", "--config-json", '{"training": {"eval_episodes": 2}}', "--seeds", "0", "1", "2",
+                     "--out", str(refs)]) == 0
+    table = pd.read_csv(refs)
+    evaluated = ("no_balancing", "rule_based", "top_balancing", "room_balancing", "rule_based_untuned")
+    assert list(table.columns) == ["policy", "seed", "episode", "return"] and len(table) == 5 * 3 * 2
+    assert list(dict.fromkeys(table["policy"])) == list(evaluated)
+    seed1 = table[(table["seed"] == 1) & (table["policy"] == "rule_based")]["return"]
+    np.testing.assert_allclose(seed1, ours["rule_based"], rtol=1e-8)  # the same packs as above
+
+    import bmsrl.reference
+
+    monkeypatch.setattr(bmsrl.reference, "baseline_returns", None)  # plotting must not simulate
     figures = []
     real_save = plots.save_figure
     monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
     assert cli.main(["plot", "training", "--out", str(tmp_path / "t.pdf"), *inputs("training", study),
-                     "--config-json", '{"training": {"eval_episodes": 2}}', "--reference-lines"]) == 0
+                     "--references", str(refs)]) == 0
     (fig,) = figures
     flat = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].lines if line.get_linestyle() == "--"}
-    assert set(flat) == {f"{plots.policy_label(b)} (ref.)" for b in ("no_balancing", "rule_based", "top_balancing",
-                                                                    "rule_based_untuned")}
-    expected = plots.training_references(dict(cfg, baselines=defaults()["baselines"]), [0, 1, 2])
-    assert flat["No balancing (ref.)"] == pytest.approx(expected["no_balancing"])
+    assert set(flat) == {f"{plots.policy_label(b)} (ref.)" for b in evaluated}
+    for name in evaluated:
+        assert flat[f"{plots.policy_label(name)} (ref.)"] == pytest.approx(table[table["policy"] == name]["return"].mean())
+    with pytest.raises(UserError, match="draws no reference lines"):
+        plots.make_plot("metrics", tmp_path / "m.pdf", summary=study["summary"], references=refs)
 
 
 def test_bad_profiles_table(study, tmp_path, capsys):

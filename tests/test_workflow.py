@@ -16,13 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bmsrl.baselines import BASELINES, TUNABLE
 from bmsrl.config import load_config, load_yaml
 from bmsrl.results import METRICS
 from workflow_support import SNAKEMAKE, TRACE_PLOTS, check_pdf, run
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
 
-POLICIES = ["dqn", "ppo", "no_balancing", "rule_based", "top_balancing", "rule_based_untuned"]
+POLICIES = ["dqn", "ppo", *BASELINES]  # the algorithms the configs train, then every baseline of the registry
+N_BASELINES, N_TUNABLE = len(BASELINES), len(TUNABLE)
 PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
 SCENARIOS = ["default", "init_soc_wide", "soh_wide", "current_0p3c", "current_1c"]
 
@@ -48,11 +50,12 @@ def test_default_config_plans_the_study(workdir):
         "record": 1,  # results/run/: the run's config and package versions
         "ocv": 1,
         "train": 6,  # dqn, ppo x seeds 1, 2, 3
-        "tune_baselines": 2,  # rule_based, top_balancing
-        "evaluate": 180,  # (dqn, ppo + 4 baselines) x 2 profiles x 5 scenarios x 3 seeds
+        "tune_baselines": N_TUNABLE,  # rule_based, top_balancing, room_balancing
+        "evaluate": (2 + N_BASELINES) * 2 * 5 * 3,  # (dqn, ppo + the baselines) x 2 profiles x 5 scenarios x 3 seeds
         "aggregate": 1,
         "claims": 1,  # the paper's claims on the test profile (docs/claims.md)
         "plot_traces": 4,  # soc, switching, voltage, current
+        "training_references": 1,
         "plot_training": 1,
         "plot_metrics": 1,
         "plot_robustness": 1,
@@ -63,7 +66,8 @@ def test_default_config_plans_the_study(workdir):
 
 def test_one_figure_plans_only_what_it_needs(workdir):
     counts = dry_run(workdir, "results/plots/soc.pdf")  # traces of the default scenario only
-    assert counts == {"ocv": 1, "train": 6, "tune_baselines": 2, "evaluate": 36, "plot_traces": 1}
+    assert counts == {"ocv": 1, "train": 6, "tune_baselines": N_TUNABLE, "evaluate": (2 + N_BASELINES) * 2 * 3,
+                      "plot_traces": 1}
 
 
 def test_ocv_plot_needs_no_training(workdir):
@@ -82,30 +86,30 @@ def test_baseline_evaluation_needs_no_training(workdir):
 def test_untuned_study_skips_tuning_and_the_untuned_copy(workdir):
     counts = dry_run(workdir, "--config", "baselines={tuned: false}")
     assert "tune_baselines" not in counts
-    assert counts["evaluate"] == 5 * 2 * 5 * 3  # rule_based_untuned would duplicate rule_based
+    assert counts["evaluate"] == (2 + N_BASELINES - 1) * 2 * 5 * 3  # rule_based_untuned would duplicate rule_based
 
 
 def test_scenarios_are_jobs(workdir):
     counts = dry_run(workdir, "--config", "evaluation={scenarios: {default: {}, hot: {shunt_resistance_ohm: 3.0}}}",
                      "seeds=[1]")
-    assert counts["evaluate"] == 6 * 2 * 2
+    assert counts["evaluate"] == (2 + N_BASELINES) * 2 * 2
 
 
 def test_config_override_changes_the_plan(workdir):
     counts = dry_run(workdir, "--config", "seeds=[1,2]")
-    assert counts["train"] == 4 and counts["evaluate"] == 6 * 2 * 5 * 2
+    assert counts["train"] == 4 and counts["evaluate"] == (2 + N_BASELINES) * 2 * 5 * 2
     counts = dry_run(workdir, "--config", "algos=[ppo,trpo,ars]", "seeds=[5]")
-    assert counts["train"] == 3 and counts["evaluate"] == 7 * 2 * 5
+    assert counts["train"] == 3 and counts["evaluate"] == (3 + N_BASELINES) * 2 * 5
 
 
 @pytest.mark.parametrize(
     "configfile, train, evaluate",
-    [("config/quick.yaml", 2, 6 * 2 * 2), ("config/test.yaml", 4, 6 * 2 * 2 * 2)],
+    [("config/quick.yaml", 2, (2 + N_BASELINES) * 2 * 2), ("config/test.yaml", 4, (2 + N_BASELINES) * 2 * 2 * 2)],
 )
 def test_shipped_configs_plan(workdir, configfile, train, evaluate):
     counts = dry_run(workdir, "--configfile", configfile)
     assert counts["train"] == train and counts["evaluate"] == evaluate
-    assert counts["aggregate"] == 1 and counts["plot_traces"] == 4 and counts["tune_baselines"] == 2
+    assert counts["aggregate"] == 1 and counts["plot_traces"] == 4 and counts["tune_baselines"] == N_TUNABLE
 
 
 def test_study_config_plans_the_papers_setting(workdir):
@@ -170,8 +174,10 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
                for c in commands)
     assert any(c.startswith("bmsrl aggregate ") and "--out-csv results/tables/summary.csv "
                "--out-md results/tables/summary.md --out-paired results/tables/paired.csv" in c for c in commands)
-    assert any(c.startswith("bmsrl plot training --config results/configs/") and " --reference-lines " in c
-               for c in commands)
+    assert any(c.startswith("bmsrl reference --config results/configs/")
+               and "--out results/tables/training_references.csv" in c for c in commands)
+    assert any(c.startswith("bmsrl plot training --evaluations ")  # draws the references, simulates nothing
+               and "--references results/tables/training_references.csv" in c.replace("'", "") for c in commands)
     claims = next(c for c in commands if c.startswith("bmsrl claims "))
     assert claims.count("/metrics.csv") == 6 * 2 * 3 and "/current_1c/" not in claims  # the default scenario
     assert ("--config results/run/config.yaml --out-csv results/tables/claims.csv "

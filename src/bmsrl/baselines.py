@@ -18,7 +18,7 @@ the workflow's rules, tuning, evaluation, tables, figures and captions take it f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -323,6 +323,6 @@ def settings_problem(name: str, settings: Mapping[str, float]) -> tuple[str, str
     return check(settings) if check is not None else None
 
 
-def caption_list() -> str:
-    """The baselines in one sentence for report captions: ``name`` (what it does), ..."""
-    return "; ".join(f"{name} ({spec.description})" for name, spec in BASELINES.items())
+def caption_list(names: Sequence[str] | None = None) -> str:
+    """The baselines ``names`` (default: all) in one phrase for report captions: ``name`` (what it does); ..."""
+    return "; ".join(f"{name} ({get(name).description})" for name in (BASELINES if names is None else names))

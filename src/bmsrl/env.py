@@ -94,6 +94,14 @@ class BalancingTask:
         soh = rng.uniform(*self.init_soh, size=n)
         return soc, soh
 
+    def reset_drawn(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """Reset every pack, pack k to the state drawn from ``rngs[k]`` (:meth:`draw_initial_state`,
+        as ``PassiveBalancingEnv.reset`` draws from its generator); returns their observations."""
+        if len(rngs) != self.n_packs:
+            raise ValueError(f"{len(rngs)} generators for {self.n_packs} packs")
+        drawn = [self.draw_initial_state(rng) for rng in rngs]
+        return self.reset_packs(self._packs, np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]))
+
     def reset_packs(self, packs: np.ndarray, soc: np.ndarray, soh: np.ndarray) -> np.ndarray:
         """Reset ``packs`` (index array) to the given state; returns their observations."""
         self.sim.reset_packs(packs, soc, soh)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from bmsrl import bound
 from bmsrl.agents import load_policy
+from bmsrl.baselines import BASELINES, setting_names
 from bmsrl.config import (
     add_config_arguments,
     config_from_args,
@@ -35,9 +36,8 @@ from bmsrl.config import (
     task_kwargs,
 )
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
-from bmsrl.io import atomic_outputs, check_output
-from bmsrl.baselines import BASELINES, setting_names
 from bmsrl.errors import UserError
+from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
@@ -119,8 +119,7 @@ def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path |
     cfg = scenario_config(cfg, scenario)
     seeds = episode_seeds(cfg, seed)
     task = BalancingTask(n_packs=len(seeds), **task_kwargs(cfg, profile, ocv_table))
-    drawn = [task.draw_initial_state(rng_for_seed(s)) for s in seeds]  # as env.reset(seed=s) draws
-    task.reset_packs(np.arange(len(seeds)), np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]))
+    task.reset_drawn([rng_for_seed(s) for s in seeds])  # as env.reset(seed=s) draws
     episodes = rollout(task, policy, records=True)  # every episode of the job in one batch
     n_cells = cfg["env"]["n_cells"]
     r_sh = cfg["env"]["shunt_resistance_ohm"]

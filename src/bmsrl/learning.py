@@ -91,6 +91,29 @@ def new_model(algo: str, env, seed: int, hyperparams: dict, tensorboard: Path | 
                                  tensorboard_log=str(tensorboard) if tensorboard else None, **hyperparams)  # fmt: skip
 
 
+def build_learner(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, *, normalize_reward: bool,
+                  eval_episodes: int, eval_seed: int, eval_interval: int, total_steps: int, work: Path,
+                  tensorboard: Path | None = None, load=None, callback_after_eval: BaseCallback | None = None):
+    """``(model, env, evaluation)`` of one run, as training and a search trial build it: every RNG
+    seeded with ``seed``; ``training.n_envs`` training packs seeded from ``seed`` and
+    ``eval_episodes`` evaluation packs (:func:`make_envs`); the model from ``load(env)`` (a resumed
+    run; None: none) or new with ``training.hyperparams[algo]``; the seeded evaluation callback
+    (:func:`evaluation_class`) on packs from ``eval_seed`` every ``eval_interval`` env steps, writing
+    into ``work``."""
+    seed_everything(seed, cfg["training"]["torch_threads"])
+    env, eval_env = make_envs(cfg, algo, profile, ocv_table, eval_episodes, normalize_reward)
+    env.seed(seed)
+    model = load(env) if load is not None else None
+    if model is None:
+        model = new_model(algo, env, seed, cfg["training"]["hyperparams"][algo], tensorboard)
+    evaluation = evaluation_class(model)(
+        eval_env, seed=eval_seed, work=work, total_steps=total_steps, n_eval_episodes=eval_episodes,
+        eval_freq=max(eval_interval // int(cfg["training"]["n_envs"]), 1), deterministic=True, verbose=0,
+        callback_after_eval=callback_after_eval,
+    )  # fmt: skip
+    return model, env, evaluation
+
+
 def evaluation_class(model):
     """The seeded evaluation callback (:func:`seeded_evaluation`) for ``model``: on sb3-contrib's
     masked EvalCallback when its ``predict`` reads the action masks (MaskablePPO, DQN greedy over

@@ -62,6 +62,7 @@ from bmsrl.results import (
     ROBUSTNESS_METRICS,
     load_evaluations,
     read_profiles,
+    read_references,
     read_summary,  # fmt: skip
     read_traces,
 )
@@ -625,27 +626,28 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
 #: kind -> (input option, per-cell column families and further numeric trace columns, figure function
 #: taking the data, the output path and the config)
 KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
-    "soc": ("traces", ("soc_",), (), lambda data, out, cfg: plot_soc(data, out)),
-    "switching": ("traces", ("switch_",), (), lambda data, out, cfg: plot_switching(data, out)),
+    "soc": ("traces", ("soc_",), (), lambda data, out, cfg, references: plot_soc(data, out)),
+    "switching": ("traces", ("switch_",), (), lambda data, out, cfg, references: plot_switching(data, out)),
     "voltage": ("traces", ("voltage_v_",), (),
-                lambda data, out, cfg: plot_voltage(data, out, tuple(cfg["env"]["voltage_limits_v"]))),
-    "current": ("traces", ("current_a_",), ("pack_current_a",), lambda data, out, cfg: plot_current(data, out)),
-    "training": ("evaluations", (), (), lambda data, out, cfg: plot_training(data, out, cfg.get("_references"))),
-    "metrics": ("summary", (), (), lambda data, out, cfg: plot_metrics(data, out)),
-    "robustness": ("summary", (), (), lambda data, out, cfg: plot_robustness(data, out)),
-    "profiles": ("profiles", (), (), lambda data, out, cfg: plot_profiles(data, out)),
+                lambda data, out, cfg, references: plot_voltage(data, out, tuple(cfg["env"]["voltage_limits_v"]))),
+    "current": ("traces", ("current_a_",), ("pack_current_a",), lambda data, out, cfg, references: plot_current(data, out)),
+    "training": ("evaluations", (), (), lambda data, out, cfg, references: plot_training(data, out, references)),
+    "metrics": ("summary", (), (), lambda data, out, cfg, references: plot_metrics(data, out)),
+    "robustness": ("summary", (), (), lambda data, out, cfg, references: plot_robustness(data, out)),
+    "profiles": ("profiles", (), (), lambda data, out, cfg, references: plot_profiles(data, out)),
 }
 
 
 def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = None,
               evaluations: Sequence | None = None, summary: str | os.PathLike | None = None,
               profiles: str | os.PathLike | None = None, cfg: dict | None = None,
-              references: dict | None = None) -> Path:
+              references: str | os.PathLike | None = None) -> Path:
     """Read the inputs of ``kind``, draw the figure and write ``out`` atomically.
 
     ``cfg``: the validated config (its ``env`` section gives the voltage window); ``None``: defaults.
-    ``references`` (training curves): ``{"ocv_table": ..., "baseline_settings": [...]}`` to draw each
-    baseline's return on the same evaluation packs (:func:`training_references`); ``None``: none.
+    ``references`` (training curves): ``training_references.csv`` of the reference stage
+    (:mod:`bmsrl.reference`), each baseline's returns on the same evaluation packs, drawn as dashed
+    lines at their means; ``None``: none.
     """
     if kind not in KINDS:
         raise UserError(f"unknown plot kind {kind!r} (choose from {', '.join(KINDS)})")
@@ -666,29 +668,10 @@ def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = No
         data = read_profiles(profiles)
     else:
         data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
+    if references is not None and kind != "training":
+        raise UserError(f"plot {kind} draws no reference lines (only plot training does)")
     cfg = cfg if cfg is not None else config_from_args(argparse.Namespace())
-    if kind == "training" and references is not None:
-        references["drawn"] = training_references(cfg, sorted({seed for _, seed in data}),
-                                                  references["ocv_table"], references["baseline_settings"])
-        cfg = dict(cfg, _references=references["drawn"])
-    return function(data, out, cfg)
-
-
-def training_references(cfg: dict, seeds: Sequence[int], ocv_table: str | None = None,
-                        baseline_settings: Sequence[str | os.PathLike] = ()) -> dict[str, float]:
-    """Each evaluated baseline's mean return on the training-evaluation packs of ``seeds``
-    (:func:`bmsrl.reference.baseline_returns`): tuned settings from ``baseline_settings`` files
-    (results/baselines/NAME.yaml), else the config's."""
-    from bmsrl import baselines as bl
-    from bmsrl.reference import baseline_returns
-    from bmsrl.results import read_baseline_settings
-
-    tuned = {Path(path).stem: read_baseline_settings(path, Path(path).stem, bl.setting_names(Path(path).stem))
-             for path in baseline_settings}
-    chosen = {name: tuned.get(name, cfg["baselines"].get(bl.settings_key(name)))
-              for name in bl.evaluated_baselines(cfg["baselines"]["tuned"])}  # fmt: skip
-    per_seed = [baseline_returns(cfg, seed, chosen, ocv_table) for seed in seeds]
-    return {name: float(np.mean([r[name].mean() for r in per_seed])) for name in chosen}
+    return function(data, out, cfg, None if references is None else read_references(references))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -701,11 +684,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="soc/switching/voltage/current: traces.csv files of the evaluate stage")
     parser.add_argument("--evaluations", nargs="+", type=Path, metavar="EVALS.npz",
                         help="training: evaluations.npz files of the train stage")
-    parser.add_argument("--reference-lines", action="store_true",
-                        help="training: draw each baseline's return on the same evaluation packs (simulates them)")
-    parser.add_argument("--ocv-table", help="training reference lines: the processed OCV table (default: the config's)")
-    parser.add_argument("--baseline-settings", nargs="+", type=Path, default=[], metavar="YAML",
-                        help="training reference lines: tuned settings, results/baselines/NAME.yaml")
+    parser.add_argument("--references", type=Path, metavar="CSV",
+                        help="training: each baseline's returns on the same evaluation packs, drawn as dashed lines "
+                             "(training_references.csv of `bmsrl reference`)")
     parser.add_argument("--summary", type=Path, metavar="SUMMARY.csv",
                         help="metrics: summary.csv of the aggregate stage; robustness: its robustness.csv")
     parser.add_argument("--profiles", type=Path, metavar="PROFILES.csv",
@@ -715,16 +696,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
     cfg = config_from_args(args)
-    references = None
-    if args.reference_lines:
-        if args.kind != "training":
-            raise UserError(f"plot {args.kind} draws no reference lines (only plot training does)")
-        from bmsrl.config import resolve_ocv_table
-
-        references = {"ocv_table": resolve_ocv_table(args.ocv_table, cfg), "baseline_settings": args.baseline_settings}
     out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary,
-                    profiles=args.profiles, cfg=cfg, references=references)
+                    profiles=args.profiles, cfg=cfg, references=args.references)
     print(f"plot {args.kind}: -> {out}")
-    for name, value in (references or {}).get("drawn", {}).items():  # the reference lines, as numbers
-        print(f"  reference: {name} mean return {value:.1f}")
     return 0

@@ -11,29 +11,13 @@ and settings describe the run that made the figures, whatever config the report 
 from __future__ import annotations
 
 import argparse
-import platform
-from importlib import metadata
 from pathlib import Path
 
 import yaml
 
 from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.io import atomic_output
-
-#: distributions whose versions a result depends on
-PACKAGES = ("bmsrl", "numpy", "scipy", "pandas", "numba", "gymnasium", "torch", "stable-baselines3",
-            "sb3-contrib", "matplotlib", "snakemake", "pyyaml", "jsonschema")  # fmt: skip
-
-
-def package_versions() -> dict[str, str]:
-    """Installed version of each of :data:`PACKAGES` (``not installed`` where absent), and Python's."""
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+from bmsrl.versions import package_versions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,13 +1,30 @@
 """Reference lines of the training curves: the return each baseline earns on the very packs the
 agents are evaluated on during training (the same seeds, env, profile and reward), so a curve can
-be read against "doing nothing" and against the threshold controllers."""
+be read against "doing nothing" and against the rule-based controllers.
+
+    bmsrl reference --config config/config.yaml --seeds 1 2 3 \\
+        --baseline-settings results/baselines/rule_based.yaml ... --out results/tables/training_references.csv
+
+Writes one row per baseline x training seed x training-evaluation pack (columns
+:data:`bmsrl.results.REFERENCE_COLUMNS`); ``bmsrl plot training --references`` draws their means.
+Every evaluated baseline runs with its tuned settings (a ``--baseline-settings`` file) or else the
+config's.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import argparse
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from bmsrl import baselines as bl
 from bmsrl.baselines import make_baseline
-from bmsrl.config import task_kwargs, training_eval_seed
+from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed
+from bmsrl.errors import UserError
+from bmsrl.io import atomic_output
+from bmsrl.results import REFERENCE_COLUMNS, read_baseline_settings
 from bmsrl.env import BalancingTask, pack_rng
 from bmsrl.rollout import rollout
 
@@ -24,11 +41,53 @@ def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],
     n = cfg["training"]["eval_episodes"]
     task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], ocv_table))
     start = training_eval_seed(cfg, seed)
-    drawn = [task.draw_initial_state(pack_rng(start, k)) for k in range(n)]
-    soc, soh = np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
     returns = {}
     for name, settings in baselines.items():
-        task.reset_packs(np.arange(n), soc, soh)
+        task.reset_drawn([pack_rng(start, k) for k in range(n)])  # the same packs for every baseline
         policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
         returns[name] = rollout(task, policy).returns
     return returns
+
+
+def chosen_settings(cfg: dict, baseline_settings=()) -> dict[str, dict | None]:
+    """``{baseline: settings}`` of every evaluated baseline: tuned settings from the
+    ``baseline_settings`` files (results/baselines/NAME.yaml), else the config's."""
+    tuned = {}
+    for path in baseline_settings:
+        name = Path(path).stem
+        if name not in bl.BASELINES:
+            raise UserError(f"--baseline-settings {path}: {name!r} is not a baseline (results/baselines/NAME.yaml)")
+        tuned[name] = read_baseline_settings(path, name, bl.setting_names(name))
+    return {name: tuned.get(name, cfg["baselines"].get(bl.settings_key(name)))
+            for name in bl.evaluated_baselines(cfg["baselines"]["tuned"])}  # fmt: skip
+
+
+def reference_table(cfg: dict, seeds, baseline_settings=(), ocv_table: str | None = None) -> pd.DataFrame:
+    """The rows of ``training_references.csv`` (:data:`bmsrl.results.REFERENCE_COLUMNS`)."""
+    chosen = chosen_settings(cfg, baseline_settings)
+    rows = []
+    for seed in seeds:
+        for name, returns in baseline_returns(cfg, seed, chosen, ocv_table).items():
+            rows += [(name, seed, episode, float(value)) for episode, value in enumerate(returns)]
+    return pd.DataFrame(rows, columns=list(REFERENCE_COLUMNS))
+
+
+# ----------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--seeds", nargs="+", type=int, help="training seeds (default: the config's seeds)")
+    parser.add_argument("--baseline-settings", nargs="+", type=Path, default=[], metavar="YAML",
+                        help="tuned settings, results/baselines/NAME.yaml (else the config's)")
+    parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
+    parser.add_argument("--out", required=True, type=Path, metavar="CSV", help="training_references.csv to write")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    seeds = args.seeds if args.seeds else cfg["seeds"]
+    table = reference_table(cfg, seeds, args.baseline_settings, resolve_ocv_table(args.ocv_table, cfg))
+    with atomic_output(args.out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.10g")
+    for name, rows in table.groupby("policy", sort=False):
+        print(f"reference: {name} mean return {rows['return'].mean():.2f} over {len(rows)} packs")
+    return 0

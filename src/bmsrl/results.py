@@ -277,6 +277,8 @@ def load_evaluations(paths: Sequence[str | os.PathLike]) -> dict[tuple[str, int]
 # Tuned baseline settings (tune_baselines -> evaluate)
 
 _SETTINGS_FILE = "baseline settings file"
+
+
 def read_baseline_settings(path: str | os.PathLike, baseline: str, keys: Sequence[str]) -> dict[str, float]:
     """``{key: value}`` of the baseline's settings ``keys`` (its :attr:`bmsrl.baselines.BaselineSpec.settings`,
     e.g. threshold and hysteresis) from ``results/baselines/{baseline}.yaml`` (written by
@@ -294,6 +296,22 @@ def read_baseline_settings(path: str | os.PathLike, baseline: str, keys: Sequenc
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise UserError(f"{_SETTINGS_FILE} {path}: settings.{key}: {value!r} is not a finite number")
     return {key: float(settings[key]) for key in keys}
+
+
+# --------------------------------------------------------------------------------------------
+# Training reference lines (reference -> plot training)
+
+_REFERENCES_FILE = "training references file"
+#: Columns of training_references.csv: per baseline x training seed x training-evaluation pack, the
+#: episode's return [reward units] on the packs the train stage evaluates on.
+REFERENCE_COLUMNS: tuple[str, ...] = ("policy", "seed", "episode", "return")
+
+
+def read_references(path: str | os.PathLike) -> dict[str, float]:
+    """``{baseline: mean return}`` over the rows of ``training_references.csv`` (every seed's
+    packs alike: each seed has ``training.eval_episodes`` rows per baseline)."""
+    frame = read_table(path, kind=_REFERENCES_FILE, text=("policy",), numeric=("seed", "episode", "return"))
+    return {name: float(rows["return"].mean()) for name, rows in frame.groupby("policy", sort=False)}
 
 
 _TUNED_FILE = "tuned hyperparameters file"

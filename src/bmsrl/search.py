@@ -155,7 +155,7 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
     """Run search trial ``job`` of ``algo``; returns its record (see :func:`write_trial`)."""
     from optuna.trial import TrialState
 
-    from bmsrl.learning import evaluation_class, make_envs, new_model, seed_everything
+    from bmsrl.learning import build_learner
 
     spec = algos.get(algo)
     search, training = cfg["search"], cfg["training"]
@@ -183,22 +183,16 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
     log.info("%s trial %d (job %d, seed %d): %s", name, trial.number, job, seed, json.dumps(params))
 
     steps = int(search["total_steps"][algo])
-    n_envs = int(training["n_envs"])
     run_cfg = copy.deepcopy(cfg)
     run_cfg["training"]["hyperparams"][algo] = hyperparams
     start = time.perf_counter()
     try:
-        seed_everything(seed, training["torch_threads"])
-        env, eval_env = make_envs(run_cfg, algo, profile, ocv_table, search["eval_episodes"],
-                                  training["normalize_reward"] and spec.normalize_reward)  # fmt: skip
-        env.seed(seed)
-        model = new_model(algo, env, seed, hyperparams)
         report = report_to_trial(trial, steps)
         with tempfile.TemporaryDirectory(prefix="bmsrl-search-") as scratch:  # the trial keeps no model
-            evaluation = evaluation_class(model)(
-                eval_env, seed=eval_seed, work=Path(scratch), total_steps=steps,
-                n_eval_episodes=search["eval_episodes"], eval_freq=max(search["eval_interval"] // n_envs, 1),
-                deterministic=True, verbose=0, callback_after_eval=report,
+            model, _, evaluation = build_learner(
+                run_cfg, algo, seed, profile, ocv_table, normalize_reward=training["normalize_reward"] and spec.normalize_reward,
+                eval_episodes=search["eval_episodes"], eval_seed=eval_seed, eval_interval=search["eval_interval"],
+                total_steps=steps, work=Path(scratch), callback_after_eval=report,
             )  # fmt: skip
             model.learn(total_timesteps=steps, callback=evaluation)
     except BaseException:

@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import sys
@@ -41,10 +40,9 @@ from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_ta
                           validate)
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
-from bmsrl.learning import (
-    early_stopping, evaluation_class, learning_settings, make_envs, new_model, seed_everything,
-)
+from bmsrl.learning import build_learner, early_stopping, learning_settings
 from bmsrl.results import read_tuned_hyperparams, write_evaluations
+from bmsrl.versions import package_versions
 
 log = logging.getLogger("bmsrl.train")
 
@@ -91,19 +89,6 @@ def prepare_workdir(work: Path, settings: dict) -> None:
     work.mkdir(parents=True, exist_ok=True)
     if not record.exists():
         _write_json(record, {"settings": settings, "versions": package_versions()})
-
-
-def package_versions() -> dict[str, str]:
-    import gymnasium
-    import sb3_contrib
-    import stable_baselines3
-    import torch
-
-    from bmsrl import __version__
-
-    return {"python": platform.python_version(), "bmsrl": __version__, "numpy": np.__version__,
-            "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
-            "sb3_contrib": sb3_contrib.__version__, "gymnasium": gymnasium.__version__}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- checkpoints
@@ -230,29 +215,28 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     work = out / "checkpoints"
     settings = run_settings(cfg, algo, seed, profile, ocv_table, tuned)
     prepare_workdir(work, settings)
-    seed_everything(seed, training["torch_threads"])
 
-    # Environments: training packs seeded from the run seed; evaluation packs from a disjoint range.
-    env, eval_env = make_envs(cfg, algo, profile, ocv_table, training["eval_episodes"], settings["normalize_reward"])
-    env.seed(seed)
+    def resume(env):
+        """The newest readable checkpoint (and its reward statistics), or None."""
+        model = load_newest(algorithm_class(algo), work, env, tensorboard)
+        if model is not None and settings["normalize_reward"]:
+            stats = work / f"vecnormalize_{model.num_timesteps}.pkl"
+            if stats.exists():
+                env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
+        return model
 
-    # Model: resumed from the newest readable checkpoint, or new.
-    algo_class = algorithm_class(algo)
-    model = load_newest(algo_class, work, env, tensorboard)
-    if model is not None and settings["normalize_reward"]:
-        stats = work / f"vecnormalize_{model.num_timesteps}.pkl"
-        if stats.exists():
-            env.ret_rms = VecNormalize.load(str(stats), env.venv).ret_rms
-    if model is None:
-        model = new_model(algo, env, seed, hyperparams, tensorboard)
+    # Environments (training packs seeded from the run seed; evaluation packs from a disjoint range),
+    # the model (resumed from the newest readable checkpoint, or new) and the periodic evaluation on
+    # fixed packs (best model, history), built as a search trial builds them.
+    model, env, evaluation = build_learner(
+        cfg, algo, seed, profile, ocv_table, normalize_reward=settings["normalize_reward"],
+        eval_episodes=training["eval_episodes"], eval_seed=training_eval_seed(cfg, seed),
+        eval_interval=training["eval_interval"], total_steps=total_steps, work=work, tensorboard=tensorboard, load=resume,
+        callback_after_eval=early_stopping(training["early_stopping"]),
+    )  # fmt: skip
     done_steps = int(model.num_timesteps)
 
-    # Callbacks: periodic evaluation on fixed packs (best model, history), checkpoints, statistics.
-    evaluation = evaluation_class(model)(
-        eval_env, seed=training_eval_seed(cfg, seed), work=work, total_steps=total_steps,
-        n_eval_episodes=training["eval_episodes"], eval_freq=max(training["eval_interval"] // n_envs, 1),
-        deterministic=True, verbose=0, callback_after_eval=early_stopping(training["early_stopping"]),
-    )  # fmt: skip
+    # Callbacks: the evaluation, checkpoints, statistics.
     if done_steps:
         evaluation.restore(work / "evaluations.npz", done_steps)
     callbacks = [evaluation, AtomicCheckpoint(work, training["checkpoint_interval"], done_steps), EpisodeStats()]

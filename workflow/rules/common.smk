@@ -94,6 +94,8 @@ TUNED = config["baselines"]["tuned"]
 #: baselines evaluated: all, or without rule_based_untuned when nothing is tuned (it would duplicate rule_based)
 BASELINES = _baselines.evaluated_baselines(TUNED)
 TUNABLE = list(_baselines.TUNABLE)
+#: the evaluated baselines and what each does, for the report captions (from the registry)
+BASELINE_CAPTION = _baselines.caption_list(BASELINES)
 PROFILES = list(_PROFILES)
 SCENARIOS = list(config["evaluation"]["scenarios"])
 DEFAULT_SCENARIO = "default"
@@ -124,6 +126,7 @@ TUNING_GRID = "results/baselines/{baseline}_grid.csv"
 SEARCH_DIR = "results/tuning/{algo}"  # trial records and the study's journal (rules/search.smk)
 TUNED_HYPERPARAMS = "results/tuning/{algo}.yaml"
 SUMMARY_CSV = "results/tables/summary.csv"
+TRAINING_REFERENCES = "results/tables/training_references.csv"
 SUMMARY_MD = "results/tables/summary.md"
 PAIRED_CSV = "results/tables/paired.csv"
 ROBUSTNESS_CSV = "results/tables/robustness.csv"
@@ -277,7 +280,7 @@ def evaluate_config(wildcards):
     validator requires) and, for a baseline run from the config, its own settings."""
     sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation.episodes", "evaluation.seed_offset",
                 f"evaluation.scenarios.{DEFAULT_SCENARIO}", f"evaluation.scenarios.{wildcards.scenario}"]
-    key = _baselines.settings_key(wildcards.policy)
+    key = _baselines.settings_key(wildcards.policy) if wildcards.policy in _baselines.BASELINES else None
     if key in config["baselines"] and not (TUNED and wildcards.policy in TUNABLE):
         sections.append(f"baselines.{key}")  # a baseline's own settings (none for no_balancing)
     return stage_config(*sections)

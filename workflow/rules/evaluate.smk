@@ -27,7 +27,7 @@ rule evaluate:
 
 
 rule tune_baselines:
-    """Grid-search a baseline's threshold and hysteresis on the training profile, on tuning seeds only."""
+    """Grid-search a baseline's settings (e.g. threshold and hysteresis) on the training profile, on tuning seeds only."""
     input:
         ocv=OCV_PROCESSED,
         ecm=config["ecm_table"],
@@ -41,6 +41,7 @@ rule tune_baselines:
         grid=TUNING_GRID,
     params:
         cfg=tune_config,
+        tuned=lambda wildcards: " and ".join(_baselines.setting_names(wildcards.baseline)),  # for the caption
     log:
         f"{LOGS}/tune_baselines/{{baseline}}.log",
     benchmark:

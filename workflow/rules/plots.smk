@@ -26,14 +26,43 @@ rule plot_traces:
         " > {log:q} 2>&1"
 
 
-rule plot_training:
-    """Evaluation return during training, mean and CI over seeds, per algorithm, with each
-    baseline's return on the same evaluation packs as a reference line."""
+rule training_references:
+    """Each baseline's return on the packs the train stage evaluates on (the same seeds, env,
+    profile and reward): the reference lines of the training curves, as numbers."""
     input:
-        evaluations=training_evaluations(),
         ocv=OCV_PROCESSED,
         ecm=config["ecm_table"],
         settings=tuned_settings_files(),
+    output:
+        TRAINING_REFERENCES,
+    params:
+        # the env, reward, training profile, evaluation packs, seeds and baselines the references use
+        cfg=lambda wildcards: stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train",
+                                           "training.eval_episodes", "evaluation.seed_offset", "baselines", "seeds"),
+        settings=lambda wildcards, input: (
+            "--baseline-settings " + " ".join(f"'{f}'" for f in input.settings) if input.settings else ""
+        ),
+    log:
+        f"{LOGS}/training_references.log",
+    benchmark:
+        f"{BENCHMARKS}/training_references.tsv"
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl reference --config {params.cfg:q} --ocv-table {input.ocv:q} {params.settings} --out {output:q}"
+        " > {log:q} 2>&1"
+
+
+rule plot_training:
+    """Evaluation return during training, mean and CI over seeds, per algorithm, with each
+    baseline's return on the same evaluation packs as a reference line (drawn, not simulated)."""
+    input:
+        evaluations=training_evaluations(),
+        references=TRAINING_REFERENCES,
     output:
         report(
             "results/plots/training_curves.{ext}",
@@ -42,12 +71,7 @@ rule plot_training:
             labels={"figure": "training curves", "format": "{ext}"},
         ),
     params:
-        # the env, reward, training profile, evaluation packs and baselines the reference lines use
-        cfg=lambda wildcards: stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train",
-                                           "training.eval_episodes", "evaluation.seed_offset", "baselines"),
-        settings=lambda wildcards, input: (
-            "--baseline-settings " + " ".join(f"'{f}'" for f in input.settings) if input.settings else ""
-        ),
+        baselines=BASELINE_CAPTION,  # for the caption
     log:
         f"{LOGS}/plots/training_curves.{{ext}}.log",
     benchmark:
@@ -59,8 +83,8 @@ rule plot_training:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl plot training --config {params.cfg:q} --evaluations {input.evaluations:q} --out {output:q}"
-        " --reference-lines --ocv-table {input.ocv:q} {params.settings} > {log:q} 2>&1"
+        "bmsrl plot training --evaluations {input.evaluations:q} --references {input.references:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule plot_metrics:

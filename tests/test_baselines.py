@@ -1,0 +1,184 @@
+"""The baseline registry, the observation decoder, room_balancing and the one rollout loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bmsrl import baselines
+from bmsrl.baselines import BASELINES, RoomBalancing, RuleBased, make_baseline
+from bmsrl.config import defaults, schema, validate
+from bmsrl.env import BalancingTask, PassiveBalancingEnv, decode_observation, rng_for_seed
+from bmsrl.errors import UserError
+from bmsrl.rollout import rollout
+
+N = 5
+LIMITS = (0.1, 0.9)
+CAPACITY_AH = 3.4
+
+
+def frame(soc, soh=None, closed=None, current_ratio=0.0) -> np.ndarray:
+    """One observation frame as the env writes it (2 SoC - 1, 2 s - 1, (SoH - 1) * 10, I / I_max)."""
+    soc = np.asarray(soc, dtype=float)
+    soh = np.ones(N) if soh is None else np.asarray(soh, dtype=float)
+    shunts = np.zeros(N) if closed is None else np.asarray(closed, dtype=float)
+    return np.concatenate([2 * soc - 1, 2 * shunts - 1, (soh - 1) * 10, [current_ratio]])
+
+
+# ------------------------------------------------------------------------------- the decoder
+def test_decoder_reads_back_what_the_env_writes():
+    env = PassiveBalancingEnv(profile="charge-rest-discharge")
+    obs, info = env.reset(seed=3)
+    for action in (0b00101, 0b10000, 0b10000):
+        obs, _, _, _, info = env.step(action)
+    got = decode_observation(obs, N)
+    np.testing.assert_allclose(got.soc, info["soc"], atol=1e-6)  # float32 observation
+    np.testing.assert_allclose(got.soh, info["soh"], atol=1e-6)
+    np.testing.assert_array_equal(got.closed, info["switches"].astype(bool))
+    assert got.current_ratio < 0  # charging first
+    # a batch decodes row by row; a partial frame is refused
+    batch = decode_observation(np.stack([obs, -obs]), N)
+    assert batch.soc.shape == (2, N) and batch.current_ratio.shape == (2,)
+    with pytest.raises(ValueError, match="not a whole number"):
+        decode_observation(obs[:-1], N)
+
+
+# ------------------------------------------------------------------------------ the registry
+def test_every_baseline_has_its_config_section_and_tuning_grid():
+    cfg = defaults()
+    for name, spec in BASELINES.items():
+        assert spec.label and spec.color.startswith("#") and spec.description
+        if spec.settings:
+            assert set(cfg["baselines"][name]) == set(spec.settings)
+        else:
+            assert name not in cfg["baselines"]
+        assert set(spec.grid_keys) <= set(cfg["baselines"]["tuning"])
+        settings = cfg["baselines"].get(spec.settings_key)
+        make_baseline(name, N, settings, env=cfg["env"])  # every default builds
+    assert baselines.TUNABLE == ("rule_based", "top_balancing", "room_balancing")
+    assert baselines.settings_key("rule_based_untuned") == "rule_based"
+    assert baselines.evaluated_baselines(tuned=False) == ["no_balancing", "rule_based", "top_balancing",
+                                                          "room_balancing"]  # fmt: skip
+    assert "room_balancing" in schema()["properties"]["baselines"]["properties"]["tuned"]["description"]
+    assert all(name in baselines.caption_list() for name in BASELINES)
+
+
+def test_a_bad_setting_of_any_baseline_is_one_error_naming_its_key():
+    with pytest.raises(UserError, match="baselines.room_balancing.hysteresis_mah: 6 exceeds the margin_mah 5"):
+        validate({"baselines": {"room_balancing": {"margin_mah": 5.0, "hysteresis_mah": 6.0}}}, "cfg")
+    with pytest.raises(UserError, match="baselines.room_balancing.margin"):
+        validate({"baselines": {"room_balancing": {"margin": 5.0}}}, "cfg")  # unknown key
+    with pytest.raises(ValueError, match="needs the env's soc_limits"):
+        make_baseline("room_balancing", N, {"margin_mah": 5.0, "hysteresis_mah": 0.0})
+
+
+# ------------------------------------------------------------------------------ room_balancing
+def room(margin_mah=5.0, hysteresis_mah=0.0) -> RoomBalancing:
+    return RoomBalancing(margin_mah, hysteresis_mah, LIMITS, CAPACITY_AH, N)
+
+
+def test_room_balancing_bleeds_cells_with_less_room_than_the_emptiest():
+    # equal capacities: rooms (0.9 - SoC) * 3.4 Ah; the emptiest is cell 0 (first of the lowest SoC)
+    # cell 2: 0.003 * 3.4 Ah = 10.2 mAh less room; cell 4: 68 mAh less; cells 1 and 3: none less
+    soc = [0.50, 0.50, 0.503, 0.50, 0.52]
+    assert room(5.0).predict(frame(soc))[0] == (1 << 2) | (1 << 4)
+    assert room(12.0).predict(frame(soc))[0] == 1 << 4  # 10.2 mAh is within a 12 mAh margin
+    # hysteresis: a closed cell 2 stays closed while its 10.2 mAh exceed 12 - 4 mAh, an open one stays open
+    closed = [0, 0, 1, 0, 0]
+    assert room(12.0, 4.0).predict(frame(soc, closed=closed))[0] == (1 << 2) | (1 << 4)
+    assert room(12.0, 1.0).predict(frame(soc, closed=closed))[0] == 1 << 4  # 10.2 < 12 - 1: reopens
+    # only while the pack charges or rests: every shunt open while it discharges
+    assert room(5.0).predict(frame(soc, current_ratio=-0.5))[0] == (1 << 2) | (1 << 4)
+    assert room(5.0).predict(frame(soc, current_ratio=0.5))[0] == 0
+    # a batch gives a batch
+    batch = room(5.0).predict(np.stack([frame(soc), frame(soc, current_ratio=1.0)]))[0]
+    np.testing.assert_array_equal(batch, [(1 << 2) | (1 << 4), 0])
+
+
+def test_room_balancing_equalises_room_not_soc():
+    """A weak cell (SoH 0.9) fills first however high the others' SoC: bleeding them cannot let the
+    pack take in more, so room_balancing leaves them alone, where an SoC threshold bleeds cell 4."""
+    soc = [0.50, 0.50, 0.501, 0.50, 0.52]
+    soh = [1.0, 0.9, 1.0, 1.0, 1.0]
+    # C = [3.4, 3.06, 3.4, 3.4, 3.4] Ah; q = (SoC - 0.1) C: cell 1 (1.224 Ah) is the emptiest;
+    # h = (0.9 - SoC) C = [1.36, 1.224, 1.3566, 1.36, 1.292] Ah: nobody has less room than cell 1
+    assert room(1.0).predict(frame(soc, soh))[0] == 0
+    assert RuleBased(0.01, 0.0, N).predict(frame(soc, soh))[0] == 1 << 4
+    # the same SoCs with equal capacities: cell 4 has 68 mAh less room than the emptiest (cell 0)
+    assert room(1.0).predict(frame(soc))[0] == (1 << 2) | (1 << 4)
+
+
+def test_room_balancing_never_bleeds_the_emptiest_cell():
+    rng = np.random.default_rng(0)
+    soc = rng.uniform(0.3, 0.8, size=(500, N))
+    soh = rng.uniform(0.9, 1.1, size=(500, N))
+    obs = np.stack([frame(s, h, closed=rng.integers(0, 2, N)) for s, h in zip(soc, soh)])
+    actions = room(0.0).predict(obs)[0]  # no margin: bleeds whatever has less room
+    emptiest = np.argmin((soc - LIMITS[0]) * soh, axis=1)
+    assert not ((actions >> emptiest) & 1).any()
+    assert (actions > 0).mean() > 0.5  # and it does bleed the others
+
+
+def test_room_balancing_recovers_the_recoverable_capacity():
+    """On the test profile, from packs of unequal SoC and SoH, the pack delivers close to the bound
+    (docs/bound.md), far more of it than an SoC-threshold rule at its hand-set values."""
+    from bmsrl import bound
+
+    cfg = defaults()
+    task = BalancingTask(n_packs=6, profile="charge-rest-discharge")
+    drawn = [task.draw_initial_state(rng_for_seed(1_001_000 + k)) for k in range(6)]
+    soc0, soh0 = np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
+    setup = bound.PackSetup.of(task)
+    shares = {}
+    for name in ("room_balancing", "rule_based"):
+        task.reset_packs(np.arange(6), soc0, soh0)
+        policy = make_baseline(name, N, cfg["baselines"][name], env=cfg["env"])
+        done = rollout(task, policy)
+        assert not done.terminated.any()
+        shares[name] = np.array([
+            bound.recovered_share(done.end["discharged_ah"][k], bound.no_balancing_capacity_ah(setup, soc0[k], soh0[k]),
+                                  bound.capacity_bound_ah(setup, soc0[k], soh0[k]))
+            for k in range(6)])  # fmt: skip
+    assert shares["room_balancing"].mean() > 0.97
+    assert shares["room_balancing"].mean() > shares["rule_based"].mean()
+
+
+# ------------------------------------------------------------------------------- the rollout
+def test_rollout_of_a_batch_equals_single_env_episodes():
+    """N packs in one batch: the same returns, steps and records as N single-env episodes."""
+    seeds = [11, 12, 13]
+    policy = RuleBased(0.01, 0.005, N)
+    task = BalancingTask(n_packs=len(seeds), profile="charge-rest-discharge")
+    drawn = [task.draw_initial_state(rng_for_seed(s)) for s in seeds]
+    task.reset_packs(np.arange(3), np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]))
+    batch = rollout(task, policy, records=True)
+    for k, seed in enumerate(seeds):
+        env = PassiveBalancingEnv(profile="charge-rest-discharge")
+        obs, _ = env.reset(seed=seed)
+        total, steps, toggles, done = 0.0, 0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(int(policy.predict(obs)[0]))
+            total, steps, toggles, done = total + reward, steps + 1, toggles + info["switch_changes"], terminated or truncated
+        assert batch.steps[k] == steps == len(batch.records[k]) - 1
+        assert batch.returns[k] == pytest.approx(total, abs=1e-9)
+        assert batch.switch_changes[k] == toggles > 0
+        np.testing.assert_array_equal(batch.records[k][-1]["soc"], info["soc"])
+        np.testing.assert_array_equal(batch.end["soc"][k], info["soc"])
+        assert batch.end["discharged_ah"][k] == info["discharged_ah"]
+    assert len({len(r) for r in batch.records}) > 1  # the packs' episodes ended at different steps
+
+
+def test_rollout_gives_masks_to_a_policy_that_reads_them():
+    class Masked:
+        def __init__(self):
+            self.shapes = []
+
+        def predict(self, observation, state=None, episode_start=None, deterministic=False, action_masks=None):
+            self.shapes.append(action_masks.shape)
+            return np.array([np.flatnonzero(m)[-1] for m in action_masks]), state
+
+    task = BalancingTask(n_packs=2, profile="charge-rest-discharge")
+    task.reset_packs(np.arange(2), np.full((2, N), 0.5) + np.arange(N) * 0.01, np.ones((2, N)))
+    policy = Masked()
+    done = rollout(task, policy, max_decisions=5)
+    assert policy.shapes == [(2, 32)] * 5 and (done.steps == 5).all()
