@@ -251,34 +251,32 @@ def running_alone(storage: Path, job: int) -> Iterator[None]:
     while True:
         try:
             lock.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(lock, "a+b")
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise UserError(f"cannot write {lock}: {exc.strerror or exc}") from None
         try:
-            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().decode(errors="replace").strip() or "unknown"
-            handle.close()
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise UserError(f"--trial {job}: this trial of the study {storage} is running in another process "
                             f"({holder}); wait for it to finish or stop it first") from None
         try:  # the lock file may have been removed by its previous holder between open and lock
-            same = os.fstat(handle.fileno()).st_ino == os.stat(lock).st_ino
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
             same = False
         if same:
             break
-        handle.close()
+        os.close(fd)
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
-        handle.flush()
+        with suppress(OSError):  # who holds it, for the message above (not written on a full disk)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         yield
     finally:
         with suppress(OSError):
             lock.unlink()
-        handle.close()
+        os.close(fd)
 
 
 def report_to_trial(trial, budget: int):
