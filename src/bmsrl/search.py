@@ -19,8 +19,13 @@ or training-evaluation seed.
 
 The study's name is ``ALGO-<digest of the settings that define the search>``: a changed config starts
 a new study in the same journal (more trials join the old one). A summary reads only the trial
-records, refusing records of another study; it writes the best trial's hyperparameters, which
-``bmsrl train --tuned-hyperparams`` merges over ``training.hyperparams[algo]``.
+records, refusing records of another study (or of an earlier creation of it); it writes the best
+trial's hyperparameters, which ``bmsrl train --tuned-hyperparams`` merges over
+``training.hyperparams[algo]``.
+
+Nothing loses the study: a last journal line cut by a kill or a full disk is dropped before the next
+append (:func:`drop_cut_line`); one process at a time runs a trial (:func:`running_alone`); a trial's
+record is written before the study is told its outcome.
 """
 
 from __future__ import annotations
