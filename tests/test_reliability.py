@@ -334,6 +334,17 @@ def test_a_full_disk_fails_the_trial_instead_of_losing_its_record(tmp_path, caps
     assert [t.state.name for t in trials] == ["FAIL"]  # not COMPLETE without its record: the rerun makes a new one
 
 
+def test_a_full_disk_under_the_trials_scratch_folder_is_one_line(tmp_path, capsys, full_disk, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(full_disk))  # where the trial evaluates (SB3 writes in place)
+    storage, out = tmp_path / "ppo" / "study.journal", tmp_path / "ppo" / "trial0.json"
+    code = main(trial_args(tmp_path, storage, out))
+    one_line_error(code, capsys.readouterr().err, "search", "cannot write", str(full_disk), "No space left on device")
+    assert not out.exists()
+    assert [t.state.name for t in open_study(storage, tiny_study_name(), validate({}, "d"), 9).trials] == ["FAIL"]
+
+
 def test_a_full_disk_under_the_journal_is_one_line(tmp_path, capsys, full_disk):
     storage = full_disk / "study.journal"
     code = main(trial_args(tmp_path, storage, tmp_path / "trial0.json"))

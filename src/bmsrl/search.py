@@ -372,6 +372,10 @@ def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tab
                 deterministic=True, verbose=0, callback_after_eval=report,
             )  # fmt: skip
             model.learn(total_timesteps=steps, callback=evaluation)
+    except OSError as exc:  # a library writing in place (SB3's own evaluations file) on a full disk
+        _tell_failed(study, trial)
+        where = exc.filename or f"the trial's scratch folder in {tempfile.gettempdir()}"
+        raise UserError(f"cannot write {where}: {exc.strerror or exc}") from exc
     except BaseException:
         _tell_failed(study, trial)
         raise
