@@ -150,6 +150,7 @@ def _sqlite(path: Path) -> None:
 @pytest.mark.parametrize("damage, fragment", [
     (lambda p: p.write_text('{"op_code": 99, "worker_id": "w"}\n'), "line 1: unknown Optuna journal operation 99"),
     (lambda p: p.write_text('{"op_code": 5, "worker_id": "w"}\n'), "Optuna cannot read it (KeyError"),
+    (lambda p: p.write_text('{"op_code": [0], "worker_id": "w"}\n'), "line 1: unknown Optuna journal operation [0]"),
     (lambda p: p.write_text('{"op_code": 0, "worker_id": "w", "study_name": "x", "directions": "up"}\n'),
      "Optuna cannot read it"),
     (_sqlite, "an SQLite database, not an Optuna journal"),

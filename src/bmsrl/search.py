@@ -133,8 +133,9 @@ def check_journal(path: Path) -> None:
             entry = None
         if not isinstance(entry, dict) or "op_code" not in entry:
             raise _damaged(path, f", line {number}", "not an Optuna journal entry")
-        if entry["op_code"] not in known or isinstance(entry["op_code"], bool):
-            raise _damaged(path, f", line {number}", f"unknown Optuna journal operation {entry['op_code']!r}")
+        op = entry["op_code"]
+        if not isinstance(op, int) or isinstance(op, bool) or op not in known:
+            raise _damaged(path, f", line {number}", f"unknown Optuna journal operation {op!r}")
     if cut and not cut.startswith(_JOURNAL_LINE_START):
         raise _damaged(path, f", line {len(lines) + 1}", "not an Optuna journal entry")
 
