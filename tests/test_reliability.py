@@ -295,6 +295,18 @@ def test_a_record_listed_twice_counts_once(tmp_path):
     summary = yaml.safe_load(out.read_text())
     assert summary["budget"]["trials"] == 2 and len(summary["trials"]) == 2 and summary["states"]["COMPLETE"] == 2
     assert summary["budget"]["env_steps"] == 512
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "trial0.json").write_text(record.read_text())  # a copy of a record is the same trial
+    assert main(_summary(tmp_path, out, record, other, copy / "trial0.json")) == 0
+    assert yaml.safe_load(out.read_text())["budget"]["trials"] == 2
+
+
+def test_two_different_records_of_one_trial_are_refused(tmp_path, capsys):
+    record = _record(tmp_path, "trial0.json")
+    forged = _record(tmp_path, "trial0b.json", value=5.0)
+    code = main(_summary(tmp_path, tmp_path / "ppo.yaml", record, forged))
+    one_line_error(code, capsys.readouterr().err, "search", f"trial records {record} and {forged} both hold trial 0")
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), None, "1.0"])

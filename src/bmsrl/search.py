@@ -433,10 +433,11 @@ def write_trial(record: dict, out: Path) -> None:
 def read_trials(paths: list[Path], algo: str, name: str) -> list[dict]:
     """The trial records of study ``name``, by job; a record of another algorithm or study is an error.
 
-    A file listed twice is read once. A complete record must carry a finite value, and all records
-    must come from one creation of the study (``study_instance``: the journal deleted or emptied in
-    between starts a new study of the same name, whose trials must not mix with the old ones)."""
-    records, seen = [], set()
+    A file listed twice (or a copy of it) is read once. A complete record must carry a finite value,
+    and all records must come from one creation of the study (``study_instance``: the journal deleted
+    or emptied in between starts a new study of the same name, whose trials must not mix with the
+    old ones)."""
+    records, seen, trials = [], set(), {}
     for path in paths:
         key = Path(path).resolve()
         if key in seen:
@@ -458,6 +459,13 @@ def read_trials(paths: list[Path], algo: str, name: str) -> list[dict]:
                                                   and math.isfinite(value)):  # fmt: skip
             raise UserError(f"trial record {path}: a complete trial with value {value!r}, not a finite number; "
                             "rerun that trial or delete the file")
+        trial = (record.get("study_instance"), record.get("trial"))
+        if trial in trials:  # the same trial of the same study twice: a copy counts once, a conflict is an error
+            if json.dumps(record, sort_keys=True) != json.dumps(trials[trial][1], sort_keys=True):  # NaN == NaN
+                raise UserError(f"trial records {trials[trial][0]} and {path} both hold trial {record.get('trial')} of "
+                                f"study {name!r}, with different contents; delete the wrong one")
+            continue
+        trials[trial] = (path, record)
         records.append((path, record))
     instances: dict[str, Path] = {}
     for path, record in records:
