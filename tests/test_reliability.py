@@ -163,7 +163,8 @@ def test_a_foreign_study_file_is_one_clear_error(tmp_path, capsys, damage, fragm
     before = storage.read_bytes()
     out = tmp_path / "trial0.json"
     code = main(trial_args(tmp_path, storage, out))
-    one_line_error(code, capsys.readouterr().err, "search", f"study file {storage}", fragment, "delete it")
+    advice = "give --storage a journal's path" if "SQLite" in fragment else "delete it"
+    one_line_error(code, capsys.readouterr().err, "search", f"study file {storage}", fragment, advice)
     assert not out.exists() and storage.read_bytes() == before  # nothing written, the file left alone
 
 

@@ -122,8 +122,8 @@ def check_journal(path: Path) -> None:
     except OSError as exc:
         raise UserError(f"study file {path}: cannot read it ({exc.strerror or exc})") from None
     if content.startswith(_SQLITE_MAGIC):
-        raise _damaged(path, "", "an SQLite database, not an Optuna journal (the search keeps its study in a "
-                                 "journal file)")  # fmt: skip
+        raise UserError(f"study file {path}: an SQLite database, not an Optuna journal (the search keeps its study "
+                        "in a journal file): give --storage a journal's path, e.g. results/tuning/ALGO/study.journal")
     *lines, cut = content.split(b"\n")
     known = {op.value for op in JournalOperation}
     for number, line in enumerate(lines, start=1):
