@@ -111,7 +111,12 @@ def check_journal(path: Path) -> None:
     with a known ``op_code``; a last line without its newline is a write in progress (or one cut by
     a kill or a full disk: :func:`drop_cut_line` removes it before the next write), but must begin
     as a journal line does."""
-    from optuna.storages.journal._storage import JournalOperation
+    try:  # the operation codes Optuna replays (a private enum: without it, Optuna's replay judges them)
+        from optuna.storages.journal._storage import JournalOperation
+
+        known = {op.value for op in JournalOperation}
+    except ImportError:
+        known = None
 
     if not path.exists():
         return
@@ -125,7 +130,6 @@ def check_journal(path: Path) -> None:
         raise UserError(f"study file {path}: an SQLite database, not an Optuna journal (the search keeps its study "
                         "in a journal file): give --storage a journal's path, e.g. results/tuning/ALGO/study.journal")
     *lines, cut = content.split(b"\n")
-    known = {op.value for op in JournalOperation}
     for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
@@ -134,7 +138,7 @@ def check_journal(path: Path) -> None:
         if not isinstance(entry, dict) or "op_code" not in entry:
             raise _damaged(path, f", line {number}", "not an Optuna journal entry")
         op = entry["op_code"]
-        if not isinstance(op, int) or isinstance(op, bool) or op not in known:
+        if not isinstance(op, int) or isinstance(op, bool) or (known is not None and op not in known):
             raise _damaged(path, f", line {number}", f"unknown Optuna journal operation {op!r}")
     if cut and not cut.startswith(_JOURNAL_LINE_START):
         raise _damaged(path, f", line {len(lines) + 1}", "not an Optuna journal entry")
@@ -178,23 +182,27 @@ def _journal_backend(path: Path):
     """Optuna's journal file backend (``JournalFileOpenLock``) that drops a cut last line before each
     append (:func:`drop_cut_line`) and names the file when a write fails (a full disk)."""
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-    from optuna.storages.journal._file import get_lock_file
+
+    lock = JournalFileOpenLock(str(path))
 
     class RepairingJournal(JournalFileBackend):
         def append_logs(self, logs: list[dict]) -> None:
             text = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in logs)
             try:
-                with get_lock_file(self._lock):
+                lock.acquire()
+                try:
                     drop_cut_line(path)
-                    with open(self._file_path, "ab") as handle:
+                    with open(path, "ab") as handle:
                         handle.write(text.encode("utf-8"))
                         handle.flush()
                         os.fsync(handle.fileno())
+                finally:
+                    lock.release()
             except OSError as exc:
                 raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
     try:
-        return RepairingJournal(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return RepairingJournal(str(path), lock_obj=lock)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
