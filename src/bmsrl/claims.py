@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import stats as _scipy_stats
 
 from bmsrl import algos
-from bmsrl.baselines import UNTUNED
+from bmsrl.baselines import BASELINES
 from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_distinct, check_output
@@ -60,7 +60,7 @@ PAPER_ALGORITHM = "trpo"
 NO_BALANCING = "no_balancing"
 #: what the study's hand-set rule is called in a run, by ``baselines.tuned``: tuned, the hand-set copy
 #: of rule_based is its own row; untuned, rule_based itself runs the hand-set values
-_HAND_SET = {True: {v: k for k, v in UNTUNED.items()}["rule_based"], False: "rule_based"}
+_HAND_SET = {True: next(n for n, spec in BASELINES.items() if spec.settings_of == "rule_based"), False: "rule_based"}
 #: the interval's confidence level
 CONFIDENCE = 0.95
 

@@ -104,7 +104,8 @@ def _process_exists(pid: int) -> bool:
 
 def check_output(path: str | os.PathLike | None, option: str, *, folder: bool = False) -> None:
     """Refuse, before any work, an output ``path`` (given as ``option``) of the wrong kind: a file
-    where a folder is wanted (``folder``), a folder where a file is wanted, or one below a file."""
+    where a folder is wanted (``folder``), a folder where a file is wanted, one below a file, or one
+    in a folder where no file can be created (its nearest existing folder is probed)."""
     if path is None:
         return
     path = Path(path)
@@ -112,11 +113,33 @@ def check_output(path: str | os.PathLike | None, option: str, *, folder: bool = 
         raise UserError(f"{option} {path} is a file, not a folder")
     if not folder and path.is_dir():
         raise UserError(f"{option} {path} is a directory, not a file")
-    for parent in path.parents:
+    for parent in ([path] if folder else []) + list(path.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise UserError(f"{option} {path}: {parent} is a file, not a folder")
+            _check_writable_folder(parent, f"{option} {path}")
             break
+
+
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse ``what`` if no file can be created in ``folder`` (read-only, ``/proc``, no permission):
+    a probe file is created and removed at once (``os.access`` says yes to root everywhere)."""
+    probe = folder / f".bmsrl-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise UserError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+    with suppress(OSError):
+        probe.unlink()
+
+
+def check_outputs(outputs: dict[str, object], inputs: dict[str, object] | None = None) -> None:
+    """A verb's output files, checked before any work: each one's kind and folder
+    (:func:`check_output`), and no collision with each other or with an input (:func:`check_distinct`).
+    ``outputs`` / ``inputs`` map the option that named a path to the path (``None``: not given)."""
+    for option, path in outputs.items():
+        check_output(path, option)
+    check_distinct(inputs or {}, outputs)
 
 
 def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> None:

@@ -17,6 +17,7 @@ and the column; see :mod:`bmsrl.tables`.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 from pathlib import Path
 
@@ -108,7 +109,11 @@ def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[floa
     ax.grid(True, lw=0.4, alpha=0.5)
     ax.legend(loc="lower right", fontsize="small", frameon=False)
     metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {}}[fmt]
-    fig.savefig(path, format=fmt, metadata=metadata)
+    # Drawn in memory, then written: a failed write (a full disk) is then an OSError naming the file
+    # (matplotlib's PDF writer masks it with an AttributeError while it cleans up).
+    drawn = io.BytesIO()
+    fig.savefig(drawn, format=fmt, metadata=metadata)
+    Path(path).write_bytes(drawn.getvalue())
 
 
 def process_ocv_table(

@@ -19,8 +19,13 @@ or training-evaluation seed.
 
 The study's name is ``ALGO-<digest of the settings that define the search>``: a changed config starts
 a new study in the same journal (more trials join the old one). A summary reads only the trial
-records, refusing records of another study; it writes the best trial's hyperparameters, which
-``bmsrl train --tuned-hyperparams`` merges over ``training.hyperparams[algo]``.
+records, refusing records of another study (or of an earlier creation of it); it writes the best
+trial's hyperparameters, which ``bmsrl train --tuned-hyperparams`` merges over
+``training.hyperparams[algo]``.
+
+Nothing loses the study: a last journal line cut by a kill or a full disk is dropped before the next
+append (:func:`drop_cut_line`); one process at a time runs a trial (:func:`running_alone`); a trial's
+record is written before the study is told its outcome.
 """
 
 from __future__ import annotations
@@ -32,8 +37,11 @@ import json
 import logging
 import math
 import os
+import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from bmsrl import algos
@@ -46,7 +54,7 @@ from bmsrl.config import (
     search_train_seed,
 )
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output, check_output
+from bmsrl.io import atomic_output, check_output, check_outputs
 
 log = logging.getLogger("bmsrl.search")
 
@@ -87,48 +95,202 @@ def sample(trial, space: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- the study
+#: the first bytes of an SQLite database (a file given as ``--storage`` that Optuna's RDB storage wrote)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: how a journal line begins (``json.dumps`` of a dict): a cut last line must begin so too
+_JOURNAL_LINE_START = b"{"
+
+
+def _damaged(path: Path, where: str, why: str) -> UserError:
+    return UserError(f"study file {path}{where}: {why}; the file is damaged or not a study: delete it "
+                     f"(and {path.parent}/trial*.json) to start the search afresh")  # fmt: skip
+
+
 def check_journal(path: Path) -> None:
     """Refuse a study file that is not an Optuna journal: every complete line must be a JSON object
-    with an ``op_code`` (a last line without its newline is a write in progress: Optuna skips it)."""
+    with a known ``op_code``; a last line without its newline is a write in progress (or one cut by
+    a kill or a full disk: :func:`drop_cut_line` removes it before the next write), but must begin
+    as a journal line does."""
+    try:  # the operation codes Optuna replays (a private enum: without it, Optuna's replay judges them)
+        from optuna.storages.journal._storage import JournalOperation
+
+        known = {op.value for op in JournalOperation}
+    except ImportError:
+        known = None
+
     if not path.exists():
         return
     if path.is_dir():
         raise UserError(f"study file {path}: is a directory, not an Optuna journal")
     try:
-        lines = path.read_bytes().split(b"\n")[:-1]
+        content = path.read_bytes()
     except OSError as exc:
         raise UserError(f"study file {path}: cannot read it ({exc.strerror or exc})") from None
+    if content.startswith(_SQLITE_MAGIC):
+        raise UserError(f"study file {path}: an SQLite database, not an Optuna journal (the search keeps its study "
+                        "in a journal file): give --storage a journal's path, e.g. results/tuning/ALGO/study.journal")
+    *lines, cut = content.split(b"\n")
     for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
         except ValueError:
             entry = None
         if not isinstance(entry, dict) or "op_code" not in entry:
-            raise UserError(f"study file {path}, line {number}: not an Optuna journal entry; the file is damaged "
-                            f"or not a study: delete it (and {path.parent}/trial*.json) to start the search afresh")
+            raise _damaged(path, f", line {number}", "not an Optuna journal entry")
+        op = entry["op_code"]
+        if not isinstance(op, int) or isinstance(op, bool) or (known is not None and op not in known):
+            raise _damaged(path, f", line {number}", f"unknown Optuna journal operation {op!r}")
+    if cut and not cut.startswith(_JOURNAL_LINE_START):
+        raise _damaged(path, f", line {len(lines) + 1}", "not an Optuna journal entry")
+
+
+def drop_cut_line(path: Path) -> int:
+    """Truncate the journal ``path`` after its last complete line; returns the bytes dropped.
+
+    Called with the journal's lock held, where no other process is writing: a last line without its
+    newline is then the remains of a write cut by a kill or a full disk. Appending onto it would make
+    a complete line that is not JSON, and Optuna refuses the whole file from then on."""
+    try:
+        with open(path, "r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            end = size
+            while end > 0:  # find the last newline, reading backwards in blocks
+                start = max(end - 65536, 0)
+                handle.seek(start)
+                block = handle.read(end - start)
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    end = start + newline + 1
+                    break
+                end = start
+            if end == size:
+                return 0
+            handle.seek(end)
+            if not handle.read(1).startswith(_JOURNAL_LINE_START):
+                raise _damaged(path, "", "its last line is not an Optuna journal entry")
+            handle.truncate(end)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except FileNotFoundError:
+        return 0
+    log.warning("study file %s: dropped a cut last line (%d bytes; a write interrupted by a kill or a full disk)",
+                path, size - end)
+    return size - end
+
+
+def _journal_backend(path: Path):
+    """Optuna's journal file backend (``JournalFileOpenLock``) that drops a cut last line before each
+    append (:func:`drop_cut_line`) and names the file when a write fails (a full disk)."""
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    lock = JournalFileOpenLock(str(path))
+
+    class RepairingJournal(JournalFileBackend):
+        def append_logs(self, logs: list[dict]) -> None:
+            text = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in logs)
+            try:
+                lock.acquire()
+                try:
+                    drop_cut_line(path)
+                    with open(path, "ab") as handle:
+                        handle.write(text.encode("utf-8"))
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                finally:
+                    lock.release()
+            except OSError as exc:
+                raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    try:
+        return RepairingJournal(str(path), lock_obj=lock)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def open_study(path: Path, name: str, cfg: dict, trial: int):
     """The study ``name`` in the journal ``path`` (created if need be), with trial ``trial``'s sampler."""
     import optuna
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+    check_output(path, "--storage")
     check_journal(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     search = cfg["search"]
     sampler = optuna.samplers.TPESampler(seed=search["sampler"]["seed"] + trial, constant_liar=True,
                                          n_startup_trials=search["sampler"]["n_startup_trials"])  # fmt: skip
     pruner = optuna.pruners.MedianPruner(n_startup_trials=search["pruner"]["n_startup_trials"],
                                          n_warmup_steps=search["pruner"]["n_warmup_steps"])  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    backend = _journal_backend(path)
     try:
-        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        storage = JournalStorage(backend)
         return optuna.create_study(storage=storage, study_name=name, direction=DIRECTION, sampler=sampler,
                                    pruner=pruner, load_if_exists=True)  # fmt: skip
-    except (ValueError, KeyError, TypeError) as exc:  # a journal Optuna cannot replay
-        raise UserError(f"study file {path}: Optuna cannot read it ({type(exc).__name__}: {exc}); delete it "
-                        f"(and {path.parent}/trial*.json) to start the search afresh") from None
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever Optuna raises on a journal it cannot replay
+        raise _damaged(path, "", f"Optuna cannot read it ({type(exc).__name__}: {exc or 'no message'})") from None
+
+
+def study_instance(path: Path, name: str) -> str | None:
+    """Which creation of study ``name`` the journal ``path`` holds: the Optuna worker id written with
+    its first ``CREATE_STUDY`` entry (a new one after the journal was deleted or emptied)."""
+    try:
+        lines = path.read_bytes().split(b"\n")[:-1]
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("op_code") == 0 and entry.get("study_name") == name:
+            return entry.get("worker_id")
+    return None
+
+
+@contextmanager
+def running_alone(storage: Path, job: int) -> Iterator[None]:
+    """Hold trial ``job``'s lock (``.STORAGE.trialK.lock`` beside the journal) while it runs; refuse
+    to start if another process holds it (the same trial started twice: by hand and by a retry).
+
+    A POSIX lock (``lockf``, honoured on NFS) dies with its process, so a trial whose job was killed
+    is taken over by the rerun; the journal then still says RUNNING, and the rerun marks it failed."""
+    import fcntl
+
+    lock = storage.with_name(f".{storage.name}.trial{job}.lock")
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot write {lock}: {exc.strerror or exc}") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"--trial {job}: this trial of the study {storage} is running in another process "
+                            f"({holder}); wait for it to finish or stop it first") from None
+        try:  # the lock file may have been removed by its previous holder between open and lock
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        with suppress(OSError):  # who holds it, for the message above (not written on a full disk)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        with suppress(OSError):
+            lock.unlink()
+        os.close(fd)
 
 
 def report_to_trial(trial, budget: int):
@@ -150,16 +312,12 @@ def report_to_trial(trial, budget: int):
 
 
 # ---------------------------------------------------------------------------------- one trial
-def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | None = None,
+def run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_table: str | None = None,
               profile: str | None = None) -> dict:  # fmt: skip
-    """Run search trial ``job`` of ``algo``; returns its record (see :func:`write_trial`)."""
-    from optuna.trial import TrialState
-
-    from bmsrl.learning import build_learner
-
-    spec = algos.get(algo)
-    search, training = cfg["search"], cfg["training"]
-    space = search["space"][algo]
+    """Run search trial ``job`` of ``algo`` and write its record to ``out`` (see :func:`write_trial`);
+    returns the record. The record is written before the trial is told to the study: a trial the
+    study counts as complete always has its record (a full disk fails the trial instead)."""
+    space = cfg["search"]["space"][algo]
     if not space:
         raise UserError(f"search.space.{algo} is empty: nothing to search")
     seed, eval_seed = search_train_seed(cfg, job), search_eval_seed(cfg)
@@ -169,10 +327,32 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
             raise UserError(f"--trial {job}: search seed {used} is the {held_out[used]}; the search must never "
                             "see an evaluation pack (search.seed_offset)")
     profile = profile or cfg["profiles"]["train"]
+    with running_alone(storage, job):
+        return _run_trial(cfg, algo, job, storage, out, ocv_table, profile, seed, eval_seed)
+
+
+def _tell_failed(study, trial) -> None:
+    """Mark ``trial`` failed, if the journal can still be written (on a full disk it cannot: the trial
+    stays RUNNING and the job's rerun marks it failed)."""
+    from optuna.trial import TrialState
+
+    with suppress(UserError, OSError):
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_table: str | None, profile: str,
+               seed: int, eval_seed: int) -> dict:  # fmt: skip
+    from optuna.trial import TrialState
+
+    from bmsrl.learning import build_learner
+
+    spec = algos.get(algo)
+    search, training = cfg["search"], cfg["training"]
+    space = search["space"][algo]
     name = study_name(search_settings(cfg, algo, profile, ocv_table))
     study = open_study(storage, name, cfg, job)
     for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if stale.user_attrs.get("job") == job:  # an earlier run of this job was killed
+        if stale.user_attrs.get("job") == job:  # no process runs this job (its lock): an earlier run was killed
             log.info("trial %d of %s was left running by a killed job: marked failed", stale.number, name)
             study.tell(stale.number, state=TrialState.FAIL, skip_if_finished=True)
     trial = study.ask()
@@ -195,24 +375,26 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
                 total_steps=steps, work=Path(scratch), callback_after_eval=report,
             )  # fmt: skip
             model.learn(total_timesteps=steps, callback=evaluation)
+    except OSError as exc:  # a library writing in place (SB3's own evaluations file) on a full disk
+        _tell_failed(study, trial)
+        where = exc.filename or f"the trial's scratch folder in {tempfile.gettempdir()}"
+        raise UserError(f"cannot write {where}: {exc.strerror or exc}") from exc
     except BaseException:
-        study.tell(trial, state=TrialState.FAIL)
+        _tell_failed(study, trial)
         raise
     curve = [{"steps": int(t), "mean_return": float(sum(r) / len(r))}
              for t, r in zip(evaluation.evaluations_timesteps, evaluation.evaluations_results)]  # fmt: skip
     value = curve[-1]["mean_return"] if curve else float("nan")
     if report.pruned:
         state = TrialState.PRUNED
-        study.tell(trial, state=state)
     elif math.isfinite(value):
         state = TrialState.COMPLETE
-        study.tell(trial, value)
     else:  # a diverged run: a result of the search, not a failure of the job
         state = TrialState.FAIL
-        study.tell(trial, state=state)
-    return {
+    record = {
         "algo": algo,
         "study": name,
+        "study_instance": study_instance(storage, name),
         "job": job,
         "trial": trial.number,
         "state": state.name,
@@ -227,6 +409,21 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
         "seconds": round(time.perf_counter() - start, 1),
         "evaluations": curve,
     }
+    try:
+        write_trial(record, out)
+    except BaseException:
+        _tell_failed(study, trial)
+        raise
+    try:
+        if state == TrialState.COMPLETE:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+    except BaseException:  # the study does not know the outcome: no record either, so the job reruns
+        with suppress(OSError):
+            out.unlink()
+        raise
+    return record
 
 
 def write_trial(record: dict, out: Path) -> None:
@@ -236,9 +433,18 @@ def write_trial(record: dict, out: Path) -> None:
 
 # ------------------------------------------------------------------------------------ summary
 def read_trials(paths: list[Path], algo: str, name: str) -> list[dict]:
-    """The trial records of study ``name``, by job; a record of another algorithm or study is an error."""
-    records = []
+    """The trial records of study ``name``, by job; a record of another algorithm or study is an error.
+
+    A file listed twice (or a copy of it) is read once. A complete record must carry a finite value,
+    and all records must come from one creation of the study (``study_instance``: the journal deleted
+    or emptied in between starts a new study of the same name, whose trials must not mix with the
+    old ones)."""
+    records, seen, trials = [], set(), {}
     for path in paths:
+        key = Path(path).resolve()
+        if key in seen:
+            continue
+        seen.add(key)
         try:
             record = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -250,8 +456,30 @@ def read_trials(paths: list[Path], algo: str, name: str) -> list[dict]:
         if record["algo"] != algo or record["study"] != name:
             raise UserError(f"trial record {path}: belongs to study {record['study']!r}, not {name!r} (the config's "
                             f"search of {algo}); rerun that trial or delete the file")
-        records.append(record)
-    return sorted(records, key=lambda r: r["job"])
+        value = record.get("value")
+        if record["state"] == "COMPLETE" and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                                  and math.isfinite(value)):  # fmt: skip
+            raise UserError(f"trial record {path}: a complete trial with value {value!r}, not a finite number; "
+                            "rerun that trial or delete the file")
+        trial = (record.get("study_instance"), record.get("trial"))
+        if trial in trials:  # the same trial of the same study twice: a copy counts once, a conflict is an error
+            if json.dumps(record, sort_keys=True) != json.dumps(trials[trial][1], sort_keys=True):  # NaN == NaN
+                raise UserError(f"trial records {trials[trial][0]} and {path} both hold trial {record.get('trial')} of "
+                                f"study {name!r}, with different contents; delete the wrong one")
+            continue
+        trials[trial] = (path, record)
+        records.append((path, record))
+    instances: dict[str, Path] = {}
+    for path, record in records:
+        instance = record.get("study_instance")
+        if instance is not None:
+            instances.setdefault(instance, path)
+    if len(instances) > 1:
+        first, second = list(instances.values())[:2]
+        raise UserError(f"trial records {first} and {second} come from two different runs of study {name!r} (its "
+                        "study file was deleted or emptied in between); delete the older records and rerun "
+                        "those trials")  # fmt: skip
+    return sorted((record for _, record in records), key=lambda r: (r["job"], r.get("trial", 0)))
 
 
 def summarize(cfg: dict, algo: str, records: list[dict], name: str) -> dict:
@@ -306,15 +534,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    check_output(args.out, "--out")
+    inputs = {"--config": args.config, "--ocv-table": args.ocv_table}
+    if args.action == "trial":
+        check_outputs({"--out": args.out, "--storage": args.storage}, inputs)
+        check_journal(args.storage)
+    else:
+        check_outputs({"--out": args.out}, {**inputs, "TRIAL.json": args.records})
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
     profile = args.profile or cfg["profiles"]["train"]
     if args.action == "trial":
         if args.trial < 0:
             raise UserError(f"--trial must be >= 0, got {args.trial}")
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg["training"]["torch_threads"]))
-        record = run_trial(cfg, args.algo, args.trial, args.storage, ocv_table, profile)
-        write_trial(record, args.out)
+        record = run_trial(cfg, args.algo, args.trial, args.storage, args.out, ocv_table, profile)
         shown = "" if record["value"] is None else f" mean return {record['value']:.2f}"
         print(f"search trial: {record['study']} trial {record['trial']} (job {args.trial}) {record['state']}"
               f"{shown} after {record['steps']} env steps -> {args.out}")

@@ -15,8 +15,9 @@ training has finished; until then their working copies live in ``OUT/checkpoints
 periodic ``model_<steps>_steps.zip`` (and the DQN replay buffer, the reward normalizer), every file
 written atomically. A job killed half-way and started again continues from its newest readable
 checkpoint: the step count, the evaluation history and (for DQN) the replay buffer carry on.
-Checkpoints made with other settings (``checkpoints/run_config.json`` differs) are discarded, with
-a log line naming the settings that changed.
+Checkpoints made with other settings (``checkpoints/run_config.json`` differs) or for a larger
+budget (``training.total_steps``) are discarded, with a log line naming the settings that changed.
+A best model that does not load is never published.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ RUN_RECORD = "run_config.json"
 def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, tuned: dict | None = None) -> dict:
     """Everything that changes what a training run learns: a checkpoint made with other settings
     cannot be resumed, and a model is evaluated only under the env settings it was trained with.
-    (``total_steps`` is left out: a longer budget continues a run.) ``tuned``: the search result the
-    hyperparameters come from (:func:`bmsrl.results.read_tuned_hyperparams`), recorded when given."""
+    (``total_steps`` is left out: a longer budget continues a run; :func:`prepare_workdir` starts a
+    shorter one afresh.) ``tuned``: the search result the hyperparameters come from
+    (:func:`bmsrl.results.read_tuned_hyperparams`), recorded when given."""
     training = cfg["training"]
     settings = {
         **learning_settings(cfg, algo, profile, ocv_table),
@@ -73,22 +75,37 @@ def _write_json(path: Path, record: dict) -> None:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def prepare_workdir(work: Path, settings: dict) -> None:
-    """Keep the checkpoints in ``work`` only if they were made with ``settings``; record them."""
+def prepare_workdir(work: Path, settings: dict, total_steps: int) -> None:
+    """Keep the checkpoints in ``work`` only if they were made with ``settings`` and for a budget of
+    at most ``total_steps`` env steps; record both (``run_config.json``).
+
+    A longer budget continues a run. A shorter one starts afresh: the checkpoints, the best model
+    and the evaluation history of a longer run may lie past the new budget."""
     record = work / RUN_RECORD
+    old_record: dict = {}
     if work.exists():
         try:
-            old = json.loads(record.read_text())["settings"]
+            old_record = json.loads(record.read_text())
+            old = old_record["settings"]
         except (OSError, ValueError, KeyError, TypeError):
-            old = None
+            old, old_record = None, {}
+        newest = checkpoints(work)[:1]
+        budget = old_record.get("total_steps", newest[0][0] if newest else 0)
         if old != json.loads(json.dumps(settings, default=str)):
             changed = sorted(k for k in settings if old is None or old.get(k) != settings[k]) if old else ["(no record)"]
             log.info("settings changed since the checkpoints in %s were written (%s): starting afresh",
                      work, ", ".join(changed))
-            shutil.rmtree(work)
+        elif not isinstance(budget, int) or budget > total_steps:
+            log.info("the checkpoints in %s were made for a budget of %s env steps, more than %d: starting afresh",
+                     work, budget, total_steps)
+        else:
+            work.mkdir(parents=True, exist_ok=True)
+            if budget != total_steps:  # a longer budget continues the run: the record says the new one
+                _write_json(record, {**old_record, "total_steps": total_steps})
+            return
+        shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    if not record.exists():
-        _write_json(record, {"settings": settings, "versions": package_versions()})
+    _write_json(record, {"settings": settings, "total_steps": total_steps, "versions": package_versions()})
 
 
 # ---------------------------------------------------------------------------------- checkpoints
@@ -214,7 +231,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     # The settings record: checkpoints of other settings are not resumed.
     work = out / "checkpoints"
     settings = run_settings(cfg, algo, seed, profile, ocv_table, tuned)
-    prepare_workdir(work, settings)
+    prepare_workdir(work, settings, total_steps)
 
     def resume(env):
         """The newest readable checkpoint (and its reward statistics), or None."""
@@ -263,6 +280,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
         model.save(handle)
     with atomic_output(out / "best_model.zip") as tmp:
         shutil.copyfile(work / "best_model.zip", tmp)
+        check_model_loads(algorithm_class(algo), tmp, work / "best_model.zip")
     with atomic_output(out / "evaluations.npz") as tmp:
         write_evaluations(tmp, work / "evaluations.npz", algo, seed)
     with atomic_output(out / RUN_RECORD) as tmp:
@@ -271,6 +289,16 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     log.info("trained %s seed %d: %d env steps in %.1f s (%s env-steps/s); total %d", algo, seed, steps, elapsed,
              f"{steps / max(elapsed, 1e-9):,.0f}", model.num_timesteps)
     return final
+
+
+def check_model_loads(algo_class, path: Path, source: Path) -> None:
+    """Refuse to publish a model (``path``, a copy of ``source``) that does not load: a zip cut by a
+    kill or a full disk would otherwise be published and fail only at evaluation ("No data found")."""
+    try:
+        algo_class.load(path, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - a cut zip raises whatever the zip or torch reader raises
+        raise UserError(f"{source}: the model does not load ({type(exc).__name__}: {exc}); it was cut by a kill or "
+                        f"a full disk: delete {source.parent} and rerun to train afresh") from None
 
 
 # ----------------------------------------------------------------------------------------- CLI

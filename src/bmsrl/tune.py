@@ -50,7 +50,7 @@ from bmsrl.config import (
 )
 from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_output
+from bmsrl.io import atomic_output, check_outputs
 from bmsrl.profiles import LoadProfile, Phase
 from bmsrl.rollout import rollout
 
@@ -201,6 +201,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_outputs({"--out": args.out, "--grid-out": args.grid_out},
+                  {"--config": args.config, "--ocv-table": args.ocv_table})  # fmt: skip
     record, grid = tune(cfg, args.baseline, resolve_ocv_table(args.ocv_table, cfg))
     header = (f"# {args.baseline}: {' and '.join(setting_names(args.baseline))} chosen by `bmsrl tune-baselines` "
               f"(src/bmsrl/tune.py; docs/model.md, \"Baselines\")\n")
