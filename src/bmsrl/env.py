@@ -23,7 +23,6 @@ _ENV = config_defaults()["env"]
 DEFAULT_SUBSTEPS = _ENV["substeps"]
 
 N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
-INVALID_RULES = ("lowest_soc_while_discharging", "below_soc_min")
 
 
 class BalancingTask:

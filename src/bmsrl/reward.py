@@ -49,8 +49,6 @@ from bmsrl.config import defaults as config_defaults
 
 #: the schema's defaults of the ``reward`` section (one source for the workflow and the env)
 _REWARD = config_defaults()["reward"]
-#: the reward kinds, in the schema's order
-KINDS = ("capacity", "study")
 
 
 @dataclass(frozen=True)
