@@ -1,8 +1,8 @@
 """Aggregate stage: summarise per-episode evaluation metrics over training seeds.
 
 Input: the ``metrics.csv`` files of the evaluate stage, one row per evaluation episode
-(``results/eval/{policy}/{profile}/seed{seed}/metrics.csv``; columns in :mod:`bmsrl.results`). Statistics
-are two-level:
+(``results/eval/{policy}/{profile}/{scenario}/seed{seed}/metrics.csv``; columns in :mod:`bmsrl.results`).
+Statistics are two-level:
 
 1. per policy x profile x scenario x seed, the mean over that seed's evaluation episodes (the episodes of one
    trained agent are not independent replicates of training, so they are averaged first);
