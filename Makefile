@@ -1,8 +1,8 @@
 # bmsrl: set up and run in one command each (README, "Quick start").
 #
 #   make quick        set up, then every table and figure with config/quick.yaml
-#   make test         set up, then every test CI runs but Slurm: the fast lane (plain python -m pytest)
-#                     and the Snakemake lane (dry runs and the test-config DAG), one pytest run
+#   make test         set up, then every test but Slurm's, as CI runs them: the fast lane (a plain
+#                     python -m pytest) and the Snakemake lanes (dry runs, conda envs, the test-config DAG)
 #   make test-slurm   set up, then the Slurm integration test (as root; starts a local Slurm)
 #   make setup        only the set-up: a virtual environment .venv with the pinned packages
 #
