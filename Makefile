@@ -1,7 +1,8 @@
 # bmsrl: set up and run in one command each (README, "Quick start").
 #
 #   make quick        set up, then every table and figure with config/quick.yaml
-#   make test         set up, then the README's test command (python -m pytest)
+#   make test         set up, then every test but Slurm's, as CI runs them: the fast lane (a plain
+#                     python -m pytest) and the Snakemake lanes (dry runs, conda envs, the test-config DAG)
 #   make test-slurm   set up, then the Slurm integration test (as root; starts a local Slurm)
 #   make setup        only the set-up: a virtual environment .venv with the pinned packages
 #
@@ -66,10 +67,12 @@ endif
 quick: setup
 	$(PY) -m snakemake --configfile config/quick.yaml $(SNAKEMAKE_ARGS)
 
-# BMSRL_PINNED=1: tests/test_constraints.py also checks that the installed versions are the pinned ones
+# BMSRL_PINNED=1: tests/test_constraints.py also checks that the installed versions are the pinned ones.
+# -m "not slurm" replaces pyproject.toml's default selection (which also skips the `snakemake` and
+# `workflow` markers): both lanes in one run.
 test: export BMSRL_PINNED := 1
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slurm" $(PYTEST_ARGS)
 
 test-slurm: setup
 	$(PY) -m pytest -m slurm tests/test_slurm.py

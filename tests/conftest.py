@@ -25,3 +25,13 @@ def workdir(tmp_path: Path) -> Path:
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bmsrl.cli "$@"\n')
     shim.chmod(0o755)
     return tmp_path
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection
+def pytest_collection_modifyitems(config, items):
+    """Every test that takes the ``workdir`` fixture starts Snakemake (a dry run, lint, the ocv stage,
+    or the whole DAG): mark it ``snakemake``, so the default lane (pyproject.toml's ``addopts``) skips it
+    and ``make test`` runs it. One rule here instead of a decorator on each of them."""
+    for item in items:
+        if "workdir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.snakemake)

@@ -32,6 +32,9 @@ from conda_envs import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: the checker loads the workflow with Snakemake's API and runs jobs' commands (minutes): the Snakemake lane
+pytestmark = pytest.mark.snakemake
+
 
 @pytest.fixture(scope="module")
 def workflow():

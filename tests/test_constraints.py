@@ -146,10 +146,14 @@ def test_make_setup_installs_pinned_torch_first_then_the_package(tmp_path):
     assert f"--index-url {cpu}" in lines[0] and "index-url" not in lines[1]
 
 
-def test_make_test_runs_the_readme_test_command(tmp_path):
+def test_make_test_runs_both_lanes(tmp_path):
+    """`make test` (the README's test command, what CI runs) selects everything but Slurm, overriding the
+    fast default lane of pyproject.toml's addopts, which skips the Snakemake tests."""
     lines = _make_n("test", f"VENV={tmp_path / 'venv'}")
-    assert lines[-1].strip() == f"{tmp_path / 'venv'}/bin/python -m pytest"
-    assert _make_n("test", "VENV=", "PYTHON=python3.11")[-1].strip() == "python3.11 -m pytest"
+    assert lines[-1].strip() == f'{tmp_path / "venv"}/bin/python -m pytest -m "not slurm"'
+    assert _make_n("test", "VENV=", "PYTHON=python3.11")[-1].strip() == 'python3.11 -m pytest -m "not slurm"'
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    assert '-m "not snakemake and not workflow and not slurm"' in addopts
 
 
 def test_ci_runs_make_test():

@@ -15,7 +15,7 @@ import sys
 
 from bmsrl.errors import UserError
 
-#: verb -> (module, one-line help)
+#: verb -> (module, one-line help, as printed: argparse's %-formatting of help texts is escaped below)
 VERBS: dict[str, tuple[str, str]] = {
     "ocv": ("bmsrl.ocv", "validate and resample an OCV table; write the processed CSV and a plot"),
     "train": ("bmsrl.train", "train one agent (algorithm x seed) with checkpoints and TensorBoard logs"),
@@ -23,7 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "reference": ("bmsrl.reference", "each baseline's return on the training-evaluation packs: the training curves' reference lines"),
     "search": ("bmsrl.search", "hyperparameter search (Optuna): run one trial, or summarise the trials"),
     "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),
-    "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 %% t interval"),
+    "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 % t interval"),
     "plot": ("bmsrl.plots", "draw the publication figures from traces, metrics and training logs"),
     "claims": ("bmsrl.claims", "check the paper's claims against the evaluation metrics: claims.csv and claims.md"),
     "record": ("bmsrl.record", "record the run's complete config and package versions beside its results"),
@@ -36,11 +36,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bmsrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, (module_name, help_text) in VERBS.items():
+        help_arg = help_text.replace("%", "%%")  # a help is %-formatted, a description printed as is
         if only is not None and verb != only:
-            sub.add_parser(verb, help=help_text)
+            sub.add_parser(verb, help=help_arg)
             continue
         module = importlib.import_module(module_name)
-        p = sub.add_parser(verb, help=help_text, description=help_text)
+        p = sub.add_parser(verb, help=help_arg, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_main=module.main)
     return parser

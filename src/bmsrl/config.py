@@ -266,11 +266,6 @@ def _coerce_cli_strings(value, subschema, root):
     return value
 
 
-#: the largest pack: the action space has 2^n_cells actions (every shunt pattern), and the env holds
-#: a (2^n_cells, n_cells) action table and (packs, 2^n_cells) masks, the policy a 2^n_cells output layer
-MAX_CELLS = 16
-
-
 def _interval(value) -> tuple[float, float]:
     lo, hi = value
     return float(lo), float(hi)

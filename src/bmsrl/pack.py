@@ -48,12 +48,6 @@ from bmsrl.profiles import LoadProfile
 _TIME_TOL_S = 1e-9
 
 
-#: ``cutoff`` values: the study's SoC window only, or the SoC and terminal-voltage windows (a BMS)
-CUTOFFS = ("soc", "soc_and_voltage")
-#: ``charging`` values: the study's constant current, or constant current then constant voltage
-CHARGING_MODES = ("cc", "cc_cv")
-
-
 #: the schema's defaults of the ``env`` section (bmsrl/schemas/config.schema.yaml): the one place
 #: every default is written; the workflow and ``gym.make("PassiveBalancing-v0")`` share them
 _ENV = config_defaults()["env"]

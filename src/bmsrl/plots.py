@@ -12,8 +12,9 @@ drawn in an ordered colour-blind-safe sequence (:data:`CELL_COLORS`, cell 1 dark
 Kinds (``bmsrl plot KIND --out FILE.pdf ...``):
 
 ``soc``, ``voltage``, ``current``, ``switching`` (``--traces``)
-    Episode 0 of ``results/eval/{policy}/{profile}/seed{seed}/traces.csv`` files, one panel per
-    policy (columns) and profile (rows), the lowest seed of each policy x profile.
+    Episode 0 of ``results/eval/{policy}/{profile}/{scenario}/seed{seed}/traces.csv`` files (the
+    workflow passes the ``default`` scenario's), one panel per policy (columns) and profile (rows),
+    the lowest seed of each policy x profile.
 ``training`` (``--evaluations``)
     ``results/checkpoints/{algo}_seed{seed}/evaluations.npz`` (Stable-Baselines3 EvalCallback):
     mean evaluation return vs environment steps, mean over seeds with a 95 % t-interval band.

@@ -141,10 +141,6 @@ BENCHMARKS = "results/benchmarks"
 POLICIES = list(config["algos"]) + BASELINES
 
 
-def trained_models():
-    return expand(f"{CHECKPOINT_DIR}/best_model.zip", algo=config["algos"], seed=config["seeds"])
-
-
 def tuned_settings_files():
     """The tuned settings of every tunable baseline (empty when baselines.tuned is off)."""
     return [TUNED_SETTINGS.format(baseline=b) for b in TUNABLE] if TUNED else []

@@ -1,0 +1,123 @@
+"""The per-episode metrics (docs/model.md, "Metrics") on hand-made episodes whose values are computed
+by hand in the comments: `episode_metrics` and `settle_time_s` of bmsrl.evaluate are the numbers every
+table and figure reports, so each definition is pinned here without running the simulator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bmsrl.evaluate import BALANCED_STD, SETTLED_SPREAD_PCT, episode_metrics, settle_time_s
+from bmsrl.results import METRICS_COLUMNS
+
+
+def record(time_s, soc, *, discharged_ah=0.0, charged_ah=0.0, shunt_energy_wh=(0.0, 0.0, 0.0), switch_changes=0,
+           invalid_action=False, reward=0.0) -> dict:
+    """One step's record as `run_episode` makes it (only the keys the metrics read)."""
+    return {"time_s": time_s, "soc": np.array(soc), "discharged_ah": discharged_ah, "charged_ah": charged_ah,
+            "shunt_energy_wh": np.array(shunt_energy_wh), "switch_changes": switch_changes,
+            "invalid_action": invalid_action, "reward": reward}
+
+
+def converging_episode() -> list[dict]:
+    """Three cells, reset state and two 30 s decisions; the spread narrows from 4 % to 0.6 %."""
+    return [
+        record(0.0, [0.50, 0.52, 0.54]),  # var (0.02² + 0 + 0.02²)/3 = 2.6667e-4; std 1.633 %; spread 4 %
+        record(30.0, [0.50, 0.51, 0.52], discharged_ah=1.0, charged_ah=0.05, shunt_energy_wh=(0.05, 0.1, 0.0),
+               switch_changes=2, invalid_action=True, reward=0.5),  # var 6.6667e-5; std 0.8165 %; spread 2 %
+        record(60.0, [0.50, 0.503, 0.506], discharged_ah=2.5, charged_ah=0.1, shunt_energy_wh=(0.1, 0.2, 0.0),
+               switch_changes=1, reward=-0.25),  # var 6e-6; std 0.24495 % (< 0.5 %: balanced); spread 0.6 %
+    ]
+
+
+def test_the_constants_are_the_documented_ones():
+    assert BALANCED_STD == 0.005  # 0.5 % SoC standard deviation
+    assert SETTLED_SPREAD_PCT == 1.0  # 1 % SoC spread
+
+
+def test_episode_metrics_of_a_hand_computed_episode():
+    m = episode_metrics(converging_episode(), terminated=False)
+    assert m["usable_capacity_mah"] == pytest.approx(2500.0)  # the final record's cumulative 2.5 Ah
+    assert m["charge_accepted_mah"] == pytest.approx(100.0)
+    assert m["final_soc_var"] == pytest.approx(6e-6)
+    assert m["mean_soc_var"] == pytest.approx((6.6667e-5 + 6e-6) / 2, rel=1e-4)  # the reset state is not averaged
+    assert m["final_soc_std_pct"] == pytest.approx(0.24495, rel=1e-4)
+    assert m["final_soc_spread_pct"] == pytest.approx(0.6)
+    assert m["switch_changes"] == 3
+    assert m["shunt_energy_wh"] == pytest.approx(0.3)  # summed over the cells
+    assert m["time_to_balance_s"] == 60.0  # first std < 0.5 %
+    assert m["time_to_spread_1pct_s"] == 60.0  # spread below 1 % from t = 60 s to the end
+    assert m["invalid_actions"] == 1
+    assert m["episode_steps"] == 2  # decisions, not records
+    assert m["terminated"] is False
+    assert m["total_reward"] == pytest.approx(0.25)
+
+
+def test_episode_metrics_columns_are_the_results_contract():
+    """Every metric the evaluate stage computes here is a declared column of metrics.csv."""
+    m = episode_metrics(converging_episode(), terminated=True)
+    assert m["terminated"] is True
+    assert set(m) <= set(METRICS_COLUMNS), set(m) - set(METRICS_COLUMNS)
+
+
+def test_an_episode_that_never_balances_has_no_balance_or_settle_time():
+    records = converging_episode()[:2]  # ends at std 0.8165 %, spread 2 %
+    m = episode_metrics(records, terminated=True)
+    assert math.isnan(m["time_to_balance_s"]) and math.isnan(m["time_to_spread_1pct_s"])
+    assert m["final_soc_spread_pct"] == pytest.approx(2.0) and m["episode_steps"] == 1
+    assert m["mean_soc_var"] == pytest.approx(6.6667e-5, rel=1e-4)
+
+
+def test_a_pack_balanced_at_reset_balanced_at_time_zero():
+    records = [record(0.0, [0.5, 0.5, 0.5]), record(30.0, [0.5, 0.501, 0.5])]
+    m = episode_metrics(records, terminated=False)
+    assert m["time_to_balance_s"] == 0.0 and m["time_to_spread_1pct_s"] == 0.0
+    assert m["final_soc_var"] == pytest.approx((2 * (1 / 3000) ** 2 + (2 / 3000) ** 2) / 3)  # mean 0.500333
+
+
+def test_balance_counts_the_first_time_settling_the_last():
+    """A pack that balances, drifts apart and settles again: time_to_balance_s is the first time the std
+    fell below 0.5 %, time_to_spread_1pct_s the time from which the spread stayed below 1 %."""
+    socs = [[0.50, 0.54, 0.52], [0.50, 0.502, 0.504], [0.50, 0.52, 0.51], [0.50, 0.504, 0.502]]
+    records = [record(30.0 * k, soc) for k, soc in enumerate(socs)]  # spreads 4, 0.4, 2, 0.4 %
+    m = episode_metrics(records, terminated=False)
+    assert m["time_to_balance_s"] == 30.0
+    assert m["time_to_spread_1pct_s"] == 90.0
+
+
+def test_only_the_final_record_counts_for_cumulative_quantities():
+    """discharged_ah, charged_ah and shunt_energy_wh are running totals: the final record's, not a sum."""
+    records = converging_episode()
+    records[1].update(discharged_ah=99.0, charged_ah=99.0, shunt_energy_wh=np.array([9.0, 9.0, 9.0]))
+    m = episode_metrics(records, terminated=False)
+    assert m["usable_capacity_mah"] == pytest.approx(2500.0) and m["charge_accepted_mah"] == pytest.approx(100.0)
+    assert m["shunt_energy_wh"] == pytest.approx(0.3)
+
+
+TIME_S = np.array([0.0, 30.0, 60.0, 90.0, 120.0])
+
+
+@pytest.mark.parametrize(
+    "spread_pct, expected",
+    [
+        ([0.9, 0.5, 0.2, 0.1, 0.0], 0.0),  # always below: from the reset state
+        ([2.0, 0.5, 1.5, 0.8, 0.2], 90.0),  # dips below, rises again (t = 60 s), settles after
+        ([2.0, 1.5, 1.2, 1.1, 0.99], 120.0),  # only the last state is below
+        ([2.0, 0.5, 0.5, 0.5, 1.5], math.nan),  # ends above
+        ([0.5, 0.5, 0.5, 0.5, 1.0], math.nan),  # ends exactly at the limit: not below it
+        ([1.0, 0.5, 0.5, 0.5, 0.5], 30.0),  # exactly at the limit counts as above
+    ],
+)
+def test_settle_time(spread_pct, expected):
+    got = settle_time_s(TIME_S, np.array(spread_pct))
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected, got
+
+
+def test_settle_time_takes_another_limit_and_the_first_time_stamp():
+    spread = np.array([3.0, 1.5, 0.5, 0.2, 0.1])
+    assert settle_time_s(TIME_S, spread) == 60.0
+    assert settle_time_s(TIME_S, spread, limit_pct=2.0) == 30.0
+    assert settle_time_s(TIME_S, spread, limit_pct=0.15) == 120.0
+    assert settle_time_s(TIME_S + 10.0, spread, limit_pct=5.0) == 10.0  # always below: the first record's time
