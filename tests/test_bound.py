@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bmsrl.bound import PackSetup, alone_capacities_ah, capacity_bound_ah, recovered_share
-from bmsrl.config import defaults, task_kwargs
+from bmsrl.config import defaults
+from bmsrl.task_config import task_kwargs
 from bmsrl.env import BalancingTask
 from bmsrl.pack import PackSimulator
 

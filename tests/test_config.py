@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bmsrl import config as bconfig
-from bmsrl.config import add_config_arguments, config_from_args, defaults, load_config, task_kwargs
+from bmsrl.config import add_config_arguments, config_from_args, defaults, load_config
 from bmsrl.errors import UserError
+from bmsrl.task_config import task_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["config.yaml", "quick.yaml", "test.yaml"]
@@ -276,9 +277,19 @@ def test_task_kwargs_auto_switch_penalty_and_tables(tmp_path, monkeypatch):
 
 
 def test_every_env_key_reaches_the_task():
-    """Each key of the env section is either a pack parameter or a task argument."""
-    env_keys = set(bconfig.schema()["properties"]["env"]["properties"])
-    assert env_keys == set(bconfig.PACK_KEYS) | set(bconfig.TASK_KEYS)
+    """Each key of the env section is either a pack parameter or an argument of the task's
+    constructor, whose default is the config's."""
+    import inspect
+
+    from bmsrl import task_config
+    from bmsrl.env import BalancingTask
+
+    env = bconfig.defaults()["env"]
+    assert set(env) == set(task_config.PACK_KEYS) | set(task_config.TASK_KEYS)
+    signature = inspect.signature(BalancingTask).parameters
+    for key in task_config.TASK_KEYS:
+        default = signature[key].default
+        assert (list(default) if isinstance(default, tuple) else default) == env[key], key
 
 
 def test_scenario_config_applies_only_its_overrides():

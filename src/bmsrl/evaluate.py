@@ -27,13 +27,8 @@ import pandas as pd
 
 from bmsrl import bound
 from bmsrl.agents import load_policy
-from bmsrl.config import (
-    add_config_arguments,
-    config_from_args,
-    resolve_ocv_table,
-    scenario_config,
-    task_kwargs,
-)
+from bmsrl.config import add_config_arguments, config_from_args, scenario_config
+from bmsrl.task_config import resolve_ocv_table, task_kwargs
 from bmsrl.env import PassiveBalancingEnv
 from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES, reads_action_masks

@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import task_kwargs
+from bmsrl.task_config import task_kwargs
 from bmsrl.io import atomic_output, file_digest
 from bmsrl.policies import reads_action_masks
 

@@ -642,7 +642,7 @@ def main(args: argparse.Namespace) -> int:
     if args.reference_lines:
         if args.kind != "training":
             raise UserError(f"plot {args.kind} draws no reference lines (only plot training does)")
-        from bmsrl.config import resolve_ocv_table
+        from bmsrl.task_config import resolve_ocv_table
 
         references = {"ocv_table": resolve_ocv_table(args.ocv_table, cfg), "baseline_settings": args.baseline_settings}
     out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary,

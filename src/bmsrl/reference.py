@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from bmsrl.baselines import make_baseline
-from bmsrl.config import task_kwargs, training_eval_seed
+from bmsrl.seeds import training_eval_seed
+from bmsrl.task_config import task_kwargs
 from bmsrl.env import BalancingTask, pack_rng
 
 

@@ -37,14 +37,9 @@ import time
 from pathlib import Path
 
 from bmsrl import algos
-from bmsrl.config import (
-    add_config_arguments,
-    config_from_args,
-    held_out_seeds,
-    resolve_ocv_table,
-    search_eval_seed,
-    search_train_seed,
-)
+from bmsrl.config import add_config_arguments, config_from_args
+from bmsrl.seeds import held_out_seeds, search_eval_seed, search_train_seed
+from bmsrl.task_config import resolve_ocv_table
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
 

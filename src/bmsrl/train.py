@@ -37,8 +37,9 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_table, training_eval_seed,
-                          validate)
+from bmsrl.config import add_config_arguments, config_from_args, validate
+from bmsrl.seeds import training_eval_seed
+from bmsrl.task_config import resolve_ocv_table
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
 from bmsrl.learning import evaluation_class, learning_settings, make_envs, new_model, seed_everything

@@ -38,14 +38,9 @@ import pandas as pd
 import yaml
 
 from bmsrl.baselines import TUNABLE, make_baseline
-from bmsrl.config import (
-    add_config_arguments,
-    config_from_args,
-    evaluation_seeds,
-    resolve_ocv_table,
-    task_kwargs,  # fmt: skip
-    tuning_seeds,
-)
+from bmsrl.config import add_config_arguments, config_from_args
+from bmsrl.seeds import evaluation_seeds, tuning_seeds
+from bmsrl.task_config import resolve_ocv_table, task_kwargs
 from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
