@@ -1,14 +1,19 @@
 """The workflow configuration: load, validate against the schema, fill the defaults.
 
-One schema, ``bmsrl/schemas/config.schema.yaml`` completed from the algorithm registry
-(:func:`schema`), holds every default of the study. One validator (:func:`validate`) serves the
-Snakefile, which validates ``config/*.yaml`` and ``--config`` at start-up, and the ``bmsrl`` verbs,
-which take the part of the config they need as ``--config FILE`` or ``--config-json JSON`` (the
-workflow passes JSON so that a rule's parameters hold only the sections it depends on).
+One schema, ``bmsrl/schemas/config.schema.yaml`` completed from the algorithm registry and from the
+fields of the physics and env dataclasses (:func:`schema`), holds every default of the study. One
+validator (:func:`validate`) serves the Snakefile, which validates ``config/*.yaml`` and ``--config``
+at start-up (:func:`load_workflow_config`), and the ``bmsrl`` verbs, which take the part of the config
+they need as ``--config FILE`` or ``--config-json JSON`` (the workflow passes JSON so that a rule's
+parameters hold only the sections it depends on).
+
+The config sits at the edge: the physics and the env own their defaults and rules
+(:mod:`bmsrl.fields`) and import nothing from here. The seed policy is :mod:`bmsrl.seeds`, the
+config → env adapter :mod:`bmsrl.task_config`, the typed views of the most-read sections
+:mod:`bmsrl.settings`.
 
 Validation fills every missing key with its default, nested objects included, so a partial config
-(or none) is a complete one; :func:`defaults` is the config with nothing set, which the
-environment's dataclasses take their defaults from. A bad value is a
+(or none) is a complete one; :func:`defaults` is the config with nothing set. A bad value is a
 :class:`~bmsrl.errors.UserError` with one line naming the file (or ``--config-json``) and the key
 path, e.g.::
 
@@ -25,7 +30,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 from jsonschema import Draft202012Validator, validators
@@ -408,6 +413,44 @@ def load_config(path: str | Path | None = None, *, json_text: str | None = None)
     return validate(load_yaml_file(path), str(path))
 
 
+def _merge(config: dict, update: dict) -> dict:
+    """``config`` updated recursively with ``update``, as Snakemake merges config files
+    (``snakemake.utils.update_config``): nested mappings merge, any other value replaces."""
+    for key, value in update.items():
+        if isinstance(value, dict):
+            sub = config.get(key)
+            config[key] = _merge(sub if isinstance(sub, dict) else {}, value)
+        else:
+            config[key] = value
+    return config
+
+
+def load_workflow_config(files: Sequence[str | Path], cli_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config the Snakefile runs with (workflow/rules/common.smk), read as ``bmsrl VERB --config
+    FILE`` reads it.
+
+    ``files`` are the config files in Snakemake's order (the Snakefile's ``configfile``, then each
+    ``--configfile``), ``cli_config`` the values of ``--config``. Every file is read again with
+    :func:`load_yaml_file` (a duplicate key is an error, ``1e-4`` is a number, where Snakemake keeps
+    the last duplicate and reads ``1e-4`` as text) and validated on its own so that an error names
+    it; only the ``--config`` values have their number-like strings converted (Snakemake passes
+    ``seeds=[1,2]`` as ``["1", "2"]``). Then they are merged like Snakemake merges them and the
+    result is validated, defaults filled, as a whole.
+    """
+    merged: dict[str, Any] = {}
+    for path in files:
+        part = load_yaml_file(path)
+        validate(json.loads(json.dumps(part)) if part is not None else {}, f"invalid config {path}", semantic=False)  # on a copy
+        _merge(merged, part or {})
+    overrides = json.loads(json.dumps(dict(cli_config or {}), default=str))
+    full = schema()
+    _coerce_cli_strings(overrides, full, full)
+    validate(json.loads(json.dumps(overrides)), "invalid config (--config)", semantic=False)
+    _merge(merged, overrides)
+    sources = ", ".join(str(f) for f in files) or "no config file"
+    return validate(merged, f"invalid config ({sources} and --config)")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` | ``--config-json JSON`` (mutually exclusive; neither: the defaults)."""
     group = parser.add_mutually_exclusive_group()
@@ -431,7 +474,8 @@ def reference_markdown() -> str:
         "# Configuration reference",
         "",
         "Every key of the workflow configuration, its default (the study's setting) and its meaning.",
-        "Generated from `src/bmsrl/schemas/config.schema.yaml` and `src/bmsrl/algos.py` by",
+        "Generated from `src/bmsrl/schemas/config.schema.yaml`, `src/bmsrl/algos.py` and the fields of",
+        "`PackParameters` (`pack.py`), `TaskParameters` (`env.py`) and `RewardWeights` (`reward.py`) by",
         "`python scripts/config_reference.py`; `tests/test_config.py` checks that it is current.",
         "Units are in the key names (`_s`, `_a`, `_ah`, `_ohm`, `_v`) or the descriptions.",
         "",
