@@ -19,6 +19,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "bmsrl"
@@ -144,6 +151,27 @@ def test_the_core_needs_neither_the_workflow_nor_deep_learning(module):
     assert not third & WORKFLOW_ONLY, sorted(third & WORKFLOW_ONLY)
     if not own & RL_CORE:
         assert not third & RL_ONLY, sorted(third & RL_ONLY)
+
+
+def _dist(package: str) -> str:
+    from conda_envs import DIST_OF_IMPORT
+
+    return canonicalize_name(DIST_OF_IMPORT.get(package, package))
+
+
+def test_the_core_dependencies_are_what_the_core_imports():
+    """pyproject.toml's dependencies (what ``pip install -e .`` installs) are exactly the packages the
+    core modules import, RL_CORE and KNOWN_THIRD aside; the extras hold the rest."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {canonicalize_name(Requirement(r).name) for r in pyproject["dependencies"]}
+    core = [m for m in modules() if readme_layers()[m] in CORE_LAYERS and m not in RL_CORE]
+    imported = {_dist(p) for m in core for p in imports(m)[1] - {p for k, p in KNOWN_THIRD if k == m}}
+    assert imported - declared == set(), "imported by the core, not in pyproject.toml's dependencies"
+    assert declared - imported == set(), "in pyproject.toml's dependencies, imported by no core module"
+    extras = pyproject["optional-dependencies"]
+    rl = {canonicalize_name(Requirement(r).name) for r in extras["rl"]}
+    workflow = {canonicalize_name(Requirement(r).name) for r in extras["workflow"]}
+    assert {_dist(p) for p in RL_ONLY} <= rl and {_dist(p) for p in WORKFLOW_ONLY} <= workflow
 
 
 def test_the_check_finds_a_layer_violation(tmp_path, monkeypatch):
