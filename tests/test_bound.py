@@ -9,9 +9,9 @@ import pytest
 
 from bmsrl.bound import PackSetup, alone_capacities_ah, capacity_bound_ah, recovered_share
 from bmsrl.config import defaults
-from bmsrl.task_config import task_kwargs
 from bmsrl.env import BalancingTask
 from bmsrl.pack import PackSimulator
+from bmsrl.task_config import task_kwargs
 
 TOL_AH = 1e-9
 

@@ -327,3 +327,26 @@ def test_gym_make_and_the_workflow_share_their_defaults():
     assert made.sim.substeps == workflow.sim.substeps
     assert made.profile.current_a.tolist() == workflow.profile.current_a.tolist()
     assert made.profile.max_duration_s.tolist() == workflow.profile.max_duration_s.tolist()
+
+
+def test_typed_settings_have_exactly_the_schema_keys():
+    """bmsrl.settings' dataclasses hold each key of their config section, no more, no less; a
+    misspelt key fails where it is read."""
+    from dataclasses import fields
+
+    from bmsrl.settings import PrunerSettings, SamplerSettings, SearchSettings, TrainingSettings
+
+    props = bconfig.schema()["properties"]
+    for cls, section in ((TrainingSettings, props["training"]), (SearchSettings, props["search"]),
+                         (SamplerSettings, props["search"]["properties"]["sampler"]),
+                         (PrunerSettings, props["search"]["properties"]["pruner"])):  # fmt: skip
+        assert [f.name for f in fields(cls)] == list(section["properties"]), cls.__name__
+    cfg = load_config(ROOT / "config" / "test.yaml")
+    training, search = TrainingSettings.of(cfg), SearchSettings.of(cfg)
+    assert training.n_envs == cfg["training"]["n_envs"] and training.total_steps == cfg["training"]["total_steps"]
+    assert search.sampler.n_startup_trials == cfg["search"]["sampler"]["n_startup_trials"]
+    with pytest.raises(AttributeError):
+        training.n_env  # noqa: B018  (a typo)
+    cfg["training"]["n_env"] = 8  # an unvalidated config with a misspelt key
+    with pytest.raises(TypeError, match=r"training: the config has keys \['n_env'\]"):
+        TrainingSettings.of(cfg)

@@ -15,9 +15,9 @@ import yaml
 
 from bmsrl.cli import main
 from bmsrl.config import defaults, validate
-from bmsrl.seeds import evaluation_seeds, held_out_seeds, search_seeds, training_eval_seed
 from bmsrl.errors import UserError
 from bmsrl.search import check_journal, open_study, sample
+from bmsrl.seeds import evaluation_seeds, held_out_seeds, search_seeds, training_eval_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from bmsrl.baselines import make_baseline
+from bmsrl.env import BalancingTask, pack_rng
 from bmsrl.seeds import training_eval_seed
 from bmsrl.task_config import task_kwargs
-from bmsrl.env import BalancingTask, pack_rng
 
 
 def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],

@@ -34,14 +34,16 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from bmsrl import algos
 from bmsrl.config import add_config_arguments, config_from_args
-from bmsrl.seeds import held_out_seeds, search_eval_seed, search_train_seed
-from bmsrl.task_config import resolve_ocv_table
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
+from bmsrl.seeds import held_out_seeds, search_eval_seed, search_train_seed
+from bmsrl.settings import SearchSettings, TrainingSettings
+from bmsrl.task_config import resolve_ocv_table
 
 log = logging.getLogger("bmsrl.search")
 
@@ -54,12 +56,16 @@ def search_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None) -
     """Everything that changes what a trial measures (its study's identity); not the trial count."""
     from bmsrl.learning import learning_settings
 
-    search = cfg["search"]
+    search = SearchSettings.of(cfg)
     return {
         **learning_settings(cfg, algo, profile, ocv_table),
-        "total_steps": search["total_steps"][algo],
-        **{key: search[key] for key in ("eval_interval", "eval_episodes", "seed_offset", "sampler", "pruner")},
-        "space": search["space"][algo],
+        "total_steps": search.total_steps[algo],
+        "eval_interval": search.eval_interval,
+        "eval_episodes": search.eval_episodes,
+        "seed_offset": search.seed_offset,
+        "sampler": asdict(search.sampler),
+        "pruner": asdict(search.pruner),
+        "space": search.space[algo],
     }
 
 
@@ -111,11 +117,11 @@ def open_study(path: Path, name: str, cfg: dict, trial: int):
 
     check_journal(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    search = cfg["search"]
-    sampler = optuna.samplers.TPESampler(seed=search["sampler"]["seed"] + trial, constant_liar=True,
-                                         n_startup_trials=search["sampler"]["n_startup_trials"])  # fmt: skip
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=search["pruner"]["n_startup_trials"],
-                                         n_warmup_steps=search["pruner"]["n_warmup_steps"])  # fmt: skip
+    search = SearchSettings.of(cfg)
+    sampler = optuna.samplers.TPESampler(seed=search.sampler.seed + trial, constant_liar=True,
+                                         n_startup_trials=search.sampler.n_startup_trials)  # fmt: skip
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=search.pruner.n_startup_trials,
+                                         n_warmup_steps=search.pruner.n_warmup_steps)  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
@@ -153,8 +159,8 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
     from bmsrl.learning import evaluation_class, make_envs, new_model, seed_everything
 
     spec = algos.get(algo)
-    search, training = cfg["search"], cfg["training"]
-    space = search["space"][algo]
+    search, training = SearchSettings.of(cfg), TrainingSettings.of(cfg)
+    space = search.space[algo]
     if not space:
         raise UserError(f"search.space.{algo} is empty: nothing to search")
     seed, eval_seed = search_train_seed(cfg, job), search_eval_seed(cfg)
@@ -174,25 +180,25 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
     trial.set_user_attr("job", job)
     trial.set_user_attr("seed", seed)
     params = sample(trial, space)
-    hyperparams = {**training["hyperparams"][algo], **params}
+    hyperparams = {**training.hyperparams[algo], **params}
     log.info("%s trial %d (job %d, seed %d): %s", name, trial.number, job, seed, json.dumps(params))
 
-    steps = int(search["total_steps"][algo])
-    n_envs = int(training["n_envs"])
+    steps = int(search.total_steps[algo])
+    n_envs = int(training.n_envs)
     run_cfg = copy.deepcopy(cfg)
     run_cfg["training"]["hyperparams"][algo] = hyperparams
     start = time.perf_counter()
     try:
-        seed_everything(seed, training["torch_threads"])
-        env, eval_env = make_envs(run_cfg, algo, profile, ocv_table, search["eval_episodes"],
-                                  training["normalize_reward"] and spec.normalize_reward)  # fmt: skip
+        seed_everything(seed, training.torch_threads)
+        env, eval_env = make_envs(run_cfg, algo, profile, ocv_table, search.eval_episodes,
+                                  training.normalize_reward and spec.normalize_reward)  # fmt: skip
         env.seed(seed)
         model = new_model(algo, env, seed, hyperparams)
         report = report_to_trial(trial, steps)
         with tempfile.TemporaryDirectory(prefix="bmsrl-search-") as scratch:  # the trial keeps no model
             evaluation = evaluation_class(model)(
                 eval_env, seed=eval_seed, work=Path(scratch), total_steps=steps,
-                n_eval_episodes=search["eval_episodes"], eval_freq=max(search["eval_interval"] // n_envs, 1),
+                n_eval_episodes=search.eval_episodes, eval_freq=max(search.eval_interval // n_envs, 1),
                 deterministic=True, verbose=0, callback_after_eval=report,
             )  # fmt: skip
             model.learn(total_timesteps=steps, callback=evaluation)
@@ -221,7 +227,7 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, ocv_table: str | No
         "params": params,
         "seed": seed,
         "eval_seed": eval_seed,
-        "eval_episodes": search["eval_episodes"],
+        "eval_episodes": search.eval_episodes,
         "profile": profile,
         "steps": int(model.num_timesteps),
         "budget_steps": steps,
@@ -262,17 +268,17 @@ def summarize(cfg: dict, algo: str, records: list[dict], name: str) -> dict:
         states = ", ".join(f"job {r['job']}: {r['state']}" for r in records) or "no trials"
         raise UserError(f"search of {algo}: no trial completed ({states}); nothing to choose from")
     best = max(complete, key=lambda r: (r["value"], -r["job"]))
-    search = cfg["search"]
+    search = SearchSettings.of(cfg)
     return {
         "algo": algo,
         "study": name,
-        "objective": (f"mean return (reward as configured) of the deterministic policy on {search['eval_episodes']} "
+        "objective": (f"mean return (reward as configured) of the deterministic policy on {search.eval_episodes} "
                       f"search-evaluation packs (SeedSequence({search_eval_seed(cfg)})) of profile "
-                      f"{best['profile']}, after {search['total_steps'][algo]} env steps"),
+                      f"{best['profile']}, after {search.total_steps[algo]} env steps"),
         "best": {"job": best["job"], "trial": best["trial"], "value": best["value"], "seed": best["seed"]},
         "hyperparams": best["params"],
-        "budget": {"trials": len(records), "steps_per_trial": search["total_steps"][algo],
-                   "eval_interval": search["eval_interval"], "eval_episodes": search["eval_episodes"],
+        "budget": {"trials": len(records), "steps_per_trial": search.total_steps[algo],
+                   "eval_interval": search.eval_interval, "eval_episodes": search.eval_episodes,
                    "env_steps": sum(r["steps"] for r in records)},  # fmt: skip
         "states": {state: sum(r["state"] == state for r in records) for state in ("COMPLETE", "PRUNED", "FAIL")},
         "trials": [{"job": r["job"], "trial": r["trial"], "state": r["state"], "value": r["value"],

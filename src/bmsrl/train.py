@@ -38,12 +38,13 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
 from bmsrl.config import add_config_arguments, config_from_args, validate
-from bmsrl.seeds import training_eval_seed
-from bmsrl.task_config import resolve_ocv_table
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
 from bmsrl.learning import evaluation_class, learning_settings, make_envs, new_model, seed_everything
 from bmsrl.results import read_tuned_hyperparams, write_evaluations
+from bmsrl.seeds import training_eval_seed
+from bmsrl.settings import TrainingSettings
+from bmsrl.task_config import resolve_ocv_table
 
 log = logging.getLogger("bmsrl.train")
 
@@ -57,11 +58,10 @@ def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str |
     cannot be resumed, and a model is evaluated only under the env settings it was trained with.
     (``total_steps`` is left out: a longer budget continues a run.) ``tuned``: the search result the
     hyperparameters come from (:func:`bmsrl.results.read_tuned_hyperparams`), recorded when given."""
-    training = cfg["training"]
     settings = {
         **learning_settings(cfg, algo, profile, ocv_table),
         "seed": seed,
-        "eval_episodes": training["eval_episodes"],
+        "eval_episodes": TrainingSettings.of(cfg).eval_episodes,
         "eval_seed": training_eval_seed(cfg, seed),
     }
     if tuned is not None:
@@ -219,20 +219,20 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecNormalize
 
-    training = cfg["training"]
-    total_steps = int(training["total_steps"][algo])
-    n_envs = int(training["n_envs"])
-    hyperparams = dict(training["hyperparams"][algo])
+    training = TrainingSettings.of(cfg)
+    total_steps = int(training.total_steps[algo])
+    n_envs = int(training.n_envs)
+    hyperparams = dict(training.hyperparams[algo])
     profile = profile or cfg["profiles"]["train"]
 
     # The settings record: checkpoints of other settings are not resumed.
     work = out / "checkpoints"
     settings = run_settings(cfg, algo, seed, profile, ocv_table, tuned)
     prepare_workdir(work, settings)
-    seed_everything(seed, training["torch_threads"])
+    seed_everything(seed, training.torch_threads)
 
     # Environments: training packs seeded from the run seed; evaluation packs from a disjoint range.
-    env, eval_env = make_envs(cfg, algo, profile, ocv_table, training["eval_episodes"], settings["normalize_reward"])
+    env, eval_env = make_envs(cfg, algo, profile, ocv_table, training.eval_episodes, settings["normalize_reward"])
     env.seed(seed)
 
     # Model: resumed from the newest readable checkpoint, or new.
@@ -249,12 +249,12 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     # Callbacks: periodic evaluation on fixed packs (best model, history), checkpoints, statistics.
     evaluation = evaluation_class(model)(
         eval_env, seed=training_eval_seed(cfg, seed), work=work, total_steps=total_steps,
-        n_eval_episodes=training["eval_episodes"], eval_freq=max(training["eval_interval"] // n_envs, 1),
+        n_eval_episodes=training.eval_episodes, eval_freq=max(training.eval_interval // n_envs, 1),
         deterministic=True, verbose=0,
     )  # fmt: skip
     if done_steps:
         evaluation.restore(work / "evaluations.npz", done_steps)
-    callbacks = [evaluation, AtomicCheckpoint(work, training["checkpoint_interval"], done_steps), EpisodeStats()]
+    callbacks = [evaluation, AtomicCheckpoint(work, training.checkpoint_interval, done_steps), EpisodeStats()]
     if sys.stderr.isatty():  # in a terminal: a progress line; in a log file, one line per evaluation
         callbacks.append(ProgressLine(total_steps, evaluation))
 
@@ -266,7 +266,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
         model.learn(
             total_timesteps=total_steps - done_steps,
             callback=CallbackList(callbacks),
-            log_interval=algos.sb3_log_interval(algo, training["log_interval"], n_envs, hyperparams),
+            log_interval=algos.sb3_log_interval(algo, training.log_interval, n_envs, hyperparams),
             tb_log_name="run",
             reset_num_timesteps=done_steps == 0,
         )
@@ -330,7 +330,7 @@ def main(args: argparse.Namespace) -> int:
 def tuned_hyperparams(cfg: dict, algo: str, path: Path | None) -> dict | None:
     """With ``training.tuned_hyperparams``: merge the search's best hyperparameters (``path``) over
     ``training.hyperparams[algo]`` in ``cfg`` and return what the run records of them; else ``None``."""
-    wanted = cfg["training"]["tuned_hyperparams"]
+    wanted = TrainingSettings.of(cfg).tuned_hyperparams
     if not wanted:
         if path is not None:
             raise UserError(f"--tuned-hyperparams {path}: given, but training.tuned_hyperparams is false")

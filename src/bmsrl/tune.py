@@ -39,12 +39,12 @@ import yaml
 
 from bmsrl.baselines import TUNABLE, make_baseline
 from bmsrl.config import add_config_arguments, config_from_args
-from bmsrl.seeds import evaluation_seeds, tuning_seeds
-from bmsrl.task_config import resolve_ocv_table, task_kwargs
 from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
 from bmsrl.profiles import LoadProfile, Phase
+from bmsrl.seeds import evaluation_seeds, tuning_seeds
+from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 log = logging.getLogger(__name__)
 
