@@ -174,6 +174,32 @@ def test_the_core_dependencies_are_what_the_core_imports():
     assert {_dist(p) for p in RL_ONLY} <= rl and {_dist(p) for p in WORKFLOW_ONLY} <= workflow
 
 
+def test_the_cli_names_the_extra_of_a_missing_package():
+    """``bmsrl VERB`` without an extra's package says which extra to install (one line, exit 2), and
+    its table of extras is pyproject.toml's."""
+    from bmsrl.cli import EXTRA_OF_IMPORT
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for package, extra in EXTRA_OF_IMPORT.items():
+        assert _dist(package) in {canonicalize_name(Requirement(r).name) for r in extras[extra]}, package
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('yaml', 'jsonschema'):\n"
+        "            raise ModuleNotFoundError(f'blocked: {name}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from bmsrl.cli import main\n"
+        "sys.exit(main(['evaluate', '--help']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().startswith("bmsrl evaluate: error: needs yaml, which is not installed: it comes with "
+                                            "the extra 'workflow'"), result.stderr  # fmt: skip
+    assert "Traceback" not in result.stderr
+
+
 def test_the_check_finds_a_layer_violation(tmp_path, monkeypatch):
     """Not vacuous: a physics module importing the config, or a stage another stage, is found."""
     layers = readme_layers()
