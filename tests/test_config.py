@@ -350,3 +350,46 @@ def test_typed_settings_have_exactly_the_schema_keys():
     cfg["training"]["n_env"] = 8  # an unvalidated config with a misspelt key
     with pytest.raises(TypeError, match=r"training: the config has keys \['n_env'\]"):
         TrainingSettings.of(cfg)
+
+
+BAD_AND_GOOD_VALUES = [
+    -1, 0, 0.5, 1, 2, 2.0, 40, 1e-9, "x", "1", True, None, [], [0.5], [0.9, 0.1], [0.2, 0.8], [0.5, 0.5],
+    [-1, 0.5], [0.1, 0.2, 0.3], "auto", "soc", "cc", "capacity", "variance", ["nope"],
+    ["lowest_soc_while_discharging"] * 2, ["below_soc_min"], {},
+]  # fmt: skip
+
+
+def test_the_dataclasses_and_the_config_refuse_the_same_values_in_the_same_words():
+    """The env's and the reward's own checks (bmsrl.fields, no jsonschema) and the config's validator
+    (jsonschema on the schema built from the same fields) accept and refuse the same values; where a
+    value breaks one rule, with the same message."""
+    from dataclasses import fields
+
+    from bmsrl.env import TaskParameters
+    from bmsrl.fields import field_errors
+    from bmsrl.pack import PackParameters
+    from bmsrl.reward import CapacityWeights, RewardWeights, StudyWeights
+
+    sections = [(("env",), [PackParameters, TaskParameters]), (("reward",), [RewardWeights]),
+                (("reward", "study"), [StudyWeights]), (("reward", "capacity"), [CapacityWeights])]  # fmt: skip
+    compared = 0
+    for path, classes in sections:
+        prefix = ".".join(path) + "."
+        for cls in classes:
+            for field in fields(cls):
+                if "rules" not in field.metadata:
+                    continue
+                for value in BAD_AND_GOOD_VALUES:
+                    cfg = {path[0]: {field.name: value}} if len(path) == 1 else {path[0]: {path[1]: {field.name: value}}}
+                    try:
+                        bconfig.validate(cfg, "cfg")
+                        from_config = None
+                    except UserError as exc:
+                        from_config = str(exc).removeprefix("cfg: ").split(" (and ")[0]
+                    errors = field_errors({field.name: value}, classes, prefix)
+                    where = f"{prefix}{field.name} = {value!r}"
+                    assert (from_config is None) == (not errors), f"{where}: config {from_config!r}, fields {errors}"
+                    if len(errors) == 1:
+                        assert errors[0] == from_config, where
+                        compared += 1
+    assert compared > 300  # not vacuous

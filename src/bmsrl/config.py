@@ -57,6 +57,16 @@ def schema() -> dict[str, Any]:
     Defaults are inserted by reference during validation, so never share the returned object.
     """
     from bmsrl.algos import ALGOS
+
+    # built once per state of the algorithm registry (a test may add an algorithm)
+    return copy.deepcopy(_built_schema(tuple((name, id(spec)) for name, spec in ALGOS.items())))
+
+
+@lru_cache(maxsize=4)
+def _built_schema(registry: tuple) -> dict[str, Any]:
+    """The completed schema for the algorithm registry ``registry`` ((name, id) pairs, the cache
+    key); :func:`schema` hands out copies."""
+    from bmsrl.algos import ALGOS
     from bmsrl.env import TaskParameters
     from bmsrl.pack import PackParameters
     from bmsrl.reward import RewardWeights
