@@ -47,7 +47,7 @@ import numpy as np
 
 from bmsrl.fields import check, own_values, param, section
 
-#: the reward kinds, in the schema's order
+#: the reward kinds (the allowed values of ``RewardWeights.kind``, hence of the config's reward.kind)
 KINDS = ("capacity", "study")
 
 
