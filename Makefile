@@ -60,7 +60,7 @@ ifneq ($(strip $(VENV)),)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 endif
 	$(PY) -m pip install -c $(CONSTRAINTS) --no-deps $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "torch==$(TORCH_PIN)"
-	$(PY) -m pip install -c $(CONSTRAINTS) -e ".[test,slurm]"
+	$(PY) -m pip install -c $(CONSTRAINTS) -e ".[rl,workflow,test,slurm]"
 	$(PY) -c 'import torch, bmsrl; print("set up: torch", torch.__version__, "CUDA" if torch.version.cuda else "CPU-only")'
 	touch $@
 

@@ -1,10 +1,10 @@
-"""Write constraints.txt: the installed version of every distribution ``pip install -e ".[test,slurm]"`` needs.
+"""Write constraints.txt: the installed version of every distribution ``pip install -e ".[rl,workflow,test,slurm]"`` needs.
 
     python scripts/pin_constraints.py            # rewrite constraints.txt from this Python's packages
     python scripts/pin_constraints.py --check    # exit 1 if constraints.txt differs from what it would write
 
-The set is the transitive closure of pyproject.toml's dependencies and the ``test`` and ``slurm``
-extras over the *installed* distributions (importlib.metadata), markers evaluated for this Python
+The set is the transitive closure of pyproject.toml's dependencies and the ``rl``, ``workflow``,
+``test`` and ``slurm`` extras over the *installed* distributions (importlib.metadata), markers evaluated for this Python
 and platform, the bmsrl package itself left out. Versions are pinned without a local label
 (torch 2.13.0+cpu -> torch==2.13.0), so the pin admits both the CPU wheel of PyTorch's index and
 the PyPI wheel. tests/test_constraints.py uses ``resolve`` to check the file.
@@ -28,7 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = ("test", "slurm")
+EXTRAS = ("rl", "workflow", "test", "slurm")
 
 
 def resolve(pyproject: Path = ROOT / "pyproject.toml", extras=EXTRAS
@@ -81,7 +81,7 @@ def pinned_version(dist: metadata.Distribution) -> str:
 
 def render(closure: dict[str, metadata.Distribution]) -> str:
     header = [
-        "# Exact versions of everything `pip install -e \".[test,slurm]\"` installs: the versions the",
+        "# Exact versions of everything `pip install -e \".[rl,workflow,test,slurm]\"` installs: the versions the",
         "# README's results were produced with. Used by the Makefile and .ci/run as",
         "#     pip install -c constraints.txt ...",
         f"# Written by scripts/pin_constraints.py (Python {platform.python_version()}, {sys.platform}, "
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text = render(requirement_closure())
     except LookupError as exc:
-        print(f"pin_constraints: {exc}; install the project first: pip install -e \".[test,slurm]\"", file=sys.stderr)
+        print(f"pin_constraints: {exc}; install the project first: pip install -e \".[rl,workflow,test,slurm]\"", file=sys.stderr)
         return 2
     if args.check:
         pins = lambda s: [line for line in s.splitlines() if not line.startswith("#")]  # noqa: E731

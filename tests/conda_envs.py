@@ -23,11 +23,12 @@ No conda needed. ``check_envs(root, tmp)`` returns one message per inconsistency
    distribution (agents.py's ``import_module(spec.module)`` finds ``"stable_baselines3"`` and
    ``"sb3_contrib"`` in the registry algos.py); if there is none, it is reported. The computed
    import in ``bmsrl.cli`` is the VERBS dispatch (point 2 starts there).
-   Every third-party import must be declared in pyproject.toml and be in the rule's environment,
+   Every third-party import must be declared in pyproject.toml (its dependencies or the ``rl`` and
+   ``workflow`` extras, ``RUNTIME_EXTRAS``) and be in the rule's environment,
    except ``SKIPPED_IMPORTS`` (checked to run only inside functions); ``EXTRA_REQUIREMENTS`` adds
    what no import shows (TensorBoard for ``train --tensorboard``).
-3. Versions. A package that an environment and pyproject.toml (dependencies or [build-system]
-   requires: the post-deploy script builds bmsrl with --no-build-isolation) both declare must have
+3. Versions. A package that an environment and pyproject.toml (dependencies, the extras
+   ``RUNTIME_EXTRAS`` or [build-system] requires: the post-deploy script builds bmsrl with --no-build-isolation) both declare must have
    *the same range*: the same (operator, version) clauses, versions compared as versions, a conda
    build string (``pytorch >=2.8 cpu_*``) dropped. ``python`` must lie inside requires-python and
    admit its floor (an extra upper cap is allowed: conda-forge lags new Pythons). Any other package
@@ -73,6 +74,8 @@ PACKAGE = "bmsrl"
 DIST_OF_IMPORT = {"yaml": "pyyaml", "sklearn": "scikit-learn", "PIL": "pillow", "skimage": "scikit-image"}
 #: distribution name -> its names on conda-forge, where they differ
 CONDA_NAMES = {"torch": ("pytorch",), "matplotlib": ("matplotlib-base", "matplotlib")}
+#: pyproject.toml extras whose packages a rule's code may import (besides the core dependencies)
+RUNTIME_EXTRAS = ("rl", "workflow")
 #: environment packages that pyproject.toml does not (and need not) declare
 ENV_ONLY = {"python", "pip"}
 #: (verb, command-line option) -> distributions no import statement shows. SB3 imports TensorBoard
@@ -420,10 +423,19 @@ def read_env(path: Path) -> tuple[Env, list[str]]:
     return Env(path, packages, data.get("channels") or []), problems
 
 
+def declared_requirements(pyproject: dict) -> dict[str, Requirement]:
+    """Canonical name -> requirement, of what the rules' code may need: pyproject.toml's
+    dependencies and its RUNTIME_EXTRAS (the workflow's jobs run the config-reading ``bmsrl`` verbs
+    and, in rl.yaml, the learning stack)."""
+    project = pyproject["project"]
+    lines = [*project["dependencies"], *(r for extra in RUNTIME_EXTRAS for r in project["optional-dependencies"][extra])]
+    return {canonicalize_name(r.name): r for r in map(Requirement, lines)}
+
+
 def check_env_file(env: Env, pyproject: dict) -> list[str]:
     """Ranges of ``env`` against pyproject.toml (module docstring, point 3)."""
     name, problems = env.path.name, []
-    declared = {canonicalize_name(r.name): r for r in map(Requirement, pyproject["project"]["dependencies"])}
+    declared = declared_requirements(pyproject)
     build = {canonicalize_name(r.name): r for r in map(Requirement, pyproject["build-system"]["requires"])}
     show = lambda spec: str(spec) or "(any version)"  # noqa: E731
     if env.channels != ["conda-forge", "nodefaults"]:
@@ -507,7 +519,7 @@ def check_envs(root: Path, tmp: Path, workflow: Workflow | None = None) -> list[
     root = root.resolve()
     workflow = workflow or load_workflow(root)
     pyproject = tomllib.loads((root / "pyproject.toml").read_text())
-    declared = {canonicalize_name(Requirement(d).name) for d in pyproject["project"]["dependencies"]}
+    declared = set(declared_requirements(pyproject))
     jobs, problems = workflow.jobs, list(workflow.problems)
     if not workflow.loaded:
         return problems

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from bmsrl.bound import PackSetup, alone_capacities_ah, capacity_bound_ah, recovered_share
-from bmsrl.config import defaults, task_kwargs
+from bmsrl.config import defaults
 from bmsrl.env import BalancingTask
 from bmsrl.pack import PackSimulator
+from bmsrl.task_config import task_kwargs
 
 TOL_AH = 1e-9
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bmsrl import config as bconfig
-from bmsrl.config import add_config_arguments, config_from_args, defaults, load_config, task_kwargs
+from bmsrl.config import add_config_arguments, config_from_args, defaults, load_config
 from bmsrl.errors import UserError
+from bmsrl.task_config import task_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["config.yaml", "quick.yaml", "test.yaml"]
@@ -96,7 +97,12 @@ def test_shipped_configs_hold_only_what_they_change(name):
 
 def test_configuration_reference_is_current():
     """docs/configuration.md is generated from the schema (python scripts/config_reference.py)."""
-    assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == bconfig.reference_markdown()
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_reference", ROOT / "scripts" / "config_reference.py")
+    config_reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config_reference)
+    assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == config_reference.reference_markdown()
 
 
 def test_test_config_is_small():
@@ -276,9 +282,19 @@ def test_task_kwargs_auto_switch_penalty_and_tables(tmp_path, monkeypatch):
 
 
 def test_every_env_key_reaches_the_task():
-    """Each key of the env section is either a pack parameter or a task argument."""
-    env_keys = set(bconfig.schema()["properties"]["env"]["properties"])
-    assert env_keys == set(bconfig.PACK_KEYS) | set(bconfig.TASK_KEYS)
+    """Each key of the env section is either a pack parameter or an argument of the task's
+    constructor, whose default is the config's."""
+    import inspect
+
+    from bmsrl import task_config
+    from bmsrl.env import BalancingTask
+
+    env = bconfig.defaults()["env"]
+    assert set(env) == set(task_config.PACK_KEYS) | set(task_config.TASK_KEYS)
+    signature = inspect.signature(BalancingTask).parameters
+    for key in task_config.TASK_KEYS:
+        default = signature[key].default
+        assert (list(default) if isinstance(default, tuple) else default) == env[key], key
 
 
 def test_scenario_config_applies_only_its_overrides():
@@ -316,3 +332,69 @@ def test_gym_make_and_the_workflow_share_their_defaults():
     assert made.sim.substeps == workflow.sim.substeps
     assert made.profile.current_a.tolist() == workflow.profile.current_a.tolist()
     assert made.profile.max_duration_s.tolist() == workflow.profile.max_duration_s.tolist()
+
+
+def test_typed_settings_have_exactly_the_schema_keys():
+    """bmsrl.settings' dataclasses hold each key of their config section, no more, no less; a
+    misspelt key fails where it is read."""
+    from dataclasses import fields
+
+    from bmsrl.settings import PrunerSettings, SamplerSettings, SearchSettings, TrainingSettings
+
+    props = bconfig.schema()["properties"]
+    for cls, section in ((TrainingSettings, props["training"]), (SearchSettings, props["search"]),
+                         (SamplerSettings, props["search"]["properties"]["sampler"]),
+                         (PrunerSettings, props["search"]["properties"]["pruner"])):  # fmt: skip
+        assert [f.name for f in fields(cls)] == list(section["properties"]), cls.__name__
+    cfg = load_config(ROOT / "config" / "test.yaml")
+    training, search = TrainingSettings.of(cfg), SearchSettings.of(cfg)
+    assert training.n_envs == cfg["training"]["n_envs"] and training.total_steps == cfg["training"]["total_steps"]
+    assert search.sampler.n_startup_trials == cfg["search"]["sampler"]["n_startup_trials"]
+    with pytest.raises(AttributeError):
+        training.n_env  # noqa: B018  (a typo)
+    cfg["training"]["n_env"] = 8  # an unvalidated config with a misspelt key
+    with pytest.raises(TypeError, match=r"training: the config has keys \['n_env'\]"):
+        TrainingSettings.of(cfg)
+
+
+BAD_AND_GOOD_VALUES = [
+    -1, 0, 0.5, 1, 2, 2.0, 40, 1e-9, "x", "1", True, None, [], [0.5], [0.9, 0.1], [0.2, 0.8], [0.5, 0.5],
+    [-1, 0.5], [0.1, 0.2, 0.3], "auto", "soc", "cc", "capacity", "variance", ["nope"],
+    ["lowest_soc_while_discharging"] * 2, ["below_soc_min"], {},
+]  # fmt: skip
+
+
+def test_the_dataclasses_and_the_config_refuse_the_same_values_in_the_same_words():
+    """The env's and the reward's own checks (bmsrl.fields, no jsonschema) and the config's validator
+    (jsonschema on the schema built from the same fields) accept and refuse the same values; where a
+    value breaks one rule, with the same message."""
+    from dataclasses import fields
+
+    from bmsrl.env import TaskParameters
+    from bmsrl.fields import field_errors
+    from bmsrl.pack import PackParameters
+    from bmsrl.reward import CapacityWeights, RewardWeights, StudyWeights
+
+    sections = [(("env",), [PackParameters, TaskParameters]), (("reward",), [RewardWeights]),
+                (("reward", "study"), [StudyWeights]), (("reward", "capacity"), [CapacityWeights])]  # fmt: skip
+    compared = 0
+    for path, classes in sections:
+        prefix = ".".join(path) + "."
+        for cls in classes:
+            for field in fields(cls):
+                if "rules" not in field.metadata:
+                    continue
+                for value in BAD_AND_GOOD_VALUES:
+                    cfg = {path[0]: {field.name: value}} if len(path) == 1 else {path[0]: {path[1]: {field.name: value}}}
+                    try:
+                        bconfig.validate(cfg, "cfg")
+                        from_config = None
+                    except UserError as exc:
+                        from_config = str(exc).removeprefix("cfg: ").split(" (and ")[0]
+                    errors = field_errors({field.name: value}, classes, prefix)
+                    where = f"{prefix}{field.name} = {value!r}"
+                    assert (from_config is None) == (not errors), f"{where}: config {from_config!r}, fields {errors}"
+                    if len(errors) == 1:
+                        assert errors[0] == from_config, where
+                        compared += 1
+    assert compared > 300  # not vacuous

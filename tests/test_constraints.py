@@ -1,7 +1,7 @@
 """constraints.txt pins what a reproduction installs, and the Makefile and CI install with it.
 
-The set to pin is the transitive closure of pyproject.toml's dependencies and its test and slurm
-extras over the installed distributions (``scripts/pin_constraints.py``'s ``resolve``).
+The set to pin is the transitive closure of pyproject.toml's dependencies and its rl, workflow,
+test and slurm extras over the installed distributions (``scripts/pin_constraints.py``'s ``resolve``).
 A distribution that some installed distribution requires with an exact ``==`` version (the CUDA
 build of torch pins its nvidia-* packages so) is pinned already and may be left out.
 """
@@ -140,7 +140,7 @@ def test_make_setup_installs_pinned_torch_first_then_the_package(tmp_path):
     assert len(lines) == 2, lines
     assert lines[0].startswith(f"{venv}/bin/python -m pip install -c constraints.txt --no-deps ") and torch in lines[0]
     assert "--index-url" not in lines[0]  # default: PyPI
-    assert lines[1] == f'{venv}/bin/python -m pip install -c constraints.txt -e ".[test,slurm]"'
+    assert lines[1] == f'{venv}/bin/python -m pip install -c constraints.txt -e ".[rl,workflow,test,slurm]"'
     cpu = "https://download.pytorch.org/whl/cpu"
     lines = [line for line in _make_n("setup", f"VENV={venv}", f"TORCH_INDEX_URL={cpu}") if " -m pip install " in line]
     assert f"--index-url {cpu}" in lines[0] and "index-url" not in lines[1]

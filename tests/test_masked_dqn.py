@@ -222,7 +222,9 @@ def test_a_trained_masked_dqn_takes_no_invalid_action_in_evaluation(tmp_path):
     chosen by the policy evaluation uses), and `bmsrl evaluate --policy dqn` takes no invalid action."""
     from sb3_contrib.common.maskable.evaluation import evaluate_policy
 
-    from bmsrl.config import load_config, task_kwargs, training_eval_seed
+    from bmsrl.config import load_config
+    from bmsrl.seeds import training_eval_seed
+    from bmsrl.task_config import task_kwargs
 
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(SMALL))

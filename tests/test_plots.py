@@ -320,7 +320,9 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
 
     from bmsrl import plots
     from bmsrl.baselines import make_baseline
-    from bmsrl.config import defaults, task_kwargs, training_eval_seed
+    from bmsrl.config import defaults
+    from bmsrl.seeds import training_eval_seed
+    from bmsrl.task_config import task_kwargs
     from bmsrl.reference import baseline_returns
     from bmsrl.vec_env import BatchedBalancingVecEnv
 

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bmsrl.config import defaults, task_kwargs
+from bmsrl.config import defaults
 from bmsrl.env import BalancingTask
 from bmsrl.reward import RewardWeights, capacity_reward, charge_margins_ah, study_reward, usable_capacity_ah
+from bmsrl.task_config import task_kwargs
 
 SOC_LIMITS = (0.1, 0.9)
 

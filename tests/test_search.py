@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from bmsrl.cli import main
-from bmsrl.config import defaults, evaluation_seeds, held_out_seeds, search_seeds, training_eval_seed, validate
+from bmsrl.config import defaults, validate
 from bmsrl.errors import UserError
 from bmsrl.search import check_journal, open_study, sample
+from bmsrl.seeds import evaluation_seeds, held_out_seeds, search_seeds, training_eval_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +136,7 @@ def test_two_trials_end_to_end_and_training_takes_the_result(tmp_path, capsys):
 
 
 def _study_name(cfg: dict) -> str:
-    from bmsrl.config import resolve_ocv_table
+    from bmsrl.task_config import resolve_ocv_table
     from bmsrl.search import search_settings, study_name
 
     full = validate(json.loads(json.dumps(cfg)), "cfg")

@@ -9,9 +9,10 @@ import yaml
 
 from bmsrl import cli
 from bmsrl.baselines import RuleBased, TopBalancing
-from bmsrl.config import defaults, evaluation_seeds, tuning_seeds, validate
+from bmsrl.config import defaults, validate
 from bmsrl.errors import UserError
 from bmsrl.results import read_baseline_settings
+from bmsrl.seeds import evaluation_seeds, tuning_seeds
 from bmsrl.tune import candidates, select, tune
 
 

@@ -30,6 +30,23 @@ VERBS: dict[str, tuple[str, str]] = {
     "snapshot": ("bmsrl.snapshot", "copy a run's tables and figures with their provenance into docs/results/"),
 }
 
+#: packages of pyproject.toml's extras a verb may need, by import name -> the extra (the core,
+#: ``pip install -e .``, has neither; tests/test_layers.py checks this against pyproject.toml)
+EXTRA_OF_IMPORT: dict[str, str] = {
+    "yaml": "workflow", "jsonschema": "workflow", "snakemake": "workflow",
+    "torch": "rl", "stable_baselines3": "rl", "sb3_contrib": "rl", "tensorboard": "rl", "optuna": "rl",
+}  # fmt: skip
+
+
+def missing_extra(verb: str, exc: ModuleNotFoundError) -> UserError | None:
+    """The one-line error for a verb that needs a package of an extra that is not installed."""
+    package = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF_IMPORT.get(package)
+    if extra is None:
+        return None
+    return UserError(f"needs {package}, which is not installed: it comes with the extra {extra!r} "
+                     f"(pip install -e '.[{extra}]'; `make setup` installs every extra)")  # fmt: skip
+
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, import just that verb's module (training pulls in torch)."""
@@ -40,7 +57,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and verb != only:
             sub.add_parser(verb, help=help_arg)
             continue
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            error = missing_extra(verb, exc)
+            if error is None:
+                raise
+            raise error from None
         p = sub.add_parser(verb, help=help_arg, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_main=module.main)
@@ -61,7 +84,12 @@ def _log_to_stderr() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     only = argv[0] if argv and argv[0] in VERBS else None
-    args = build_parser(only).parse_args(argv)
+    try:
+        parser = build_parser(only)
+    except UserError as exc:
+        print(f"bmsrl {only}: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     _log_to_stderr()
     # Snakemake and Slurm stop a job with SIGTERM: unwind like Ctrl-C, so atomic writes remove their
     # temporary files and no output is left half-written.
@@ -70,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._main(args) or 0)
     except UserError as exc:
         print(f"bmsrl {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # a package of an extra, imported where it is used
+        error = missing_extra(args.verb, exc)
+        if error is None:
+            raise
+        print(f"bmsrl {args.verb}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"bmsrl {args.verb}: interrupted; outputs not completed were not written", file=sys.stderr)

@@ -1,14 +1,19 @@
 """The workflow configuration: load, validate against the schema, fill the defaults.
 
-One schema, ``bmsrl/schemas/config.schema.yaml`` completed from the algorithm registry
-(:func:`schema`), holds every default of the study. One validator (:func:`validate`) serves the
-Snakefile, which validates ``config/*.yaml`` and ``--config`` at start-up, and the ``bmsrl`` verbs,
-which take the part of the config they need as ``--config FILE`` or ``--config-json JSON`` (the
-workflow passes JSON so that a rule's parameters hold only the sections it depends on).
+One schema, ``bmsrl/schemas/config.schema.yaml`` completed from the algorithm registry and from the
+fields of the physics and env dataclasses (:func:`schema`), holds every default of the study. One
+validator (:func:`validate`) serves the Snakefile, which validates ``config/*.yaml`` and ``--config``
+at start-up (:func:`load_workflow_config`), and the ``bmsrl`` verbs, which take the part of the config
+they need as ``--config FILE`` or ``--config-json JSON`` (the workflow passes JSON so that a rule's
+parameters hold only the sections it depends on).
+
+The config sits at the edge: the physics and the env own their defaults and rules
+(:mod:`bmsrl.fields`) and import nothing from here. The seed policy is :mod:`bmsrl.seeds`, the
+config → env adapter :mod:`bmsrl.task_config`, the typed views of the most-read sections
+:mod:`bmsrl.settings`.
 
 Validation fills every missing key with its default, nested objects included, so a partial config
-(or none) is a complete one; :func:`defaults` is the config with nothing set, which the
-environment's dataclasses take their defaults from. A bad value is a
+(or none) is a complete one; :func:`defaults` is the config with nothing set. A bad value is a
 :class:`~bmsrl.errors.UserError` with one line naming the file (or ``--config-json``) and the key
 path, e.g.::
 
@@ -25,13 +30,15 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 
+from bmsrl import seeds
 from bmsrl.errors import UserError
+from bmsrl.fields import field_errors, interval_keys, schema_properties
 
 #: where ``--config-json`` errors say the config came from
 JSON_SOURCE = "--config-json"
@@ -43,16 +50,34 @@ def _schema_text() -> str:
 
 
 def schema() -> dict[str, Any]:
-    """A fresh copy of the config schema, completed from :data:`bmsrl.algos.ALGOS`.
+    """A fresh copy of the config schema, completed from :data:`bmsrl.algos.ALGOS` and, for the
+    ``env`` and ``reward`` sections, from the fields of :class:`bmsrl.pack.PackParameters`,
+    :class:`bmsrl.env.TaskParameters` and :class:`bmsrl.reward.RewardWeights` (:mod:`bmsrl.fields`).
 
     Defaults are inserted by reference during validation, so never share the returned object.
     """
     from bmsrl.algos import ALGOS
 
+    # built once per state of the algorithm registry (a test may add an algorithm)
+    return copy.deepcopy(_built_schema(tuple((name, id(spec)) for name, spec in ALGOS.items())))
+
+
+@lru_cache(maxsize=4)
+def _built_schema(registry: tuple) -> dict[str, Any]:
+    """The completed schema for the algorithm registry ``registry`` ((name, id) pairs, the cache
+    key); :func:`schema` hands out copies."""
+    from bmsrl.algos import ALGOS
+    from bmsrl.env import TaskParameters
+    from bmsrl.pack import PackParameters
+    from bmsrl.reward import RewardWeights
+
     result = load_yaml(_schema_text())
     defs = result["$defs"]
     defs["algo"]["enum"] = list(ALGOS)
-    env_props = result["properties"]["env"]["properties"]
+    env_props = result["properties"]["env"]["properties"] = {
+        **schema_properties(PackParameters), **schema_properties(TaskParameters),
+    }
+    result["properties"]["reward"]["properties"] = schema_properties(RewardWeights)
     defs["env_overrides"].update(additionalProperties=False, properties={
         key: {k: v for k, v in sub.items() if k != "default"} for key, sub in env_props.items() if key != "n_cells"
     })  # fmt: skip
@@ -266,16 +291,15 @@ def _coerce_cli_strings(value, subschema, root):
     return value
 
 
-def _interval(value) -> tuple[float, float]:
-    lo, hi = value
-    return float(lo), float(hi)
-
-
 def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
     """``key.path: message`` for what the schema cannot say: orderings, windows inside windows, the
     keyword arguments each algorithm's constructor takes. ``cfg`` has passed the schema."""
     errors: list[str] = []
-    errors += env_errors(cfg.get("env", {}), "env.")
+    from bmsrl.env import TaskParameters
+    from bmsrl.pack import PackParameters
+
+    # intervals in order, init_soc inside soc_limits (the dataclasses' relations; the schema has their rules)
+    errors += field_errors(cfg.get("env", {}), [PackParameters, TaskParameters], "env.", rules=False)
     errors += _search_space_errors(cfg)
     hyperparams = cfg.get("training", {}).get("hyperparams", {})
     from bmsrl import algos
@@ -292,24 +316,6 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 errors.append(f"training.hyperparams.{algo}.{key}: not a keyword argument of {spec.module}."
                               f"{spec.class_name}; {hint}allowed: {', '.join(spec.keywords)}")
-    return errors
-
-
-def env_errors(env: dict[str, Any], prefix: str = "") -> list[str]:
-    """The semantic errors of an ``env`` section (or the part of it given): intervals in order, the
-    initial SoC inside the SoC window. Shared by :func:`validate` and the env's constructor."""
-    errors = []
-    for key, strict in (("soc_limits", True), ("voltage_limits_v", True), ("init_soc", False), ("init_soh", False)):
-        if key in env:
-            lo, hi = _interval(env[key])
-            if lo > hi or (strict and lo == hi):
-                need = "lo < hi" if strict else "lo <= hi"
-                errors.append(f"{prefix}{key}: [{lo:g}, {hi:g}] is {'reversed' if lo > hi else 'empty'}; write [lo, hi] with {need}")
-    if "init_soc" in env and "soc_limits" in env and not errors:
-        (lo, hi), (s_lo, s_hi) = _interval(env["init_soc"]), _interval(env["soc_limits"])
-        if lo < s_lo or hi > s_hi:
-            errors.append(f"{prefix}init_soc: [{lo:g}, {hi:g}] is not inside {prefix}soc_limits [{s_lo:g}, {s_hi:g}] "
-                          "(a pack would start outside the window its phases end at)")
     return errors
 
 
@@ -343,52 +349,6 @@ def validate(cfg: Any, source: str, *, cli_strings: bool = False, semantic: bool
         more = f" (and {len(found) - 1} more error{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
         raise UserError(f"{source}: {found[0]}{more}")
     return cfg
-
-
-#: keys of env (and of a scenario's overrides) that are [lo, hi] intervals
-_INTERVAL_KEYS = ("soc_limits", "voltage_limits_v", "init_soc", "init_soh")
-
-
-def evaluation_seeds(cfg: dict[str, Any]) -> set[int]:
-    """Every integer seed a final evaluation episode starts from (docs/model.md, "Seeds")."""
-    ev = cfg["evaluation"]
-    return {ev["seed_offset"] + 1000 * s + k for s in cfg["seeds"] for k in range(ev["episodes"])}
-
-
-def training_eval_seed(cfg: dict[str, Any], seed: int) -> int:
-    """Seed of the packs the agents are evaluated on during training (pack k draws from
-    ``SeedSequence(this, spawn_key=(k,))``): disjoint from training and final evaluation seeds."""
-    return cfg["evaluation"]["seed_offset"] + 1000 * seed + 500
-
-
-def tuning_seeds(cfg: dict[str, Any]) -> range:
-    """The integer seeds of the tune_baselines episodes: ``seed_offset + k``, k < episodes."""
-    tuning = cfg["baselines"]["tuning"]
-    return range(tuning["seed_offset"], tuning["seed_offset"] + tuning["episodes"])
-
-
-def search_eval_seed(cfg: dict[str, Any]) -> int:
-    """Seed of the search-evaluation packs (pack k draws from ``SeedSequence(this, spawn_key=(k,))``):
-    every trial is scored on the same packs."""
-    return cfg["search"]["seed_offset"]
-
-
-def search_train_seed(cfg: dict[str, Any], trial: int) -> int:
-    """Seed of search trial ``trial`` (python, numpy, torch and its training packs)."""
-    return cfg["search"]["seed_offset"] + 1 + trial
-
-
-def search_seeds(cfg: dict[str, Any]) -> range:
-    """Every integer seed the search uses: :func:`search_eval_seed` and each trial's :func:`search_train_seed`."""
-    return range(search_eval_seed(cfg), search_train_seed(cfg, cfg["search"]["trials"]))
-
-
-def held_out_seeds(cfg: dict[str, Any]) -> dict[int, str]:
-    """The seeds no search may use, each with what it seeds: the final evaluation's and the
-    evaluation during training (model selection)."""
-    held_out = {s: "evaluation seed" for s in evaluation_seeds(cfg)}
-    held_out.update({training_eval_seed(cfg, s): f"training-evaluation seed (training seed {s})" for s in cfg["seeds"]})
-    return held_out
 
 
 def _search_space_errors(cfg: dict[str, Any]) -> list[str]:
@@ -437,23 +397,15 @@ def _semantic_problem(cfg: dict[str, Any]) -> str | None:
     if scenarios["default"]:
         return (f"evaluation.scenarios.default: the default scenario is the training distribution and "
                 f"takes no overrides (got {', '.join(sorted(scenarios['default']))}); name a shifted one otherwise")
+    from bmsrl.env import TaskParameters
+    from bmsrl.pack import PackParameters
+
+    intervals = interval_keys([PackParameters, TaskParameters])  # keys of env that are [lo, hi]
     for name, overrides in scenarios.items():
-        for key in _INTERVAL_KEYS:
+        for key in intervals:
             if key in overrides and overrides[key][0] > overrides[key][1]:
                 return f"evaluation.scenarios.{name}.{key}: {overrides[key]} is not an interval [lo, hi] with lo <= hi"
-    tuning = tuning_seeds(cfg)
-    clash = sorted(s for s in evaluation_seeds(cfg) if s in tuning)
-    if clash:
-        return (f"baselines.tuning.seed_offset: tuning seeds {tuning.start}..{tuning.stop - 1} include "
-                f"evaluation seed {clash[0]} (evaluation.seed_offset + 1000 * seed + episode); "
-                f"tuning must never see an evaluation pack")
-    searched = search_seeds(cfg)
-    held_out = held_out_seeds(cfg)
-    clash = sorted(s for s in held_out if s in searched)
-    if clash:
-        return (f"search.seed_offset: search seeds {searched.start}..{searched.stop - 1} include "
-                f"{held_out[clash[0]]} {clash[0]}; the search must never see an evaluation pack")
-    return None
+    return seeds.seed_problem(cfg)
 
 
 def scenario_config(cfg: dict[str, Any], scenario: str) -> dict[str, Any]:
@@ -464,45 +416,6 @@ def scenario_config(cfg: dict[str, Any], scenario: str) -> dict[str, Any]:
     out = copy.deepcopy(cfg)
     out["env"].update(copy.deepcopy(scenarios[scenario]))
     return out
-
-
-def _plain(value):
-    """``value`` with tuples and arrays as lists and NumPy scalars as Python numbers (for the schema)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy scalar or array
-        return _plain(value.tolist())
-    return value
-
-
-@lru_cache(maxsize=1)
-def _task_validator():
-    full = schema()
-    props = full["properties"]
-    return _StrictValidator({"$defs": full["$defs"], "type": "object", "additionalProperties": False,
-                             "properties": {"env": props["env"], "reward": props["reward"]}})
-
-
-def check_task_arguments(env: dict[str, Any] | None = None, reward: dict[str, Any] | None = None) -> None:
-    """Check arguments of the env's constructors (:class:`bmsrl.env.BalancingTask`,
-    :class:`bmsrl.pack.PackParameters`, :class:`bmsrl.reward.RewardWeights`) by the config's rules:
-    the schema's ``env`` and ``reward`` sections and :func:`env_errors`. Raises :class:`ValueError` naming the argument."""
-    instance = {}
-    if env is not None:
-        instance["env"] = _plain(env)
-    if reward is not None:
-        instance["reward"] = _plain(reward)
-    errors = list(_task_validator().iter_errors(instance))
-    if errors:
-        error = best_match(errors)
-        while error.parent is not None and error.parent.validator in ("anyOf", "oneOf"):
-            error = error.parent
-        raise ValueError(_describe(error).removeprefix("env."))  # env keys are the constructors' argument names
-    semantic = env_errors(instance.get("env", {}))
-    if semantic:
-        raise ValueError(semantic[0])
 
 
 def load_config(path: str | Path | None = None, *, json_text: str | None = None) -> dict[str, Any]:
@@ -534,6 +447,44 @@ def load_config(path: str | Path | None = None, *, json_text: str | None = None)
     return validate(load_yaml_file(path), str(path))
 
 
+def _merge(config: dict, update: dict) -> dict:
+    """``config`` updated recursively with ``update``, as Snakemake merges config files
+    (``snakemake.utils.update_config``): nested mappings merge, any other value replaces."""
+    for key, value in update.items():
+        if isinstance(value, dict):
+            sub = config.get(key)
+            config[key] = _merge(sub if isinstance(sub, dict) else {}, value)
+        else:
+            config[key] = value
+    return config
+
+
+def load_workflow_config(files: Sequence[str | Path], cli_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config the Snakefile runs with (workflow/rules/common.smk), read as ``bmsrl VERB --config
+    FILE`` reads it.
+
+    ``files`` are the config files in Snakemake's order (the Snakefile's ``configfile``, then each
+    ``--configfile``), ``cli_config`` the values of ``--config``. Every file is read again with
+    :func:`load_yaml_file` (a duplicate key is an error, ``1e-4`` is a number, where Snakemake keeps
+    the last duplicate and reads ``1e-4`` as text) and validated on its own so that an error names
+    it; only the ``--config`` values have their number-like strings converted (Snakemake passes
+    ``seeds=[1,2]`` as ``["1", "2"]``). Then they are merged like Snakemake merges them and the
+    result is validated, defaults filled, as a whole.
+    """
+    merged: dict[str, Any] = {}
+    for path in files:
+        part = load_yaml_file(path)
+        validate(json.loads(json.dumps(part)) if part is not None else {}, f"invalid config {path}", semantic=False)  # on a copy
+        _merge(merged, part or {})
+    overrides = json.loads(json.dumps(dict(cli_config or {}), default=str))
+    full = schema()
+    _coerce_cli_strings(overrides, full, full)
+    validate(json.loads(json.dumps(overrides)), "invalid config (--config)", semantic=False)
+    _merge(merged, overrides)
+    sources = ", ".join(str(f) for f in files) or "no config file"
+    return validate(merged, f"invalid config ({sources} and --config)")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` | ``--config-json JSON`` (mutually exclusive; neither: the defaults)."""
     group = parser.add_mutually_exclusive_group()
@@ -546,97 +497,3 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The validated config named by :func:`add_config_arguments`' options."""
     return load_config(getattr(args, "config", None), json_text=getattr(args, "config_json", None))
-
-
-#: keys of ``cfg["env"]`` that are :class:`bmsrl.pack.PackParameters` fields
-PACK_KEYS = (
-    "n_cells", "capacity_ah", "shunt_resistance_ohm", "charge_efficiency", "discharge_efficiency",
-    "soc_limits", "voltage_limits_v", "cutoff", "charging", "cv_taper_c_rate", "safety_margin_soc",
-)
-#: keys of ``cfg["env"]`` passed to :class:`bmsrl.env.BalancingTask` directly
-TASK_KEYS = ("decision_interval_s", "substeps", "invalid_rules", "init_soc", "init_soh", "i_max_a")
-
-
-def _default_ecm_table() -> str:
-    return defaults()["ecm_table"]
-
-
-def resolve_ocv_table(cli_value: str | None, cfg: dict) -> str | None:
-    """The OCV table a stage uses: ``--ocv-table``, else the config's ``ocv_table``; ``None`` (the
-    package's shipped table) when the config names the default file and it is not here."""
-    path = cli_value or cfg["ocv_table"]
-    if Path(path).is_file():
-        return path
-    if Path(path).exists():
-        raise UserError(f"OCV table {path} is a directory, not a CSV file")
-    if cli_value is None and path == defaults()["ocv_table"]:
-        return None
-    raise UserError(f"OCV table {path} does not exist (run `bmsrl ocv`, or set --ocv-table / ocv_table)")
-
-
-def task_kwargs(cfg: dict[str, Any], profile: str, ocv_table: str | Path | None = None) -> dict[str, Any]:
-    """Keyword arguments of :class:`bmsrl.env.BalancingTask` (all but ``n_packs`` and ``tables``).
-
-    ``ocv_table`` is the *processed* OCV table (``results/ocv/ocv_processed.csv`` in the workflow;
-    ``None``: the package's shipped table). The ECM table is ``cfg["ecm_table"]``; when that is the
-    default ``data/ecm_params.csv`` and no such file exists here (a stage run outside the repository),
-    the package's shipped copy is used.
-    """
-    env, reward = cfg["env"], copy.deepcopy(cfg["reward"])
-    ecm_table = cfg.get("ecm_table")
-    if ecm_table is not None and ecm_table == _default_ecm_table() and not Path(ecm_table).exists():
-        ecm_table = None
-    pack = {k: (tuple(env[k]) if isinstance(env[k], list) else env[k]) for k in PACK_KEYS}
-    kwargs: dict[str, Any] = {
-        "profile": profile,
-        "ocv_table": None if ocv_table is None else str(ocv_table),
-        "ecm_table": None if ecm_table is None else str(ecm_table),
-        "pack": pack,
-        "reward": reward,
-        "allow_implausible_tables": bool(cfg.get("allow_implausible_tables", False)),
-    }
-    for key in TASK_KEYS:
-        value = env[key]
-        kwargs[key] = tuple(value) if isinstance(value, list) else value
-    return kwargs
-
-
-def reference_markdown() -> str:
-    """``docs/configuration.md``: every key of the schema with its default and description."""
-    full = schema()
-    defs = full["$defs"]
-    values = defaults()
-    lines = [
-        "# Configuration reference",
-        "",
-        "Every key of the workflow configuration, its default (the study's setting) and its meaning.",
-        "Generated from `src/bmsrl/schemas/config.schema.yaml` and `src/bmsrl/algos.py` by",
-        "`python scripts/config_reference.py`; `tests/test_config.py` checks that it is current.",
-        "Units are in the key names (`_s`, `_a`, `_ah`, `_ohm`, `_v`) or the descriptions.",
-        "",
-        "| key | default | meaning |",
-        "|---|---|---|",
-    ]
-
-    def resolve(sub):
-        while "$ref" in sub:
-            sub = {**defs[sub["$ref"].split("/")[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
-        return sub
-
-    def walk(sub, value, path):
-        sub = resolve(sub)
-        props = sub.get("properties")
-        if sub.get("type") == "object" and props and not path.startswith("training.hyperparams."):
-            for key, child in props.items():
-                walk(child, value.get(key), f"{path}.{key}" if path else key)
-            return
-        text = sub.get("description", "")
-        if "enum" in sub:
-            text = (text + "; " if text else "") + "one of " + ", ".join(f"`{v}`" for v in sub["enum"])
-        if sub.get("type") == "array" and "enum" in resolve(sub.get("items", {})):
-            choices = resolve(sub["items"])["enum"]
-            text = (text + "; " if text else "") + "each one of " + ", ".join(f"`{v}`" for v in choices)
-        lines.append(f"| `{path}` | `{json.dumps(value)}` | {text} |")
-
-    walk(full, values, "")
-    return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -9,21 +10,39 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
-from bmsrl.config import defaults as config_defaults
-from bmsrl.observation import SOH_OBS_SCALE, decode_observation  # noqa: F401  (re-exported: the env's layout, read back)
+from bmsrl.fields import check, param
+from bmsrl.observation import INVALID_RULES, SOH_OBS_SCALE, decode_observation  # noqa: F401  (re-exported: the env's layout, read back)
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
 from bmsrl.reward import RewardWeights, make_kind
 
-#: the schema's defaults of the ``env`` section, shared with the workflow (one source)
-_ENV = config_defaults()["env"]
-#: sub-steps per 30 s decision interval (env.substeps): the smallest count that keeps the terminal
-#: voltage within 1 mV of a tight solve_ivp reference over both profiles with random switching
-#: (tests/test_physics.py proves both: 3 sub-steps stay below 0.75 mV, 2 exceed 1 mV)
-DEFAULT_SUBSTEPS = _ENV["substeps"]
-
 N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
+@dataclass(frozen=True)
+class TaskParameters:
+    """The arguments of :class:`BalancingTask` besides the pack, the reward and the tables: timing,
+    initial state, current and rules. Their defaults, rules and descriptions are the workflow's too
+    (``env`` section of the config schema, with :class:`bmsrl.pack.PackParameters`'s)."""
+
+    decision_interval_s: float = param(30, "time between two agent decisions [s]", type="number", exclusiveMinimum=0)
+    #: the smallest count that keeps the terminal voltage within 1 mV of a tight solve_ivp reference
+    #: over both profiles with random switching (tests/test_physics.py proves both: 3 sub-steps stay
+    #: below 0.75 mV, 2 exceed 1 mV)
+    substeps: int = param(3, "zero-order-hold integration sub-steps per decision interval [-]", type="integer", minimum=1)
+    i_max_a: float = param(I_MAX_A, "profile (CC) current magnitude, about 0.7 C; observation scale; phase safety caps scale with capacity_ah / i_max_a [A]",
+                           type="number", exclusiveMinimum=0)
+    init_soc: tuple[float, float] = param((0.4, 0.6), "initial SoC of each cell ~ U(lo, hi) [-]", interval="closed",
+                                          inside="soc_limits", items={"type": "number", "minimum": 0, "maximum": 1})
+    init_soh: tuple[float, float] = param((0.95, 1.05), "initial state of health (capacity / Q_nom) of each cell ~ U(lo, hi) [-]",
+                                          interval="closed", items={"type": "number", "exclusiveMinimum": 0})
+    invalid_rules: tuple[str, ...] = param(("lowest_soc_while_discharging",), "actions treated as invalid: closing the lowest-SoC cell's shunt while discharging; closing a shunt at SoC <= the window's lower limit",
+                                           type="array", items={"type": "string", "enum": list(INVALID_RULES)}, uniqueItems=True)
+
+
+#: sub-steps per 30 s decision interval (env.substeps, :class:`TaskParameters`)
+DEFAULT_SUBSTEPS = TaskParameters.substeps
+
+
 class BalancingTask:
     """Everything between an action and a reward, vectorized over ``n_packs`` packs.
 
@@ -40,29 +59,25 @@ class BalancingTask:
         ecm_table: str | None = None,
         pack: PackParameters | dict | None = None,
         reward: RewardWeights | dict | None = None,
-        decision_interval_s: float = _ENV["decision_interval_s"],
-        substeps: int = DEFAULT_SUBSTEPS,
-        invalid_rules: Sequence[str] = tuple(_ENV["invalid_rules"]),
-        init_soc: tuple[float, float] = tuple(_ENV["init_soc"]),
-        init_soh: tuple[float, float] = tuple(_ENV["init_soh"]),
-        i_max_a: float = I_MAX_A,
+        decision_interval_s: float = TaskParameters.decision_interval_s,
+        substeps: int = TaskParameters.substeps,
+        invalid_rules: Sequence[str] = TaskParameters.invalid_rules,
+        init_soc: tuple[float, float] = TaskParameters.init_soc,
+        init_soh: tuple[float, float] = TaskParameters.init_soh,
+        i_max_a: float = TaskParameters.i_max_a,
         tables: CellTables | None = None,
         allow_implausible_tables: bool = False,
     ) -> None:
-        from dataclasses import asdict
-
-        from bmsrl.config import check_task_arguments
-
         self.params = pack if isinstance(pack, PackParameters) else PackParameters(**(pack or {}))
         self.reward_weights = reward if isinstance(reward, RewardWeights) else RewardWeights(**(reward or {}))
         if isinstance(n_packs, bool) or not isinstance(n_packs, (int, np.integer)) or n_packs < 1:
             raise ValueError(f"n_packs must be an integer >= 1, got {n_packs!r}")
-        # The config's rules (schema section env, orderings, init_soc inside soc_limits), one source for both.
-        check_task_arguments(env={
+        # The fields' rules (also the config's: env section, orderings, init_soc inside soc_limits).
+        check({
             **asdict(self.params), "decision_interval_s": decision_interval_s, "substeps": substeps,
             "invalid_rules": list(invalid_rules) if not isinstance(invalid_rules, str) else invalid_rules,
             "init_soc": init_soc, "init_soh": init_soh, "i_max_a": i_max_a,
-        })  # fmt: skip
+        }, [PackParameters, TaskParameters])  # fmt: skip
         self.invalid_rules = tuple(invalid_rules)
         self.init_soc = tuple(float(x) for x in init_soc)
         self.init_soh = tuple(float(x) for x in init_soh)

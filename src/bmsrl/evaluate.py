@@ -28,19 +28,14 @@ import pandas as pd
 from bmsrl import bound
 from bmsrl.agents import load_policy
 from bmsrl.baselines import BASELINES, setting_names
-from bmsrl.config import (
-    add_config_arguments,
-    config_from_args,
-    resolve_ocv_table,
-    scenario_config,
-    task_kwargs,
-)
+from bmsrl.config import add_config_arguments, config_from_args, scenario_config
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
+from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 #: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)
 BALANCED_STD = 0.005

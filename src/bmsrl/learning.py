@@ -18,9 +18,10 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import task_kwargs
 from bmsrl.io import atomic_output, file_digest
 from bmsrl.rollout import reads_action_masks
+from bmsrl.settings import TrainingSettings
+from bmsrl.task_config import task_kwargs
 
 log = logging.getLogger("bmsrl.learning")
 
@@ -29,14 +30,14 @@ def learning_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None)
     """What decides what an agent learns, for training's settings record and the search's study
     identity alike: the algorithm and its hyperparameters, the batch, the task (env, reward,
     profile) and the digests of its tables."""
-    training = cfg["training"]
+    training = TrainingSettings.of(cfg)
     kwargs = task_kwargs(cfg, profile, ocv_table)
     return {
         "algo": algo,
         "profile": profile,
-        "n_envs": training["n_envs"],
-        "hyperparams": training["hyperparams"][algo],
-        "normalize_reward": training["normalize_reward"] and algos.get(algo).normalize_reward,
+        "n_envs": training.n_envs,
+        "hyperparams": training.hyperparams[algo],
+        "normalize_reward": training.normalize_reward and algos.get(algo).normalize_reward,
         "env": cfg["env"],
         "reward": cfg["reward"],
         "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
@@ -69,9 +70,10 @@ def make_envs(cfg: dict, algo: str, profile: str, ocv_table: str | None, n_eval:
 
     from bmsrl.vec_env import BatchedBalancingVecEnv
 
-    hyperparams = cfg["training"]["hyperparams"][algo]
+    training = TrainingSettings.of(cfg)
+    hyperparams = training.hyperparams[algo]
     kwargs = task_kwargs(cfg, profile, ocv_table)
-    env = VecMonitor(BatchedBalancingVecEnv(int(cfg["training"]["n_envs"]), **kwargs))
+    env = VecMonitor(BatchedBalancingVecEnv(int(training.n_envs), **kwargs))
     eval_env = VecMonitor(BatchedBalancingVecEnv(n_eval, **kwargs))
     if normalize_reward:
         env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=hyperparams.get("gamma", 0.99))
@@ -234,8 +236,9 @@ class StopOnPlateau(BaseCallback):
         return False
 
 
-def early_stopping(settings: dict) -> StopOnPlateau | None:
-    """The early-stopping callback of ``training.early_stopping`` (``None``: patience 0, never stop)."""
-    if int(settings["patience"]) < 1:
+def early_stopping(settings) -> StopOnPlateau | None:
+    """The early-stopping callback of ``training.early_stopping`` (:class:`bmsrl.settings.EarlyStoppingSettings`;
+    ``None``: patience 0, never stop)."""
+    if settings.patience < 1:
         return None
-    return StopOnPlateau(int(settings["patience"]), float(settings["min_delta"]), int(settings["min_evaluations"]))
+    return StopOnPlateau(int(settings.patience), float(settings.min_delta), int(settings.min_evaluations))

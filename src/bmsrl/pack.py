@@ -41,47 +41,58 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from bmsrl.config import defaults as config_defaults
-from bmsrl.profiles import LoadProfile
+from bmsrl.fields import check, own_values, param
+from bmsrl.profiles import CAPACITY_AH, LoadProfile
+from bmsrl.tables import DEFAULT_SOC_WINDOW
 
 #: how close [s] a sub-step must come to a phase's end to count as reaching it (float rounding)
 _TIME_TOL_S = 1e-9
 
 
-#: the schema's defaults of the ``env`` section (bmsrl/schemas/config.schema.yaml): the one place
-#: every default is written; the workflow and ``gym.make("PassiveBalancing-v0")`` share them
-_ENV = config_defaults()["env"]
+#: ``cutoff`` values: the study's SoC window only, or the SoC and terminal-voltage windows (a BMS)
+CUTOFFS = ("soc", "soc_and_voltage")
+#: ``charging`` values: the study's constant current, or constant current then constant voltage
+CHARGING_MODES = ("cc", "cc_cv")
 
 
 @dataclass(frozen=True)
 class PackParameters:
-    """Electrical parameters, operating limits and charger of the pack (docs/physics.md)."""
+    """Electrical parameters, operating limits and charger of the pack (docs/physics.md).
 
-    n_cells: int = _ENV["n_cells"]  #: cells in series [-]
-    capacity_ah: float = _ENV["capacity_ah"]  #: nominal cell capacity Q_nom [Ah]
-    shunt_resistance_ohm: float = _ENV["shunt_resistance_ohm"]  #: bleed resistor R_sh [Ohm]
-    charge_efficiency: float = _ENV["charge_efficiency"]  #: coulombic efficiency while charging [-]
-    discharge_efficiency: float = _ENV["discharge_efficiency"]  #: coulombic efficiency while discharging [-]
-    soc_limits: tuple[float, float] = tuple(_ENV["soc_limits"])  #: SoC window [-]
-    voltage_limits_v: tuple[float, float] = tuple(_ENV["voltage_limits_v"])  #: terminal-voltage window [V]
+    Each field's default, rules and description are the workflow's too (``env`` section of the
+    config schema, :func:`bmsrl.config.schema`); a value that breaks them is a :class:`ValueError`.
+    """
+
+    n_cells: int = param(5, "cells in series [-]; at most 16: the agent picks one of 2^n_cells shunt patterns, and the action table, masks and policy output grow with it",
+                         type="integer", minimum=2, maximum=16)
+    capacity_ah: float = param(CAPACITY_AH, "nominal cell capacity Q_nom [Ah] (Panasonic NCR18650B class)",
+                               type="number", exclusiveMinimum=0)
+    shunt_resistance_ohm: float = param(6.0, "bleed resistor per cell R_sh [Ohm]", type="number", exclusiveMinimum=0)
+    charge_efficiency: float = param(0.99, "coulombic efficiency while charging [-]",
+                                     type="number", exclusiveMinimum=0, maximum=1)
+    discharge_efficiency: float = param(1.0, "coulombic efficiency while discharging [-]",
+                                        type="number", exclusiveMinimum=0, maximum=1)
+    soc_limits: tuple[float, float] = param(DEFAULT_SOC_WINDOW, "SoC window [lo, hi] [-]; phases end when the first cell reaches it",
+                                            interval="strict", items={"type": "number", "minimum": 0, "maximum": 1})
+    voltage_limits_v: tuple[float, float] = param((2.5, 4.2), "terminal-voltage window [lo, hi] [V]",
+                                                  interval="strict", items={"type": "number", "exclusiveMinimum": 0})
     #: which limits end a phase: "soc_and_voltage" (a BMS: the first cell at its SoC or voltage
     #: limit) or "soc" (the study's choice: the SoC window only)
-    cutoff: str = _ENV["cutoff"]
+    cutoff: str = param("soc_and_voltage", "limits that end a phase: soc_and_voltage (a BMS: the first cell at its SoC or terminal-voltage limit) or soc (the study's choice: the SoC window only); docs/physics.md",
+                        type="string", enum=list(CUTOFFS))
     #: "cc_cv" (a charger: constant current, then the highest cell held at the upper voltage limit
     #: until the current tapers) or "cc" (the study's choice: constant current throughout)
-    charging: str = _ENV["charging"]
+    charging: str = param("cc_cv", "charger: cc_cv (constant current, then the highest cell held at voltage_limits_v[1] until the current tapers to cv_taper_c_rate) or cc (the study's choice: constant current throughout)",
+                          type="string", enum=list(CHARGING_MODES))
     #: a CC-CV charge ends when the charger's current has fallen to this C-rate [1/h] x capacity_ah
-    cv_taper_c_rate: float = _ENV["cv_taper_c_rate"]
+    cv_taper_c_rate: float = param(0.05, "a CC-CV charge ends when its current has fallen to this C-rate [1/h] x capacity_ah",
+                                   type="number", exclusiveMinimum=0)
     #: the episode terminates when a cell leaves the SoC window by more than this [-]
-    safety_margin_soc: float = _ENV["safety_margin_soc"]
+    safety_margin_soc: float = param(0.02, "the episode terminates if a cell leaves the SoC window by more [-]",
+                                     type="number", minimum=0)
 
     def __post_init__(self) -> None:
-        # The config's rules (schema section env, orderings): one source for the config and the env.
-        from dataclasses import asdict
-
-        from bmsrl.config import check_task_arguments
-
-        check_task_arguments(env=asdict(self))
+        check(own_values(self), [PackParameters])  # types, ranges, intervals in order
 
     @property
     def taper_current_a(self) -> float:

@@ -31,14 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bmsrl.config import defaults as config_defaults
 from bmsrl.errors import UserError
 
 #: maximum pack current [A], about 0.7 C for a 3.4 Ah cell; the observation divides by it
-#: (the schema's default of env.i_max_a)
-I_MAX_A = config_defaults()["env"]["i_max_a"]
-#: nominal cell capacity [Ah] the safety caps assume unless given one (the schema's env.capacity_ah)
-CAPACITY_AH = config_defaults()["env"]["capacity_ah"]
+#: (the default of :class:`bmsrl.env.TaskParameters` ``i_max_a``, hence of the config's env.i_max_a)
+I_MAX_A = 2.35
+#: nominal cell capacity [Ah] the safety caps assume unless given one (the default of
+#: :class:`bmsrl.pack.PackParameters` ``capacity_ah``, hence of the config's env.capacity_ah)
+CAPACITY_AH = 3.4
 #: safety caps, in units of the time to move the nominal capacity at the phase current (above)
 DISCHARGE_CAP_FACTOR = 1.5
 CHARGE_CAP_FACTOR = 1.5

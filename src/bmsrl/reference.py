@@ -21,12 +21,14 @@ import pandas as pd
 
 from bmsrl import baselines as bl
 from bmsrl.baselines import make_baseline
-from bmsrl.config import add_config_arguments, config_from_args, resolve_ocv_table, task_kwargs, training_eval_seed
+from bmsrl.config import add_config_arguments, config_from_args
+from bmsrl.env import BalancingTask, pack_rng
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
 from bmsrl.results import REFERENCE_COLUMNS, read_baseline_settings
-from bmsrl.env import BalancingTask, pack_rng
 from bmsrl.rollout import rollout
+from bmsrl.seeds import training_eval_seed
+from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 
 def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],

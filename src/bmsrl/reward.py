@@ -42,43 +42,111 @@ on a pack of 11 or more cells the reward can prefer the *higher* variance.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from bmsrl.config import defaults as config_defaults
+from bmsrl.fields import check, own_values, param, section
 
-#: the schema's defaults of the ``reward`` section (one source for the workflow and the env)
-_REWARD = config_defaults()["reward"]
+# ---------------------------------------------------------------------------------- registry
+class CapacityKind:
+    """The ``capacity`` kind with its state: the potentials ``min_i q_i`` and ``min_i h_i`` of every
+    pack after its last reset or step [Ah] (:func:`charge_margins_ah`; U is their sum)."""
+
+    def __init__(self, n_packs: int, weights: RewardWeights) -> None:
+        self.weights = weights
+        self.floor_ah = np.zeros(n_packs)
+        self.room_ah = np.zeros(n_packs)
+
+    def reset(self, task, packs: np.ndarray) -> None:
+        """Take the potentials of the reset ``packs`` (only those: a vec env resets a few at a time)."""
+        s = task.sim.state
+        self.floor_ah[packs], self.room_ah[packs] = charge_margins_ah(
+            s.soc[packs], s.soh[packs] * task.params.capacity_ah, task.params.soc_limits)
+
+    def step(self, task, interval, toggles: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        """The reward of every pack for the interval that ``task.sim`` has just integrated."""
+        s, p = task.sim.state, task.params
+        floor_ah, room_ah = charge_margins_ah(s.soc, s.soh * p.capacity_ah, p.soc_limits)
+        # the charge the load took from every cell [Ah]: an unshunted cell's, efficiency included
+        pack_ah = interval.pack_current_a * (task.sim.decision_interval_s / 3600.0)
+        load_ah = pack_ah * np.where(pack_ah > 0.0, p.discharge_efficiency, p.charge_efficiency)
+        reward = capacity_reward(
+            (floor_ah + room_ah) - (self.floor_ah + self.room_ah), floor_ah - self.floor_ah + load_ah,
+            pack_ah > 0.0, toggles, interval.shunt_energy_wh.sum(axis=1), invalid, p.capacity_ah, self.weights,
+        )  # fmt: skip
+        self.floor_ah, self.room_ah = floor_ah, room_ah
+        return reward
+
+
+class StudyKind:
+    """The ``study`` kind: no state; the SoC variance after the interval."""
+
+    def __init__(self, n_packs: int, weights: RewardWeights) -> None:
+        self.weights = weights
+
+    def reset(self, task, packs: np.ndarray) -> None:
+        pass
+
+    def step(self, task, interval, toggles: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        s, n = task.sim.state, task.params.n_cells
+        deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
+        soc_variance = (deviation * deviation).sum(axis=1) * (1.0 / n)  # population variance
+        return study_reward(soc_variance, toggles, task.sim.within_limits(), invalid, self.weights)
+
+
+#: reward kind -> its class. A kind is built per task (``cls(n_packs, weights)``) and owns its state;
+#: ``reset(task, packs)`` after packs are reset, ``step(task, interval, toggles, invalid)`` -> reward per pack
+#: after every interval (``task``: a :class:`bmsrl.env.BalancingTask`). Adding a kind is one class here
+#: (and its weights as a section of :class:`RewardWeights`, which the config schema takes).
+KINDS: dict[str, type] = {"capacity": CapacityKind, "study": StudyKind}
 
 
 @dataclass(frozen=True)
 class StudyWeights:
     """Weights of the ``study`` kind."""
 
-    epsilon: float = _REWARD["study"]["epsilon"]  #: variance floor [-^2] inside the log
-    offset: float = _REWARD["study"]["offset"]  #: subtracted from -log10(Var + epsilon) [-]
+    #: variance floor [-^2] inside the log
+    epsilon: float = param(1.0e-6, "variance floor in b = -log10(Var(SoC) + epsilon) - offset [-]", type="number", exclusiveMinimum=0)
+    offset: float = param(4.0, "offset of b [-]", type="number")  #: subtracted from -log10(Var + epsilon) [-]
     #: beta per toggled switch [-], or "auto": 0.1 * |b| + 1 (the study's)
-    switch_penalty: float | str = _REWARD["study"]["switch_penalty"]
-    within_limits: float = _REWARD["study"]["within_limits"]  #: w_ok, bonus when every cell is inside its limits [-]
+    switch_penalty: float | str = param("auto", 'a number >= 0 (beta per toggled switch) or "auto" (beta = 0.1 * |b| + 1, the study\'s)',
+                                        anyOf=[{"type": "string", "const": "auto"}, {"type": "number", "minimum": 0}])
+    #: w_ok, bonus when every cell is inside its limits [-]
+    within_limits: float = param(0.1, "w_ok, bonus when every cell is inside its limits [-]", type="number")
+
+    def __post_init__(self) -> None:
+        check(own_values(self), [StudyWeights], "reward.study.")
 
 
 @dataclass(frozen=True)
 class CapacityWeights:
     """Weights of the ``capacity`` kind, in capacity points (1 point = 1 % of ``capacity_ah``)."""
 
-    toggle_cost: float = _REWARD["capacity"]["toggle_cost"]  #: per shunt whose state changed [point]
-    shunt_energy_cost_per_wh: float = _REWARD["capacity"]["shunt_energy_cost_per_wh"]  #: per Wh of shunt heat [point/Wh]
+    #: per shunt whose state changed [point]
+    toggle_cost: float = param(0.05, "cost per shunt whose state changes [point] (20 toggles cost 1 % of capacity)",
+                               type="number", minimum=0)
+    #: per Wh of shunt heat [point/Wh]
+    shunt_energy_cost_per_wh: float = param(
+        0.2, "cost per Wh the shunts dissipate [point/Wh]. Raising U by 1 % of capacity_ah means bleeding up to n - 1 cells by "
+        "that charge, (n - 1) * 0.034 Ah * 4.2 V = 0.57 Wh at the defaults (1.75 points/Wh), so useful bleeding pays several "
+        "times its heat and needless bleeding always costs", type="number", minimum=0)
+
+    def __post_init__(self) -> None:
+        check(own_values(self), [CapacityWeights], "reward.capacity.")
 
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Which reward (``kind``) and its weights; the fields mirror the config's ``reward`` section."""
+    """Which reward (``kind``) and its weights; the fields are the config's ``reward`` section (their
+    defaults, rules and descriptions are the schema's: :func:`bmsrl.config.schema`)."""
 
-    kind: str = _REWARD["kind"]
-    invalid_action: float = _REWARD["invalid_action"]  #: w_inv, penalty for an invalid action [reward units]
-    study: StudyWeights = field(default_factory=StudyWeights)
-    capacity: CapacityWeights = field(default_factory=CapacityWeights)
+    kind: str = param("capacity", "capacity: pays the usable capacity the shunts recover (not while discharging), less a cost per toggle and per Wh of shunt heat, in capacity points (1 = 1 % of capacity_ah); study: the study's reward, b(Var(SoC)) - beta * toggles + w_ok (reward.study)",
+                      type="string", enum=list(KINDS))
+    #: w_inv, penalty for an invalid action [reward units]
+    invalid_action: float = param(1.0, "w_inv, penalty for an invalid action, in the kind's units [-]", type="number", minimum=0)
+    study: StudyWeights = section(StudyWeights, "weights of the study kind (used when kind is study)")
+    capacity: CapacityWeights = section(CapacityWeights, "weights of the capacity kind (used when kind is capacity), in capacity points: 1 point = 1 % of env.capacity_ah")
 
     def __post_init__(self) -> None:
         # nested dicts (a config section) become their dataclasses
@@ -90,10 +158,7 @@ class RewardWeights:
                 if unknown:
                     raise ValueError(f"reward.{name}.{unknown[0]}: unknown key; known: {sorted(known)}")
                 object.__setattr__(self, name, cls(**value))
-        # The config's rules (schema section reward): one source for the config and the env.
-        from bmsrl.config import check_task_arguments
-
-        check_task_arguments(reward=asdict(self))
+        check(own_values(self), [RewardWeights], "reward.")
 
 
 def charge_margins_ah(soc: np.ndarray, cell_capacity_ah: np.ndarray,
@@ -159,60 +224,6 @@ def capacity_reward(
         - w.shunt_energy_cost_per_wh * shunt_energy_wh
         - weights.invalid_action * invalid
     )
-
-
-# ---------------------------------------------------------------------------------- registry
-class CapacityKind:
-    """The ``capacity`` kind with its state: the potentials ``min_i q_i`` and ``min_i h_i`` of every
-    pack after its last reset or step [Ah] (:func:`charge_margins_ah`; U is their sum)."""
-
-    def __init__(self, n_packs: int, weights: RewardWeights) -> None:
-        self.weights = weights
-        self.floor_ah = np.zeros(n_packs)
-        self.room_ah = np.zeros(n_packs)
-
-    def reset(self, task, packs: np.ndarray) -> None:
-        """Take the potentials of the reset ``packs`` (only those: a vec env resets a few at a time)."""
-        s = task.sim.state
-        self.floor_ah[packs], self.room_ah[packs] = charge_margins_ah(
-            s.soc[packs], s.soh[packs] * task.params.capacity_ah, task.params.soc_limits)
-
-    def step(self, task, interval, toggles: np.ndarray, invalid: np.ndarray) -> np.ndarray:
-        """The reward of every pack for the interval that ``task.sim`` has just integrated."""
-        s, p = task.sim.state, task.params
-        floor_ah, room_ah = charge_margins_ah(s.soc, s.soh * p.capacity_ah, p.soc_limits)
-        # the charge the load took from every cell [Ah]: an unshunted cell's, efficiency included
-        pack_ah = interval.pack_current_a * (task.sim.decision_interval_s / 3600.0)
-        load_ah = pack_ah * np.where(pack_ah > 0.0, p.discharge_efficiency, p.charge_efficiency)
-        reward = capacity_reward(
-            (floor_ah + room_ah) - (self.floor_ah + self.room_ah), floor_ah - self.floor_ah + load_ah,
-            pack_ah > 0.0, toggles, interval.shunt_energy_wh.sum(axis=1), invalid, p.capacity_ah, self.weights,
-        )  # fmt: skip
-        self.floor_ah, self.room_ah = floor_ah, room_ah
-        return reward
-
-
-class StudyKind:
-    """The ``study`` kind: no state; the SoC variance after the interval."""
-
-    def __init__(self, n_packs: int, weights: RewardWeights) -> None:
-        self.weights = weights
-
-    def reset(self, task, packs: np.ndarray) -> None:
-        pass
-
-    def step(self, task, interval, toggles: np.ndarray, invalid: np.ndarray) -> np.ndarray:
-        s, n = task.sim.state, task.params.n_cells
-        deviation = s.soc - s.soc.sum(axis=1, keepdims=True) * (1.0 / n)
-        soc_variance = (deviation * deviation).sum(axis=1) * (1.0 / n)  # population variance
-        return study_reward(soc_variance, toggles, task.sim.within_limits(), invalid, self.weights)
-
-
-#: reward kind -> its class. A kind is built per task (``cls(n_packs, weights)``) and owns its state;
-#: ``reset(task, packs)`` after packs are reset, ``step(task, interval, toggles, invalid)`` -> reward per pack
-#: after every interval (``task``: a :class:`bmsrl.env.BalancingTask`). Adding a kind is one class here
-#: (and its weights in :class:`RewardWeights` and the schema's ``reward`` section).
-KINDS: dict[str, type] = {"capacity": CapacityKind, "study": StudyKind}
 
 
 def make_kind(n_packs: int, weights: RewardWeights):

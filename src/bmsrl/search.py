@@ -42,19 +42,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict
 from pathlib import Path
 
 from bmsrl import algos
-from bmsrl.config import (
-    add_config_arguments,
-    config_from_args,
-    held_out_seeds,
-    resolve_ocv_table,
-    search_eval_seed,
-    search_train_seed,
-)
+from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output, check_outputs
+from bmsrl.seeds import held_out_seeds, search_eval_seed, search_train_seed
+from bmsrl.settings import SearchSettings
+from bmsrl.task_config import resolve_ocv_table
 
 log = logging.getLogger("bmsrl.search")
 
@@ -67,12 +64,16 @@ def search_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None) -
     """Everything that changes what a trial measures (its study's identity); not the trial count."""
     from bmsrl.learning import learning_settings
 
-    search = cfg["search"]
+    search = SearchSettings.of(cfg)
     return {
         **learning_settings(cfg, algo, profile, ocv_table),
-        "total_steps": search["total_steps"][algo],
-        **{key: search[key] for key in ("eval_interval", "eval_episodes", "seed_offset", "sampler", "pruner")},
-        "space": search["space"][algo],
+        "total_steps": search.total_steps[algo],
+        "eval_interval": search.eval_interval,
+        "eval_episodes": search.eval_episodes,
+        "seed_offset": search.seed_offset,
+        "sampler": asdict(search.sampler),
+        "pruner": asdict(search.pruner),
+        "space": search.space[algo],
     }
 
 
@@ -218,11 +219,11 @@ def open_study(path: Path, name: str, cfg: dict, trial: int):
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    search = cfg["search"]
-    sampler = optuna.samplers.TPESampler(seed=search["sampler"]["seed"] + trial, constant_liar=True,
-                                         n_startup_trials=search["sampler"]["n_startup_trials"])  # fmt: skip
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=search["pruner"]["n_startup_trials"],
-                                         n_warmup_steps=search["pruner"]["n_warmup_steps"])  # fmt: skip
+    search = SearchSettings.of(cfg)
+    sampler = optuna.samplers.TPESampler(seed=search.sampler.seed + trial, constant_liar=True,
+                                         n_startup_trials=search.sampler.n_startup_trials)  # fmt: skip
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=search.pruner.n_startup_trials,
+                                         n_warmup_steps=search.pruner.n_warmup_steps)  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     backend = _journal_backend(path)
     try:
@@ -359,7 +360,7 @@ def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tab
     trial.set_user_attr("job", job)
     trial.set_user_attr("seed", seed)
     params = sample(trial, space)
-    hyperparams = {**training["hyperparams"][algo], **params}
+    hyperparams = {**training.hyperparams[algo], **params}
     log.info("%s trial %d (job %d, seed %d): %s", name, trial.number, job, seed, json.dumps(params))
 
     steps = int(search["total_steps"][algo])
@@ -402,7 +403,7 @@ def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tab
         "params": params,
         "seed": seed,
         "eval_seed": eval_seed,
-        "eval_episodes": search["eval_episodes"],
+        "eval_episodes": search.eval_episodes,
         "profile": profile,
         "steps": int(model.num_timesteps),
         "budget_steps": steps,
@@ -489,17 +490,17 @@ def summarize(cfg: dict, algo: str, records: list[dict], name: str) -> dict:
         states = ", ".join(f"job {r['job']}: {r['state']}" for r in records) or "no trials"
         raise UserError(f"search of {algo}: no trial completed ({states}); nothing to choose from")
     best = max(complete, key=lambda r: (r["value"], -r["job"]))
-    search = cfg["search"]
+    search = SearchSettings.of(cfg)
     return {
         "algo": algo,
         "study": name,
-        "objective": (f"mean return (reward as configured) of the deterministic policy on {search['eval_episodes']} "
+        "objective": (f"mean return (reward as configured) of the deterministic policy on {search.eval_episodes} "
                       f"search-evaluation packs (SeedSequence({search_eval_seed(cfg)})) of profile "
-                      f"{best['profile']}, after {search['total_steps'][algo]} env steps"),
+                      f"{best['profile']}, after {search.total_steps[algo]} env steps"),
         "best": {"job": best["job"], "trial": best["trial"], "value": best["value"], "seed": best["seed"]},
         "hyperparams": best["params"],
-        "budget": {"trials": len(records), "steps_per_trial": search["total_steps"][algo],
-                   "eval_interval": search["eval_interval"], "eval_episodes": search["eval_episodes"],
+        "budget": {"trials": len(records), "steps_per_trial": search.total_steps[algo],
+                   "eval_interval": search.eval_interval, "eval_episodes": search.eval_episodes,
                    "env_steps": sum(r["steps"] for r in records)},  # fmt: skip
         "states": {state: sum(r["state"] == state for r in records) for state in ("COMPLETE", "PRUNED", "FAIL")},
         "trials": [{"job": r["job"], "trial": r["trial"], "state": r["state"], "value": r["value"],

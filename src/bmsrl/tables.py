@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bmsrl.config import defaults as config_defaults
 from bmsrl.errors import UserError
 from bmsrl.io import package_data_file
 
@@ -36,9 +35,9 @@ from bmsrl.io import package_data_file
 ECM_COLUMNS: tuple[str, ...] = ("soc", "r0_ohm", "r1_ohm", "c1_f", "r2_ohm", "c2_f")
 #: Columns of an OCV table: SoC [-] (a fraction, not a percentage), open-circuit voltage [V].
 OCV_COLUMNS: tuple[str, str] = ("soc", "ocv_v")
-#: SoC window [-] a processed OCV table is checked against when no window is given: the schema
-#: default of ``env.soc_limits`` (callers pass the configured window).
-DEFAULT_SOC_WINDOW: tuple[float, float] = tuple(config_defaults()["env"]["soc_limits"])
+#: SoC window [-] a processed OCV table is checked against when no window is given; also the default
+#: of :class:`bmsrl.pack.PackParameters` ``soc_limits`` (callers pass the configured window).
+DEFAULT_SOC_WINDOW: tuple[float, float] = (0.1, 0.9)
 #: Points of the uniform SoC grid of a processed OCV table.
 DEFAULT_N_POINTS = 201
 #: The most points of a processed OCV table: a SoC step of 1e-4, five times finer than the simulator's

@@ -37,12 +37,14 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import (add_config_arguments, config_from_args, resolve_ocv_table, training_eval_seed,
-                          validate)
+from bmsrl.config import add_config_arguments, config_from_args, validate
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
 from bmsrl.learning import build_learner, early_stopping, learning_settings
 from bmsrl.results import read_tuned_hyperparams, write_evaluations
+from bmsrl.seeds import training_eval_seed
+from bmsrl.settings import TrainingSettings
+from bmsrl.task_config import resolve_ocv_table
 from bmsrl.versions import package_versions
 
 log = logging.getLogger("bmsrl.train")
@@ -58,11 +60,10 @@ def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str |
     (``total_steps`` is left out: a longer budget continues a run; :func:`prepare_workdir` starts a
     shorter one afresh.) ``tuned``: the search result the hyperparameters come from
     (:func:`bmsrl.results.read_tuned_hyperparams`), recorded when given."""
-    training = cfg["training"]
     settings = {
         **learning_settings(cfg, algo, profile, ocv_table),
         "seed": seed,
-        "eval_episodes": training["eval_episodes"],
+        "eval_episodes": TrainingSettings.of(cfg).eval_episodes,
         "eval_seed": training_eval_seed(cfg, seed),
     }
     if tuned is not None:
@@ -222,10 +223,10 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecNormalize
 
-    training = cfg["training"]
-    total_steps = int(training["total_steps"][algo])
-    n_envs = int(training["n_envs"])
-    hyperparams = dict(training["hyperparams"][algo])
+    training = TrainingSettings.of(cfg)
+    total_steps = int(training.total_steps[algo])
+    n_envs = int(training.n_envs)
+    hyperparams = dict(training.hyperparams[algo])
     profile = profile or cfg["profiles"]["train"]
 
     # The settings record: checkpoints of other settings are not resumed.
@@ -247,16 +248,16 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     # fixed packs (best model, history), built as a search trial builds them.
     model, env, evaluation = build_learner(
         cfg, algo, seed, profile, ocv_table, normalize_reward=settings["normalize_reward"],
-        eval_episodes=training["eval_episodes"], eval_seed=training_eval_seed(cfg, seed),
-        eval_interval=training["eval_interval"], total_steps=total_steps, work=work, tensorboard=tensorboard, load=resume,
-        callback_after_eval=early_stopping(training["early_stopping"]),
+        eval_episodes=training.eval_episodes, eval_seed=training_eval_seed(cfg, seed),
+        eval_interval=training.eval_interval, total_steps=total_steps, work=work, tensorboard=tensorboard, load=resume,
+        callback_after_eval=early_stopping(training.early_stopping),
     )  # fmt: skip
     done_steps = int(model.num_timesteps)
 
     # Callbacks: the evaluation, checkpoints, statistics.
     if done_steps:
         evaluation.restore(work / "evaluations.npz", done_steps)
-    callbacks = [evaluation, AtomicCheckpoint(work, training["checkpoint_interval"], done_steps), EpisodeStats()]
+    callbacks = [evaluation, AtomicCheckpoint(work, training.checkpoint_interval, done_steps), EpisodeStats()]
     if sys.stderr.isatty():  # in a terminal: a progress line; in a log file, one line per evaluation
         callbacks.append(ProgressLine(total_steps, evaluation))
 
@@ -268,7 +269,7 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
         model.learn(
             total_timesteps=total_steps - done_steps,
             callback=CallbackList(callbacks),
-            log_interval=algos.sb3_log_interval(algo, training["log_interval"], n_envs, hyperparams),
+            log_interval=algos.sb3_log_interval(algo, training.log_interval, n_envs, hyperparams),
             tb_log_name="run",
             reset_num_timesteps=done_steps == 0,
         )
@@ -343,7 +344,7 @@ def main(args: argparse.Namespace) -> int:
 def tuned_hyperparams(cfg: dict, algo: str, path: Path | None) -> dict | None:
     """With ``training.tuned_hyperparams``: merge the search's best hyperparameters (``path``) over
     ``training.hyperparams[algo]`` in ``cfg`` and return what the run records of them; else ``None``."""
-    wanted = cfg["training"]["tuned_hyperparams"]
+    wanted = TrainingSettings.of(cfg).tuned_hyperparams
     if not wanted:
         if path is not None:
             raise UserError(f"--tuned-hyperparams {path}: given, but training.tuned_hyperparams is false")

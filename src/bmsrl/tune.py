@@ -40,19 +40,14 @@ import yaml
 
 from bmsrl import baselines
 from bmsrl.baselines import TUNABLE, make_baseline, setting_names, settings_key
-from bmsrl.config import (
-    add_config_arguments,
-    config_from_args,
-    evaluation_seeds,
-    resolve_ocv_table,
-    task_kwargs,  # fmt: skip
-    tuning_seeds,
-)
+from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_outputs
 from bmsrl.profiles import LoadProfile, Phase
 from bmsrl.rollout import rollout
+from bmsrl.seeds import evaluation_seeds, tuning_seeds
+from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 log = logging.getLogger(__name__)
 

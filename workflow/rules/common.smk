@@ -18,39 +18,24 @@ if (_SRC / "bmsrl").is_dir() and str(_SRC) not in sys.path:
 
 import hashlib  # noqa: E402
 
-from snakemake.utils import update_config as _update_config  # noqa: E402
-
 from bmsrl import algos as _algos  # noqa: E402
 from bmsrl import baselines as _baselines  # noqa: E402
 from bmsrl import policies as _policies  # noqa: E402
-from bmsrl.config import _coerce_cli_strings, schema as _schema  # noqa: E402
+from bmsrl.config import load_workflow_config as _load_workflow_config  # noqa: E402
 from bmsrl.config import load_yaml_file as _load_yaml_file, validate as _validate  # noqa: E402
 from bmsrl.errors import UserError as _UserError  # noqa: E402
 from bmsrl.profiles import PROFILES as _PROFILES  # noqa: E402
 
 
 def reread_config():
-    """The config as ``bmsrl VERB --config FILE`` reads it: every config file read again with bmsrl's
-    YAML reading (a duplicate key is an error, ``1e-4`` is a number; Snakemake's reading keeps the
-    last duplicate and reads ``1e-4`` as text), merged like Snakemake merges them (the Snakefile's
-    ``configfile``, then each ``--configfile``, then ``--config``), each file validated on its own
-    so an error names it. Only ``--config`` values have their number-like strings converted."""
+    """The config as ``bmsrl VERB --config FILE`` reads it (bmsrl.config.load_workflow_config): the
+    config files Snakemake read (the Snakefile's ``configfile`` unless replaced, then each
+    ``--configfile``) and ``--config``, merged as Snakemake merges them."""
     settings = workflow.config_settings
     cli_files = [Path(f).absolute() for f in settings.configfiles]
     directive = [Path(f) for f in workflow.configfiles if Path(f).absolute() not in cli_files]
     files = ([] if settings.replace_workflow_config else directive) + cli_files
-    merged = {}
-    for path in files:
-        part = _load_yaml_file(path)
-        _validate(json.loads(json.dumps(part)) if part is not None else {}, f"invalid config {path}", semantic=False)  # on a copy
-        _update_config(merged, part or {})
-    overrides = json.loads(json.dumps(dict(settings.config), default=str))
-    full = _schema()
-    _coerce_cli_strings(overrides, full, full)
-    _validate(json.loads(json.dumps(overrides)), "invalid config (--config)", semantic=False)
-    _update_config(merged, overrides)
-    sources = ", ".join(str(f) for f in files) or "no config file"
-    return _validate(merged, f"invalid config ({sources} and --config)")
+    return _load_workflow_config(files, settings.config)
 
 
 def _run_record_config():
