@@ -78,3 +78,25 @@ def test_raw_features_add_nothing_and_unknown_ones_are_refused():
     assert features_policy_kwargs("raw", N, (0.1, 0.9)) == {}
     with pytest.raises(ValueError, match="unknown features 'cells'"):
         features_policy_kwargs("cells", N, (0.1, 0.9))
+
+
+def test_training_features_reach_the_trained_model(tmp_path):
+    """training.features: cell_set_physics trains a PPO whose saved policy has the extractor, and
+    the run's settings record names the features (a checkpoint of other features is not resumed)."""
+    import json
+
+    import yaml
+
+    from bmsrl.agents import algorithm_class
+    from bmsrl.cli import main
+
+    cfg = {"training": {"n_envs": 8, "total_steps": {"ppo": 1024}, "eval_interval": 512, "eval_episodes": 2,
+                        "checkpoint_interval": 512, "features": "cell_set_physics",
+                        "hyperparams": {"ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 1}}}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--algo", "ppo", "--seed", "1", "--out", str(out)]) == 0
+    model = algorithm_class("ppo").load(out / "final_model.zip", device="cpu")
+    assert isinstance(model.policy.features_extractor, CellSetExtractor) and model.policy.features_extractor.physics
+    assert json.loads((out / "run_config.json").read_text())["settings"]["features"] == "cell_set_physics"

@@ -59,6 +59,8 @@ class AlgoSpec:
     #: Snakefile, at every start-up) needs no torch import; tests/test_bad_inputs.py checks it against
     #: the installed library's signature.
     keywords: tuple[str, ...] = ()
+    #: its policy takes SB3's ``features_extractor_class`` (``training.features``: bmsrl.networks)
+    features_extractor: bool = True
 
     @property
     def on_policy(self) -> bool:
@@ -73,7 +75,7 @@ _OFF_POLICY_COMMON = ("learning_rate", "buffer_size", "learning_starts", "batch_
                       "n_steps")  # fmt: skip
 _DQN_KEYWORDS = (*_OFF_POLICY_COMMON, "target_update_interval", "exploration_fraction", "exploration_initial_eps",
                  "exploration_final_eps", "max_grad_norm", "stats_window_size", "policy_kwargs")  # fmt: skip
-_MASKED_DQN_KEYWORDS = (*_DQN_KEYWORDS, "greedy_valid_only")
+_MASKED_DQN_KEYWORDS = (*_DQN_KEYWORDS, "greedy_valid_only", "double_q", "masked_target", "target_update_gradient_steps")
 _PPO_KEYWORDS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
                  "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
                  "sde_sample_freq", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl",
@@ -222,6 +224,7 @@ ALGOS: dict[str, AlgoSpec] = {
             # sb3-contrib's ARS with the candidates evaluated side by side on the batch's packs and
             # every simulated transition counted (bmsrl/ars.py says why the library's loop cannot)
             "ars", "ARS", "#8c564b", "bmsrl.ars", "BatchedARS", log_unit="iteration", hyperparams=_ARS_HYPERPARAMS,
+            features_extractor=False,
             description="Augmented random search (sb3-contrib's ARS, candidates evaluated on the batch's packs)",
             keywords=_ARS_KEYWORDS,
             # n_delta stays 64 (one direction per pack, n_top = n_delta: see _ARS_HYPERPARAMS)

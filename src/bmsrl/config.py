@@ -304,6 +304,11 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
     hyperparams = cfg.get("training", {}).get("hyperparams", {})
     from bmsrl import algos
 
+    features = cfg.get("training", {}).get("features", "raw")
+    for algo in cfg.get("algos", []):
+        if features != "raw" and algo in algos.ALGOS and not algos.ALGOS[algo].features_extractor:
+            errors.append(f"training.features: {features} is not available for {algo}, whose policy takes no "
+                          f"features extractor; use raw, or leave {algo} out of algos")
     for algo, kwargs in hyperparams.items():
         spec = algos.ALGOS.get(algo)
         if spec is None or not spec.keywords:

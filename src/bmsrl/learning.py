@@ -42,6 +42,8 @@ def learning_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None)
         "reward": cfg["reward"],
         "ocv_table_sha256": file_digest(kwargs["ocv_table"]),
         "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
+        # the raw observation (the default) adds nothing, so earlier records and studies keep their identity
+        **({"features": training.features} if training.features != "raw" else {}),
     }
 
 
@@ -81,16 +83,27 @@ def make_envs(cfg: dict, algo: str, profile: str, ocv_table: str | None, n_eval:
     return env, eval_env
 
 
-def new_model(algo: str, env, seed: int, hyperparams: dict, tensorboard: Path | None = None):
-    """A new ``algo`` model on ``env`` with ``hyperparams`` (its constructor's keyword arguments)."""
+def new_model(algo: str, env, seed: int, hyperparams: dict, tensorboard: Path | None = None,
+              features: dict | None = None):  # fmt: skip
+    """A new ``algo`` model on ``env`` with ``hyperparams`` (its constructor's keyword arguments);
+    ``features``: policy_kwargs that select the network's features (:func:`bmsrl.networks.features_policy_kwargs`)."""
     spec = algos.get(algo)
     hyperparams = dict(hyperparams)
+    policy_kwargs = dict(hyperparams.pop("policy_kwargs", {}))
+    policy_kwargs.update(features or {})
     if spec.adam:
-        policy_kwargs = dict(hyperparams.pop("policy_kwargs", {}))
         policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
+    if policy_kwargs:
         hyperparams["policy_kwargs"] = policy_kwargs
     return algorithm_class(algo)("MlpPolicy", env, seed=seed, verbose=0, device="cpu",
                                  tensorboard_log=str(tensorboard) if tensorboard else None, **hyperparams)  # fmt: skip
+
+
+def features_of(cfg: dict) -> dict:
+    """The policy_kwargs of ``training.features`` for the config's pack (empty for ``raw``)."""
+    from bmsrl.networks import features_policy_kwargs
+
+    return features_policy_kwargs(cfg["training"]["features"], cfg["env"]["n_cells"], cfg["env"]["soc_limits"])
 
 
 def build_learner(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, *, normalize_reward: bool,
@@ -107,7 +120,7 @@ def build_learner(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str 
     env.seed(seed)
     model = load(env) if load is not None else None
     if model is None:
-        model = new_model(algo, env, seed, cfg["training"]["hyperparams"][algo], tensorboard)
+        model = new_model(algo, env, seed, cfg["training"]["hyperparams"][algo], tensorboard, features_of(cfg))
     evaluation = evaluation_class(model)(
         eval_env, seed=eval_seed, work=work, total_steps=total_steps, n_eval_episodes=eval_episodes,
         eval_freq=max(eval_interval // int(cfg["training"]["n_envs"]), 1), deterministic=True, verbose=0,
