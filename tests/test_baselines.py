@@ -182,3 +182,39 @@ def test_rollout_gives_masks_to_a_policy_that_reads_them():
     policy = Masked()
     done = rollout(task, policy, max_decisions=5)
     assert policy.shapes == [(2, 32)] * 5 and (done.steps == 5).all()
+
+
+# ------------------------------------------------------------------------------- best_known
+def test_best_known_lookahead_copies_the_whole_simulator_state():
+    """The value of the base controller's own action is the capacity the base controller reaches from
+    that state: the copy of the simulator state (phase, RC voltages, charger, shunts) is exact."""
+    from bmsrl.best_known import BestKnown
+
+    cfg = defaults()
+    task = BalancingTask(n_packs=2, profile="charge-rest-discharge")
+    base = make_baseline("top_balancing", N, cfg["baselines"]["top_balancing"], env=cfg["env"])
+    seeds = [rng_for_seed(1_001_000), rng_for_seed(1_001_001)]
+    task.reset_drawn(seeds)
+    for _ in range(40):  # into the charge, shunts closed, RC branches charged
+        task.step(base.predict(task.frames.reshape(2, -1))[0])
+    assert task.sim.state.switches.any() and np.abs(task.sim.state.rc_v).max() > 0
+    values = BestKnown(base).candidate_values_ah(task)
+    actions = base.predict(task.frames.reshape(2, -1))[0]
+    reached = rollout(task, base).end["discharged_ah"]  # the base controller from here
+    np.testing.assert_allclose(values[np.arange(2), actions], reached, rtol=0, atol=1e-12)
+    assert np.isfinite(values).sum(axis=1).min() >= 16  # the valid actions (at most the lowest cell's shunt barred)
+
+
+def test_best_known_improves_on_its_base_and_reads_the_simulator():
+    from bmsrl.best_known import BestKnown
+
+    cfg = defaults()
+    task = BalancingTask(n_packs=1, profile="charge-rest-discharge")
+    base = make_baseline("top_balancing", N, cfg["baselines"]["top_balancing"], env=cfg["env"])
+    capacity = {}
+    for name, policy in (("base", base), ("best_known", BestKnown(base))):
+        task.reset_drawn([rng_for_seed(1_001_003)])  # top_balancing: 2585 mAh, bound 2611 mAh
+        capacity[name] = rollout(task, policy).end["discharged_ah"][0]
+    assert capacity["best_known"] > capacity["base"] + 1e-3  # strictly better (by more than 1 mAh) on this pack
+    with pytest.raises(ValueError, match="reads the simulator"):
+        BestKnown(base).predict(task.frames.reshape(1, -1))

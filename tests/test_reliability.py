@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from bmsrl.cli import main
-from bmsrl.config import resolve_ocv_table, validate
+from bmsrl.config import validate
+from bmsrl.task_config import resolve_ocv_table
 from bmsrl.search import open_study, search_settings, study_name
 
 ROOT = Path(__file__).resolve().parents[1]

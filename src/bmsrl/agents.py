@@ -13,6 +13,10 @@ from bmsrl.baselines import BASELINES, make_baseline, settings_key
 from bmsrl.errors import UserError
 from bmsrl.policies import POLICIES
 
+#: the model-based reference (not a registry baseline: it reads the simulator, so it runs on request,
+#: e.g. ``bmsrl evaluate --policy best_known`` on a few packs) and the controller it improves on
+BEST_KNOWN, BEST_KNOWN_BASE = "best_known", "room_balancing"
+
 
 def algorithm_class(name: str):
     """The Stable-Baselines3 / sb3-contrib class of ``name`` (imported on first use: torch is heavy)."""
@@ -32,6 +36,10 @@ def constructor_keywords(name: str) -> tuple[str, ...]:
 def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings: dict | None = None):
     """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline, with
     ``settings`` (e.g. a tuned threshold and hysteresis) or else its settings in ``cfg``."""
+    if policy == BEST_KNOWN:  # reads the simulator: evaluate runs it, the workflow does not (bmsrl.best_known)
+        from bmsrl.best_known import BestKnown
+
+        return BestKnown(load_policy(BEST_KNOWN_BASE, model_path, cfg, settings))
     if policy in BASELINES:
         if model_path is not None:
             raise UserError(f"policy {policy!r} is a baseline and takes no --model (got {model_path})")

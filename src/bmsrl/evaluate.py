@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bmsrl import bound
-from bmsrl.agents import load_policy
+from bmsrl.agents import BEST_KNOWN, BEST_KNOWN_BASE, load_policy
 from bmsrl.baselines import BASELINES, setting_names
 from bmsrl.config import add_config_arguments, config_from_args, scenario_config
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
@@ -139,7 +139,8 @@ def episode_seeds(cfg: dict, seed: int) -> list[int]:
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--policy", required=True, help=f"one of {list(POLICIES)}")
+    parser.add_argument("--policy", required=True,
+                        help=f"one of {list(POLICIES)}, or {BEST_KNOWN} (the model-based reference, slow: bmsrl.best_known)")
     parser.add_argument("--profile", required=True, help="load profile to evaluate on")
     parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
@@ -162,9 +163,10 @@ def main(args: argparse.Namespace) -> int:
         check_animation_path(args.animation)
     settings = None
     if args.baseline_settings is not None:
-        if args.policy not in BASELINES:
+        if args.policy not in (*BASELINES, BEST_KNOWN):
             raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")
-        settings = read_baseline_settings(args.baseline_settings, args.policy, setting_names(args.policy))
+        name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
+        settings = read_baseline_settings(args.baseline_settings, name, setting_names(name))
     traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
                                resolve_ocv_table(args.ocv_table, cfg), args.scenario, settings)  # fmt: skip
     with atomic_outputs(args.out / "traces.csv", args.out / "metrics.csv") as (t_tmp, m_tmp):

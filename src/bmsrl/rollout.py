@@ -27,20 +27,28 @@ MAX_DECISIONS = 100_000
 def reads_action_masks(policy) -> bool:
     """Whether ``policy.predict`` takes the env's ``action_masks`` (MaskablePPO; DQN, which uses
     them when ``greedy_valid_only``)."""
+    return "action_masks" in _predict_keywords(policy)
+
+
+def _predict_keywords(policy) -> set[str]:
     import inspect
 
-    return "action_masks" in inspect.signature(policy.predict).parameters
+    return set(inspect.signature(policy.predict).parameters)
 
 
-def predict_actions(policy, obs: np.ndarray, task: BalancingTask, masked: bool | None = None) -> np.ndarray:
+def predict_actions(policy, obs: np.ndarray, task: BalancingTask, keywords: set[str] | None = None) -> np.ndarray:
     """``policy.predict(obs, deterministic=True)`` as an integer array over the task's packs, with the
-    task's valid actions (``action_masks``) if the policy reads them (``masked``; None: ask)."""
-    if masked is None:
-        masked = reads_action_masks(policy)
-    if masked:
-        actions, _ = policy.predict(obs, deterministic=True, action_masks=~task.invalid_mask())
-    else:
-        actions, _ = policy.predict(obs, deterministic=True)
+    task's valid actions (``action_masks``) if the policy reads them, and the task itself (``task``)
+    if it reads the simulator (:class:`bmsrl.best_known.BestKnown`). ``keywords``: the keyword
+    arguments ``predict`` takes (None: ask)."""
+    if keywords is None:
+        keywords = _predict_keywords(policy)
+    extra = {}
+    if "action_masks" in keywords:
+        extra["action_masks"] = ~task.invalid_mask()
+    if "task" in keywords:
+        extra["task"] = task
+    actions, _ = policy.predict(obs, deterministic=True, **extra)
     return np.asarray(actions, dtype=np.int64).reshape(task.n_packs)
 
 
@@ -77,7 +85,7 @@ def rollout(task: BalancingTask, policy, *, records: bool = False, max_decisions
     called after the reset state and after every decision (e.g. to draw a frame).
     """
     n = task.n_packs
-    masked = reads_action_masks(policy)
+    keywords = _predict_keywords(policy)
     obs = task.frames.reshape(n, -1).copy()
     s = task.sim.state
     done = np.zeros(n, dtype=bool)
@@ -94,7 +102,7 @@ def rollout(task: BalancingTask, policy, *, records: bool = False, max_decisions
     for _ in range(limit):
         if done.all():
             return result
-        actions = np.where(done, 0, predict_actions(policy, obs, task, masked))
+        actions = np.where(done, 0, predict_actions(policy, obs, task, keywords))
         obs, reward, terminated, truncated, interval = task.step(actions)
         running = ~done
         result.returns += np.where(running, reward, 0.0)

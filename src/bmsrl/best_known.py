@@ -1,0 +1,76 @@
+"""``best_known``: one step of policy improvement with the true simulator (issue 18), a model-based
+reference beside the recoverable-capacity bound, **not** an observation-only controller.
+
+At every decision, for every pack, each valid action is tried on a copy of the pack's full simulator
+state (SoC, SoH, RC voltages, phase, charger, shunts: :class:`bmsrl.pack.PackState`), followed by a
+base controller (``room_balancing`` at its configured settings, the best rule found) until the
+episode ends; the action whose continuation lets the pack deliver the most charge over the episode
+(``discharged_ah`` at its end) is taken, ties going to the base controller's own action. The base
+controller's action is always a candidate, so one step of improvement never does worse than the
+base controller followed to the end from the same state, up to what the following decisions change.
+
+It reads the simulator (``predict(..., task=...)``, passed by :func:`bmsrl.rollout.rollout`), so no
+BMS could run it: it says what is achievable, not what a deployable controller achieves. It costs
+2^n rollouts to the episode's end per decision (about 30 s per episode of the test profile on one
+core), so it runs on request on a few packs, not in the workflow: ``bmsrl evaluate --policy
+best_known`` (with ``evaluation.episodes`` set low) writes its traces and metrics like any policy's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+
+from bmsrl.env import BalancingTask
+from bmsrl.pack import PackState
+from bmsrl.rollout import rollout
+
+
+class BestKnown:
+    """One step of policy improvement over ``base`` (an observation-only controller with ``predict``)
+    by lookahead with the task's own simulator (module docstring)."""
+
+    name = "best_known"
+
+    def __init__(self, base) -> None:
+        self.base = base
+        self._shadow: BalancingTask | None = None
+
+    def _shadow_of(self, task: BalancingTask) -> BalancingTask:
+        """A task of ``n_packs x n_actions`` packs with the same physics, profile and rules."""
+        n = task.n_packs * task.n_actions
+        if self._shadow is None or self._shadow.n_packs != n:
+            self._shadow = BalancingTask(
+                n_packs=n, profile=task.profile, pack=task.params, reward=task.reward_weights,
+                decision_interval_s=task.sim.decision_interval_s, substeps=task.sim.substeps,
+                invalid_rules=task.invalid_rules, init_soc=task.init_soc, init_soh=task.init_soh,
+                i_max_a=task.i_max_a, tables=task.tables,
+            )  # fmt: skip
+        return self._shadow
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True, task=None):
+        if task is None:
+            raise ValueError("best_known reads the simulator: run it through bmsrl.rollout.rollout (predict(..., task=))")
+        base_actions = np.asarray(self.base.predict(observation)[0], dtype=np.int64).reshape(task.n_packs)
+        values = self.candidate_values_ah(task)  # (packs, actions)
+        best = values.argmax(axis=1)
+        keep_base = values[np.arange(task.n_packs), base_actions] >= values[np.arange(task.n_packs), best]
+        return np.where(keep_base, base_actions, best), state
+
+    def candidate_values_ah(self, task: BalancingTask) -> np.ndarray:
+        """(packs, actions): charge [Ah] each pack delivers over its episode if it takes that action now
+        and the base controller afterwards; -inf for an invalid action."""
+        a = task.n_actions
+        shadow = self._shadow_of(task)
+        source, copy = task.sim.state, shadow.sim.state
+        for f in fields(PackState):
+            setattr(copy, f.name, np.repeat(getattr(source, f.name), a, axis=0))
+        shadow.frames[:] = np.repeat(task.frames, a, axis=0)
+        shadow.last_invalid[:] = False
+        shadow.last_toggles[:] = 0
+        shadow.reward_kind.reset(shadow, np.arange(shadow.n_packs))
+        invalid = task.invalid_mask()  # (packs, actions)
+        shadow.step_checked(np.tile(np.arange(a), task.n_packs))
+        delivered_ah = rollout(shadow, self.base).end["discharged_ah"].reshape(task.n_packs, a)
+        return np.where(invalid, -np.inf, delivered_ah)
