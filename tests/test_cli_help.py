@@ -22,4 +22,4 @@ def test_verb_help_prints_its_text_once_formatted(verb, capsys):
 
 
 def test_the_aggregate_help_says_95_percent():
-    assert "95 % bootstrap" in cli.VERBS["aggregate"][1]
+    assert "95 % t interval" in cli.VERBS["aggregate"][1]

@@ -268,6 +268,6 @@ def test_checkpoints_of_a_plain_dqn_run_are_not_resumed(tmp_path):
     work.mkdir()
     (work / RUN_RECORD).write_text(json.dumps({"settings": old}))
     (work / "model_1000_steps.zip").write_bytes(b"plain DQN")
-    prepare_workdir(work, settings)
+    prepare_workdir(work, settings, 10_000)
     assert not (work / "model_1000_steps.zip").exists()
     assert json.loads((work / RUN_RECORD).read_text())["settings"]["hyperparams"]["greedy_valid_only"] is True

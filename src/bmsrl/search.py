@@ -360,7 +360,7 @@ def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tab
     trial.set_user_attr("job", job)
     trial.set_user_attr("seed", seed)
     params = sample(trial, space)
-    hyperparams = {**training.hyperparams[algo], **params}
+    hyperparams = {**training["hyperparams"][algo], **params}
     log.info("%s trial %d (job %d, seed %d): %s", name, trial.number, job, seed, json.dumps(params))
 
     steps = int(search["total_steps"][algo])

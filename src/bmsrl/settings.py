@@ -40,8 +40,8 @@ class TrainingSettings:
     eval_episodes: int  #: episodes per evaluation during training [-]
     checkpoint_interval: int  #: env steps between checkpoints
     log_interval: int  #: env steps between TensorBoard scalar logs
-    early_stopping: EarlyStoppingSettings  #: stop once the evaluation return has stopped rising
     features: str  #: what the policy network sees (bmsrl.networks.FEATURES)
+    early_stopping: EarlyStoppingSettings  #: stop once the evaluation return has stopped rising
     torch_threads: int  #: torch threads per training job [-]
     tuned_hyperparams: bool  #: train with the search's best hyperparameters
     normalize_reward: bool  #: VecNormalize rewards of the on-policy algorithms
