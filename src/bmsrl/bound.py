@@ -14,6 +14,10 @@ current, voltage and limits in every cell), all shunts open, run through the sam
 same cut-offs, charger and integration. For a pack of identical cells the bound equals the
 capacity of ``no_balancing``; ``tests/test_bound.py`` checks both that and that no policy (the
 baselines, random and searched switch schedules) exceeds the bound.
+
+The derivation needs every charge that precedes a discharge to end at a cell's SoC limit (or its
+safety cap). Where a charge can end otherwise, :func:`validity` says why, and no share is reported
+(docs/bound.md, "Domain of validity").
 """
 
 from __future__ import annotations
@@ -78,6 +82,49 @@ def no_balancing_capacity_ah(setup: PackSetup, soc, soh) -> float:
 def capacity_bound_ah(setup: PackSetup, soc, soh) -> float:
     """The recoverable-capacity bound C_bound [Ah] of one initial pack (module docstring)."""
     return float(alone_capacities_ah(setup, soc, soh).min())
+
+
+def _charge_before_discharge(profile: LoadProfile) -> bool:
+    """Does a charge that ends at a limit come before a discharge that ends at one (so that how the
+    charge ends decides what the pack delivers)?"""
+    phases = profile.phases
+    return any(
+        p.until == "upper" and any(q.until == "lower" for q in phases[i + 1:]) for i, p in enumerate(phases)
+    )
+
+
+def validity(setup: PackSetup) -> str | None:
+    """Why the bound does not hold in ``setup`` (the reason, one sentence), or None where it does.
+
+    The derivation (docs/bound.md) needs every charge that decides the delivered capacity to end
+    when its first cell reaches the upper SoC limit. Two settings end it otherwise:
+
+    * a constant-current charge with the voltage cut-off (``charging: cc``,
+      ``cutoff: soc_and_voltage``) ends at the first cell at ``v_max``; a shunted cell carries less
+      current, so its IR rise is smaller and it reaches ``v_max`` at a higher SoC than it would alone;
+    * a CC-CV charge whose taper can come before the SoC limit ends on the *pack* current, which
+      shunting the binding cell raises. The taper comes first when a cell at the upper SoC limit,
+      held at ``v_max`` with its RC branches settled, would draw no more than the taper current:
+      ``OCV(soc_hi) + I_taper (R0 + R1 + R2)(soc_hi) >= v_max`` (e.g. ``soc_limits: [0, 1]``).
+    """
+    p, profile = setup.params, setup.profile
+    if not _charge_before_discharge(profile):
+        return None
+    v_max = p.voltage_limits_v[1]
+    if p.charging == "cc" and p.cutoff == "soc_and_voltage":
+        return ("a constant-current charge ends at the voltage cut-off (env.charging: cc, env.cutoff: "
+                "soc_and_voltage): a shunted cell carries less current, so its IR rise is smaller and it "
+                f"reaches {v_max} V at a higher SoC than on its own; the bound does not hold")
+    if p.charging == "cc_cv":
+        soc_hi = p.soc_limits[1]
+        ocv_v, r0, r1, r2, _, _ = setup.tables(np.array(soc_hi))
+        settled_v = ocv_v + p.taper_current_a * (r0 + r1 + r2)  # [V] at soc_hi, drawing the taper current
+        if settled_v >= v_max:
+            return (f"a CC-CV charge can end at the taper before any cell reaches SoC {soc_hi} (a cell there "
+                    f"at the taper current, {p.taper_current_a:.3g} A, would be at {float(settled_v):.3f} V "
+                    f">= {v_max} V): the taper acts on the pack current, which shunting the cell that holds "
+                    "the voltage raises; the bound does not hold")
+    return None
 
 
 def recovered_share(capacity_ah: float, no_balancing_ah: float, bound_ah: float, tolerance_ah: float = 1e-3) -> float:

@@ -89,8 +89,22 @@ def capacity_context(task: BalancingTask, records: list[dict]) -> dict:
     setup, first = bound.PackSetup.of(task), records[0]
     bound_ah = bound.capacity_bound_ah(setup, first["soc"], first["soh"])
     none_ah = bound.no_balancing_capacity_ah(setup, first["soc"], first["soh"])
-    return {"recovered_share": bound.recovered_share(records[-1]["discharged_ah"], none_ah, bound_ah),
+    share = bound.recovered_share(records[-1]["discharged_ah"], none_ah, bound_ah)
+    reason = bound.validity(setup)  # outside the bound's domain of validity: no share (docs/bound.md)
+    if reason is not None:
+        share = math.nan
+        _log_once(f"recovered_share left empty: {reason}")
+    return {"recovered_share": share,
             "capacity_bound_mah": 1000.0 * bound_ah, "no_balancing_capacity_mah": 1000.0 * none_ah}
+
+
+_LOGGED: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        print(message, flush=True)
 
 
 def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance_ohm: float) -> list[list]:

@@ -47,6 +47,13 @@ from bmsrl.tables import DEFAULT_SOC_WINDOW
 
 #: how close [s] a sub-step must come to a phase's end to count as reaching it (float rounding)
 _TIME_TOL_S = 1e-9
+#: the width [s] to which an event's crossing time inside a sub-step is found (at 1 C, 1e-10 s is
+#: 1e-13 Ah of charge), and the most iterations of that search
+_CROSSING_TOL_S = 1e-10
+_CROSSING_MAX_ITER = 100
+#: the same for the start of the constant-voltage stage [s]: the charger's current is continuous
+#: there, so an error in this time changes the charge only to second order
+_CV_START_TOL_S = 1e-3
 
 
 #: ``cutoff`` values: the study's SoC window only, or the SoC and terminal-voltage windows (a BMS)
@@ -451,6 +458,204 @@ def _reset_packs(
         inside_limits[k] = _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo_win, v_hi_win)
 
 
+@numba.njit(cache=True, inline="always")
+def _cells_at(
+    k, t_s, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a,
+    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah,
+):  # fmt: skip
+    """Pack ``k``'s cells ``t_s`` [s] into a sub-step that started at ``s_soc`` [-], ``s_v`` (cells, 2) [V],
+    table rows ``s_rows``: exact solution with the ECM parameters and the shunt currents ``s_shunt_a``
+    [A] held at their start values and the pack current linear in time, ``i0_a + slope_a_s * t`` [A]
+    (``slope_a_s = 0``: the zero-order hold). Writes SoC, RC voltages, table rows at the new SoC and the
+    charge through each cell [Ah] (> 0 discharging) into ``o_*``."""
+    for i in range(s_soc.shape[0]):
+        i_cell0 = i0_a + s_shunt_a[i]  # cell current [A] at the sub-step's start
+        for j in range(2):
+            r = s_rows[i, 2 + j]
+            tau = r * s_rows[i, 4 + j]  # [s]
+            d = np.exp(-t_s / tau)
+            # dV/dt = -V / tau + (i_cell0 + slope t) / C, solved exactly
+            o_v[i, j] = s_v[i, j] * d + r * (i_cell0 * (1.0 - d) + slope_a_s * (t_s - tau * (1.0 - d)))
+        q_ah = (i_cell0 + 0.5 * slope_a_s * t_s) * t_s / 3600.0
+        eta = eta_discharge if q_ah > 0.0 else eta_charge
+        x = s_soc[i] - eta * q_ah / (capacity_ah * soh[k, i])
+        o_soc[i] = x
+        o_q_ah[i] = q_ah
+        o_rows[i, 0], o_rows[i, 1], o_rows[i, 2], o_rows[i, 3], o_rows[i, 4], o_rows[i, 5] = _lookup(
+            table, lo, inv_step, last, x
+        )
+
+
+@numba.njit(cache=True, inline="always")
+def _current_limit_a(k, switches, g_sh, soc_rows, v, v_hold):
+    """The charger's binding limit [A]: the largest of the cells' :func:`_cv_current_limit_a` at table
+    rows ``soc_rows`` and RC voltages ``v`` (cells, 2)."""
+    limit_a = -np.inf
+    for i in range(v.shape[0]):
+        g = g_sh if switches[k, i] else 0.0
+        limit_a = max(limit_a, _cv_current_limit_a(soc_rows[i, 0], v[i, 0], v[i, 1], soc_rows[i, 1], g, v_hold))
+    return limit_a
+
+
+@numba.njit(cache=True, inline="always")
+def _cv_limit_after_a(
+    i, t_s, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
+    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
+):  # fmt: skip
+    """Cell ``i``'s voltage-hold limit [A] (:func:`_cv_current_limit_a`) ``t_s`` [s] into a sub-step
+    that holds the pack current ``i0_a`` [A]: the predictor of the constant-voltage stage."""
+    i_cell0 = i0_a + s_shunt_a[i]
+    # the RC voltages as in _cells_at with slope 0, written identically (the same rounding)
+    r, tau = s_rows[i, 2], s_rows[i, 2] * s_rows[i, 4]
+    d = np.exp(-t_s / tau)
+    v1 = s_v[i, 0] * d + r * (i_cell0 * (1.0 - d) + 0.0 * (t_s - tau * (1.0 - d)))
+    r, tau = s_rows[i, 3], s_rows[i, 3] * s_rows[i, 5]
+    d = np.exp(-t_s / tau)
+    v2 = s_v[i, 1] * d + r * (i_cell0 * (1.0 - d) + 0.0 * (t_s - tau * (1.0 - d)))
+    q_ah = (i_cell0 + 0.5 * 0.0 * t_s) * t_s / 3600.0
+    eta = eta_discharge if q_ah > 0.0 else eta_charge
+    ocv, r0, _, _, _, _ = _lookup(table, lo, inv_step, last, s_soc[i] - eta * q_ah / (capacity_ah * soh[k, i]))
+    g = g_sh if switches[k, i] else 0.0
+    return _cv_current_limit_a(ocv, v1, v2, r0, g, v_hold)
+
+
+@numba.njit(cache=True, inline="always")
+def _event_margin(
+    k, code, switches, g_sh, o_soc, o_v, o_rows, i_pack_a, phase_current_a, cc_stage,
+    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+):  # fmt: skip
+    """How far past its nearest event pack ``k`` is, for cells at ``o_*`` carrying pack current
+    ``i_pack_a`` [A]: >= 0 once the phase's end (end code ``code``: SoC and voltage limits, the
+    charger's current tapered to ``i_taper``) or, in a charger's constant-current stage
+    (``cc_stage``), the top cell's voltage hold has been reached. Mixed units (SoC, V, A): only the
+    sign and continuity in time matter (the root search of :func:`_crossing_time_s`)."""
+    m = -np.inf
+    for i in range(o_soc.shape[0]):
+        g = g_sh if switches[k, i] else 0.0
+        v_t = _terminal_voltage_v(o_rows[i, 0], o_v[i, 0], o_v[i, 1], o_rows[i, 1], i_pack_a, g)
+        if code & 1 != 0:
+            m = max(m, soc_lo - o_soc[i], v_lo_cut - v_t)
+        if code & 2 != 0:
+            m = max(m, o_soc[i] - soc_hi, v_t - v_hi_cut)
+    if phase_current_a < 0.0 and (cc_stage or (code & 2 != 0 and i_taper >= 0.0)):
+        limit_a = _current_limit_a(k, switches, g_sh, o_rows, o_v, v_hold)
+        if code & 2 != 0 and i_taper >= 0.0:  # the charger's next current at or below the taper
+            m = max(m, min(0.0, max(phase_current_a, limit_a)) + i_taper)
+        if cc_stage:
+            m = max(m, limit_a - phase_current_a)
+    return m
+
+
+@numba.njit(cache=True)
+def _crossing_time_s(
+    k, h_s, i0_a, slope_a_s, code, phase_current_a, cc_stage, soh, switches, g_sh, s_soc, s_v, s_rows, s_shunt_a,
+    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah,
+    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+):  # fmt: skip
+    """The first time [s] in (0, ``h_s``] at which :func:`_event_margin` reaches 0, given that it has at
+    ``h_s``: a bracketing root search (Illinois) to a bracket of ``_CROSSING_TOL_S``, returning the bracket's end
+    at which the event has happened (0 if it had already at the sub-step's start)."""
+    t_lo, t_hi = 0.0, h_s
+    _cells_at(k, 0.0, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
+              capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
+    m_lo = _event_margin(k, code, switches, g_sh, o_soc, o_v, o_rows, i0_a, phase_current_a, cc_stage,
+                         soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper)  # fmt: skip
+    if m_lo >= 0.0:
+        return 0.0
+    _cells_at(k, h_s, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
+              capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
+    m_hi = _event_margin(k, code, switches, g_sh, o_soc, o_v, o_rows, i0_a + slope_a_s * h_s, phase_current_a,
+                         cc_stage, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper)  # fmt: skip
+    side = 0
+    for _ in range(_CROSSING_MAX_ITER):
+        if t_hi - t_lo <= _CROSSING_TOL_S:
+            break
+        t = t_hi - m_hi * (t_hi - t_lo) / (m_hi - m_lo)  # regula falsi
+        if not np.isfinite(t):
+            t = 0.5 * (t_lo + t_hi)
+        # at least half the tolerance inside the bracket: a root found exactly then closes it at once
+        t = min(max(t, t_lo + 0.5 * _CROSSING_TOL_S), t_hi - 0.5 * _CROSSING_TOL_S)
+        _cells_at(k, t, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
+                  capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
+        m = _event_margin(k, code, switches, g_sh, o_soc, o_v, o_rows, i0_a + slope_a_s * t, phase_current_a,
+                          cc_stage, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper)  # fmt: skip
+        if m >= 0.0:
+            t_hi, m_hi = t, m
+            if side == 1:
+                m_lo *= 0.5  # Illinois: keep the retained end from stalling the search
+            side = 1
+        else:
+            t_lo, m_lo = t, m
+            if side == -1:
+                m_hi *= 0.5
+            side = -1
+    return t_hi
+
+
+@numba.njit(cache=True)
+def _cv_start_time_s(
+    i, h_s, i0_a, phase_current_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
+    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
+):  # fmt: skip
+    """The time [s] in (0, ``h_s``] at which cell ``i``, charged at the constant current ``i0_a`` [A],
+    reaches the charger's voltage hold (its limit :func:`_cv_limit_after_a` reaches the phase's current),
+    to ``_CV_START_TOL_S``; the end of the bracket at which it has."""
+    t_lo, t_hi = 0.0, h_s
+    m_lo = _cv_limit_after_a(i, 0.0, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
+                             table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge) - phase_current_a
+    if m_lo >= 0.0:
+        return 0.0
+    m_hi = _cv_limit_after_a(i, h_s, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
+                             table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge) - phase_current_a
+    side = 0
+    for _ in range(_CROSSING_MAX_ITER):
+        if t_hi - t_lo <= _CV_START_TOL_S:
+            break
+        t = t_hi - m_hi * (t_hi - t_lo) / (m_hi - m_lo)  # regula falsi
+        if not np.isfinite(t):
+            t = 0.5 * (t_lo + t_hi)
+        # at least half the tolerance inside the bracket: a root found exactly then closes it at once
+        t = min(max(t, t_lo + 0.5 * _CV_START_TOL_S), t_hi - 0.5 * _CV_START_TOL_S)
+        m = _cv_limit_after_a(i, t, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
+                              table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge) - phase_current_a
+        if m >= 0.0:
+            t_hi, m_hi = t, m
+            if side == 1:
+                m_lo *= 0.5  # Illinois
+            side = 1
+        else:
+            t_lo, m_lo = t, m
+            if side == -1:
+                m_hi *= 0.5
+            side = -1
+    return t_hi
+
+
+@numba.njit(cache=True)
+def _cut_at_event(
+    ends, binding, k, h_s, i0_a, slope_a_s, code, phase_current_a, cc_stage, soh, switches, g_sh, s_soc, s_v,
+    s_rows, s_shunt_a, table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
+    o_soc, o_v, o_rows, o_q_ah, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+):  # fmt: skip
+    """A sub-step of ``h_s`` [s] reached an event: the phase's end (``ends``), or else the start of the
+    constant-voltage stage (cell ``binding`` reaching the hold). Cut it at the crossing time, the
+    cells' state then into ``o_*``; returns that time [s]. (Not inlined: the rare path.)"""
+    if ends:
+        h_s = _crossing_time_s(
+            k, h_s, i0_a, slope_a_s, code, phase_current_a, cc_stage, soh, switches, g_sh, s_soc, s_v, s_rows,
+            s_shunt_a, table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah,
+            soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+        )  # fmt: skip
+    else:
+        h_s = _cv_start_time_s(
+            binding, h_s, i0_a, phase_current_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
+            table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
+        )  # fmt: skip
+    _cells_at(k, h_s, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
+              capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
+    return h_s
+
+
 @numba.njit(cache=True)
 def _advance_packs(
     new_switches, soc, soh, rc_v, switches, terminal_v, current_a, inside_limits, shunt_energy_wh,
@@ -465,18 +670,31 @@ def _advance_packs(
 
     A charge whose shunts changed decides again under the new shunts (:func:`_enter_phase`: the
     charger's current depends on them); otherwise the current from the last sub-step end stands.
-    Every sub-step holds the pack current ``current_a[k]``; at its end the charger's current for
-    the next sub-step is solved from the new state, and the phase ends if a cell reached the
-    phase's limit (SoC, or terminal voltage under the sub-step's current), the charge current
-    tapered, or the phase's maximum duration passed. The terminal voltages left in ``terminal_v``
-    are those under the current the pack draws next. Returns the largest number of sub-steps any
-    pack took (phase ends split sub-steps).
+    A sub-step holds the shunt currents and the ECM parameters. The pack current is held too, except
+    in the charger's constant-voltage stage, where it is linear in time from the charger's current at
+    the sub-step's start to its current at the end (predicted by a zero-order-hold step, then the
+    sub-step is solved again with the linear current: a second-order update of the continuous
+    charger). When a sub-step reaches an event (a cell limit ending the phase, the charger's current
+    tapered, or the top cell reaching the voltage hold in the constant-current stage), it is cut at
+    the exact crossing time (:func:`_crossing_time_s`) and the phase ends there, or the
+    constant-voltage stage begins there. The phase's maximum duration also ends it. The terminal
+    voltages left in ``terminal_v`` are those under the current the pack draws next. Returns the
+    largest number of sub-steps any pack took (events split sub-steps).
     """
     n_packs, n_cells = soc.shape
+    n_phases = phase_current_a.shape[0] - 1
     h_nominal = dt_s / substeps
     most_substeps = 0
     i_pack = 0.0
     rows = np.empty((n_cells, 6))  # table rows at each cell's present SoC: one lookup per sub-step
+    s_shunt_a = np.empty(n_cells)  # shunt current [A] at the sub-step's start
+    s_vt = np.empty(n_cells)  # terminal voltage at the start [V]
+    o_soc = np.empty(n_cells)  # the state the sub-step reaches
+    o_v = np.empty((n_cells, 2))
+    o_rows = np.empty((n_cells, 6))
+    o_q_ah = np.empty(n_cells)
+    o_vt = np.empty(n_cells)  # terminal voltage at the end [V]
+    cc_cv = v_hold < np.inf
     for k in range(n_packs):
         remaining = dt_s
         pack_ah = 0.0
@@ -497,62 +715,97 @@ def _advance_packs(
                 k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
                 phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
             )  # fmt: skip
+        cv_began = False
         while remaining > _TIME_TOL_S:
             ph = phase[k]
+            code = phase_end_code[ph] if ph < n_phases else 0
+            i_ph = phase_current_a[ph]
             # never step past the interval's end or the phase's maximum duration
             h = min(h_nominal, remaining, phase_max_s[ph] - phase_time_s[k])
-            i_pack = current_a[k]  # held over the sub-step (zero-order hold)
-            charging = phase_current_a[ph] < 0.0
-            lower = False
-            upper = False
-            limit_a = -np.inf
+            i_pack = current_a[k]  # the pack current at the sub-step's start
+            charging = i_ph < 0.0
+            s_soc = soc[k]  # the sub-step's start state, left in place until the sub-step is done
+            s_v = rc_v[k]
+            limit0_a = -np.inf
+            binding = 0
             for i in range(n_cells):
                 g = g_sh if switches[k, i] else 0.0  # shunt conductance [S]
-                ocv, r0, r1, r2, c1, c2 = rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], rows[i, 4], rows[i, 5]
-                v1 = rc_v[k, i, 0]
-                v2 = rc_v[k, i, 1]
-                v_t = _terminal_voltage_v(ocv, v1, v2, r0, i_pack, g)
-                i_cell = i_pack + g * v_t  # the shunt current flows through R0 and both RC branches
-                d1 = np.exp(-h / (r1 * c1))
-                d2 = np.exp(-h / (r2 * c2))
-                v1 = v1 * d1 + r1 * i_cell * (1.0 - d1)  # exact zero-order hold
-                v2 = v2 * d2 + r2 * i_cell * (1.0 - d2)
-                rc_v[k, i, 0] = v1
-                rc_v[k, i, 1] = v2
-                dq_ah = i_cell * h / 3600.0
-                eta = eta_discharge if i_cell > 0.0 else eta_charge
-                x = soc[k, i] - eta * dq_ah / (capacity_ah * soh[k, i])
-                soc[k, i] = x
-                ocv, r0, r1, r2, c1, c2 = _lookup(table, lo, inv_step, last, x)
-                rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], rows[i, 4], rows[i, 5] = ocv, r0, r1, r2, c1, c2
-                v_end = _terminal_voltage_v(ocv, v1, v2, r0, i_pack, g)
+                v_t = _terminal_voltage_v(rows[i, 0], s_v[i, 0], s_v[i, 1], rows[i, 1], i_pack, g)
+                s_vt[i] = v_t
+                s_shunt_a[i] = g * v_t  # the shunt current flows through R0 and both RC branches
+                if charging and cc_cv:
+                    limit_i = _cv_current_limit_a(rows[i, 0], s_v[i, 0], s_v[i, 1], rows[i, 1], g, v_hold)
+                    if limit_i > limit0_a:
+                        limit0_a = limit_i
+                        binding = i  # the cell whose voltage hold sets the charger's current
+            # constant-voltage stage: the charger's voltage hold binds (or just does) at the start
+            cv_stage = charging and cc_cv and (limit0_a >= i_ph or cv_began)
+            cv_began = False
+            cc_stage = charging and cc_cv and not cv_stage
+            slope = 0.0  # [A/s]
+            if cv_stage:  # predictor (held current, binding cell) -> the charger's current at the end -> corrector
+                i_end = _charger_current_a(i_ph, _cv_limit_after_a(
+                    binding, h, i_pack, k, soh, s_soc, s_v, rows, s_shunt_a, switches, g_sh, v_hold,
+                    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
+                ))  # fmt: skip
+                slope = (i_end - i_pack) / h
+            _cells_at(k, h, i_pack, slope, soh, s_soc, s_v, rows, s_shunt_a, table, lo, inv_step, last,
+                      capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
+            for attempt in range(2):  # the sub-step as it is, or cut at its event
+                i_end = i_pack + slope * h  # the pack current at the sub-step's end
+                binding_end = 0
+                lower = False
+                upper = False
+                limit_a = -np.inf
+                for i in range(n_cells):
+                    g = g_sh if switches[k, i] else 0.0
+                    v_end = _terminal_voltage_v(o_rows[i, 0], o_v[i, 0], o_v[i, 1], o_rows[i, 1], i_end, g)
+                    o_vt[i] = v_end
+                    lo_i, hi_i = _limits(o_soc[i], v_end, soc_lo, soc_hi, v_lo_cut, v_hi_cut)
+                    lower = lower or lo_i
+                    upper = upper or hi_i
+                    if charging:
+                        limit_i = _cv_current_limit_a(o_rows[i, 0], o_v[i, 0], o_v[i, 1], o_rows[i, 1], g, v_hold)
+                        if limit_i > limit_a:
+                            limit_a = limit_i
+                            binding_end = i
+                i_next = _charger_current_a(i_ph, limit_a)
+                ends = ph < n_phases and _phase_ends(code, lower, upper, i_next, i_taper)
+                if attempt == 1 or not (ends or (cc_stage and limit_a > i_ph)):
+                    break
+                # an event inside the sub-step: cut it at the crossing time
+                cv_began = not ends  # only the CV stage begins: the next sub-step is in it (whatever rounding says)
+                h = _cut_at_event(
+                    ends, binding_end, k, h, i_pack, slope, code, i_ph, cc_stage, soh, switches, g_sh, s_soc, s_v,
+                    rows, s_shunt_a, table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
+                    o_soc, o_v, o_rows, o_q_ah, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
+                )  # fmt: skip
+            for i in range(n_cells):  # commit the sub-step
+                g = g_sh if switches[k, i] else 0.0
+                soc[k, i] = o_soc[i]
+                rc_v[k, i, 0] = o_v[i, 0]
+                rc_v[k, i, 1] = o_v[i, 1]
+                v_end = o_vt[i]
                 terminal_v[k, i] = v_end
                 max_v = max(max_v, v_end)
                 min_v = min(min_v, v_end)
-                out_cell_current_a[k, i] += dq_ah
-                out_energy_wh[k, i] += g * 0.5 * (v_t * v_t + v_end * v_end) * h / 3600.0  # trapezoid
-                lo_i, hi_i = _limits(x, v_end, soc_lo, soc_hi, v_lo_cut, v_hi_cut)
-                lower = lower or lo_i
-                upper = upper or hi_i
-                if charging:
-                    limit_a = max(limit_a, _cv_current_limit_a(ocv, v1, v2, r0, g, v_hold))
-            i_next = _charger_current_a(phase_current_a[ph], limit_a)
+                out_cell_current_a[k, i] += o_q_ah[i]
+                out_energy_wh[k, i] += g * 0.5 * (s_vt[i] * s_vt[i] + v_end * v_end) * h / 3600.0  # trapezoid
+            rows, o_rows = o_rows, rows  # the table rows at the new SoC
             current_a[k] = i_next
             n_sub += 1
-            pack_ah += i_pack * h / 3600.0
+            pack_ah += (i_pack + 0.5 * slope * h) * h / 3600.0
             remaining -= h
             time_s[k] += h
             phase_time_s[k] += h
-            if (
-                _phase_ends(phase_end_code[ph], lower, upper, i_next, i_taper)
-                or phase_time_s[k] >= phase_max_s[ph] - _TIME_TOL_S
-            ):
+            if ends or phase_time_s[k] >= phase_max_s[ph] - _TIME_TOL_S:
                 phase[k] = ph + 1
                 phase_time_s[k] = 0.0
                 _enter_phase(
                     k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
                     phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
                 )  # fmt: skip
+            i_pack = i_end
         if current_a[k] != i_pack:  # the charger changed the current: voltages under the new one
             for i in range(n_cells):
                 g = g_sh if switches[k, i] else 0.0
