@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import bmsrl  # noqa: F401  (registers PassiveBalancing-v0)
 from bmsrl.baselines import NoBalancing, RuleBased
 from bmsrl.env import BalancingTask, PassiveBalancingEnv
-from bmsrl.profiles import PROFILES
+from bmsrl.profiles import PROFILES, LoadProfile, Phase
 from bmsrl.reward import RewardWeights
 from bmsrl.vec_env import BatchedBalancingVecEnv, pack_rng
 
@@ -65,10 +65,11 @@ def test_spaces_reset_and_step_info():
     assert obs[15] == pytest.approx(1.0)  # discharging at I_max
 
 
-def test_episode_runs_the_whole_profile_and_is_truncated():
+def test_episode_runs_the_whole_profile_and_terminates():
+    """The profile's end is the episode's natural end: terminated, not a time limit."""
     env = PassiveBalancingEnv(profile="charge-rest-discharge")
     steps, terminated, truncated = run_episode(env, NoBalancing().predict, seed=5)
-    assert truncated and not terminated
+    assert terminated and not truncated
     phases = [info["phase"] for _, _, info in steps[1:]]
     assert phases[0] == "charge" and "rest" in phases and phases[-1] == "done"
     final = steps[-1][2]
@@ -151,7 +152,7 @@ def test_training_seeds_share_no_pack_stream():
     assert not (evaluation & (packs[1] | packs[2] | packs[3]))
 
 
-def test_batched_env_training_infos_mark_time_limits():
+def test_batched_env_training_infos_mark_no_time_limit_at_the_profiles_end():
     env = BatchedBalancingVecEnv(3)
     env.seed(0)
     env.reset()
@@ -159,8 +160,45 @@ def test_batched_env_training_infos_mark_time_limits():
     for _ in range(300):
         _, _, done, infos = env.step(np.zeros(3, dtype=int))
         ends += [infos[k] for k in np.flatnonzero(done)]
-    assert ends and all(info["TimeLimit.truncated"] for info in ends)
+    assert ends and not any(info["TimeLimit.truncated"] for info in ends)
     assert all(info["terminal_observation"].shape == (48,) for info in ends)
+
+
+def capped_profile(cap_s: float) -> LoadProfile:
+    """A discharge to the lower limit whose safety cap is ``cap_s`` [s], then a short rest."""
+    return LoadProfile("capped", (Phase("discharge", 2.35, cap_s, "lower"), Phase("rest", 0.0, 60.0, None)))
+
+
+def test_only_a_safety_cap_truncates():
+    """A discharge stopped by its cap (300 s, far before the lower limit) is a time limit: truncated,
+    TimeLimit.truncated in the VecEnv's info; the same profile with a cap it never reaches terminates."""
+    for cap_s, expect_truncated in ((300.0, True), (1e6, False)):
+        task = BalancingTask(n_packs=2, profile=capped_profile(cap_s))
+        task.reset_packs(np.arange(2), np.full((2, 5), 0.5), np.ones((2, 5)))
+        for _ in range(10_000):
+            _, _, terminated, truncated, _ = task.step(np.zeros(2, dtype=np.intp))
+            if (terminated | truncated).all():
+                break
+        assert truncated.all() == expect_truncated and terminated.all() != expect_truncated, cap_s
+        assert task.sim.state.capped.all() == expect_truncated
+
+
+def test_the_last_transition_is_not_bootstrapped_by_sb3():
+    """Through SB3's DQN: the transition that ends an episode at the profile's end is stored with
+    done = 1 and no time-out, so its TD target is the reward alone (no gamma * max Q of the terminal
+    observation)."""
+    from stable_baselines3 import DQN
+
+    env = BatchedBalancingVecEnv(2, profile="charge-rest-discharge")
+    model = DQN("MlpPolicy", env, learning_starts=10**6, buffer_size=5000, seed=0, device="cpu")
+    model.learn(1200)
+    buffer = model.replay_buffer
+    n = buffer.pos
+    ends = buffer.dones[:n] == 1
+    assert ends.any(), "no episode ended: the test cannot fail"
+    assert not buffer.timeouts[:n][ends].any()
+    # the done the TD target sees (SB3's ReplayBuffer: done * (1 - timeout)) is 1 at every end
+    assert ((buffer.dones[:n] * (1 - buffer.timeouts[:n]))[ends] == 1).all()
 
 
 # ------------------------------------------------------------------- invalid actions

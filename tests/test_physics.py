@@ -438,7 +438,8 @@ def run_policy(profile, policy, i_max_a, seed=0, pack=None):
                           phase_index=int(sim.state.phase[0]),
                           phase_start_s=float(sim.state.time_s[0] - sim.state.phase_time_s[0])))
         done = terminated or truncated
-        assert not terminated, f"{profile}, {policy}, {i_max_a} A: safety termination"
+        assert not sim.safety_violation()[0], f"{profile}, {policy}, {i_max_a} A: safety termination"
+        assert not truncated, f"{profile}, {policy}, {i_max_a} A: a phase ended at its safety cap"
     return env, steps
 
 

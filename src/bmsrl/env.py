@@ -170,8 +170,11 @@ class BalancingTask:
         toggles = (switches != previous).sum(axis=1)
         interval = self.sim.advance(switches)
         reward = self.reward_kind.step(self, interval, toggles, invalid)
-        terminated = self.sim.safety_violation()
-        truncated = self.sim.episode_over & ~terminated
+        # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
+        # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
+        safety = self.sim.safety_violation()
+        truncated = self.sim.episode_over & self.sim.state.capped & ~safety
+        terminated = safety | (self.sim.episode_over & ~truncated)
         self.last_invalid = invalid
         self.last_toggles = toggles
         self.frames[:, 1:] = self.frames[:, :-1]
@@ -298,7 +301,8 @@ class PassiveBalancingEnv(gym.Env):
 
     ## Episode End
 
-    * Truncation: the profile's last phase has ended. The ``discharge-rest-charge`` profile
+    * Termination: the profile's last phase has ended, its natural end (the return is the sum over
+      the episode, so nothing is bootstrapped past it). The ``discharge-rest-charge`` profile
       (training) discharges, rests 100 s and charges; ``charge-rest-discharge`` (test) charges, rests
       100 s and discharges, both at ``i_max_a`` (2.35 A). With the defaults (``cutoff:
       soc_and_voltage``, ``charging: cc_cv``, as a battery-management system):
@@ -309,13 +313,15 @@ class PassiveBalancingEnv(gym.Env):
         SoC 0.9 or the current has tapered to ``cv_taper_c_rate`` x capacity (C/20, 0.17 A).
 
       With the study's setting (``cutoff: soc``, ``charging: cc``) both run at constant current and
-      end when the first cell reaches the SoC window's limit, whatever its voltage. Limits are
-      checked at every sub-step boundary, so a phase ends at the first sub-step that reaches one.
-      A charge or discharge also ends at its safety cap, 1.5 x 3600 x capacity / i_max_a [s]
-      (discharge) and 2.5 x that (charge, including the constant-voltage stage); a limit or the
-      taper came first in every scenario tests/test_physics.py runs (0.3 C to 1 C).
-    * Termination: a safety violation the phase logic could not prevent: a cell's SoC leaves the
-      window [0.1, 0.9] by more than ``safety_margin_soc`` (0.02).
+      end when the first cell reaches the SoC window's limit, whatever its voltage. A phase ends at
+      the exact time a limit is crossed inside a sub-step (docs/physics.md). Termination is also a
+      safety violation the phase logic could not prevent: a cell's SoC leaves the window [0.1, 0.9]
+      by more than ``safety_margin_soc`` (0.02).
+    * Truncation: a time limit, the only one being a phase's safety cap: a charge or discharge that
+      has not reached its limit or taper after 1.5 x 3600 x capacity / i_max_a [s] (discharge) or
+      2.5 x that (charge, including the constant-voltage stage). A limit or the taper came first in
+      every scenario tests/test_physics.py runs (0.3 C to 1 C), so an episode is truncated only in
+      settings outside them.
 
     ## Arguments
 

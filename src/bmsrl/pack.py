@@ -188,6 +188,9 @@ class PackState:
     time_s: np.ndarray  #: time since reset [s], (packs,)
     discharged_ah: np.ndarray  #: charge delivered by the pack since reset [Ah], (packs,)
     charged_ah: np.ndarray  #: charge accepted by the pack since reset [Ah], (packs,)
+    #: a phase that ends at a cell limit (or the taper) ended at its maximum duration instead, a
+    #: safety cap (profiles.py sizes the caps so that this never happens), since reset, (packs,) bool
+    capped: np.ndarray
 
     @classmethod
     def zeros(cls, n_packs: int, n_cells: int) -> "PackState":
@@ -199,6 +202,7 @@ class PackState:
             terminal_v=cells(), current_a=packs(), inside_limits=np.ones(n_packs, dtype=bool),
             phase=np.zeros(n_packs, dtype=np.intp),
             phase_time_s=packs(), time_s=packs(), discharged_ah=packs(), charged_ah=packs(),
+            capped=np.zeros(n_packs, dtype=bool),
         )
 
 
@@ -264,6 +268,7 @@ class PackSimulator:
         s = self.state
         s.soc[packs] = soc
         s.soh[packs] = soh
+        s.capped[packs] = False
         for arr in (s.rc_v, s.shunt_energy_wh, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah):
             arr[packs] = 0.0
         s.switches[packs] = False
@@ -286,7 +291,7 @@ class PackSimulator:
         n_sub = _advance_packs(
             switches, s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.current_a, s.inside_limits,
             s.shunt_energy_wh,
-            s.phase, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah,
+            s.phase, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah, s.capped,
             *self._kernel_args,
             prof.max_duration_s, self.decision_interval_s, self.substeps, par.capacity_ah,
             par.discharge_efficiency, par.charge_efficiency,
@@ -659,7 +664,7 @@ def _cut_at_event(
 @numba.njit(cache=True)
 def _advance_packs(
     new_switches, soc, soh, rc_v, switches, terminal_v, current_a, inside_limits, shunt_energy_wh,
-    phase, phase_time_s, time_s, discharged_ah, charged_ah,
+    phase, phase_time_s, time_s, discharged_ah, charged_ah, capped,
     table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh,
     soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper, v_lo_win, v_hi_win,
     phase_max_s, dt_s, substeps, capacity_ah, eta_discharge, eta_charge,
@@ -799,6 +804,8 @@ def _advance_packs(
             time_s[k] += h
             phase_time_s[k] += h
             if ends or phase_time_s[k] >= phase_max_s[ph] - _TIME_TOL_S:
+                if not ends and phase_end_code[ph] != 0:  # a limit-ended phase stopped by its safety cap
+                    capped[k] = True
                 phase[k] = ph + 1
                 phase_time_s[k] = 0.0
                 _enter_phase(

@@ -58,7 +58,9 @@ class Rollout:
 
     returns: np.ndarray  #: sum of the rewards until the pack's episode ended [reward units]
     steps: np.ndarray  #: decisions the episode took [-]
-    terminated: np.ndarray  #: bool, ended by a safety violation (else truncated at the profile's end)
+    #: bool, ended by a safety violation (a cell outside the SoC window by more than the margin), not at
+    #: the profile's end; the ``terminated`` column of metrics.csv
+    terminated: np.ndarray
     switch_changes: np.ndarray  #: shunt state changes over the episode [-]
     #: the state at each pack's end: ``soc``, ``soh`` (packs, cells) [-], ``shunt_energy_wh`` (packs,
     #: cells) [Wh], ``discharged_ah``, ``charged_ah`` [Ah]
@@ -115,7 +117,7 @@ def rollout(task: BalancingTask, policy, *, records: bool = False, max_decisions
         if ended.any():
             for key in result.end:
                 result.end[key][ended] = getattr(s, key)[ended]
-            result.terminated |= terminated & ended
+            result.terminated |= task.sim.safety_violation() & ended
             done |= ended
         if on_step is not None:
             on_step(task)

@@ -25,9 +25,10 @@ from bmsrl.env import BalancingTask, pack_rng, rng_for_seed
 class BatchedBalancingVecEnv(VecEnv):
     """``n_envs`` passive-balancing packs in one simulator call per step, with auto-reset.
 
-    On an episode end the pack's info holds ``terminal_observation`` and ``TimeLimit.truncated``
-    (the profile's end is a time limit, not a failure) and the returned observation is the reset
-    one, as SB3 expects. Wrap in ``VecMonitor`` for episode statistics.
+    On an episode end the pack's info holds ``terminal_observation`` and ``TimeLimit.truncated`` (True
+    only when a phase's safety cap ended it, a time limit SB3 bootstraps past; the profile's natural
+    end is a termination, not bootstrapped) and the returned observation is the reset one, as SB3
+    expects. Wrap in ``VecMonitor`` for episode statistics.
 
     ``full_info=False`` (the default, for training) leaves the per-step info dicts empty except at
     episode ends; ``True`` fills them like the single environment's (for evaluation and tests).
