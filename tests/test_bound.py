@@ -213,7 +213,8 @@ def test_the_shipped_rules_stay_below_the_bound(setting):
     cfg["env"].update(SHARE_SETTINGS[setting])
     env = PassiveBalancingEnv(**task_kwargs(cfg, "charge-rest-discharge"))
     setup = PackSetup.of(env.task)
-    controllers = [make_baseline(name, 5, cfg["baselines"].get(settings_key(name))) for name in BASELINES]
+    controllers = [make_baseline(name, 5, cfg["baselines"].get(settings_key(name)), env=env.task.params)
+                   for name in BASELINES]
     controllers += [make_baseline(name, 5, dict(threshold=t, hysteresis=t / 2))
                     for name in ("rule_based", "top_balancing") for t in (0.0025, 0.05)]  # fmt: skip
     for seed in range(2):

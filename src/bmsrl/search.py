@@ -403,7 +403,7 @@ def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tab
         "params": params,
         "seed": seed,
         "eval_seed": eval_seed,
-        "eval_episodes": search.eval_episodes,
+        "eval_episodes": search["eval_episodes"],
         "profile": profile,
         "steps": int(model.num_timesteps),
         "budget_steps": steps,
