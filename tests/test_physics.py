@@ -460,8 +460,9 @@ def test_terminal_voltage_stays_in_window_up_to_one_substep_overshoot(profile_na
     voltage limit): the recorded cell voltages (after the charger and the cut-offs acted) never leave
     the voltage window; at sub-step ends, before they act, no cell is further outside than one
     sub-step's overshoot bound (:func:`one_substep_overshoot_bound_v`: 36 mV at 0.3 C to 89 mV at
-    1 C; measured over these episodes: at most 26 mV above 4.2 V, 40 mV below 3.2 V at 1 C, where
-    the RC branches charge up in the first sub-steps of a discharge that starts near the limit)."""
+    1 C; measured over these episodes, with the phase ends found inside the sub-step: at most 26 mV
+    above 4.2 V, in constant-voltage sub-steps right after a decision toggled shunts, and none below
+    3.2 V: the discharge ends where the lowest cell reaches it)."""
     i_max_a = c_rate * 3.4
     v_lo, v_hi = BalancingTask(pack=MODES[mode]).params.voltage_limits_v
     worst_over_v = worst_under_v = 0.0
