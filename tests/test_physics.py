@@ -212,8 +212,11 @@ def max_voltage_error_v(profile_name, substeps, seed=3, pack=None, i_max_a=None)
     for p in set(phases_sim):
         assert abs(phases_sim.index(p) - phases_ref.index(p)) <= 1, f"phase {p} began more than one interval apart"
     charge = [ph.name for ph in task.profile.phases].index("charge")
-    tapered = task.params.charging == "cc_cv" and sim[phases_sim.index(charge + 1)]["soc"].max() < task.params.soc_limits[1] - 1e-9 if charge + 1 in phases_sim else False
-    stop = phases_sim.index(charge + 1) if tapered else len(sim)
+    after_charge = phases_sim.index(charge + 1) if charge + 1 in phases_sim else len(sim)
+    # a CC-CV charge that ended below the SoC limit ended at the taper
+    tapered = (after_charge < len(sim) and task.params.charging == "cc_cv"
+               and sim[after_charge]["soc"].max() < task.params.soc_limits[1] - 1e-9)  # fmt: skip
+    stop = after_charge if tapered else len(sim)
     steady = [
         i for i in range(min(stop, len(sim), len(ref)))
         if i == 0 or (phases_sim[i] == phases_ref[i] == phases_sim[i - 1] == phases_ref[i - 1])

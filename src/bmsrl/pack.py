@@ -673,9 +673,9 @@ def _advance_packs(
     charger's current depends on them); otherwise the current from the last sub-step end stands.
     A sub-step holds the shunt currents and the ECM parameters. The pack current is held too, except
     in the charger's constant-voltage stage, where it is linear in time from the charger's current at
-    the sub-step's start to its current at the end (predicted by a zero-order-hold step, then the
-    sub-step is solved again with the linear current: a second-order update of the continuous
-    charger). When a sub-step reaches an event (a cell limit ending the phase, the charger's current
+    the sub-step's start to its current at the end (predicted by a zero-order-hold step of the cell
+    that binds at the start, then the sub-step is solved with the linear current: a second-order
+    update of the continuous charger). When a sub-step reaches an event (a cell limit ending the phase, the charger's current
     tapered, or the top cell reaching the voltage hold in the constant-current stage), it is cut at
     the exact crossing time (:func:`_crossing_time_s`) and the phase ends there, or the
     constant-voltage stage begins there. The phase's maximum duration also ends it. The terminal
