@@ -14,24 +14,29 @@ The shunt sits across the cell terminals, so its current is part of the cell cur
 through R0, both RC branches and the state of charge. OCV, R0, R1, C1, R2, C2 are linear
 interpolations in SoC of their tables (held constant outside the tables' SoC range).
 
-Each decision interval is integrated with exact zero-order-hold updates over sub-steps, the
-parameters, the shunt current and the pack current refreshed at every sub-step::
+Each decision interval is integrated with exact updates over sub-steps, the parameters and the
+shunt current held over a sub-step and refreshed at the next; the pack current is held too (zero-order
+hold), except in the constant-voltage stage, where it is linear in time, I_0 + a t::
 
-    Vk <- Vk * exp(-h / tau_k) + Rk * I_i * (1 - exp(-h / tau_k)),   tau_k = Rk * Ck
+    Vk <- Vk * exp(-h / tau_k) + Rk * (I_i,0 * (1 - exp(-h / tau_k)) + a * (h - tau_k * (1 - exp(-h / tau_k))))
 
 Charging (``charging="cc_cv"``, the default) works as a charger with a per-cell voltage limit does:
 constant current until the highest cell's terminal voltage reaches ``v_max``, then the pack current is
-the largest charge current that keeps every cell at or below ``v_max``, solved from V_t,i above at
-each sub-step start and held over the sub-step::
+the largest charge current that keeps every cell at or below ``v_max``, solved from V_t,i above::
 
     I_pack = min(0, max(-I_cc, max_i I_lim,i)),   I_lim,i = (OCV_i - V1_i - V2_i - v_max (1 + s_i R0_i / R_sh)) / R0_i
 
-(``charging="cc"``, the study's: constant current throughout.)
+In the constant-voltage stage a sub-step is a predictor-corrector step (the charger's current at the
+sub-step's end predicted with the current held, then the current linear between the two): a
+second-order update of the continuous charger. (``charging="cc"``, the study's: constant current
+throughout.)
 
 The load profile's phase logic runs inside the sub-step loop: a sub-step never crosses a phase's
-maximum duration (a safety cap), a phase that ends at a cell limit ends at the first sub-step
-boundary that reaches it, and a CC-CV charge also ends when the charger's current has tapered to
-``cv_taper_c_rate * Q_nom``.
+maximum duration (a safety cap); a phase that ends at a cell limit (SoC, voltage) or, in a CC-CV
+charge, when the charger's current has tapered to ``cv_taper_c_rate * Q_nom`` ends at the exact time
+it reaches it, found inside the sub-step by a root search, as a BMS that samples continuously would
+end it; the constant-voltage stage likewise begins inside the sub-step in which a cell reaches
+``v_max``.
 """
 
 from __future__ import annotations
@@ -214,7 +219,8 @@ class IntervalResult:
     pack_current_a: np.ndarray  #: mean pack current over the interval [A] (the CV stage varies it)
     shunt_energy_wh: np.ndarray  #: energy dissipated in each shunt during the interval [Wh]
     #: highest and lowest cell terminal voltage [V] at any sub-step end of the interval, under the
-    #: current held over that sub-step: before the charger or a cut-off reacted (their overshoot)
+    #: current flowing at that moment: before the charger or a cut-off reacted (what remains of their
+    #: overshoot with phase ends and the constant-voltage stage's start found inside the sub-step)
     max_terminal_v: np.ndarray
     min_terminal_v: np.ndarray
     n_substeps: int  #: sub-steps the batch took (phase ends add sub-steps)
@@ -677,9 +683,9 @@ def _advance_packs(
     charger's current depends on them); otherwise the current from the last sub-step end stands.
     A sub-step holds the shunt currents and the ECM parameters. The pack current is held too, except
     in the charger's constant-voltage stage, where it is linear in time from the charger's current at
-    the sub-step's start to its current at the end (predicted by a zero-order-hold step, then the
-    sub-step is solved again with the linear current: a second-order update of the continuous
-    charger). When a sub-step reaches an event (a cell limit ending the phase, the charger's current
+    the sub-step's start to its current at the end (predicted by a zero-order-hold step of the cell
+    that binds at the start, then the sub-step is solved with the linear current: a second-order
+    update of the continuous charger). When a sub-step reaches an event (a cell limit ending the phase, the charger's current
     tapered, or the top cell reaching the voltage hold in the constant-current stage), it is cut at
     the exact crossing time (:func:`_crossing_time_s`) and the phase ends there, or the
     constant-voltage stage begins there. The phase's maximum duration also ends it. The terminal
