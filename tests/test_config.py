@@ -14,7 +14,7 @@ from bmsrl.errors import UserError
 from bmsrl.task_config import task_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["config.yaml", "quick.yaml", "test.yaml"]
+CONFIGS = ["config.yaml", "quick.yaml", "test.yaml", "verdict.yaml"]
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
@@ -93,6 +93,16 @@ def test_shipped_configs_hold_only_what_they_change(name):
         assert key in defaults and value != defaults[key], f"{name}: {key} repeats its default {value!r}"
     cfg = load_config(ROOT / "config" / name)
     assert cfg["profiles"]["train"] in cfg["profiles"]["evaluate"]
+
+
+def test_every_shipped_config_is_valid_and_the_studys_pins_its_setting():
+    """Every config/*.yaml validates; config/study.yaml writes the paper's setting out in full (its
+    values are the study's even where they equal today's defaults, so a change of default cannot move it)."""
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        load_config(path)
+    study = bconfig.load_yaml((ROOT / "config" / "study.yaml").read_text())
+    assert study["env"]["cutoff"] == "soc" and study["env"]["charging"] == "cc" and study["reward"]["kind"] == "study"
+    assert set(study["algos"]) == {"dqn", "ppo", "a2c", "trpo", "ars"}
 
 
 def test_configuration_reference_is_current():

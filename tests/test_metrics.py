@@ -121,3 +121,24 @@ def test_settle_time_takes_another_limit_and_the_first_time_stamp():
     assert settle_time_s(TIME_S, spread, limit_pct=2.0) == 30.0
     assert settle_time_s(TIME_S, spread, limit_pct=0.15) == 120.0
     assert settle_time_s(TIME_S + 10.0, spread, limit_pct=5.0) == 10.0  # always below: the first record's time
+
+
+def test_traces_cover_the_first_trace_episodes_and_metrics_every_episode(tmp_path):
+    """evaluation.trace_episodes: traces.csv holds the first episodes only; metrics.csv every one,
+    with the same numbers as when every episode is traced."""
+    import pandas as pd
+    import yaml
+
+    from bmsrl.cli import main
+
+    frames = {}
+    for traced in (1, 4):
+        cfg = tmp_path / f"cfg{traced}.yaml"
+        cfg.write_text(yaml.safe_dump({"evaluation": {"episodes": 4, "trace_episodes": traced}}))
+        out = tmp_path / f"out{traced}"
+        assert main(["evaluate", "--config", str(cfg), "--policy", "no_balancing", "--profile",
+                     "charge-rest-discharge", "--seed", "1", "--out", str(out)]) == 0
+        frames[traced] = (pd.read_csv(out / "traces.csv"), pd.read_csv(out / "metrics.csv"))
+    assert set(frames[1][0]["episode"]) == {0} and set(frames[4][0]["episode"]) == {0, 1, 2, 3}
+    pd.testing.assert_frame_equal(frames[1][0], frames[4][0][frames[4][0]["episode"] == 0])
+    pd.testing.assert_frame_equal(frames[1][1], frames[4][1])

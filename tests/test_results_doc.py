@@ -92,7 +92,7 @@ def run(tmp_path):
     (tmp_path / "summary.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     (tmp_path / "metrics.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "config.yaml").write_text("seeds: [1, 2]\n", encoding="utf-8")
-    (tmp_path / "versions.tsv").write_text("package\tversion\nnumpy\t2.0\n", encoding="utf-8")
+    (tmp_path / "versions.tsv").write_text("package\tversion\nnumpy\t2.0\ncommit\tfeed42\n", encoding="utf-8")
     return tmp_path
 
 
@@ -107,7 +107,8 @@ def test_snapshot_copies_files_and_records_provenance(run):
     out = _snapshot(run, run / "docs" / "default")
     assert sorted(p.name for p in out.iterdir()) == [PROVENANCE, "metrics.png", "summary.csv"]
     record = yaml.safe_load((out / PROVENANCE).read_text(encoding="utf-8"))
-    assert record["commit"] == "abc123" and record["command"] == "snakemake snapshot"
+    assert record["commit"] == "feed42" and record["snapshot_commit"] == "abc123"  # the run's, then the snapshot's
+    assert record["command"] == "snakemake snapshot"
     assert record["config"] == {"seeds": [1, 2]} and record["versions"] == {"numpy": "2.0"}
     assert record["files"] == ["metrics.png", "summary.csv"]
 

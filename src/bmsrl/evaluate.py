@@ -123,7 +123,8 @@ def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance
 def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path | None,
              ocv_table: str | None, scenario: str = DEFAULT_SCENARIO,
              baseline_settings: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Traces and metrics of ``evaluation.episodes`` deterministic episodes on ``scenario``."""
+    """Metrics of ``evaluation.episodes`` deterministic episodes on ``scenario``, and the traces of the
+    first ``evaluation.trace_episodes`` of them."""
     policy = load_policy(policy_name, model, cfg, baseline_settings)
     cfg = scenario_config(cfg, scenario)
     seeds = episode_seeds(cfg, seed)
@@ -139,7 +140,8 @@ def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path |
         metrics.append({**dict(zip(("policy", "profile", "scenario", "seed"), labels)), "episode": episode,
                         "eval_seed": eval_seed, **episode_metrics(records, terminated),
                         **capacity_context(task, records)})  # fmt: skip
-        rows += trace_rows(records, labels, episode, r_sh)
+        if episode < cfg["evaluation"]["trace_episodes"]:
+            rows += trace_rows(records, labels, episode, r_sh)
     return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRICS_COLUMNS)
 
 

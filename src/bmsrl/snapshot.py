@@ -5,8 +5,9 @@
         --versions results/run/versions.tsv --commit 1a2b3c4 --command "snakemake snapshot"
 
 Copies the run's tables (CSV) and figures (PNG) into one folder under ``docs/results/`` and writes
-``PROVENANCE.yaml`` beside them: the commit and the command that made the run, when, the package
-versions and the run's complete config. ``docs/results.md`` quotes numbers only through lookups into
+``PROVENANCE.yaml`` beside them: the commit the run was made with (as `bmsrl record` wrote it when
+the run started), the commit and command of the snapshot itself (the command names the config
+files, and the complete config is recorded too), when, and the package versions. ``docs/results.md`` quotes numbers only through lookups into
 such folders (``scripts/results_doc.py`` renders it from ``docs/results.md.in``;
 ``tests/test_results_doc.py`` checks the rendering), so every number the docs quote has a file, a
 commit and a command behind it.
@@ -64,9 +65,15 @@ def _check_inputs(files: list[Path], kind: str, suffix: str) -> None:
 
 def provenance(commit: str, command: str, run_config: dict, versions: dict[str, str],
                files: list[str]) -> dict:
-    """The provenance record of a snapshot (``PROVENANCE.yaml``)."""
+    """The provenance record of a snapshot (``PROVENANCE.yaml``): ``commit`` is the run's (recorded by
+    `bmsrl record` when the run started; the snapshot's own if the record has none),
+    ``snapshot_commit`` and ``command`` the snapshot's."""
+    versions = dict(versions)
+    run_commit = versions.pop("commit", None) or commit
+    versions.pop("command", None)
     return {
-        "commit": commit,
+        "commit": run_commit,
+        "snapshot_commit": commit,
         "command": command,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": sorted(files),

@@ -51,6 +51,33 @@ def _run_record_config():
 
 RUN_CONFIG = "results/run/config.yaml"
 RUN_VERSIONS = "results/run/versions.tsv"
+
+
+import shlex
+import subprocess
+
+
+def _git(*args):
+    """Output of ``git ARGS`` in the working directory, or None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout.strip()
+
+
+def checkout_commit():
+    """The checkout's commit, marked ``-dirty`` when tracked files differ from it."""
+    commit = _git("rev-parse", "--short=12", "HEAD")
+    if commit is None:
+        return "unknown (not a git checkout)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return commit + ("-dirty" if dirty else "")
+
+
+# The commit and the command this Snakemake was started with (rule snapshot records them)
+RUN_COMMIT = checkout_commit()
+RUN_COMMAND = shlex.join(["snakemake", *sys.argv[1:]]) if Path(sys.argv[0]).name.startswith("snakemake") else "snakemake (started from Python: " + shlex.join(sys.argv) + ")"
 try:
     _config = _run_record_config() or reread_config()
 except _UserError as exc:
@@ -259,7 +286,7 @@ def evaluate_inputs(wildcards):
 def evaluate_config(wildcards):
     """env, reward, the evaluation episodes and seeds, this scenario (and the default one, which the
     validator requires) and, for a baseline run from the config, its own settings."""
-    sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation.episodes", "evaluation.seed_offset",
+    sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation.episodes", "evaluation.trace_episodes", "evaluation.seed_offset",
                 f"evaluation.scenarios.{DEFAULT_SCENARIO}", f"evaluation.scenarios.{wildcards.scenario}"]
     key = _baselines.settings_key(wildcards.policy) if wildcards.policy in _baselines.BASELINES else None
     if key in config["baselines"] and not (TUNED and wildcards.policy in TUNABLE):

@@ -27,5 +27,7 @@ rule record:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl record --config {params.cfg:q} --out-config {output.config:q}"
-        " --out-versions {output.versions:q} > {log:q} 2>&1"
+        # the checkout's commit when the run starts, read by the job (a param would rerun it at every commit)
+        "bmsrl record --config {params.cfg:q} --out-config {output.config:q} --out-versions {output.versions:q}"
+        " --commit \"$(git describe --always --dirty --abbrev=12 --exclude='*' 2>/dev/null || echo unknown)\""
+        " > {log:q} 2>&1"

@@ -2,30 +2,6 @@
 # into docs/results/<snapshot.name>/ with PROVENANCE.yaml (commit, command, versions, config).
 # docs/results.md quotes numbers only from such folders (scripts/results_doc.py, tests/test_results_doc.py).
 
-import shlex
-import subprocess
-
-
-def _git(*args):
-    """Output of ``git ARGS`` in the working directory, or None outside a git checkout."""
-    try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.strip()
-
-
-def snapshot_commit():
-    """The checkout's commit, marked ``-dirty`` when tracked files differ from it."""
-    commit = _git("rev-parse", "--short=12", "HEAD")
-    if commit is None:
-        return "unknown (not a git checkout)"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return commit + ("-dirty" if dirty else "")
-
-
-# The command this Snakemake was started with, as the snapshot's provenance records it.
-SNAPSHOT_COMMAND = shlex.join(["snakemake", *sys.argv[1:]]) if Path(sys.argv[0]).name.startswith("snakemake") else "snakemake (started from Python: " + shlex.join(sys.argv) + ")"
 SNAPSHOT_TABLES = [SUMMARY_CSV, PAIRED_CSV, ROBUSTNESS_CSV, PROFILES_CSV, CLAIMS_CSV]
 
 
@@ -40,8 +16,8 @@ rule snapshot:
     output:
         directory(f"docs/results/{config['snapshot']['name']}"),
     params:
-        commit=snapshot_commit(),
-        command=SNAPSHOT_COMMAND,
+        commit=RUN_COMMIT,
+        command=RUN_COMMAND,
     log:
         f"{LOGS}/snapshot.log",
     threads: 1
