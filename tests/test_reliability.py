@@ -253,7 +253,7 @@ def test_a_checkpoint_past_the_budget_is_not_resumed(tmp_path, caplog):
 
 # ============================================================== 7. outputs that overwrite each other
 def test_tune_baselines_refuses_one_path_for_both_outputs_before_any_work(tmp_path, capsys, monkeypatch):
-    from bmsrl import tune
+    from bmsrl import tune_baselines as tune
 
     monkeypatch.setattr(tune, "tune", lambda *a, **k: pytest.fail("the grid was evaluated before the check"))
     same = tmp_path / "x"

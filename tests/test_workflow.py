@@ -119,11 +119,11 @@ def test_study_config_plans_the_papers_setting(workdir):
 
 
 def test_search_is_optional_and_feeds_training_when_asked(workdir):
-    """`snakemake tune` plans one job per trial and a summary per algorithm; the study's default
+    """`snakemake search` plans one job per trial and a summary per algorithm; the study's default
     targets include no search; training.tuned_hyperparams makes every train job wait for it."""
-    assert dry_run(workdir, "tune", "--configfile", "config/test.yaml", "--config", "algos=[ppo]") == {
-        "ocv": 1, "search_trial": 2, "search_summary": 1, "tune": 1}
-    assert dry_run(workdir, "tune", "--config", "algos=[ppo,dqn]")["search_trial"] == 2 * 24
+    assert dry_run(workdir, "search", "--configfile", "config/test.yaml", "--config", "algos=[ppo]") == {
+        "ocv": 1, "search_trial": 2, "search_summary": 1, "search": 1}
+    assert dry_run(workdir, "search", "--config", "algos=[ppo,dqn]")["search_trial"] == 2 * 24
     tuned = dry_run(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
     assert tuned["search_trial"] == 2 * 2 and tuned["search_summary"] == 2 and tuned["train"] == 4
     commands = shell_commands(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
@@ -137,7 +137,7 @@ def test_search_is_optional_and_feeds_training_when_asked(workdir):
 def test_more_trials_or_a_longer_training_leave_the_trials_done_alone(workdir):
     """A trial's config holds what changes it: not search.trials, not training.total_steps."""
     def trial_config(*config):
-        commands = shell_commands(workdir, "tune", "--config", "algos=[ppo]", *config)
+        commands = shell_commands(workdir, "search", "--config", "algos=[ppo]", *config)
         return _config_of(next(c for c in commands if "--trial 0 " in c), workdir)
 
     base = trial_config()
@@ -372,8 +372,8 @@ def test_full_dag_on_the_test_config(workdir):
 
 @pytest.mark.workflow
 def test_two_trial_search_then_tuned_training_on_the_test_config(workdir):
-    """`snakemake tune` on the test config (two trials side by side), then one train job that takes its result."""
-    result = run(workdir, "tune", "--configfile", "config/test.yaml", "--cores", "2", "--config", "algos=[ppo]")
+    """`snakemake search` on the test config (two trials side by side), then one train job that takes its result."""
+    result = run(workdir, "search", "--configfile", "config/test.yaml", "--cores", "2", "--config", "algos=[ppo]")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     r = workdir / "results"
     summary = load_yaml((r / "tuning" / "ppo.yaml").read_text())

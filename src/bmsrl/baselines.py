@@ -6,7 +6,7 @@ through :func:`bmsrl.observation.decode_observation` (the env's layout) (SoC, sh
 frame), never by position. A batch of observations gives a batch of actions.
 
 ``rule_based``, ``top_balancing`` and ``room_balancing`` have settings that the ``tune-baselines``
-stage grid-searches (:mod:`bmsrl.tune`); ``rule_based_untuned`` is ``rule_based`` at the study's
+stage grid-searches (:mod:`bmsrl.tune_baselines`); ``rule_based_untuned`` is ``rule_based`` at the study's
 hand-set values (``baselines.rule_based`` in the config), kept as its own row so the effect of
 tuning stays visible.
 

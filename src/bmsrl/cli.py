@@ -19,7 +19,7 @@ from bmsrl.errors import UserError
 VERBS: dict[str, tuple[str, str]] = {
     "ocv": ("bmsrl.ocv", "validate and resample an OCV table; write the processed CSV and a plot"),
     "train": ("bmsrl.train", "train one agent (algorithm x seed) with checkpoints and TensorBoard logs"),
-    "tune-baselines": ("bmsrl.tune", "grid-search a baseline's settings (e.g. threshold and hysteresis) on the training profile"),
+    "tune-baselines": ("bmsrl.tune_baselines", "grid-search a baseline's settings (e.g. threshold and hysteresis) on the training profile"),
     "reference": ("bmsrl.reference", "each baseline's return on the training-evaluation packs: the training curves' reference lines"),
     "search": ("bmsrl.search", "hyperparameter search (Optuna): run one trial, or summarise the trials"),
     "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),

@@ -322,7 +322,7 @@ def read_tuned_hyperparams(path: str | os.PathLike, algo: str) -> dict:
     by ``bmsrl search summary``): the best trial's sampled hyperparameters, which training merges over
     ``training.hyperparams[algo]``; refuses a file of another algorithm."""
     path = Path(path)
-    record = _read_yaml_record(path, _TUNED_FILE, "run the search: snakemake tune")
+    record = _read_yaml_record(path, _TUNED_FILE, "run the search: snakemake search")
     if not isinstance(record, dict) or not isinstance(record.get("hyperparams"), dict) or not isinstance(
             record.get("best"), dict):  # fmt: skip
         raise UserError(f"{_TUNED_FILE} {path}: no 'hyperparams' and 'best' mappings")

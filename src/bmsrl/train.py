@@ -351,7 +351,7 @@ def tuned_hyperparams(cfg: dict, algo: str, path: Path | None) -> dict | None:
         return None
     if path is None:
         raise UserError(f"training.tuned_hyperparams is true: give --tuned-hyperparams results/tuning/{algo}.yaml "
-                        f"(the search's result: snakemake tune)")
+                        f"(the search's result: snakemake search)")
     tuned = read_tuned_hyperparams(path, algo)
     cfg["training"]["hyperparams"][algo].update(tuned["hyperparams"])
     validate(cfg, str(path))  # the merged hyperparameters obey the config's rules

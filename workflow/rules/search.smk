@@ -1,5 +1,5 @@
 # The hyperparameter search (docs/search.md): optional, not part of `all`. Run it with
-#     snakemake tune --config 'algos=[ppo]'
+#     snakemake search --config 'algos=[ppo]'
 # Every trial is a job (so trials run side by side, on the workstation or as Slurm jobs); the jobs
 # of one algorithm share one Optuna study in results/tuning/{algo}/study.journal, which is not a
 # declared output: Snakemake would delete it with a failed job's outputs, and every trial writes it.
@@ -57,7 +57,7 @@ rule search_summary:
         " --out {output:q} {input.trials:q} > {log:q} 2>&1"
 
 
-rule tune:
+rule search:
     """Target: the hyperparameter search of every configured algorithm (results/tuning/{algo}.yaml)."""
     input:
         expand(TUNED_HYPERPARAMS, algo=config["algos"]),

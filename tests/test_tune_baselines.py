@@ -13,7 +13,7 @@ from bmsrl.config import defaults, validate
 from bmsrl.errors import UserError
 from bmsrl.results import read_baseline_settings
 from bmsrl.seeds import evaluation_seeds, tuning_seeds
-from bmsrl.tune import candidates, select, tune
+from bmsrl.tune_baselines import candidates, select, tune
 
 
 def small_config(**tuning) -> dict:
@@ -62,7 +62,7 @@ def test_tuning_seeds_never_meet_evaluation_seeds():
 
 def test_tune_runs_every_candidate_on_the_tuning_packs_only(monkeypatch):
     """All candidates see the same packs, drawn from the tuning seeds and from nothing else."""
-    import bmsrl.tune as tune_module
+    import bmsrl.tune_baselines as tune_module
 
     drawn = []
     real = tune_module.rng_for_seed

@@ -200,7 +200,7 @@ def main(args: argparse.Namespace) -> int:
                   {"--config": args.config, "--ocv-table": args.ocv_table})  # fmt: skip
     record, grid = tune(cfg, args.baseline, resolve_ocv_table(args.ocv_table, cfg))
     header = (f"# {args.baseline}: {' and '.join(setting_names(args.baseline))} chosen by `bmsrl tune-baselines` "
-              f"(src/bmsrl/tune.py; docs/model.md, \"Baselines\")\n")
+              f"(src/bmsrl/tune_baselines.py; docs/model.md, \"Baselines\")\n")
     with atomic_output(args.out) as tmp:
         tmp.write_text(header + yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
     if args.grid_out is not None:
