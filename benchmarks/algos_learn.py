@@ -86,8 +86,13 @@ def run(cfg: dict, algo: str, steps: int, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=list(STUDY), choices=list(algos.ALGOS))
-    parser.add_argument("--steps", action="append", default=[], metavar="[ALGO=]N",
-                        help="env steps per run (default 1000000); ALGO=N for one algorithm")
+    parser.add_argument(
+        "--steps",
+        action="append",
+        default=[],
+        metavar="[ALGO=]N",
+        help="env steps per run (default 1000000); ALGO=N for one algorithm",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
@@ -107,12 +112,16 @@ def main() -> None:
         rows.append((algo, run(cfg, algo, steps[algo], args.seed)))
 
     n = cfg["training"]["eval_episodes"]
-    print(f"seed {args.seed}, {cfg['training']['n_envs']} packs, evaluation mean return over the same "
-          f"{n} training-evaluation packs (deterministic policy)")
+    print(
+        f"seed {args.seed}, {cfg['training']['n_envs']} packs, evaluation mean return over the same "
+        f"{n} training-evaluation packs (deterministic policy)"
+    )
     print(f"{'algorithm':<14}{'env steps':>11}{'wall s':>9}{'env-steps/s':>13}{'final':>9}{'best':>9}  learns")
     for algo, r in rows:
-        print(f"{algos.get(algo).label:<14}{r['steps']:>11,}{r['wall']:>9.1f}{r['steps'] / r['wall']:>13,.0f}"
-              f"{r['final']:>9.2f}{r['best']:>9.2f}  {'yes' if r['final'] > floor + margin else 'no'}")
+        print(
+            f"{algos.get(algo).label:<14}{r['steps']:>11,}{r['wall']:>9.1f}{r['steps'] / r['wall']:>13,.0f}"
+            f"{r['final']:>9.2f}{r['best']:>9.2f}  {'yes' if r['final'] > floor + margin else 'no'}"
+        )
     print("baselines on the same packs (config settings):")
     for name, returns in reference.items():
         print(f"  {BASELINES[name][1]:<22}{returns.mean():9.2f}")

@@ -51,8 +51,10 @@ def main() -> None:
     single = single_env_steps_per_s(args.steps)
     batched = batched_env_steps_per_s(args.steps * 10, args.n_envs)
     print(f"single env (PassiveBalancingEnv):        {single:12,.0f} env-steps/s")
-    print(f"batched env (N={args.n_envs}, BatchedBalancingVecEnv): {batched:12,.0f} env-steps/s "
-          f"({batched / single:.1f}x the single env)")
+    print(
+        f"batched env (N={args.n_envs}, BatchedBalancingVecEnv): {batched:12,.0f} env-steps/s "
+        f"({batched / single:.1f}x the single env)"
+    )
 
 
 if __name__ == "__main__":

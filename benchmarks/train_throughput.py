@@ -72,8 +72,10 @@ def main() -> None:
     others = {a: project(a, args.other_steps, args.config) for a in ("a2c", "trpo", "ars")}
     print(f"SB3 defaults ran with {threads} torch threads; project settings with {torch.get_num_threads()}")
     for algo in ("ppo", "dqn"):
-        print(f"{algo.upper()}: SB3 defaults {base[algo]:8,.0f} env-steps/s | project {fast[algo]:8,.0f} "
-              f"env-steps/s | ratio {fast[algo] / base[algo]:.1f}x")
+        print(
+            f"{algo.upper()}: SB3 defaults {base[algo]:8,.0f} env-steps/s | project {fast[algo]:8,.0f} "
+            f"env-steps/s | ratio {fast[algo] / base[algo]:.1f}x"
+        )
     for algo, rate in others.items():
         print(f"{algo.upper()}: project {rate:8,.0f} env-steps/s")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

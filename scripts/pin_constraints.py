@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRAS = ("rl", "workflow", "test", "slurm")
 
 
-def resolve(pyproject: Path = ROOT / "pyproject.toml", extras=EXTRAS
-            ) -> tuple[dict[str, metadata.Distribution], list[tuple[str, Requirement]]]:  # fmt: skip
+def resolve(
+    pyproject: Path = ROOT / "pyproject.toml", extras=EXTRAS
+) -> tuple[dict[str, metadata.Distribution], list[tuple[str, Requirement]]]:
     """The project's requirements followed through the installed distributions (importlib.metadata).
 
     Returns canonical name -> installed distribution of everything they pull in (the project itself
@@ -81,7 +82,7 @@ def pinned_version(dist: metadata.Distribution) -> str:
 
 def render(closure: dict[str, metadata.Distribution]) -> str:
     header = [
-        "# Exact versions of everything `pip install -e \".[rl,workflow,test,slurm]\"` installs: the versions the",
+        '# Exact versions of everything `pip install -e ".[rl,workflow,test,slurm]"` installs: the versions the',
         "# README's results were produced with. Used by the Makefile and .ci/run as",
         "#     pip install -c constraints.txt ...",
         f"# Written by scripts/pin_constraints.py (Python {platform.python_version()}, {sys.platform}, "
@@ -99,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text = render(requirement_closure())
     except LookupError as exc:
-        print(f"pin_constraints: {exc}; install the project first: pip install -e \".[rl,workflow,test,slurm]\"", file=sys.stderr)
+        print(
+            f'pin_constraints: {exc}; install the project first: pip install -e ".[rl,workflow,test,slurm]"',
+            file=sys.stderr,
+        )
         return 2
     if args.check:
         pins = lambda s: [line for line in s.splitlines() if not line.startswith("#")]  # noqa: E731

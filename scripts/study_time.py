@@ -87,8 +87,10 @@ def read_benchmarks(folder: Path) -> dict[str, dict[str, float]]:
             continue
         row = rows[-1]
         out[path.relative_to(folder).as_posix()] = {
-            "s": _number(row.get("s")), "cpu_time": _number(row.get("cpu_time")),
-            "max_rss": _number(row.get("max_rss")), "mtime": path.stat().st_mtime,
+            "s": _number(row.get("s")),
+            "cpu_time": _number(row.get("cpu_time")),
+            "max_rss": _number(row.get("max_rss")),
+            "mtime": path.stat().st_mtime,
         }
     return out
 
@@ -147,8 +149,17 @@ def jobs_from_benchmarks(benchmarks: dict[str, dict[str, float]], keys) -> list[
         b = benchmarks[key]
         group = key.split("/")[0].removesuffix(".tsv")
         wall = b["s"] if math.isfinite(b["s"]) else 0.0
-        jobs.append(Job(f"[{group}]", b["mtime"] - wall, b["mtime"], wall_s=b["s"], cpu_s=b["cpu_time"],
-                        max_rss_mb=b["max_rss"], benchmark=key))
+        jobs.append(
+            Job(
+                f"[{group}]",
+                b["mtime"] - wall,
+                b["mtime"],
+                wall_s=b["s"],
+                cpu_s=b["cpu_time"],
+                max_rss_mb=b["max_rss"],
+                benchmark=key,
+            )
+        )
     return sorted(jobs, key=lambda j: (j.start, j.end))
 
 
@@ -164,10 +175,18 @@ def by_rule(jobs: list[Job]) -> list[dict]:
         cpu = sum(j.cpu_s for j in members if math.isfinite(j.cpu_s))
         rss = [j.max_rss_mb for j in members if math.isfinite(j.max_rss_mb)]
         core = sum(j.seconds * j.threads for j in members)
-        rows.append({"rule": rule, "jobs": len(members), "job_hours": wall / 3600.0, "core_hours": core / 3600.0,
-                     "cpu_hours": cpu / 3600.0, "max_rss_mb": max(rss) if rss else math.nan,
-                     "longest_s": max(j.seconds for j in members),
-                     "no_cpu": sum(not math.isfinite(j.cpu_s) for j in members)})
+        rows.append(
+            {
+                "rule": rule,
+                "jobs": len(members),
+                "job_hours": wall / 3600.0,
+                "core_hours": core / 3600.0,
+                "cpu_hours": cpu / 3600.0,
+                "max_rss_mb": max(rss) if rss else math.nan,
+                "longest_s": max(j.seconds for j in members),
+                "no_cpu": sum(not math.isfinite(j.cpu_s) for j in members),
+            }
+        )
     return sorted(rows, key=lambda r: (-r["core_hours"], r["rule"]))
 
 
@@ -182,8 +201,11 @@ def critical_path(jobs: list[Job], tolerance_s: float = 1.0) -> tuple[float, lis
     order = sorted(jobs, key=lambda j: (j.start, j.end))  # a dependency ends before its dependant starts
     best: dict[int, tuple[float, Job | None]] = {}
     for job in order:
-        parents = {id(p): p for p in (producer.get(i) for i in job.inputs)
-                   if p is not None and p is not job and p.end <= job.start + tolerance_s and id(p) in best}
+        parents = {
+            id(p): p
+            for p in (producer.get(i) for i in job.inputs)
+            if p is not None and p is not job and p.end <= job.start + tolerance_s and id(p) in best
+        }
         prev = max(parents.values(), key=lambda p: best[id(p)][0], default=None)
         best[id(job)] = ((best[id(prev)][0] if prev else 0.0) + job.seconds, prev)
     if not best:
@@ -212,16 +234,23 @@ def report(jobs: list[Job], *, source: str, with_dag: bool, top: int) -> str:
     """The printed report: core-hours by rule, the critical path, the wall time."""
     if not jobs:
         return "study_time: no jobs found (run the workflow first, from the folder it ran in)\n"
-    lines = [f"Jobs: {len(jobs)} ({source})", "", "Core-hours by rule (core-h = wall time x threads; cpu-h = "
-             "measured cpu_time, which misses each job's CPU after its last 30 s sample):", ""]
+    lines = [
+        f"Jobs: {len(jobs)} ({source})",
+        "",
+        "Core-hours by rule (core-h = wall time x threads; cpu-h = "
+        "measured cpu_time, which misses each job's CPU after its last 30 s sample):",
+        "",
+    ]
     rows = by_rule(jobs)
     width = max(len("rule"), *(len(r["rule"]) for r in rows))
     lines.append(f"{'rule':<{width}}  {'jobs':>5}  {'core-h':>8}  {'cpu-h':>8}  {'longest':>8}  {'max RSS MB':>10}")
     for r in rows:
         rss = "n/a" if not math.isfinite(r["max_rss_mb"]) else f"{r['max_rss_mb']:.0f}"
         note = f"  ({r['no_cpu']} without CPU time: ended before the first sample)" if r["no_cpu"] else ""
-        lines.append(f"{r['rule']:<{width}}  {r['jobs']:>5}  {r['core_hours']:>8.3f}  {r['cpu_hours']:>8.3f}  "
-                     f"{_hms(r['longest_s']):>8}  {rss:>10}{note}")
+        lines.append(
+            f"{r['rule']:<{width}}  {r['jobs']:>5}  {r['core_hours']:>8.3f}  {r['cpu_hours']:>8.3f}  "
+            f"{_hms(r['longest_s']):>8}  {rss:>10}{note}"
+        )
     core = sum(r["core_hours"] for r in rows)
     job_h = sum(r["job_hours"] for r in rows)
     lines.append(f"{'total':<{width}}  {len(jobs):>5}  {core:>8.3f}  {sum(r['cpu_hours'] for r in rows):>8.3f}")
@@ -232,9 +261,12 @@ def report(jobs: list[Job], *, source: str, with_dag: bool, top: int) -> str:
         lines.append(f"Job time / wall time: {job_h * 3600 / wall:.2f} jobs running on average.")
     if with_dag:
         length, chain = critical_path(jobs)
-        lines += ["", f"Critical path: {_hms(length)} ({length:.0f} s, {len(chain)} jobs): the least wall time with "
-                  f"unlimited cores{f'; {100 * length / wall:.0f} % of this run' if wall > 0 else ''}."]
-        shown = chain if len(chain) <= top else chain[:top // 2] + [None] + chain[-(top - top // 2):]
+        lines += [
+            "",
+            f"Critical path: {_hms(length)} ({length:.0f} s, {len(chain)} jobs): the least wall time with "
+            f"unlimited cores{f'; {100 * length / wall:.0f} % of this run' if wall > 0 else ''}.",
+        ]
+        shown = chain if len(chain) <= top else chain[: top // 2] + [None] + chain[-(top - top // 2) :]
         for job in shown:
             lines.append("  ..." if job is None else f"  {_hms(job.seconds):>8}  {job.label}")
     else:
@@ -244,16 +276,31 @@ def report(jobs: list[Job], *, source: str, with_dag: bool, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmarks", type=Path, default=Path("results/benchmarks"),
-                        help="the benchmark folder (default %(default)s)")
-    parser.add_argument("--logs", default="results/logs",
-                        help="the log folder the rules' log paths start with (default %(default)s)")
-    parser.add_argument("--metadata", type=Path, default=Path(".snakemake/metadata"),
-                        help="Snakemake's metadata folder (default %(default)s)")
-    parser.add_argument("--since", type=datetime.fromisoformat, metavar="ISO_TIME",
-                        help="only jobs started at or after this time (UTC unless it names a zone), e.g. 2026-12-06T18:00")
-    parser.add_argument("--threads", nargs="*", default=[], metavar="RULE=N",
-                        help="threads of a rule's jobs when not 1, e.g. train=4 (training.torch_threads)")
+    parser.add_argument(
+        "--benchmarks", type=Path, default=Path("results/benchmarks"), help="the benchmark folder (default %(default)s)"
+    )
+    parser.add_argument(
+        "--logs", default="results/logs", help="the log folder the rules' log paths start with (default %(default)s)"
+    )
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        default=Path(".snakemake/metadata"),
+        help="Snakemake's metadata folder (default %(default)s)",
+    )
+    parser.add_argument(
+        "--since",
+        type=datetime.fromisoformat,
+        metavar="ISO_TIME",
+        help="only jobs started at or after this time (UTC unless it names a zone), e.g. 2026-12-06T18:00",
+    )
+    parser.add_argument(
+        "--threads",
+        nargs="*",
+        default=[],
+        metavar="RULE=N",
+        help="threads of a rule's jobs when not 1, e.g. train=4 (training.torch_threads)",
+    )
     parser.add_argument("--top", type=int, default=12, help="critical-path jobs to list (default %(default)s)")
     args = parser.parse_args(argv)
     threads = {}
@@ -264,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         threads[rule] = int(n)
     if not args.benchmarks.is_dir():
-        print(f"study_time: error: --benchmarks {args.benchmarks} is not a folder (run the workflow first)",
-              file=sys.stderr)
+        print(
+            f"study_time: error: --benchmarks {args.benchmarks} is not a folder (run the workflow first)",
+            file=sys.stderr,
+        )
         return 2
     benchmarks = read_benchmarks(args.benchmarks)
     jobs = read_metadata(args.metadata) if args.metadata.is_dir() else []

@@ -85,9 +85,7 @@ EXTRA_REQUIREMENTS = {("train", "--tensorboard"): {"tensorboard"}}
 #: animations run in core.yaml; their path never calls agents.algorithm_class, which imports SB3
 #: (and with it torch). tests/test_conda_envs.py runs these jobs with the imports blocked.
 NOT_IN_BASELINES = frozenset({"torch", "stable_baselines3", "sb3_contrib"})
-SKIPPED_IMPORTS = {
-    (rule, "policy", name): NOT_IN_BASELINES for rule in ("evaluate", "animate") for name in BASELINES
-}
+SKIPPED_IMPORTS = {(rule, "policy", name): NOT_IN_BASELINES for rule in ("evaluate", "animate") for name in BASELINES}
 
 
 # ----------------------------------------------------------------- 1. rules and environments
@@ -128,8 +126,9 @@ def load_workflow(root: Path) -> Workflow:
     loaded = True
     try:
         with SnakemakeApi(OutputSettings()) as api:
-            workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
-                                        snakefile=root / "workflow" / "Snakefile", workdir=root)  # fmt: skip
+            workflow_api = api.workflow(
+                resource_settings=ResourceSettings(cores=1), snakefile=root / "workflow" / "Snakefile", workdir=root
+            )
             workflow = workflow_api._workflow  # private: see the module docstring
             exported = {k: v for k, v in os.environ.items() if saved_env.get(k) != v}
             for rule in workflow.rules:
@@ -160,25 +159,39 @@ def _rule_jobs(rule, constraints: dict[str, str], problems: list[str]) -> list[J
     def env_of(wildcards: dict[str, str]) -> Path:
         spec = rule.expand_conda_env(wildcards)
         if not hasattr(spec, "file"):
-            raise ValueError(f"{getattr(spec, 'name', getattr(spec, 'path', spec))} is a named or directory environment, "
-                             "not an environment file")
+            raise ValueError(
+                f"{getattr(spec, 'name', getattr(spec, 'path', spec))} is a named or directory environment, "
+                "not an environment file"
+            )
         return Path(spec.file.get_path_or_uri(secret_free=True)).resolve()
 
-    names = [] if not callable(rule.conda_env) else sorted(
-        w for w in rule.wildcard_names if _alternatives(constraints.get(w, "")))  # fmt: skip
+    names = (
+        []
+        if not callable(rule.conda_env)
+        else sorted(w for w in rule.wildcard_names if _alternatives(constraints.get(w, "")))
+    )
     envs = {}
     for values in itertools.product(*(_alternatives(constraints[w]) for w in names)):
         try:
             envs[values] = env_of(dict(zip(names, values)))
         except Exception as exc:  # noqa: BLE001 (reported)
-            given = f" for {dict(zip(names, values))} (only wildcards listed as alternatives in " \
-                    "wildcard_constraints are given)" if callable(rule.conda_env) else ""  # fmt: skip
-            problems.append(f"rule {rule.name}: its conda: {'function fails' if given else 'fails'}{given}: {_cause(exc)}")
+            given = (
+                f" for {dict(zip(names, values))} (only wildcards listed as alternatives in "
+                "wildcard_constraints are given)"
+                if callable(rule.conda_env)
+                else ""
+            )
+            problems.append(
+                f"rule {rule.name}: its conda: {'function fails' if given else 'fails'}{given}: {_cause(exc)}"
+            )
             return []
 
     def decides(i: int) -> bool:
-        return any(envs[a] != envs[b] for a, b in itertools.combinations(envs, 2)
-                   if all(a[j] == b[j] for j in range(len(names)) if j != i))  # fmt: skip
+        return any(
+            envs[a] != envs[b]
+            for a, b in itertools.combinations(envs, 2)
+            if all(a[j] == b[j] for j in range(len(names)) if j != i)
+        )
 
     deciding = [i for i in range(len(names)) if decides(i)]
     jobs = {}
@@ -292,8 +305,9 @@ def _collect(module: str, path: Path, where: str, text: str) -> _ImportCollector
     return collector
 
 
-def third_party_imports(root: Path, modules: list[str], *, eager_only: bool = False
-                        ) -> tuple[dict[str, list[str]], list[str]]:  # fmt: skip
+def third_party_imports(
+    root: Path, modules: list[str], *, eager_only: bool = False
+) -> tuple[dict[str, list[str]], list[str]]:
     """Top-level third-party import names reachable from ``modules`` -> where; and what cannot be followed.
 
     Follows every bmsrl module imported on the way (importing ``bmsrl.x`` runs ``bmsrl/__init__.py``
@@ -320,8 +334,10 @@ def third_party_imports(root: Path, modules: list[str], *, eager_only: bool = Fa
             names = sorted(s for s in strings if s.split(".")[0] in installed)
             for call in parsed.computed:
                 if not names:
-                    problems.append(f"{call.where}: imports a module whose name is computed, and neither its module "
-                                    "nor the bmsrl modules it imports name an installed module in a string")  # fmt: skip
+                    problems.append(
+                        f"{call.where}: imports a module whose name is computed, and neither its module "
+                        "nor the bmsrl modules it imports name an installed module in a string"
+                    )
                 imports += [Import(name, call.where, call.eager) for name in names]
         for imp in imports:
             if eager_only and not imp.eager:
@@ -343,8 +359,13 @@ def job_requirements(root: Path, job: Job, verb_modules: dict[str, str]) -> tupl
         return {}, [f"rule {job.rule}: its shell command runs no `{PACKAGE} VERB`: {job.shell!r}"]
     required: dict[str, list[str]] = {}
     problems = []
-    skipped = set().union(*(names for (rule, wildcard, value), names in SKIPPED_IMPORTS.items()
-                            if rule == job.rule and job.wildcards.get(wildcard) == value))  # fmt: skip
+    skipped = set().union(
+        *(
+            names
+            for (rule, wildcard, value), names in SKIPPED_IMPORTS.items()
+            if rule == job.rule and job.wildcards.get(wildcard) == value
+        )
+    )
     for verb, rest in calls:
         if verb not in verb_modules:
             problems.append(f"rule {job.rule}: `{PACKAGE} {verb}` is not a verb of cli.VERBS")
@@ -354,8 +375,9 @@ def job_requirements(root: Path, job: Job, verb_modules: dict[str, str]) -> tupl
         eager, _ = third_party_imports(root, roots, eager_only=True)
         problems += cannot
         for name in sorted(skipped & eager.keys()):
-            problems.append(f"{job}: SKIPPED_IMPORTS lists {name}, but it is imported at import time "
-                            f"({', '.join(eager[name])})")  # fmt: skip
+            problems.append(
+                f"{job}: SKIPPED_IMPORTS lists {name}, but it is imported at import time ({', '.join(eager[name])})"
+            )
         for name, where in imports.items():
             if name not in skipped:
                 required.setdefault(canonicalize_name(DIST_OF_IMPORT.get(name, name)), []).extend(where)
@@ -369,8 +391,10 @@ def job_requirements(root: Path, job: Job, verb_modules: dict[str, str]) -> tupl
 # ------------------------------------------------------------------------ 3. version ranges
 def normalised(specifiers: SpecifierSet) -> frozenset:
     """The clauses of a range, versions compared as versions (``>=6`` and ``>=6.0`` are the same)."""
-    return frozenset((s.operator, s.version if s.version.endswith(".*") or s.operator == "===" else Version(s.version))
-                     for s in specifiers)  # fmt: skip
+    return frozenset(
+        (s.operator, s.version if s.version.endswith(".*") or s.operator == "===" else Version(s.version))
+        for s in specifiers
+    )
 
 
 def conda_spec(text: str) -> tuple[str, SpecifierSet]:
@@ -428,7 +452,10 @@ def declared_requirements(pyproject: dict) -> dict[str, Requirement]:
     dependencies and its RUNTIME_EXTRAS (the workflow's jobs run the config-reading ``bmsrl`` verbs
     and, in rl.yaml, the learning stack)."""
     project = pyproject["project"]
-    lines = [*project["dependencies"], *(r for extra in RUNTIME_EXTRAS for r in project["optional-dependencies"][extra])]
+    lines = [
+        *project["dependencies"],
+        *(r for extra in RUNTIME_EXTRAS for r in project["optional-dependencies"][extra]),
+    ]
     return {canonicalize_name(r.name): r for r in map(Requirement, lines)}
 
 
@@ -439,8 +466,10 @@ def check_env_file(env: Env, pyproject: dict) -> list[str]:
     build = {canonicalize_name(r.name): r for r in map(Requirement, pyproject["build-system"]["requires"])}
     show = lambda spec: str(spec) or "(any version)"  # noqa: E731
     if env.channels != ["conda-forge", "nodefaults"]:
-        problems.append(f"{name}: channels are {env.channels}, expected [conda-forge, nodefaults] (the cpu_* "
-                        "pytorch build and the ranges assume conda-forge only)")  # fmt: skip
+        problems.append(
+            f"{name}: channels are {env.channels}, expected [conda-forge, nodefaults] (the cpu_* "
+            "pytorch build and the ranges assume conda-forge only)"
+        )
     for dist, (spec, line) in sorted(env.packages.items()):
         if dist in ENV_ONLY:
             continue
@@ -448,12 +477,16 @@ def check_env_file(env: Env, pyproject: dict) -> list[str]:
         if req is None:
             problems.append(f"{name}: {line!r} is not declared in pyproject.toml")
         elif normalised(spec) != normalised(req.specifier):
-            problems.append(f"{name}: {line!r} allows {show(spec)} but pyproject.toml declares {req} "
-                            f"({show(req.specifier)}); the ranges must be the same")  # fmt: skip
+            problems.append(
+                f"{name}: {line!r} allows {show(spec)} but pyproject.toml declares {req} "
+                f"({show(req.specifier)}); the ranges must be the same"
+            )
     for dist, req in sorted(build.items()):
         if dist not in env.packages:
-            problems.append(f"{name}: lacks {dist} ({req}, [build-system] requires), needed by the post-deploy "
-                            "script's pip install --no-build-isolation")  # fmt: skip
+            problems.append(
+                f"{name}: lacks {dist} ({req}, [build-system] requires), needed by the post-deploy "
+                "script's pip install --no-build-isolation"
+            )
     if "pip" not in env.packages:
         problems.append(f"{name}: lacks pip, which the post-deploy script runs")
     requires_python = SpecifierSet(pyproject["project"].get("requires-python", ""))
@@ -463,12 +496,14 @@ def check_env_file(env: Env, pyproject: dict) -> list[str]:
     missing = normalised(requires_python) - normalised(spec)
     if missing:
         clauses = ",".join(sorted(f"{op}{version}" for op, version in missing))
-        problems.append(f"{name}: {line!r} lacks requires-python's {clauses}, so it admits Pythons bmsrl does not "
-                        "support")  # fmt: skip
+        problems.append(
+            f"{name}: {line!r} lacks requires-python's {clauses}, so it admits Pythons bmsrl does not support"
+        )
     floors = [Version(s.version) for s in requires_python if s.operator in (">=", "==", "~=")]
     if floors and not spec.contains(max(floors), prereleases=True):
-        problems.append(f"{name}: {line!r} excludes Python {max(floors)}, the lowest requires-python "
-                        f"({requires_python}) allows")  # fmt: skip
+        problems.append(
+            f"{name}: {line!r} excludes Python {max(floors)}, the lowest requires-python ({requires_python}) allows"
+        )
     return problems
 
 
@@ -486,12 +521,15 @@ def check_post_deploy(env_yaml: Path, source: Path, tmp: Path) -> list[str]:
     stubs.mkdir()
     workdir.mkdir()
     for tool in ("python", "python3", "pip", "pip3"):
-        (stubs / tool).write_text(f'#!{sys.executable}\nimport json, sys\nwith open({str(log)!r}, "a") as f:\n'
-                                  f'    f.write(json.dumps([{tool!r}, *sys.argv[1:]]) + "\\n")\n')  # fmt: skip
+        (stubs / tool).write_text(
+            f'#!{sys.executable}\nimport json, sys\nwith open({str(log)!r}, "a") as f:\n'
+            f'    f.write(json.dumps([{tool!r}, *sys.argv[1:]]) + "\\n")\n'
+        )
         (stubs / tool).chmod(0o755)
     env = dict(os.environ, BMSRL_SOURCE=str(source), PATH=f"{stubs}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run([*interpreter, str(script)], cwd=workdir, env=env, capture_output=True, text=True,
-                            timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        [*interpreter, str(script)], cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     if result.returncode != 0:
         return [*problems, f"{script.name}: exits with {result.returncode}: {result.stderr.strip()}"]
     installs = []
@@ -505,11 +543,14 @@ def check_post_deploy(env_yaml: Path, source: Path, tmp: Path) -> list[str]:
             installs.append(args[1:])
     targets = [Path(workdir, a).resolve() for args in installs for a in args if not a.startswith("-")]
     if source.resolve() not in targets:
-        problems.append(f"{script.name}: does not pip install the repository (BMSRL_SOURCE={source}); "
-                        f"pip installs: {installs}")  # fmt: skip
+        problems.append(
+            f"{script.name}: does not pip install the repository (BMSRL_SOURCE={source}); pip installs: {installs}"
+        )
     elif not any("--no-deps" in args for args in installs):
-        problems.append(f"{script.name}: pip installs the repository without --no-deps, so pip may replace the "
-                        "environment's conda packages")  # fmt: skip
+        problems.append(
+            f"{script.name}: pip installs the repository without --no-deps, so pip may replace the "
+            "environment's conda packages"
+        )
     return problems
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from workflow_support import ROOT
 
 
@@ -14,8 +15,9 @@ from workflow_support import ROOT
 def workdir(tmp_path: Path) -> Path:
     """A temporary copy of the workflow with a ``bmsrl`` shim running this checkout."""
     for name in ("workflow", "config", "data"):
-        shutil.copytree((ROOT / name).resolve(), tmp_path / name, symlinks=False,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            (ROOT / name).resolve(), tmp_path / name, symlinks=False, ignore=shutil.ignore_patterns("__pycache__")
+        )
     (tmp_path / "envs").mkdir()  # conda: directives point here (checked by --lint, not used without --sdm conda)
     for env in (ROOT / "envs").iterdir():
         shutil.copy2(env, tmp_path / "envs" / env.name)

@@ -13,18 +13,40 @@ import pytest
 from bmsrl import cli
 from bmsrl.aggregate import paired_statistics, per_seed_means, performance_profiles, summarise
 from bmsrl.errors import UserError
-from bmsrl.results import (HEADLINE, METRICS, METRICS_COLUMNS, PAIRED_COLUMNS, PROFILE_COLUMNS, PROFILE_TAUS,
-                           SUMMARY_COLUMNS, read_metrics)
+from bmsrl.results import (
+    HEADLINE,
+    METRICS,
+    METRICS_COLUMNS,
+    PAIRED_COLUMNS,
+    PROFILE_COLUMNS,
+    PROFILE_TAUS,
+    SUMMARY_COLUMNS,
+    read_metrics,
+)
 from bmsrl.stats import t_interval
 
 
 def episodes(policy: str, profile: str, seed: int, n: int = 2, **values) -> pd.DataFrame:
     """``n`` metrics rows of one policy x profile x seed; ``values`` override the defaults."""
     base = dict(
-        eval_seed=1000, usable_capacity_mah=2000.0, charge_accepted_mah=2100.0, final_soc_var=1e-4,
-        mean_soc_var=2e-4, final_soc_std_pct=1.0, final_soc_spread_pct=2.5, switch_changes=10.0, shunt_energy_wh=0.1,
-        time_to_balance_s=600.0, time_to_spread_1pct_s=900.0, invalid_actions=0, episode_steps=200, terminated=False, total_reward=-50.0,
-        recovered_share=0.5, capacity_bound_mah=2200.0, no_balancing_capacity_mah=1800.0,
+        eval_seed=1000,
+        usable_capacity_mah=2000.0,
+        charge_accepted_mah=2100.0,
+        final_soc_var=1e-4,
+        mean_soc_var=2e-4,
+        final_soc_std_pct=1.0,
+        final_soc_spread_pct=2.5,
+        switch_changes=10.0,
+        shunt_energy_wh=0.1,
+        time_to_balance_s=600.0,
+        time_to_spread_1pct_s=900.0,
+        invalid_actions=0,
+        episode_steps=200,
+        terminated=False,
+        total_reward=-50.0,
+        recovered_share=0.5,
+        capacity_bound_mah=2200.0,
+        no_balancing_capacity_mah=1800.0,
     )
     base.update(values)
     rows = [dict(policy=policy, profile=profile, scenario="default", seed=seed, episode=e, **base) for e in range(n)]
@@ -55,11 +77,13 @@ def row(summary: pd.DataFrame, policy: str, profile: str, metric: str) -> pd.Ser
 
 def test_two_level_mean_over_episodes_then_seeds():
     profile = "charge-rest-discharge"
-    frame = pd.concat([
-        episodes("ppo", profile, 0, n=1, usable_capacity_mah=1.0),
-        episodes("ppo", profile, 1, n=3, usable_capacity_mah=2.0),
-        episodes("ppo", profile, 2, n=2, usable_capacity_mah=3.0),
-    ])
+    frame = pd.concat(
+        [
+            episodes("ppo", profile, 0, n=1, usable_capacity_mah=1.0),
+            episodes("ppo", profile, 1, n=3, usable_capacity_mah=2.0),
+            episodes("ppo", profile, 2, n=2, usable_capacity_mah=3.0),
+        ]
+    )
     summary = summarise(frame)
     r = row(summary, "ppo", profile, "usable_capacity_mah")
     assert r["mean"] == pytest.approx(2.0)  # seeds weigh equally, whatever their episode count
@@ -78,8 +102,13 @@ def test_single_seed_summary_has_no_interval():
 
 
 def test_deterministic_baselines_say_their_seeds_are_pack_sets():
-    frame = pd.concat([episodes(p, "p", seed, usable_capacity_mah=2000.0 + seed)
-                       for p in ("ppo", "top_balancing", "no_balancing") for seed in (0, 1, 2)])  # fmt: skip
+    frame = pd.concat(
+        [
+            episodes(p, "p", seed, usable_capacity_mah=2000.0 + seed)
+            for p in ("ppo", "top_balancing", "no_balancing")
+            for seed in (0, 1, 2)
+        ]
+    )
     summary = summarise(frame)
     assert set(summary.loc[summary.policy == "ppo", "interval_over"]) == {"seeds"}
     assert set(summary.loc[summary.policy == "top_balancing", "interval_over"]) == {"pack sets"}
@@ -147,7 +176,11 @@ def test_paired_statistics_known_differences():
     assert nb["mean_diff"] == 10.0 and nb["prob_improvement"] == 0.0 and math.isnan(nb["pct_diff"])  # baseline 0
     # every policy against every baseline, both ways, every headline metric; no self-comparison
     assert set(zip(paired.policy, paired.baseline)) == {
-        ("ppo", "rule_based"), ("no_balancing", "rule_based"), ("ppo", "no_balancing"), ("rule_based", "no_balancing")}
+        ("ppo", "rule_based"),
+        ("no_balancing", "rule_based"),
+        ("ppo", "no_balancing"),
+        ("rule_based", "no_balancing"),
+    }
     assert set(paired.metric) == {m.name for m in HEADLINE}
 
 
@@ -183,13 +216,19 @@ def test_time_to_balance_nan_handling():
     nan_rows = summary[stats.isna().any(axis=1)]
     one_seed = {m.name for m in METRICS} - {"time_to_balance_s"}  # no_balancing ran one seed: no intervals
     assert set(zip(nan_rows.policy, nan_rows.metric)) == {("no_balancing", m) for m in one_seed} | {
-        ("no_balancing", "time_to_balance_s")}
+        ("no_balancing", "time_to_balance_s")
+    }
     assert summary.loc[summary.policy == "ppo", "ci_low"].notna().sum() == len(METRICS)  # 2 seeds: intervals
 
 
 def test_performance_profiles():
-    frame = pd.concat([episodes("ppo", "p", 0, n=4), episodes("ppo", "p", 1, n=4),
-                       episodes("no_balancing", "p", 0, n=2, recovered_share=np.nan)])
+    frame = pd.concat(
+        [
+            episodes("ppo", "p", 0, n=4),
+            episodes("ppo", "p", 1, n=4),
+            episodes("no_balancing", "p", 0, n=2, recovered_share=np.nan),
+        ]
+    )
     frame["recovered_share"] = [0.5, 0.9, 1.0, np.nan, 0.2, 0.95, 0.99, 1.0, np.nan, np.nan]
     profiles = performance_profiles(frame)
     assert list(profiles.columns) == list(PROFILE_COLUMNS)
@@ -211,8 +250,11 @@ def full_study() -> pd.DataFrame:
         for seed in (0, 1, 2):
             parts.append(episodes("dqn", profile, seed, usable_capacity_mah=2250.0 + 10 * seed, switch_changes=20.0))
             parts.append(episodes("ppo", profile, seed, usable_capacity_mah=2300.0 - 5 * seed, switch_changes=25.0))
-        parts.append(episodes("no_balancing", profile, 0, usable_capacity_mah=2000.0, switch_changes=0.0,
-                              time_to_balance_s=np.nan))
+        parts.append(
+            episodes(
+                "no_balancing", profile, 0, usable_capacity_mah=2000.0, switch_changes=0.0, time_to_balance_s=np.nan
+            )
+        )
         parts.append(episodes("rule_based", profile, 0, usable_capacity_mah=2200.0, switch_changes=40.0))
     return pd.concat(parts, ignore_index=True)
 
@@ -221,8 +263,16 @@ def test_cli_writes_both_files(tmp_path, capsys):
     paths = write_metrics(tmp_path, full_study())
     out_csv, out_md = tmp_path / "tables" / "summary.csv", tmp_path / "tables" / "summary.md"
     out_profiles = tmp_path / "tables" / "profiles.csv"
-    argv = ["aggregate", *map(str, paths), "--out-csv", str(out_csv), "--out-md", str(out_md),
-            "--out-profiles", str(out_profiles)]
+    argv = [
+        "aggregate",
+        *map(str, paths),
+        "--out-csv",
+        str(out_csv),
+        "--out-md",
+        str(out_md),
+        "--out-profiles",
+        str(out_profiles),
+    ]
     assert cli.main(argv) == 0
     assert "aggregate:" in capsys.readouterr().out
     summary = pd.read_csv(out_csv)
@@ -266,8 +316,9 @@ def test_bad_metrics_file_is_refused(tmp_path, capsys, edit, fragments):
     bad.parent.mkdir()
     edit(episodes("ppo", "charge-rest-discharge", 0)).to_csv(bad, index=False)
     out = tmp_path / "tables"
-    code = cli.main(["aggregate", str(good), str(bad), "--out-csv", str(out / "summary.csv"),
-                     "--out-md", str(out / "summary.md")])
+    code = cli.main(
+        ["aggregate", str(good), str(bad), "--out-csv", str(out / "summary.csv"), "--out-md", str(out / "summary.md")]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and str(bad) in err, err
@@ -281,6 +332,7 @@ def test_missing_file_and_duplicate_episode(tmp_path):
         summarise(read_metrics(tmp_path / "nope.csv"))
     path = write_metrics(tmp_path, episodes("dqn", "p", 0))[0]
     from bmsrl.aggregate import aggregate
+
     with pytest.raises(UserError, match="appears twice"):
         aggregate([path, path], tmp_path / "s.csv", tmp_path / "s.md")
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.md").exists()

@@ -125,7 +125,25 @@ def test_a2c_trpo_ars_train_and_their_models_evaluate(tmp_path, algo):
         assert ev["timesteps"][-1] >= 3000 and len(ev["timesteps"]) >= 3
         assert np.isfinite(ev["results"]).all()
     ev_out = tmp_path / "eval"
-    assert main(["evaluate", "--config", str(cfg), "--policy", algo, "--profile", "discharge-rest-charge",
-                 "--seed", "2", "--model", str(out / "best_model.zip"), "--out", str(ev_out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--config",
+                str(cfg),
+                "--policy",
+                algo,
+                "--profile",
+                "discharge-rest-charge",
+                "--seed",
+                "2",
+                "--model",
+                str(out / "best_model.zip"),
+                "--out",
+                str(ev_out),
+            ]
+        )
+        == 0
+    )
     metrics = pd.read_csv(ev_out / "metrics.csv")
     assert len(metrics) == 2 and (metrics["policy"] == algo).all() and np.isfinite(metrics["total_reward"]).all()

@@ -24,9 +24,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from workflow_support import ROOT, SNAKEMAKE, run
 
-from bmsrl import agents, algos, config as bconfig, io as bio
+from bmsrl import agents, algos
+from bmsrl import config as bconfig
+from bmsrl import io as bio
 from bmsrl.cli import main
 from bmsrl.config import load_config, validate
 from bmsrl.env import BalancingTask, PassiveBalancingEnv
@@ -42,6 +43,7 @@ from bmsrl.tables import (
     read_ocv_table,
 )
 from bmsrl.vec_env import BatchedBalancingVecEnv
+from workflow_support import ROOT, SNAKEMAKE, run
 
 DATA = ROOT / "src" / "bmsrl" / "data"
 OCV = DATA / "ocv_table.csv"
@@ -89,8 +91,9 @@ def test_ocv_table_outside_the_plausible_range_is_refused(tmp_path, capsys, fact
     table = scaled_table(OCV, tmp_path / "ocv_bad.csv", "ocv_v", factor, offset)
     out = tmp_path / "out"
     code, err = run_cli(capsys, "ocv", table, out / "ocv.csv", "--plot", out / "ocv.pdf")
-    assert_one_line_error(code, err, "ocv", f"OCV table {table}", *fragments, "--allow-implausible",
-                          "allow_implausible_tables: true")
+    assert_one_line_error(
+        code, err, "ocv", f"OCV table {table}", *fragments, "--allow-implausible", "allow_implausible_tables: true"
+    )
     assert no_files(out) == []
 
 
@@ -145,15 +148,45 @@ def test_r0_of_one_megaohm_is_refused_by_evaluate(tmp_path, capsys):
     table = tmp_path / "ecm.csv"
     frame.to_csv(table, index=False)
     cfg = json.dumps({"ecm_table": str(table), "evaluation": {"episodes": 1}})
-    code, err = run_cli(capsys, "evaluate", "--config-json", cfg, "--policy", "no_balancing", "--profile",
-                        "charge-rest-discharge", "--seed", "1", "--out", tmp_path / "eval")
-    assert_one_line_error(code, err, "evaluate", f"ECM table {table}, line 5, column 'r0_ohm'", "1e+06 Ohm",
-                          "plausible range [0.0001, 1] Ohm")
+    code, err = run_cli(
+        capsys,
+        "evaluate",
+        "--config-json",
+        cfg,
+        "--policy",
+        "no_balancing",
+        "--profile",
+        "charge-rest-discharge",
+        "--seed",
+        "1",
+        "--out",
+        tmp_path / "eval",
+    )
+    assert_one_line_error(
+        code,
+        err,
+        "evaluate",
+        f"ECM table {table}, line 5, column 'r0_ohm'",
+        "1e+06 Ohm",
+        "plausible range [0.0001, 1] Ohm",
+    )
     assert no_files(tmp_path / "eval") == []
     # the documented override: the config key reaches the env
     cfg = json.dumps({"ecm_table": str(table), "allow_implausible_tables": True, "evaluation": {"episodes": 1}})
-    code, err = run_cli(capsys, "evaluate", "--config-json", cfg, "--policy", "no_balancing", "--profile",
-                        "charge-rest-discharge", "--seed", "1", "--out", tmp_path / "eval")
+    code, err = run_cli(
+        capsys,
+        "evaluate",
+        "--config-json",
+        cfg,
+        "--policy",
+        "no_balancing",
+        "--profile",
+        "charge-rest-discharge",
+        "--seed",
+        "1",
+        "--out",
+        tmp_path / "eval",
+    )
     assert code == 0, err
 
 
@@ -192,8 +225,22 @@ def test_a_changed_or_missing_ocv_table_reruns_ocv_or_fails(workdir):
 
 
 # ============================================================================== 4. env actions
-BAD_ACTIONS = [-1, 32, 3.5, "5", True, False, np.bool_(True), np.float64(3.0), float("nan"), None, [3], 2**70,
-               np.int64(-1), np.uint8(40)]
+BAD_ACTIONS = [
+    -1,
+    32,
+    3.5,
+    "5",
+    True,
+    False,
+    np.bool_(True),
+    np.float64(3.0),
+    float("nan"),
+    None,
+    [3],
+    2**70,
+    np.int64(-1),
+    np.uint8(40),
+]
 GOOD_ACTIONS = [0, 31, np.int64(7), np.int32(7), np.uint8(7), np.array(7)]
 
 
@@ -270,7 +317,9 @@ def test_vec_env_refuses_bad_action_arrays(vec, actions, fragment):
 
 
 @settings(max_examples=60, deadline=None)
-@given(actions=st.lists(st.integers(-40, 70), min_size=4, max_size=4), dtype=st.sampled_from(["int64", "int32", "int16"]))
+@given(
+    actions=st.lists(st.integers(-40, 70), min_size=4, max_size=4), dtype=st.sampled_from(["int64", "int32", "int16"])
+)
 def test_vec_env_accepts_exactly_integer_arrays_in_range(actions, dtype):
     vec = _shared_vec()
     array = np.array(actions, dtype=dtype)
@@ -311,13 +360,29 @@ def test_vec_env_takes_what_sb3_passes(vec):
 @pytest.mark.parametrize(
     "kwargs, config, fragment",
     [
-        ({"decision_interval_s": -30.0}, {"decision_interval_s": -30.0}, "decision_interval_s: -30.0 is less than or equal to the minimum of 0"),
+        (
+            {"decision_interval_s": -30.0},
+            {"decision_interval_s": -30.0},
+            "decision_interval_s: -30.0 is less than or equal to the minimum of 0",
+        ),
         ({"init_soc": (0.4, 1.2)}, {"init_soc": [0.4, 1.2]}, "init_soc[1]: 1.2 is greater than the maximum of 1"),
-        ({"init_soh": (-0.1, 1.0)}, {"init_soh": [-0.1, 1.0]}, "init_soh[0]: -0.1 is less than or equal to the minimum of 0"),
-        ({"init_soc": (0.05, 0.6)}, {"init_soc": [0.05, 0.6]}, "init_soc: [0.05, 0.6] is not inside soc_limits [0.1, 0.9]"),
+        (
+            {"init_soh": (-0.1, 1.0)},
+            {"init_soh": [-0.1, 1.0]},
+            "init_soh[0]: -0.1 is less than or equal to the minimum of 0",
+        ),
+        (
+            {"init_soc": (0.05, 0.6)},
+            {"init_soc": [0.05, 0.6]},
+            "init_soc: [0.05, 0.6] is not inside soc_limits [0.1, 0.9]",
+        ),
         ({"init_soc": (0.6, 0.4)}, {"init_soc": [0.6, 0.4]}, "init_soc: [0.6, 0.4] is reversed"),
         ({"pack": {"soc_limits": (0.9, 0.1)}}, {"soc_limits": [0.9, 0.1]}, "soc_limits: [0.9, 0.1] is reversed"),
-        ({"pack": {"voltage_limits_v": (4.2, 2.5)}}, {"voltage_limits_v": [4.2, 2.5]}, "voltage_limits_v: [4.2, 2.5] is reversed"),
+        (
+            {"pack": {"voltage_limits_v": (4.2, 2.5)}},
+            {"voltage_limits_v": [4.2, 2.5]},
+            "voltage_limits_v: [4.2, 2.5] is reversed",
+        ),
         ({"pack": {"n_cells": 40}}, {"n_cells": 40}, "n_cells: 40 is greater than the maximum of 16"),
         ({"substeps": 0}, {"substeps": 0}, "substeps: 0 is less than the minimum of 1"),
         ({"substeps": 2.0}, {"substeps": 2.0}, "substeps: 2.0 is not of type 'integer'"),
@@ -391,19 +456,40 @@ def test_a_table_window_is_the_configured_soc_limits(tmp_path):
         ("env:\n  init_soh: [1.05, 0.95]\n", "env.init_soh: [1.05, 0.95] is reversed"),
         ("env:\n  init_soc: [0.05, 0.5]\n", "env.init_soc: [0.05, 0.5] is not inside env.soc_limits [0.1, 0.9]"),
         ("env:\n  soc_limits: [0.2, 0.8]\n", None),  # valid: the default init_soc [0.4, 0.6] lies inside
-        ("env:\n  n_cells: 40\n", "env.n_cells: 40 is greater than the maximum of 16 (cells in series [-]; at most 16: "
-                                  "the agent picks one of 2^n_cells shunt patterns"),
-        ("training:\n  hyperparams:\n    ppo:\n      n_step: 64\n",
-         "training.hyperparams.ppo.n_step: not a keyword argument of stable_baselines3.PPO; did you mean 'n_steps'?"),
-        ("training:\n  hyperparams:\n    dqn:\n      exploration_final: 0.1\n",
-         "training.hyperparams.dqn.exploration_final: not a keyword argument of bmsrl.masked_dqn.MaskedDQN; did you mean"),
-        ("training:\n  hyperparams:\n    dqn:\n      greedy_valid_only: 'no'\n",
-         "training.hyperparams.dqn.greedy_valid_only: 'no' is not of type 'boolean'"),
-        ("training:\n  hyperparams:\n    ppo:\n      n_steps: -5\n", "training.hyperparams.ppo.n_steps: -5 is less than the minimum of 1"),
-        ("training:\n  hyperparams:\n    a2c:\n      n_steps: -5\n", "training.hyperparams.a2c.n_steps: -5 is less than the minimum of 1"),
-        ("training:\n  hyperparams:\n    ppo:\n      seed: 3\n", "training.hyperparams.ppo.seed: set by `bmsrl train` itself"),
+        (
+            "env:\n  n_cells: 40\n",
+            "env.n_cells: 40 is greater than the maximum of 16 (cells in series [-]; at most 16: "
+            "the agent picks one of 2^n_cells shunt patterns",
+        ),
+        (
+            "training:\n  hyperparams:\n    ppo:\n      n_step: 64\n",
+            "training.hyperparams.ppo.n_step: not a keyword argument of stable_baselines3.PPO; did you mean 'n_steps'?",
+        ),
+        (
+            "training:\n  hyperparams:\n    dqn:\n      exploration_final: 0.1\n",
+            "training.hyperparams.dqn.exploration_final: not a keyword argument of bmsrl.masked_dqn.MaskedDQN; did you mean",
+        ),
+        (
+            "training:\n  hyperparams:\n    dqn:\n      greedy_valid_only: 'no'\n",
+            "training.hyperparams.dqn.greedy_valid_only: 'no' is not of type 'boolean'",
+        ),
+        (
+            "training:\n  hyperparams:\n    ppo:\n      n_steps: -5\n",
+            "training.hyperparams.ppo.n_steps: -5 is less than the minimum of 1",
+        ),
+        (
+            "training:\n  hyperparams:\n    a2c:\n      n_steps: -5\n",
+            "training.hyperparams.a2c.n_steps: -5 is less than the minimum of 1",
+        ),
+        (
+            "training:\n  hyperparams:\n    ppo:\n      seed: 3\n",
+            "training.hyperparams.ppo.seed: set by `bmsrl train` itself",
+        ),
         ("training:\n  n_envs: 8.0\n", "training.n_envs: 8.0 is not of type 'integer' (write 8)"),
-        ("training:\n  total_steps: {ppo: 1e6}\n", "training.total_steps.ppo: 1000000.0 is not of type 'integer' (write 1000000)"),
+        (
+            "training:\n  total_steps: {ppo: 1e6}\n",
+            "training.total_steps.ppo: 1000000.0 is not of type 'integer' (write 1000000)",
+        ),
         ("seeds: [true]\n", "seeds[0]: True is not of type 'integer'"),
     ],
 )
@@ -424,13 +510,21 @@ def test_cached_constructor_keywords_match_the_installed_libraries():
     """The registry's keyword lists (used without importing torch) are the real constructors' signatures."""
     for name, spec in algos.ALGOS.items():
         assert spec.keywords == agents.constructor_keywords(name), name
-        for key, value in spec.hyperparams.items():
+        for key in spec.hyperparams:
             assert key in spec.keywords, (name, key)
 
 
 def test_every_keyword_of_the_registry_is_accepted_by_the_config():
     for name, spec in algos.ALGOS.items():
-        cfg = {"training": {"hyperparams": {name: {k: None for k in spec.keywords if k not in bconfig.schema()["$defs"]["sb3_kwargs"]["properties"]}}}}
+        cfg = {
+            "training": {
+                "hyperparams": {
+                    name: {
+                        k: None for k in spec.keywords if k not in bconfig.schema()["$defs"]["sb3_kwargs"]["properties"]
+                    }
+                }
+            }
+        }
         validate(cfg, "x")
 
 
@@ -483,15 +577,38 @@ def ppo_model(tmp_path_factory) -> Path:
 )
 def test_evaluating_a_model_of_another_algorithm_or_pack_is_refused(tmp_path, capsys, ppo_model, args, fragment):
     out = tmp_path / "eval"
-    code, err = run_cli(capsys, "evaluate", *args, "--profile", "charge-rest-discharge", "--seed", "1",
-                        "--model", ppo_model, "--out", out)
+    code, err = run_cli(
+        capsys,
+        "evaluate",
+        *args,
+        "--profile",
+        "charge-rest-discharge",
+        "--seed",
+        "1",
+        "--model",
+        ppo_model,
+        "--out",
+        out,
+    )
     assert_one_line_error(code, err, "evaluate", fragment)
     assert not out.exists()
 
 
 def test_a_directory_as_model_is_named_a_directory(tmp_path, capsys):
-    code, err = run_cli(capsys, "evaluate", "--policy", "ppo", "--profile", "charge-rest-discharge", "--seed", "1",
-                        "--model", tmp_path, "--out", tmp_path / "eval")
+    code, err = run_cli(
+        capsys,
+        "evaluate",
+        "--policy",
+        "ppo",
+        "--profile",
+        "charge-rest-discharge",
+        "--seed",
+        "1",
+        "--model",
+        tmp_path,
+        "--out",
+        tmp_path / "eval",
+    )
     assert_one_line_error(code, err, "evaluate", f"model checkpoint {tmp_path} is a directory, not a .zip file")
 
 
@@ -499,8 +616,17 @@ def _verb_args(tmp_path: Path, out: Path) -> dict[str, list]:
     return {
         "train": ["train", "--algo", "ppo", "--seed", "1", "--out", out],
         "train --tensorboard": ["train", "--algo", "ppo", "--seed", "1", "--out", tmp_path / "o", "--tensorboard", out],
-        "evaluate": ["evaluate", "--policy", "no_balancing", "--profile", "charge-rest-discharge", "--seed", "1",
-                     "--out", out],
+        "evaluate": [
+            "evaluate",
+            "--policy",
+            "no_balancing",
+            "--profile",
+            "charge-rest-discharge",
+            "--seed",
+            "1",
+            "--out",
+            out,
+        ],
         "ocv": ["ocv", OCV, out],
         "ocv --plot": ["ocv", OCV, tmp_path / "p.csv", "--plot", out],
         "aggregate --out-csv": ["aggregate", _metrics_file(tmp_path), "--out-csv", out, "--out-md", tmp_path / "s.md"],
@@ -510,9 +636,20 @@ def _verb_args(tmp_path: Path, out: Path) -> dict[str, list]:
 
 
 FOLDER_OUTPUTS = ("train", "train --tensorboard", "evaluate")
-OUT_CASES = [(verb, kind) for verb in ("train", "train --tensorboard", "evaluate", "ocv", "ocv --plot",
-                                       "aggregate --out-csv", "aggregate --out-md", "plot")
-             for kind in (("file", "under-a-file") if verb in FOLDER_OUTPUTS else ("dir", "under-a-file"))]
+OUT_CASES = [
+    (verb, kind)
+    for verb in (
+        "train",
+        "train --tensorboard",
+        "evaluate",
+        "ocv",
+        "ocv --plot",
+        "aggregate --out-csv",
+        "aggregate --out-md",
+        "plot",
+    )
+    for kind in (("file", "under-a-file") if verb in FOLDER_OUTPUTS else ("dir", "under-a-file"))
+]
 
 
 @pytest.mark.parametrize("verb, kind", OUT_CASES)
@@ -530,8 +667,11 @@ def test_out_pointing_at_the_wrong_kind_of_path(tmp_path, capsys, verb, kind):
     start = time.perf_counter()
     code, err = run_cli(capsys, *args)
     option = verb.split()[1] if " " in verb else ("output" if verb == "ocv" else "--out")
-    expected = {"file": f"{option} {out} is a file, not a folder", "dir": f"{option} {out} is a directory, not a file",
-                "under-a-file": f"{option} {out}: {target} is a file, not a folder"}[kind]
+    expected = {
+        "file": f"{option} {out} is a file, not a folder",
+        "dir": f"{option} {out} is a directory, not a file",
+        "under-a-file": f"{option} {out}: {target} is a file, not a folder",
+    }[kind]
     assert_one_line_error(code, err, verb.split()[0], expected)
     assert {p: p.stat().st_mtime_ns for p in no_files(tmp_path)} == before
     assert time.perf_counter() - start < 20
@@ -550,8 +690,13 @@ def test_yaml_reading_refuses_duplicates_and_reads_1e_minus_4_as_a_number(tmp_pa
     path.write_text("training:\n  hyperparams:\n    dqn:\n      learning_rate: '1e-4'\n")
     with pytest.raises(UserError, match="a quoted number is text: remove the quotes"):
         load_config(path)
-    assert bconfig.load_yaml("a: 1e4\nb: '1e4'\nc: 1_000\nd: 1.5\ne: .5e1\n") == \
-        {"a": 1e4, "b": "1e4", "c": 1000, "d": 1.5, "e": 5.0}
+    assert bconfig.load_yaml("a: 1e4\nb: '1e4'\nc: 1_000\nd: 1.5\ne: .5e1\n") == {
+        "a": 1e4,
+        "b": "1e4",
+        "c": 1000,
+        "d": 1.5,
+        "e": 5.0,
+    }
 
 
 @needs_snakemake
@@ -600,8 +745,12 @@ def test_ocv_refuses_to_overwrite_its_input(tmp_path, capsys):
     table = tmp_path / "ocv.csv"
     shutil.copyfile(OCV, table)
     before = table.read_bytes()
-    for args in ([table, table], [table, tmp_path / "." / "ocv.csv"], [table, tmp_path / "p.csv", "--plot", table],
-                 [table, tmp_path / "p.csv", "--plot", tmp_path / "p.csv"]):
+    for args in (
+        [table, table],
+        [table, tmp_path / "." / "ocv.csv"],
+        [table, tmp_path / "p.csv", "--plot", table],
+        [table, tmp_path / "p.csv", "--plot", tmp_path / "p.csv"],
+    ):
         code, err = run_cli(capsys, "ocv", *args)
         assert_one_line_error(code, err, "ocv", "give a different path")
     assert table.read_bytes() == before
@@ -638,8 +787,9 @@ def test_ocv_points_are_capped(tmp_path, capsys, points):
 def test_a_killed_writer_leaves_no_temporary_file_behind(tmp_path):
     """A temporary file of a process that no longer runs (kill -9) is removed by the next write."""
     out = tmp_path / "ocv.csv"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     stale = tmp_path / f".ocv.csv.{dead.stdout.strip()}-0123456789ab.tmp"
     stale.write_bytes(b"x" * 1000)
     alive = tmp_path / f".ocv.csv.{os.getppid()}-0123456789ab.tmp"  # a running process's: kept
@@ -669,10 +819,26 @@ def _count_replaces(monkeypatch, fail_at: int | None, exc: type[BaseException] =
 
 STAGES = {
     "ocv": (lambda t: ["ocv", OCV, t / "out" / "ocv.csv", "--plot", t / "out" / "ocv.pdf"], 2),
-    "evaluate": (lambda t: ["evaluate", "--config-json", '{"evaluation": {"episodes": 1}}', "--policy", "no_balancing",
-                            "--profile", "charge-rest-discharge", "--seed", "1", "--out", t / "out"], 2),
-    "aggregate": (lambda t: ["aggregate", _metrics_file(t), "--out-csv", t / "out" / "s.csv", "--out-md",
-                             t / "out" / "s.md"], 2),
+    "evaluate": (
+        lambda t: [
+            "evaluate",
+            "--config-json",
+            '{"evaluation": {"episodes": 1}}',
+            "--policy",
+            "no_balancing",
+            "--profile",
+            "charge-rest-discharge",
+            "--seed",
+            "1",
+            "--out",
+            t / "out",
+        ],
+        2,
+    ),
+    "aggregate": (
+        lambda t: ["aggregate", _metrics_file(t), "--out-csv", t / "out" / "s.csv", "--out-md", t / "out" / "s.md"],
+        2,
+    ),
     "plot": (lambda t: ["plot", "training", "--evaluations", _evaluations_file(t), "--out", t / "out" / "t.pdf"], 1),
 }
 
@@ -717,7 +883,8 @@ def test_sigterm_unwinds_a_running_verb(tmp_path):
     """Snakemake and Slurm stop a job with SIGTERM: the verb unwinds (exit 130, one line) and removes
     its temporary file; a SIGTERM'd write leaves nothing behind."""
     module = tmp_path / "slow_verb.py"
-    module.write_text(textwrap.dedent(f"""
+    module.write_text(
+        textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
         from bmsrl.io import atomic_output
@@ -726,17 +893,25 @@ def test_sigterm_unwinds_a_running_verb(tmp_path):
             pass
 
         def main(args):
-            with atomic_output(Path({str(tmp_path / 'out.bin')!r})) as tmp:
+            with atomic_output(Path({str(tmp_path / "out.bin")!r})) as tmp:
                 tmp.write_bytes(b"x" * 1000)
                 print("writing", flush=True)
                 time.sleep(60)
             return 0
-    """))
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); from bmsrl import cli; "
-              "cli.VERBS['slow'] = ('slow_verb', 'test'); sys.exit(cli.main(['slow']))")
+    """)
+    )
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from bmsrl import cli; "
+        "cli.VERBS['slow'] = ('slow_verb', 'test'); sys.exit(cli.main(['slow']))"
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert proc.stdout.readline().strip() == "writing"
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
     proc.send_signal(signal.SIGTERM)
@@ -748,7 +923,9 @@ def test_sigterm_unwinds_a_running_verb(tmp_path):
 
 # ================================================================================ the workflow
 SHORT = [
-    "algos=[ppo]", "seeds=[1]", "evaluation={episodes: 1}",
+    "algos=[ppo]",
+    "seeds=[1]",
+    "evaluation={episodes: 1}",
     "training={n_envs: 4, total_steps: {ppo: 256}, eval_interval: 128, checkpoint_interval: 128, log_interval: 128,"
     " hyperparams: {ppo: {n_steps: 32, batch_size: 64, n_epochs: 1}}}",
 ]
@@ -756,8 +933,11 @@ SHORT = [
 
 @pytest.mark.workflow
 @needs_snakemake
-@pytest.mark.parametrize("first, second", [("config/quick.yaml", None), (None, "config/quick.yaml")],
-                         ids=["quick-then-default", "default-then-quick"])
+@pytest.mark.parametrize(
+    "first, second",
+    [("config/quick.yaml", None), (None, "config/quick.yaml")],
+    ids=["quick-then-default", "default-then-quick"],
+)
 def test_quick_then_default_config_in_one_folder(workdir, first, second):
     """The quick config (eval_episodes 3) and then the default one (eval_episodes 5) in the same folder,
     and the reverse: the second run retrains (its settings differ) and both succeed."""

@@ -57,8 +57,12 @@ def test_every_baseline_has_its_config_section_and_tuning_grid():
         make_baseline(name, N, settings, env=cfg["env"])  # every default builds
     assert baselines.TUNABLE == ("rule_based", "top_balancing", "room_balancing")
     assert baselines.settings_key("rule_based_untuned") == "rule_based"
-    assert baselines.evaluated_baselines(tuned=False) == ["no_balancing", "rule_based", "top_balancing",
-                                                          "room_balancing"]  # fmt: skip
+    assert baselines.evaluated_baselines(tuned=False) == [
+        "no_balancing",
+        "rule_based",
+        "top_balancing",
+        "room_balancing",
+    ]
     assert "room_balancing" in schema()["properties"]["baselines"]["properties"]["tuned"]["description"]
     assert all(name in baselines.caption_list() for name in BASELINES)
 
@@ -135,10 +139,16 @@ def test_room_balancing_recovers_the_recoverable_capacity():
         policy = make_baseline(name, N, cfg["baselines"][name], env=cfg["env"])
         done = rollout(task, policy)
         assert not done.terminated.any()
-        shares[name] = np.array([
-            bound.recovered_share(done.end["discharged_ah"][k], bound.no_balancing_capacity_ah(setup, soc0[k], soh0[k]),
-                                  bound.capacity_bound_ah(setup, soc0[k], soh0[k]))
-            for k in range(6)])  # fmt: skip
+        shares[name] = np.array(
+            [
+                bound.recovered_share(
+                    done.end["discharged_ah"][k],
+                    bound.no_balancing_capacity_ah(setup, soc0[k], soh0[k]),
+                    bound.capacity_bound_ah(setup, soc0[k], soh0[k]),
+                )
+                for k in range(6)
+            ]
+        )
     assert shares["room_balancing"].mean() > 0.97
     assert shares["room_balancing"].mean() > shares["rule_based"].mean()
 
@@ -158,7 +168,12 @@ def test_rollout_of_a_batch_equals_single_env_episodes():
         total, steps, toggles, done = 0.0, 0, 0, False
         while not done:
             obs, reward, terminated, truncated, info = env.step(int(policy.predict(obs)[0]))
-            total, steps, toggles, done = total + reward, steps + 1, toggles + info["switch_changes"], terminated or truncated
+            total, steps, toggles, done = (
+                total + reward,
+                steps + 1,
+                toggles + info["switch_changes"],
+                terminated or truncated,
+            )
         assert batch.steps[k] == steps == len(batch.records[k]) - 1
         assert batch.returns[k] == pytest.approx(total, abs=1e-9)
         assert batch.switch_changes[k] == toggles > 0

@@ -9,9 +9,9 @@ import pytest
 
 from bmsrl.bound import PackSetup, alone_capacities_ah, capacity_bound_ah, recovered_share, validity
 from bmsrl.config import defaults
-from bmsrl.task_config import task_kwargs
 from bmsrl.env import BalancingTask
 from bmsrl.pack import PackSimulator
+from bmsrl.task_config import task_kwargs
 
 TOL_AH = 1e-9
 
@@ -27,8 +27,14 @@ def _capacities(task: BalancingTask, soc, soh, schedules: np.ndarray) -> np.ndar
     applied while the pack charges or rests (bleeding during a discharge can only lose capacity);
     the last interval's switches repeat until the profile ends. Runs every schedule as one batch."""
     n_sched = schedules.shape[0]
-    sim = PackSimulator(task.params, task.tables, task.profile, n_packs=n_sched,
-                        decision_interval_s=task.sim.decision_interval_s, substeps=task.sim.substeps)
+    sim = PackSimulator(
+        task.params,
+        task.tables,
+        task.profile,
+        n_packs=n_sched,
+        decision_interval_s=task.sim.decision_interval_s,
+        substeps=task.sim.substeps,
+    )
     sim.reset_packs(np.arange(n_sched), np.repeat(soc[None], n_sched, 0), np.repeat(soh[None], n_sched, 0))
     k = 0
     while not sim.episode_over.all():
@@ -126,8 +132,11 @@ SHARE_SETTINGS = {
     "bms": {},
     "study": dict(cutoff="soc", charging="cc"),
     "study_soc_0_1": dict(cutoff="soc", charging="cc", soc_limits=[0.0, 1.0]),
-    **{f"scenario_{name}": overrides for name, overrides in defaults()["evaluation"]["scenarios"].items()
-       if name != "default"},
+    **{
+        f"scenario_{name}": overrides
+        for name, overrides in defaults()["evaluation"]["scenarios"].items()
+        if name != "default"
+    },
 }
 #: the settings outside the bound's domain of validity (bound.validity gives the reason)
 UNSUPPORTED = {
@@ -160,17 +169,26 @@ def _families(task: BalancingTask, n_cells: int, rng) -> list:
         ("all_cv", 1, lambda sim, k: np.ones((1, n_cells), bool) & phase_mask(sim, "cv")[:, None]),
         ("all_rest", 1, lambda sim, k: np.ones((1, n_cells), bool) & phase_mask(sim, "rest")[:, None]),
         ("all_discharge", 1, lambda sim, k: np.ones((1, n_cells), bool) & phase_mask(sim, "discharge")[:, None]),
-        ("subsets_charge_rest", 32,
-         lambda sim, k: subsets & (phase_mask(sim, "charge") | phase_mask(sim, "rest"))[:, None]),
+        (
+            "subsets_charge_rest",
+            32,
+            lambda sim, k: subsets & (phase_mask(sim, "charge") | phase_mask(sim, "rest"))[:, None],
+        ),
         ("subsets_cv", 32, lambda sim, k: subsets & phase_mask(sim, "cv")[:, None]),
         ("random", 64, lambda sim, k: random[:, min(k, random.shape[1] - 1)]),
-    ]  # fmt: skip
+    ]
 
 
 def _delivered_ah(task: BalancingTask, soc, soh, n: int, switches_fn) -> np.ndarray:
     """Charge [Ah] the pack delivers from (soc, soh) under ``n`` schedules, run as one batch."""
-    sim = PackSimulator(task.params, task.tables, task.profile, n_packs=n,
-                        decision_interval_s=task.sim.decision_interval_s, substeps=task.sim.substeps)
+    sim = PackSimulator(
+        task.params,
+        task.tables,
+        task.profile,
+        n_packs=n,
+        decision_interval_s=task.sim.decision_interval_s,
+        substeps=task.sim.substeps,
+    )
     sim.reset_packs(np.arange(n), np.repeat(soc[None], n, 0), np.repeat(soh[None], n, 0))
     k = 0
     while not sim.episode_over.all():
@@ -213,10 +231,14 @@ def test_the_shipped_rules_stay_below_the_bound(setting):
     cfg["env"].update(SHARE_SETTINGS[setting])
     env = PassiveBalancingEnv(**task_kwargs(cfg, "charge-rest-discharge"))
     setup = PackSetup.of(env.task)
-    controllers = [make_baseline(name, 5, cfg["baselines"].get(settings_key(name)), env=env.task.params)
-                   for name in BASELINES]
-    controllers += [make_baseline(name, 5, dict(threshold=t, hysteresis=t / 2))
-                    for name in ("rule_based", "top_balancing") for t in (0.0025, 0.05)]  # fmt: skip
+    controllers = [
+        make_baseline(name, 5, cfg["baselines"].get(settings_key(name)), env=env.task.params) for name in BASELINES
+    ]
+    controllers += [
+        make_baseline(name, 5, dict(threshold=t, hysteresis=t / 2))
+        for name in ("rule_based", "top_balancing")
+        for t in (0.0025, 0.05)
+    ]
     for seed in range(2):
         for controller in controllers:
             obs, info = env.reset(seed=seed)

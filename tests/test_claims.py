@@ -33,8 +33,12 @@ from bmsrl.config import validate
 from bmsrl.errors import UserError
 from bmsrl.results import METRICS_COLUMNS
 
-STUDY = {"env": {"cutoff": "soc", "charging": "cc"}, "reward": {"kind": "study"}, "baselines": {"tuned": False},
-         "algos": ["dqn", "ppo", "a2c", "trpo", "ars"]}
+STUDY = {
+    "env": {"cutoff": "soc", "charging": "cc"},
+    "reward": {"kind": "study"},
+    "baselines": {"tuned": False},
+    "algos": ["dqn", "ppo", "a2c", "trpo", "ars"],
+}
 
 
 def config(**overrides) -> dict:
@@ -49,10 +53,21 @@ def packs(policy: str, values: dict[str, list[float]], seeds=(1, 2), profile: st
     for i in range(n):
         seed, episode = seeds[i // per_seed], i % per_seed
         row = {c: 0.0 for c in METRICS_COLUMNS}
-        row.update(policy=policy, profile=profile, scenario="default", seed=seed, episode=episode,
-                   eval_seed=1000 * seed + episode, terminated=False, usable_capacity_mah=2000.0,
-                   no_balancing_capacity_mah=2000.0, capacity_bound_mah=2400.0, mean_soc_var=1e-4,
-                   switch_changes=10.0, total_reward=0.0)
+        row.update(
+            policy=policy,
+            profile=profile,
+            scenario="default",
+            seed=seed,
+            episode=episode,
+            eval_seed=1000 * seed + episode,
+            terminated=False,
+            usable_capacity_mah=2000.0,
+            no_balancing_capacity_mah=2000.0,
+            capacity_bound_mah=2400.0,
+            mean_soc_var=1e-4,
+            switch_changes=10.0,
+            total_reward=0.0,
+        )
         row.update({k: v[i] for k, v in values.items()})
         rows.append(row)
     return pd.DataFrame(rows, columns=list(METRICS_COLUMNS))
@@ -61,16 +76,47 @@ def packs(policy: str, values: dict[str, list[float]], seeds=(1, 2), profile: st
 def study_frame(trpo_capacity, trpo_var, trpo_switch, returns=None) -> pd.DataFrame:
     """no_balancing, the hand-set rule (rule_based, untuned run) and trpo/dqn on 4 packs (2 seeds x 2)."""
     returns = returns or {"trpo": [5.0] * 4, "dqn": [1.0] * 4}
-    return pd.concat([
-        packs("no_balancing", {"usable_capacity_mah": [2000.0] * 4, "mean_soc_var": [1e-4] * 4,
-                               "switch_changes": [0.0] * 4, "total_reward": [-3.0] * 4}),
-        packs("rule_based", {"usable_capacity_mah": [2100.0] * 4, "mean_soc_var": [2e-5] * 4,
-                             "switch_changes": [20.0] * 4, "total_reward": [0.0] * 4}),
-        packs("trpo", {"usable_capacity_mah": trpo_capacity, "mean_soc_var": trpo_var,
-                       "switch_changes": trpo_switch, "total_reward": returns["trpo"]}),
-        packs("dqn", {"usable_capacity_mah": [2010.0] * 4, "mean_soc_var": [9e-5] * 4,
-                      "switch_changes": [30.0] * 4, "total_reward": returns["dqn"]}),
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            packs(
+                "no_balancing",
+                {
+                    "usable_capacity_mah": [2000.0] * 4,
+                    "mean_soc_var": [1e-4] * 4,
+                    "switch_changes": [0.0] * 4,
+                    "total_reward": [-3.0] * 4,
+                },
+            ),
+            packs(
+                "rule_based",
+                {
+                    "usable_capacity_mah": [2100.0] * 4,
+                    "mean_soc_var": [2e-5] * 4,
+                    "switch_changes": [20.0] * 4,
+                    "total_reward": [0.0] * 4,
+                },
+            ),
+            packs(
+                "trpo",
+                {
+                    "usable_capacity_mah": trpo_capacity,
+                    "mean_soc_var": trpo_var,
+                    "switch_changes": trpo_switch,
+                    "total_reward": returns["trpo"],
+                },
+            ),
+            packs(
+                "dqn",
+                {
+                    "usable_capacity_mah": [2010.0] * 4,
+                    "mean_soc_var": [9e-5] * 4,
+                    "switch_changes": [30.0] * 4,
+                    "total_reward": returns["dqn"],
+                },
+            ),
+        ],
+        ignore_index=True,
+    )
 
 
 # ---------------------------------------------------------------------------------- statistics
@@ -90,8 +136,12 @@ def test_seed_interval_with_one_seed_has_no_bounds():
 
 
 def test_paired_pct_is_the_change_against_the_reference_on_the_same_pack():
-    frame = pd.concat([packs("a", {"switch_changes": [5.0, 30.0]}, seeds=(1,)),
-                       packs("b", {"switch_changes": [10.0, 0.0]}, seeds=(1,))])
+    frame = pd.concat(
+        [
+            packs("a", {"switch_changes": [5.0, 30.0]}, seeds=(1,)),
+            packs("b", {"switch_changes": [10.0, 0.0]}, seeds=(1,)),
+        ]
+    )
     out = paired_pct(frame, "a", "b", "switch_changes")
     assert out["pct"].iloc[0] == pytest.approx(-50.0)
     assert math.isnan(out["pct"].iloc[1])  # reference 0: undefined, not infinite
@@ -112,18 +162,21 @@ def fig(mean, best, low=math.nan, high=math.nan, n=10):
     return Figure(mean, low, high, best, 2, n)
 
 
-@pytest.mark.parametrize(("claim", "figure", "ceiling", "verdict", "words"), [
-    ("capacity", fig(12.0, 17.0), 20.0, REPRODUCED, "falls short"),  # best pack reaches, mean does not
-    ("capacity", fig(18.0, 25.0, 17.0, 19.0), 30.0, REPRODUCED, "interval included"),
-    ("capacity", fig(18.0, 25.0, 15.0, 21.0), 30.0, REPRODUCED, "contains it"),
-    ("capacity", fig(12.0, 16.7), 20.0, NOT_REPRODUCED, "does not reach"),
-    ("capacity", fig(12.0, 16.0), 16.5, NOT_COMPARABLE, "no passive policy"),  # the bound cannot reach +16.8
-    ("soc_variance", fig(-60.0, -69.4), None, REPRODUCED, "falls short"),  # a reduction: as deep is enough
-    ("soc_variance", fig(-80.0, -90.0), None, REPRODUCED, "exceeds"),
-    ("soc_variance", fig(-60.0, -69.3), None, NOT_REPRODUCED, "does not reach"),
-    ("switching", fig(-10.0, -30.0), None, NOT_REPRODUCED, "-40.4"),
-    ("switching", Figure(math.nan, math.nan, math.nan, math.nan, 0, 0), None, NOT_COMPARABLE, "no pack"),
-])
+@pytest.mark.parametrize(
+    ("claim", "figure", "ceiling", "verdict", "words"),
+    [
+        ("capacity", fig(12.0, 17.0), 20.0, REPRODUCED, "falls short"),  # best pack reaches, mean does not
+        ("capacity", fig(18.0, 25.0, 17.0, 19.0), 30.0, REPRODUCED, "interval included"),
+        ("capacity", fig(18.0, 25.0, 15.0, 21.0), 30.0, REPRODUCED, "contains it"),
+        ("capacity", fig(12.0, 16.7), 20.0, NOT_REPRODUCED, "does not reach"),
+        ("capacity", fig(12.0, 16.0), 16.5, NOT_COMPARABLE, "no passive policy"),  # the bound cannot reach +16.8
+        ("soc_variance", fig(-60.0, -69.4), None, REPRODUCED, "falls short"),  # a reduction: as deep is enough
+        ("soc_variance", fig(-80.0, -90.0), None, REPRODUCED, "exceeds"),
+        ("soc_variance", fig(-60.0, -69.3), None, NOT_REPRODUCED, "does not reach"),
+        ("switching", fig(-10.0, -30.0), None, NOT_REPRODUCED, "-40.4"),
+        ("switching", Figure(math.nan, math.nan, math.nan, math.nan, 0, 0), None, NOT_COMPARABLE, "no pack"),
+    ],
+)
 def test_percent_verdict_rules(claim, figure, ceiling, verdict, words):
     got, reason = percent_verdict(CLAIM[claim], figure, ceiling)
     assert got == verdict
@@ -132,7 +185,9 @@ def test_percent_verdict_rules(claim, figure, ceiling, verdict, words):
 
 def test_percent_verdict_missing_data_is_not_comparable():
     assert percent_verdict(CLAIM["capacity"], None, missing="the reference x was not evaluated") == (
-        NOT_COMPARABLE, "the reference x was not evaluated")
+        NOT_COMPARABLE,
+        "the reference x was not evaluated",
+    )
 
 
 def test_ranking_verdict_rules():
@@ -148,8 +203,12 @@ def test_ranking_verdict_rules():
 
 
 def test_the_paper_figures_are_written_once_with_their_sign():
-    assert {c.name: c.paper_pct for c in CLAIMS} == {"capacity": 16.8, "soc_variance": -69.4, "switching": -40.4,
-                                                     "trpo_best": None}
+    assert {c.name: c.paper_pct for c in CLAIMS} == {
+        "capacity": 16.8,
+        "soc_variance": -69.4,
+        "switching": -40.4,
+        "trpo_best": None,
+    }
     src = (Path(__file__).parents[1] / "src" / "bmsrl" / "claims.py").read_text()
     assert src.count("16.8") == 1 and src.count("69.4") == 1 and src.count("40.4") == 1
 
@@ -161,8 +220,9 @@ def test_claims_table_on_a_synthetic_study_run():
     # trpo: +5, +20, +5, +5 % capacity (best +20 % reaches +16.8); variance -50 % everywhere (short of
     # -69.4); switching 10 vs the rule's 20 = -50 % (beyond -40.4); the highest return
     frame = study_frame([2100.0, 2400.0, 2100.0, 2100.0], [5e-5] * 4, [10.0] * 4)
-    frame = pd.concat([frame, packs("trpo", {"usable_capacity_mah": [9999.0] * 2}, seeds=(1,),
-                                    profile="discharge-rest-charge")])  # another profile: ignored
+    frame = pd.concat(
+        [frame, packs("trpo", {"usable_capacity_mah": [9999.0] * 2}, seeds=(1,), profile="discharge-rest-charge")]
+    )  # another profile: ignored
     table = claims_table(frame, config()).set_index("claim")
     assert list(table.reset_index().columns) == list(CLAIMS_COLUMNS)
     cap = table.loc["capacity"]
@@ -241,8 +301,10 @@ def test_cli_writes_both_tables(tmp_path: Path):
     run_config = tmp_path / "config.yaml"
     run_config.write_text(yaml.safe_dump(config()))
     out_csv, out_md = tmp_path / "t" / "claims.csv", tmp_path / "t" / "claims.md"
-    assert cli.main(["claims", *paths, "--config", str(run_config), "--out-csv", str(out_csv),
-                     "--out-md", str(out_md)]) == 0
+    assert (
+        cli.main(["claims", *paths, "--config", str(run_config), "--out-csv", str(out_csv), "--out-md", str(out_md)])
+        == 0
+    )
     table = pd.read_csv(out_csv)
     assert list(table["claim"]) == [c.name for c in CLAIMS]
     text = out_md.read_text()

@@ -57,13 +57,25 @@ def test_the_checker_sees_the_workflow(workflow):
     assert len(trained) >= 2
     for rule in ("evaluate", "animate"):  # trained agents need torch; the baselines run in the light env
         assert {k[1][0]: v for k, v in envs.items() if k[0] == rule} == {
-            **{algo: "rl.yaml" for algo in trained}, **{name: "core.yaml" for name in BASELINES}}
+            **{algo: "rl.yaml" for algo in trained},
+            **{name: "core.yaml" for name in BASELINES},
+        }
     assert {k[0]: v for k, v in envs.items() if k[0] not in ("evaluate", "animate")} == {
-        "record": "core.yaml", "ocv": "core.yaml", "train": "rl.yaml", "aggregate": "core.yaml", "claims": "core.yaml",
-        "plot_traces": "core.yaml", "plot_training": "core.yaml", "plot_metrics": "core.yaml",
-        "plot_robustness": "core.yaml", "tune_baselines": "core.yaml", "search_trial": "rl.yaml",
-        "search_summary": "rl.yaml", "snapshot": "core.yaml", "training_references": "core.yaml",
-    }  # fmt: skip
+        "record": "core.yaml",
+        "ocv": "core.yaml",
+        "train": "rl.yaml",
+        "aggregate": "core.yaml",
+        "claims": "core.yaml",
+        "plot_traces": "core.yaml",
+        "plot_training": "core.yaml",
+        "plot_metrics": "core.yaml",
+        "plot_robustness": "core.yaml",
+        "tune_baselines": "core.yaml",
+        "search_trial": "rl.yaml",
+        "search_summary": "rl.yaml",
+        "snapshot": "core.yaml",
+        "training_references": "core.yaml",
+    }
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
     verb_modules = verbs(ROOT)
 
@@ -72,7 +84,9 @@ def test_the_checker_sees_the_workflow(workflow):
         assert not problems
         return required.keys()
 
-    assert {"torch", "stable-baselines3", "sb3-contrib", "tensorboard", "gymnasium", "numba"} <= requirements(("train", ()))
+    assert {"torch", "stable-baselines3", "sb3-contrib", "tensorboard", "gymnasium", "numba"} <= requirements(
+        ("train", ())
+    )
     dqn, baseline = requirements(("evaluate", ("dqn",))), requirements(("evaluate", ("rule_based",)))
     assert dqn - baseline == {"stable-baselines3", "sb3-contrib"}  # torch comes with them (and train needs it)
     assert {"scipy", "matplotlib", "pandas"} <= requirements(("plot_traces", ()))  # scipy: inside a function
@@ -91,10 +105,15 @@ def test_the_workflow_exports_the_repository_and_loading_it_changes_nothing_here
 
 @pytest.mark.parametrize(
     "text, name, spec",
-    [("numpy >=1.26", "numpy", ">=1.26"), ("pytorch >=2.8 cpu_*", "pytorch", ">=2.8"),
-     ("gymnasium >=1.0,<2", "gymnasium", "<2,>=1.0"), ("scipy=1.11", "scipy", "==1.11.*"),
-     ("pip", "pip", ""), ("numba 0.60.0", "numba", "==0.60.0")],
-)  # fmt: skip
+    [
+        ("numpy >=1.26", "numpy", ">=1.26"),
+        ("pytorch >=2.8 cpu_*", "pytorch", ">=2.8"),
+        ("gymnasium >=1.0,<2", "gymnasium", "<2,>=1.0"),
+        ("scipy=1.11", "scipy", "==1.11.*"),
+        ("pip", "pip", ""),
+        ("numba 0.60.0", "numba", "==0.60.0"),
+    ],
+)
 def test_conda_match_specs(text, name, spec):
     assert conda_spec(text) == (name, SpecifierSet(spec))
 
@@ -114,17 +133,20 @@ def test_imports_are_followed_through_the_package(tmp_path):
         "__init__.py": "",
         "algos.py": 'ALGOS = {"dqn": ("stable_baselines3", "DQN"), "trpo": ("sb3_contrib", "TRPO")}\n',
         "train.py": "import importlib\nfrom typing import TYPE_CHECKING\n\nfrom .algos import ALGOS\n"
-                    "if TYPE_CHECKING:\n    import tensorboard\n\n\ndef algorithm_class(algo):\n"
-                    "    module, name = ALGOS[algo]\n    from . import plots\n"
-                    "    return getattr(importlib.import_module(module), name)\n",
+        "if TYPE_CHECKING:\n    import tensorboard\n\n\ndef algorithm_class(algo):\n"
+        "    module, name = ALGOS[algo]\n    from . import plots\n"
+        "    return getattr(importlib.import_module(module), name)\n",
         "plots.py": "import numpy\n",
-    }  # fmt: skip
+    }
     for name, text in files.items():
         (pkg / name).write_text(text)
     found, problems = third_party_imports(tmp_path, ["bmsrl.train"])
     assert not problems
-    assert found == {"stable_baselines3": ["src/bmsrl/train.py:12"], "sb3_contrib": ["src/bmsrl/train.py:12"],
-                     "numpy": ["src/bmsrl/plots.py:1"]}  # fmt: skip
+    assert found == {
+        "stable_baselines3": ["src/bmsrl/train.py:12"],
+        "sb3_contrib": ["src/bmsrl/train.py:12"],
+        "numpy": ["src/bmsrl/plots.py:1"],
+    }
     eager, _ = third_party_imports(tmp_path, ["bmsrl.train"], eager_only=True)
     assert eager == {}
 
@@ -148,116 +170,181 @@ def _edit(path: Path, old: str, new: str) -> None:
     "file, old, new, expected",
     [
         pytest.param(
-            "envs/core.yaml", "  - numpy >=1.26\n", "  - numpy >=3.0\n",
+            "envs/core.yaml",
+            "  - numpy >=1.26\n",
+            "  - numpy >=3.0\n",
             "core.yaml: 'numpy >=3.0' allows >=3.0 but pyproject.toml declares numpy>=1.26 (>=1.26); "
             "the ranges must be the same",
-            id="numpy-range"),
+            id="numpy-range",
+        ),
         pytest.param(
-            "envs/rl.yaml", "  - gymnasium >=1.0,<2\n", "  - gymnasium >=1.0\n",
+            "envs/rl.yaml",
+            "  - gymnasium >=1.0,<2\n",
+            "  - gymnasium >=1.0\n",
             "rl.yaml: 'gymnasium >=1.0' allows >=1.0 but pyproject.toml declares gymnasium<2,>=1.0 (<2,>=1.0); "
             "the ranges must be the same",
-            id="upper-bound-dropped"),
+            id="upper-bound-dropped",
+        ),
         pytest.param(
-            "envs/rl.yaml", "pytorch >=2.8 cpu_*", "pytorch >=2.8,<3 cpu_*",
+            "envs/rl.yaml",
+            "pytorch >=2.8 cpu_*",
+            "pytorch >=2.8,<3 cpu_*",
             "rl.yaml: 'pytorch >=2.8,<3 cpu_*' allows <3,>=2.8 but pyproject.toml declares torch>=2.8 (>=2.8); "
             "the ranges must be the same",
-            id="upper-bound-added"),
+            id="upper-bound-added",
+        ),
         pytest.param(
-            "envs/core.yaml", "  - scipy >=1.11\n", "",
+            "envs/core.yaml",
+            "  - scipy >=1.11\n",
+            "",
             "rule plot_training: runs in core.yaml, which lacks scipy (needed by src/bmsrl/stats.py:<N>",
-            id="function-local-import-missing"),
+            id="function-local-import-missing",
+        ),
         pytest.param(
-            "envs/rl.yaml", "  - tensorboard >=2.15\n", "",
+            "envs/rl.yaml",
+            "  - tensorboard >=2.15\n",
+            "",
             "rule train: runs in rl.yaml, which lacks tensorboard (needed by `bmsrl train --tensorboard`)",
-            id="tensorboard-missing"),
+            id="tensorboard-missing",
+        ),
         pytest.param(
-            "envs/core.yaml", "  - numba >=0.60\n", "",
+            "envs/core.yaml",
+            "  - numba >=0.60\n",
+            "",
             "rule evaluate (policy=rule_based): runs in core.yaml, which lacks numba (needed by src/bmsrl/pack.py:<N>)",
-            id="baseline-dependency-missing"),
+            id="baseline-dependency-missing",
+        ),
         pytest.param(
-            "envs/core.yaml", "  - wheel\n", "  - wheel\n  - requests >=2\n",
+            "envs/core.yaml",
+            "  - wheel\n",
+            "  - wheel\n  - requests >=2\n",
             "core.yaml: 'requests >=2' is not declared in pyproject.toml",
-            id="undeclared-package"),
+            id="undeclared-package",
+        ),
         pytest.param(
-            "envs/core.yaml", "python >=3.10,<3.14", "python >=3.9,<3.14",
+            "envs/core.yaml",
+            "python >=3.10,<3.14",
+            "python >=3.9,<3.14",
             "core.yaml: 'python >=3.9,<3.14' lacks requires-python's >=3.10, so it admits Pythons bmsrl does "
             "not support",
-            id="python-too-old"),
+            id="python-too-old",
+        ),
         pytest.param(
-            "envs/rl.yaml", "python >=3.10,<3.14", "python >=3.11,<3.14",
+            "envs/rl.yaml",
+            "python >=3.10,<3.14",
+            "python >=3.11,<3.14",
             "rl.yaml: 'python >=3.11,<3.14' excludes Python 3.10, the lowest requires-python (>=3.10) allows",
-            id="python-floor-raised"),
+            id="python-floor-raised",
+        ),
         pytest.param(
-            "envs/rl.yaml", "  - setuptools >=68             # to install bmsrl (post-deploy)\n", "",
+            "envs/rl.yaml",
+            "  - setuptools >=68             # to install bmsrl (post-deploy)\n",
+            "",
             "rl.yaml: lacks setuptools (setuptools>=68, [build-system] requires), needed by the post-deploy "
             "script's pip install --no-build-isolation",
-            id="build-requirement-missing"),
+            id="build-requirement-missing",
+        ),
         pytest.param(
-            "envs/core.yaml", "  - nodefaults\n", "  - defaults\n",
+            "envs/core.yaml",
+            "  - nodefaults\n",
+            "  - defaults\n",
             "core.yaml: channels are ['conda-forge', 'defaults'], expected [conda-forge, nodefaults]",
-            id="channels"),
+            id="channels",
+        ),
         pytest.param(
-            "workflow/rules/evaluate.smk", "        evaluate_env\n",
+            "workflow/rules/evaluate.smk",
+            "        evaluate_env\n",
             '        lambda wildcards: "../../envs/core.yaml" if wildcards.policy == "dqn" else evaluate_env(wildcards)\n',
             # agents.py imports SB3 by a module name from the registry (algos.py); torch comes with SB3
             "rule evaluate (policy=dqn): runs in core.yaml, which lacks stable-baselines3 (needed by "
             "src/bmsrl/agents.py:<N>)",
-            id="trained-agent-in-core-env"),
+            id="trained-agent-in-core-env",
+        ),
         pytest.param(
-            "workflow/rules/evaluate.smk", "        evaluate_env\n",
-            '        lambda wildcards: evaluate_env(wildcards) if wildcards.seed else None\n',
+            "workflow/rules/evaluate.smk",
+            "        evaluate_env\n",
+            "        lambda wildcards: evaluate_env(wildcards) if wildcards.seed else None\n",
             "rule evaluate: its conda: function fails for {",
-            id="conda-function-of-an-unlisted-wildcard"),
+            id="conda-function-of-an-unlisted-wildcard",
+        ),
         pytest.param(
-            "workflow/rules/aggregate.smk", '    conda:\n        "../../envs/core.yaml"\n', "",
+            "workflow/rules/aggregate.smk",
+            '    conda:\n        "../../envs/core.yaml"\n',
+            "",
             "rule aggregate (aggregate.smk) has no conda: directive",
-            id="no-conda-directive"),
+            id="no-conda-directive",
+        ),
         pytest.param(
-            "workflow/rules/aggregate.smk", '"../../envs/core.yaml"', '"../../envs/gone.yaml"',
+            "workflow/rules/aggregate.smk",
+            '"../../envs/core.yaml"',
+            '"../../envs/gone.yaml"',
             "envs/gone.yaml: used by ['aggregate'] but does not exist",
-            id="env-file-missing"),
+            id="env-file-missing",
+        ),
         pytest.param(
-            "workflow/rules/aggregate.smk", '"../../envs/core.yaml"', '"bmsrl-core"',
+            "workflow/rules/aggregate.smk",
+            '"../../envs/core.yaml"',
+            '"bmsrl-core"',
             "rule aggregate: its conda: fails: bmsrl-core is a named or directory environment, not an environment file",
-            id="named-env"),
+            id="named-env",
+        ),
         pytest.param(
-            "config/config.yaml", "\n{}\n", "\nseeds: [x, 1]\n",
+            "config/config.yaml",
+            "\n{}\n",
+            "\nseeds: [x, 1]\n",
             "the workflow does not load with Snakemake: invalid config config/config.yaml: seeds[0]",
-            id="workflow-does-not-load"),
+            id="workflow-does-not-load",
+        ),
         pytest.param(
-            "workflow/rules/common.smk", '"BMSRL_SOURCE"', '"BMSRL_ELSEWHERE"',
+            "workflow/rules/common.smk",
+            '"BMSRL_SOURCE"',
+            '"BMSRL_ELSEWHERE"',
             "the workflow does not export BMSRL_SOURCE",
-            id="source-not-exported"),
+            id="source-not-exported",
+        ),
         pytest.param(
-            "src/bmsrl/policies.py", "def policy_order(", "def _unused():\n    import sklearn\n\n\ndef policy_order(",
+            "src/bmsrl/policies.py",
+            "def policy_order(",
+            "def _unused():\n    import sklearn\n\n\ndef policy_order(",
             "rule aggregate: imports scikit-learn (src/bmsrl/policies.py:<N>), which pyproject.toml does not declare",
-            id="undeclared-import"),
+            id="undeclared-import",
+        ),
         pytest.param(
-            "src/bmsrl/aggregate.py", "def read_all_metrics(",
+            "src/bmsrl/aggregate.py",
+            "def read_all_metrics(",
             'BACKEND = "requests"\n\n\ndef _unused():\n    import importlib\n\n    return importlib.import_module(BACKEND)'
             "\n\n\ndef read_all_metrics(",
             "rule aggregate: imports requests (src/bmsrl/aggregate.py:<N>), which pyproject.toml does not declare",
-            id="computed-import-followed"),
+            id="computed-import-followed",
+        ),
         pytest.param(
             # aggregate.py, not policies.py: policies.py imports algos.py, whose strings name the SB3
             # modules, so a computed import there is followed to them instead of being unknown
-            "src/bmsrl/aggregate.py", "def read_all_metrics(",
+            "src/bmsrl/aggregate.py",
+            "def read_all_metrics(",
             "def _unused(name):\n    import importlib\n\n    return importlib.import_module(name)\n\n\n"
             "def read_all_metrics(",
             "src/bmsrl/aggregate.py:<N>: imports a module whose name is computed, and neither",
-            id="computed-import-unknown"),
+            id="computed-import-unknown",
+        ),
         pytest.param(
-            "src/bmsrl/agents.py", "from pathlib import Path\n", "from pathlib import Path\n\nimport torch\n",
+            "src/bmsrl/agents.py",
+            "from pathlib import Path\n",
+            "from pathlib import Path\n\nimport torch\n",
             "rule evaluate (policy=no_balancing): SKIPPED_IMPORTS lists torch, but it is imported at import time "
             "(src/bmsrl/agents.py:<N>)",
-            id="skipped-import-made-eager"),
+            id="skipped-import-made-eager",
+        ),
         pytest.param(
-            "src/bmsrl/policies.py", "from bmsrl import algos\n", "import stable_baselines3\n\nfrom bmsrl import algos\n",
+            "src/bmsrl/policies.py",
+            "from bmsrl import algos\n",
+            "import stable_baselines3\n\nfrom bmsrl import algos\n",
             "rule animate (policy=rule_based): SKIPPED_IMPORTS lists stable_baselines3, but it is imported at import "
             "time (src/bmsrl/policies.py:<N>)",
-            id="skipped-import-made-eager-animate"),
+            id="skipped-import-made-eager-animate",
+        ),
     ],
-)  # fmt: skip
+)
 def test_checker_reports_an_inconsistency(tmp_path, file, old, new, expected):
     root = _copy(tmp_path / "repo")
     _edit(root / file, old, new)
@@ -269,17 +356,29 @@ def test_checker_reports_an_inconsistency(tmp_path, file, old, new, expected):
 @pytest.mark.parametrize(
     "change, expected",
     [
-        pytest.param(lambda script: script.unlink(),
-                     "core.yaml: no core.post-deploy.sh next to it installs the bmsrl package", id="missing"),
+        pytest.param(
+            lambda script: script.unlink(),
+            "core.yaml: no core.post-deploy.sh next to it installs the bmsrl package",
+            id="missing",
+        ),
         pytest.param(lambda script: script.chmod(0o644), "core.post-deploy.sh: not executable", id="not-executable"),
-        pytest.param(lambda script: _edit(script, '-e "$src"', '-e "$src/src"'),
-                     "core.post-deploy.sh: does not pip install the repository", id="installs-something-else"),
-        pytest.param(lambda script: _edit(script, "install --no-deps ", "install "),
-                     "core.post-deploy.sh: pip installs the repository without --no-deps", id="with-deps"),
-        pytest.param(lambda script: _edit(script, "set -euo pipefail\n", "set -euo pipefail\nexit 3\n"),
-                     "core.post-deploy.sh: exits with 3", id="fails"),
+        pytest.param(
+            lambda script: _edit(script, '-e "$src"', '-e "$src/src"'),
+            "core.post-deploy.sh: does not pip install the repository",
+            id="installs-something-else",
+        ),
+        pytest.param(
+            lambda script: _edit(script, "install --no-deps ", "install "),
+            "core.post-deploy.sh: pip installs the repository without --no-deps",
+            id="with-deps",
+        ),
+        pytest.param(
+            lambda script: _edit(script, "set -euo pipefail\n", "set -euo pipefail\nexit 3\n"),
+            "core.post-deploy.sh: exits with 3",
+            id="fails",
+        ),
     ],
-)  # fmt: skip
+)
 def test_checker_reports_a_broken_post_deploy_script(tmp_path, change, expected):
     root = _copy(tmp_path / "repo")
     change(root / "envs" / "core.post-deploy.sh")
@@ -325,11 +424,27 @@ _CONFIG_JSON = '{"evaluation": {"episodes": 1}}'
 
 
 def _evaluate_blocking(tmp_path: Path, blocked: set[str], *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))  # fmt: skip
-    command = [sys.executable, "-c", _BLOCKING_CLI, ",".join(sorted(blocked)), "evaluate",
-               "--config-json", _CONFIG_JSON, "--profile", "charge-rest-discharge",
-               "--seed", "1", "--out", str(tmp_path / "out"), *args]  # fmt: skip
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    )
+    command = [
+        sys.executable,
+        "-c",
+        _BLOCKING_CLI,
+        ",".join(sorted(blocked)),
+        "evaluate",
+        "--config-json",
+        _CONFIG_JSON,
+        "--profile",
+        "charge-rest-discharge",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+        *args,
+    ]
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -368,8 +483,9 @@ def test_trained_agent_evaluation_needs_them(tmp_path, workflow, rule):
     n_cells = load_config(json_text=_CONFIG_JSON)["env"]["n_cells"]
     (tmp_path / "run_config.json").write_text(json.dumps({"settings": {"algo": "dqn", "env": {"n_cells": n_cells}}}))
     options = _rule_options(workflow, rule, tmp_path)
-    result = _evaluate_blocking(tmp_path, NOT_IN_BASELINES, "--policy", "dqn", "--model", str(tmp_path / "model.zip"),
-                                *options)  # fmt: skip
+    result = _evaluate_blocking(
+        tmp_path, NOT_IN_BASELINES, "--policy", "dqn", "--model", str(tmp_path / "model.zip"), *options
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot load dqn model from" in result.stderr, result.stderr
     # the first rl-only import the DQN class needs (bmsrl.masked_dqn imports torch, then SB3)

@@ -33,13 +33,21 @@ def test_defaults_are_the_study_config():
     assert defaults["reward"]["kind"] == "capacity"
     assert defaults["reward"]["study"]["switch_penalty"] == "auto"
     assert defaults["training"]["total_steps"] == {
-        "dqn": 8_000_000, "ppo": 15_000_000, "maskable_ppo": 15_000_000, "a2c": 15_000_000, "trpo": 15_000_000, "ars": 15_000_000,
+        "dqn": 8_000_000,
+        "ppo": 15_000_000,
+        "maskable_ppo": 15_000_000,
+        "a2c": 15_000_000,
+        "trpo": 15_000_000,
+        "ars": 15_000_000,
     }
     assert defaults["training"]["hyperparams"]["dqn"]["learning_rate"] == pytest.approx(1e-4)
     assert defaults["training"]["hyperparams"]["dqn"]["greedy_valid_only"] is True  # issue 10: masked greedy DQN
     assert defaults["training"]["hyperparams"]["ppo"]["gamma"] == pytest.approx(0.995)
     assert defaults["training"]["hyperparams"]["a2c"]["n_steps"] == 5  # A3C's t_max, per pack
-    assert {k: v for k, v in defaults["evaluation"].items() if k != "scenarios"} == {"episodes": 10, "seed_offset": 1_000_000}
+    assert {k: v for k, v in defaults["evaluation"].items() if k != "scenarios"} == {
+        "episodes": 10,
+        "seed_offset": 1_000_000,
+    }
     scenarios = defaults["evaluation"]["scenarios"]
     assert scenarios["default"] == {} and scenarios["init_soc_wide"] == {"init_soc": [0.3, 0.7]}
     assert scenarios["soh_wide"] == {"init_soh": [0.9, 1.1]}
@@ -148,16 +156,24 @@ def test_empty_file_is_all_defaults(tmp_path):
 
 
 def test_free_form_hyperparams_allowed(tmp_path):
-    cfg = load_config(write(tmp_path, "training:\n  hyperparams:\n    a2c:\n      n_steps: 5\n      use_rms_prop: false\n"))
-    assert cfg["training"]["hyperparams"]["a2c"] == {**defaults()["training"]["hyperparams"]["a2c"],
-                                                     "n_steps": 5, "use_rms_prop": False}  # merged over the defaults
+    cfg = load_config(
+        write(tmp_path, "training:\n  hyperparams:\n    a2c:\n      n_steps: 5\n      use_rms_prop: false\n")
+    )
+    assert cfg["training"]["hyperparams"]["a2c"] == {
+        **defaults()["training"]["hyperparams"]["a2c"],
+        "n_steps": 5,
+        "use_rms_prop": False,
+    }  # merged over the defaults
 
 
 @pytest.mark.parametrize(
     "text, key, fragment",
     [
-        ("training:\n  hyperparams:\n    ppo:\n      n_steps: abc\n",
-         "training.hyperparams.ppo.n_steps", "'abc' is not of type 'integer'"),
+        (
+            "training:\n  hyperparams:\n    ppo:\n      n_steps: abc\n",
+            "training.hyperparams.ppo.n_steps",
+            "'abc' is not of type 'integer'",
+        ),
         ("algos: [dqn, foo]\n", "algos[1]", "'foo' is not one of"),
         ("trainig:\n  n_envs: 8\n", "trainig", "unknown key"),
         ("training:\n  n_env: 8\n", "training.n_env", "unknown key"),
@@ -173,28 +189,52 @@ def test_free_form_hyperparams_allowed(tmp_path):
         ("reward:\n  capacity:\n    toggle_cost: -0.1\n", "reward.capacity.toggle_cost", "less than the minimum"),
         ("seeds: []\n", "seeds", "should be non-empty"),
         ("profiles:\n  train: uphill\n", "profiles.train", "'uphill' is not one of"),
-        ("training:\n  hyperparams:\n    dqn:\n      learning_rate: '1e-4'\n",
-         "training.hyperparams.dqn.learning_rate", "a quoted number is text: remove the quotes"),
+        (
+            "training:\n  hyperparams:\n    dqn:\n      learning_rate: '1e-4'\n",
+            "training.hyperparams.dqn.learning_rate",
+            "a quoted number is text: remove the quotes",
+        ),
         ("training:\n  hyperparams:\n    sac: {}\n", "training.hyperparams.sac", "unknown key"),
         # evaluation scenarios: override keys are checked against the env schema
-        ("evaluation:\n  scenarios:\n    default: {}\n    hot: {temperature_c: 40}\n",
-         "evaluation.scenarios.hot.temperature_c", "unknown key; allowed keys: capacity_ah"),
-        ("evaluation:\n  scenarios:\n    default: {}\n    big: {n_cells: 6}\n", "evaluation.scenarios.big.n_cells",
-         "unknown key"),
-        ("evaluation:\n  scenarios:\n    default: {}\n    fast: {i_max_a: 0}\n", "evaluation.scenarios.fast.i_max_a",
-         "less than or equal to the minimum of 0"),
-        ("evaluation:\n  scenarios:\n    default: {}\n    wide: {init_soc: [0.7, 0.3]}\n",
-         "evaluation.scenarios.wide.init_soc", "lo <= hi"),
-        ("evaluation:\n  scenarios:\n    default: {}\n    Wide-SoC: {}\n", "evaluation.scenarios.Wide-SoC",
-         "not a valid name"),
+        (
+            "evaluation:\n  scenarios:\n    default: {}\n    hot: {temperature_c: 40}\n",
+            "evaluation.scenarios.hot.temperature_c",
+            "unknown key; allowed keys: capacity_ah",
+        ),
+        (
+            "evaluation:\n  scenarios:\n    default: {}\n    big: {n_cells: 6}\n",
+            "evaluation.scenarios.big.n_cells",
+            "unknown key",
+        ),
+        (
+            "evaluation:\n  scenarios:\n    default: {}\n    fast: {i_max_a: 0}\n",
+            "evaluation.scenarios.fast.i_max_a",
+            "less than or equal to the minimum of 0",
+        ),
+        (
+            "evaluation:\n  scenarios:\n    default: {}\n    wide: {init_soc: [0.7, 0.3]}\n",
+            "evaluation.scenarios.wide.init_soc",
+            "lo <= hi",
+        ),
+        (
+            "evaluation:\n  scenarios:\n    default: {}\n    Wide-SoC: {}\n",
+            "evaluation.scenarios.Wide-SoC",
+            "not a valid name",
+        ),
         ("evaluation:\n  scenarios:\n    default: {i_max_a: 3.4}\n", "evaluation.scenarios.default", "no overrides"),
         ("evaluation:\n  scenarios:\n    hot: {}\n", "evaluation.scenarios", "no 'default' scenario"),
-        ("baselines:\n  top_balancing: {threshold: 0.01, hysteresis: 0.02}\n", "baselines.top_balancing.hysteresis",
-         "exceeds the threshold"),
+        (
+            "baselines:\n  top_balancing: {threshold: 0.01, hysteresis: 0.02}\n",
+            "baselines.top_balancing.hysteresis",
+            "exceeds the threshold",
+        ),
         ("baselines:\n  tuned: maybe\n", "baselines.tuned", "is not of type 'boolean'"),
         ("baselines:\n  tuning:\n    thresholds: [0.0]\n", "baselines.tuning.thresholds[0]", "less than or equal"),
-        ("baselines:\n  tuning:\n    hysteresis_fractions: [1.5]\n", "baselines.tuning.hysteresis_fractions[0]",
-         "greater than the maximum"),
+        (
+            "baselines:\n  tuning:\n    hysteresis_fractions: [1.5]\n",
+            "baselines.tuning.hysteresis_fractions[0]",
+            "greater than the maximum",
+        ),
         ("baselines:\n  tuning:\n    seed_offset: 1001000\n", "baselines.tuning.seed_offset", "evaluation seed"),
     ],
 )
@@ -267,8 +307,10 @@ def test_cli_options(tmp_path):
 def test_task_kwargs_build_a_task():
     from bmsrl.env import BalancingTask
 
-    cfg = load_config(json_text='{"env": {"invalid_rules": ["below_soc_min"], "init_soc": [0.3, 0.7]}, '
-                                '"reward": {"kind": "study", "study": {"switch_penalty": 0.5}}}')
+    cfg = load_config(
+        json_text='{"env": {"invalid_rules": ["below_soc_min"], "init_soc": [0.3, 0.7]}, '
+        '"reward": {"kind": "study", "study": {"switch_penalty": 0.5}}}'
+    )
     kwargs = task_kwargs(cfg, "charge-rest-discharge", ocv_table=None)
     assert kwargs["reward"]["study"]["switch_penalty"] == 0.5
     assert kwargs["invalid_rules"] == ("below_soc_min",)
@@ -314,7 +356,8 @@ def test_scenario_config_applies_only_its_overrides():
     shifted = scenario_config(cfg, "current_1c")
     assert shifted["env"]["i_max_a"] == 3.4 and cfg["env"]["i_max_a"] == 2.35  # a copy
     assert {k: v for k, v in shifted["env"].items() if k != "i_max_a"} == {
-        k: v for k, v in cfg["env"].items() if k != "i_max_a"}
+        k: v for k, v in cfg["env"].items() if k != "i_max_a"
+    }
     assert scenario_config(cfg, "default")["env"] == cfg["env"]
     assert scenario_config(cfg, "init_soc_wide")["env"]["init_soc"] == [0.3, 0.7]
     assert scenario_config(cfg, "current_0p3c")["env"]["i_max_a"] == pytest.approx(0.3 * cfg["env"]["capacity_ah"])
@@ -352,9 +395,12 @@ def test_typed_settings_have_exactly_the_schema_keys():
     from bmsrl.settings import PrunerSettings, SamplerSettings, SearchSettings, TrainingSettings
 
     props = bconfig.schema()["properties"]
-    for cls, section in ((TrainingSettings, props["training"]), (SearchSettings, props["search"]),
-                         (SamplerSettings, props["search"]["properties"]["sampler"]),
-                         (PrunerSettings, props["search"]["properties"]["pruner"])):  # fmt: skip
+    for cls, section in (
+        (TrainingSettings, props["training"]),
+        (SearchSettings, props["search"]),
+        (SamplerSettings, props["search"]["properties"]["sampler"]),
+        (PrunerSettings, props["search"]["properties"]["pruner"]),
+    ):
         assert [f.name for f in fields(cls)] == list(section["properties"]), cls.__name__
     cfg = load_config(ROOT / "config" / "test.yaml")
     training, search = TrainingSettings.of(cfg), SearchSettings.of(cfg)
@@ -368,10 +414,35 @@ def test_typed_settings_have_exactly_the_schema_keys():
 
 
 BAD_AND_GOOD_VALUES = [
-    -1, 0, 0.5, 1, 2, 2.0, 40, 1e-9, "x", "1", True, None, [], [0.5], [0.9, 0.1], [0.2, 0.8], [0.5, 0.5],
-    [-1, 0.5], [0.1, 0.2, 0.3], "auto", "soc", "cc", "capacity", "variance", ["nope"],
-    ["lowest_soc_while_discharging"] * 2, ["below_soc_min"], {},
-]  # fmt: skip
+    -1,
+    0,
+    0.5,
+    1,
+    2,
+    2.0,
+    40,
+    1e-9,
+    "x",
+    "1",
+    True,
+    None,
+    [],
+    [0.5],
+    [0.9, 0.1],
+    [0.2, 0.8],
+    [0.5, 0.5],
+    [-1, 0.5],
+    [0.1, 0.2, 0.3],
+    "auto",
+    "soc",
+    "cc",
+    "capacity",
+    "variance",
+    ["nope"],
+    ["lowest_soc_while_discharging"] * 2,
+    ["below_soc_min"],
+    {},
+]
 
 
 def test_the_dataclasses_and_the_config_refuse_the_same_values_in_the_same_words():
@@ -385,8 +456,12 @@ def test_the_dataclasses_and_the_config_refuse_the_same_values_in_the_same_words
     from bmsrl.pack import PackParameters
     from bmsrl.reward import CapacityWeights, RewardWeights, StudyWeights
 
-    sections = [(("env",), [PackParameters, TaskParameters]), (("reward",), [RewardWeights]),
-                (("reward", "study"), [StudyWeights]), (("reward", "capacity"), [CapacityWeights])]  # fmt: skip
+    sections = [
+        (("env",), [PackParameters, TaskParameters]),
+        (("reward",), [RewardWeights]),
+        (("reward", "study"), [StudyWeights]),
+        (("reward", "capacity"), [CapacityWeights]),
+    ]
     compared = 0
     for path, classes in sections:
         prefix = ".".join(path) + "."
@@ -395,7 +470,9 @@ def test_the_dataclasses_and_the_config_refuse_the_same_values_in_the_same_words
                 if "rules" not in field.metadata:
                     continue
                 for value in BAD_AND_GOOD_VALUES:
-                    cfg = {path[0]: {field.name: value}} if len(path) == 1 else {path[0]: {path[1]: {field.name: value}}}
+                    cfg = (
+                        {path[0]: {field.name: value}} if len(path) == 1 else {path[0]: {path[1]: {field.name: value}}}
+                    )
                     try:
                         bconfig.validate(cfg, "cfg")
                         from_config = None

@@ -55,9 +55,13 @@ def constraint_problems(pins: dict[str, Version], closure, edges) -> list[str]:
     """What constraints.txt (as ``pins``) gets wrong about ``pin_constraints.resolve()``'s answer:
     missing pins, pins of what nothing requires, pins outside a range some requirement asks for."""
     problems = []
-    exact = {canonicalize_name(req.name) for _, req in edges
-             if len(req.specifier) == 1 and next(iter(req.specifier)).operator == "=="
-             and "*" not in next(iter(req.specifier)).version}  # fmt: skip
+    exact = {
+        canonicalize_name(req.name)
+        for _, req in edges
+        if len(req.specifier) == 1
+        and next(iter(req.specifier)).operator == "=="
+        and "*" not in next(iter(req.specifier)).version
+    }
     for name, dist in sorted(closure.items()):
         if name not in pins and name not in exact:
             problems.append(f"{name} ({dist.version} installed) is not pinned")
@@ -84,8 +88,11 @@ def test_installed_versions_are_the_pinned_ones():
     """The environment `make test` runs the tests in is the pinned one."""
     pins = read_pins(CONSTRAINTS)
     closure = pin_constraints.requirement_closure()
-    differ = {n: (d.version, str(pins[n])) for n, d in closure.items() if n in pins
-              and Version(Version(d.version).public) != pins[n]}  # fmt: skip
+    differ = {
+        n: (d.version, str(pins[n]))
+        for n, d in closure.items()
+        if n in pins and Version(Version(d.version).public) != pins[n]
+    }
     assert not differ, f"installed vs pinned: {differ}"
 
 
@@ -93,12 +100,17 @@ def test_installed_versions_are_the_pinned_ones():
     "edit, expected",
     [
         pytest.param(lambda pins: pins.pop("scipy"), "scipy (", id="missing-pin"),
-        pytest.param(lambda pins: pins.update(requests=Version("2.0")), "requests==2.0 does not satisfy", id="conflict"),
-        pytest.param(lambda pins: pins.update(numpy=Version("1.20")),
-                     "numpy==1.20 does not satisfy pyproject.toml's numpy>=1.26", id="below-pyproject-floor"),
+        pytest.param(
+            lambda pins: pins.update(requests=Version("2.0")), "requests==2.0 does not satisfy", id="conflict"
+        ),
+        pytest.param(
+            lambda pins: pins.update(numpy=Version("1.20")),
+            "numpy==1.20 does not satisfy pyproject.toml's numpy>=1.26",
+            id="below-pyproject-floor",
+        ),
         pytest.param(lambda pins: pins.update(awscli=Version("1.0")), "awscli==1.0 is pinned, but nothing", id="stale"),
     ],
-)  # fmt: skip
+)
 def test_the_check_fails_on_a_bad_pin(edit, expected):
     closure, edges = pin_constraints.resolve()
     pins = {name: Version(Version(dist.version).public) for name, dist in closure.items()}
@@ -127,8 +139,15 @@ def _make_n(*args: str) -> list[str]:
         pytest.skip("make is not installed")
     own = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON", "VENV", "TORCH_INDEX_URL", "PYTEST_ARGS", "SNAKEMAKE_ARGS")
     env = {k: v for k, v in os.environ.items() if k not in own}  # as if not run by `make test PYTEST_ARGS=...`
-    result = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -158,7 +177,10 @@ def test_make_test_runs_both_lanes(tmp_path):
 
 def test_ci_runs_make_test():
     """CI runs the README's test command as written (and the Slurm test after it)."""
-    commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    commands = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert "make test" in commands, commands
     assert re.search(r"^make test-slurm\b", "\n".join(commands), re.MULTILINE), commands

@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -42,8 +42,8 @@ RL_CORE = {"vec_env", "ars", "masked_dqn", "agents", "networks"}
 #: one is gone, so the entry goes with it
 KNOWN = {
     ("render", "config"): "render.benchmark takes rule_based's settings from the config defaults "
-                          "(issue 17 item 2, the BaselineSpec registry, gives the baselines their own)",
-}  # fmt: skip
+    "(issue 17 item 2, the BaselineSpec registry, gives the baselines their own)",
+}
 #: core modules that import a workflow package inside the functions only stages call, and why
 KNOWN_THIRD = {
     ("results", "yaml"): "the readers of the stages' YAML records (baseline settings, tuned hyperparameters)",
@@ -71,13 +71,18 @@ def modules() -> list[str]:
     return sorted(p.stem for p in SRC.glob("*.py") if p.stem != "__init__")
 
 
-@lru_cache(maxsize=None)
+@cache
 def imports(module: str) -> tuple[set[str], set[str]]:
     """(bmsrl modules, top-level third-party packages) that ``module`` imports anywhere in its source,
     ``if TYPE_CHECKING:`` blocks excluded."""
     tree = ast.parse((SRC / f"{module}.py").read_text(encoding="utf-8"))
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for child in node.body for n in ast.walk(child)}  # fmt: skip
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for child in node.body
+        for n in ast.walk(child)
+    }
     own, third = set(), set()
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -137,8 +142,12 @@ def test_the_known_exceptions_still_exist():
         assert other in imports(module)[0], f"{module} no longer imports {other}: remove it from KNOWN"
     for module, package in KNOWN_THIRD:
         assert package in imports(module)[1], f"{module} no longer imports {package}: remove it from KNOWN_THIRD"
-        top = {a.name.split(".")[0] for node in ast.parse((SRC / f"{module}.py").read_text()).body
-               if isinstance(node, ast.Import) for a in node.names}  # fmt: skip
+        top = {
+            a.name.split(".")[0]
+            for node in ast.parse((SRC / f"{module}.py").read_text()).body
+            if isinstance(node, ast.Import)
+            for a in node.names
+        }
         assert package not in top, f"{module} imports {package} at module level, not only where it is used"
 
 
@@ -193,10 +202,13 @@ def test_the_cli_names_the_extra_of_a_missing_package():
         "sys.exit(main(['evaluate', '--help']))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().startswith("bmsrl evaluate: error: needs yaml, which is not installed: it comes with "
-                                            "the extra 'workflow'"), result.stderr  # fmt: skip
+    assert result.stderr.strip().startswith(
+        "bmsrl evaluate: error: needs yaml, which is not installed: it comes with the extra 'workflow'"
+    ), result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -238,7 +250,9 @@ def test_the_env_runs_without_the_workflow_and_deep_learning_packages():
         "print(' '.join(sorted(m for m in ('bmsrl.config', 'bmsrl.task_config', 'bmsrl.seeds') if m in sys.modules)))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"imported: {result.stdout.strip()}"
 
@@ -255,5 +269,7 @@ def test_the_blocking_is_not_vacuous():
         "import bmsrl.config\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert result.returncode != 0 and "blocked: " in result.stderr, result.stderr

@@ -87,8 +87,14 @@ def test_by_default_the_learning_is_plain_dqns():
         model.set_logger(Logger(folder=None, output_formats=[]))
         rng = np.random.default_rng(0)
         for k in range(0, len(obs) - 4, 4):
-            model.replay_buffer.add(obs[k:k + 4], obs[k + 4:k + 8], rng.integers(0, 32, 4), rng.normal(size=4),
-                                    np.zeros(4), [{} for _ in range(4)])
+            model.replay_buffer.add(
+                obs[k : k + 4],
+                obs[k + 4 : k + 8],
+                rng.integers(0, 32, 4),
+                rng.normal(size=4),
+                np.zeros(4),
+                [{} for _ in range(4)],
+            )
         np.random.seed(3)
         model.train(gradient_steps=5, batch_size=16)
     for a, b in zip(models[0].q_net.parameters(), models[1].q_net.parameters()):
@@ -109,7 +115,9 @@ def test_td_targets_of_dqn_double_dqn_and_the_masked_next_action():
     only_first = th.tensor([[True, False, False], [True, True, True]])
     assert td_target(rewards, dones, g, q_target, q_online, only_first).flatten().tolist() == [1 + g * 5.0, 1.0]
     none_valid = th.zeros((2, 3), dtype=th.bool)  # no valid action: over all, as unmasked
-    assert th.equal(td_target(rewards, dones, g, q_target, q_online, none_valid), td_target(rewards, dones, g, q_target, q_online))
+    assert th.equal(
+        td_target(rewards, dones, g, q_target, q_online, none_valid), td_target(rewards, dones, g, q_target, q_online)
+    )
 
 
 def _decoded_masks(next_obs: np.ndarray, n_cells: int):
@@ -123,15 +131,26 @@ def _decoded_masks(next_obs: np.ndarray, n_cells: int):
     clear = order[:, 1] - order[:, 0] > 1e-5
     forbidden = np.zeros(soc.shape, dtype=bool)
     forbidden[np.arange(len(soc)), soc.argmin(axis=1)] = discharging
-    bits = (np.arange(2 ** n_cells)[:, None] >> np.arange(n_cells)) & 1
+    bits = (np.arange(2**n_cells)[:, None] >> np.arange(n_cells)) & 1
     return ~(bits[None, :, :].astype(bool) & forbidden[:, None, :]).any(axis=2), clear
 
 
 def test_the_masked_target_stores_each_next_states_valid_actions():
     env = VecMonitor(BatchedBalancingVecEnv(8, profile=PROFILE))
-    model = MaskedDQN("MlpPolicy", env, seed=2, device="cpu", learning_starts=200, buffer_size=4000,
-                      train_freq=4, gradient_steps=1, batch_size=32, double_q=True, masked_target=True,
-                      target_update_gradient_steps=50)
+    model = MaskedDQN(
+        "MlpPolicy",
+        env,
+        seed=2,
+        device="cpu",
+        learning_starts=200,
+        buffer_size=4000,
+        train_freq=4,
+        gradient_steps=1,
+        batch_size=32,
+        double_q=True,
+        masked_target=True,
+        target_update_gradient_steps=50,
+    )
     model.learn(2400)
     buffer = model.replay_buffer
     n = buffer.pos
@@ -146,13 +165,27 @@ def test_the_masked_target_stores_each_next_states_valid_actions():
 
 def test_target_updates_counted_in_gradient_steps():
     env, obs, masks = random_states(5, packs=4, steps=40)
-    model = MaskedDQN("MlpPolicy", env, seed=7, device="cpu", learning_starts=0, batch_size=16,
-                      target_update_gradient_steps=3, target_update_interval=10**9)
+    model = MaskedDQN(
+        "MlpPolicy",
+        env,
+        seed=7,
+        device="cpu",
+        learning_starts=0,
+        batch_size=16,
+        target_update_gradient_steps=3,
+        target_update_interval=10**9,
+    )
     model.set_logger(Logger(folder=None, output_formats=[]))
     rng = np.random.default_rng(0)
     for k in range(0, len(obs) - 4, 4):
-        model.replay_buffer.add(obs[k:k + 4], obs[k + 4:k + 8], rng.integers(0, 32, 4), rng.normal(size=4),
-                                np.zeros(4), [{} for _ in range(4)])
+        model.replay_buffer.add(
+            obs[k : k + 4],
+            obs[k + 4 : k + 8],
+            rng.integers(0, 32, 4),
+            rng.normal(size=4),
+            np.zeros(4),
+            [{} for _ in range(4)],
+        )
     same = lambda: all(th.equal(a, b) for a, b in zip(model.q_net.parameters(), model.q_net_target.parameters()))  # noqa: E731
     model.train(gradient_steps=2, batch_size=16)
     assert model._n_updates == 2 and not same()
@@ -179,8 +212,17 @@ def test_training_rollouts_act_on_valid_actions(on):
     """Greedy rollout actions (epsilon 0) read the training env's masks; without the option the
     same seed's rollouts take invalid actions."""
     env = VecMonitor(BatchedBalancingVecEnv(8, full_info=True, profile=PROFILE))
-    model = MaskedDQN("MlpPolicy", env, seed=1, device="cpu", learning_starts=64, batch_size=32,
-                      exploration_initial_eps=0.0, exploration_final_eps=0.0, greedy_valid_only=on)  # fmt: skip
+    model = MaskedDQN(
+        "MlpPolicy",
+        env,
+        seed=1,
+        device="cpu",
+        learning_starts=64,
+        batch_size=32,
+        exploration_initial_eps=0.0,
+        exploration_final_eps=0.0,
+        greedy_valid_only=on,
+    )
     count = InvalidCount(after=64)
     model.learn(1600, callback=count)
     assert count.decisions > 1000
@@ -196,8 +238,9 @@ def test_a_plain_dqn_model_loads_acting_as_it_was_trained(tmp_path):
     (tmp_path / "run_config.json").write_text(json.dumps({"settings": {"algo": "dqn", "env": cfg["env"]}}))
     policy = load_policy("dqn", tmp_path / "best_model.zip", cfg)
     assert isinstance(policy, MaskedDQN) and not policy.greedy_valid_only
-    np.testing.assert_array_equal(policy.predict(obs, deterministic=True, action_masks=masks)[0],
-                                  old.predict(obs, deterministic=True)[0])  # fmt: skip
+    np.testing.assert_array_equal(
+        policy.predict(obs, deterministic=True, action_masks=masks)[0], old.predict(obs, deterministic=True)[0]
+    )
 
 
 SMALL = {
@@ -240,16 +283,35 @@ def test_a_trained_masked_dqn_takes_no_invalid_action_in_evaluation(tmp_path):
     for use_masking in (True, False):
         eval_env = VecMonitor(BatchedBalancingVecEnv(2, **task_kwargs(cfg, cfg["profiles"]["train"])))
         eval_env.seed(training_eval_seed(cfg, 2))
-        returns[use_masking], _ = evaluate_policy(model, eval_env, n_eval_episodes=2, deterministic=True,
-                                                  return_episode_rewards=True, use_masking=use_masking)  # fmt: skip
+        returns[use_masking], _ = evaluate_policy(
+            model, eval_env, n_eval_episodes=2, deterministic=True, return_episode_rewards=True, use_masking=use_masking
+        )
     with np.load(out / "evaluations.npz") as ev:
         np.testing.assert_allclose(ev["results"][np.argmax(ev["results"].mean(axis=1))], returns[True], rtol=1e-6)
     assert not np.allclose(returns[True], returns[False])  # unmasked it acts otherwise: the check can fail
 
     for profile in ("discharge-rest-charge", "charge-rest-discharge"):
         ev = tmp_path / profile
-        assert main(["evaluate", "--config", str(config), "--policy", "dqn", "--profile", profile, "--seed", "2",
-                     "--model", str(out / "best_model.zip"), "--out", str(ev)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--config",
+                    str(config),
+                    "--policy",
+                    "dqn",
+                    "--profile",
+                    profile,
+                    "--seed",
+                    "2",
+                    "--model",
+                    str(out / "best_model.zip"),
+                    "--out",
+                    str(ev),
+                ]
+            )
+            == 0
+        )
         metrics = pd.read_csv(ev / "metrics.csv")
         assert len(metrics) == 2 and (metrics["invalid_actions"] == 0).all()
         assert pd.read_csv(ev / "traces.csv").filter(like="switch_").to_numpy().any()  # it does close shunts

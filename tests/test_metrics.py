@@ -13,22 +13,53 @@ from bmsrl.evaluate import BALANCED_STD, SETTLED_SPREAD_PCT, episode_metrics, se
 from bmsrl.results import METRICS_COLUMNS
 
 
-def record(time_s, soc, *, discharged_ah=0.0, charged_ah=0.0, shunt_energy_wh=(0.0, 0.0, 0.0), switch_changes=0,
-           invalid_action=False, reward=0.0) -> dict:
+def record(
+    time_s,
+    soc,
+    *,
+    discharged_ah=0.0,
+    charged_ah=0.0,
+    shunt_energy_wh=(0.0, 0.0, 0.0),
+    switch_changes=0,
+    invalid_action=False,
+    reward=0.0,
+) -> dict:
     """One step's record as `run_episode` makes it (only the keys the metrics read)."""
-    return {"time_s": time_s, "soc": np.array(soc), "discharged_ah": discharged_ah, "charged_ah": charged_ah,
-            "shunt_energy_wh": np.array(shunt_energy_wh), "switch_changes": switch_changes,
-            "invalid_action": invalid_action, "reward": reward}
+    return {
+        "time_s": time_s,
+        "soc": np.array(soc),
+        "discharged_ah": discharged_ah,
+        "charged_ah": charged_ah,
+        "shunt_energy_wh": np.array(shunt_energy_wh),
+        "switch_changes": switch_changes,
+        "invalid_action": invalid_action,
+        "reward": reward,
+    }
 
 
 def converging_episode() -> list[dict]:
     """Three cells, reset state and two 30 s decisions; the spread narrows from 4 % to 0.6 %."""
     return [
         record(0.0, [0.50, 0.52, 0.54]),  # var (0.02² + 0 + 0.02²)/3 = 2.6667e-4; std 1.633 %; spread 4 %
-        record(30.0, [0.50, 0.51, 0.52], discharged_ah=1.0, charged_ah=0.05, shunt_energy_wh=(0.05, 0.1, 0.0),
-               switch_changes=2, invalid_action=True, reward=0.5),  # var 6.6667e-5; std 0.8165 %; spread 2 %
-        record(60.0, [0.50, 0.503, 0.506], discharged_ah=2.5, charged_ah=0.1, shunt_energy_wh=(0.1, 0.2, 0.0),
-               switch_changes=1, reward=-0.25),  # var 6e-6; std 0.24495 % (< 0.5 %: balanced); spread 0.6 %
+        record(
+            30.0,
+            [0.50, 0.51, 0.52],
+            discharged_ah=1.0,
+            charged_ah=0.05,
+            shunt_energy_wh=(0.05, 0.1, 0.0),
+            switch_changes=2,
+            invalid_action=True,
+            reward=0.5,
+        ),  # var 6.6667e-5; std 0.8165 %; spread 2 %
+        record(
+            60.0,
+            [0.50, 0.503, 0.506],
+            discharged_ah=2.5,
+            charged_ah=0.1,
+            shunt_energy_wh=(0.1, 0.2, 0.0),
+            switch_changes=1,
+            reward=-0.25,
+        ),  # var 6e-6; std 0.24495 % (< 0.5 %: balanced); spread 0.6 %
     ]
 
 
@@ -136,8 +167,24 @@ def test_traces_cover_the_first_trace_episodes_and_metrics_every_episode(tmp_pat
         cfg = tmp_path / f"cfg{traced}.yaml"
         cfg.write_text(yaml.safe_dump({"evaluation": {"episodes": 4, "trace_episodes": traced}}))
         out = tmp_path / f"out{traced}"
-        assert main(["evaluate", "--config", str(cfg), "--policy", "no_balancing", "--profile",
-                     "charge-rest-discharge", "--seed", "1", "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--config",
+                    str(cfg),
+                    "--policy",
+                    "no_balancing",
+                    "--profile",
+                    "charge-rest-discharge",
+                    "--seed",
+                    "1",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         frames[traced] = (pd.read_csv(out / "traces.csv"), pd.read_csv(out / "metrics.csv"))
     assert set(frames[1][0]["episode"]) == {0} and set(frames[4][0]["episode"]) == {0, 1, 2, 3}
     pd.testing.assert_frame_equal(frames[1][0], frames[4][0][frames[4][0]["episode"] == 0])

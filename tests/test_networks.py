@@ -28,8 +28,8 @@ def permute_cells(obs: th.Tensor, perm: np.ndarray) -> th.Tensor:
     """The observations with the cells reordered (every per-cell field of every frame)."""
     x = obs.reshape(len(obs), -1, 3 * N + 1).clone()
     for field in range(3):
-        block = x[:, :, field * N:(field + 1) * N]
-        x[:, :, field * N:(field + 1) * N] = block[:, :, perm]
+        block = x[:, :, field * N : (field + 1) * N]
+        x[:, :, field * N : (field + 1) * N] = block[:, :, perm]
     return x.reshape(len(obs), -1)
 
 
@@ -43,7 +43,7 @@ def test_permuting_the_cells_permutes_the_embeddings_and_keeps_the_pooled_featur
         a, b = net(obs), net(permute_cells(obs, perm))
     cells_a, cells_b = a[:, : N * 8].reshape(-1, N, 8), b[:, : N * 8].reshape(-1, N, 8)
     th.testing.assert_close(cells_b, cells_a[:, perm], rtol=0, atol=1e-6)
-    th.testing.assert_close(b[:, N * 8:], a[:, N * 8:], rtol=0, atol=1e-6)
+    th.testing.assert_close(b[:, N * 8 :], a[:, N * 8 :], rtol=0, atol=1e-6)
     assert net.features_dim == (N + 2) * 8 and a.shape == (len(obs), net.features_dim)
 
 
@@ -55,7 +55,7 @@ def test_the_room_feature_is_what_the_capacity_aware_rule_thresholds():
     k = net.frames
     deficit = inputs[:, :, -3 * k + 2]  # physics block: per frame (newest first) q, h, h_e - h
     x = obs.numpy().astype(np.float64)
-    soc, soh = (x[:, :N] + 1) / 2, 1 + x[:, 2 * N:3 * N] / 10
+    soc, soh = (x[:, :N] + 1) / 2, 1 + x[:, 2 * N : 3 * N] / 10
     q, h = (soc - 0.1) * soh, (0.9 - soc) * soh
     expected = h[np.arange(len(x)), q.argmin(axis=1)][:, None] - h
     np.testing.assert_allclose(deficit.numpy(), expected, atol=1e-6)
@@ -68,7 +68,9 @@ def test_agents_learn_with_it(algo):
     if algo == "ppo":
         model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu", policy_kwargs=kwargs)
     else:
-        model = MaskedDQN("MlpPolicy", env, learning_starts=64, batch_size=32, seed=0, device="cpu", policy_kwargs=kwargs)
+        model = MaskedDQN(
+            "MlpPolicy", env, learning_starts=64, batch_size=32, seed=0, device="cpu", policy_kwargs=kwargs
+        )
     model.learn(512)
     extractor = model.policy.features_extractor if algo == "ppo" else model.q_net.features_extractor
     assert isinstance(extractor, CellSetExtractor) and extractor.physics
@@ -90,9 +92,17 @@ def test_training_features_reach_the_trained_model(tmp_path):
     from bmsrl.agents import algorithm_class
     from bmsrl.cli import main
 
-    cfg = {"training": {"n_envs": 8, "total_steps": {"ppo": 1024}, "eval_interval": 512, "eval_episodes": 2,
-                        "checkpoint_interval": 512, "features": "cell_set_physics",
-                        "hyperparams": {"ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 1}}}}
+    cfg = {
+        "training": {
+            "n_envs": 8,
+            "total_steps": {"ppo": 1024},
+            "eval_interval": 512,
+            "eval_episodes": 2,
+            "checkpoint_interval": 512,
+            "features": "cell_set_physics",
+            "hyperparams": {"ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 1}},
+        }
+    }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"

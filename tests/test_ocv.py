@@ -278,8 +278,13 @@ def test_custom_soc_window_is_honoured(tmp_path):
 
 def test_ocv_decreasing(tmp_path):
     text = "soc,ocv_v\n0.0,3.2\n1.0,4.2\n0.5,3.1\n"  # unsorted: the pair is named after sorting
-    assert_rejected(tmp_path, text, "column 'ocv_v'", "not strictly increasing",
-                    "line 2 (soc 0, ocv_v 3.2) then line 4 (soc 0.5, ocv_v 3.1)")
+    assert_rejected(
+        tmp_path,
+        text,
+        "column 'ocv_v'",
+        "not strictly increasing",
+        "line 2 (soc 0, ocv_v 3.2) then line 4 (soc 0.5, ocv_v 3.1)",
+    )
 
 
 def test_ocv_flat(tmp_path):
@@ -355,10 +360,20 @@ def test_cli_bad_file_exits_2_with_one_line_message(tmp_path, capsys):
 
 def test_cli_good_file_writes_csv_and_pdf(tmp_path, capsys):
     out = tmp_path / "out"
-    status = cli.main([
-        "ocv", str(SHIPPED_OCV), str(out / "p.csv"), "--plot", str(out / "p.pdf"),
-        "--points", "51", "--soc-window", "0.05", "0.95",
-    ])
+    status = cli.main(
+        [
+            "ocv",
+            str(SHIPPED_OCV),
+            str(out / "p.csv"),
+            "--plot",
+            str(out / "p.pdf"),
+            "--points",
+            "51",
+            "--soc-window",
+            "0.05",
+            "0.95",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 0
     assert captured.err == ""
@@ -386,10 +401,10 @@ def test_plot_is_reproducible(tmp_path):
 
 #: the study's ECM table (src/bmsrl/data/README.md), values as the scaffold lists them (for SoC "0.9, 0.8, ..., 0.1").
 LISTED_ECM = {
-    "r0_ohm": [.1325, .1070, .1042, .1040, .1024, .1023, .1020, .1016, .1063],
-    "r1_ohm": [.0498, .0272, .0272, .0275, .0271, .0390, .0315, .0302, .0303],
+    "r0_ohm": [0.1325, 0.1070, 0.1042, 0.1040, 0.1024, 0.1023, 0.1020, 0.1016, 0.1063],
+    "r1_ohm": [0.0498, 0.0272, 0.0272, 0.0275, 0.0271, 0.0390, 0.0315, 0.0302, 0.0303],
     "c1_f": [747.54, 982.50, 1128.74, 1161.67, 1131.40, 929.76, 766.53, 734.10, 726.32],
-    "r2_ohm": [.0096, .0076, .0077, .0077, .0078, .0078, .0105, .0102, .0099],
+    "r2_ohm": [0.0096, 0.0076, 0.0077, 0.0077, 0.0078, 0.0078, 0.0105, 0.0102, 0.0099],
     "c2_f": [639.61, 746.24, 788.39, 791.77, 789.73, 613.48, 575.44, 594.41, 636.78],
 }
 

@@ -17,10 +17,9 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
 from bmsrl.env import DEFAULT_SUBSTEPS, BalancingTask, rng_for_seed
-from bmsrl.tables import load_processed_ocv
 from bmsrl.pack import CellTables
 from bmsrl.profiles import PROFILES
-from bmsrl.tables import load_ecm_table
+from bmsrl.tables import load_ecm_table, load_processed_ocv
 
 OCV_SOC, OCV_V = load_processed_ocv()
 ECM = load_ecm_table()
@@ -31,8 +30,13 @@ ECM = load_ecm_table()
 MODES = {
     "bms": dict(cutoff="soc_and_voltage", charging="cc_cv"),
     "study": dict(cutoff="soc", charging="cc"),
-    "bms_wide_window": dict(cutoff="soc_and_voltage", charging="cc_cv", soc_limits=(0.0, 1.0),
-                            voltage_limits_v=(3.2, 4.2), safety_margin_soc=1.0),
+    "bms_wide_window": dict(
+        cutoff="soc_and_voltage",
+        charging="cc_cv",
+        soc_limits=(0.0, 1.0),
+        voltage_limits_v=(3.2, 4.2),
+        safety_margin_soc=1.0,
+    ),
     "cc_voltage_cutoff": dict(cutoff="soc_and_voltage", charging="cc"),
 }
 
@@ -134,8 +138,7 @@ def reference_episode(soc0, soh, actions, profile, params, substeps=None, dt_s=3
             if phase < len(phases) and phases[phase].until is not None:
                 event = lambda t, y, phase, s: -margin(phase, y, s)  # noqa: E731
                 event.terminal, event.direction = True, -1
-            sol = solve_ivp(rhs, (0.0, h), y, args=(phase, s), method="DOP853", rtol=1e-10, atol=1e-12,
-                            events=event)  # fmt: skip
+            sol = solve_ivp(rhs, (0.0, h), y, args=(phase, s), method="DOP853", rtol=1e-10, atol=1e-12, events=event)
             if sol.status == 1:  # the phase ended inside the interval
                 h = sol.t_events[0][0]
                 y = sol.y_events[0][0]
@@ -214,11 +217,15 @@ def max_voltage_error_v(profile_name, substeps, seed=3, pack=None, i_max_a=None)
     charge = [ph.name for ph in task.profile.phases].index("charge")
     after_charge = phases_sim.index(charge + 1) if charge + 1 in phases_sim else len(sim)
     # a CC-CV charge that ended below the SoC limit ended at the taper
-    tapered = (after_charge < len(sim) and task.params.charging == "cc_cv"
-               and sim[after_charge]["soc"].max() < task.params.soc_limits[1] - 1e-9)  # fmt: skip
+    tapered = (
+        after_charge < len(sim)
+        and task.params.charging == "cc_cv"
+        and sim[after_charge]["soc"].max() < task.params.soc_limits[1] - 1e-9
+    )
     stop = after_charge if tapered else len(sim)
     steady = [
-        i for i in range(min(stop, len(sim), len(ref)))
+        i
+        for i in range(min(stop, len(sim), len(ref)))
         if i == 0 or (phases_sim[i] == phases_ref[i] == phases_sim[i - 1] == phases_ref[i - 1])
     ]
     return max(np.abs(sim[i]["v_t"] - ref[i]["v_t"]).max() for i in steady), task, sim, ref
@@ -239,7 +246,9 @@ def test_phase_ends_at_the_reference_event(mode, action):
     they are the limit of (see max_voltage_error_v): 1.5 s under constant current (a voltage within
     1 mV of the reference, rising at ~1 mV/s), 5 s for a SoC limit in the constant-voltage stage or
     the taper; the delivered charge to 1.5 s of the discharge current. A SoC limit is met to 1e-9, not overshot."""
-    task, soc0, soh, actions, sim = simulate("charge-rest-discharge", 3, DEFAULT_SUBSTEPS, 0, MODES[mode], action=action)
+    task, soc0, soh, actions, sim = simulate(
+        "charge-rest-discharge", 3, DEFAULT_SUBSTEPS, 0, MODES[mode], action=action
+    )
     ref = reference_episode(soc0, soh, actions, task.profile, task.params)
     starts_sim, starts_ref = _phase_starts_s(sim), _phase_starts_s(ref)
     assert sorted(starts_sim) == sorted(starts_ref)
@@ -274,7 +283,9 @@ def test_cv_stage_tracks_the_continuous_charger(window, action):
     sub-step (the former update) put 1e-3 to 1.5e-3 more SoC into the cells."""
     pack = dict(MODES["bms"]) if window == "default" else dict(MODES["bms_wide_window"])
     task, soc0, soh, actions, sim = simulate("charge-rest-discharge", 5, DEFAULT_SUBSTEPS, 0, pack, action=action)
-    ref = reference_episode(soc0, soh, actions[: next(i for i, r in enumerate(sim) if r["phase"] == 2)], task.profile, task.params)
+    ref = reference_episode(
+        soc0, soh, actions[: next(i for i, r in enumerate(sim) if r["phase"] == 2)], task.profile, task.params
+    )
     cv_records = 0
     worst = 0.0
     for a, b in zip(sim, ref):
@@ -299,9 +310,7 @@ def test_terminal_voltage_matches_solve_ivp(profile_name, mode):
     # the episode went through the ends this mode is for
     p = task.params
     charge_end = next(r for r in sim if r["phase"] == [ph.name for ph in task.profile.phases].index("charge") + 1)
-    discharge_end = next(
-        r for r in sim if r["phase"] == [ph.name for ph in task.profile.phases].index("discharge") + 1
-    )
+    discharge_end = next(r for r in sim if r["phase"] == [ph.name for ph in task.profile.phases].index("discharge") + 1)
     if mode == "bms_wide_window":
         assert charge_end["soc"].max() < 1.0  # the charge tapered before any cell was full
         assert discharge_end["soc"].min() > 0.0  # ... and the discharge stopped at 3.2 V
@@ -410,10 +419,13 @@ def one_substep_overshoot_bound_v(params, i_pack_a, h_s, soh_min=0.95):
     and R0 |I| by their largest slopes in SoC times that. Maxima are taken over the tables.
     """
     i_cell_a = abs(i_pack_a) + params.voltage_limits_v[1] / params.shunt_resistance_ohm
-    rc_v = max(
-        r1 * (1 - np.exp(-h_s / (r1 * c1))) + r2 * (1 - np.exp(-h_s / (r2 * c2)))
-        for r1, c1, r2, c2 in zip(ECM["r1_ohm"], ECM["c1_f"], ECM["r2_ohm"], ECM["c2_f"])
-    ) * i_cell_a
+    rc_v = (
+        max(
+            r1 * (1 - np.exp(-h_s / (r1 * c1))) + r2 * (1 - np.exp(-h_s / (r2 * c2)))
+            for r1, c1, r2, c2 in zip(ECM["r1_ohm"], ECM["c1_f"], ECM["r2_ohm"], ECM["c2_f"])
+        )
+        * i_cell_a
+    )
     dsoc = i_cell_a * h_s / (3600.0 * params.capacity_ah * soh_min)
     ocv_slope_v = np.abs(np.diff(OCV_V) / np.diff(OCV_SOC)).max()
     r0_slope_ohm = np.abs(np.diff(ECM["r0_ohm"]) / np.diff(ECM["soc"])).max()
@@ -437,9 +449,15 @@ def run_policy(profile, policy, i_max_a, seed=0, pack=None):
         phase_before = int(sim.state.phase[0])
         start_before = float(sim.state.time_s[0] - sim.state.phase_time_s[0])
         obs, _, terminated, truncated, info = env.step(int(controller.predict(obs)[0]))
-        steps.append(dict(info, phase_before=phase_before, start_before=start_before,
-                          phase_index=int(sim.state.phase[0]),
-                          phase_start_s=float(sim.state.time_s[0] - sim.state.phase_time_s[0])))
+        steps.append(
+            dict(
+                info,
+                phase_before=phase_before,
+                start_before=start_before,
+                phase_index=int(sim.state.phase[0]),
+                phase_start_s=float(sim.state.time_s[0] - sim.state.phase_time_s[0]),
+            )
+        )
         done = terminated or truncated
         assert not sim.safety_violation()[0], f"{profile}, {policy}, {i_max_a} A: safety termination"
         assert not truncated, f"{profile}, {policy}, {i_max_a} A: a phase ended at its safety cap"
@@ -471,8 +489,9 @@ def test_terminal_voltage_stays_in_window_up_to_one_substep_overshoot(profile_na
     v_lo, v_hi = BalancingTask(pack=MODES[mode]).params.voltage_limits_v
     worst_over_v = worst_under_v = 0.0
     for seed in range(3):
-        task, soc0, soh, actions, records = simulate(profile_name, seed, DEFAULT_SUBSTEPS, seed + 50,
-                                                     pack=MODES[mode], i_max_a=i_max_a)
+        task, soc0, soh, actions, records = simulate(
+            profile_name, seed, DEFAULT_SUBSTEPS, seed + 50, pack=MODES[mode], i_max_a=i_max_a
+        )
         bound_v = one_substep_overshoot_bound_v(task.params, i_max_a, task.sim.decision_interval_s / DEFAULT_SUBSTEPS)
         for r in records:
             assert v_lo - 1e-9 <= r["v_t"].min() and r["v_t"].max() <= v_hi + 1e-9

@@ -31,8 +31,9 @@ def synthetic_traces(policy: str, profile: str, seed: int, episodes: int = 2) ->
         soc = rng.uniform(0.4, 0.6, N_CELLS)
         switches = np.zeros(N_CELLS)
         time_s, step = 0.0, 0
-        schedule = [(name, current) for name, current, duration in PROFILES[profile]
-                    for _ in range(int(duration // DT_S))]
+        schedule = [
+            (name, current) for name, current, duration in PROFILES[profile] for _ in range(int(duration // DT_S))
+        ]
         schedule = [(schedule[0][0], 0.0), *schedule]  # step 0 is the reset state
         for k, (phase, pack) in enumerate(schedule):
             if k > 0:
@@ -47,17 +48,25 @@ def synthetic_traces(policy: str, profile: str, seed: int, episodes: int = 2) ->
             cell = pack + switches * voltage / R_SHUNT
             if k > 0:
                 soc = soc - cell * DT_S / (3600 * Q_AH)
-            rows.append({
-                "policy": policy, "profile": profile, "scenario": "default", "seed": seed,
-                "episode": episode, "step": step, "time_s": time_s,
-                "phase": "done" if k == len(schedule) - 1 else phase, "pack_current_a": pack,
-                **{f"soc_{i + 1}": soc[i] for i in range(N_CELLS)},
-                **{f"voltage_v_{i + 1}": voltage[i] for i in range(N_CELLS)},
-                **{f"current_a_{i + 1}": cell[i] for i in range(N_CELLS)},
-                **{f"switch_{i + 1}": int(switches[i]) for i in range(N_CELLS)},
-                **{f"shunt_power_w_{i + 1}": switches[i] * voltage[i] ** 2 / R_SHUNT for i in range(N_CELLS)},
-                "reward": -float(np.var(soc)),
-            })
+            rows.append(
+                {
+                    "policy": policy,
+                    "profile": profile,
+                    "scenario": "default",
+                    "seed": seed,
+                    "episode": episode,
+                    "step": step,
+                    "time_s": time_s,
+                    "phase": "done" if k == len(schedule) - 1 else phase,
+                    "pack_current_a": pack,
+                    **{f"soc_{i + 1}": soc[i] for i in range(N_CELLS)},
+                    **{f"voltage_v_{i + 1}": voltage[i] for i in range(N_CELLS)},
+                    **{f"current_a_{i + 1}": cell[i] for i in range(N_CELLS)},
+                    **{f"switch_{i + 1}": int(switches[i]) for i in range(N_CELLS)},
+                    **{f"shunt_power_w_{i + 1}": switches[i] * voltage[i] ** 2 / R_SHUNT for i in range(N_CELLS)},
+                    "reward": -float(np.var(soc)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -68,7 +77,7 @@ def study(tmp_path_factory) -> dict[str, object]:
     traces = []
     for policy in POLICIES:
         for profile in PROFILES:
-            for seed in ((1, 0) if policy in ("dqn", "ppo") else (0,)):
+            for seed in (1, 0) if policy in ("dqn", "ppo") else (0,):
                 path = root / "eval" / policy / profile / f"seed{seed}" / "traces.csv"
                 path.parent.mkdir(parents=True)
                 synthetic_traces(policy, profile, seed).to_csv(path, index=False)
@@ -83,8 +92,14 @@ def study(tmp_path_factory) -> dict[str, object]:
             results = level[:, None] + rng.normal(0, 10, (steps.size, 5))
             path = root / "checkpoints" / f"{algo}_seed{seed}" / "evaluations.npz"
             path.parent.mkdir(parents=True)
-            np.savez(path, timesteps=steps, results=results, ep_lengths=np.full(results.shape, 200),
-                     algo=np.array(algo), seed=np.array(seed))
+            np.savez(
+                path,
+                timesteps=steps,
+                results=results,
+                ep_lengths=np.full(results.shape, 200),
+                algo=np.array(algo),
+                seed=np.array(seed),
+            )
             evaluations.append(path)
 
     metrics = []
@@ -94,22 +109,33 @@ def study(tmp_path_factory) -> dict[str, object]:
             for seed in seeds:
                 base = {"no_balancing": 2050, "rule_based": 2200}.get(policy, 2250 + 10 * seed)
                 for episode in range(3):
-                    metrics.append({
-                        "policy": policy, "profile": profile, "scenario": "default", "seed": seed,
-                        "episode": episode,
-                        "eval_seed": episode, "usable_capacity_mah": base + rng.normal(0, 5),
-                        "charge_accepted_mah": 2300.0,
-                        "final_soc_var": 1e-5, "mean_soc_var": (4e-4 if policy == "no_balancing" else 3e-5)
-                        * rng.uniform(0.8, 1.2), "final_soc_std_pct": 0.3,
-                        "final_soc_spread_pct": 12.0 if policy == "no_balancing" else 1.5 + rng.uniform(0, 1),
-                        "time_to_spread_1pct_s": np.nan if policy == "no_balancing" else 3000.0 + 100 * episode,
-                        "switch_changes": 0.0 if policy == "no_balancing" else 40.0 + rng.normal(0, 3),
-                        "shunt_energy_wh": 0.0 if policy == "no_balancing" else 0.5 + rng.normal(0, 0.02),
-                        "time_to_balance_s": np.nan if policy == "no_balancing" else 900.0,
-                        "invalid_actions": 0.0, "episode_steps": 200.0, "terminated": 0.0,
-                        "total_reward": -10.0, "capacity_bound_mah": 2300.0, "no_balancing_capacity_mah": 2050.0,
-                        "recovered_share": 0.0 if policy == "no_balancing" else 0.6 + rng.normal(0, 0.02),
-                    })
+                    metrics.append(
+                        {
+                            "policy": policy,
+                            "profile": profile,
+                            "scenario": "default",
+                            "seed": seed,
+                            "episode": episode,
+                            "eval_seed": episode,
+                            "usable_capacity_mah": base + rng.normal(0, 5),
+                            "charge_accepted_mah": 2300.0,
+                            "final_soc_var": 1e-5,
+                            "mean_soc_var": (4e-4 if policy == "no_balancing" else 3e-5) * rng.uniform(0.8, 1.2),
+                            "final_soc_std_pct": 0.3,
+                            "final_soc_spread_pct": 12.0 if policy == "no_balancing" else 1.5 + rng.uniform(0, 1),
+                            "time_to_spread_1pct_s": np.nan if policy == "no_balancing" else 3000.0 + 100 * episode,
+                            "switch_changes": 0.0 if policy == "no_balancing" else 40.0 + rng.normal(0, 3),
+                            "shunt_energy_wh": 0.0 if policy == "no_balancing" else 0.5 + rng.normal(0, 0.02),
+                            "time_to_balance_s": np.nan if policy == "no_balancing" else 900.0,
+                            "invalid_actions": 0.0,
+                            "episode_steps": 200.0,
+                            "terminated": 0.0,
+                            "total_reward": -10.0,
+                            "capacity_bound_mah": 2300.0,
+                            "no_balancing_capacity_mah": 2050.0,
+                            "recovered_share": 0.0 if policy == "no_balancing" else 0.6 + rng.normal(0, 0.02),
+                        }
+                    )
     summary = root / "tables" / "summary.csv"
     summary.parent.mkdir()
     summarise(pd.DataFrame(metrics)).to_csv(summary, index=False)
@@ -158,8 +184,11 @@ def good_traces() -> pd.DataFrame:
         ("soc", lambda t: write_bad(t, good_traces().assign(episode=3)), "no rows of episode 0"),
         ("soc", lambda t: t / "eval" / "ppo" / "p" / "seed0" / "traces.csv", "file not found"),
         ("soc", lambda t: write_bad(t, good_traces().drop(columns="policy")), "missing column 'policy'"),
-        ("soc", lambda t: write_bad(t, pd.concat([good_traces(), good_traces().assign(seed=7)])),
-         "column 'seed': holds several values"),
+        (
+            "soc",
+            lambda t: write_bad(t, pd.concat([good_traces(), good_traces().assign(seed=7)])),
+            "column 'seed': holds several values",
+        ),
     ],
 )
 def test_bad_traces_exit_2_and_write_nothing(kind, make, fragment, study, tmp_path, capsys):
@@ -278,8 +307,9 @@ def test_training_returns_script_prints_the_plotted_curves(study):
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "training_returns.py"
     files = [str(p) for p in study["evaluations"]]
-    out = subprocess.run([sys.executable, script, *files, "--at", "30000", "60000"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, script, *files, "--at", "30000", "60000"], capture_output=True, text=True, check=True
+    ).stdout
     runs = load_evaluations(files)
     grid, mean, _, _ = training_curve([runs["ppo", s] for s in range(3)])
     ppo_mean = next(line for line in out.splitlines() if line.startswith("ppo mean")).split()[2:]
@@ -298,8 +328,20 @@ def test_panels_share_one_time_axis_and_the_voltage_window_is_drawn(study, tmp_p
     real_save = plots.save_figure
     monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
     for kind in ("soc", "switching", "voltage"):
-        assert cli.main(["plot", kind, "--out", str(tmp_path / f"{kind}.pdf"), *inputs(kind, study),
-                         "--config-json", '{"env": {"voltage_limits_v": [2.0, 4.35]}}']) == 0
+        assert (
+            cli.main(
+                [
+                    "plot",
+                    kind,
+                    "--out",
+                    str(tmp_path / f"{kind}.pdf"),
+                    *inputs(kind, study),
+                    "--config-json",
+                    '{"env": {"voltage_limits_v": [2.0, 4.35]}}',
+                ]
+            )
+            == 0
+        )
     soc, switching, voltage = figures
     for fig in (soc, switching, voltage):
         spans = {tuple(round(v, 6) for v in ax.get_xlim()) for ax in fig.axes if ax.get_xlabel() == "Time [h]"}
@@ -321,9 +363,9 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
     from bmsrl import plots
     from bmsrl.baselines import make_baseline
     from bmsrl.config import defaults
+    from bmsrl.reference import baseline_returns
     from bmsrl.seeds import training_eval_seed
     from bmsrl.task_config import task_kwargs
-    from bmsrl.reference import baseline_returns
     from bmsrl.vec_env import BatchedBalancingVecEnv
 
     cfg = defaults()
@@ -337,8 +379,22 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
 
     # the reference stage writes every pack's return; the plot draws their means, simulating nothing
     refs = tmp_path / "training_references.csv"
-    assert cli.main(["reference", "--config-json", '{"training": {"eval_episodes": 2}}', "--seeds", "0", "1", "2",
-                     "--out", str(refs)]) == 0
+    assert (
+        cli.main(
+            [
+                "reference",
+                "--config-json",
+                '{"training": {"eval_episodes": 2}}',
+                "--seeds",
+                "0",
+                "1",
+                "2",
+                "--out",
+                str(refs),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(refs)
     evaluated = ("no_balancing", "rule_based", "top_balancing", "room_balancing", "rule_based_untuned")
     assert list(table.columns) == ["policy", "seed", "episode", "return"] and len(table) == 5 * 3 * 2
@@ -352,13 +408,27 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
     figures = []
     real_save = plots.save_figure
     monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
-    assert cli.main(["plot", "training", "--out", str(tmp_path / "t.pdf"), *inputs("training", study),
-                     "--references", str(refs)]) == 0
+    assert (
+        cli.main(
+            [
+                "plot",
+                "training",
+                "--out",
+                str(tmp_path / "t.pdf"),
+                *inputs("training", study),
+                "--references",
+                str(refs),
+            ]
+        )
+        == 0
+    )
     (fig,) = figures
     flat = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].lines if line.get_linestyle() == "--"}
     assert set(flat) == {f"{plots.policy_label(b)} (ref.)" for b in evaluated}
     for name in evaluated:
-        assert flat[f"{plots.policy_label(name)} (ref.)"] == pytest.approx(table[table["policy"] == name]["return"].mean())
+        assert flat[f"{plots.policy_label(name)} (ref.)"] == pytest.approx(
+            table[table["policy"] == name]["return"].mean()
+        )
     with pytest.raises(UserError, match="draws no reference lines"):
         plots.make_plot("metrics", tmp_path / "m.pdf", summary=study["summary"], references=refs)
 

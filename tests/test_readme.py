@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+
 from workflow_support import ROOT, SNAKEMAKE, run
 
 needs_snakemake = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
@@ -55,8 +56,10 @@ def dry_runnable(command: str) -> bool:
     """Commands that need something a dry run here cannot give: a finished run (--report), a conda
     installation (--conda-create-envs-only, the Slurm profile's conda deployment), a running Slurm
     (--executor slurm), or the user's own OCV file."""
-    return not any(word in command for word in ("--report", "--conda-create-envs-only", "--executor slurm",
-                                                "my_cell_ocv.csv", "profiles/slurm"))
+    return not any(
+        word in command
+        for word in ("--report", "--conda-create-envs-only", "--executor slurm", "my_cell_ocv.csv", "profiles/slurm")
+    )
 
 
 COMMANDS = documented_commands()
@@ -84,8 +87,11 @@ def test_targets_go_before_configfile_and_config(doc, command):
 
 
 @needs_snakemake
-@pytest.mark.parametrize("doc, command", [(d, c) for d, c in COMMANDS if dry_runnable(c)],
-                         ids=[f"{d}: {c}" for d, c in COMMANDS if dry_runnable(c)])
+@pytest.mark.parametrize(
+    "doc, command",
+    [(d, c) for d, c in COMMANDS if dry_runnable(c)],
+    ids=[f"{d}: {c}" for d, c in COMMANDS if dry_runnable(c)],
+)
 def test_documented_snakemake_command_plans(workdir, doc, command):
     args = shlex.split(command)[1:]
     result = run(workdir, "-n", *args)

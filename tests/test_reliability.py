@@ -21,26 +21,40 @@ import yaml
 
 from bmsrl.cli import main
 from bmsrl.config import validate
-from bmsrl.task_config import resolve_ocv_table
 from bmsrl.search import open_study, search_settings, study_name
+from bmsrl.task_config import resolve_ocv_table
 
 ROOT = Path(__file__).resolve().parents[1]
 OCV = ROOT / "src" / "bmsrl" / "data" / "ocv_table.csv"
 
 #: a search trial of 256 env steps on 4 packs (seconds)
 TINY = {
-    "training": {"n_envs": 4, "eval_interval": 128, "eval_episodes": 1,
-                 "hyperparams": {"ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}}},
-    "search": {"trials": 2, "total_steps": {"ppo": 256}, "eval_interval": 128, "eval_episodes": 1,
-               "sampler": {"n_startup_trials": 1}, "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0},
-               "space": {"ppo": {"learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True}}}},
-}  # fmt: skip
+    "training": {
+        "n_envs": 4,
+        "eval_interval": 128,
+        "eval_episodes": 1,
+        "hyperparams": {"ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}},
+    },
+    "search": {
+        "trials": 2,
+        "total_steps": {"ppo": 256},
+        "eval_interval": 128,
+        "eval_episodes": 1,
+        "sampler": {"n_startup_trials": 1},
+        "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0},
+        "space": {"ppo": {"learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True}}},
+    },
+}
 
 #: a training run of 2048 env steps on 8 packs, a checkpoint every 1024 (seconds)
 SMALL_TRAINING = {
-    "n_envs": 8, "total_steps": {"ppo": 2048}, "eval_interval": 512, "eval_episodes": 2, "checkpoint_interval": 1024,
+    "n_envs": 8,
+    "total_steps": {"ppo": 2048},
+    "eval_interval": 512,
+    "eval_episodes": 2,
+    "checkpoint_interval": 1024,
     "hyperparams": {"ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 1}},
-}  # fmt: skip
+}
 
 
 def write_yaml(path: Path, cfg: dict) -> Path:
@@ -58,8 +72,20 @@ def one_line_error(code: int, err: str, verb: str, *fragments: str) -> None:
 
 
 def trial_args(tmp_path: Path, storage: Path, out: Path, k: int = 0, cfg: dict = TINY) -> list[str]:
-    return ["search", "trial", "--config", str(write_yaml(tmp_path / "cfg.yaml", cfg)), "--algo", "ppo",
-            "--trial", str(k), "--storage", str(storage), "--out", str(out)]  # fmt: skip
+    return [
+        "search",
+        "trial",
+        "--config",
+        str(write_yaml(tmp_path / "cfg.yaml", cfg)),
+        "--algo",
+        "ppo",
+        "--trial",
+        str(k),
+        "--storage",
+        str(storage),
+        "--out",
+        str(out),
+    ]
 
 
 def tiny_study_name() -> str:
@@ -105,8 +131,16 @@ def full_disk(tmp_path):
 # ============================================================== 1. the search journal
 def _cut(path: Path, keep: int = 25) -> bytes:
     """Append the first ``keep`` bytes of a journal line, as a write cut by SIGKILL or a full disk does."""
-    line = json.dumps({"op_code": 6, "worker_id": "a-killed-worker", "trial_id": 0, "state": 1, "values": [1.0],
-                       "datetime_complete": "2026-12-06T10:00:00"}).encode()  # fmt: skip
+    line = json.dumps(
+        {
+            "op_code": 6,
+            "worker_id": "a-killed-worker",
+            "trial_id": 0,
+            "state": 1,
+            "values": [1.0],
+            "datetime_complete": "2026-12-06T10:00:00",
+        }
+    ).encode()
     with open(path, "ab") as handle:
         handle.write(line[:keep])
     return line[:keep]
@@ -148,16 +182,24 @@ def _sqlite(path: Path) -> None:
         db.execute("insert into studies values (1, 'ppo')")
 
 
-@pytest.mark.parametrize("damage, fragment", [
-    (lambda p: p.write_text('{"op_code": 99, "worker_id": "w"}\n'), "line 1: unknown Optuna journal operation 99"),
-    (lambda p: p.write_text('{"op_code": 5, "worker_id": "w"}\n'), "Optuna cannot read it (KeyError"),
-    (lambda p: p.write_text('{"op_code": [0], "worker_id": "w"}\n'), "line 1: unknown Optuna journal operation [0]"),
-    (lambda p: p.write_text('{"op_code": 0, "worker_id": "w", "study_name": "x", "directions": "up"}\n'),
-     "Optuna cannot read it"),
-    (_sqlite, "an SQLite database, not an Optuna journal"),
-    (lambda p: p.write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 4), "an SQLite database"),
-    (lambda p: p.write_bytes(b"\x00\x01binary without a newline"), "line 1: not an Optuna journal entry"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda p: p.write_text('{"op_code": 99, "worker_id": "w"}\n'), "line 1: unknown Optuna journal operation 99"),
+        (lambda p: p.write_text('{"op_code": 5, "worker_id": "w"}\n'), "Optuna cannot read it (KeyError"),
+        (
+            lambda p: p.write_text('{"op_code": [0], "worker_id": "w"}\n'),
+            "line 1: unknown Optuna journal operation [0]",
+        ),
+        (
+            lambda p: p.write_text('{"op_code": 0, "worker_id": "w", "study_name": "x", "directions": "up"}\n'),
+            "Optuna cannot read it",
+        ),
+        (_sqlite, "an SQLite database, not an Optuna journal"),
+        (lambda p: p.write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 4), "an SQLite database"),
+        (lambda p: p.write_bytes(b"\x00\x01binary without a newline"), "line 1: not an Optuna journal entry"),
+    ],
+)
 def test_a_foreign_study_file_is_one_clear_error(tmp_path, capsys, damage, fragment):
     storage = tmp_path / "study.journal"
     damage(storage)
@@ -171,8 +213,10 @@ def test_a_foreign_study_file_is_one_clear_error(tmp_path, capsys, damage, fragm
 
 def test_storage_below_a_file_or_under_proc_is_one_line(tmp_path, capsys):
     (tmp_path / "plain").write_text("x")
-    for storage, fragment in ((tmp_path / "plain" / "study.journal", "is a file, not a folder"),
-                              (Path("/proc/bmsrl-test/study.journal"), "cannot write in /proc")):  # fmt: skip
+    for storage, fragment in (
+        (tmp_path / "plain" / "study.journal", "is a file, not a folder"),
+        (Path("/proc/bmsrl-test/study.journal"), "cannot write in /proc"),
+    ):
         code = main(trial_args(tmp_path, storage, tmp_path / "trial0.json"))
         one_line_error(code, capsys.readouterr().err, "search", f"--storage {storage}", fragment)
     code = main(trial_args(tmp_path, tmp_path / "study.journal", Path("/proc/bmsrl-test/trial0.json")))
@@ -186,10 +230,14 @@ def test_the_same_trial_started_twice_refuses_and_the_first_keeps_its_record(tmp
     longer["search"]["total_steps"]["ppo"] = 8192
     storage, out = tmp_path / "ppo" / "study.journal", tmp_path / "ppo" / "trial0.json"
     args = trial_args(tmp_path, storage, out, 0, longer)
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
-    first = subprocess.Popen([sys.executable, "-m", "bmsrl.cli", *args], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bmsrl.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while b'"job":0' not in (storage.read_bytes() if storage.exists() else b""):  # its trial is running
@@ -197,8 +245,9 @@ def test_the_same_trial_started_twice_refuses_and_the_first_keeps_its_record(tmp
             assert time.monotonic() < deadline, "the first trial did not start within 120 s"
             time.sleep(0.05)
         code = main(args)  # a retry of the same job while the first still runs
-        one_line_error(code, capsys.readouterr().err, "search", "--trial 0", "running in another process",
-                       f"pid {first.pid}")  # fmt: skip
+        one_line_error(
+            code, capsys.readouterr().err, "search", "--trial 0", "running in another process", f"pid {first.pid}"
+        )
     finally:
         stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr[-2000:]
@@ -211,8 +260,19 @@ def test_the_same_trial_started_twice_refuses_and_the_first_keeps_its_record(tmp
 # ============================================================== 5. and 8. publishing and resuming a model
 def _train(tmp_path: Path, out: Path, total_steps: int) -> tuple[int, str]:
     cfg = {"training": dict(SMALL_TRAINING, total_steps={"ppo": total_steps})}
-    return main(["train", "--config", str(write_yaml(tmp_path / f"train{total_steps}.yaml", cfg)), "--algo", "ppo",
-                 "--seed", "1", "--out", str(out)])  # fmt: skip
+    return main(
+        [
+            "train",
+            "--config",
+            str(write_yaml(tmp_path / f"train{total_steps}.yaml", cfg)),
+            "--algo",
+            "ppo",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
 
 
 def test_a_cut_best_model_is_never_published(tmp_path, capsys):
@@ -266,18 +326,42 @@ def test_tune_baselines_refuses_one_path_for_both_outputs_before_any_work(tmp_pa
 
 
 def _record(tmp_path: Path, name: str, **fields) -> Path:
-    record = {"algo": "ppo", "study": tiny_study_name(), "study_instance": "w0", "job": 0, "trial": 0,
-              "state": "COMPLETE", "value": -10.0, "params": {"learning_rate": 3e-4}, "seed": 600001,
-              "eval_seed": 600000, "eval_episodes": 1, "profile": "discharge-rest-charge", "steps": 256,
-              "budget_steps": 256, "seconds": 1.0, "evaluations": [], **fields}  # fmt: skip
+    record = {
+        "algo": "ppo",
+        "study": tiny_study_name(),
+        "study_instance": "w0",
+        "job": 0,
+        "trial": 0,
+        "state": "COMPLETE",
+        "value": -10.0,
+        "params": {"learning_rate": 3e-4},
+        "seed": 600001,
+        "eval_seed": 600000,
+        "eval_episodes": 1,
+        "profile": "discharge-rest-charge",
+        "steps": 256,
+        "budget_steps": 256,
+        "seconds": 1.0,
+        "evaluations": [],
+        **fields,
+    }
     path = tmp_path / name
     path.write_text(json.dumps(record))
     return path
 
 
 def _summary(tmp_path: Path, out: Path, *records: Path) -> list[str]:
-    return ["search", "summary", "--config", str(write_yaml(tmp_path / "cfg.yaml", TINY)), "--algo", "ppo",
-            "--out", str(out), *map(str, records)]  # fmt: skip
+    return [
+        "search",
+        "summary",
+        "--config",
+        str(write_yaml(tmp_path / "cfg.yaml", TINY)),
+        "--algo",
+        "ppo",
+        "--out",
+        str(out),
+        *map(str, records),
+    ]
 
 
 def test_search_summary_refuses_to_overwrite_a_trial_record(tmp_path, capsys):
@@ -335,8 +419,9 @@ def test_records_of_an_earlier_run_of_the_study_are_not_mixed_in(tmp_path, capsy
     assert records[0]["study_instance"] != records[1]["study_instance"]
     capsys.readouterr()
     code = main(_summary(tmp_path, tmp_path / "ppo.yaml", first, second))
-    one_line_error(code, capsys.readouterr().err, "search", f"trial records {first} and {second}",
-                   "two different runs of study")  # fmt: skip
+    one_line_error(
+        code, capsys.readouterr().err, "search", f"trial records {first} and {second}", "two different runs of study"
+    )
 
 
 # ============================================================== 11. a full disk

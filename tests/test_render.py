@@ -89,7 +89,9 @@ def test_frame_draws_each_cell_soc_and_shunt():
     mid = int(np.median(cols))
     assert bar_height_px(f2, mid, OPEN_COLOR) == 0  # the bar turned to the bleeding colour ...
     # ... and the shunt marker is filled: more of that colour than the bar plus a hollow marker
-    assert bar_height_px(f2, mid, CLOSED_COLOR) > bar_height_px(f0, mid, OPEN_COLOR) + bar_height_px(f0, mid, CLOSED_COLOR)
+    assert bar_height_px(f2, mid, CLOSED_COLOR) > bar_height_px(f0, mid, OPEN_COLOR) + bar_height_px(
+        f0, mid, CLOSED_COLOR
+    )
     np.testing.assert_array_equal(image(PackView(600.0, "discharge", 2.35, half, open_, volts)), f0)
 
 
@@ -131,8 +133,14 @@ def test_ansi_is_one_line_per_cell():
 
 def test_ansi_bar_length_follows_soc_and_flags_values_outside_the_windows():
     params = PassiveBalancingEnv().task.params
-    view = PackView(7300.0, "charge", -2.35, np.array([0.05, 0.25, 0.5, 0.75, 0.95]), np.zeros(5, bool),
-                    np.array([3.0, 3.5, 3.7, 4.0, 4.3]))  # fmt: skip
+    view = PackView(
+        7300.0,
+        "charge",
+        -2.35,
+        np.array([0.05, 0.25, 0.5, 0.75, 0.95]),
+        np.zeros(5, bool),
+        np.array([3.0, 3.5, 3.7, 4.0, 4.3]),
+    )
     lines = render_ansi(view, params).splitlines()
     assert "2.03 h" in lines[0] and "charging" in lines[0]
     bars = [line[line.index("[") + 1 : line.index("]")] for line in lines[-5:]]
@@ -313,8 +321,21 @@ def test_evaluate_cli_writes_episode_0_as_an_animation(tmp_path):
 
     out, gif = tmp_path / "eval", tmp_path / "anim" / "rule_based.gif"
     cfg = {"env": {"decision_interval_s": 150.0}, "evaluation": {"episodes": 1, "seed_offset": 100}}  # ~40 steps
-    argv = ["evaluate", "--config-json", json.dumps(cfg), "--policy", "rule_based", "--profile",
-            "charge-rest-discharge", "--seed", "0", "--out", str(out), "--animation", str(gif)]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--config-json",
+        json.dumps(cfg),
+        "--policy",
+        "rule_based",
+        "--profile",
+        "charge-rest-discharge",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        "--animation",
+        str(gif),
+    ]
     assert cli.main(argv) == 0
     traces = pd.read_csv(out / "traces.csv")
     assert traces["step"].iloc[-1] > 20 and traces["phase"].iloc[-1] == "done"  # a whole episode

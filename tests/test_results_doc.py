@@ -29,16 +29,20 @@ def snapshots(tmp_path):
         "dqn,p,recovered_share,0.912,0.901,0.923\n"
         "no_balancing,p,recovered_share,0,,\n"
         "dqn,q,recovered_share,0.5,0.4,0.6\n"
-        "dqn,q,recovered_share,0.6,0.5,0.7\n", encoding="utf-8")
+        "dqn,q,recovered_share,0.6,0.5,0.7\n",
+        encoding="utf-8",
+    )
     results_doc._table.cache_clear()
     return root
 
 
 def test_values_intervals_and_empty_values(snapshots):
-    text = ("DQN: {{ default/summary.csv | policy=dqn profile=p metric=recovered_share | mean | .2f }}; "
-            "{{ci default/summary.csv | policy=dqn profile=p metric=recovered_share | mean ci_low ci_high | .3f }}; "
-            "{{ci default/summary.csv | policy=no_balancing profile=p metric=recovered_share | mean ci_low ci_high | .2f }}; "
-            "{{ default/summary.csv | policy=no_balancing profile=p metric=recovered_share | ci_low | .2f }}\n")
+    text = (
+        "DQN: {{ default/summary.csv | policy=dqn profile=p metric=recovered_share | mean | .2f }}; "
+        "{{ci default/summary.csv | policy=dqn profile=p metric=recovered_share | mean ci_low ci_high | .3f }}; "
+        "{{ci default/summary.csv | policy=no_balancing profile=p metric=recovered_share | mean ci_low ci_high | .2f }}; "
+        "{{ default/summary.csv | policy=no_balancing profile=p metric=recovered_share | ci_low | .2f }}\n"
+    )
     out = results_doc.render(text, snapshots)
     assert out.startswith(results_doc.HEADER)
     assert out.endswith("DQN: 0.91; 0.912 [0.901, 0.923]; 0.00; n/a\n")
@@ -50,16 +54,19 @@ def test_negative_values_use_a_minus_sign(snapshots):
     assert out.endswith("−0.03\n")
 
 
-@pytest.mark.parametrize("lookup, message", [
-    ("{{ default/none.csv | policy=dqn | mean | .2f }}", "no snapshot file"),
-    ("{{ default/summary.csv | policy=ppo | mean | .2f }}", "select 0 rows"),
-    ("{{ default/summary.csv | policy=dqn profile=q | mean | .2f }}", "select 2 rows"),
-    ("{{ default/summary.csv | policy=dqn profile=p | median | .2f }}", "no column 'median'"),
-    ("{{ default/summary.csv | colour=red | mean | .2f }}", "no column 'colour'"),
-    ("{{ default/summary.csv | policy | mean | .2f }}", "not column=value"),
-    ("{{ default/summary.csv | policy=dqn profile=p }}", "expected 'FILE | FILTERS"),
-    ("{{ci default/summary.csv | policy=dqn profile=p | mean | .2f }}", "needs 3 column(s)"),
-])
+@pytest.mark.parametrize(
+    "lookup, message",
+    [
+        ("{{ default/none.csv | policy=dqn | mean | .2f }}", "no snapshot file"),
+        ("{{ default/summary.csv | policy=ppo | mean | .2f }}", "select 0 rows"),
+        ("{{ default/summary.csv | policy=dqn profile=q | mean | .2f }}", "select 2 rows"),
+        ("{{ default/summary.csv | policy=dqn profile=p | median | .2f }}", "no column 'median'"),
+        ("{{ default/summary.csv | colour=red | mean | .2f }}", "no column 'colour'"),
+        ("{{ default/summary.csv | policy | mean | .2f }}", "not column=value"),
+        ("{{ default/summary.csv | policy=dqn profile=p }}", "expected 'FILE | FILTERS"),
+        ("{{ci default/summary.csv | policy=dqn profile=p | mean | .2f }}", "needs 3 column(s)"),
+    ],
+)
 def test_a_lookup_that_does_not_resolve_names_the_line(snapshots, lookup, message):
     with pytest.raises(results_doc.TemplateError, match=r"line 2: .*" + __import__("re").escape(message)):
         results_doc.render("# Results\n" + lookup + "\n", snapshots)
@@ -69,8 +76,10 @@ def test_a_number_typed_into_the_prose_is_refused(snapshots):
     with pytest.raises(results_doc.TemplateError, match="line 1: the number 0.91 is typed by hand"):
         results_doc.render("DQN reaches 0.91 of the bound.\n", snapshots)
     # code, commands and comments may hold numbers; integers (seed counts, years) are prose
-    allowed = ("`--config 'training={total_steps: {dqn: 4000000}}'` with 10 seeds (2024)\n"
-               "```bash\nsnakemake --config lr=0.0003\n```\n<!-- made at 0.5 C -->\n")
+    allowed = (
+        "`--config 'training={total_steps: {dqn: 4000000}}'` with 10 seeds (2024)\n"
+        "```bash\nsnakemake --config lr=0.0003\n```\n<!-- made at 0.5 C -->\n"
+    )
     assert results_doc.render(allowed, snapshots).endswith(allowed)
 
 
@@ -97,8 +106,14 @@ def run(tmp_path):
 
 
 def _snapshot(run, out, **changes):
-    args = dict(tables=[run / "summary.csv"], figures=[run / "metrics.png"], run_config=run / "config.yaml",
-                versions=run / "versions.tsv", commit="abc123", command="snakemake snapshot")
+    args = dict(
+        tables=[run / "summary.csv"],
+        figures=[run / "metrics.png"],
+        run_config=run / "config.yaml",
+        versions=run / "versions.tsv",
+        commit="abc123",
+        command="snakemake snapshot",
+    )
     args.update(changes)
     return write_snapshot(out, **args)
 
@@ -122,12 +137,15 @@ def test_snapshot_replaces_the_folder_whole(run):
     assert [p.name for p in out.parent.iterdir()] == ["default"]  # no temporary folders left
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"tables": [Path("missing.csv")]}, "no such file"),
-    ({"figures": [Path("metrics.pdf")]}, "expected a .png file"),
-    ({"commit": " "}, "--commit is empty"),
-    ({"command": ""}, "--command is empty"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tables": [Path("missing.csv")]}, "no such file"),
+        ({"figures": [Path("metrics.pdf")]}, "expected a .png file"),
+        ({"commit": " "}, "--commit is empty"),
+        ({"command": ""}, "--command is empty"),
+    ],
+)
 def test_snapshot_refuses_bad_inputs_and_keeps_the_old_folder(run, change, message):
     out = _snapshot(run, run / "docs" / "default")
     before = (out / PROVENANCE).read_text(encoding="utf-8")

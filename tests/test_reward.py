@@ -57,8 +57,15 @@ def _spread(n, data):
 
 
 @settings(max_examples=200)
-@given(n=st.integers(2, 16), low=st.floats(0.005, 0.1), factor=st.floats(1.05, 3.0), discharging=st.booleans(),
-       energy_wh=st.floats(0.0, 0.2), invalid=st.booleans(), data=st.data())  # fmt: skip
+@given(
+    n=st.integers(2, 16),
+    low=st.floats(0.005, 0.1),
+    factor=st.floats(1.05, 3.0),
+    discharging=st.booleans(),
+    energy_wh=st.floats(0.0, 0.2),
+    invalid=st.booleans(),
+    data=st.data(),
+)
 def test_capacity_reward_never_prefers_the_higher_variance(n, low, factor, discharging, energy_wh, invalid, data):
     """From one state, two outcomes of one interval that differ only by a wider spread (variance
     x factor^2): at equal toggles and heat the wider one never earns more, strictly less unless a
@@ -73,21 +80,42 @@ def test_capacity_reward_never_prefers_the_higher_variance(n, low, factor, disch
     r = []
     for s in (narrow, wide):
         floor, room = charge_margins_ah(s, cap, SOC_LIMITS)
-        r.append(capacity_reward(floor + room - floor0 - room0, floor - floor0, np.array([discharging]),
-                                 np.array([toggles]), np.array([energy_wh]), np.array([invalid]), 3.4, w)[0])  # fmt: skip
+        r.append(
+            capacity_reward(
+                floor + room - floor0 - room0,
+                floor - floor0,
+                np.array([discharging]),
+                np.array([toggles]),
+                np.array([energy_wh]),
+                np.array([invalid]),
+                3.4,
+                w,
+            )[0]
+        )
     assert r[0] >= r[1]
     if not discharging or charge_margins_ah(narrow, cap, SOC_LIMITS)[0][0] < floor0[0]:
         assert r[0] > r[1]
 
 
 @settings(max_examples=200)
-@given(n=st.integers(2, 16), var_low=st.floats(1e-9, 1e-1), factor=st.floats(1.001, 1e3), ok=st.booleans(),
-       invalid=st.booleans(), data=st.data())  # fmt: skip
+@given(
+    n=st.integers(2, 16),
+    var_low=st.floats(1e-9, 1e-1),
+    factor=st.floats(1.001, 1e3),
+    ok=st.booleans(),
+    invalid=st.booleans(),
+    data=st.data(),
+)
 def test_study_reward_prefers_the_lower_variance_up_to_10_toggles(n, var_low, factor, ok, invalid, data):
     """dr/db = 1 - 0.1 * n_toggles * sign(b) > 0 for n_toggles <= 9, = 0 at 10 with b > 0."""
     toggles = data.draw(st.integers(0, min(n, 9)))
-    r = study_reward(np.array([var_low, var_low * factor]), np.array([toggles] * 2), np.array([ok] * 2),
-                     np.array([invalid] * 2), RewardWeights(kind="study"))  # fmt: skip
+    r = study_reward(
+        np.array([var_low, var_low * factor]),
+        np.array([toggles] * 2),
+        np.array([ok] * 2),
+        np.array([invalid] * 2),
+        RewardWeights(kind="study"),
+    )
     assert r[0] > r[1]
 
 
@@ -99,7 +127,9 @@ def test_study_reward_prefers_the_higher_variance_beyond_10_toggles(n_cells):
     toggles = np.array([11, 11])
     r = study_reward(np.array([1e-7, 1e-5]), toggles, np.ones(2, bool), np.zeros(2, bool), RewardWeights(kind="study"))
     assert r[0] < r[1]
-    r = study_reward(np.array([1e-7, 1e-5]), np.array([10, 10]), np.ones(2, bool), np.zeros(2, bool), RewardWeights(kind="study"))
+    r = study_reward(
+        np.array([1e-7, 1e-5]), np.array([10, 10]), np.ones(2, bool), np.zeros(2, bool), RewardWeights(kind="study")
+    )
     assert r[0] >= r[1] - 1e-12
 
 
@@ -113,12 +143,14 @@ def _schedules(n_cells: int, rng: np.random.Generator) -> list:
     weights = 1 << np.arange(n_cells)
     for threshold in (0.002, 0.005, 0.01, 0.02, 0.04):
         for top_only in (False, True):
+
             def threshold_policy(task, k, threshold=threshold, top_only=top_only):
                 soc = task.sim.state.soc
                 closed = soc > soc.min(axis=1, keepdims=True) + threshold
                 if top_only:
                     closed &= (task.sim.pack_current_now_a() <= 0.0)[:, None]
                 return closed.astype(np.int64) @ weights
+
             policies.append(threshold_policy)
     for p in (0.05, 0.2, 0.5):
         pattern = rng.random((400, n_cells)) < p
@@ -157,11 +189,22 @@ def searched():
     for _ in range(3):
         soc, soh = rng.uniform(0.4, 0.6, 5), rng.uniform(0.95, 1.05, 5)
         policies = _schedules(5, rng)
-        free = {"kind": "capacity", "invalid_action": 0.0, "capacity": {"toggle_cost": 0.0, "shunt_energy_cost_per_wh": 0.0}}
+        free = {
+            "kind": "capacity",
+            "invalid_action": 0.0,
+            "capacity": {"toggle_cost": 0.0, "shunt_energy_cost_per_wh": 0.0},
+        }
         study = {"kind": "study", "invalid_action": 0.0, "study": {"switch_penalty": 0.0, "within_limits": 0.0}}
-        runs.append({name: _run(policies, soc, soh, reward)
-                     for name, reward in (("free", free), ("default", {"kind": "capacity", "invalid_action": 0.0}),
-                                                  ("study", study))})
+        runs.append(
+            {
+                name: _run(policies, soc, soh, reward)
+                for name, reward in (
+                    ("free", free),
+                    ("default", {"kind": "capacity", "invalid_action": 0.0}),
+                    ("study", study),
+                )
+            }
+        )
     return runs
 
 
@@ -190,8 +233,11 @@ def test_capacity_reward_costs_order_schedules_of_equal_capacity(searched):
     heat earn more; and no schedule that switches and heats more earns more while delivering less."""
     for run in searched:
         ret, cap, toggles, heat = run["default"].T
-        dominated = (cap[:, None] < cap[None, :] - CAPACITY_TOL_AH) & (toggles[:, None] >= toggles[None, :]) \
+        dominated = (
+            (cap[:, None] < cap[None, :] - CAPACITY_TOL_AH)
+            & (toggles[:, None] >= toggles[None, :])
             & (heat[:, None] >= heat[None, :])
+        )
         assert not (dominated & (ret[:, None] > ret[None, :])).any()
         same = np.abs(cap[:, None] - cap[None, :]) < 1e-6
         cheaper = (toggles[:, None] < toggles[None, :]) & (heat[:, None] < heat[None, :])

@@ -23,14 +23,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: a search of two trials that each train 256 env steps on 4 packs (seconds)
 TINY = {
-    "training": {"n_envs": 4, "total_steps": {"ppo": 256}, "eval_interval": 128, "eval_episodes": 1,
-                 "hyperparams": {"ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}}},
-    "search": {"trials": 2, "total_steps": {"ppo": 256}, "eval_interval": 128, "eval_episodes": 1,
-               "sampler": {"n_startup_trials": 1}, "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0},
-               "space": {"ppo": {"learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True},
-                                 "gamma": {"type": "categorical", "choices": [0.99, 0.995]},
-                                 "n_epochs": {"type": "int", "low": 1, "high": 2}}}},
-}  # fmt: skip
+    "training": {
+        "n_envs": 4,
+        "total_steps": {"ppo": 256},
+        "eval_interval": 128,
+        "eval_episodes": 1,
+        "hyperparams": {"ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}},
+    },
+    "search": {
+        "trials": 2,
+        "total_steps": {"ppo": 256},
+        "eval_interval": 128,
+        "eval_episodes": 1,
+        "sampler": {"n_startup_trials": 1},
+        "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0},
+        "space": {
+            "ppo": {
+                "learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True},
+                "gamma": {"type": "categorical", "choices": [0.99, 0.995]},
+                "n_epochs": {"type": "int", "low": 1, "high": 2},
+            }
+        },
+    },
+}
 
 
 def test_the_space_is_sampled_within_its_bounds_and_choices():
@@ -60,7 +75,10 @@ def test_a_bad_space_is_refused_naming_the_key():
     with pytest.raises(UserError, match="search.space.ppo.seed: not a keyword argument"):
         validate({"search": {"space": {"ppo": {"seed": {"type": "int", "low": 1, "high": 2}}}}}, "cfg")
     with pytest.raises(UserError, match="search.space.dqn.learning_rate: a log-uniform range needs low > 0"):
-        validate({"search": {"space": {"dqn": {"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}}}}, "cfg")
+        validate(
+            {"search": {"space": {"dqn": {"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}}}},
+            "cfg",
+        )
     with pytest.raises(UserError, match="search.space.ppo.n_epochs: low 5 must be below high 3"):
         validate({"search": {"space": {"ppo": {"n_epochs": {"type": "int", "low": 5, "high": 3}}}}}, "cfg")
 
@@ -73,7 +91,9 @@ def test_search_seeds_never_meet_evaluation_seeds():
     assert not searched & {training_eval_seed(cfg, s) for s in cfg["seeds"]}
     assert set(held_out_seeds(cfg)) == evaluation_seeds(cfg) | {training_eval_seed(cfg, s) for s in cfg["seeds"]}
     # the validator refuses a search that would see an evaluation pack (episode 0 of training seed 2) ...
-    with pytest.raises(UserError, match=r"search.seed_offset: search seeds 1001990..1002014 include evaluation seed 1002000"):
+    with pytest.raises(
+        UserError, match=r"search.seed_offset: search seeds 1001990..1002014 include evaluation seed 1002000"
+    ):
         validate({"search": {"seed_offset": 1_001_990}}, "cfg")
     # ... or a training-evaluation pack (model selection, seed 1: 1001500), or after moving the evaluation seeds
     with pytest.raises(UserError, match="training-evaluation seed \\(training seed 1\\) 1001500"):
@@ -96,8 +116,22 @@ def test_two_trials_end_to_end_and_training_takes_the_result(tmp_path, capsys):
     study = open_study(storage, _study_name(TINY), validate(json.loads(json.dumps(TINY)), "cfg"), 0)
     study.ask().set_user_attr("job", 0)
     for k in (0, 1):
-        assert main(["search", "trial", *base, "--trial", str(k), "--storage", str(storage),
-                     "--out", str(tmp_path / "ppo" / f"trial{k}.json")]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "search",
+                    "trial",
+                    *base,
+                    "--trial",
+                    str(k),
+                    "--storage",
+                    str(storage),
+                    "--out",
+                    str(tmp_path / "ppo" / f"trial{k}.json"),
+                ]
+            )
+            == 0
+        )
     records = [json.loads((tmp_path / "ppo" / f"trial{k}.json").read_text()) for k in (0, 1)]
     assert [r["seed"] for r in records] == [600001, 600002] and {r["eval_seed"] for r in records} == {600000}
     assert {r["state"] for r in records} <= {"COMPLETE", "PRUNED"} and records[0]["state"] == "COMPLETE"
@@ -108,7 +142,12 @@ def test_two_trials_end_to_end_and_training_takes_the_result(tmp_path, capsys):
     assert states == ["FAIL", "COMPLETE", records[1]["state"]]
 
     out = tmp_path / "ppo.yaml"
-    assert main(["search", "summary", *base, "--out", str(out), *(str(tmp_path / "ppo" / f"trial{k}.json") for k in (0, 1))]) == 0
+    assert (
+        main(
+            ["search", "summary", *base, "--out", str(out), *(str(tmp_path / "ppo" / f"trial{k}.json") for k in (0, 1))]
+        )
+        == 0
+    )
     summary = yaml.safe_load(out.read_text())
     complete = [r for r in records if r["state"] == "COMPLETE"]
     best = max(complete, key=lambda r: r["value"])
@@ -119,7 +158,17 @@ def test_two_trials_end_to_end_and_training_takes_the_result(tmp_path, capsys):
     # training with training.tuned_hyperparams merges the result and records it
     tuned = dict(TINY, training=dict(TINY["training"], tuned_hyperparams=True))
     run = tmp_path / "run"
-    args = ["train", "--config", str(_cfg_file(tmp_path, tuned, "tuned.yaml")), "--algo", "ppo", "--seed", "1", "--out", str(run)]
+    args = [
+        "train",
+        "--config",
+        str(_cfg_file(tmp_path, tuned, "tuned.yaml")),
+        "--algo",
+        "ppo",
+        "--seed",
+        "1",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 2 and "give --tuned-hyperparams" in capsys.readouterr().err
     assert main([*args, "--tuned-hyperparams", str(out)]) == 0
     settings = json.loads((run / "run_config.json").read_text())["settings"]
@@ -127,8 +176,24 @@ def test_two_trials_end_to_end_and_training_takes_the_result(tmp_path, capsys):
     assert {key: settings["hyperparams"][key] for key in merged} == merged
     assert settings["tuned_hyperparams"]["study"] == summary["study"]
     capsys.readouterr()
-    assert main(["train", "--config", str(config), "--algo", "ppo", "--seed", "1", "--out", str(tmp_path / "untuned"),
-                 "--tuned-hyperparams", str(out)]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--algo",
+                "ppo",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "untuned"),
+                "--tuned-hyperparams",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "given, but training.tuned_hyperparams is false" in capsys.readouterr().err
     args[args.index("ppo")] = "dqn"
     assert main([*args, "--tuned-hyperparams", str(out)]) == 2
@@ -136,8 +201,8 @@ def test_two_trials_end_to_end_and_training_takes_the_result(tmp_path, capsys):
 
 
 def _study_name(cfg: dict) -> str:
-    from bmsrl.task_config import resolve_ocv_table
     from bmsrl.search import search_settings, study_name
+    from bmsrl.task_config import resolve_ocv_table
 
     full = validate(json.loads(json.dumps(cfg)), "cfg")
     return study_name(search_settings(full, "ppo", "discharge-rest-charge", resolve_ocv_table(None, full)))
@@ -161,8 +226,10 @@ for _ in range(15):
 def test_two_processes_share_one_study_file(tmp_path):
     path = tmp_path / "study.journal"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
-    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(k)], env=env, stderr=subprocess.PIPE,
-                                text=True) for k in range(2)]  # fmt: skip
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(k)], env=env, stderr=subprocess.PIPE, text=True)
+        for k in range(2)
+    ]
     for worker in workers:
         assert worker.wait(timeout=120) == 0, worker.stderr.read()
     check_journal(path)
@@ -178,8 +245,22 @@ def test_a_bad_study_file_is_one_clear_error(tmp_path, content, capsys):
     storage.parent.mkdir()
     storage.write_bytes(content)
     out = tmp_path / "ppo" / "trial0.json"
-    code = main(["search", "trial", "--config", str(_cfg_file(tmp_path, TINY)), "--algo", "ppo", "--trial", "0",
-                 "--storage", str(storage), "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "search",
+            "trial",
+            "--config",
+            str(_cfg_file(tmp_path, TINY)),
+            "--algo",
+            "ppo",
+            "--trial",
+            "0",
+            "--storage",
+            str(storage),
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and f"study file {storage}, line" in err and "delete it" in err, err
     assert not out.exists()
@@ -188,7 +269,18 @@ def test_a_bad_study_file_is_one_clear_error(tmp_path, content, capsys):
 def test_a_trial_record_of_another_search_is_refused(tmp_path, capsys):
     record = {"algo": "ppo", "study": "ppo-000000000000", "job": 0, "trial": 0, "state": "COMPLETE", "params": {}}
     (tmp_path / "trial0.json").write_text(json.dumps(record))
-    code = main(["search", "summary", "--config", str(_cfg_file(tmp_path, TINY)), "--algo", "ppo",
-                 "--out", str(tmp_path / "ppo.yaml"), str(tmp_path / "trial0.json")])  # fmt: skip
+    code = main(
+        [
+            "search",
+            "summary",
+            "--config",
+            str(_cfg_file(tmp_path, TINY)),
+            "--algo",
+            "ppo",
+            "--out",
+            str(tmp_path / "ppo.yaml"),
+            str(tmp_path / "trial0.json"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "belongs to study 'ppo-000000000000'" in err and "rerun that trial" in err, err

@@ -30,15 +30,24 @@ CLUSTER = ROOT / "cluster" / "local-slurm"
 pytestmark = [
     pytest.mark.slurm,
     pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="the local Slurm (cluster/local-slurm/start.sh) must be started as root"),
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="the local Slurm (cluster/local-slurm/start.sh) must be started as root"
+    ),
 ]
 
 #: the flags that work with snakemake-executor-plugin-slurm 2.8.0 on the local cluster (its README)
 SLURM_ARGS = (
-    "--executor", "slurm", "--jobs", "2",
-    "--default-resources", "slurm_partition=debug", "slurm_account=local",
-    "--slurm-init-seconds-before-status-checks", "1",
-    "--slurm-status-command", "squeue",  # with sacct a scancel'ed job is never seen as failed
+    "--executor",
+    "slurm",
+    "--jobs",
+    "2",
+    "--default-resources",
+    "slurm_partition=debug",
+    "slurm_account=local",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--slurm-status-command",
+    "squeue",  # with sacct a scancel'ed job is never seen as failed
 )
 
 
@@ -102,13 +111,15 @@ def test_cancelled_training_job_resumes_from_its_checkpoint(slurm_cluster, workd
     log = workdir / "results" / "logs" / "train" / "dqn_seed1.log"
 
     with open(workdir / "first_run.txt", "w") as out:
-        proc = subprocess.Popen(args, cwd=workdir, env=snakemake_env(workdir), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=workdir, env=snakemake_env(workdir), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 600
         while not any(checkpoints.glob("model_*_steps.zip")):
-            assert proc.poll() is None, "snakemake ended before the first checkpoint:\n" + \
-                (workdir / "first_run.txt").read_text()[-5000:]
+            assert proc.poll() is None, (
+                "snakemake ended before the first checkpoint:\n" + (workdir / "first_run.txt").read_text()[-5000:]
+            )
             assert time.monotonic() < deadline, "no checkpoint within 600 s"
             time.sleep(1)
         train_jobs = [job_id for job_id, comment in _slurm_jobs() if "train" in comment]
@@ -117,8 +128,10 @@ def test_cancelled_training_job_resumes_from_its_checkpoint(slurm_cluster, workd
         try:
             returncode = proc.wait(timeout=300)
         except subprocess.TimeoutExpired:
-            pytest.fail("snakemake did not notice the cancelled job within 300 s:\n"
-                        + (workdir / "first_run.txt").read_text()[-5000:])
+            pytest.fail(
+                "snakemake did not notice the cancelled job within 300 s:\n"
+                + (workdir / "first_run.txt").read_text()[-5000:]
+            )
         assert returncode != 0
         assert not (workdir / target).exists()
     finally:

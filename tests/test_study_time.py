@@ -23,15 +23,43 @@ T0 = 1_800_000_000.0  # start of the synthetic run [Unix s]
 #: rule, log/benchmark name, outputs, inputs, start and end [s after T0], cpu_time [s] ("NA": not sampled)
 JOBS = [
     ("ocv", "ocv", ["results/ocv/ocv.csv"], ["data/ocv_table.csv"], 0, 10, 9.0),
-    ("train", "train/a_seed1", ["results/checkpoints/a/best.zip", "results/checkpoints/a/run.json"],
-     ["results/ocv/ocv.csv"], 10, 110, 95.0),
+    (
+        "train",
+        "train/a_seed1",
+        ["results/checkpoints/a/best.zip", "results/checkpoints/a/run.json"],
+        ["results/ocv/ocv.csv"],
+        10,
+        110,
+        95.0,
+    ),
     ("train", "train/b_seed1", ["results/checkpoints/b/best.zip"], ["results/ocv/ocv.csv"], 10, 60, 48.0),
-    ("evaluate", "evaluate/a/seed1", ["results/eval/a/metrics.csv"],
-     ["results/checkpoints/a/best.zip", "results/ocv/ocv.csv"], 110, 130, 15.0),
-    ("evaluate", "evaluate/b/seed1", ["results/eval/b/metrics.csv"],
-     ["results/checkpoints/b/best.zip", "results/ocv/ocv.csv"], 60, 90, "NA"),
-    ("aggregate", "aggregate", ["results/tables/summary.csv"],
-     ["results/eval/a/metrics.csv", "results/eval/b/metrics.csv"], 130, 135, 4.0),
+    (
+        "evaluate",
+        "evaluate/a/seed1",
+        ["results/eval/a/metrics.csv"],
+        ["results/checkpoints/a/best.zip", "results/ocv/ocv.csv"],
+        110,
+        130,
+        15.0,
+    ),
+    (
+        "evaluate",
+        "evaluate/b/seed1",
+        ["results/eval/b/metrics.csv"],
+        ["results/checkpoints/b/best.zip", "results/ocv/ocv.csv"],
+        60,
+        90,
+        "NA",
+    ),
+    (
+        "aggregate",
+        "aggregate",
+        ["results/tables/summary.csv"],
+        ["results/eval/a/metrics.csv", "results/eval/b/metrics.csv"],
+        130,
+        135,
+        4.0,
+    ),
 ]
 
 
@@ -39,7 +67,7 @@ def record_path(folder: Path, output: str, max_len: int = 40) -> Path:
     """Where Snakemake keeps an output's metadata record: its urlsafe base64, cut into folders when long
     (``@``-prefixed, as snakemake.persistence does; a short max_len here so the test meets the cutting)."""
     b64 = base64.urlsafe_b64encode(output.encode()).decode()
-    parts = [b64[i:i + max_len - 1] for i in range(0, len(b64), max_len - 1)]
+    parts = [b64[i : i + max_len - 1] for i in range(0, len(b64), max_len - 1)]
     return folder.joinpath(*["@" + p for p in parts[:-1]], parts[-1])
 
 
@@ -55,14 +83,25 @@ def make_run(root: Path, metadata: bool = True) -> None:
         for k, output in enumerate(outputs):
             rec = record_path(meta, output)
             rec.parent.mkdir(parents=True, exist_ok=True)
-            rec.write_text(json.dumps({"rule": rule, "input": inputs, "log": [f"results/logs/{name}.log"],
-                                       "job_hash": 1000 + i, "starttime": T0 + start + 1e-6 * k,
-                                       "endtime": T0 + end, "incomplete": False}))
+            rec.write_text(
+                json.dumps(
+                    {
+                        "rule": rule,
+                        "input": inputs,
+                        "log": [f"results/logs/{name}.log"],
+                        "job_hash": 1000 + i,
+                        "starttime": T0 + start + 1e-6 * k,
+                        "endtime": T0 + end,
+                        "incomplete": False,
+                    }
+                )
+            )
     rec = record_path(meta, "results/half.csv")  # a job still running: no end time yet
     if metadata:
         rec.parent.mkdir(parents=True, exist_ok=True)
-        rec.write_text(json.dumps({"rule": "train", "input": [], "log": [], "starttime": T0, "endtime": None,
-                                   "incomplete": True}))
+        rec.write_text(
+            json.dumps({"rule": "train", "input": [], "log": [], "starttime": T0, "endtime": None, "incomplete": True})
+        )
 
 
 def test_metadata_jobs_group_outputs_and_decode_long_names(tmp_path: Path):

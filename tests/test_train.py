@@ -67,8 +67,26 @@ def test_maskable_ppo_never_takes_an_invalid_action(tmp_path):
     assert main(["train", "--config", str(cfg), "--algo", "maskable_ppo", "--seed", "2", "--out", str(out)]) == 0
     for profile in ("discharge-rest-charge", "charge-rest-discharge"):
         ev = tmp_path / profile
-        assert main(["evaluate", "--config", str(cfg), "--policy", "maskable_ppo", "--profile", profile,
-                     "--seed", "2", "--model", str(out / "final_model.zip"), "--out", str(ev)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--config",
+                    str(cfg),
+                    "--policy",
+                    "maskable_ppo",
+                    "--profile",
+                    profile,
+                    "--seed",
+                    "2",
+                    "--model",
+                    str(out / "final_model.zip"),
+                    "--out",
+                    str(ev),
+                ]
+            )
+            == 0
+        )
         metrics = pd.read_csv(ev / "metrics.csv")
         assert (metrics["invalid_actions"] == 0).all()
         traces = pd.read_csv(ev / "traces.csv")
@@ -77,8 +95,21 @@ def test_maskable_ppo_never_takes_an_invalid_action(tmp_path):
 
 def test_missing_ocv_table_is_one_clear_error(tmp_path, capsys):
     cfg = write_config(tmp_path, SMALL)
-    code = main(["train", "--config", str(cfg), "--algo", "ppo", "--seed", "1", "--out", str(tmp_path / "o"),
-                 "--ocv-table", str(tmp_path / "missing.csv")])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--config",
+            str(cfg),
+            "--algo",
+            "ppo",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+            "--ocv-table",
+            str(tmp_path / "missing.csv"),
+        ]
+    )
     assert code == 2
     assert "missing.csv" in capsys.readouterr().err
     assert not (tmp_path / "o" / "final_model.zip").exists()
@@ -89,8 +120,20 @@ def test_killed_training_resumes_from_its_newest_checkpoint(tmp_path):
     cfg["training"] = dict(SMALL["training"], total_steps={"dqn": 12000}, checkpoint_interval=2000)
     config = write_config(tmp_path, cfg)
     out = tmp_path / "dqn_seed1"
-    cmd = [sys.executable, "-m", "bmsrl.cli", "train", "--config", str(config), "--algo", "dqn",
-           "--seed", "1", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bmsrl.cli",
+        "train",
+        "--config",
+        str(config),
+        "--algo",
+        "dqn",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 120
@@ -117,8 +160,9 @@ def test_killed_training_resumes_from_its_newest_checkpoint(tmp_path):
 
 
 def _train(tmp_path, cfg: dict, algo: str, out: Path, seed: int = 1) -> int:
-    return main(["train", "--config", str(write_config(tmp_path, cfg)), "--algo", algo, "--seed", str(seed),
-                 "--out", str(out)])
+    return main(
+        ["train", "--config", str(write_config(tmp_path, cfg)), "--algo", algo, "--seed", str(seed), "--out", str(out)]
+    )
 
 
 def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, caplog):
@@ -163,14 +207,41 @@ def test_a_model_evaluated_as_another_algorithm_is_refused(tmp_path, capsys):
     cfg = {"training": dict(SMALL["training"], total_steps={"ppo": 1024})}
     assert _train(tmp_path, cfg, "ppo", out) == 0
     for policy in ("a2c", "trpo"):
-        code = main(["evaluate", "--policy", policy, "--profile", "charge-rest-discharge", "--seed", "1",
-                     "--model", str(out / "best_model.zip"), "--out", str(tmp_path / policy)])
+        code = main(
+            [
+                "evaluate",
+                "--policy",
+                policy,
+                "--profile",
+                "charge-rest-discharge",
+                "--seed",
+                "1",
+                "--model",
+                str(out / "best_model.zip"),
+                "--out",
+                str(tmp_path / policy),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and "was trained as 'ppo'" in err, err
         assert not (tmp_path / policy).exists()
-    code = main(["evaluate", "--config-json", '{"env": {"n_cells": 4}}', "--policy", "ppo", "--profile",
-                 "charge-rest-discharge", "--seed", "1", "--model", str(out / "best_model.zip"),
-                 "--out", str(tmp_path / "four")])
+    code = main(
+        [
+            "evaluate",
+            "--config-json",
+            '{"env": {"n_cells": 4}}',
+            "--policy",
+            "ppo",
+            "--profile",
+            "charge-rest-discharge",
+            "--seed",
+            "1",
+            "--model",
+            str(out / "best_model.zip"),
+            "--out",
+            str(tmp_path / "four"),
+        ]
+    )
     assert code == 2 and "5-cell pack" in capsys.readouterr().err
 
 
@@ -182,7 +253,8 @@ def test_progress_in_a_terminal_and_one_line_per_evaluation_in_a_log(tmp_path):
     from bmsrl.train import progress_text
 
     assert progress_text(1_200_000, 15_000_000, 11_800.0, [[-12.0, -12.6]]) == (
-        "[#.......................] 1.20 M / 15.00 M env steps  11,800 /s  last eval -12.3  about 19 min left")
+        "[#.......................] 1.20 M / 15.00 M env steps  11,800 /s  last eval -12.3  about 19 min left"
+    )
     assert progress_text(0, 100, 0.0, []).endswith("no eval yet  time left unknown")
     config = write_config(tmp_path, {"training": dict(SMALL["training"], total_steps={"ppo": 2048})})
     cmd = [sys.executable, "-m", "bmsrl.cli", "train", "--config", str(config), "--algo", "ppo", "--seed", "1"]

@@ -17,32 +17,46 @@ from bmsrl.tune_baselines import candidates, select, tune
 
 
 def small_config(**tuning) -> dict:
-    cfg = {"baselines": {"tuning": {"thresholds": [0.01, 0.03], "hysteresis_fractions": [0.0, 0.5],
-                                    "episodes": 3, **tuning}}}
+    cfg = {
+        "baselines": {
+            "tuning": {"thresholds": [0.01, 0.03], "hysteresis_fractions": [0.0, 0.5], "episodes": 3, **tuning}
+        }
+    }
     return validate(cfg, "test")
 
 
 def test_grid_is_threshold_times_hysteresis_fraction():
-    grid = [(c["threshold"], c["hysteresis"]) for c in
-            candidates("rule_based", {"thresholds": [0.02, 0.01], "hysteresis_fractions": [0.5, 0.0, 1.0]})]
+    grid = [
+        (c["threshold"], c["hysteresis"])
+        for c in candidates("rule_based", {"thresholds": [0.02, 0.01], "hysteresis_fractions": [0.5, 0.0, 1.0]})
+    ]
     assert grid == [(0.01, 0.0), (0.01, 0.005), (0.01, 0.01), (0.02, 0.0), (0.02, 0.01), (0.02, 0.02)]
     assert all(0.0 <= h <= t for t, h in grid)  # every candidate is a valid controller
 
 
 def grid_table(rows) -> pd.DataFrame:
-    columns = ["threshold", "hysteresis", "next_capacity_mah", "switch_changes", "shunt_energy_wh", "terminated_fraction"]
+    columns = [
+        "threshold",
+        "hysteresis",
+        "next_capacity_mah",
+        "switch_changes",
+        "shunt_energy_wh",
+        "terminated_fraction",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.assign(baseline="rule_based", final_soc_spread_pct=1.0, usable_capacity_mah=1.0, episodes=4)
 
 
 def test_objective_capacity_within_tolerance_then_switching_then_energy():
-    grid = grid_table([
-        (0.01, 0.0, 2600.0, 100.0, 5.0, 0.0),  # best capacity, much switching
-        (0.02, 0.0, 2590.0, 20.0, 4.0, 0.0),   # within 0.5 % (13 mAh): fewer switches wins
-        (0.02, 0.01, 2591.0, 20.0, 3.0, 0.0),  # same switching, less energy: the choice
-        (0.05, 0.0, 2500.0, 5.0, 1.0, 0.0),    # cheapest, but loses capacity beyond the tolerance
-        (0.03, 0.0, 2700.0, 1.0, 0.1, 0.25),   # best of all, but an episode violated safety
-    ])
+    grid = grid_table(
+        [
+            (0.01, 0.0, 2600.0, 100.0, 5.0, 0.0),  # best capacity, much switching
+            (0.02, 0.0, 2590.0, 20.0, 4.0, 0.0),  # within 0.5 % (13 mAh): fewer switches wins
+            (0.02, 0.01, 2591.0, 20.0, 3.0, 0.0),  # same switching, less energy: the choice
+            (0.05, 0.0, 2500.0, 5.0, 1.0, 0.0),  # cheapest, but loses capacity beyond the tolerance
+            (0.03, 0.0, 2700.0, 1.0, 0.1, 0.25),  # best of all, but an episode violated safety
+        ]
+    )
     chosen = select(grid, tolerance_pct=0.5)
     assert list(chosen["eligible"]) == [True, True, True, False, False]
     assert chosen["selected"].sum() == 1 and chosen.loc[chosen["selected"], "hysteresis"].item() == 0.01
@@ -88,8 +102,22 @@ def test_cli_writes_the_settings_evaluation_reads(tmp_path, capsys):
 
     out, grid = tmp_path / "rule_based.yaml", tmp_path / "grid.csv"
     cfg = json.dumps({"baselines": {"tuning": {"thresholds": [0.02], "hysteresis_fractions": [0.5], "episodes": 2}}})
-    assert cli.main(["tune-baselines", "--config-json", cfg, "--baseline", "top_balancing",
-                     "--out", str(out), "--grid-out", str(grid)]) == 0
+    assert (
+        cli.main(
+            [
+                "tune-baselines",
+                "--config-json",
+                cfg,
+                "--baseline",
+                "top_balancing",
+                "--out",
+                str(out),
+                "--grid-out",
+                str(grid),
+            ]
+        )
+        == 0
+    )
     assert "top_balancing: threshold 0.02, hysteresis 0.01" in capsys.readouterr().out
     keys = ("threshold", "hysteresis")
     assert read_baseline_settings(out, "top_balancing", keys) == {"threshold": 0.02, "hysteresis": 0.01}

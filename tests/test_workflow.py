@@ -66,8 +66,13 @@ def test_default_config_plans_the_study(workdir):
 
 def test_one_figure_plans_only_what_it_needs(workdir):
     counts = dry_run(workdir, "results/plots/soc.pdf")  # traces of the default scenario only
-    assert counts == {"ocv": 1, "train": 6, "tune_baselines": N_TUNABLE, "evaluate": (2 + N_BASELINES) * 2 * 3,
-                      "plot_traces": 1}
+    assert counts == {
+        "ocv": 1,
+        "train": 6,
+        "tune_baselines": N_TUNABLE,
+        "evaluate": (2 + N_BASELINES) * 2 * 3,
+        "plot_traces": 1,
+    }
 
 
 def test_ocv_plot_needs_no_training(workdir):
@@ -90,8 +95,9 @@ def test_untuned_study_skips_tuning_and_the_untuned_copy(workdir):
 
 
 def test_scenarios_are_jobs(workdir):
-    counts = dry_run(workdir, "--config", "evaluation={scenarios: {default: {}, hot: {shunt_resistance_ohm: 3.0}}}",
-                     "seeds=[1]")
+    counts = dry_run(
+        workdir, "--config", "evaluation={scenarios: {default: {}, hot: {shunt_resistance_ohm: 3.0}}}", "seeds=[1]"
+    )
     assert counts["evaluate"] == (2 + N_BASELINES) * 2 * 2
 
 
@@ -122,11 +128,17 @@ def test_search_is_optional_and_feeds_training_when_asked(workdir):
     """`snakemake search` plans one job per trial and a summary per algorithm; the study's default
     targets include no search; training.tuned_hyperparams makes every train job wait for it."""
     assert dry_run(workdir, "search", "--configfile", "config/test.yaml", "--config", "algos=[ppo]") == {
-        "ocv": 1, "search_trial": 2, "search_summary": 1, "search": 1}
+        "ocv": 1,
+        "search_trial": 2,
+        "search_summary": 1,
+        "search": 1,
+    }
     assert dry_run(workdir, "search", "--config", "algos=[ppo,dqn]")["search_trial"] == 2 * 24
     tuned = dry_run(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
     assert tuned["search_trial"] == 2 * 2 and tuned["search_summary"] == 2 and tuned["train"] == 4
-    commands = shell_commands(workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}")
+    commands = shell_commands(
+        workdir, "--configfile", "config/test.yaml", "--config", "training={tuned_hyperparams: true}"
+    )
     train = next(c for c in commands if " bmsrl train " in c and "--algo ppo --seed 2 " in c)
     assert "--tuned-hyperparams results/tuning/ppo.yaml" in train.replace("'", "")
     trial = next(c for c in commands if " bmsrl search trial " in c and "--algo dqn --trial 1 " in c)
@@ -136,6 +148,7 @@ def test_search_is_optional_and_feeds_training_when_asked(workdir):
 
 def test_more_trials_or_a_longer_training_leave_the_trials_done_alone(workdir):
     """A trial's config holds what changes it: not search.trials, not training.total_steps."""
+
     def trial_config(*config):
         commands = shell_commands(workdir, "search", "--config", "algos=[ppo]", *config)
         return _config_of(next(c for c in commands if "--trial 0 " in c), workdir)
@@ -160,30 +173,56 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
     assert dqn1.startswith("OMP_NUM_THREADS=1 ")
     assert "--ocv-table results/ocv/ocv_processed.csv --out results/checkpoints/dqn_seed1" in dqn1
     assert "--tensorboard results/runs/dqn_seed1 > results/logs/train/dqn_seed1.log 2>&1" in dqn1
-    agent = next(c for c in commands if "--policy ppo --profile charge-rest-discharge --scenario default --seed 3 " in c)
+    agent = next(
+        c for c in commands if "--policy ppo --profile charge-rest-discharge --scenario default --seed 3 " in c
+    )
     assert "--model results/checkpoints/ppo_seed3/best_model.zip" in agent.replace("'", "")
-    baseline = next(c for c in commands
-                    if "--policy no_balancing --profile discharge-rest-charge --scenario default --seed 2 " in c)
+    baseline = next(
+        c for c in commands if "--policy no_balancing --profile discharge-rest-charge --scenario default --seed 2 " in c
+    )
     assert "--model" not in baseline and "--baseline-settings" not in baseline
     assert "--out results/eval/no_balancing/discharge-rest-charge/default/seed2 " in baseline
-    tuned = next(c for c in commands if "--policy top_balancing --profile charge-rest-discharge --scenario soh_wide " in c)
+    tuned = next(
+        c for c in commands if "--policy top_balancing --profile charge-rest-discharge --scenario soh_wide " in c
+    )
     assert "--baseline-settings results/baselines/top_balancing.yaml" in tuned.replace("'", "")
-    assert any(c.startswith("OMP_NUM_THREADS=1 bmsrl tune-baselines ") and "--baseline rule_based" in c
-               and "--out results/baselines/rule_based.yaml" in c for c in commands)
-    assert any(c.startswith("bmsrl ocv data/ocv_table.csv results/ocv/ocv_processed.csv --plot results/plots/ocv.pdf")
-               for c in commands)
-    assert any(c.startswith("bmsrl aggregate ") and "--out-csv results/tables/summary.csv "
-               "--out-md results/tables/summary.md --out-paired results/tables/paired.csv" in c for c in commands)
-    assert any(c.startswith("bmsrl reference --config results/configs/")
-               and "--out results/tables/training_references.csv" in c for c in commands)
-    assert any(c.startswith("bmsrl plot training --evaluations ")  # draws the references, simulates nothing
-               and "--references results/tables/training_references.csv" in c.replace("'", "") for c in commands)
+    assert any(
+        c.startswith("OMP_NUM_THREADS=1 bmsrl tune-baselines ")
+        and "--baseline rule_based" in c
+        and "--out results/baselines/rule_based.yaml" in c
+        for c in commands
+    )
+    assert any(
+        c.startswith("bmsrl ocv data/ocv_table.csv results/ocv/ocv_processed.csv --plot results/plots/ocv.pdf")
+        for c in commands
+    )
+    assert any(
+        c.startswith("bmsrl aggregate ")
+        and "--out-csv results/tables/summary.csv "
+        "--out-md results/tables/summary.md --out-paired results/tables/paired.csv"
+        in c
+        for c in commands
+    )
+    assert any(
+        c.startswith("bmsrl reference --config results/configs/")
+        and "--out results/tables/training_references.csv" in c
+        for c in commands
+    )
+    assert any(
+        c.startswith("bmsrl plot training --evaluations ")  # draws the references, simulates nothing
+        and "--references results/tables/training_references.csv" in c.replace("'", "")
+        for c in commands
+    )
     claims = next(c for c in commands if c.startswith("bmsrl claims "))
     assert claims.count("/metrics.csv") == 6 * 2 * 3 and "/current_1c/" not in claims  # the default scenario
-    assert ("--config results/run/config.yaml --out-csv results/tables/claims.csv "
-            "--out-md results/tables/claims.md > results/logs/claims.log 2>&1") in claims
-    assert any(c.startswith("bmsrl plot metrics --summary results/tables/summary.csv --out results/plots/metrics.pdf")
-               for c in commands)
+    assert (
+        "--config results/run/config.yaml --out-csv results/tables/claims.csv "
+        "--out-md results/tables/claims.md > results/logs/claims.log 2>&1"
+    ) in claims
+    assert any(
+        c.startswith("bmsrl plot metrics --summary results/tables/summary.csv --out results/plots/metrics.pdf")
+        for c in commands
+    )
 
 
 def _config_of(command: str, workdir: Path) -> str:
@@ -215,7 +254,10 @@ def test_each_job_gets_only_its_config_sections(workdir):
     assert not any("baselines" in json.loads(_config_of(c, workdir)) for c in others)
     # a scenario's job sees its own overrides (and the default's), not the other scenarios'
     job = next(c for c in base if "--policy ppo --profile charge-rest-discharge --scenario current_1c --seed 1 " in c)
-    assert json.loads(_config_of(job, workdir))["evaluation"]["scenarios"] == {"current_1c": {"i_max_a": 3.4}, "default": {}}
+    assert json.loads(_config_of(job, workdir))["evaluation"]["scenarios"] == {
+        "current_1c": {"i_max_a": 3.4},
+        "default": {},
+    }
     assert not any("{" in c for c in base), [c for c in base if "{" in c][:1]  # readable: no inline JSON
 
 
@@ -232,7 +274,10 @@ def test_lint_is_clean(workdir):
         ("algos=[foo]", "algos[0]: 'foo' is not one of ['dqn', 'ppo', 'maskable_ppo', 'a2c', 'trpo', 'ars']"),
         ("seeds=[one]", "seeds[0]: 'one' is not of type 'integer'"),
         ("training={n_envs: many}", "training.n_envs: 'many' is not of type 'integer'"),
-        ("trainig={n_envs: 8}", "trainig: unknown key; allowed keys: algos, allow_implausible_tables, baselines, ecm_table"),
+        (
+            "trainig={n_envs: 8}",
+            "trainig: unknown key; allowed keys: algos, allow_implausible_tables, baselines, ecm_table",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job(workdir, override, message):
@@ -334,16 +379,22 @@ def test_full_dag_on_the_test_config(workdir):
     summary = pd.read_csv(r / "tables" / "summary.csv")
     assert {"policy", "profile"} <= set(summary.columns)
     assert set(itertools.product(POLICIES, PROFILES, scenarios)) == set(
-        zip(summary["policy"], summary["profile"], summary["scenario"]))
+        zip(summary["policy"], summary["profile"], summary["scenario"])
+    )
     paired = pd.read_csv(r / "tables" / "paired.csv")
     undefined = paired["mean_diff"].isna()  # the shares of recoverable capacity where nothing was recoverable
     shares = {"recovered_share", "recovered_share_of_sums"}
     assert set(paired.loc[undefined, "metric"]) <= shares
-    assert not paired.loc[paired["metric"].isin(shares) & (paired["profile"] == "charge-rest-discharge"),
-                          "mean_diff"].isna().any()
+    assert (
+        not paired.loc[paired["metric"].isin(shares) & (paired["profile"] == "charge-rest-discharge"), "mean_diff"]
+        .isna()
+        .any()
+    )
     defined = paired[~undefined & paired["ci_low"].notna()]  # t interval over seeds: none from a single seed
     assert (paired.loc[~undefined & paired["ci_low"].isna(), "interval_over"] == "one seed").all()
-    assert (defined["ci_low"] <= defined["mean_diff"] + 1e-9).all() and (defined["mean_diff"] <= defined["ci_high"] + 1e-9).all()
+    assert (defined["ci_low"] <= defined["mean_diff"] + 1e-9).all() and (
+        defined["mean_diff"] <= defined["ci_high"] + 1e-9
+    ).all()
     assert set(pd.read_csv(r / "tables" / "profiles.csv")["policy"]) == set(POLICIES)
     assert set(paired["baseline"]) == {"no_balancing", "rule_based", "top_balancing", "rule_based_untuned"}
     assert set(pd.read_csv(r / "tables" / "robustness.csv")["scenario"]) == set(scenarios)
@@ -381,8 +432,17 @@ def test_two_trial_search_then_tuned_training_on_the_test_config(workdir):
     assert (r / "tuning" / "ppo" / "study.journal").stat().st_size > 0
     assert all((r / "logs" / "search" / "ppo" / f"trial{k}.log").exists() for k in (0, 1))
     target = "results/checkpoints/ppo_seed1/run_config.json"
-    trained = run(workdir, target, "--configfile", "config/test.yaml", "--cores", "2", "--config", "algos=[ppo]",
-                  "training={tuned_hyperparams: true}")
+    trained = run(
+        workdir,
+        target,
+        "--configfile",
+        "config/test.yaml",
+        "--cores",
+        "2",
+        "--config",
+        "algos=[ppo]",
+        "training={tuned_hyperparams: true}",
+    )
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     assert "search_trial" not in trained.stdout + trained.stderr  # the search was done already
     import json

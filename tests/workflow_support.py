@@ -30,7 +30,12 @@ def snakemake_env(workdir: Path) -> dict[str, str]:
 def run(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``snakemake ARGS`` in ``workdir``."""
     return subprocess.run(
-        [SNAKEMAKE, *args], check=False, cwd=workdir, env=snakemake_env(workdir), capture_output=True, text=True,
+        [SNAKEMAKE, *args],
+        check=False,
+        cwd=workdir,
+        env=snakemake_env(workdir),
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 

@@ -75,11 +75,15 @@ def check_run_record(model_path: Path, policy: str, n_cells: int) -> None:
         settings = json.loads(record_path.read_text(encoding="utf-8"))["settings"]
         made_by, made_cells = settings["algo"], int(settings["env"]["n_cells"])
     except FileNotFoundError:
-        raise UserError(f"model {model_path}: no run_config.json beside it, so nothing says which algorithm "
-                        f"and pack made it (train it with `bmsrl train`)") from None
+        raise UserError(
+            f"model {model_path}: no run_config.json beside it, so nothing says which algorithm "
+            f"and pack made it (train it with `bmsrl train`)"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"model {model_path}: its record {record_path} is unreadable ({exc})") from None
     if made_by != policy:
         raise UserError(f"model {model_path} was trained as {made_by!r}, not {policy!r} ({record_path})")
     if made_cells != n_cells:
-        raise UserError(f"model {model_path} was trained on a {made_cells}-cell pack, not {n_cells} cells ({record_path})")
+        raise UserError(
+            f"model {model_path} was trained on a {made_cells}-cell pack, not {n_cells} cells ({record_path})"
+        )

@@ -55,7 +55,7 @@ from bmsrl.results import (
     PROFILE_COLUMNS,
     PROFILE_TAUS,
     ROBUSTNESS_METRICS,
-    SUMMARY_COLUMNS,  # fmt: skip
+    SUMMARY_COLUMNS,
     read_metrics,
 )
 from bmsrl.stats import performance_profile, t_interval
@@ -127,7 +127,9 @@ def episode_metrics(frame: pd.DataFrame) -> pd.DataFrame:
     work["settled_fraction"] = work["time_to_spread_1pct_s"].notna().astype(np.float64)
     work["terminated_fraction"] = work["terminated"].astype(np.float64)
     valid = work["recovered_share"].notna()
-    capacity, none, bound = (work[c] for c in ("usable_capacity_mah", "no_balancing_capacity_mah", "capacity_bound_mah"))
+    capacity, none, bound = (
+        work[c] for c in ("usable_capacity_mah", "no_balancing_capacity_mah", "capacity_bound_mah")
+    )
     work["optimality_gap_mah"] = (bound - capacity).where(valid)
     work["_gain_mah"] = (capacity - none).where(valid)
     work["_room_mah"] = (bound - none).where(valid)
@@ -159,9 +161,15 @@ def _sorted(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     metric_order = {m.name: i for i, m in enumerate(METRICS)}
     return table.sort_values(
         ["profile", "scenario", "policy", *by],
-        key=lambda col: col.map(order) if col.name == "policy"
-        else col.map(metric_order) if col.name == "metric"
-        else col.map(lambda s: (s != DEFAULT_SCENARIO, s)) if col.name == "scenario" else col,
+        key=lambda col: (
+            col.map(order)
+            if col.name == "policy"
+            else col.map(metric_order)
+            if col.name == "metric"
+            else col.map(lambda s: (s != DEFAULT_SCENARIO, s))
+            if col.name == "scenario"
+            else col
+        ),
         kind="stable",
     ).reset_index(drop=True)
 
@@ -195,12 +203,21 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
             values = group[metric.name].to_numpy(dtype=np.float64)
             n = int(np.isfinite(values).sum())
             mean, low, high = t_interval(values, confidence)
-            rows.append({
-                "policy": policy, "profile": profile, "scenario": scenario, "metric": metric.name,
-                "unit": metric.unit, "mean": mean, "ci_low": low, "ci_high": high,
-                "interval_over": _interval_over(n, policy), "n_seeds": n,
-                "n_episodes": int(group["n_episodes"].sum()),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "policy": policy,
+                    "profile": profile,
+                    "scenario": scenario,
+                    "metric": metric.name,
+                    "unit": metric.unit,
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "interval_over": _interval_over(n, policy),
+                    "n_seeds": n,
+                    "n_episodes": int(group["n_episodes"].sum()),
+                }
+            )
     return _sorted(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), ["metric"])[list(SUMMARY_COLUMNS)]
 
 
@@ -215,13 +232,17 @@ def _paired_frames(policy: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFra
     wrong = merged[merged["eval_seed"] != merged["eval_seed_base"]]
     if not wrong.empty:
         r = wrong.iloc[0]
-        raise UserError(f"{r['source']} and {r['source_base']}: episode {r['episode']} of seed {r['seed']} ran on "
-                        f"evaluation seeds {r['eval_seed']} and {r['eval_seed_base']}; paired comparison needs the same packs")
+        raise UserError(
+            f"{r['source']} and {r['source_base']}: episode {r['episode']} of seed {r['seed']} ran on "
+            f"evaluation seeds {r['eval_seed']} and {r['eval_seed_base']}; paired comparison needs the same packs"
+        )
     if len(merged) != len(policy) or len(merged) != len(base):
         r = policy.iloc[0]
-        raise UserError(f"policy {r['policy']!r} and baseline {base['policy'].iloc[0]!r} on {r['profile']!r}, "
-                        f"scenario {r['scenario']!r}: their episodes differ ({len(policy)} and {len(base)}, "
-                        f"{len(merged)} in common); paired comparison needs the same packs")
+        raise UserError(
+            f"policy {r['policy']!r} and baseline {base['policy'].iloc[0]!r} on {r['profile']!r}, "
+            f"scenario {r['scenario']!r}: their episodes differ ({len(policy)} and {len(base)}, "
+            f"{len(merged)} in common); paired comparison needs the same packs"
+        )
     return policy.sort_values(["seed", "episode"]), base.sort_values(["seed", "episode"])
 
 
@@ -257,7 +278,9 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
                 for metric in metrics:
                     diff = x_seed[metric.name].to_numpy() - b_seed[metric.name].to_numpy()
                     mean_diff, low, high = t_interval(diff, confidence)
-                    base_mean = float(np.nanmean(b_seed[metric.name])) if b_seed[metric.name].notna().any() else math.nan
+                    base_mean = (
+                        float(np.nanmean(b_seed[metric.name])) if b_seed[metric.name].notna().any() else math.nan
+                    )
                     if base_mean != 0.0 and np.isfinite(base_mean):
                         pct, pct_lo, pct_hi = (100.0 * v / abs(base_mean) for v in (mean_diff, low, high))
                     else:
@@ -269,15 +292,30 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
                         better[np.isnan(d)] = np.nan
                         per_seed = pd.Series(better).groupby(x_ep["seed"].to_numpy()).mean().to_numpy()
                         prob, prob_lo, prob_hi = t_interval(per_seed, confidence)
-                    rows.append({
-                        "policy": policy, "baseline": baseline, "profile": profile, "scenario": scenario,
-                        "metric": metric.name, "unit": metric.unit, "better": metric.better,
-                        "mean_diff": mean_diff, "ci_low": low, "ci_high": high,
-                        "baseline_mean": base_mean, "pct_diff": pct, "pct_ci_low": pct_lo, "pct_ci_high": pct_hi,
-                        "prob_improvement": prob, "prob_ci_low": prob_lo, "prob_ci_high": prob_hi,
-                        "interval_over": _interval_over(int(np.isfinite(diff).sum()), policy, baseline),
-                        "n_seeds": n_seeds, "n_episodes": int(len(x_ep)),
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "policy": policy,
+                            "baseline": baseline,
+                            "profile": profile,
+                            "scenario": scenario,
+                            "metric": metric.name,
+                            "unit": metric.unit,
+                            "better": metric.better,
+                            "mean_diff": mean_diff,
+                            "ci_low": low,
+                            "ci_high": high,
+                            "baseline_mean": base_mean,
+                            "pct_diff": pct,
+                            "pct_ci_low": pct_lo,
+                            "pct_ci_high": pct_hi,
+                            "prob_improvement": prob,
+                            "prob_ci_low": prob_lo,
+                            "prob_ci_high": prob_hi,
+                            "interval_over": _interval_over(int(np.isfinite(diff).sum()), policy, baseline),
+                            "n_seeds": n_seeds,
+                            "n_episodes": int(len(x_ep)),
+                        }
+                    )
     return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
 
 
@@ -299,11 +337,22 @@ def performance_profiles(frame: pd.DataFrame, confidence: float = 0.95) -> pd.Da
         n = int(np.isfinite(fractions[:, 0]).sum())
         mean, low, high = t_interval(fractions, confidence)
         low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)  # a fraction: the interval within [0, 1]
-        rows.append(pd.DataFrame({
-            "policy": policy, "profile": profile, "scenario": scenario, "tau": PROFILE_TAUS, "fraction": mean,
-            "ci_low": low, "ci_high": high, "interval_over": _interval_over(n, policy), "n_seeds": n,
-            "n_episodes": len(group),
-        }))  # fmt: skip
+        rows.append(
+            pd.DataFrame(
+                {
+                    "policy": policy,
+                    "profile": profile,
+                    "scenario": scenario,
+                    "tau": PROFILE_TAUS,
+                    "fraction": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "interval_over": _interval_over(n, policy),
+                    "n_seeds": n,
+                    "n_episodes": len(group),
+                }
+            )
+        )
     if not rows:
         return pd.DataFrame(columns=list(PROFILE_COLUMNS))
     return _sorted(pd.concat(rows, ignore_index=True), ["tau"])[list(PROFILE_COLUMNS)]
@@ -345,8 +394,9 @@ def _signed_interval(mean: float, low: float, high: float, spec: str) -> str:
     return f"{format(mean, '+' + spec)} [{format(low, '+' + spec)}, {format(high, '+' + spec)}]"
 
 
-def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
-                    paired: pd.DataFrame | None = None) -> str:
+def render_markdown(
+    summary: pd.DataFrame, *, confidence: float, sources: int, paired: pd.DataFrame | None = None
+) -> str:
     """The ``summary.md`` report of a :func:`summarise` result (and :func:`paired_statistics`)."""
     level = f"{100 * confidence:g} %"
     lines = ["# Evaluation summary", ""]
@@ -371,12 +421,20 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
         rows = []
         for policy in policies:
             first = indexed.loc[(policy, profile, scenario, "usable_capacity_mah")]
-            row = [policy, str(int(first["n_seeds"])), str(int(first["n_episodes"])), INTERVAL_OVER[first["interval_over"]]]
+            row = [
+                policy,
+                str(int(first["n_seeds"])),
+                str(int(first["n_episodes"])),
+                INTERVAL_OVER[first["interval_over"]],
+            ]
             for metric in columns:
                 r = indexed.loc[(policy, profile, scenario, metric.name)]
                 if not np.isfinite(r["mean"]):
-                    row.append({"time_to_balance_s": "never balanced",
-                                "time_to_spread_1pct_s": "never settled"}.get(metric.name, "n/a"))
+                    row.append(
+                        {"time_to_balance_s": "never balanced", "time_to_spread_1pct_s": "never settled"}.get(
+                            metric.name, "n/a"
+                        )
+                    )
                 else:
                     row.append(_interval(r["mean"], r["ci_low"], r["ci_high"], metric.fmt))
             rows.append(row)
@@ -404,8 +462,11 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
             for (profile, scenario), group in part.groupby(["profile", "scenario"], sort=False):
                 for policy in policy_order(group["policy"].unique()):
                     first = table.loc[(policy, baseline, profile, scenario, HEADLINE[0].name)]
-                    row = [policy, profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}",
-                           INTERVAL_OVER[first["interval_over"]]]
+                    row = [
+                        policy,
+                        profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}",
+                        INTERVAL_OVER[first["interval_over"]],
+                    ]
                     for metric in HEADLINE:
                         key = (policy, baseline, profile, scenario, metric.name)
                         if key not in table.index:
@@ -433,7 +494,8 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
         lines += ["## Shifted scenarios (robustness)", ""]
         lines.append(
             f"`{DEFAULT_SCENARIO}` is the training distribution; the shifted scenarios "
-            + ", ".join(f"`{s}`" for s in shifted) + " (`evaluation.scenarios`) were seen by no agent in "
+            + ", ".join(f"`{s}`" for s in shifted)
+            + " (`evaluation.scenarios`) were seen by no agent in "
             f"training, nor by the baselines' tuning. Each cell: mean [{level} t interval over seeds] as above; "
             "`robustness.csv` holds these rows, `plots/robustness.pdf` draws them."
         )
@@ -447,8 +509,11 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
                 for scenario in scenarios:
                     if (policy, profile, scenario, metrics[0].name) not in indexed.index:
                         continue
-                    row = [policy, scenario, INTERVAL_OVER[indexed.loc[(policy, profile, scenario, metrics[0].name),
-                                                                    "interval_over"]]]
+                    row = [
+                        policy,
+                        scenario,
+                        INTERVAL_OVER[indexed.loc[(policy, profile, scenario, metrics[0].name), "interval_over"]],
+                    ]
                     for metric in metrics:
                         r = indexed.loc[(policy, profile, scenario, metric.name)]
                         row.append(_interval(r["mean"], r["ci_low"], r["ci_high"], metric.fmt))
@@ -468,8 +533,10 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
         f"≥ τ) are in `profiles.csv` and `plots/profiles.pdf`."
     )
     if (first["n_seeds"] == 1).any():
-        method += (" Where there is a single seed the spread over seeds cannot be estimated: no interval is "
-                   "given (\"one seed\"), and the value is not a measure of training variance.")
+        method += (
+            " Where there is a single seed the spread over seeds cannot be estimated: no interval is "
+            'given ("one seed"), and the value is not a measure of training variance.'
+        )
     lines += [method, ""]
     return "\n".join(lines)
 
@@ -478,16 +545,26 @@ def render_markdown(summary: pd.DataFrame, *, confidence: float, sources: int,
 # Stage
 
 
-def aggregate(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.PathLike,
-              out_md: str | os.PathLike, confidence: float = 0.95, out_paired: str | os.PathLike | None = None,
-              out_robustness: str | os.PathLike | None = None,
-              out_profiles: str | os.PathLike | None = None) -> pd.DataFrame:
+def aggregate(
+    metrics_paths: Sequence[str | os.PathLike],
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    confidence: float = 0.95,
+    out_paired: str | os.PathLike | None = None,
+    out_robustness: str | os.PathLike | None = None,
+    out_profiles: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Read the metrics files, summarise them, write ``summary.csv`` and ``summary.md`` (and, if
     given, ``paired.csv``, ``robustness.csv`` and ``profiles.csv``) atomically."""
     if not 0.0 < confidence < 1.0:
         raise UserError(f"--confidence must lie in (0, 1), got {confidence:g}")
-    outputs = {"--out-csv": out_csv, "--out-md": out_md, "--out-paired": out_paired, "--out-robustness": out_robustness,
-               "--out-profiles": out_profiles}
+    outputs = {
+        "--out-csv": out_csv,
+        "--out-md": out_md,
+        "--out-paired": out_paired,
+        "--out-robustness": out_robustness,
+        "--out-profiles": out_profiles,
+    }
     outputs = {option: path for option, path in outputs.items() if path is not None}
     check_distinct({"input": list(metrics_paths)}, outputs)
     for option, path in outputs.items():
@@ -499,7 +576,12 @@ def aggregate(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.Path
     robustness = robustness_table(summary)
     profiles = performance_profiles(frame, confidence) if out_profiles is not None else None
     with atomic_outputs(out_csv, out_md, out_paired, out_robustness, out_profiles) as (
-            tmp_csv, tmp_md, tmp_paired, tmp_robust, tmp_profiles):
+        tmp_csv,
+        tmp_md,
+        tmp_paired,
+        tmp_robust,
+        tmp_profiles,
+    ):
         summary.to_csv(tmp_csv, index=False, lineterminator="\n", float_format="%.10g")
         for table, tmp in ((paired, tmp_paired), (robustness, tmp_robust), (profiles, tmp_profiles)):
             if tmp is not None:
@@ -510,27 +592,48 @@ def aggregate(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``bmsrl aggregate METRICS.csv ... --out-csv CSV --out-md MD``."""
-    parser.add_argument("metrics", nargs="+", type=Path, metavar="METRICS.csv",
-                        help="per-episode metrics files of the evaluate stage")
-    parser.add_argument("--out-csv", type=Path, required=True, metavar="CSV",
-                        help="long-format summary table to write")
-    parser.add_argument("--out-md", type=Path, required=True, metavar="MD",
-                        help="Markdown report to write")
-    parser.add_argument("--out-paired", type=Path, metavar="CSV",
-                        help="paired comparisons against the baselines to write (paired.csv)")
-    parser.add_argument("--out-robustness", type=Path, metavar="CSV",
-                        help="the summary rows of the robustness metrics, every scenario, to write")
-    parser.add_argument("--out-profiles", type=Path, metavar="CSV",
-                        help="performance profiles (fraction of packs with share >= tau) to write (profiles.csv)")
-    parser.add_argument("--confidence", type=float, default=0.95,
-                        help="confidence level of the t intervals over seeds (default %(default)s)")
+    parser.add_argument(
+        "metrics", nargs="+", type=Path, metavar="METRICS.csv", help="per-episode metrics files of the evaluate stage"
+    )
+    parser.add_argument("--out-csv", type=Path, required=True, metavar="CSV", help="long-format summary table to write")
+    parser.add_argument("--out-md", type=Path, required=True, metavar="MD", help="Markdown report to write")
+    parser.add_argument(
+        "--out-paired", type=Path, metavar="CSV", help="paired comparisons against the baselines to write (paired.csv)"
+    )
+    parser.add_argument(
+        "--out-robustness",
+        type=Path,
+        metavar="CSV",
+        help="the summary rows of the robustness metrics, every scenario, to write",
+    )
+    parser.add_argument(
+        "--out-profiles",
+        type=Path,
+        metavar="CSV",
+        help="performance profiles (fraction of packs with share >= tau) to write (profiles.csv)",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="confidence level of the t intervals over seeds (default %(default)s)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
-    summary = aggregate(args.metrics, args.out_csv, args.out_md, args.confidence, args.out_paired,
-                        args.out_robustness, args.out_profiles)
+    summary = aggregate(
+        args.metrics,
+        args.out_csv,
+        args.out_md,
+        args.confidence,
+        args.out_paired,
+        args.out_robustness,
+        args.out_profiles,
+    )
     groups = summary[["policy", "profile"]].drop_duplicates()
-    print(f"aggregate: {len(args.metrics)} metrics file(s) -> {args.out_csv} and {args.out_md}: "
-          f"{len(groups)} policy x profile group(s)")
+    print(
+        f"aggregate: {len(args.metrics)} metrics file(s) -> {args.out_csv} and {args.out_md}: "
+        f"{len(groups)} policy x profile group(s)"
+    )
     return 0

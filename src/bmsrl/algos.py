@@ -70,26 +70,109 @@ class AlgoSpec:
 #: constructor arguments ``bmsrl train`` sets itself (the run's seed, env, device, logging)
 SET_BY_TRAIN: tuple[str, ...] = ("policy", "env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model")
 
-_OFF_POLICY_COMMON = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
-                      "gradient_steps", "replay_buffer_class", "replay_buffer_kwargs", "optimize_memory_usage",
-                      "n_steps")  # fmt: skip
-_DQN_KEYWORDS = (*_OFF_POLICY_COMMON, "target_update_interval", "exploration_fraction", "exploration_initial_eps",
-                 "exploration_final_eps", "max_grad_norm", "stats_window_size", "policy_kwargs")  # fmt: skip
-_MASKED_DQN_KEYWORDS = (*_DQN_KEYWORDS, "greedy_valid_only", "double_q", "masked_target", "target_update_gradient_steps")
-_PPO_KEYWORDS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-                 "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
-                 "sde_sample_freq", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl",
-                 "stats_window_size", "policy_kwargs")  # fmt: skip
+_OFF_POLICY_COMMON = (
+    "learning_rate",
+    "buffer_size",
+    "learning_starts",
+    "batch_size",
+    "tau",
+    "gamma",
+    "train_freq",
+    "gradient_steps",
+    "replay_buffer_class",
+    "replay_buffer_kwargs",
+    "optimize_memory_usage",
+    "n_steps",
+)
+_DQN_KEYWORDS = (
+    *_OFF_POLICY_COMMON,
+    "target_update_interval",
+    "exploration_fraction",
+    "exploration_initial_eps",
+    "exploration_final_eps",
+    "max_grad_norm",
+    "stats_window_size",
+    "policy_kwargs",
+)
+_MASKED_DQN_KEYWORDS = (
+    *_DQN_KEYWORDS,
+    "greedy_valid_only",
+    "double_q",
+    "masked_target",
+    "target_update_gradient_steps",
+)
+_PPO_KEYWORDS = (
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "clip_range_vf",
+    "normalize_advantage",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "use_sde",
+    "sde_sample_freq",
+    "rollout_buffer_class",
+    "rollout_buffer_kwargs",
+    "target_kl",
+    "stats_window_size",
+    "policy_kwargs",
+)
 _MASKABLE_PPO_KEYWORDS = tuple(k for k in _PPO_KEYWORDS if k not in ("use_sde", "sde_sample_freq"))
-_A2C_KEYWORDS = ("learning_rate", "n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
-                 "rms_prop_eps", "use_rms_prop", "use_sde", "sde_sample_freq", "rollout_buffer_class",
-                 "rollout_buffer_kwargs", "normalize_advantage", "stats_window_size", "policy_kwargs")  # fmt: skip
-_TRPO_KEYWORDS = ("learning_rate", "n_steps", "batch_size", "gamma", "cg_max_steps", "cg_damping",
-                  "line_search_shrinking_factor", "line_search_max_iter", "n_critic_updates", "gae_lambda", "use_sde",
-                  "sde_sample_freq", "rollout_buffer_class", "rollout_buffer_kwargs", "normalize_advantage",
-                  "target_kl", "sub_sampling_factor", "stats_window_size", "policy_kwargs")  # fmt: skip
-_ARS_KEYWORDS = ("n_delta", "n_top", "learning_rate", "delta_std", "zero_policy", "alive_bonus_offset",
-                 "n_eval_episodes", "policy_kwargs", "stats_window_size")  # fmt: skip
+_A2C_KEYWORDS = (
+    "learning_rate",
+    "n_steps",
+    "gamma",
+    "gae_lambda",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "rms_prop_eps",
+    "use_rms_prop",
+    "use_sde",
+    "sde_sample_freq",
+    "rollout_buffer_class",
+    "rollout_buffer_kwargs",
+    "normalize_advantage",
+    "stats_window_size",
+    "policy_kwargs",
+)
+_TRPO_KEYWORDS = (
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "gamma",
+    "cg_max_steps",
+    "cg_damping",
+    "line_search_shrinking_factor",
+    "line_search_max_iter",
+    "n_critic_updates",
+    "gae_lambda",
+    "use_sde",
+    "sde_sample_freq",
+    "rollout_buffer_class",
+    "rollout_buffer_kwargs",
+    "normalize_advantage",
+    "target_kl",
+    "sub_sampling_factor",
+    "stats_window_size",
+    "policy_kwargs",
+)
+_ARS_KEYWORDS = (
+    "n_delta",
+    "n_top",
+    "learning_rate",
+    "delta_std",
+    "zero_policy",
+    "alive_bonus_offset",
+    "n_eval_episodes",
+    "policy_kwargs",
+    "stats_window_size",
+)
 
 _PPO_HYPERPARAMS = {
     "n_steps": 32,  # rollout per pack: 32 x 64 packs = 2048 transitions per update (the study's)
@@ -155,7 +238,13 @@ ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
     for spec in (
         AlgoSpec(
-            "dqn", "DQN", "#1f77b4", "bmsrl.masked_dqn", "MaskedDQN", log_unit="episode", adam=True,
+            "dqn",
+            "DQN",
+            "#1f77b4",
+            "bmsrl.masked_dqn",
+            "MaskedDQN",
+            log_unit="episode",
+            adam=True,
             total_steps=8_000_000,
             hyperparams={
                 "learning_rate": 1.0e-4,
@@ -185,21 +274,48 @@ ALGOS: dict[str, AlgoSpec] = {
             },
         ),
         AlgoSpec(
-            "ppo", "PPO", "#ff7f0e", "stable_baselines3", "PPO", log_unit="rollout", default_n_steps=2048,
-            adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
-            description="Proximal policy optimisation (on-policy, clipped surrogate)", keywords=_PPO_KEYWORDS,
+            "ppo",
+            "PPO",
+            "#ff7f0e",
+            "stable_baselines3",
+            "PPO",
+            log_unit="rollout",
+            default_n_steps=2048,
+            adam=True,
+            normalize_reward=True,
+            hyperparams=_PPO_HYPERPARAMS,
+            description="Proximal policy optimisation (on-policy, clipped surrogate)",
+            keywords=_PPO_KEYWORDS,
             search_space=_PPO_SPACE,
         ),
         AlgoSpec(
-            "maskable_ppo", "Maskable PPO", "#e377c2", "sb3_contrib", "MaskablePPO", log_unit="rollout",
-            default_n_steps=2048, masked=True, adam=True, normalize_reward=True, hyperparams=_PPO_HYPERPARAMS,
+            "maskable_ppo",
+            "Maskable PPO",
+            "#e377c2",
+            "sb3_contrib",
+            "MaskablePPO",
+            log_unit="rollout",
+            default_n_steps=2048,
+            masked=True,
+            adam=True,
+            normalize_reward=True,
+            hyperparams=_PPO_HYPERPARAMS,
             description="PPO that samples only the actions the invalid-action rules allow (sb3-contrib)",
-            keywords=_MASKABLE_PPO_KEYWORDS, search_space=_PPO_SPACE,
+            keywords=_MASKABLE_PPO_KEYWORDS,
+            search_space=_PPO_SPACE,
         ),
         AlgoSpec(
-            "a2c", "A2C", "#2ca02c", "stable_baselines3", "A2C", log_unit="rollout", default_n_steps=5,
-            normalize_reward=True, hyperparams=_A2C_HYPERPARAMS,
-            description="Advantage actor-critic: the synchronous form of the study's A3C", keywords=_A2C_KEYWORDS,
+            "a2c",
+            "A2C",
+            "#2ca02c",
+            "stable_baselines3",
+            "A2C",
+            log_unit="rollout",
+            default_n_steps=5,
+            normalize_reward=True,
+            hyperparams=_A2C_HYPERPARAMS,
+            description="Advantage actor-critic: the synchronous form of the study's A3C",
+            keywords=_A2C_KEYWORDS,
             search_space={
                 "learning_rate": {"type": "float", "low": 1.0e-5, "high": 3.0e-3, "log": True},
                 "ent_coef": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True},
@@ -209,9 +325,18 @@ ALGOS: dict[str, AlgoSpec] = {
             },
         ),
         AlgoSpec(
-            "trpo", "TRPO", "#9467bd", "sb3_contrib", "TRPO", log_unit="rollout", default_n_steps=2048,
-            adam=True, normalize_reward=True, hyperparams=_TRPO_HYPERPARAMS,
-            description="Trust-region policy optimisation (sb3-contrib)", keywords=_TRPO_KEYWORDS,
+            "trpo",
+            "TRPO",
+            "#9467bd",
+            "sb3_contrib",
+            "TRPO",
+            log_unit="rollout",
+            default_n_steps=2048,
+            adam=True,
+            normalize_reward=True,
+            hyperparams=_TRPO_HYPERPARAMS,
+            description="Trust-region policy optimisation (sb3-contrib)",
+            keywords=_TRPO_KEYWORDS,
             search_space={
                 "learning_rate": {"type": "float", "low": 1.0e-4, "high": 3.0e-3, "log": True},  # the critic's
                 "gamma": {"type": "categorical", "choices": [0.99, 0.995, 0.999]},
@@ -223,7 +348,13 @@ ALGOS: dict[str, AlgoSpec] = {
         AlgoSpec(
             # sb3-contrib's ARS with the candidates evaluated side by side on the batch's packs and
             # every simulated transition counted (bmsrl/ars.py says why the library's loop cannot)
-            "ars", "ARS", "#8c564b", "bmsrl.ars", "BatchedARS", log_unit="iteration", hyperparams=_ARS_HYPERPARAMS,
+            "ars",
+            "ARS",
+            "#8c564b",
+            "bmsrl.ars",
+            "BatchedARS",
+            log_unit="iteration",
+            hyperparams=_ARS_HYPERPARAMS,
             features_extractor=False,
             description="Augmented random search (sb3-contrib's ARS, candidates evaluated on the batch's packs)",
             keywords=_ARS_KEYWORDS,
@@ -245,7 +376,9 @@ def get(name: str) -> AlgoSpec:
         raise UserError(f"unknown algorithm {name!r}; choose one of {list(ALGOS)}") from None
 
 
-def sb3_log_interval(name: str, log_interval_steps: int, n_envs: int, hyperparams: dict, episode_steps: int = 200) -> int:
+def sb3_log_interval(
+    name: str, log_interval_steps: int, n_envs: int, hyperparams: dict, episode_steps: int = 200
+) -> int:
     """SB3's ``log_interval`` (in the algorithm's own unit) closest to ``log_interval_steps`` env steps.
 
     ``episode_steps``: decisions of one episode (about 200 on the shipped profiles), for algorithms

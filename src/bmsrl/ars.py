@@ -63,7 +63,7 @@ class BatchedARS(ARS):
         for p in range(passes):
             seed = 2**64 + int(np.random.randint(0, 2**63, dtype=np.int64))
             for sign in (0, 1):  # "+" then "-" on the same packs from the same initial states
-                rows = sign * n_delta + direction[p * n_envs:(p + 1) * n_envs]
+                rows = sign * n_delta + direction[p * n_envs : (p + 1) * n_envs]
                 self.env.seed(seed)
                 returns = self._run_packs(candidate_weights[th.as_tensor(rows)], callback)
                 np.add.at(totals, rows, returns.sum(axis=1))

@@ -17,8 +17,9 @@ the workflow's rules, tuning, evaluation, tables, figures and captions take it f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +40,15 @@ class NoBalancing:
         return np.zeros(batch, dtype=np.int64), state
 
 
-def _hysteresis_problem(settings: Mapping[str, float], threshold_key: str, hysteresis_key: str) -> tuple[str, str] | None:
+def _hysteresis_problem(
+    settings: Mapping[str, float], threshold_key: str, hysteresis_key: str
+) -> tuple[str, str] | None:
     """``(key, message)`` when the hysteresis exceeds the threshold (a shunt would never open), else None."""
     if settings[hysteresis_key] > settings[threshold_key]:
-        return hysteresis_key, (f"{settings[hysteresis_key]:g} exceeds the {threshold_key} "
-                                f"{settings[threshold_key]:g} (a shunt would never open)")
+        return hysteresis_key, (
+            f"{settings[hysteresis_key]:g} exceeds the {threshold_key} "
+            f"{settings[threshold_key]:g} (a shunt would never open)"
+        )
     return None
 
 
@@ -113,8 +118,14 @@ class RoomBalancing:
 
     name = "room_balancing"
 
-    def __init__(self, margin_mah: float, hysteresis_mah: float, soc_limits: tuple[float, float],
-                 capacity_ah: float, n_cells: int = 5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        margin_mah: float,
+        hysteresis_mah: float,
+        soc_limits: tuple[float, float],
+        capacity_ah: float,
+        n_cells: int = 5,
+    ) -> None:
         if not 0.0 <= hysteresis_mah <= margin_mah:
             raise ValueError("room_balancing needs 0 <= hysteresis_mah <= margin_mah")
         lo, hi = (float(x) for x in soc_limits)
@@ -155,11 +166,15 @@ def _number(description: str, default: float, **bounds: float) -> dict[str, Any]
 
 def _threshold_settings(what: str) -> dict[str, dict[str, Any]]:
     return {
-        "threshold": _number(f"close the shunt of a cell whose SoC exceeds the pack minimum by more than this [-] "
-                             f"(0.01 = 1 %){what}", 0.01, minimum=0),
-        "hysteresis": _number("... and open it again below threshold - hysteresis [-] (at most the threshold)",
-                              0.005, minimum=0),
-    }  # fmt: skip
+        "threshold": _number(
+            f"close the shunt of a cell whose SoC exceeds the pack minimum by more than this [-] (0.01 = 1 %){what}",
+            0.01,
+            minimum=0,
+        ),
+        "hysteresis": _number(
+            "... and open it again below threshold - hysteresis [-] (at most the threshold)", 0.005, minimum=0
+        ),
+    }
 
 
 def _fraction_grid(value_key: str, fraction_key: str, setting: str, hysteresis: str) -> Callable[[Mapping], list[dict]]:
@@ -182,27 +197,39 @@ def _fraction_grid(value_key: str, fraction_key: str, setting: str, hysteresis: 
 TUNING_GRID_KEYS: dict[str, dict[str, Any]] = {
     "thresholds": {
         "description": "candidate thresholds [-] (SoC fraction above the pack minimum) of rule_based and top_balancing",
-        "type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "minItems": 1, "uniqueItems": True, "default": [0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05],
+        "type": "array",
+        "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "minItems": 1,
+        "uniqueItems": True,
+        "default": [0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05],
     },
     "hysteresis_fractions": {
         "description": "candidate hysteresis of rule_based and top_balancing as a fraction of the threshold [-] "
-                       "(0: none, 1: reopen only at the pack minimum)",
-        "type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
-        "minItems": 1, "uniqueItems": True, "default": [0.0, 0.25, 0.5, 0.75, 1.0],
+        "(0: none, 1: reopen only at the pack minimum)",
+        "type": "array",
+        "items": {"type": "number", "minimum": 0, "maximum": 1},
+        "minItems": 1,
+        "uniqueItems": True,
+        "default": [0.0, 0.25, 0.5, 0.75, 1.0],
     },
     "room_margins_mah": {
         "description": "candidate margins [mAh] of room_balancing (room below the upper limit beyond the emptiest "
-                       "cell's); 1 mAh is about 0.03 % SoC of a 3.4 Ah cell",
-        "type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
-        "minItems": 1, "uniqueItems": True, "default": [1.0, 2.5, 5.0, 10.0, 20.0, 40.0],
+        "cell's); 1 mAh is about 0.03 % SoC of a 3.4 Ah cell",
+        "type": "array",
+        "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
+        "minItems": 1,
+        "uniqueItems": True,
+        "default": [1.0, 2.5, 5.0, 10.0, 20.0, 40.0],
     },
     "room_hysteresis_fractions": {
         "description": "candidate hysteresis of room_balancing as a fraction of the margin [-]",
-        "type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
-        "minItems": 1, "uniqueItems": True, "default": [0.0, 0.5, 1.0],
+        "type": "array",
+        "items": {"type": "number", "minimum": 0, "maximum": 1},
+        "minItems": 1,
+        "uniqueItems": True,
+        "default": [0.0, 0.5, 1.0],
     },
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -241,39 +268,57 @@ BASELINES: dict[str, BaselineSpec] = {
     for spec in (
         BaselineSpec("no_balancing", NoBalancing, "No balancing", "#4d4d4d", "every shunt open"),
         BaselineSpec(
-            "rule_based", RuleBased, "Rule-based", "#d62728",
+            "rule_based",
+            RuleBased,
+            "Rule-based",
+            "#d62728",
             "bleeds every cell more than a threshold above the lowest SoC, at any time",
-            settings=_threshold_settings(""), grid_keys=("thresholds", "hysteresis_fractions"),
+            settings=_threshold_settings(""),
+            grid_keys=("thresholds", "hysteresis_fractions"),
             candidates=_fraction_grid("thresholds", "hysteresis_fractions", "threshold", "hysteresis"),
         ),
         BaselineSpec(
-            "top_balancing", TopBalancing, "Top balancing", "#e377c2",
+            "top_balancing",
+            TopBalancing,
+            "Top balancing",
+            "#e377c2",
             "the rule-based controller that bleeds only while the pack charges or rests",
             settings=_threshold_settings("; only while the pack charges or rests"),
             grid_keys=("thresholds", "hysteresis_fractions"),
             candidates=_fraction_grid("thresholds", "hysteresis_fractions", "threshold", "hysteresis"),
         ),
         BaselineSpec(
-            "room_balancing", RoomBalancing, "Room balancing", "#8c564b",
+            "room_balancing",
+            RoomBalancing,
+            "Room balancing",
+            "#8c564b",
             "bleeds, while the pack charges or rests, every cell with less room below the upper SoC limit [Ah] "
             "than the emptiest cell",
             settings={
-                "margin_mah": _number("bleed a cell whose room below the upper SoC limit is smaller than the "
-                                      "emptiest cell's by more than this [mAh]", 5.0, minimum=0),
-                "hysteresis_mah": _number("... and stop below margin_mah - hysteresis_mah [mAh] (at most the margin)",
-                                          2.5, minimum=0),
+                "margin_mah": _number(
+                    "bleed a cell whose room below the upper SoC limit is smaller than the "
+                    "emptiest cell's by more than this [mAh]",
+                    5.0,
+                    minimum=0,
+                ),
+                "hysteresis_mah": _number(
+                    "... and stop below margin_mah - hysteresis_mah [mAh] (at most the margin)", 2.5, minimum=0
+                ),
             },
             grid_keys=("room_margins_mah", "room_hysteresis_fractions"),
             candidates=_fraction_grid("room_margins_mah", "room_hysteresis_fractions", "margin_mah", "hysteresis_mah"),
             env_arguments=("soc_limits", "capacity_ah"),
         ),
         BaselineSpec(
-            "rule_based_untuned", RuleBased, "Rule-based (untuned)", "#ff9896",
+            "rule_based_untuned",
+            RuleBased,
+            "Rule-based (untuned)",
+            "#ff9896",
             "the rule-based controller at the study's hand-set threshold and hysteresis",
             settings_of="rule_based",
         ),
     )
-}  # fmt: skip
+}
 
 
 def get(name: str) -> BaselineSpec:

@@ -42,16 +42,25 @@ class BestKnown:
         n = task.n_packs * task.n_actions
         if self._shadow is None or self._shadow.n_packs != n:
             self._shadow = BalancingTask(
-                n_packs=n, profile=task.profile, pack=task.params, reward=task.reward_weights,
-                decision_interval_s=task.sim.decision_interval_s, substeps=task.sim.substeps,
-                invalid_rules=task.invalid_rules, init_soc=task.init_soc, init_soh=task.init_soh,
-                i_max_a=task.i_max_a, tables=task.tables,
-            )  # fmt: skip
+                n_packs=n,
+                profile=task.profile,
+                pack=task.params,
+                reward=task.reward_weights,
+                decision_interval_s=task.sim.decision_interval_s,
+                substeps=task.sim.substeps,
+                invalid_rules=task.invalid_rules,
+                init_soc=task.init_soc,
+                init_soh=task.init_soh,
+                i_max_a=task.i_max_a,
+                tables=task.tables,
+            )
         return self._shadow
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True, task=None):
         if task is None:
-            raise ValueError("best_known reads the simulator: run it through bmsrl.rollout.rollout (predict(..., task=))")
+            raise ValueError(
+                "best_known reads the simulator: run it through bmsrl.rollout.rollout (predict(..., task=))"
+            )
         base_actions = np.asarray(self.base.predict(observation)[0], dtype=np.int64).reshape(task.n_packs)
         values = self.candidate_values_ah(task)  # (packs, actions)
         best = values.argmax(axis=1)

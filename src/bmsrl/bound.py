@@ -43,7 +43,7 @@ class PackSetup(NamedTuple):
     substeps: int
 
     @classmethod
-    def of(cls, task) -> "PackSetup":
+    def of(cls, task) -> PackSetup:
         """The setup of a :class:`bmsrl.env.BalancingTask`."""
         return cls(task.params, task.tables, task.profile, task.sim.decision_interval_s, task.sim.substeps)
 
@@ -51,8 +51,14 @@ class PackSetup(NamedTuple):
 def _delivered_ah(setup: PackSetup, soc: np.ndarray, soh: np.ndarray) -> np.ndarray:
     """Charge [Ah] delivered over the profile by packs of initial state ``soc``, ``soh`` [-]
     (packs, cells), every shunt open."""
-    sim = PackSimulator(setup.params, setup.tables, setup.profile, n_packs=soc.shape[0],
-                        decision_interval_s=setup.decision_interval_s, substeps=setup.substeps)  # fmt: skip
+    sim = PackSimulator(
+        setup.params,
+        setup.tables,
+        setup.profile,
+        n_packs=soc.shape[0],
+        decision_interval_s=setup.decision_interval_s,
+        substeps=setup.substeps,
+    )
     sim.reset_packs(np.arange(soc.shape[0]), soc, soh)
     open_shunts = np.zeros(soc.shape, dtype=bool)
     for _ in range(_MAX_INTERVALS):
@@ -76,7 +82,9 @@ def alone_capacities_ah(setup: PackSetup, soc, soh) -> np.ndarray:
 
 def no_balancing_capacity_ah(setup: PackSetup, soc, soh) -> float:
     """Charge [Ah] the pack itself delivers over the profile with every shunt open (``no_balancing``)."""
-    return float(_delivered_ah(setup, np.asarray(soc, dtype=np.float64)[None], np.asarray(soh, dtype=np.float64)[None])[0])
+    return float(
+        _delivered_ah(setup, np.asarray(soc, dtype=np.float64)[None], np.asarray(soh, dtype=np.float64)[None])[0]
+    )
 
 
 def capacity_bound_ah(setup: PackSetup, soc, soh) -> float:
@@ -88,9 +96,7 @@ def _charge_before_discharge(profile: LoadProfile) -> bool:
     """Does a charge that ends at a limit come before a discharge that ends at one (so that how the
     charge ends decides what the pack delivers)?"""
     phases = profile.phases
-    return any(
-        p.until == "upper" and any(q.until == "lower" for q in phases[i + 1:]) for i, p in enumerate(phases)
-    )
+    return any(p.until == "upper" and any(q.until == "lower" for q in phases[i + 1 :]) for i, p in enumerate(phases))
 
 
 def validity(setup: PackSetup) -> str | None:
@@ -112,18 +118,22 @@ def validity(setup: PackSetup) -> str | None:
         return None
     v_max = p.voltage_limits_v[1]
     if p.charging == "cc" and p.cutoff == "soc_and_voltage":
-        return ("a constant-current charge ends at the voltage cut-off (env.charging: cc, env.cutoff: "
-                "soc_and_voltage): a shunted cell carries less current, so its IR rise is smaller and it "
-                f"reaches {v_max} V at a higher SoC than on its own; the bound does not hold")
+        return (
+            "a constant-current charge ends at the voltage cut-off (env.charging: cc, env.cutoff: "
+            "soc_and_voltage): a shunted cell carries less current, so its IR rise is smaller and it "
+            f"reaches {v_max} V at a higher SoC than on its own; the bound does not hold"
+        )
     if p.charging == "cc_cv":
         soc_hi = p.soc_limits[1]
         ocv_v, r0, r1, r2, _, _ = setup.tables(np.array(soc_hi))
         settled_v = ocv_v + p.taper_current_a * (r0 + r1 + r2)  # [V] at soc_hi, drawing the taper current
         if settled_v >= v_max:
-            return (f"a CC-CV charge can end at the taper before any cell reaches SoC {soc_hi} (a cell there "
-                    f"at the taper current, {p.taper_current_a:.3g} A, would be at {float(settled_v):.3f} V "
-                    f">= {v_max} V): the taper acts on the pack current, which shunting the cell that holds "
-                    "the voltage raises; the bound does not hold")
+            return (
+                f"a CC-CV charge can end at the taper before any cell reaches SoC {soc_hi} (a cell there "
+                f"at the taper current, {p.taper_current_a:.3g} A, would be at {float(settled_v):.3f} V "
+                f">= {v_max} V): the taper acts on the pack current, which shunting the cell that holds "
+                "the voltage raises; the bound does not hold"
+            )
     return None
 
 

@@ -68,10 +68,25 @@ REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE = "reproduced", "not reproduced", "no
 
 #: Columns of claims.csv.
 CLAIMS_COLUMNS: tuple[str, ...] = (
-    "claim", "paper_figure", "unit", "paper_definition", "policy", "reference", "metric",
-    "project_mean", "project_ci_low", "project_ci_high", "project_best", "n_seeds", "n_packs",
-    "ceiling", "ceiling_mean", "ceiling_best", "verdict", "reason",
-)  # fmt: skip
+    "claim",
+    "paper_figure",
+    "unit",
+    "paper_definition",
+    "policy",
+    "reference",
+    "metric",
+    "project_mean",
+    "project_ci_low",
+    "project_ci_high",
+    "project_best",
+    "n_seeds",
+    "n_packs",
+    "ceiling",
+    "ceiling_mean",
+    "ceiling_best",
+    "verdict",
+    "reason",
+)
 
 
 @dataclass(frozen=True)
@@ -99,18 +114,42 @@ class Claim:
 
 #: The paper's claims (abstract), the only place their figures are written.
 CLAIMS: tuple[Claim, ...] = (
-    Claim("capacity", "pack capacity", "usable_capacity_mah", +16.8, "no_balancing",
-          "best case ('up to') of TRPO: per-pack usable capacity against no balancing on the same pack, "
-          "100 (C - C_nb) / C_nb"),
-    Claim("soc_variance", "SoC variance", "mean_soc_var", -69.4, "no_balancing",
-          "best case ('up to') of TRPO: per-pack time-averaged SoC variance against no balancing on the "
-          "same pack, 100 (V - V_nb) / V_nb"),
-    Claim("switching", "switching operations", "switch_changes", -40.4, "hand_set_rule",
-          "best case ('up to') of TRPO: per-pack switch changes against the study's hand-set threshold "
-          "rule on the same pack, 100 (S - S_rule) / S_rule"),
-    Claim("trpo_best", "TRPO best of the five algorithms", "total_reward", None, "algorithms",
-          "TRPO has the highest mean evaluation return of the algorithms (the objective they were "
-          "trained for: the run's reward)"),
+    Claim(
+        "capacity",
+        "pack capacity",
+        "usable_capacity_mah",
+        +16.8,
+        "no_balancing",
+        "best case ('up to') of TRPO: per-pack usable capacity against no balancing on the same pack, "
+        "100 (C - C_nb) / C_nb",
+    ),
+    Claim(
+        "soc_variance",
+        "SoC variance",
+        "mean_soc_var",
+        -69.4,
+        "no_balancing",
+        "best case ('up to') of TRPO: per-pack time-averaged SoC variance against no balancing on the "
+        "same pack, 100 (V - V_nb) / V_nb",
+    ),
+    Claim(
+        "switching",
+        "switching operations",
+        "switch_changes",
+        -40.4,
+        "hand_set_rule",
+        "best case ('up to') of TRPO: per-pack switch changes against the study's hand-set threshold "
+        "rule on the same pack, 100 (S - S_rule) / S_rule",
+    ),
+    Claim(
+        "trpo_best",
+        "TRPO best of the five algorithms",
+        "total_reward",
+        None,
+        "algorithms",
+        "TRPO has the highest mean evaluation return of the algorithms (the objective they were "
+        "trained for: the run's reward)",
+    ),
 )
 CLAIM = {c.name: c for c in CLAIMS}
 
@@ -128,21 +167,26 @@ def describe_setting(cfg: dict) -> str:
     """One line naming the setting (the study's, the BMS default, or mixed) with the keys that decide it."""
     env, reward = cfg["env"], cfg["reward"]
     keys = (env["cutoff"], env["charging"], reward["kind"])
-    name = {("soc", "cc", "study"): "the study's setting",
-            ("soc_and_voltage", "cc_cv", "capacity"): "the BMS default setting"}.get(keys, "a mixed setting")
+    name = {
+        ("soc", "cc", "study"): "the study's setting",
+        ("soc_and_voltage", "cc_cv", "capacity"): "the BMS default setting",
+    }.get(keys, "a mixed setting")
     rule = cfg["baselines"]["rule_based"]
-    return (f"Setting: {name} (env.cutoff {env['cutoff']}, env.charging {env['charging']}, reward.kind "
-            f"{reward['kind']}); hand-set rule `{hand_set_rule(cfg)}` at threshold {100 * rule['threshold']:g} %, "
-            f"hysteresis {100 * rule['hysteresis']:g} %; algorithms {', '.join(cfg['algos'])}; "
-            f"seeds {', '.join(map(str, cfg['seeds']))}.")
+    return (
+        f"Setting: {name} (env.cutoff {env['cutoff']}, env.charging {env['charging']}, reward.kind "
+        f"{reward['kind']}); hand-set rule `{hand_set_rule(cfg)}` at threshold {100 * rule['threshold']:g} %, "
+        f"hysteresis {100 * rule['hysteresis']:g} %; algorithms {', '.join(cfg['algos'])}; "
+        f"seeds {', '.join(map(str, cfg['seeds']))}."
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Statistics
 
 
-def seed_interval(seed_means: Sequence[float] | np.ndarray,
-                  confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+def seed_interval(
+    seed_means: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
     """(mean, low, high): the mean of the per-seed means and its Student-t interval over seeds
     (mean ± t_{(1+c)/2, n-1} · s / √n); NaN bounds with fewer than 2 seeds (no spread to estimate)."""
     x = np.asarray(seed_means, dtype=np.float64)
@@ -164,13 +208,16 @@ def paired_pct(frame: pd.DataFrame, policy: str, reference: str, metric: str) ->
     """Per pack (seed, episode) both evaluated: ``pct`` = 100 (x - x_ref) / |x_ref| of ``metric``
     (NaN where x_ref is 0). Refuses packs whose evaluation seeds differ (not the same pack)."""
     cols = ["seed", "episode", "eval_seed", metric]
-    merged = _rows(frame, policy)[cols].merge(_rows(frame, reference)[cols], on=["seed", "episode"],
-                                              suffixes=("", "_ref"), validate="one_to_one")
+    merged = _rows(frame, policy)[cols].merge(
+        _rows(frame, reference)[cols], on=["seed", "episode"], suffixes=("", "_ref"), validate="one_to_one"
+    )
     wrong = merged[merged["eval_seed"] != merged["eval_seed_ref"]]
     if not wrong.empty:
         r = wrong.iloc[0]
-        raise UserError(f"{policy} and {reference}: episode {r['episode']} of seed {r['seed']} ran on evaluation "
-                        f"seeds {r['eval_seed']} and {r['eval_seed_ref']}; a claim compares the same packs")
+        raise UserError(
+            f"{policy} and {reference}: episode {r['episode']} of seed {r['seed']} ran on evaluation "
+            f"seeds {r['eval_seed']} and {r['eval_seed_ref']}; a claim compares the same packs"
+        )
     ref = merged[f"{metric}_ref"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(ref != 0.0, 100.0 * (merged[metric].to_numpy(dtype=np.float64) - ref) / np.abs(ref), np.nan)
@@ -209,8 +256,9 @@ def reaches(value: float, target: float, higher_is_better: bool) -> bool:
 # Verdicts
 
 
-def percent_verdict(claim: Claim, figure: Figure | None, ceiling_best: float | None = None,
-                    missing: str | None = None) -> tuple[str, str]:
+def percent_verdict(
+    claim: Claim, figure: Figure | None, ceiling_best: float | None = None, missing: str | None = None
+) -> tuple[str, str]:
     """(verdict, reason) of a percentage claim, a best case:
 
     * not comparable: ``missing`` says what is missing, no pack gave a finite value, or the metric's
@@ -225,25 +273,34 @@ def percent_verdict(claim: Claim, figure: Figure | None, ceiling_best: float | N
         return NOT_COMPARABLE, "no pack with a defined value"
     up = claim.higher_is_better
     if ceiling_best is not None and not reaches(ceiling_best, paper, up):
-        return NOT_COMPARABLE, (f"no pack of this setting allows {paper:+.1f} %: the bound's best pack gives "
-                                f"{ceiling_best:+.1f} %, so no passive policy could show the figure here")
+        return NOT_COMPARABLE, (
+            f"no pack of this setting allows {paper:+.1f} %: the bound's best pack gives "
+            f"{ceiling_best:+.1f} %, so no passive policy could show the figure here"
+        )
     mean_text = f"mean {figure.mean:+.1f} %"
     if not reaches(figure.best, paper, up):
-        return NOT_REPRODUCED, (f"best pack {figure.best:+.1f} % does not reach the paper's best case "
-                                f"{paper:+.1f} % ({mean_text}, {figure.n_packs} packs)")
+        return NOT_REPRODUCED, (
+            f"best pack {figure.best:+.1f} % does not reach the paper's best case "
+            f"{paper:+.1f} % ({mean_text}, {figure.n_packs} packs)"
+        )
     if reaches(figure.mean, paper, up):
         beyond = "exceeds" if figure.mean != paper else "equals"
         extra = f"; the {mean_text} {beyond} it too"
         if np.isfinite(figure.low):
             side = figure.low if up else figure.high
-            extra += (", interval included" if reaches(side, paper, up)
-                      else f", but the interval [{figure.low:+.1f}, {figure.high:+.1f}] % contains it")
+            extra += (
+                ", interval included"
+                if reaches(side, paper, up)
+                else f", but the interval [{figure.low:+.1f}, {figure.high:+.1f}] % contains it"
+            )
     else:
         extra = f"; the {mean_text} falls short of it (the paper's figure is a best case)"
     return REPRODUCED, f"best pack {figure.best:+.1f} % reaches the paper's best case {paper:+.1f} %{extra}"
 
 
-def ranking_verdict(returns: dict[str, tuple[float, float, float]], paper_best: str = PAPER_ALGORITHM) -> tuple[str, str]:
+def ranking_verdict(
+    returns: dict[str, tuple[float, float, float]], paper_best: str = PAPER_ALGORITHM
+) -> tuple[str, str]:
     """(verdict, reason) of "``paper_best`` is the best algorithm" from ``{algo: (mean, low, high)}`` of the
     evaluation return: not comparable without ``paper_best`` or with fewer than 2 algorithms; reproduced
     when ``paper_best`` has the highest mean; the reason says whether the intervals separate the top two."""
@@ -254,21 +311,31 @@ def ranking_verdict(returns: dict[str, tuple[float, float, float]], paper_best: 
         return NOT_COMPARABLE, f"only {paper_best} was evaluated; nothing to rank it against"
     order = sorted(finite, key=lambda a: finite[a][0], reverse=True)
     first, second = order[0], order[1]
-    separated = np.isfinite(finite[first][1]) and np.isfinite(finite[second][2]) and finite[first][1] > finite[second][2]
-    sep = ("the intervals separate it from the next" if separated
-           else "the intervals over seeds do not separate it from the next")
+    separated = (
+        np.isfinite(finite[first][1]) and np.isfinite(finite[second][2]) and finite[first][1] > finite[second][2]
+    )
+    sep = (
+        "the intervals separate it from the next"
+        if separated
+        else "the intervals over seeds do not separate it from the next"
+    )
     ranking = ", ".join(f"{a} {finite[a][0]:.4g}" for a in order)
     if first == paper_best:
         return REPRODUCED, f"{paper_best} has the highest mean return ({ranking}); {sep}"
     rank = order.index(paper_best) + 1
-    return NOT_REPRODUCED, f"{first} has the highest mean return, {paper_best} ranks {rank} of {len(order)} ({ranking}); {sep}"
+    return (
+        NOT_REPRODUCED,
+        f"{first} has the highest mean return, {paper_best} ranks {rank} of {len(order)} ({ranking}); {sep}",
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # The table
 
 
-def _claim_policy(frame: pd.DataFrame, present_algos: list[str], claim: Claim, reference: str) -> tuple[str | None, str]:
+def _claim_policy(
+    frame: pd.DataFrame, present_algos: list[str], claim: Claim, reference: str
+) -> tuple[str | None, str]:
     """The policy a claim is read for: the paper's algorithm if evaluated, else the algorithm with the best
     mean on the claim's metric (and a note saying so)."""
     if PAPER_ALGORITHM in present_algos:
@@ -285,9 +352,16 @@ def _claim_policy(frame: pd.DataFrame, present_algos: list[str], claim: Claim, r
 
 def _row(claim: Claim, **values) -> dict:
     row = {c: math.nan for c in CLAIMS_COLUMNS}
-    row.update(claim=claim.name, paper_figure=claim.paper_pct if claim.paper_pct is not None else math.nan,
-               unit="%" if claim.paper_pct is not None else "-", paper_definition=claim.definition,
-               metric=claim.metric, policy="", reference="", ceiling="")
+    row.update(
+        claim=claim.name,
+        paper_figure=claim.paper_pct if claim.paper_pct is not None else math.nan,
+        unit="%" if claim.paper_pct is not None else "-",
+        paper_definition=claim.definition,
+        metric=claim.metric,
+        policy="",
+        reference="",
+        ceiling="",
+    )
     row.update(values)
     return row
 
@@ -295,8 +369,14 @@ def _row(claim: Claim, **values) -> dict:
 def _figure_values(fig: Figure | None) -> dict:
     if fig is None:
         return {}
-    return dict(project_mean=fig.mean, project_ci_low=fig.low, project_ci_high=fig.high, project_best=fig.best,
-                n_seeds=fig.n_seeds, n_packs=fig.n_packs)
+    return dict(
+        project_mean=fig.mean,
+        project_ci_low=fig.low,
+        project_ci_high=fig.high,
+        project_best=fig.best,
+        n_seeds=fig.n_seeds,
+        n_packs=fig.n_packs,
+    )
 
 
 def claims_table(frame: pd.DataFrame, cfg: dict) -> pd.DataFrame:
@@ -330,19 +410,33 @@ def claims_table(frame: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         packs = paired_pct(frame, policy, reference, claim.metric) if policy else None
         fig = summarise_packs(packs, "pct", claim.higher_is_better) if packs is not None else None
         ceiling, ceil_mean, ceil_best, ceil_arg, extra = _ceiling(claim, frame, policy, reference, present)
-        verdict, reason = percent_verdict(claim, fig, ceil_arg, missing=None if policy else "no algorithm has a defined value")
+        verdict, reason = percent_verdict(
+            claim, fig, ceil_arg, missing=None if policy else "no algorithm has a defined value"
+        )
         if packs is not None and fig.n_packs:
             reached = int(sum(reaches(v, claim.paper_pct, claim.higher_is_better) for v in packs["pct"]))
             extra += f"; {reached} of {fig.n_packs} packs of {policy} reach {claim.paper_pct:+.1f} %"
         if fig is not None and fig.n_undefined:
             extra += f"; {fig.n_undefined} packs left out where {reference} has 0"
-        rows.append(_row(claim, policy=policy or "", reference=reference, **_figure_values(fig), ceiling=ceiling,
-                         ceiling_mean=ceil_mean, ceiling_best=ceil_best, verdict=verdict, reason=note + reason + extra))
+        rows.append(
+            _row(
+                claim,
+                policy=policy or "",
+                reference=reference,
+                **_figure_values(fig),
+                ceiling=ceiling,
+                ceiling_mean=ceil_mean,
+                ceiling_best=ceil_best,
+                verdict=verdict,
+                reason=note + reason + extra,
+            )
+        )
     return pd.DataFrame(rows, columns=list(CLAIMS_COLUMNS))
 
 
-def _ceiling(claim: Claim, frame: pd.DataFrame, policy: str | None, reference: str,
-             present: set[str]) -> tuple[str, float, float, float | None, str]:
+def _ceiling(
+    claim: Claim, frame: pd.DataFrame, policy: str | None, reference: str, present: set[str]
+) -> tuple[str, float, float, float | None, str]:
     """(what the ceiling is, its mean, its best pack, the best pack the verdict must check or None, a note)."""
     if claim.name == "capacity":
         rows = _rows(frame, policy or reference)
@@ -353,11 +447,22 @@ def _ceiling(claim: Claim, frame: pd.DataFrame, policy: str | None, reference: s
         fig = summarise_packs(packs, "gain", True)
         allow = int(np.sum(gain[np.isfinite(gain)] >= claim.paper_pct))
         note = f"; {allow} of {fig.n_packs} packs' bounds allow {claim.paper_pct:+.1f} %"
-        return ("recoverable-capacity bound's gain over no balancing, 100 (C_bound - C_nb) / C_nb",
-                fig.mean, fig.best, fig.best, note)
+        return (
+            "recoverable-capacity bound's gain over no balancing, 100 (C_bound - C_nb) / C_nb",
+            fig.mean,
+            fig.best,
+            fig.best,
+            note,
+        )
     if claim.name == "switching":
-        return ("-100 % (no switching at all, as no_balancing): no tighter bound; the figure depends on the "
-                "reference's threshold", math.nan, -100.0, None, "")
+        return (
+            "-100 % (no switching at all, as no_balancing): no tighter bound; the figure depends on the "
+            "reference's threshold",
+            math.nan,
+            -100.0,
+            None,
+            "",
+        )
     # SoC variance: no bound exists; the best evaluated policy by mean is the empirical ceiling
     best, best_fig = None, None
     for other in sorted(present - {reference}):
@@ -366,8 +471,13 @@ def _ceiling(claim: Claim, frame: pd.DataFrame, policy: str | None, reference: s
             best, best_fig = other, fig
     if best_fig is None:
         return "no bound; no other policy evaluated", math.nan, math.nan, None, ""
-    return (f"no bound; the best evaluated policy by mean, {best} (empirical, not a bound)",
-            best_fig.mean, best_fig.best, None, "")
+    return (
+        f"no bound; the best evaluated policy by mean, {best} (empirical, not a bound)",
+        best_fig.mean,
+        best_fig.best,
+        None,
+        "",
+    )
 
 
 def _ranking_row(claim: Claim, frame: pd.DataFrame, present_algos: list[str], missing: str | None) -> dict:
@@ -382,17 +492,29 @@ def _ranking_row(claim: Claim, frame: pd.DataFrame, present_algos: list[str], mi
     if PAPER_ALGORITHM in returns:
         mean, low, high = returns[PAPER_ALGORITHM]
         rows = _rows(frame, PAPER_ALGORITHM)
-        values = dict(project_mean=mean, project_ci_low=low, project_ci_high=high,
-                      project_best=float(rows[claim.metric].max()), n_seeds=int(rows["seed"].nunique()),
-                      n_packs=len(rows))
+        values = dict(
+            project_mean=mean,
+            project_ci_low=low,
+            project_ci_high=high,
+            project_best=float(rows[claim.metric].max()),
+            n_seeds=int(rows["seed"].nunique()),
+            n_packs=len(rows),
+        )
     finite = {a: v for a, v in returns.items() if np.isfinite(v[0])}
     ceiling, c_mean = "", math.nan
     if finite:
         top = max(finite, key=lambda a: finite[a][0])
         ceiling, c_mean = f"best algorithm by mean return: {top}", finite[top][0]
-    return _row(claim, policy=PAPER_ALGORITHM if PAPER_ALGORITHM in returns else "",
-                reference=", ".join(a for a in present_algos if a != PAPER_ALGORITHM), ceiling=ceiling, ceiling_mean=c_mean, verdict=verdict,
-                reason=reason, **values)
+    return _row(
+        claim,
+        policy=PAPER_ALGORITHM if PAPER_ALGORITHM in returns else "",
+        reference=", ".join(a for a in present_algos if a != PAPER_ALGORITHM),
+        ceiling=ceiling,
+        ceiling_mean=c_mean,
+        verdict=verdict,
+        reason=reason,
+        **values,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,14 +528,27 @@ def _num(value: float, spec: str = "+.1f") -> str:
 def render_markdown(table: pd.DataFrame, setting: str) -> str:
     """``claims.md``: the setting, how to read the table, one row per claim."""
     level = f"{100 * CONFIDENCE:g} %"
-    lines = ["# The paper's claims checked", "", setting, "",
-             f"Project figure: the policy's per-pack change against the reference on profile `{CLAIMS_PROFILE}`, "
-             f"scenario `{DEFAULT_SCENARIO}`: mean over training seeds of per-seed means [{level} Student-t "
-             f"interval over seeds; n/a with one seed], and the best pack. The paper's percentages are best "
-             f"cases ('up to'): a claim is reproduced when the best pack reaches the figure. Definitions and "
-             f"verdict rules: docs/claims.md.", ""]
-    header = ["Claim", "Paper (definition)", "Policy vs reference", f"Project: mean [{level} CI]; best pack",
-              "Bound or ceiling: mean; best pack", "Verdict", "Reason"]
+    lines = [
+        "# The paper's claims checked",
+        "",
+        setting,
+        "",
+        f"Project figure: the policy's per-pack change against the reference on profile `{CLAIMS_PROFILE}`, "
+        f"scenario `{DEFAULT_SCENARIO}`: mean over training seeds of per-seed means [{level} Student-t "
+        f"interval over seeds; n/a with one seed], and the best pack. The paper's percentages are best "
+        f"cases ('up to'): a claim is reproduced when the best pack reaches the figure. Definitions and "
+        f"verdict rules: docs/claims.md.",
+        "",
+    ]
+    header = [
+        "Claim",
+        "Paper (definition)",
+        "Policy vs reference",
+        f"Project: mean [{level} CI]; best pack",
+        "Bound or ceiling: mean; best pack",
+        "Verdict",
+        "Reason",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in table.itertuples(index=False):
         claim = CLAIM[r.claim]
@@ -423,8 +558,12 @@ def render_markdown(table: pd.DataFrame, setting: str) -> str:
         else:
             spec, unit = ".4g", ""
             paper = r.paper_definition
-        project = (f"{_num(r.project_mean, spec)}{unit} [{_num(r.project_ci_low, spec)}, {_num(r.project_ci_high, spec)}]"
-                   f"; {_num(r.project_best, spec)}{unit}" if np.isfinite(r.project_mean) else "n/a")
+        project = (
+            f"{_num(r.project_mean, spec)}{unit} [{_num(r.project_ci_low, spec)}, {_num(r.project_ci_high, spec)}]"
+            f"; {_num(r.project_best, spec)}{unit}"
+            if np.isfinite(r.project_mean)
+            else "n/a"
+        )
         if np.isfinite(r.project_mean):
             project += f" ({int(r.n_seeds)} seeds, {int(r.n_packs)} packs)"
         ceiling = f"{r.ceiling}: {_num(r.ceiling_mean, spec)}; {_num(r.ceiling_best, spec)}" if r.ceiling else "n/a"
@@ -448,13 +587,16 @@ def read_claims_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     dup = frame[frame.duplicated(keys, keep=False)]
     if not dup.empty:
         r = dup.iloc[0]
-        raise UserError(f"metrics file {r['source']}: episode {r['episode']} of policy {r['policy']!r}, profile "
-                        f"{r['profile']!r}, scenario {r['scenario']!r}, seed {r['seed']} appears twice")
+        raise UserError(
+            f"metrics file {r['source']}: episode {r['episode']} of policy {r['policy']!r}, profile "
+            f"{r['profile']!r}, scenario {r['scenario']!r}, seed {r['seed']} appears twice"
+        )
     return frame
 
 
-def claims(metrics_paths: Sequence[str | os.PathLike], cfg: dict, out_csv: str | os.PathLike,
-           out_md: str | os.PathLike) -> pd.DataFrame:
+def claims(
+    metrics_paths: Sequence[str | os.PathLike], cfg: dict, out_csv: str | os.PathLike, out_md: str | os.PathLike
+) -> pd.DataFrame:
     """Read the metrics, build the claims table, write ``claims.csv`` and ``claims.md`` atomically."""
     check_distinct({"input": list(metrics_paths)}, {"--out-csv": out_csv, "--out-md": out_md})
     check_output(out_csv, "--out-csv")
@@ -468,8 +610,13 @@ def claims(metrics_paths: Sequence[str | os.PathLike], cfg: dict, out_csv: str |
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``bmsrl claims METRICS.csv ... --config RUN_CONFIG --out-csv CSV --out-md MD``."""
-    parser.add_argument("metrics", nargs="+", type=Path, metavar="METRICS.csv",
-                        help="per-episode metrics files of the evaluate stage (every policy and seed)")
+    parser.add_argument(
+        "metrics",
+        nargs="+",
+        type=Path,
+        metavar="METRICS.csv",
+        help="per-episode metrics files of the evaluate stage (every policy and seed)",
+    )
     add_config_arguments(parser)  # required: the run's config (rule record), see main
     parser.add_argument("--out-csv", type=Path, required=True, metavar="CSV", help="claims table to write")
     parser.add_argument("--out-md", type=Path, required=True, metavar="MD", help="Markdown claims table to write")
@@ -478,8 +625,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the stage; print one line per claim; return 0."""
     if args.config is None and args.config_json is None:  # the defaults would name the wrong setting
-        raise UserError("give the run's recorded config, --config results/run/config.yaml: the table's setting "
-                        "and the hand-set rule are read from it")
+        raise UserError(
+            "give the run's recorded config, --config results/run/config.yaml: the table's setting "
+            "and the hand-set rule are read from it"
+        )
     cfg = config_from_args(args)
     table = claims(args.metrics, cfg, args.out_csv, args.out_md)
     for r in table.itertuples(index=False):

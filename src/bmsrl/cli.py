@@ -19,8 +19,14 @@ from bmsrl.errors import UserError
 VERBS: dict[str, tuple[str, str]] = {
     "ocv": ("bmsrl.ocv", "validate and resample an OCV table; write the processed CSV and a plot"),
     "train": ("bmsrl.train", "train one agent (algorithm x seed) with checkpoints and TensorBoard logs"),
-    "tune-baselines": ("bmsrl.tune_baselines", "grid-search a baseline's settings (e.g. threshold and hysteresis) on the training profile"),
-    "reference": ("bmsrl.reference", "each baseline's return on the training-evaluation packs: the training curves' reference lines"),
+    "tune-baselines": (
+        "bmsrl.tune_baselines",
+        "grid-search a baseline's settings (e.g. threshold and hysteresis) on the training profile",
+    ),
+    "reference": (
+        "bmsrl.reference",
+        "each baseline's return on the training-evaluation packs: the training curves' reference lines",
+    ),
     "search": ("bmsrl.search", "hyperparameter search (Optuna): run one trial, or summarise the trials"),
     "evaluate": ("bmsrl.evaluate", "run a policy deterministically on a load profile; write traces and metrics"),
     "aggregate": ("bmsrl.aggregate", "summarise metrics over seeds: mean and 95 % t interval"),
@@ -33,9 +39,15 @@ VERBS: dict[str, tuple[str, str]] = {
 #: packages of pyproject.toml's extras a verb may need, by import name -> the extra (the core,
 #: ``pip install -e .``, has neither; tests/test_layers.py checks this against pyproject.toml)
 EXTRA_OF_IMPORT: dict[str, str] = {
-    "yaml": "workflow", "jsonschema": "workflow", "snakemake": "workflow",
-    "torch": "rl", "stable_baselines3": "rl", "sb3_contrib": "rl", "tensorboard": "rl", "optuna": "rl",
-}  # fmt: skip
+    "yaml": "workflow",
+    "jsonschema": "workflow",
+    "snakemake": "workflow",
+    "torch": "rl",
+    "stable_baselines3": "rl",
+    "sb3_contrib": "rl",
+    "tensorboard": "rl",
+    "optuna": "rl",
+}
 
 
 def missing_extra(verb: str, exc: ModuleNotFoundError) -> UserError | None:
@@ -44,8 +56,10 @@ def missing_extra(verb: str, exc: ModuleNotFoundError) -> UserError | None:
     extra = EXTRA_OF_IMPORT.get(package)
     if extra is None:
         return None
-    return UserError(f"needs {package}, which is not installed: it comes with the extra {extra!r} "
-                     f"(pip install -e '.[{extra}]'; `make setup` installs every extra)")  # fmt: skip
+    return UserError(
+        f"needs {package}, which is not installed: it comes with the extra {extra!r} "
+        f"(pip install -e '.[{extra}]'; `make setup` installs every extra)"
+    )
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

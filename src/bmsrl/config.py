@@ -27,10 +27,11 @@ import copy
 import difflib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
@@ -75,33 +76,43 @@ def _built_schema(registry: tuple) -> dict[str, Any]:
     defs = result["$defs"]
     defs["algo"]["enum"] = list(ALGOS)
     env_props = result["properties"]["env"]["properties"] = {
-        **schema_properties(PackParameters), **schema_properties(TaskParameters),
+        **schema_properties(PackParameters),
+        **schema_properties(TaskParameters),
     }
     result["properties"]["reward"]["properties"] = schema_properties(RewardWeights)
-    defs["env_overrides"].update(additionalProperties=False, properties={
-        key: {k: v for k, v in sub.items() if k != "default"} for key, sub in env_props.items() if key != "n_cells"
-    })  # fmt: skip
+    defs["env_overrides"].update(
+        additionalProperties=False,
+        properties={
+            key: {k: v for k, v in sub.items() if k != "default"} for key, sub in env_props.items() if key != "n_cells"
+        },
+    )
     constraints = defs["sb3_kwargs"]["properties"]
     training = result["properties"]["training"]["properties"]
     for name, spec in ALGOS.items():
         training["total_steps"].setdefault("properties", {})[name] = {
-            "$ref": "#/$defs/steps", "default": spec.total_steps,
+            "$ref": "#/$defs/steps",
+            "default": spec.total_steps,
             "description": f"env steps of one {spec.label} run: {spec.description}",
         }
         training["hyperparams"].setdefault("properties", {})[name] = {
             "$ref": "#/$defs/sb3_kwargs",
             "default": {},
             "description": f"keyword arguments of {spec.module}.{spec.class_name}; any other keeps the library's default",
-            "properties": {key: {**constraints.get(key, {}), "default": value} for key, value in spec.hyperparams.items()},
+            "properties": {
+                key: {**constraints.get(key, {}), "default": value} for key, value in spec.hyperparams.items()
+            },
         }
     _baseline_schema(result["properties"]["baselines"])
     search = result["properties"]["search"]["properties"]
     for name, spec in ALGOS.items():
         search["total_steps"].setdefault("properties", {})[name] = {
-            "$ref": "#/$defs/steps", "default": spec.search_steps, "description": f"env steps of one {spec.label} trial",
+            "$ref": "#/$defs/steps",
+            "default": spec.search_steps,
+            "description": f"env steps of one {spec.label} trial",
         }
         search["space"].setdefault("properties", {})[name] = {
-            "$ref": "#/$defs/search_space", "default": spec.search_space,
+            "$ref": "#/$defs/search_space",
+            "default": spec.search_space,
             "description": f"the {spec.label} search space",
         }
     return result
@@ -115,18 +126,24 @@ def _baseline_schema(section: dict[str, Any]) -> None:
     props = section["properties"]
     for name, spec in BASELINES.items():
         if spec.settings:
-            props[name] = {"type": "object", "additionalProperties": False, "default": {},
-                           "description": f"settings of {name}, {spec.description}"
-                                          + ("; these values apply when tuned is false" if spec.tunable else ""),
-                           "properties": spec.settings}  # fmt: skip
+            props[name] = {
+                "type": "object",
+                "additionalProperties": False,
+                "default": {},
+                "description": f"settings of {name}, {spec.description}"
+                + ("; these values apply when tuned is false" if spec.tunable else ""),
+                "properties": spec.settings,
+            }
     grid = props["tuning"]["properties"]
     for key in dict.fromkeys(k for name in TUNABLE for k in BASELINES[name].grid_keys):
         grid[key] = TUNING_GRID_KEYS[key]
     untuned = [n for n, spec in BASELINES.items() if spec.settings_of]
     props["tuned"]["description"] = (
         f"evaluate the tunable baselines ({', '.join(TUNABLE)}) with the settings the tune_baselines stage finds "
-        f"(results/baselines/NAME.yaml), and " + ", ".join(f"{n} with baselines.{BASELINES[n].settings_of}" for n in untuned)
-        + "; false: no tuning, every baseline runs its values below")  # fmt: skip
+        f"(results/baselines/NAME.yaml), and "
+        + ", ".join(f"{n} with baselines.{BASELINES[n].settings_of}" for n in untuned)
+        + "; false: no tuning, every baseline runs its values below"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -147,9 +164,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -173,8 +188,9 @@ def load_yaml_file(path: str | Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: the config file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                        "save it as UTF-8") from None
+        raise UserError(
+            f"{path}: the config file is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, not a config file") from None
     except OSError as exc:
@@ -239,7 +255,9 @@ def _describe(error: ValidationError) -> str:
             message = f"unknown key{more}; allowed keys: {', '.join(sorted(allowed))}"
     elif error.validator == "pattern" and "propertyNames" in error.relative_schema_path:
         path.append(error.instance)
-        message = f"not a valid name: use lower-case letters, digits and _, starting with a letter ({error.validator_value})"
+        message = (
+            f"not a valid name: use lower-case letters, digits and _, starting with a letter ({error.validator_value})"
+        )
     elif error.validator in ("anyOf", "oneOf") and "description" in error.schema:
         message = f"{error.instance!r} is not valid: expected {error.schema['description']}"
     elif error.validator in ("maximum", "minimum") and "description" in error.schema:
@@ -307,8 +325,10 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
     features = cfg.get("training", {}).get("features", "raw")
     for algo in cfg.get("algos", []):
         if features != "raw" and algo in algos.ALGOS and not algos.ALGOS[algo].features_extractor:
-            errors.append(f"training.features: {features} is not available for {algo}, whose policy takes no "
-                          f"features extractor; use raw, or leave {algo} out of algos")
+            errors.append(
+                f"training.features: {features} is not available for {algo}, whose policy takes no "
+                f"features extractor; use raw, or leave {algo} out of algos"
+            )
     for algo, kwargs in hyperparams.items():
         spec = algos.ALGOS.get(algo)
         if spec is None or not spec.keywords:
@@ -319,8 +339,10 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
             elif key not in spec.keywords:
                 close = difflib.get_close_matches(key, spec.keywords, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                errors.append(f"training.hyperparams.{algo}.{key}: not a keyword argument of {spec.module}."
-                              f"{spec.class_name}; {hint}allowed: {', '.join(spec.keywords)}")
+                errors.append(
+                    f"training.hyperparams.{algo}.{key}: not a keyword argument of {spec.module}."
+                    f"{spec.class_name}; {hint}allowed: {', '.join(spec.keywords)}"
+                )
     return errors
 
 
@@ -369,8 +391,10 @@ def _search_space_errors(cfg: dict[str, Any]) -> list[str]:
         for key, dim in space.items():
             where = f"search.space.{algo}.{key}"
             if key in algos.SET_BY_TRAIN or key not in spec.keywords:
-                errors.append(f"{where}: not a keyword argument the config may set for {spec.module}.{spec.class_name}; "
-                              f"allowed: {', '.join(spec.keywords)}")
+                errors.append(
+                    f"{where}: not a keyword argument the config may set for {spec.module}.{spec.class_name}; "
+                    f"allowed: {', '.join(spec.keywords)}"
+                )
                 continue
             if dim["type"] == "categorical":
                 values = dim["choices"]
@@ -397,11 +421,15 @@ def _semantic_problem(cfg: dict[str, Any]) -> str | None:
             return f"baselines.{name}.{problem[0]}: {problem[1]}"
     scenarios = cfg["evaluation"]["scenarios"]
     if "default" not in scenarios:
-        return ("evaluation.scenarios: no 'default' scenario; add `default: {}` "
-                "(the training distribution, the study's main comparison)")
+        return (
+            "evaluation.scenarios: no 'default' scenario; add `default: {}` "
+            "(the training distribution, the study's main comparison)"
+        )
     if scenarios["default"]:
-        return (f"evaluation.scenarios.default: the default scenario is the training distribution and "
-                f"takes no overrides (got {', '.join(sorted(scenarios['default']))}); name a shifted one otherwise")
+        return (
+            f"evaluation.scenarios.default: the default scenario is the training distribution and "
+            f"takes no overrides (got {', '.join(sorted(scenarios['default']))}); name a shifted one otherwise"
+        )
     from bmsrl.env import TaskParameters
     from bmsrl.pack import PackParameters
 
@@ -479,7 +507,9 @@ def load_workflow_config(files: Sequence[str | Path], cli_config: Mapping[str, A
     merged: dict[str, Any] = {}
     for path in files:
         part = load_yaml_file(path)
-        validate(json.loads(json.dumps(part)) if part is not None else {}, f"invalid config {path}", semantic=False)  # on a copy
+        validate(
+            json.loads(json.dumps(part)) if part is not None else {}, f"invalid config {path}", semantic=False
+        )  # on a copy
         _merge(merged, part or {})
     overrides = json.loads(json.dumps(dict(cli_config or {}), default=str))
     full = schema()
@@ -493,10 +523,17 @@ def load_workflow_config(files: Sequence[str | Path], cli_config: Mapping[str, A
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` | ``--config-json JSON`` (mutually exclusive; neither: the defaults)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--config", type=Path, metavar="FILE",
-                       help="workflow config YAML (e.g. config/config.yaml); missing keys take their defaults")
-    group.add_argument("--config-json", metavar="JSON",
-                       help="the config (or the sections this stage needs) as a JSON string, as the workflow passes it")
+    group.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="workflow config YAML (e.g. config/config.yaml); missing keys take their defaults",
+    )
+    group.add_argument(
+        "--config-json",
+        metavar="JSON",
+        help="the config (or the sections this stage needs) as a JSON string, as the workflow passes it",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +19,8 @@ from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
 from bmsrl.reward import RewardWeights, make_kind
 
 N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
+
+
 @dataclass(frozen=True)
 class TaskParameters:
     """The arguments of :class:`BalancingTask` besides the pack, the reward and the tables: timing,
@@ -28,15 +31,35 @@ class TaskParameters:
     #: the smallest count that keeps the terminal voltage within 1 mV of a tight solve_ivp reference
     #: over both profiles with random switching (tests/test_physics.py proves both: 3 sub-steps stay
     #: below 0.75 mV, 2 exceed 1 mV)
-    substeps: int = param(3, "zero-order-hold integration sub-steps per decision interval [-]", type="integer", minimum=1)
-    i_max_a: float = param(I_MAX_A, "profile (CC) current magnitude, about 0.7 C; observation scale; phase safety caps scale with capacity_ah / i_max_a [A]",
-                           type="number", exclusiveMinimum=0)
-    init_soc: tuple[float, float] = param((0.4, 0.6), "initial SoC of each cell ~ U(lo, hi) [-]", interval="closed",
-                                          inside="soc_limits", items={"type": "number", "minimum": 0, "maximum": 1})
-    init_soh: tuple[float, float] = param((0.95, 1.05), "initial state of health (capacity / Q_nom) of each cell ~ U(lo, hi) [-]",
-                                          interval="closed", items={"type": "number", "exclusiveMinimum": 0})
-    invalid_rules: tuple[str, ...] = param(("lowest_soc_while_discharging",), "actions treated as invalid: closing the lowest-SoC cell's shunt while discharging; closing a shunt at SoC <= the window's lower limit",
-                                           type="array", items={"type": "string", "enum": list(INVALID_RULES)}, uniqueItems=True)
+    substeps: int = param(
+        3, "zero-order-hold integration sub-steps per decision interval [-]", type="integer", minimum=1
+    )
+    i_max_a: float = param(
+        I_MAX_A,
+        "profile (CC) current magnitude, about 0.7 C; observation scale; phase safety caps scale with capacity_ah / i_max_a [A]",
+        type="number",
+        exclusiveMinimum=0,
+    )
+    init_soc: tuple[float, float] = param(
+        (0.4, 0.6),
+        "initial SoC of each cell ~ U(lo, hi) [-]",
+        interval="closed",
+        inside="soc_limits",
+        items={"type": "number", "minimum": 0, "maximum": 1},
+    )
+    init_soh: tuple[float, float] = param(
+        (0.95, 1.05),
+        "initial state of health (capacity / Q_nom) of each cell ~ U(lo, hi) [-]",
+        interval="closed",
+        items={"type": "number", "exclusiveMinimum": 0},
+    )
+    invalid_rules: tuple[str, ...] = param(
+        ("lowest_soc_while_discharging",),
+        "actions treated as invalid: closing the lowest-SoC cell's shunt while discharging; closing a shunt at SoC <= the window's lower limit",
+        type="array",
+        items={"type": "string", "enum": list(INVALID_RULES)},
+        uniqueItems=True,
+    )
 
 
 #: sub-steps per 30 s decision interval (env.substeps, :class:`TaskParameters`)
@@ -73,18 +96,30 @@ class BalancingTask:
         if isinstance(n_packs, bool) or not isinstance(n_packs, (int, np.integer)) or n_packs < 1:
             raise ValueError(f"n_packs must be an integer >= 1, got {n_packs!r}")
         # The fields' rules (also the config's: env section, orderings, init_soc inside soc_limits).
-        check({
-            **asdict(self.params), "decision_interval_s": decision_interval_s, "substeps": substeps,
-            "invalid_rules": list(invalid_rules) if not isinstance(invalid_rules, str) else invalid_rules,
-            "init_soc": init_soc, "init_soh": init_soh, "i_max_a": i_max_a,
-        }, [PackParameters, TaskParameters])  # fmt: skip
+        check(
+            {
+                **asdict(self.params),
+                "decision_interval_s": decision_interval_s,
+                "substeps": substeps,
+                "invalid_rules": list(invalid_rules) if not isinstance(invalid_rules, str) else invalid_rules,
+                "init_soc": init_soc,
+                "init_soh": init_soh,
+                "i_max_a": i_max_a,
+            },
+            [PackParameters, TaskParameters],
+        )
         self.invalid_rules = tuple(invalid_rules)
         self.init_soc = tuple(float(x) for x in init_soc)
         self.init_soh = tuple(float(x) for x in init_soh)
         self.i_max_a = float(i_max_a)
         self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah)
-        self.tables = tables if tables is not None else CellTables.from_files(
-            ocv_table, ecm_table, soc_window=self.params.soc_limits, allow_implausible=allow_implausible_tables)
+        self.tables = (
+            tables
+            if tables is not None
+            else CellTables.from_files(
+                ocv_table, ecm_table, soc_window=self.params.soc_limits, allow_implausible=allow_implausible_tables
+            )
+        )
         self.sim = PackSimulator(self.params, self.tables, self.profile, n_packs, decision_interval_s, substeps)
         self.n_packs = n_packs
         n = self.params.n_cells
@@ -200,8 +235,10 @@ class BalancingTask:
         unsigned = array.view(np.uint64) if array.dtype == np.int64 else array.astype(np.uint64)
         if np.count_nonzero(unsigned >= self.n_actions):
             bad = array[(array < 0) | (array >= self.n_actions)]
-            raise ValueError(f"invalid action {bad[0]}: actions are integers in [0, {self.n_actions - 1}] "
-                             f"(Discrete({self.n_actions}))")
+            raise ValueError(
+                f"invalid action {bad[0]}: actions are integers in [0, {self.n_actions - 1}] "
+                f"(Discrete({self.n_actions}))"
+            )
         return array
 
     def _write_frame(self, out: np.ndarray) -> None:
@@ -389,8 +426,10 @@ class PassiveBalancingEnv(gym.Env):
             except OverflowError:  # a Python int beyond int64
                 valid = False
         if not valid:
-            raise ValueError(f"invalid action {action!r}: actions are integers in [0, {self.action_space.n - 1}] "
-                             f"(Discrete({self.action_space.n}))")
+            raise ValueError(
+                f"invalid action {action!r}: actions are integers in [0, {self.action_space.n - 1}] "
+                f"(Discrete({self.action_space.n}))"
+            )
         obs, reward, terminated, truncated, interval = self.task.step_checked(np.array([action], dtype=np.intp))
         return (
             obs[0].copy(),

@@ -94,8 +94,11 @@ def capacity_context(task: BalancingTask, records: list[dict]) -> dict:
     if reason is not None:
         share = math.nan
         _log_once(f"recovered_share left empty: {reason}")
-    return {"recovered_share": share,
-            "capacity_bound_mah": 1000.0 * bound_ah, "no_balancing_capacity_mah": 1000.0 * none_ah}
+    return {
+        "recovered_share": share,
+        "capacity_bound_mah": 1000.0 * bound_ah,
+        "no_balancing_capacity_mah": 1000.0 * none_ah,
+    }
 
 
 _LOGGED: set[str] = set()
@@ -114,15 +117,34 @@ def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance
         v = np.asarray(r["cell_voltage_v"])
         s = np.asarray(r["switches"])
         rows.append(
-            [*labels, episode, step, r["time_s"], r["phase"], r["pack_current_a"], *r["soc"], *v,
-             *r["cell_current_a"], *s, *(s * v * v / shunt_resistance_ohm), r["reward"]]
-        )  # fmt: skip
+            [
+                *labels,
+                episode,
+                step,
+                r["time_s"],
+                r["phase"],
+                r["pack_current_a"],
+                *r["soc"],
+                *v,
+                *r["cell_current_a"],
+                *s,
+                *(s * v * v / shunt_resistance_ohm),
+                r["reward"],
+            ]
+        )
     return rows
 
 
-def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path | None,
-             ocv_table: str | None, scenario: str = DEFAULT_SCENARIO,
-             baseline_settings: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def evaluate(
+    cfg: dict,
+    policy_name: str,
+    profile: str,
+    seed: int,
+    model: Path | None,
+    ocv_table: str | None,
+    scenario: str = DEFAULT_SCENARIO,
+    baseline_settings: dict | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of ``evaluation.episodes`` deterministic episodes on ``scenario``, and the traces of the
     first ``evaluation.trace_episodes`` of them."""
     policy = load_policy(policy_name, model, cfg, baseline_settings)
@@ -137,9 +159,15 @@ def evaluate(cfg: dict, policy_name: str, profile: str, seed: int, model: Path |
     metrics, rows = [], []
     for episode, (eval_seed, records) in enumerate(zip(seeds, episodes.records)):
         terminated = bool(episodes.terminated[episode])
-        metrics.append({**dict(zip(("policy", "profile", "scenario", "seed"), labels)), "episode": episode,
-                        "eval_seed": eval_seed, **episode_metrics(records, terminated),
-                        **capacity_context(task, records)})  # fmt: skip
+        metrics.append(
+            {
+                **dict(zip(("policy", "profile", "scenario", "seed"), labels)),
+                "episode": episode,
+                "eval_seed": eval_seed,
+                **episode_metrics(records, terminated),
+                **capacity_context(task, records),
+            }
+        )
         if episode < cfg["evaluation"]["trace_episodes"]:
             rows += trace_rows(records, labels, episode, r_sh)
     return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRICS_COLUMNS)
@@ -155,19 +183,33 @@ def episode_seeds(cfg: dict, seed: int) -> list[int]:
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--policy", required=True,
-                        help=f"one of {list(POLICIES)}, or {BEST_KNOWN} (the model-based reference, slow: bmsrl.best_known)")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        help=f"one of {list(POLICIES)}, or {BEST_KNOWN} (the model-based reference, slow: bmsrl.best_known)",
+    )
     parser.add_argument("--profile", required=True, help="load profile to evaluate on")
     parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
-    parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
-                        help="evaluation scenario, a key of evaluation.scenarios (default %(default)s: no overrides)")
+    parser.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help="evaluation scenario, a key of evaluation.scenarios (default %(default)s: no overrides)",
+    )
     parser.add_argument("--model", type=Path, help="trained model (.zip) for an RL policy")
-    parser.add_argument("--baseline-settings", type=Path, metavar="YAML",
-                        help="tuned settings of a baseline (results/baselines/NAME.yaml of tune-baselines)")
+    parser.add_argument(
+        "--baseline-settings",
+        type=Path,
+        metavar="YAML",
+        help="tuned settings of a baseline (results/baselines/NAME.yaml of tune-baselines)",
+    )
     parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for traces.csv and metrics.csv")
-    parser.add_argument("--animation", type=Path, metavar="FILE",
-                        help="also write episode 0 as an animation (.gif; .mp4 needs ffmpeg on PATH)")  # fmt: skip
+    parser.add_argument(
+        "--animation",
+        type=Path,
+        metavar="FILE",
+        help="also write episode 0 as an animation (.gif; .mp4 needs ffmpeg on PATH)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -183,8 +225,16 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")
         name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
         settings = read_baseline_settings(args.baseline_settings, name, setting_names(name))
-    traces, metrics = evaluate(cfg, args.policy, args.profile, args.seed, args.model,
-                               resolve_ocv_table(args.ocv_table, cfg), args.scenario, settings)  # fmt: skip
+    traces, metrics = evaluate(
+        cfg,
+        args.policy,
+        args.profile,
+        args.seed,
+        args.model,
+        resolve_ocv_table(args.ocv_table, cfg),
+        args.scenario,
+        settings,
+    )
     with atomic_outputs(args.out / "traces.csv", args.out / "metrics.csv") as (t_tmp, m_tmp):
         traces.to_csv(t_tmp, index=False, float_format="%.6g")
         metrics.to_csv(m_tmp, index=False, float_format="%.8g")
@@ -196,6 +246,8 @@ def main(args: argparse.Namespace) -> int:
         policy = load_policy(args.policy, args.model, cfg, settings)
         write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
     summary = metrics[["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]].mean()
-    print(f"{args.policy} on {args.profile}, scenario {args.scenario}, seed {args.seed}, {len(metrics)} episodes: "
-          + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))  # fmt: skip
+    print(
+        f"{args.policy} on {args.profile}, scenario {args.scenario}, seed {args.seed}, {len(metrics)} episodes: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in summary.items())
+    )
     return 0

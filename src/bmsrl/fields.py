@@ -17,17 +17,32 @@ interval field (``init_soc`` inside ``soc_limits``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: the JSON Schema keywords :func:`field_errors` understands (a fragment using another is a bug)
-KEYWORDS = frozenset({
-    "type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const", "anyOf",
-    "items", "minItems", "maxItems", "uniqueItems", "description",
-})  # fmt: skip
+KEYWORDS = frozenset(
+    {
+        "type",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "enum",
+        "const",
+        "anyOf",
+        "items",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "description",
+    }
+)
 
 
-def param(default: Any, description: str, *, interval: str | None = None, inside: str | None = None,
-          **rules: Any) -> Any:  # fmt: skip
+def param(
+    default: Any, description: str, *, interval: str | None = None, inside: str | None = None, **rules: Any
+) -> Any:
     """A dataclass field with its default, description and JSON Schema ``rules``.
 
     ``interval``: the value is ``[lo, hi]`` (``"strict"``: lo < hi; ``"closed"``: lo <= hi); the
@@ -77,11 +92,19 @@ def schema_properties(cls: type) -> dict[str, dict[str, Any]]:
     props: dict[str, dict[str, Any]] = {}
     for f in _params(cls):
         if "section" in f.metadata:
-            props[f.name] = {"description": f.metadata["description"], "type": "object", "additionalProperties": False,
-                             "default": {}, "properties": schema_properties(f.metadata["section"])}  # fmt: skip
+            props[f.name] = {
+                "description": f.metadata["description"],
+                "type": "object",
+                "additionalProperties": False,
+                "default": {},
+                "properties": schema_properties(f.metadata["section"]),
+            }
         else:
-            props[f.name] = {**plain(f.metadata["rules"]), "default": plain(f.default),
-                             "description": f.metadata["description"]}  # fmt: skip
+            props[f.name] = {
+                **plain(f.metadata["rules"]),
+                "default": plain(f.default),
+                "description": f.metadata["description"],
+            }
     return props
 
 
@@ -151,8 +174,7 @@ def _interval(value) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def field_errors(values: dict[str, Any], classes: Iterable[type], prefix: str = "", *,
-                 rules: bool = True) -> list[str]:  # fmt: skip
+def field_errors(values: dict[str, Any], classes: Iterable[type], prefix: str = "", *, rules: bool = True) -> list[str]:
     """``key.path: message`` for each given value that breaks its field's rules (``rules=False``:
     only the relations between fields: intervals in order, an interval inside another).
 
@@ -166,7 +188,9 @@ def field_errors(values: dict[str, Any], classes: Iterable[type], prefix: str = 
         for name, value in values.items():
             if name in by_name:
                 description = by_name[name].metadata["description"]
-                for path, message in _errors(value, {**by_name[name].metadata["rules"], "description": description}, []):
+                for path, message in _errors(
+                    value, {**by_name[name].metadata["rules"], "description": description}, []
+                ):
                     errors.append(f"{_path(prefix + name, path)}: {message}")
         if errors:
             return errors
@@ -176,14 +200,18 @@ def field_errors(values: dict[str, Any], classes: Iterable[type], prefix: str = 
             lo, hi = _interval(value)
             if lo > hi or (kind == "strict" and lo == hi):
                 need = "lo < hi" if kind == "strict" else "lo <= hi"
-                errors.append(f"{prefix}{name}: [{lo:g}, {hi:g}] is {'reversed' if lo > hi else 'empty'}; write [lo, hi] with {need}")
+                errors.append(
+                    f"{prefix}{name}: [{lo:g}, {hi:g}] is {'reversed' if lo > hi else 'empty'}; write [lo, hi] with {need}"
+                )
     for name, value in values.items():
         outer = by_name[name].metadata["inside"] if name in by_name else None
         if outer is not None and outer in values and not errors:
             (lo, hi), (o_lo, o_hi) = _interval(value), _interval(values[outer])
             if lo < o_lo or hi > o_hi:
-                errors.append(f"{prefix}{name}: [{lo:g}, {hi:g}] is not inside {prefix}{outer} [{o_lo:g}, {o_hi:g}] "
-                              "(a pack would start outside the window its phases end at)")
+                errors.append(
+                    f"{prefix}{name}: [{lo:g}, {hi:g}] is not inside {prefix}{outer} [{o_lo:g}, {o_hi:g}] "
+                    "(a pack would start outside the window its phases end at)"
+                )
     return errors
 
 

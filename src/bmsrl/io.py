@@ -168,4 +168,3 @@ def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> Non
             what = "would overwrite the input" if key in inputs_seen else "is the same file as"
             raise UserError(f"{option} {path} {what} {other} {other_path}: give a different path")
         seen[key] = (option, path)
-

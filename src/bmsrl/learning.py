@@ -83,8 +83,9 @@ def make_envs(cfg: dict, algo: str, profile: str, ocv_table: str | None, n_eval:
     return env, eval_env
 
 
-def new_model(algo: str, env, seed: int, hyperparams: dict, tensorboard: Path | None = None,
-              features: dict | None = None):  # fmt: skip
+def new_model(
+    algo: str, env, seed: int, hyperparams: dict, tensorboard: Path | None = None, features: dict | None = None
+):
     """A new ``algo`` model on ``env`` with ``hyperparams`` (its constructor's keyword arguments);
     ``features``: policy_kwargs that select the network's features (:func:`bmsrl.networks.features_policy_kwargs`)."""
     spec = algos.get(algo)
@@ -95,8 +96,15 @@ def new_model(algo: str, env, seed: int, hyperparams: dict, tensorboard: Path | 
         policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
     if policy_kwargs:
         hyperparams["policy_kwargs"] = policy_kwargs
-    return algorithm_class(algo)("MlpPolicy", env, seed=seed, verbose=0, device="cpu",
-                                 tensorboard_log=str(tensorboard) if tensorboard else None, **hyperparams)  # fmt: skip
+    return algorithm_class(algo)(
+        "MlpPolicy",
+        env,
+        seed=seed,
+        verbose=0,
+        device="cpu",
+        tensorboard_log=str(tensorboard) if tensorboard else None,
+        **hyperparams,
+    )
 
 
 def features_of(cfg: dict) -> dict:
@@ -106,9 +114,23 @@ def features_of(cfg: dict) -> dict:
     return features_policy_kwargs(cfg["training"]["features"], cfg["env"]["n_cells"], cfg["env"]["soc_limits"])
 
 
-def build_learner(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, *, normalize_reward: bool,
-                  eval_episodes: int, eval_seed: int, eval_interval: int, total_steps: int, work: Path,
-                  tensorboard: Path | None = None, load=None, callback_after_eval: BaseCallback | None = None):
+def build_learner(
+    cfg: dict,
+    algo: str,
+    seed: int,
+    profile: str,
+    ocv_table: str | None,
+    *,
+    normalize_reward: bool,
+    eval_episodes: int,
+    eval_seed: int,
+    eval_interval: int,
+    total_steps: int,
+    work: Path,
+    tensorboard: Path | None = None,
+    load=None,
+    callback_after_eval: BaseCallback | None = None,
+):
     """``(model, env, evaluation)`` of one run, as training and a search trial build it: every RNG
     seeded with ``seed``; ``training.n_envs`` training packs seeded from ``seed`` and
     ``eval_episodes`` evaluation packs (:func:`make_envs`); the model from ``load(env)`` (a resumed
@@ -122,10 +144,16 @@ def build_learner(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str 
     if model is None:
         model = new_model(algo, env, seed, cfg["training"]["hyperparams"][algo], tensorboard, features_of(cfg))
     evaluation = evaluation_class(model)(
-        eval_env, seed=eval_seed, work=work, total_steps=total_steps, n_eval_episodes=eval_episodes,
-        eval_freq=max(eval_interval // int(cfg["training"]["n_envs"]), 1), deterministic=True, verbose=0,
+        eval_env,
+        seed=eval_seed,
+        work=work,
+        total_steps=total_steps,
+        n_eval_episodes=eval_episodes,
+        eval_freq=max(eval_interval // int(cfg["training"]["n_envs"]), 1),
+        deterministic=True,
+        verbose=0,
         callback_after_eval=callback_after_eval,
-    )  # fmt: skip
+    )
     return model, env, evaluation
 
 
@@ -162,8 +190,13 @@ def seeded_evaluation(base: type[EvalCallback]):
         def __init__(self, eval_env, *, seed: int, work: Path, total_steps: int, **kwargs) -> None:
             # SB3 writes its own evaluations file in place; it goes to a scratch folder and the
             # published working copy is written atomically from the same arrays below.
-            super().__init__(eval_env, log_path=str(work / "sb3"), best_model_save_path=None,
-                             callback_on_new_best=SaveBest(work / "best_model.zip"), **kwargs)
+            super().__init__(
+                eval_env,
+                log_path=str(work / "sb3"),
+                best_model_save_path=None,
+                callback_on_new_best=SaveBest(work / "best_model.zip"),
+                **kwargs,
+            )
             self.seed, self.work, self.total_steps = seed, work, total_steps
             self._clock = (time.perf_counter(), 0)
 
@@ -187,8 +220,11 @@ def seeded_evaluation(base: type[EvalCallback]):
             try:
                 with np.load(path) as old:
                     keep = old["timesteps"] <= resume_steps
-                    history = (list(old["timesteps"][keep]), [list(r) for r in old["results"][keep]],
-                               [list(r) for r in old["ep_lengths"][keep]])
+                    history = (
+                        list(old["timesteps"][keep]),
+                        [list(r) for r in old["results"][keep]],
+                        [list(r) for r in old["ep_lengths"][keep]],
+                    )
             except Exception as exc:  # unreadable: the curve restarts, the model does not
                 log.warning("evaluation history %s is unreadable (%s): starting it afresh", path, exc)
                 return
@@ -198,17 +234,28 @@ def seeded_evaluation(base: type[EvalCallback]):
 
         def _publish(self) -> None:
             with atomic_output(self.work / "evaluations.npz") as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, timesteps=self.evaluations_timesteps, results=self.evaluations_results,
-                         ep_lengths=self.evaluations_length)
+                np.savez(
+                    handle,
+                    timesteps=self.evaluations_timesteps,
+                    results=self.evaluations_results,
+                    ep_lengths=self.evaluations_length,
+                )
             start, start_steps = self._clock
             now = time.perf_counter()
             rate = (self.num_timesteps - start_steps) / max(now - start, 1e-9)
             self._clock = (now, self.num_timesteps)
             left = max(self.total_steps - self.num_timesteps, 0) / max(rate, 1e-9)
-            log.info("eval at %d env steps: mean return %.2f +/- %.2f over %d episodes (best %.2f); "
-                     "%.0f env-steps/s, about %.0f min left", self.num_timesteps, self.last_mean_reward,
-                     float(np.std(self.evaluations_results[-1])), len(self.evaluations_results[-1]),
-                     self.best_mean_reward, rate, left / 60)  # fmt: skip
+            log.info(
+                "eval at %d env steps: mean return %.2f +/- %.2f over %d episodes (best %.2f); "
+                "%.0f env-steps/s, about %.0f min left",
+                self.num_timesteps,
+                self.last_mean_reward,
+                float(np.std(self.evaluations_results[-1])),
+                len(self.evaluations_results[-1]),
+                self.best_mean_reward,
+                rate,
+                left / 60,
+            )
 
     return SeededEvaluation
 
@@ -243,9 +290,15 @@ class StopOnPlateau(BaseCallback):
             return True
         self.stopped_at = int(self.parent.num_timesteps)
         best = int(np.argmax(means))
-        log.info("stopping early at %d env steps: none of the last %d evaluations rose more than %g above "
-                 "the best before them (best mean return %.2f at %d env steps)", self.stopped_at, self.patience,
-                 self.min_delta, means[best], int(self.parent.evaluations_timesteps[best]))
+        log.info(
+            "stopping early at %d env steps: none of the last %d evaluations rose more than %g above "
+            "the best before them (best mean return %.2f at %d env steps)",
+            self.stopped_at,
+            self.patience,
+            self.min_delta,
+            means[best],
+            int(self.parent.evaluations_timesteps[best]),
+        )
         return False
 
 

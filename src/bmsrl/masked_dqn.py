@@ -53,8 +53,14 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import polyak_update
 
 
-def td_target(rewards: th.Tensor, dones: th.Tensor, discounts, next_q_target: th.Tensor,
-              next_q_online: th.Tensor | None = None, next_valid: th.Tensor | None = None) -> th.Tensor:
+def td_target(
+    rewards: th.Tensor,
+    dones: th.Tensor,
+    discounts,
+    next_q_target: th.Tensor,
+    next_q_online: th.Tensor | None = None,
+    next_valid: th.Tensor | None = None,
+) -> th.Tensor:
     """The one-step TD target ``r + (1 - done) * discount * Q_next`` of a batch, shape (batch, 1).
 
     ``Q_next`` is ``max_a Q_target(s', a)`` (DQN), or with ``next_q_online``
@@ -113,9 +119,15 @@ class MaskedDQN(DQN):
         allows, when acting in training and when ``predict`` is given ``action_masks``.
     """
 
-    def __init__(self, *args: Any, greedy_valid_only: bool = True, double_q: bool = False,
-                 masked_target: bool = False, target_update_gradient_steps: int | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *args: Any,
+        greedy_valid_only: bool = True,
+        double_q: bool = False,
+        masked_target: bool = False,
+        target_update_gradient_steps: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         if masked_target:
             if kwargs.get("replay_buffer_class") not in (None, MaskedReplayBuffer):
                 raise ValueError("masked_target needs MaskedDQN's own replay buffer (no replay_buffer_class)")
@@ -133,14 +145,17 @@ class MaskedDQN(DQN):
         self.target_update_gradient_steps = None if loading else target_update_gradient_steps
 
     # DQN's keywords and these, for inspect.signature (bmsrl.agents.constructor_keywords)
-    __init__.__signature__ = inspect.signature(DQN.__init__).replace(parameters=[
-        *inspect.signature(DQN.__init__).parameters.values(),
-        inspect.Parameter("greedy_valid_only", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
-        inspect.Parameter("double_q", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
-        inspect.Parameter("masked_target", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
-        inspect.Parameter("target_update_gradient_steps", inspect.Parameter.KEYWORD_ONLY, default=None,
-                          annotation=int | None),
-    ])  # fmt: skip
+    __init__.__signature__ = inspect.signature(DQN.__init__).replace(
+        parameters=[
+            *inspect.signature(DQN.__init__).parameters.values(),
+            inspect.Parameter("greedy_valid_only", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
+            inspect.Parameter("double_q", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
+            inspect.Parameter("masked_target", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
+            inspect.Parameter(
+                "target_update_gradient_steps", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=int | None
+            ),
+        ]
+    )
 
     def _on_step(self) -> None:
         """SB3's target update every ``target_update_interval`` env steps, unless
@@ -163,10 +178,13 @@ class MaskedDQN(DQN):
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             with th.no_grad():
                 target_q_values = td_target(
-                    replay_data.rewards, replay_data.dones, discounts, self.q_net_target(replay_data.next_observations),
+                    replay_data.rewards,
+                    replay_data.dones,
+                    discounts,
+                    self.q_net_target(replay_data.next_observations),
                     self.q_net(replay_data.next_observations) if self.double_q else None,
                     self.replay_buffer.sampled_next_masks if self.masked_target else None,
-                )  # fmt: skip
+                )
             current_q_values = th.gather(self.q_net(replay_data.observations), dim=1, index=replay_data.actions.long())
             loss = F.smooth_l1_loss(current_q_values, target_q_values)
             losses.append(loss.item())
@@ -231,7 +249,9 @@ class MaskedDQN(DQN):
         try:
             masks = get_action_masks(self.env)
         except AttributeError as exc:
-            raise ValueError("MaskedDQN(greedy_valid_only=True) needs an env with action_masks(); "
-                             "pass greedy_valid_only=False for an env without") from exc  # fmt: skip
+            raise ValueError(
+                "MaskedDQN(greedy_valid_only=True) needs an env with action_masks(); "
+                "pass greedy_valid_only=False for an env without"
+            ) from exc
         action, _ = self.predict(self._last_obs, deterministic=False, action_masks=masks)
         return action, action  # a discrete action is stored in the replay buffer as taken

@@ -47,8 +47,14 @@ class CellSetExtractor(BaseFeaturesExtractor):
     :param cell_net_arch: hidden sizes of the per-cell MLP; its last size is the embedding size
     """
 
-    def __init__(self, observation_space: gym.spaces.Box, n_cells: int, soc_limits: tuple[float, float] = (0.1, 0.9),
-                 physics: bool = False, cell_net_arch: tuple[int, ...] = (64, 32)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        n_cells: int,
+        soc_limits: tuple[float, float] = (0.1, 0.9),
+        physics: bool = False,
+        cell_net_arch: tuple[int, ...] = (64, 32),
+    ) -> None:
         size = int(observation_space.shape[0])
         per_frame = 3 * n_cells + 1
         if size % per_frame:
@@ -87,8 +93,9 @@ class CellSetExtractor(BaseFeaturesExtractor):
             # the feature does not depend on the cells' order
             q_min = q.min(dim=2, keepdim=True).values
             h_e = th.where(q == q_min, h, th.full_like(h, -th.inf)).max(dim=2, keepdim=True).values
-            physics = th.stack([q - q_min, h - h.min(dim=2, keepdim=True).values,
-                                h_e - h], dim=2)  # (batch, frame, 3, cell)  # fmt: skip
+            physics = th.stack(
+                [q - q_min, h - h.min(dim=2, keepdim=True).values, h_e - h], dim=2
+            )  # (batch, frame, 3, cell)
             parts.append(physics.permute(0, 3, 1, 2).reshape(-1, n, 3 * k))
         return th.cat(parts, dim=2)
 

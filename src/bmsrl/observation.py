@@ -37,12 +37,16 @@ def decode_observation(observation, n_cells: int) -> ObservedFrame:
     obs = np.asarray(observation, dtype=np.float64)
     n = n_cells
     if obs.shape[-1] % (3 * n + 1):
-        raise ValueError(f"an observation of {obs.shape[-1]} values is not a whole number of {n}-cell frames "
-                         f"({3 * n + 1} values each)")
+        raise ValueError(
+            f"an observation of {obs.shape[-1]} values is not a whole number of {n}-cell frames "
+            f"({3 * n + 1} values each)"
+        )
     return ObservedFrame(
         soc=(obs[..., :n] + 1.0) / 2.0,
         closed=obs[..., n : 2 * n] > 0.0,
         soh=1.0 + obs[..., 2 * n : 3 * n] / SOH_OBS_SCALE,
         current_ratio=obs[..., 3 * n],
     )
+
+
 INVALID_RULES = ("lowest_soc_while_discharging", "below_soc_min")

@@ -30,8 +30,8 @@ from bmsrl.tables import (
     DEFAULT_N_POINTS,
     DEFAULT_SOC_WINDOW,
     MAX_N_POINTS,
-    _check_soc_window,
     _check_n_points,
+    _check_soc_window,
     read_ocv_table,
     resample_ocv,
 )
@@ -41,11 +41,19 @@ PLOT_FORMATS = ("pdf", "png", "svg")
 
 #: Keil et al. 2016, doi:10.1149/2.0411609jes, Panasonic NCR18650 (NCA): a_i, b_i [-], k_i [V].
 KEIL_NCA_PARAMS: dict[str, float] = {
-    "a1": -0.3777, "a2": 10.2859, "a3": 17.0608, "a4": -3.7820,
-    "b1": -5.6272, "b2": 0.2907,
-    "k0": 4.9852, "k1": -2.86523, "k2": 0.3852, "k3": -0.1599, "k4": 1.2256, "k5": 0.7412,
+    "a1": -0.3777,
+    "a2": 10.2859,
+    "a3": 17.0608,
+    "a4": -3.7820,
+    "b1": -5.6272,
+    "b2": 0.2907,
+    "k0": 4.9852,
+    "k1": -2.86523,
+    "k2": 0.3852,
+    "k3": -0.1599,
+    "k4": 1.2256,
+    "k5": 0.7412,
 }
-
 
 
 def keil_nca_ocv(soc) -> np.ndarray:
@@ -80,13 +88,15 @@ def plot_format(path: str | os.PathLike) -> str:
     """The figure format of ``path`` by its suffix (``.pdf``, ``.png``, ``.svg``), or a :class:`UserError`."""
     fmt = Path(path).suffix.lstrip(".").lower()
     if fmt not in PLOT_FORMATS:
-        raise UserError(f"--plot {path}: unsupported figure format {Path(path).suffix or '(no suffix)'!r} "
-                        f"(use .pdf, .png or .svg)")
+        raise UserError(
+            f"--plot {path}: unsupported figure format {Path(path).suffix or '(no suffix)'!r} (use .pdf, .png or .svg)"
+        )
     return fmt
 
 
-def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[float, float], path: Path,
-              fmt: str = "pdf") -> None:
+def _plot_ocv(
+    raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[float, float], path: Path, fmt: str = "pdf"
+) -> None:
     """Write the figure (``fmt``: pdf, png or svg): the input points, the resampled curve and the
     SoC window shaded.
 
@@ -97,12 +107,27 @@ def _plot_ocv(raw: pd.DataFrame, processed: pd.DataFrame, soc_window: tuple[floa
 
     fig = Figure(figsize=(4.5, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    ax.axvspan(*soc_window, color="tab:green", alpha=0.12, lw=0,
-               label=f"SoC window [{soc_window[0]:g}, {soc_window[1]:g}]")
-    ax.plot(processed["soc"], processed["ocv_v"], "-", color="tab:blue", lw=1.2,
-            label=f"resampled ({len(processed)} points)")
-    ax.plot(raw["soc"], raw["ocv_v"], "o", color="black", ms=3, mfc="none", mew=0.7,
-            label=f"input table ({len(raw)} points)")
+    ax.axvspan(
+        *soc_window, color="tab:green", alpha=0.12, lw=0, label=f"SoC window [{soc_window[0]:g}, {soc_window[1]:g}]"
+    )
+    ax.plot(
+        processed["soc"],
+        processed["ocv_v"],
+        "-",
+        color="tab:blue",
+        lw=1.2,
+        label=f"resampled ({len(processed)} points)",
+    )
+    ax.plot(
+        raw["soc"],
+        raw["ocv_v"],
+        "o",
+        color="black",
+        ms=3,
+        mfc="none",
+        mew=0.7,
+        label=f"input table ({len(raw)} points)",
+    )
     ax.set_xlabel("State of charge [-]")
     ax.set_ylabel("Open-circuit voltage [V]")
     ax.set_xlim(0.0, 1.0)
@@ -174,19 +199,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="OCV table CSV with columns soc [-], ocv_v [V]")
     parser.add_argument("output", type=Path, help="processed table CSV to write (uniform SoC grid)")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="also write a plot of the table (.pdf, .png or .svg)")
-    parser.add_argument("--points", type=int, default=DEFAULT_N_POINTS, metavar="N",
-                        help=f"points of the uniform SoC grid, 2 to {MAX_N_POINTS} (default {DEFAULT_N_POINTS})")
-    parser.add_argument("--allow-implausible", action="store_true",
-                        help="accept OCV values outside 1.5-5 V (refused by default: they catch tables in mV)")
-    parser.add_argument("--soc-window", type=float, nargs=2, default=list(DEFAULT_SOC_WINDOW),
-                        metavar=("LO", "HI"),
-                        help="SoC window the table must cover (default %(default)s)")
+    parser.add_argument(
+        "--points",
+        type=int,
+        default=DEFAULT_N_POINTS,
+        metavar="N",
+        help=f"points of the uniform SoC grid, 2 to {MAX_N_POINTS} (default {DEFAULT_N_POINTS})",
+    )
+    parser.add_argument(
+        "--allow-implausible",
+        action="store_true",
+        help="accept OCV values outside 1.5-5 V (refused by default: they catch tables in mV)",
+    )
+    parser.add_argument(
+        "--soc-window",
+        type=float,
+        nargs=2,
+        default=list(DEFAULT_SOC_WINDOW),
+        metavar=("LO", "HI"),
+        help="SoC window the table must cover (default %(default)s)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
     processed = process_ocv_table(
-        args.input, args.output, out_plot=args.plot, n_points=args.points, soc_window=tuple(args.soc_window),
+        args.input,
+        args.output,
+        out_plot=args.plot,
+        n_points=args.points,
+        soc_window=tuple(args.soc_window),
         allow_implausible=args.allow_implausible,
     )
     soc, ocv_v = processed["soc"].to_numpy(), processed["ocv_v"].to_numpy()

@@ -75,33 +75,62 @@ class PackParameters:
     config schema, :func:`bmsrl.config.schema`); a value that breaks them is a :class:`ValueError`.
     """
 
-    n_cells: int = param(5, "cells in series [-]; at most 16: the agent picks one of 2^n_cells shunt patterns, and the action table, masks and policy output grow with it",
-                         type="integer", minimum=2, maximum=16)
-    capacity_ah: float = param(CAPACITY_AH, "nominal cell capacity Q_nom [Ah] (Panasonic NCR18650B class)",
-                               type="number", exclusiveMinimum=0)
+    n_cells: int = param(
+        5,
+        "cells in series [-]; at most 16: the agent picks one of 2^n_cells shunt patterns, and the action table, masks and policy output grow with it",
+        type="integer",
+        minimum=2,
+        maximum=16,
+    )
+    capacity_ah: float = param(
+        CAPACITY_AH, "nominal cell capacity Q_nom [Ah] (Panasonic NCR18650B class)", type="number", exclusiveMinimum=0
+    )
     shunt_resistance_ohm: float = param(6.0, "bleed resistor per cell R_sh [Ohm]", type="number", exclusiveMinimum=0)
-    charge_efficiency: float = param(0.99, "coulombic efficiency while charging [-]",
-                                     type="number", exclusiveMinimum=0, maximum=1)
-    discharge_efficiency: float = param(1.0, "coulombic efficiency while discharging [-]",
-                                        type="number", exclusiveMinimum=0, maximum=1)
-    soc_limits: tuple[float, float] = param(DEFAULT_SOC_WINDOW, "SoC window [lo, hi] [-]; phases end when the first cell reaches it",
-                                            interval="strict", items={"type": "number", "minimum": 0, "maximum": 1})
-    voltage_limits_v: tuple[float, float] = param((2.5, 4.2), "terminal-voltage window [lo, hi] [V]",
-                                                  interval="strict", items={"type": "number", "exclusiveMinimum": 0})
+    charge_efficiency: float = param(
+        0.99, "coulombic efficiency while charging [-]", type="number", exclusiveMinimum=0, maximum=1
+    )
+    discharge_efficiency: float = param(
+        1.0, "coulombic efficiency while discharging [-]", type="number", exclusiveMinimum=0, maximum=1
+    )
+    soc_limits: tuple[float, float] = param(
+        DEFAULT_SOC_WINDOW,
+        "SoC window [lo, hi] [-]; phases end when the first cell reaches it",
+        interval="strict",
+        items={"type": "number", "minimum": 0, "maximum": 1},
+    )
+    voltage_limits_v: tuple[float, float] = param(
+        (2.5, 4.2),
+        "terminal-voltage window [lo, hi] [V]",
+        interval="strict",
+        items={"type": "number", "exclusiveMinimum": 0},
+    )
     #: which limits end a phase: "soc_and_voltage" (a BMS: the first cell at its SoC or voltage
     #: limit) or "soc" (the study's choice: the SoC window only)
-    cutoff: str = param("soc_and_voltage", "limits that end a phase: soc_and_voltage (a BMS: the first cell at its SoC or terminal-voltage limit) or soc (the study's choice: the SoC window only); docs/physics.md",
-                        type="string", enum=list(CUTOFFS))
+    cutoff: str = param(
+        "soc_and_voltage",
+        "limits that end a phase: soc_and_voltage (a BMS: the first cell at its SoC or terminal-voltage limit) or soc (the study's choice: the SoC window only); docs/physics.md",
+        type="string",
+        enum=list(CUTOFFS),
+    )
     #: "cc_cv" (a charger: constant current, then the highest cell held at the upper voltage limit
     #: until the current tapers) or "cc" (the study's choice: constant current throughout)
-    charging: str = param("cc_cv", "charger: cc_cv (constant current, then the highest cell held at voltage_limits_v[1] until the current tapers to cv_taper_c_rate) or cc (the study's choice: constant current throughout)",
-                          type="string", enum=list(CHARGING_MODES))
+    charging: str = param(
+        "cc_cv",
+        "charger: cc_cv (constant current, then the highest cell held at voltage_limits_v[1] until the current tapers to cv_taper_c_rate) or cc (the study's choice: constant current throughout)",
+        type="string",
+        enum=list(CHARGING_MODES),
+    )
     #: a CC-CV charge ends when the charger's current has fallen to this C-rate [1/h] x capacity_ah
-    cv_taper_c_rate: float = param(0.05, "a CC-CV charge ends when its current has fallen to this C-rate [1/h] x capacity_ah",
-                                   type="number", exclusiveMinimum=0)
+    cv_taper_c_rate: float = param(
+        0.05,
+        "a CC-CV charge ends when its current has fallen to this C-rate [1/h] x capacity_ah",
+        type="number",
+        exclusiveMinimum=0,
+    )
     #: the episode terminates when a cell leaves the SoC window by more than this [-]
-    safety_margin_soc: float = param(0.02, "the episode terminates if a cell leaves the SoC window by more [-]",
-                                     type="number", minimum=0)
+    safety_margin_soc: float = param(
+        0.02, "the episode terminates if a cell leaves the SoC window by more [-]", type="number", minimum=0
+    )
 
     def __post_init__(self) -> None:
         check(own_values(self), [PackParameters])  # types, ranges, intervals in order
@@ -147,8 +176,9 @@ class CellTables:
         self._last = float(n - 1)
 
     @classmethod
-    def from_files(cls, ocv_table=None, ecm_table=None, *, soc_window=(0.1, 0.9),
-                   allow_implausible: bool = False) -> "CellTables":
+    def from_files(
+        cls, ocv_table=None, ecm_table=None, *, soc_window=(0.1, 0.9), allow_implausible: bool = False
+    ) -> CellTables:
         """Tables from CSV files (``None``: the package's shipped tables), validated on the way in:
         the OCV table must cover ``soc_window`` (the pack's ``soc_limits``); values outside the
         plausible ranges of :mod:`bmsrl.tables` are refused unless ``allow_implausible``."""
@@ -198,15 +228,23 @@ class PackState:
     capped: np.ndarray
 
     @classmethod
-    def zeros(cls, n_packs: int, n_cells: int) -> "PackState":
+    def zeros(cls, n_packs: int, n_cells: int) -> PackState:
         cells = lambda: np.zeros((n_packs, n_cells))  # noqa: E731
         packs = lambda: np.zeros(n_packs)  # noqa: E731
         return cls(
-            soc=cells(), soh=np.ones((n_packs, n_cells)), rc_v=np.zeros((n_packs, n_cells, 2)),
-            switches=np.zeros((n_packs, n_cells), dtype=bool), shunt_energy_wh=cells(),
-            terminal_v=cells(), current_a=packs(), inside_limits=np.ones(n_packs, dtype=bool),
+            soc=cells(),
+            soh=np.ones((n_packs, n_cells)),
+            rc_v=np.zeros((n_packs, n_cells, 2)),
+            switches=np.zeros((n_packs, n_cells), dtype=bool),
+            shunt_energy_wh=cells(),
+            terminal_v=cells(),
+            current_a=packs(),
+            inside_limits=np.ones(n_packs, dtype=bool),
             phase=np.zeros(n_packs, dtype=np.intp),
-            phase_time_s=packs(), time_s=packs(), discharged_ah=packs(), charged_ah=packs(),
+            phase_time_s=packs(),
+            time_s=packs(),
+            discharged_ah=packs(),
+            charged_ah=packs(),
             capped=np.zeros(n_packs, dtype=bool),
         )
 
@@ -255,16 +293,22 @@ class PackSimulator:
         # Limits as the kernels use them: +-inf leaves a test out. With CC-CV the charger holds the
         # upper voltage limit, so it is not a cut-off; the taper current ends the charge instead.
         self._kernel_args = (
-            tables._table, tables._lo, tables._inv_step, tables._last,
-            profile.current_a, end_code, 1.0 / p.shunt_resistance_ohm,
-            p.soc_limits[0], p.soc_limits[1],
+            tables._table,
+            tables._lo,
+            tables._inv_step,
+            tables._last,
+            profile.current_a,
+            end_code,
+            1.0 / p.shunt_resistance_ohm,
+            p.soc_limits[0],
+            p.soc_limits[1],
             p.voltage_limits_v[0] if by_voltage else -np.inf,  # v_lo_cut [V]
             p.voltage_limits_v[1] if by_voltage and not cc_cv else np.inf,  # v_hi_cut [V]
             p.voltage_limits_v[1] if cc_cv else np.inf,  # v_hold [V]: the CV stage's cell voltage
             p.taper_current_a if cc_cv else -1.0,  # i_taper [A]; -1: never
             p.voltage_limits_v[0] if by_voltage else -np.inf,  # v_lo_win [V]: the window of within_limits
             p.voltage_limits_v[1] if by_voltage else np.inf,  # v_hi_win [V]
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ state
     def reset_packs(self, packs: np.ndarray, soc: np.ndarray, soh: np.ndarray) -> None:
@@ -280,9 +324,17 @@ class PackSimulator:
         s.switches[packs] = False
         s.phase[packs] = 0
         _reset_packs(
-            np.asarray(packs, dtype=np.intp).reshape(-1), s.soc, s.rc_v, s.switches, s.terminal_v,
-            s.current_a, s.inside_limits, s.phase, s.phase_time_s, *self._kernel_args,
-        )  # fmt: skip
+            np.asarray(packs, dtype=np.intp).reshape(-1),
+            s.soc,
+            s.rc_v,
+            s.switches,
+            s.terminal_v,
+            s.current_a,
+            s.inside_limits,
+            s.phase,
+            s.phase_time_s,
+            *self._kernel_args,
+        )
 
     # ---------------------------------------------------------------- physics
     def advance(self, switches: np.ndarray) -> IntervalResult:
@@ -295,14 +347,34 @@ class PackSimulator:
         max_v = np.empty(self.n_packs)
         min_v = np.empty(self.n_packs)
         n_sub = _advance_packs(
-            switches, s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.current_a, s.inside_limits,
+            switches,
+            s.soc,
+            s.soh,
+            s.rc_v,
+            s.switches,
+            s.terminal_v,
+            s.current_a,
+            s.inside_limits,
             s.shunt_energy_wh,
-            s.phase, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah, s.capped,
+            s.phase,
+            s.phase_time_s,
+            s.time_s,
+            s.discharged_ah,
+            s.charged_ah,
+            s.capped,
             *self._kernel_args,
-            prof.max_duration_s, self.decision_interval_s, self.substeps, par.capacity_ah,
-            par.discharge_efficiency, par.charge_efficiency,
-            cell_current_a, pack_current_a, energy_wh, max_v, min_v,
-        )  # fmt: skip
+            prof.max_duration_s,
+            self.decision_interval_s,
+            self.substeps,
+            par.capacity_ah,
+            par.discharge_efficiency,
+            par.charge_efficiency,
+            cell_current_a,
+            pack_current_a,
+            energy_wh,
+            max_v,
+            min_v,
+        )
         return IntervalResult(cell_current_a, pack_current_a, energy_wh, max_v, min_v, n_sub)
 
     # ------------------------------------------------------------- read-outs
@@ -346,9 +418,13 @@ def _lookup(table, lo, inv_step, last, soc):
     f = pos - i
     row = table[i]
     return (
-        row[0] + f * row[6], row[1] + f * row[7], row[2] + f * row[8],
-        row[3] + f * row[9], row[4] + f * row[10], row[5] + f * row[11],
-    )  # fmt: skip
+        row[0] + f * row[6],
+        row[1] + f * row[7],
+        row[2] + f * row[8],
+        row[3] + f * row[9],
+        row[4] + f * row[10],
+        row[5] + f * row[11],
+    )
 
 
 @numba.njit(cache=True)
@@ -392,7 +468,7 @@ def _limits(soc, terminal_v, soc_lo, soc_hi, v_lo, v_hi):
 @numba.njit(cache=True, inline="always")
 def _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo, v_hi):
     """Are all cells of pack ``k`` inside the SoC [-] and voltage [V] windows, limits included?"""
-    for i in range(soc.shape[1]):
+    for i in range(soc.shape[1]):  # noqa: SIM110  (a loop: numba compiles no generator in all())
         if not (soc_lo <= soc[k, i] <= soc_hi and v_lo <= terminal_v[k, i] <= v_hi):
             return False
     return True
@@ -408,9 +484,25 @@ def _phase_ends(code, lower, upper, current_a, i_taper_a):
 
 @numba.njit(cache=True)
 def _enter_phase(
-    k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
-    phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-):  # fmt: skip
+    k,
+    rows,
+    soc,
+    rc_v,
+    switches,
+    terminal_v,
+    current_a,
+    phase,
+    phase_time_s,
+    phase_current_a,
+    phase_end_code,
+    g_sh,
+    soc_lo,
+    soc_hi,
+    v_lo_cut,
+    v_hi_cut,
+    v_hold,
+    i_taper,
+):
     """Pack ``k`` (table rows ``rows`` at its SoC) starts its phase, or decides again after its shunts
     changed: set the current the pack draws and the terminal voltages under it; a phase already at
     its end (a limit, or a charge already tapered) ends at once, and the next one starts."""
@@ -454,26 +546,81 @@ def _fill_rows(k, soc, rows, table, lo, inv_step, last):
 
 @numba.njit(cache=True)
 def _reset_packs(
-    packs, soc, rc_v, switches, terminal_v, current_a, inside_limits, phase, phase_time_s,
-    table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh,
-    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper, v_lo_win, v_hi_win,
-):  # fmt: skip
+    packs,
+    soc,
+    rc_v,
+    switches,
+    terminal_v,
+    current_a,
+    inside_limits,
+    phase,
+    phase_time_s,
+    table,
+    lo,
+    inv_step,
+    last,
+    phase_current_a,
+    phase_end_code,
+    g_sh,
+    soc_lo,
+    soc_hi,
+    v_lo_cut,
+    v_hi_cut,
+    v_hold,
+    i_taper,
+    v_lo_win,
+    v_hi_win,
+):
     """Freshly reset ``packs`` start their first phase (:func:`_enter_phase`)."""
     rows = np.empty((soc.shape[1], 6))
     for k in packs:
         _fill_rows(k, soc, rows, table, lo, inv_step, last)
         _enter_phase(
-            k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
-            phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-        )  # fmt: skip
+            k,
+            rows,
+            soc,
+            rc_v,
+            switches,
+            terminal_v,
+            current_a,
+            phase,
+            phase_time_s,
+            phase_current_a,
+            phase_end_code,
+            g_sh,
+            soc_lo,
+            soc_hi,
+            v_lo_cut,
+            v_hi_cut,
+            v_hold,
+            i_taper,
+        )
         inside_limits[k] = _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo_win, v_hi_win)
 
 
 @numba.njit(cache=True, inline="always")
 def _cells_at(
-    k, t_s, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a,
-    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah,
-):  # fmt: skip
+    k,
+    t_s,
+    i0_a,
+    slope_a_s,
+    soh,
+    s_soc,
+    s_v,
+    s_rows,
+    s_shunt_a,
+    table,
+    lo,
+    inv_step,
+    last,
+    capacity_ah,
+    eta_discharge,
+    eta_charge,
+    o_soc,
+    o_v,
+    o_rows,
+    o_q_ah,
+):
     """Pack ``k``'s cells ``t_s`` [s] into a sub-step that started at ``s_soc`` [-], ``s_v`` (cells, 2) [V],
     table rows ``s_rows``: exact solution with the ECM parameters and the shunt currents ``s_shunt_a``
     [A] held at their start values and the pack current linear in time, ``i0_a + slope_a_s * t`` [A]
@@ -510,9 +657,26 @@ def _current_limit_a(k, switches, g_sh, soc_rows, v, v_hold):
 
 @numba.njit(cache=True, inline="always")
 def _cv_limit_after_a(
-    i, t_s, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
-    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
-):  # fmt: skip
+    i,
+    t_s,
+    i0_a,
+    k,
+    soh,
+    s_soc,
+    s_v,
+    s_rows,
+    s_shunt_a,
+    switches,
+    g_sh,
+    v_hold,
+    table,
+    lo,
+    inv_step,
+    last,
+    capacity_ah,
+    eta_discharge,
+    eta_charge,
+):
     """Cell ``i``'s voltage-hold limit [A] (:func:`_cv_current_limit_a`) ``t_s`` [s] into a sub-step
     that holds the pack current ``i0_a`` [A]: the predictor of the constant-voltage stage."""
     i_cell0 = i0_a + s_shunt_a[i]
@@ -532,9 +696,23 @@ def _cv_limit_after_a(
 
 @numba.njit(cache=True, inline="always")
 def _event_margin(
-    k, code, switches, g_sh, o_soc, o_v, o_rows, i_pack_a, phase_current_a, cc_stage,
-    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-):  # fmt: skip
+    k,
+    code,
+    switches,
+    g_sh,
+    o_soc,
+    o_v,
+    o_rows,
+    i_pack_a,
+    phase_current_a,
+    cc_stage,
+    soc_lo,
+    soc_hi,
+    v_lo_cut,
+    v_hi_cut,
+    v_hold,
+    i_taper,
+):
     """How far past its nearest event pack ``k`` is, for cells at ``o_*`` carrying pack current
     ``i_pack_a`` [A]: >= 0 once the phase's end (end code ``code``: SoC and voltage limits, the
     charger's current tapered to ``i_taper``) or, in a charger's constant-current stage
@@ -559,24 +737,124 @@ def _event_margin(
 
 @numba.njit(cache=True)
 def _crossing_time_s(
-    k, h_s, i0_a, slope_a_s, code, phase_current_a, cc_stage, soh, switches, g_sh, s_soc, s_v, s_rows, s_shunt_a,
-    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah,
-    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-):  # fmt: skip
+    k,
+    h_s,
+    i0_a,
+    slope_a_s,
+    code,
+    phase_current_a,
+    cc_stage,
+    soh,
+    switches,
+    g_sh,
+    s_soc,
+    s_v,
+    s_rows,
+    s_shunt_a,
+    table,
+    lo,
+    inv_step,
+    last,
+    capacity_ah,
+    eta_discharge,
+    eta_charge,
+    o_soc,
+    o_v,
+    o_rows,
+    o_q_ah,
+    soc_lo,
+    soc_hi,
+    v_lo_cut,
+    v_hi_cut,
+    v_hold,
+    i_taper,
+):
     """The first time [s] in (0, ``h_s``] at which :func:`_event_margin` reaches 0, given that it has at
     ``h_s``: a bracketing root search (Illinois) to a bracket of ``_CROSSING_TOL_S``, returning the bracket's end
     at which the event has happened (0 if it had already at the sub-step's start)."""
     t_lo, t_hi = 0.0, h_s
-    _cells_at(k, 0.0, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
-              capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
-    m_lo = _event_margin(k, code, switches, g_sh, o_soc, o_v, o_rows, i0_a, phase_current_a, cc_stage,
-                         soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper)  # fmt: skip
+    _cells_at(
+        k,
+        0.0,
+        i0_a,
+        slope_a_s,
+        soh,
+        s_soc,
+        s_v,
+        s_rows,
+        s_shunt_a,
+        table,
+        lo,
+        inv_step,
+        last,
+        capacity_ah,
+        eta_discharge,
+        eta_charge,
+        o_soc,
+        o_v,
+        o_rows,
+        o_q_ah,
+    )
+    m_lo = _event_margin(
+        k,
+        code,
+        switches,
+        g_sh,
+        o_soc,
+        o_v,
+        o_rows,
+        i0_a,
+        phase_current_a,
+        cc_stage,
+        soc_lo,
+        soc_hi,
+        v_lo_cut,
+        v_hi_cut,
+        v_hold,
+        i_taper,
+    )
     if m_lo >= 0.0:
         return 0.0
-    _cells_at(k, h_s, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
-              capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
-    m_hi = _event_margin(k, code, switches, g_sh, o_soc, o_v, o_rows, i0_a + slope_a_s * h_s, phase_current_a,
-                         cc_stage, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper)  # fmt: skip
+    _cells_at(
+        k,
+        h_s,
+        i0_a,
+        slope_a_s,
+        soh,
+        s_soc,
+        s_v,
+        s_rows,
+        s_shunt_a,
+        table,
+        lo,
+        inv_step,
+        last,
+        capacity_ah,
+        eta_discharge,
+        eta_charge,
+        o_soc,
+        o_v,
+        o_rows,
+        o_q_ah,
+    )
+    m_hi = _event_margin(
+        k,
+        code,
+        switches,
+        g_sh,
+        o_soc,
+        o_v,
+        o_rows,
+        i0_a + slope_a_s * h_s,
+        phase_current_a,
+        cc_stage,
+        soc_lo,
+        soc_hi,
+        v_lo_cut,
+        v_hi_cut,
+        v_hold,
+        i_taper,
+    )
     side = 0
     for _ in range(_CROSSING_MAX_ITER):
         if t_hi - t_lo <= _CROSSING_TOL_S:
@@ -586,10 +864,46 @@ def _crossing_time_s(
             t = 0.5 * (t_lo + t_hi)
         # at least half the tolerance inside the bracket: a root found exactly then closes it at once
         t = min(max(t, t_lo + 0.5 * _CROSSING_TOL_S), t_hi - 0.5 * _CROSSING_TOL_S)
-        _cells_at(k, t, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
-                  capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
-        m = _event_margin(k, code, switches, g_sh, o_soc, o_v, o_rows, i0_a + slope_a_s * t, phase_current_a,
-                          cc_stage, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper)  # fmt: skip
+        _cells_at(
+            k,
+            t,
+            i0_a,
+            slope_a_s,
+            soh,
+            s_soc,
+            s_v,
+            s_rows,
+            s_shunt_a,
+            table,
+            lo,
+            inv_step,
+            last,
+            capacity_ah,
+            eta_discharge,
+            eta_charge,
+            o_soc,
+            o_v,
+            o_rows,
+            o_q_ah,
+        )
+        m = _event_margin(
+            k,
+            code,
+            switches,
+            g_sh,
+            o_soc,
+            o_v,
+            o_rows,
+            i0_a + slope_a_s * t,
+            phase_current_a,
+            cc_stage,
+            soc_lo,
+            soc_hi,
+            v_lo_cut,
+            v_hi_cut,
+            v_hold,
+            i_taper,
+        )
         if m >= 0.0:
             t_hi, m_hi = t, m
             if side == 1:
@@ -605,19 +919,81 @@ def _crossing_time_s(
 
 @numba.njit(cache=True)
 def _cv_start_time_s(
-    i, h_s, i0_a, phase_current_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
-    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
-):  # fmt: skip
+    i,
+    h_s,
+    i0_a,
+    phase_current_a,
+    k,
+    soh,
+    s_soc,
+    s_v,
+    s_rows,
+    s_shunt_a,
+    switches,
+    g_sh,
+    v_hold,
+    table,
+    lo,
+    inv_step,
+    last,
+    capacity_ah,
+    eta_discharge,
+    eta_charge,
+):
     """The time [s] in (0, ``h_s``] at which cell ``i``, charged at the constant current ``i0_a`` [A],
     reaches the charger's voltage hold (its limit :func:`_cv_limit_after_a` reaches the phase's current),
     to ``_CV_START_TOL_S``; the end of the bracket at which it has."""
     t_lo, t_hi = 0.0, h_s
-    m_lo = _cv_limit_after_a(i, 0.0, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
-                             table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge) - phase_current_a
+    m_lo = (
+        _cv_limit_after_a(
+            i,
+            0.0,
+            i0_a,
+            k,
+            soh,
+            s_soc,
+            s_v,
+            s_rows,
+            s_shunt_a,
+            switches,
+            g_sh,
+            v_hold,
+            table,
+            lo,
+            inv_step,
+            last,
+            capacity_ah,
+            eta_discharge,
+            eta_charge,
+        )
+        - phase_current_a
+    )
     if m_lo >= 0.0:
         return 0.0
-    m_hi = _cv_limit_after_a(i, h_s, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
-                             table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge) - phase_current_a
+    m_hi = (
+        _cv_limit_after_a(
+            i,
+            h_s,
+            i0_a,
+            k,
+            soh,
+            s_soc,
+            s_v,
+            s_rows,
+            s_shunt_a,
+            switches,
+            g_sh,
+            v_hold,
+            table,
+            lo,
+            inv_step,
+            last,
+            capacity_ah,
+            eta_discharge,
+            eta_charge,
+        )
+        - phase_current_a
+    )
     side = 0
     for _ in range(_CROSSING_MAX_ITER):
         if t_hi - t_lo <= _CV_START_TOL_S:
@@ -627,8 +1003,30 @@ def _cv_start_time_s(
             t = 0.5 * (t_lo + t_hi)
         # at least half the tolerance inside the bracket: a root found exactly then closes it at once
         t = min(max(t, t_lo + 0.5 * _CV_START_TOL_S), t_hi - 0.5 * _CV_START_TOL_S)
-        m = _cv_limit_after_a(i, t, i0_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
-                              table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge) - phase_current_a
+        m = (
+            _cv_limit_after_a(
+                i,
+                t,
+                i0_a,
+                k,
+                soh,
+                s_soc,
+                s_v,
+                s_rows,
+                s_shunt_a,
+                switches,
+                g_sh,
+                v_hold,
+                table,
+                lo,
+                inv_step,
+                last,
+                capacity_ah,
+                eta_discharge,
+                eta_charge,
+            )
+            - phase_current_a
+        )
         if m >= 0.0:
             t_hi, m_hi = t, m
             if side == 1:
@@ -644,38 +1042,169 @@ def _cv_start_time_s(
 
 @numba.njit(cache=True)
 def _cut_at_event(
-    ends, binding, k, h_s, i0_a, slope_a_s, code, phase_current_a, cc_stage, soh, switches, g_sh, s_soc, s_v,
-    s_rows, s_shunt_a, table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
-    o_soc, o_v, o_rows, o_q_ah, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-):  # fmt: skip
+    ends,
+    binding,
+    k,
+    h_s,
+    i0_a,
+    slope_a_s,
+    code,
+    phase_current_a,
+    cc_stage,
+    soh,
+    switches,
+    g_sh,
+    s_soc,
+    s_v,
+    s_rows,
+    s_shunt_a,
+    table,
+    lo,
+    inv_step,
+    last,
+    capacity_ah,
+    eta_discharge,
+    eta_charge,
+    o_soc,
+    o_v,
+    o_rows,
+    o_q_ah,
+    soc_lo,
+    soc_hi,
+    v_lo_cut,
+    v_hi_cut,
+    v_hold,
+    i_taper,
+):
     """A sub-step of ``h_s`` [s] reached an event: the phase's end (``ends``), or else the start of the
     constant-voltage stage (cell ``binding`` reaching the hold). Cut it at the crossing time, the
     cells' state then into ``o_*``; returns that time [s]. (Not inlined: the rare path.)"""
     if ends:
         h_s = _crossing_time_s(
-            k, h_s, i0_a, slope_a_s, code, phase_current_a, cc_stage, soh, switches, g_sh, s_soc, s_v, s_rows,
-            s_shunt_a, table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah,
-            soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-        )  # fmt: skip
+            k,
+            h_s,
+            i0_a,
+            slope_a_s,
+            code,
+            phase_current_a,
+            cc_stage,
+            soh,
+            switches,
+            g_sh,
+            s_soc,
+            s_v,
+            s_rows,
+            s_shunt_a,
+            table,
+            lo,
+            inv_step,
+            last,
+            capacity_ah,
+            eta_discharge,
+            eta_charge,
+            o_soc,
+            o_v,
+            o_rows,
+            o_q_ah,
+            soc_lo,
+            soc_hi,
+            v_lo_cut,
+            v_hi_cut,
+            v_hold,
+            i_taper,
+        )
     else:
         h_s = _cv_start_time_s(
-            binding, h_s, i0_a, phase_current_a, k, soh, s_soc, s_v, s_rows, s_shunt_a, switches, g_sh, v_hold,
-            table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
-        )  # fmt: skip
-    _cells_at(k, h_s, i0_a, slope_a_s, soh, s_soc, s_v, s_rows, s_shunt_a, table, lo, inv_step, last,
-              capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
+            binding,
+            h_s,
+            i0_a,
+            phase_current_a,
+            k,
+            soh,
+            s_soc,
+            s_v,
+            s_rows,
+            s_shunt_a,
+            switches,
+            g_sh,
+            v_hold,
+            table,
+            lo,
+            inv_step,
+            last,
+            capacity_ah,
+            eta_discharge,
+            eta_charge,
+        )
+    _cells_at(
+        k,
+        h_s,
+        i0_a,
+        slope_a_s,
+        soh,
+        s_soc,
+        s_v,
+        s_rows,
+        s_shunt_a,
+        table,
+        lo,
+        inv_step,
+        last,
+        capacity_ah,
+        eta_discharge,
+        eta_charge,
+        o_soc,
+        o_v,
+        o_rows,
+        o_q_ah,
+    )
     return h_s
 
 
 @numba.njit(cache=True)
 def _advance_packs(
-    new_switches, soc, soh, rc_v, switches, terminal_v, current_a, inside_limits, shunt_energy_wh,
-    phase, phase_time_s, time_s, discharged_ah, charged_ah, capped,
-    table, lo, inv_step, last, phase_current_a, phase_end_code, g_sh,
-    soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper, v_lo_win, v_hi_win,
-    phase_max_s, dt_s, substeps, capacity_ah, eta_discharge, eta_charge,
-    out_cell_current_a, out_pack_current_a, out_energy_wh, out_max_v, out_min_v,
-):  # fmt: skip
+    new_switches,
+    soc,
+    soh,
+    rc_v,
+    switches,
+    terminal_v,
+    current_a,
+    inside_limits,
+    shunt_energy_wh,
+    phase,
+    phase_time_s,
+    time_s,
+    discharged_ah,
+    charged_ah,
+    capped,
+    table,
+    lo,
+    inv_step,
+    last,
+    phase_current_a,
+    phase_end_code,
+    g_sh,
+    soc_lo,
+    soc_hi,
+    v_lo_cut,
+    v_hi_cut,
+    v_hold,
+    i_taper,
+    v_lo_win,
+    v_hi_win,
+    phase_max_s,
+    dt_s,
+    substeps,
+    capacity_ah,
+    eta_discharge,
+    eta_charge,
+    out_cell_current_a,
+    out_pack_current_a,
+    out_energy_wh,
+    out_max_v,
+    out_min_v,
+):
     """Set the shunts to ``new_switches``, advance every pack by ``dt_s`` [s] in place; write interval
     means and energies to ``out_*``.
 
@@ -723,9 +1252,25 @@ def _advance_packs(
         _fill_rows(k, soc, rows, table, lo, inv_step, last)
         if changed and phase_current_a[phase[k]] < 0.0:
             _enter_phase(
-                k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
-                phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-            )  # fmt: skip
+                k,
+                rows,
+                soc,
+                rc_v,
+                switches,
+                terminal_v,
+                current_a,
+                phase,
+                phase_time_s,
+                phase_current_a,
+                phase_end_code,
+                g_sh,
+                soc_lo,
+                soc_hi,
+                v_lo_cut,
+                v_hi_cut,
+                v_hold,
+                i_taper,
+            )
         cv_began = False
         while remaining > _TIME_TOL_S:
             ph = phase[k]
@@ -755,13 +1300,53 @@ def _advance_packs(
             cc_stage = charging and cc_cv and not cv_stage
             slope = 0.0  # [A/s]
             if cv_stage:  # predictor (held current, binding cell) -> the charger's current at the end -> corrector
-                i_end = _charger_current_a(i_ph, _cv_limit_after_a(
-                    binding, h, i_pack, k, soh, s_soc, s_v, rows, s_shunt_a, switches, g_sh, v_hold,
-                    table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
-                ))  # fmt: skip
+                i_end = _charger_current_a(
+                    i_ph,
+                    _cv_limit_after_a(
+                        binding,
+                        h,
+                        i_pack,
+                        k,
+                        soh,
+                        s_soc,
+                        s_v,
+                        rows,
+                        s_shunt_a,
+                        switches,
+                        g_sh,
+                        v_hold,
+                        table,
+                        lo,
+                        inv_step,
+                        last,
+                        capacity_ah,
+                        eta_discharge,
+                        eta_charge,
+                    ),
+                )
                 slope = (i_end - i_pack) / h
-            _cells_at(k, h, i_pack, slope, soh, s_soc, s_v, rows, s_shunt_a, table, lo, inv_step, last,
-                      capacity_ah, eta_discharge, eta_charge, o_soc, o_v, o_rows, o_q_ah)  # fmt: skip
+            _cells_at(
+                k,
+                h,
+                i_pack,
+                slope,
+                soh,
+                s_soc,
+                s_v,
+                rows,
+                s_shunt_a,
+                table,
+                lo,
+                inv_step,
+                last,
+                capacity_ah,
+                eta_discharge,
+                eta_charge,
+                o_soc,
+                o_v,
+                o_rows,
+                o_q_ah,
+            )
             for attempt in range(2):  # the sub-step as it is, or cut at its event
                 i_end = i_pack + slope * h  # the pack current at the sub-step's end
                 binding_end = 0
@@ -787,10 +1372,40 @@ def _advance_packs(
                 # an event inside the sub-step: cut it at the crossing time
                 cv_began = not ends  # only the CV stage begins: the next sub-step is in it (whatever rounding says)
                 h = _cut_at_event(
-                    ends, binding_end, k, h, i_pack, slope, code, i_ph, cc_stage, soh, switches, g_sh, s_soc, s_v,
-                    rows, s_shunt_a, table, lo, inv_step, last, capacity_ah, eta_discharge, eta_charge,
-                    o_soc, o_v, o_rows, o_q_ah, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-                )  # fmt: skip
+                    ends,
+                    binding_end,
+                    k,
+                    h,
+                    i_pack,
+                    slope,
+                    code,
+                    i_ph,
+                    cc_stage,
+                    soh,
+                    switches,
+                    g_sh,
+                    s_soc,
+                    s_v,
+                    rows,
+                    s_shunt_a,
+                    table,
+                    lo,
+                    inv_step,
+                    last,
+                    capacity_ah,
+                    eta_discharge,
+                    eta_charge,
+                    o_soc,
+                    o_v,
+                    o_rows,
+                    o_q_ah,
+                    soc_lo,
+                    soc_hi,
+                    v_lo_cut,
+                    v_hi_cut,
+                    v_hold,
+                    i_taper,
+                )
             for i in range(n_cells):  # commit the sub-step
                 g = g_sh if switches[k, i] else 0.0
                 soc[k, i] = o_soc[i]
@@ -815,9 +1430,25 @@ def _advance_packs(
                 phase[k] = ph + 1
                 phase_time_s[k] = 0.0
                 _enter_phase(
-                    k, rows, soc, rc_v, switches, terminal_v, current_a, phase, phase_time_s,
-                    phase_current_a, phase_end_code, g_sh, soc_lo, soc_hi, v_lo_cut, v_hi_cut, v_hold, i_taper,
-                )  # fmt: skip
+                    k,
+                    rows,
+                    soc,
+                    rc_v,
+                    switches,
+                    terminal_v,
+                    current_a,
+                    phase,
+                    phase_time_s,
+                    phase_current_a,
+                    phase_end_code,
+                    g_sh,
+                    soc_lo,
+                    soc_hi,
+                    v_lo_cut,
+                    v_hi_cut,
+                    v_hold,
+                    i_taper,
+                )
             i_pack = i_end
         if current_a[k] != i_pack:  # the charger changed the current: voltages under the new one
             for i in range(n_cells):

@@ -64,7 +64,7 @@ from bmsrl.results import (
     load_evaluations,
     read_profiles,
     read_references,
-    read_summary,  # fmt: skip
+    read_summary,
     read_traces,
 )
 from bmsrl.stats import training_curve
@@ -76,13 +76,27 @@ PAGE_WIDTH_IN = 7.2
 
 #: Journal style used for every figure (applied with matplotlib.rc_context, restored afterwards).
 STYLE: dict[str, object] = {
-    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 8,
-    "ytick.labelsize": 8, "legend.fontsize": 8, "figure.titlesize": 9,
-    "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
-    "xtick.major.size": 2.5, "ytick.major.size": 2.5, "lines.linewidth": 1.0,
-    "axes.spines.top": False, "axes.spines.right": False,
-    "grid.linewidth": 0.4, "grid.alpha": 0.5, "legend.frameon": False,
-    "pdf.fonttype": 42, "svg.fonttype": "none", "savefig.dpi": 300,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "figure.titlesize": 9,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "lines.linewidth": 1.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "grid.linewidth": 0.4,
+    "grid.alpha": 0.5,
+    "legend.frameon": False,
+    "pdf.fonttype": 42,
+    "svg.fonttype": "none",
+    "savefig.dpi": 300,
     "axes.formatter.use_mathtext": True,
 }
 
@@ -132,8 +146,9 @@ def save_figure(fig: Figure, out: str | os.PathLike) -> Path:
 # Inputs
 
 
-def load_traces(paths: Sequence[str | os.PathLike], prefixes: Sequence[str],
-                numeric: Sequence[str] = ()) -> dict[tuple[str, str], pd.DataFrame]:
+def load_traces(
+    paths: Sequence[str | os.PathLike], prefixes: Sequence[str], numeric: Sequence[str] = ()
+) -> dict[tuple[str, str], pd.DataFrame]:
     """Episode 0 per (policy, profile), from the lowest seed given for each pair.
 
     The seed used is stored in ``frame.attrs["seed"]``. Raises a :class:`UserError` if no file
@@ -171,15 +186,20 @@ def _shade_phases(ax, frame: pd.DataFrame) -> None:
 
 def _phase_handles(traces: Mapping) -> list[Patch]:
     seen = {str(p) for frame in traces.values() for p in frame["phase"].unique()}
-    return [Patch(facecolor=c, alpha=PHASE_ALPHA, edgecolor="none", label=f"{p} phase")
-            for p, c in PHASE_COLORS.items() if p in seen]
+    return [
+        Patch(facecolor=c, alpha=PHASE_ALPHA, edgecolor="none", label=f"{p} phase")
+        for p, c in PHASE_COLORS.items()
+        if p in seen
+    ]
 
 
 def _cell_handles(n_cells: int, **line_kw) -> list:
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], color=CELL_COLORS[i % len(CELL_COLORS)], label=f"cell {i + 1}", **line_kw)
-            for i in range(n_cells)]
+    return [
+        Line2D([], [], color=CELL_COLORS[i % len(CELL_COLORS)], label=f"cell {i + 1}", **line_kw)
+        for i in range(n_cells)
+    ]
 
 
 def _grid_layout(traces: Mapping[tuple[str, str], pd.DataFrame]) -> tuple[list[str], list[str]]:
@@ -208,8 +228,10 @@ def _seed_note(traces: Mapping[tuple[str, str], pd.DataFrame]) -> str:
     per_policy = {}
     for (policy, _), seed in sorted(seeds.items()):
         per_policy.setdefault(policy, set()).add(seed)
-    text = "; ".join(f"{policy_label(p)} {'/'.join(map(str, sorted(s)))}"
-                     for p, s in ((p, per_policy[p]) for p in policy_order(per_policy)))
+    text = "; ".join(
+        f"{policy_label(p)} {'/'.join(map(str, sorted(s)))}"
+        for p, s in ((p, per_policy[p]) for p in policy_order(per_policy))
+    )
     return f"Episode 0 of the lowest training seed given: {text}."
 
 
@@ -257,8 +279,13 @@ def _cell_grid_figure(
                 ax.set_xlabel("Time [h]")
         axes[r, 0].set_ylabel(f"{profile}\n{ylabel}")
     handles = [*_cell_handles(n_cells), *extra_handles, *_phase_handles(traces)]
-    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 6),
-               handlelength=1.6, columnspacing=1.2)
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncol=_legend_columns(len(handles), 6),
+        handlelength=1.6,
+        columnspacing=1.2,
+    )
     fig.supxlabel(_seed_note(traces) + (f" {note}" if note else ""), fontsize=8, color="0.3")
     return fig
 
@@ -273,8 +300,13 @@ def _draw_cells(prefix: str, scale: float = 1.0, drawstyle: str = "default") -> 
     def draw(ax, frame: pd.DataFrame) -> int:
         names = numbered_columns(frame, prefix, kind=_TRACES, path=frame.attrs.get("source", "?"))
         for i, name in enumerate(names):
-            ax.plot(frame["time_h"], frame[name] * scale, color=CELL_COLORS[i % len(CELL_COLORS)], lw=0.9,
-                    drawstyle=drawstyle)
+            ax.plot(
+                frame["time_h"],
+                frame[name] * scale,
+                color=CELL_COLORS[i % len(CELL_COLORS)],
+                lw=0.9,
+                drawstyle=drawstyle,
+            )
         return len(names)
 
     return draw
@@ -288,8 +320,9 @@ def plot_soc(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathL
 
 
 @_styled
-def plot_voltage(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike,
-                 voltage_limits_v: tuple[float, float]) -> Path:
+def plot_voltage(
+    traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.PathLike, voltage_limits_v: tuple[float, float]
+) -> Path:
     """Terminal voltage of each cell [V] vs time [h]; the voltage window's limits dashed when in view."""
     from matplotlib.lines import Line2D
 
@@ -299,15 +332,18 @@ def plot_voltage(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.P
             ax.axhline(limit, color="0.2", ls="--", lw=0.7, zorder=1)
         return n
 
-    values = np.concatenate([
-        frame[numbered_columns(frame, "voltage_v_", kind=_TRACES, path="?")].to_numpy().ravel()
-        for frame in traces.values()
-    ])
+    values = np.concatenate(
+        [
+            frame[numbered_columns(frame, "voltage_v_", kind=_TRACES, path="?")].to_numpy().ravel()
+            for frame in traces.values()
+        ]
+    )
     # the data and the window: a cell outside the window shows against the drawn limit
     low, high = min(float(values.min()), voltage_limits_v[0]), max(float(values.max()), voltage_limits_v[1])
     pad = max(0.05, 0.05 * (high - low))
-    limit = Line2D([], [], color="0.2", ls="--", lw=0.7,
-                   label=f"limits {voltage_limits_v[0]:g}/{voltage_limits_v[1]:g} V")
+    limit = Line2D(
+        [], [], color="0.2", ls="--", lw=0.7, label=f"limits {voltage_limits_v[0]:g}/{voltage_limits_v[1]:g} V"
+    )
     fig = _cell_grid_figure(traces, draw, "Terminal voltage [V]", extra_handles=[limit])
     for ax in fig.axes:
         if ax.lines:
@@ -322,13 +358,19 @@ def plot_current(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os.P
 
     def draw(ax, frame: pd.DataFrame) -> int:
         ax.axhline(0.0, color="0.6", lw=0.5, zorder=1)
-        ax.plot(frame["time_h"], frame["pack_current_a"], color="black", lw=2.2, alpha=0.35, zorder=2,
-                drawstyle="steps-pre")
+        ax.plot(
+            frame["time_h"], frame["pack_current_a"], color="black", lw=2.2, alpha=0.35, zorder=2, drawstyle="steps-pre"
+        )
         return _draw_cells("current_a_", drawstyle="steps-pre")(ax, frame)
 
     pack = Line2D([], [], color="black", lw=2.2, alpha=0.35, label="pack")
-    fig = _cell_grid_figure(traces, draw, "Current [A]", extra_handles=[pack],
-                            note="Current > 0 discharges; a cell's current includes its shunt current.")
+    fig = _cell_grid_figure(
+        traces,
+        draw,
+        "Current [A]",
+        extra_handles=[pack],
+        note="Current > 0 discharges; a cell's current includes its shunt current.",
+    )
     return save_figure(fig, out)
 
 
@@ -367,8 +409,12 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
             t = frame["time_h"].to_numpy()
             for i, name in enumerate(names):
                 closed = np.flatnonzero(frame[name].to_numpy()[1:] > 0.5)  # interval k+1 = (t[k], t[k+1]]
-                ax.broken_barh([(t[k], t[k + 1] - t[k]) for k in closed], (i + 0.6, 0.8),
-                               facecolors=policy_color(policy), edgecolor="none")
+                ax.broken_barh(
+                    [(t[k], t[k + 1] - t[k]) for k in closed],
+                    (i + 0.6, 0.8),
+                    facecolors=policy_color(policy),
+                    edgecolor="none",
+                )
             ax.set_ylim(len(names) + 0.5, 0.5)
             ax.set_yticks(range(1, len(names) + 1))
             ax.set_xlim(0.0, t_end_h)
@@ -387,8 +433,14 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
                 continue
             names = numbered_columns(frame, "switch_", kind=_TRACES, path=frame.attrs.get("source", "?"))
             times, count = _toggle_times(frame, names)
-            ax.step(times, count, where="post", color=policy_color(policy), lw=1.3,
-                    label=f"{policy_label(policy)} ({int(count[-1])})")
+            ax.step(
+                times,
+                count,
+                where="post",
+                color=policy_color(policy),
+                lw=1.3,
+                label=f"{policy_label(policy)} ({int(count[-1])})",
+            )
         ax.set_xlabel("Time [h]")
         ax.set_ylabel("Cumulative switch\ntoggles [-]")
         top = max(ax.get_ylim()[1], 1.0)
@@ -407,12 +459,15 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
 
 
 @_styled
-def plot_training(runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]], out: str | os.PathLike,
-                  references: Mapping[str, float] | None = None) -> Path:
+def plot_training(
+    runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]],
+    out: str | os.PathLike,
+    references: Mapping[str, float] | None = None,
+) -> Path:
     """Mean evaluation return vs environment steps per algorithm, 95 % t-interval band over seeds;
     ``references``: baseline -> its mean return on the same evaluation packs, drawn dashed."""
     by_algo: dict[str, list] = {}
-    for (algo, seed), arrays in sorted(runs.items()):
+    for (algo, _seed), arrays in sorted(runs.items()):
         by_algo.setdefault(algo, []).append(arrays)
     fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.9), layout="constrained")
     ax = fig.add_subplot()
@@ -457,14 +512,15 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     indexed = summary.set_index(["policy", "profile", "metric"])
     fig = Figure(figsize=(PAGE_WIDTH_IN, 2.45 * math.ceil(len(FIGURE) / 3)), layout="constrained")
     axes = fig.subplots(math.ceil(len(FIGURE) / 3), 3).ravel()
-    for ax in axes[len(FIGURE):]:
+    for ax in axes[len(FIGURE) :]:
         ax.set_visible(False)
     width = 0.8 / len(policies)
     x = np.arange(len(profiles))
     for ax, panel in zip(axes, FIGURE):
         metric, log = panel.name, panel.log_scale
-        label = (f"{panel.header} (log scale)" if log else panel.header if panel.per_seed
-                 else f"{panel.header} per episode")
+        label = (
+            f"{panel.header} (log scale)" if log else panel.header if panel.per_seed else f"{panel.header} per episode"
+        )
         for i, policy in enumerate(policies):
             pos, mean, err = [], [], []
             for j, profile in enumerate(profiles):
@@ -484,15 +540,40 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
             yerr = np.array(err).T
             color = policy_color(policy)
             if log:
-                ax.errorbar(pos, mean, yerr=yerr, fmt="o", ms=4, color=color, ecolor="black",
-                            elinewidth=0.7, capsize=2, label=policy_label(policy))
+                ax.errorbar(
+                    pos,
+                    mean,
+                    yerr=yerr,
+                    fmt="o",
+                    ms=4,
+                    color=color,
+                    ecolor="black",
+                    elinewidth=0.7,
+                    capsize=2,
+                    label=policy_label(policy),
+                )
             else:
-                ax.bar(pos, mean, width=width * 0.92, color=color, label=policy_label(policy),
-                       yerr=yerr, error_kw={"elinewidth": 0.7, "capsize": 2, "ecolor": "black"})
+                ax.bar(
+                    pos,
+                    mean,
+                    width=width * 0.92,
+                    color=color,
+                    label=policy_label(policy),
+                    yerr=yerr,
+                    error_kw={"elinewidth": 0.7, "capsize": 2, "ecolor": "black"},
+                )
                 for p, m in zip(pos, mean):
                     if m == 0.0:  # a zero-height bar is invisible: say it is zero, not missing
-                        ax.annotate("0", (p, 0.0), xytext=(0, 1.5), textcoords="offset points",
-                                    ha="center", va="bottom", color=color, fontsize=8)
+                        ax.annotate(
+                            "0",
+                            (p, 0.0),
+                            xytext=(0, 1.5),
+                            textcoords="offset points",
+                            ha="center",
+                            va="bottom",
+                            color=color,
+                            fontsize=8,
+                        )
         if log:
             ax.set_yscale("log")
         ax.set_xticks(x, profiles)
@@ -506,10 +587,13 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     if "n_seeds" in summary.columns:
         n = summary.loc[summary["metric"].isin([m.name for m in HEADLINE]), "n_seeds"]
         n_text = "/".join(str(int(v)) for v in sorted(set(pd.to_numeric(n, errors="coerce").dropna())))
-        fig.supxlabel(f"Mean over seeds; error bars: 95 % t interval over seeds from the summary table\n"
-                      f"(seeds per policy and profile: {n_text}; a single seed gives no interval; "
-                      f"time to spread < 1 %: episodes that settled only).",
-                      fontsize=8, color="0.3")
+        fig.supxlabel(
+            f"Mean over seeds; error bars: 95 % t interval over seeds from the summary table\n"
+            f"(seeds per policy and profile: {n_text}; a single seed gives no interval; "
+            f"time to spread < 1 %: episodes that settled only).",
+            fontsize=8,
+            color="0.3",
+        )
     return save_figure(fig, out)
 
 
@@ -544,8 +628,14 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
                     mean.append(r["mean"])
                     err.append((max(r["mean"] - lo, 0.0), max(hi - r["mean"], 0.0)))
                 if pos:
-                    ax.bar(pos, mean, width=width * 0.92, color=policy_color(policy), yerr=np.array(err).T,
-                           error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "black"})
+                    ax.bar(
+                        pos,
+                        mean,
+                        width=width * 0.92,
+                        color=policy_color(policy),
+                        yerr=np.array(err).T,
+                        error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "black"},
+                    )
             ax.set_xticks(x, scenarios, rotation=20, ha="right")
             ax.set_xlim(-0.5, len(scenarios) - 0.5)
             ax.set_ylabel(f"{METRIC[metric].header} per episode")
@@ -553,8 +643,12 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
             ax.grid(True, axis="y", which="major")
     handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
     fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 6))
-    fig.supxlabel("Evaluation scenario (default: the training distribution). Mean over seeds; error bars: "
-                  "95 % t interval over seeds.", fontsize=8, color="0.3")
+    fig.supxlabel(
+        "Evaluation scenario (default: the training distribution). Mean over seeds; error bars: "
+        "95 % t interval over seeds.",
+        fontsize=8,
+        color="0.3",
+    )
     return save_figure(fig, out)
 
 
@@ -600,8 +694,9 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
             color = policy_color(policy)
             ax.plot(curve["tau"], curve["fraction"], color=color, ls=style[policy], lw=1.2, zorder=3)
             if curve["ci_low"].notna().all():
-                ax.fill_between(curve["tau"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.15, lw=0,
-                                zorder=2)
+                ax.fill_between(
+                    curve["tau"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.15, lw=0, zorder=2
+                )
         ax.set_xlim(start, 1.0)
         ax.set_ylim(-0.01, 1.02)
         ax.set_xlabel("Threshold τ on the share of recoverable capacity [-]")
@@ -612,10 +707,12 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
     narrow = len(names) == 1
     fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 2 if narrow else 5))
     n = sorted({int(v) for v in profiles["n_seeds"]})
-    note = [f"Line: mean over seeds of the per-seed fraction of packs; band: 95 % t interval over seeds "
-            f"(seeds: {'/'.join(map(str, n))}; one seed: no band).",
-            "Dashed: deterministic baselines, whose seeds differ only in their evaluation packs (the band is "
-            "pack sampling, not training)."]
+    note = [
+        f"Line: mean over seeds of the per-seed fraction of packs; band: 95 % t interval over seeds "
+        f"(seeds: {'/'.join(map(str, n))}; one seed: no band).",
+        "Dashed: deterministic baselines, whose seeds differ only in their evaluation packs (the band is "
+        "pack sampling, not training).",
+    ]
     width = 62 if narrow else 130  # characters of 8 pt text per line across the figure
     fig.supxlabel("\n".join(textwrap.fill(line, width) for line in note), fontsize=8, color="0.3")
     return save_figure(fig, out)
@@ -629,9 +726,18 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
 KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
     "soc": ("traces", ("soc_",), (), lambda data, out, cfg, references: plot_soc(data, out)),
     "switching": ("traces", ("switch_",), (), lambda data, out, cfg, references: plot_switching(data, out)),
-    "voltage": ("traces", ("voltage_v_",), (),
-                lambda data, out, cfg, references: plot_voltage(data, out, tuple(cfg["env"]["voltage_limits_v"]))),
-    "current": ("traces", ("current_a_",), ("pack_current_a",), lambda data, out, cfg, references: plot_current(data, out)),
+    "voltage": (
+        "traces",
+        ("voltage_v_",),
+        (),
+        lambda data, out, cfg, references: plot_voltage(data, out, tuple(cfg["env"]["voltage_limits_v"])),
+    ),
+    "current": (
+        "traces",
+        ("current_a_",),
+        ("pack_current_a",),
+        lambda data, out, cfg, references: plot_current(data, out),
+    ),
     "training": ("evaluations", (), (), lambda data, out, cfg, references: plot_training(data, out, references)),
     "metrics": ("summary", (), (), lambda data, out, cfg, references: plot_metrics(data, out)),
     "robustness": ("summary", (), (), lambda data, out, cfg, references: plot_robustness(data, out)),
@@ -639,10 +745,17 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
 }
 
 
-def make_plot(kind: str, out: str | os.PathLike, *, traces: Sequence | None = None,
-              evaluations: Sequence | None = None, summary: str | os.PathLike | None = None,
-              profiles: str | os.PathLike | None = None, cfg: dict | None = None,
-              references: str | os.PathLike | None = None) -> Path:
+def make_plot(
+    kind: str,
+    out: str | os.PathLike,
+    *,
+    traces: Sequence | None = None,
+    evaluations: Sequence | None = None,
+    summary: str | os.PathLike | None = None,
+    profiles: str | os.PathLike | None = None,
+    cfg: dict | None = None,
+    references: str | os.PathLike | None = None,
+) -> Path:
     """Read the inputs of ``kind``, draw the figure and write ``out`` atomically.
 
     ``cfg``: the validated config (its ``env`` section gives the voltage window); ``None``: defaults.
@@ -679,25 +792,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``bmsrl plot KIND --out FILE.pdf [--traces ...|--evaluations ...|--summary CSV]``."""
     add_config_arguments(parser)
     parser.add_argument("kind", choices=list(KINDS), help="figure to draw")
-    parser.add_argument("--out", type=Path, required=True, metavar="FILE.pdf",
-                        help="figure to write (.pdf; .png or .svg also accepted)")
-    parser.add_argument("--traces", nargs="+", type=Path, metavar="TRACES.csv",
-                        help="soc/switching/voltage/current: traces.csv files of the evaluate stage")
-    parser.add_argument("--evaluations", nargs="+", type=Path, metavar="EVALS.npz",
-                        help="training: evaluations.npz files of the train stage")
-    parser.add_argument("--references", type=Path, metavar="CSV",
-                        help="training: each baseline's returns on the same evaluation packs, drawn as dashed lines "
-                             "(training_references.csv of `bmsrl reference`)")
-    parser.add_argument("--summary", type=Path, metavar="SUMMARY.csv",
-                        help="metrics: summary.csv of the aggregate stage; robustness: its robustness.csv")
-    parser.add_argument("--profiles", type=Path, metavar="PROFILES.csv",
-                        help="profiles: profiles.csv of the aggregate stage (performance profiles)")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="FILE.pdf", help="figure to write (.pdf; .png or .svg also accepted)"
+    )
+    parser.add_argument(
+        "--traces",
+        nargs="+",
+        type=Path,
+        metavar="TRACES.csv",
+        help="soc/switching/voltage/current: traces.csv files of the evaluate stage",
+    )
+    parser.add_argument(
+        "--evaluations",
+        nargs="+",
+        type=Path,
+        metavar="EVALS.npz",
+        help="training: evaluations.npz files of the train stage",
+    )
+    parser.add_argument(
+        "--references",
+        type=Path,
+        metavar="CSV",
+        help="training: each baseline's returns on the same evaluation packs, drawn as dashed lines "
+        "(training_references.csv of `bmsrl reference`)",
+    )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        metavar="SUMMARY.csv",
+        help="metrics: summary.csv of the aggregate stage; robustness: its robustness.csv",
+    )
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        metavar="PROFILES.csv",
+        help="profiles: profiles.csv of the aggregate stage (performance profiles)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage from parsed arguments; print a one-line summary; return 0."""
     cfg = config_from_args(args)
-    out = make_plot(args.kind, args.out, traces=args.traces, evaluations=args.evaluations, summary=args.summary,
-                    profiles=args.profiles, cfg=cfg, references=args.references)
+    out = make_plot(
+        args.kind,
+        args.out,
+        traces=args.traces,
+        evaluations=args.evaluations,
+        summary=args.summary,
+        profiles=args.profiles,
+        cfg=cfg,
+        references=args.references,
+    )
     print(f"plot {args.kind}: -> {out}")
     return 0

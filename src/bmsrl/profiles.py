@@ -71,13 +71,13 @@ class LoadProfile:
             if phase.max_duration_s <= 0:
                 raise ValueError(f"phase {phase.name!r}: max_duration_s must be positive")
             if (phase.until == "lower" and phase.current_a <= 0) or (phase.until == "upper" and phase.current_a >= 0):
-                raise ValueError(f"phase {phase.name!r}: until={phase.until!r} needs a "
-                                 f"{'discharge (current > 0)' if phase.until == 'lower' else 'charge (current < 0)'}")
+                raise ValueError(
+                    f"phase {phase.name!r}: until={phase.until!r} needs a "
+                    f"{'discharge (current > 0)' if phase.until == 'lower' else 'charge (current < 0)'}"
+                )
         # Arrays with one extra entry: index len(phases) is the idle state after the last phase.
         object.__setattr__(self, "current_a", np.array([p.current_a for p in self.phases] + [0.0]))
-        object.__setattr__(
-            self, "max_duration_s", np.array([p.max_duration_s for p in self.phases] + [np.inf])
-        )
+        object.__setattr__(self, "max_duration_s", np.array([p.max_duration_s for p in self.phases] + [np.inf]))
         object.__setattr__(self, "ends_at_lower", np.array([p.until == "lower" for p in self.phases] + [False]))
         object.__setattr__(self, "ends_at_upper", np.array([p.until == "upper" for p in self.phases] + [False]))
 

@@ -33,14 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     with atomic_output(args.out_config) as config_tmp, atomic_output(args.out_versions) as versions_tmp:
-        config_tmp.write_text("# the complete configuration of this run (written by `bmsrl record`)\n"
-                              + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+        config_tmp.write_text(
+            "# the complete configuration of this run (written by `bmsrl record`)\n"
+            + yaml.safe_dump(cfg, sort_keys=False),
+            encoding="utf-8",
+        )
         run = {"commit": args.commit, "command": args.command}
         for key, value in run.items():
             if value is not None and ("\t" in value or "\n" in value):
                 raise UserError(f"--{key}: a tab or a line break cannot be recorded")
-        rows = (["package\tversion"] + [f"{k}\t{v}" for k, v in package_versions().items()]
-                + [f"{k}\t{v}" for k, v in run.items() if v is not None])
+        rows = (
+            ["package\tversion"]
+            + [f"{k}\t{v}" for k, v in package_versions().items()]
+            + [f"{k}\t{v}" for k, v in run.items() if v is not None]
+        )
         versions_tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
     print(f"record: {args.out_config} and {args.out_versions}")
     return 0

@@ -31,8 +31,9 @@ from bmsrl.seeds import training_eval_seed
 from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 
-def baseline_returns(cfg: dict, seed: int, baselines: dict[str, dict | None],
-                     ocv_table: str | None = None) -> dict[str, np.ndarray]:
+def baseline_returns(
+    cfg: dict, seed: int, baselines: dict[str, dict | None], ocv_table: str | None = None
+) -> dict[str, np.ndarray]:
     """``{baseline: episode returns}`` on the training-evaluation packs of training seed ``seed``.
 
     ``baselines`` maps each baseline's name to its settings (``None``: none needed). The packs are
@@ -60,8 +61,10 @@ def chosen_settings(cfg: dict, baseline_settings=()) -> dict[str, dict | None]:
         if name not in bl.BASELINES:
             raise UserError(f"--baseline-settings {path}: {name!r} is not a baseline (results/baselines/NAME.yaml)")
         tuned[name] = read_baseline_settings(path, name, bl.setting_names(name))
-    return {name: tuned.get(name, cfg["baselines"].get(bl.settings_key(name)))
-            for name in bl.evaluated_baselines(cfg["baselines"]["tuned"])}  # fmt: skip
+    return {
+        name: tuned.get(name, cfg["baselines"].get(bl.settings_key(name)))
+        for name in bl.evaluated_baselines(cfg["baselines"]["tuned"])
+    }
 
 
 def reference_table(cfg: dict, seeds, baseline_settings=(), ocv_table: str | None = None) -> pd.DataFrame:
@@ -78,8 +81,14 @@ def reference_table(cfg: dict, seeds, baseline_settings=(), ocv_table: str | Non
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--seeds", nargs="+", type=int, help="training seeds (default: the config's seeds)")
-    parser.add_argument("--baseline-settings", nargs="+", type=Path, default=[], metavar="YAML",
-                        help="tuned settings, results/baselines/NAME.yaml (else the config's)")
+    parser.add_argument(
+        "--baseline-settings",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="YAML",
+        help="tuned settings, results/baselines/NAME.yaml (else the config's)",
+    )
     parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
     parser.add_argument("--out", required=True, type=Path, metavar="CSV", help="training_references.csv to write")
 

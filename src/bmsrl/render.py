@@ -65,7 +65,7 @@ class PackView:
     terminal_v: np.ndarray  #: terminal voltage [V]
 
     @classmethod
-    def of(cls, task: BalancingTask, k: int = 0) -> "PackView":
+    def of(cls, task: BalancingTask, k: int = 0) -> PackView:
         s = task.sim.state
         return cls(
             time_s=float(s.time_s[k]),
@@ -118,9 +118,7 @@ def render_ansi(view: PackView, params: PackParameters, bar_width: int = 40) -> 
     ]
     for i, (soc, closed, v) in enumerate(zip(view.soc, view.switches, view.terminal_v), start=1):
         filled = int(round(min(max(float(soc), 0.0), 1.0) * bar_width))
-        bar = "".join(
-            "|" if j in marks else ("#" if j < filled else ".") for j in range(bar_width)
-        )
+        bar = "".join("|" if j in marks else ("#" if j < filled else ".") for j in range(bar_width))
         soc_flag = "!" if not soc_lo <= soc <= soc_hi else " "
         v_flag = "!" if not v_lo <= v <= v_hi else " "
         lines.append(
@@ -172,8 +170,16 @@ class PackImage:
             self._soc_window = [
                 ax_soc.axhline(100.0 * y, color=WINDOW_COLOR, ls="--", lw=0.9) for y in (soc_lo, soc_hi)
             ]
-            ax_soc.text(1.0, 100.0 * soc_hi, "SoC window ", transform=ax_soc.get_yaxis_transform(),
-                        ha="right", va="bottom", fontsize=7, color=WINDOW_COLOR)  # fmt: skip
+            ax_soc.text(
+                1.0,
+                100.0 * soc_hi,
+                "SoC window ",
+                transform=ax_soc.get_yaxis_transform(),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color=WINDOW_COLOR,
+            )
             self._soc_text = [ax_soc.text(xi, 0.0, "", ha="center", va="bottom", fontsize=7) for xi in x]
 
             # shunts: filled marker closed, hollow open
@@ -182,8 +188,9 @@ class PackImage:
             ax_sh.set_ylabel("shunt", rotation=0, ha="right", va="center")
             ax_sh.spines["left"].set_visible(False)
             ax_sh.set_xticks(x, [f"cell {i}" for i in x])
-            self._shunt_markers = ax_sh.scatter(x, np.full(n, 0.35), s=70, marker="s", linewidths=1.2,
-                                                edgecolors=CLOSED_COLOR, facecolors="white")  # fmt: skip
+            self._shunt_markers = ax_sh.scatter(
+                x, np.full(n, 0.35), s=70, marker="s", linewidths=1.2, edgecolors=CLOSED_COLOR, facecolors="white"
+            )
             self._shunt_text = [ax_sh.text(xi, -0.55, "", ha="center", va="center", fontsize=7) for xi in x]
 
             # terminal voltage [V]: bars from below the window, window, values
@@ -195,8 +202,16 @@ class PackImage:
             ax_v.grid(axis="y", alpha=0.3)
             self._v_bars = list(ax_v.bar(x, np.zeros(n), bottom=self._v_bottom, width=0.6, color="#8172b3"))
             self._v_window = [ax_v.axhline(y, color=WINDOW_COLOR, ls="--", lw=0.9) for y in (v_lo, v_hi)]
-            ax_v.text(1.0, v_hi, "V window ", transform=ax_v.get_yaxis_transform(), ha="right",
-                      va="bottom", fontsize=7, color=WINDOW_COLOR)  # fmt: skip
+            ax_v.text(
+                1.0,
+                v_hi,
+                "V window ",
+                transform=ax_v.get_yaxis_transform(),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color=WINDOW_COLOR,
+            )
             self._v_text = [ax_v.text(xi, 0.0, "", ha="center", va="bottom", fontsize=6) for xi in x]
 
             self._header = [
@@ -205,9 +220,16 @@ class PackImage:
             ]
         # artists drawn every frame, in this order (window lines on top of the bars)
         self._dynamic = [
-            *self._soc_bars, *self._soc_window, *self._soc_text, self._shunt_markers, *self._shunt_text,
-            *self._v_bars, *self._v_window, *self._v_text, *self._header,
-        ]  # fmt: skip
+            *self._soc_bars,
+            *self._soc_window,
+            *self._soc_text,
+            self._shunt_markers,
+            *self._shunt_text,
+            *self._v_bars,
+            *self._v_window,
+            *self._v_text,
+            *self._header,
+        ]
         for artist in self._dynamic:
             artist.set_animated(True)
         with matplotlib.rc_context(_FAST_TEXT):
@@ -248,18 +270,24 @@ class PackImage:
                 self.fig.draw_artist(artist)
         return np.asarray(self.canvas.buffer_rgba())[:, :, :3].copy()  # C-contiguous, not a view
 
-
     def palette_sample(self) -> np.ndarray:
         """A frame plus a synthetic one with every colour the frames use (shunts both ways, alerts)."""
         n = self.params.n_cells
         soc_lo, soc_hi = self.params.soc_limits
         v_lo, v_hi = self.params.voltage_limits_v
         views = [
-            PackView(0.0, "discharge", 1.0, np.linspace(0.5 * soc_lo, 0.5 * (1 + soc_hi), n),
-                     np.arange(n) % 2 == 0, np.linspace(v_lo - 0.1, v_hi + 0.1, n)),
-            PackView(0.0, "charge", -1.0, np.linspace(soc_lo, soc_hi, n), np.arange(n) % 2 == 1,
-                     np.linspace(v_lo, v_hi, n)),
-        ]  # fmt: skip
+            PackView(
+                0.0,
+                "discharge",
+                1.0,
+                np.linspace(0.5 * soc_lo, 0.5 * (1 + soc_hi), n),
+                np.arange(n) % 2 == 0,
+                np.linspace(v_lo - 0.1, v_hi + 0.1, n),
+            ),
+            PackView(
+                0.0, "charge", -1.0, np.linspace(soc_lo, soc_hi, n), np.arange(n) % 2 == 1, np.linspace(v_lo, v_hi, n)
+            ),
+        ]
         return np.vstack([self(v) for v in views])
 
 
@@ -305,8 +333,9 @@ class _GifFrames:
     def close(self, ok: bool) -> None:
         if ok:
             first, *rest = self.frames
-            first.save(self.path, format="GIF", save_all=True, append_images=rest,
-                       duration=round(1000.0 / self.fps), loop=0)  # fmt: skip
+            first.save(
+                self.path, format="GIF", save_all=True, append_images=rest, duration=round(1000.0 / self.fps), loop=0
+            )
 
 
 class _Mp4Frames:
@@ -320,9 +349,29 @@ class _Mp4Frames:
     def add(self, frame: np.ndarray) -> None:
         if self.proc is None:
             h, w, _ = frame.shape
-            cmd = [self.exe, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                   "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-", "-c:v", "libx264",
-                   "-pix_fmt", "yuv420p", "-f", "mp4", str(self.path)]  # fmt: skip
+            cmd = [
+                self.exe,
+                "-y",
+                "-loglevel",
+                "error",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-s",
+                f"{w}x{h}",
+                "-r",
+                f"{self.fps:g}",
+                "-i",
+                "-",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-f",
+                "mp4",
+                str(self.path),
+            ]
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
 
@@ -379,8 +428,9 @@ def write_episode_animation(
         ok = False
         try:
             env.reset(seed=seed)
-            episode = rollout(base.task, policy, max_decisions=max_steps,
-                              on_step=lambda task: sink.add(image(PackView.of(task))))
+            episode = rollout(
+                base.task, policy, max_decisions=max_steps, on_step=lambda task: sink.add(image(PackView.of(task)))
+            )
             steps = int(episode.steps[0])
             ok = True
         finally:
@@ -414,9 +464,15 @@ def benchmark(n_frames: int = 200) -> dict[str, float]:
         frames = write_episode_animation(PassiveBalancingEnv(), policy, 0, Path(folder) / "episode.gif")
         gif_wall, gif_cpu = time.perf_counter() - t0, time.process_time() - c0
         size_kb = (Path(folder) / "episode.gif").stat().st_size / 1000.0
-    return {"render_frames_per_s": n_frames / wall, "render_frames_per_cpu_s": n_frames / cpu,
-            "gif_frames": frames, "gif_s": gif_wall, "gif_frames_per_s": frames / gif_wall,
-            "gif_frames_per_cpu_s": frames / gif_cpu, "gif_size_kb": size_kb}  # fmt: skip
+    return {
+        "render_frames_per_s": n_frames / wall,
+        "render_frames_per_cpu_s": n_frames / cpu,
+        "gif_frames": frames,
+        "gif_s": gif_wall,
+        "gif_frames_per_s": frames / gif_wall,
+        "gif_frames_per_cpu_s": frames / gif_cpu,
+        "gif_size_kb": size_kb,
+    }
 
 
 if __name__ == "__main__":

@@ -54,10 +54,19 @@ class Metric:
 #: Every metric, in summary order. Definitions: docs/model.md, section "Metrics".
 METRICS: tuple[Metric, ...] = (
     Metric("usable_capacity_mah", "mAh", "Usable capacity", ".0f", better="higher", in_table=True),
-    Metric("recovered_share", "-", "Share of recoverable capacity", ".2f", better="higher", in_table=True,
-           optional=True),
-    Metric("recovered_share_of_sums", "-", "Share, ratio of sums", ".3f", better="higher",
-           in_table=True, derived=True, per_seed=True),
+    Metric(
+        "recovered_share", "-", "Share of recoverable capacity", ".2f", better="higher", in_table=True, optional=True
+    ),
+    Metric(
+        "recovered_share_of_sums",
+        "-",
+        "Share, ratio of sums",
+        ".3f",
+        better="higher",
+        in_table=True,
+        derived=True,
+        per_seed=True,
+    ),
     Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", in_table=True, derived=True),
     Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f"),
     Metric("no_balancing_capacity_mah", "mAh", "Capacity without balancing", ".0f"),
@@ -70,8 +79,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("shunt_energy_wh", "Wh", "Shunt energy", ".3f", better="lower", in_table=True),
     Metric("time_to_balance_s", "s", "Time to balance", ".0f", in_table=True, optional=True),
     Metric("balanced_fraction", "-", "Balanced episodes", ".2f", in_table=True, derived=True),
-    Metric("time_to_spread_1pct_s", "s", "Time to spread < 1 %", ".0f", in_table=True, optional=True,
-           in_figure=True),
+    Metric("time_to_spread_1pct_s", "s", "Time to spread < 1 %", ".0f", in_table=True, optional=True, in_figure=True),
     Metric("settled_fraction", "-", "Episodes settled < 1 %", ".2f", in_table=True, derived=True),
     Metric("invalid_actions", "-", "Invalid actions"),
     Metric("episode_steps", "-", "Decisions per episode"),
@@ -89,10 +97,15 @@ OPTIONAL: tuple[str, ...] = tuple(m.name for m in METRICS if m.optional)
 #: Columns of metrics.csv, in file order: labels, episode bookkeeping, the per-episode metrics.
 #: (``terminated`` is the per-episode flag the summary's ``terminated_fraction`` averages)
 METRICS_COLUMNS: tuple[str, ...] = (
-    *LABELS, "episode", "eval_seed",
-    *("terminated" if m.name == "terminated_fraction" else m.name
-      for m in METRICS if not m.derived or m.name == "terminated_fraction"),
-)  # fmt: skip
+    *LABELS,
+    "episode",
+    "eval_seed",
+    *(
+        "terminated" if m.name == "terminated_fraction" else m.name
+        for m in METRICS
+        if not m.derived or m.name == "terminated_fraction"
+    ),
+)
 #: What the seeds of a row replicate (column ``interval_over`` of summary, paired and profiles tables) ->
 #: its words in summary.md: a trained agent and its packs per seed; for a deterministic controller (both
 #: policies, in a paired row), the same controller in every seed, only the seed's set of evaluation packs
@@ -104,22 +117,56 @@ INTERVAL_OVER: dict[str, str] = {
 }
 #: Columns of summary.csv (and of robustness.csv, its rows of :data:`ROBUSTNESS_METRICS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "policy", "profile", "scenario", "metric", "unit", "mean", "ci_low", "ci_high", "interval_over",
-    "n_seeds", "n_episodes",
-)  # fmt: skip
+    "policy",
+    "profile",
+    "scenario",
+    "metric",
+    "unit",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "interval_over",
+    "n_seeds",
+    "n_episodes",
+)
 #: Columns of paired.csv: per policy x baseline x profile x scenario x headline metric, statistics over
 #: seeds of the per-seed differences policy - baseline on the same packs (docs/model.md, "Statistics").
 PAIRED_COLUMNS: tuple[str, ...] = (
-    "policy", "baseline", "profile", "scenario", "metric", "unit", "better",
-    "mean_diff", "ci_low", "ci_high", "baseline_mean", "pct_diff", "pct_ci_low", "pct_ci_high",
-    "prob_improvement", "prob_ci_low", "prob_ci_high", "interval_over", "n_seeds", "n_episodes",
-)  # fmt: skip
+    "policy",
+    "baseline",
+    "profile",
+    "scenario",
+    "metric",
+    "unit",
+    "better",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "baseline_mean",
+    "pct_diff",
+    "pct_ci_low",
+    "pct_ci_high",
+    "prob_improvement",
+    "prob_ci_low",
+    "prob_ci_high",
+    "interval_over",
+    "n_seeds",
+    "n_episodes",
+)
 #: Columns of profiles.csv: per policy x profile x scenario x threshold ``tau``, the fraction of packs whose
 #: ``recovered_share`` is at least ``tau`` (mean over seeds of the per-seed fraction, t interval over seeds).
 PROFILE_COLUMNS: tuple[str, ...] = (
-    "policy", "profile", "scenario", "tau", "fraction", "ci_low", "ci_high", "interval_over", "n_seeds",
+    "policy",
+    "profile",
+    "scenario",
+    "tau",
+    "fraction",
+    "ci_low",
+    "ci_high",
+    "interval_over",
+    "n_seeds",
     "n_episodes",
-)  # fmt: skip
+)
 #: The thresholds of the performance profiles [-]: share of the recoverable capacity from 0 to 1 in 0.005.
 PROFILE_TAUS: np.ndarray = np.round(np.linspace(0.0, 1.0, 201), 3)
 #: Metrics of robustness.csv and the robustness figure, per scenario.
@@ -163,15 +210,23 @@ def _integer_column(frame: pd.DataFrame, name: str, kind: str, path) -> None:
     values = frame[name].to_numpy()
     bad = np.flatnonzero(values != np.round(values))
     if bad.size:
-        raise UserError(f"{kind} {path}, line {frame.index[bad[0]]}, column {name!r}: {values[bad[0]]:g} is not an integer")
+        raise UserError(
+            f"{kind} {path}, line {frame.index[bad[0]]}, column {name!r}: {values[bad[0]]:g} is not an integer"
+        )
     frame[name] = values.astype(np.int64)
 
 
 def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """One validated ``metrics.csv``; column ``source`` = path."""
     numeric = [c for c in METRICS_COLUMNS if c not in (*LABELS, *OPTIONAL, "terminated")]
-    frame = read_table(path, kind=_METRICS_FILE, text=("policy", "profile", "scenario"), numeric=("seed", *numeric),
-                       optional_numeric=OPTIONAL, boolean=("terminated",))  # fmt: skip
+    frame = read_table(
+        path,
+        kind=_METRICS_FILE,
+        text=("policy", "profile", "scenario"),
+        numeric=("seed", *numeric),
+        optional_numeric=OPTIONAL,
+        boolean=("terminated",),
+    )
     for name in ("seed", "episode"):
         _integer_column(frame, name, _METRICS_FILE, path)
     frame["source"] = str(path)
@@ -184,13 +239,20 @@ def read_traces(path: str | os.PathLike, prefixes=(), numeric=()) -> pd.DataFram
     ``prefixes`` are the per-cell column families needed (``"soc_"``, ...), ``numeric`` further
     numeric columns (``"pack_current_a"``); other columns are not checked.
     """
-    frame = read_table(path, kind=_TRACES_FILE, text=("policy", "profile", "scenario", "phase"),
-                       numeric=("seed", "episode", "step", "time_s", *numeric), cell_prefixes=prefixes)
+    frame = read_table(
+        path,
+        kind=_TRACES_FILE,
+        text=("policy", "profile", "scenario", "phase"),
+        numeric=("seed", "episode", "step", "time_s", *numeric),
+        cell_prefixes=prefixes,
+    )
     for name in LABELS:
         values = frame[name].unique()
         if len(values) != 1:
-            raise UserError(f"{_TRACES_FILE} {path}, column {name!r}: holds several values "
-                            f"({', '.join(map(str, values[:3]))}); one file is one run")
+            raise UserError(
+                f"{_TRACES_FILE} {path}, column {name!r}: holds several values "
+                f"({', '.join(map(str, values[:3]))}); one file is one run"
+            )
     episode = frame[frame["episode"] == 0].sort_values("step", kind="stable")
     if episode.empty:
         found = ", ".join(f"{e:g}" for e in sorted(frame["episode"].unique())[:5])
@@ -206,8 +268,12 @@ def read_traces(path: str | os.PathLike, prefixes=(), numeric=()) -> pd.DataFram
 
 def read_summary(path: str | os.PathLike, needed=()) -> pd.DataFrame:
     """The aggregate stage's ``summary.csv``, checked to hold rows for the ``needed`` metrics."""
-    frame = read_table(path, kind=_SUMMARY_FILE, text=("policy", "profile", "scenario", "metric"),
-                       optional_numeric=("mean", "ci_low", "ci_high"))
+    frame = read_table(
+        path,
+        kind=_SUMMARY_FILE,
+        text=("policy", "profile", "scenario", "metric"),
+        optional_numeric=("mean", "ci_low", "ci_high"),
+    )
     missing = [m for m in needed if m not in set(frame["metric"])]
     if missing:
         raise UserError(f"{_SUMMARY_FILE} {path}: no rows for metric {missing[0]!r} (column 'metric')")
@@ -216,8 +282,13 @@ def read_summary(path: str | os.PathLike, needed=()) -> pd.DataFrame:
 
 def read_profiles(path: str | os.PathLike) -> pd.DataFrame:
     """The aggregate stage's ``profiles.csv`` (columns :data:`PROFILE_COLUMNS`)."""
-    return read_table(path, kind=_PROFILES_FILE, text=("policy", "profile", "scenario", "interval_over"),
-                      numeric=("tau", "n_seeds", "n_episodes"), optional_numeric=("fraction", "ci_low", "ci_high"))
+    return read_table(
+        path,
+        kind=_PROFILES_FILE,
+        text=("policy", "profile", "scenario", "interval_over"),
+        numeric=("tau", "n_seeds", "n_episodes"),
+        optional_numeric=("fraction", "ci_low", "ci_high"),
+    )
 
 
 def write_evaluations(path: Path, source: Path, algo: str, seed: int) -> None:
@@ -249,8 +320,10 @@ def read_evaluations(path: str | os.PathLike) -> dict:
     if steps.size == 0:
         raise UserError(f"{_EVALS_FILE} {path}: no evaluations recorded (empty 'timesteps')")
     if results.ndim != 2 or results.shape[0] != steps.size or results.shape[1] == 0:
-        raise UserError(f"{_EVALS_FILE} {path}: 'results' has shape {arrays['results'].shape}, expected "
-                        f"({steps.size}, n_eval_episodes) to match 'timesteps'")
+        raise UserError(
+            f"{_EVALS_FILE} {path}: 'results' has shape {arrays['results'].shape}, expected "
+            f"({steps.size}, n_eval_episodes) to match 'timesteps'"
+        )
     if not (np.isfinite(steps).all() and np.isfinite(results).all()):
         raise UserError(f"{_EVALS_FILE} {path}: 'timesteps' or 'results' holds NaN or infinite values")
     if np.any(np.diff(steps) <= 0):
@@ -323,8 +396,11 @@ def read_tuned_hyperparams(path: str | os.PathLike, algo: str) -> dict:
     ``training.hyperparams[algo]``; refuses a file of another algorithm."""
     path = Path(path)
     record = _read_yaml_record(path, _TUNED_FILE, "run the search: snakemake search")
-    if not isinstance(record, dict) or not isinstance(record.get("hyperparams"), dict) or not isinstance(
-            record.get("best"), dict):  # fmt: skip
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("hyperparams"), dict)
+        or not isinstance(record.get("best"), dict)
+    ):
         raise UserError(f"{_TUNED_FILE} {path}: no 'hyperparams' and 'best' mappings")
     if record.get("algo") != algo:
         raise UserError(f"{_TUNED_FILE} {path}: holds the hyperparameters of {record.get('algo')!r}, not {algo!r}")

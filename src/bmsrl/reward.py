@@ -48,6 +48,7 @@ import numpy as np
 
 from bmsrl.fields import check, own_values, param, section
 
+
 # ---------------------------------------------------------------------------------- registry
 class CapacityKind:
     """The ``capacity`` kind with its state: the potentials ``min_i q_i`` and ``min_i h_i`` of every
@@ -62,7 +63,8 @@ class CapacityKind:
         """Take the potentials of the reset ``packs`` (only those: a vec env resets a few at a time)."""
         s = task.sim.state
         self.floor_ah[packs], self.room_ah[packs] = charge_margins_ah(
-            s.soc[packs], s.soh[packs] * task.params.capacity_ah, task.params.soc_limits)
+            s.soc[packs], s.soh[packs] * task.params.capacity_ah, task.params.soc_limits
+        )
 
     def step(self, task, interval, toggles: np.ndarray, invalid: np.ndarray) -> np.ndarray:
         """The reward of every pack for the interval that ``task.sim`` has just integrated."""
@@ -72,9 +74,15 @@ class CapacityKind:
         pack_ah = interval.pack_current_a * (task.sim.decision_interval_s / 3600.0)
         load_ah = pack_ah * np.where(pack_ah > 0.0, p.discharge_efficiency, p.charge_efficiency)
         reward = capacity_reward(
-            (floor_ah + room_ah) - (self.floor_ah + self.room_ah), floor_ah - self.floor_ah + load_ah,
-            pack_ah > 0.0, toggles, interval.shunt_energy_wh.sum(axis=1), invalid, p.capacity_ah, self.weights,
-        )  # fmt: skip
+            (floor_ah + room_ah) - (self.floor_ah + self.room_ah),
+            floor_ah - self.floor_ah + load_ah,
+            pack_ah > 0.0,
+            toggles,
+            interval.shunt_energy_wh.sum(axis=1),
+            invalid,
+            p.capacity_ah,
+            self.weights,
+        )
         self.floor_ah, self.room_ah = floor_ah, room_ah
         return reward
 
@@ -107,11 +115,16 @@ class StudyWeights:
     """Weights of the ``study`` kind."""
 
     #: variance floor [-^2] inside the log
-    epsilon: float = param(1.0e-6, "variance floor in b = -log10(Var(SoC) + epsilon) - offset [-]", type="number", exclusiveMinimum=0)
+    epsilon: float = param(
+        1.0e-6, "variance floor in b = -log10(Var(SoC) + epsilon) - offset [-]", type="number", exclusiveMinimum=0
+    )
     offset: float = param(4.0, "offset of b [-]", type="number")  #: subtracted from -log10(Var + epsilon) [-]
     #: beta per toggled switch [-], or "auto": 0.1 * |b| + 1 (the study's)
-    switch_penalty: float | str = param("auto", 'a number >= 0 (beta per toggled switch) or "auto" (beta = 0.1 * |b| + 1, the study\'s)',
-                                        anyOf=[{"type": "string", "const": "auto"}, {"type": "number", "minimum": 0}])
+    switch_penalty: float | str = param(
+        "auto",
+        'a number >= 0 (beta per toggled switch) or "auto" (beta = 0.1 * |b| + 1, the study\'s)',
+        anyOf=[{"type": "string", "const": "auto"}, {"type": "number", "minimum": 0}],
+    )
     #: w_ok, bonus when every cell is inside its limits [-]
     within_limits: float = param(0.1, "w_ok, bonus when every cell is inside its limits [-]", type="number")
 
@@ -124,13 +137,18 @@ class CapacityWeights:
     """Weights of the ``capacity`` kind, in capacity points (1 point = 1 % of ``capacity_ah``)."""
 
     #: per shunt whose state changed [point]
-    toggle_cost: float = param(0.05, "cost per shunt whose state changes [point] (20 toggles cost 1 % of capacity)",
-                               type="number", minimum=0)
+    toggle_cost: float = param(
+        0.05, "cost per shunt whose state changes [point] (20 toggles cost 1 % of capacity)", type="number", minimum=0
+    )
     #: per Wh of shunt heat [point/Wh]
     shunt_energy_cost_per_wh: float = param(
-        0.2, "cost per Wh the shunts dissipate [point/Wh]. Raising U by 1 % of capacity_ah means bleeding up to n - 1 cells by "
+        0.2,
+        "cost per Wh the shunts dissipate [point/Wh]. Raising U by 1 % of capacity_ah means bleeding up to n - 1 cells by "
         "that charge, (n - 1) * 0.034 Ah * 4.2 V = 0.57 Wh at the defaults (1.75 points/Wh), so useful bleeding pays several "
-        "times its heat and needless bleeding always costs", type="number", minimum=0)
+        "times its heat and needless bleeding always costs",
+        type="number",
+        minimum=0,
+    )
 
     def __post_init__(self) -> None:
         check(own_values(self), [CapacityWeights], "reward.capacity.")
@@ -141,12 +159,21 @@ class RewardWeights:
     """Which reward (``kind``) and its weights; the fields are the config's ``reward`` section (their
     defaults, rules and descriptions are the schema's: :func:`bmsrl.config.schema`)."""
 
-    kind: str = param("capacity", "capacity: pays the usable capacity the shunts recover (not while discharging), less a cost per toggle and per Wh of shunt heat, in capacity points (1 = 1 % of capacity_ah); study: the study's reward, b(Var(SoC)) - beta * toggles + w_ok (reward.study)",
-                      type="string", enum=list(KINDS))
+    kind: str = param(
+        "capacity",
+        "capacity: pays the usable capacity the shunts recover (not while discharging), less a cost per toggle and per Wh of shunt heat, in capacity points (1 = 1 % of capacity_ah); study: the study's reward, b(Var(SoC)) - beta * toggles + w_ok (reward.study)",
+        type="string",
+        enum=list(KINDS),
+    )
     #: w_inv, penalty for an invalid action [reward units]
-    invalid_action: float = param(1.0, "w_inv, penalty for an invalid action, in the kind's units [-]", type="number", minimum=0)
+    invalid_action: float = param(
+        1.0, "w_inv, penalty for an invalid action, in the kind's units [-]", type="number", minimum=0
+    )
     study: StudyWeights = section(StudyWeights, "weights of the study kind (used when kind is study)")
-    capacity: CapacityWeights = section(CapacityWeights, "weights of the capacity kind (used when kind is capacity), in capacity points: 1 point = 1 % of env.capacity_ah")
+    capacity: CapacityWeights = section(
+        CapacityWeights,
+        "weights of the capacity kind (used when kind is capacity), in capacity points: 1 point = 1 % of env.capacity_ah",
+    )
 
     def __post_init__(self) -> None:
         # nested dicts (a config section) become their dataclasses
@@ -161,8 +188,9 @@ class RewardWeights:
         check(own_values(self), [RewardWeights], "reward.")
 
 
-def charge_margins_ah(soc: np.ndarray, cell_capacity_ah: np.ndarray,
-                      soc_limits: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def charge_margins_ah(
+    soc: np.ndarray, cell_capacity_ah: np.ndarray, soc_limits: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """``(min_i q_i, min_i h_i)`` [Ah] per pack: the charge the emptiest cell holds above the lower
     SoC limit, and the room the fullest cell has below the upper one.
 

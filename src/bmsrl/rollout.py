@@ -13,8 +13,9 @@ batch of observations ``(packs, obs_size)`` and returning ``(actions, state)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -72,12 +73,24 @@ class Rollout:
 
 def _reset_record(task: BalancingTask, k: int, current_a: float) -> dict[str, Any]:
     info = task.pack_info(k)
-    return dict(info, pack_current_a=current_a, cell_current_a=np.full_like(info["soc"], current_a),
-                reward=0.0, switch_changes=0, invalid_action=False)  # fmt: skip
+    return dict(
+        info,
+        pack_current_a=current_a,
+        cell_current_a=np.full_like(info["soc"], current_a),
+        reward=0.0,
+        switch_changes=0,
+        invalid_action=False,
+    )
 
 
-def rollout(task: BalancingTask, policy, *, records: bool = False, max_decisions: int | None = None,
-            on_step: Callable[[BalancingTask], None] | None = None) -> Rollout:  # fmt: skip
+def rollout(
+    task: BalancingTask,
+    policy,
+    *,
+    records: bool = False,
+    max_decisions: int | None = None,
+    on_step: Callable[[BalancingTask], None] | None = None,
+) -> Rollout:
     """Run ``policy`` deterministically from the task's present state (reset it first:
     :meth:`BalancingTask.reset_packs`) until every pack's episode has ended.
 
@@ -91,10 +104,19 @@ def rollout(task: BalancingTask, policy, *, records: bool = False, max_decisions
     obs = task.frames.reshape(n, -1).copy()
     s = task.sim.state
     done = np.zeros(n, dtype=bool)
-    result = Rollout(returns=np.zeros(n), steps=np.zeros(n, dtype=np.int64), terminated=np.zeros(n, dtype=bool),
-                     switch_changes=np.zeros(n, dtype=np.int64),
-                     end={"soc": s.soc.copy(), "soh": s.soh.copy(), "shunt_energy_wh": s.shunt_energy_wh.copy(),
-                          "discharged_ah": s.discharged_ah.copy(), "charged_ah": s.charged_ah.copy()})  # fmt: skip
+    result = Rollout(
+        returns=np.zeros(n),
+        steps=np.zeros(n, dtype=np.int64),
+        terminated=np.zeros(n, dtype=bool),
+        switch_changes=np.zeros(n, dtype=np.int64),
+        end={
+            "soc": s.soc.copy(),
+            "soh": s.soh.copy(),
+            "shunt_energy_wh": s.shunt_energy_wh.copy(),
+            "discharged_ah": s.discharged_ah.copy(),
+            "charged_ah": s.charged_ah.copy(),
+        },
+    )
     if records:
         current_a = task.sim.pack_current_now_a()  # the first phase's, shunts open
         result.records = [[_reset_record(task, k, float(current_a[k]))] for k in range(n)]

@@ -103,8 +103,10 @@ _JOURNAL_LINE_START = b"{"
 
 
 def _damaged(path: Path, where: str, why: str) -> UserError:
-    return UserError(f"study file {path}{where}: {why}; the file is damaged or not a study: delete it "
-                     f"(and {path.parent}/trial*.json) to start the search afresh")  # fmt: skip
+    return UserError(
+        f"study file {path}{where}: {why}; the file is damaged or not a study: delete it "
+        f"(and {path.parent}/trial*.json) to start the search afresh"
+    )
 
 
 def check_journal(path: Path) -> None:
@@ -128,8 +130,10 @@ def check_journal(path: Path) -> None:
     except OSError as exc:
         raise UserError(f"study file {path}: cannot read it ({exc.strerror or exc})") from None
     if content.startswith(_SQLITE_MAGIC):
-        raise UserError(f"study file {path}: an SQLite database, not an Optuna journal (the search keeps its study "
-                        "in a journal file): give --storage a journal's path, e.g. results/tuning/ALGO/study.journal")
+        raise UserError(
+            f"study file {path}: an SQLite database, not an Optuna journal (the search keeps its study "
+            "in a journal file): give --storage a journal's path, e.g. results/tuning/ALGO/study.journal"
+        )
     *lines, cut = content.split(b"\n")
     for number, line in enumerate(lines, start=1):
         try:
@@ -174,8 +178,11 @@ def drop_cut_line(path: Path) -> int:
             os.fsync(handle.fileno())
     except FileNotFoundError:
         return 0
-    log.warning("study file %s: dropped a cut last line (%d bytes; a write interrupted by a kill or a full disk)",
-                path, size - end)
+    log.warning(
+        "study file %s: dropped a cut last line (%d bytes; a write interrupted by a kill or a full disk)",
+        path,
+        size - end,
+    )
     return size - end
 
 
@@ -220,16 +227,19 @@ def open_study(path: Path, name: str, cfg: dict, trial: int):
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     search = SearchSettings.of(cfg)
-    sampler = optuna.samplers.TPESampler(seed=search.sampler.seed + trial, constant_liar=True,
-                                         n_startup_trials=search.sampler.n_startup_trials)  # fmt: skip
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=search.pruner.n_startup_trials,
-                                         n_warmup_steps=search.pruner.n_warmup_steps)  # fmt: skip
+    sampler = optuna.samplers.TPESampler(
+        seed=search.sampler.seed + trial, constant_liar=True, n_startup_trials=search.sampler.n_startup_trials
+    )
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=search.pruner.n_startup_trials, n_warmup_steps=search.pruner.n_warmup_steps
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     backend = _journal_backend(path)
     try:
         storage = JournalStorage(backend)
-        return optuna.create_study(storage=storage, study_name=name, direction=DIRECTION, sampler=sampler,
-                                   pruner=pruner, load_if_exists=True)  # fmt: skip
+        return optuna.create_study(
+            storage=storage, study_name=name, direction=DIRECTION, sampler=sampler, pruner=pruner, load_if_exists=True
+        )
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever Optuna raises on a journal it cannot replay
@@ -274,8 +284,10 @@ def running_alone(storage: Path, job: int) -> Iterator[None]:
         except OSError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise UserError(f"--trial {job}: this trial of the study {storage} is running in another process "
-                            f"({holder}); wait for it to finish or stop it first") from None
+            raise UserError(
+                f"--trial {job}: this trial of the study {storage} is running in another process "
+                f"({holder}); wait for it to finish or stop it first"
+            ) from None
         try:  # the lock file may have been removed by its previous holder between open and lock
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
@@ -313,8 +325,9 @@ def report_to_trial(trial, budget: int):
 
 
 # ---------------------------------------------------------------------------------- one trial
-def run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_table: str | None = None,
-              profile: str | None = None) -> dict:  # fmt: skip
+def run_trial(
+    cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_table: str | None = None, profile: str | None = None
+) -> dict:
     """Run search trial ``job`` of ``algo`` and write its record to ``out`` (see :func:`write_trial`);
     returns the record. The record is written before the trial is told to the study: a trial the
     study counts as complete always has its record (a full disk fails the trial instead)."""
@@ -325,8 +338,10 @@ def run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tabl
     held_out = held_out_seeds(cfg)  # the validator checks trials 0..search.trials - 1; a job checks its own
     for used in (seed, eval_seed):
         if used in held_out:
-            raise UserError(f"--trial {job}: search seed {used} is the {held_out[used]}; the search must never "
-                            "see an evaluation pack (search.seed_offset)")
+            raise UserError(
+                f"--trial {job}: search seed {used} is the {held_out[used]}; the search must never "
+                "see an evaluation pack (search.seed_offset)"
+            )
     profile = profile or cfg["profiles"]["train"]
     with running_alone(storage, job):
         return _run_trial(cfg, algo, job, storage, out, ocv_table, profile, seed, eval_seed)
@@ -341,8 +356,17 @@ def _tell_failed(study, trial) -> None:
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
 
-def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_table: str | None, profile: str,
-               seed: int, eval_seed: int) -> dict:  # fmt: skip
+def _run_trial(
+    cfg: dict,
+    algo: str,
+    job: int,
+    storage: Path,
+    out: Path,
+    ocv_table: str | None,
+    profile: str,
+    seed: int,
+    eval_seed: int,
+) -> dict:
     from optuna.trial import TrialState
 
     from bmsrl.learning import build_learner
@@ -371,10 +395,19 @@ def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tab
         report = report_to_trial(trial, steps)
         with tempfile.TemporaryDirectory(prefix="bmsrl-search-") as scratch:  # the trial keeps no model
             model, _, evaluation = build_learner(
-                run_cfg, algo, seed, profile, ocv_table, normalize_reward=training["normalize_reward"] and spec.normalize_reward,
-                eval_episodes=search["eval_episodes"], eval_seed=eval_seed, eval_interval=search["eval_interval"],
-                total_steps=steps, work=Path(scratch), callback_after_eval=report,
-            )  # fmt: skip
+                run_cfg,
+                algo,
+                seed,
+                profile,
+                ocv_table,
+                normalize_reward=training["normalize_reward"] and spec.normalize_reward,
+                eval_episodes=search["eval_episodes"],
+                eval_seed=eval_seed,
+                eval_interval=search["eval_interval"],
+                total_steps=steps,
+                work=Path(scratch),
+                callback_after_eval=report,
+            )
             model.learn(total_timesteps=steps, callback=evaluation)
     except OSError as exc:  # a library writing in place (SB3's own evaluations file) on a full disk
         _tell_failed(study, trial)
@@ -383,8 +416,10 @@ def _run_trial(cfg: dict, algo: str, job: int, storage: Path, out: Path, ocv_tab
     except BaseException:
         _tell_failed(study, trial)
         raise
-    curve = [{"steps": int(t), "mean_return": float(sum(r) / len(r))}
-             for t, r in zip(evaluation.evaluations_timesteps, evaluation.evaluations_results)]  # fmt: skip
+    curve = [
+        {"steps": int(t), "mean_return": float(sum(r) / len(r))}
+        for t, r in zip(evaluation.evaluations_timesteps, evaluation.evaluations_results)
+    ]
     value = curve[-1]["mean_return"] if curve else float("nan")
     if report.pruned:
         state = TrialState.PRUNED
@@ -455,18 +490,25 @@ def read_trials(paths: list[Path], algo: str, name: str) -> list[dict]:
         if not isinstance(record, dict) or {"algo", "study", "job", "state", "params"} - set(record):
             raise UserError(f"trial record {path}: not a record of `bmsrl search trial`")
         if record["algo"] != algo or record["study"] != name:
-            raise UserError(f"trial record {path}: belongs to study {record['study']!r}, not {name!r} (the config's "
-                            f"search of {algo}); rerun that trial or delete the file")
+            raise UserError(
+                f"trial record {path}: belongs to study {record['study']!r}, not {name!r} (the config's "
+                f"search of {algo}); rerun that trial or delete the file"
+            )
         value = record.get("value")
-        if record["state"] == "COMPLETE" and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                                  and math.isfinite(value)):  # fmt: skip
-            raise UserError(f"trial record {path}: a complete trial with value {value!r}, not a finite number; "
-                            "rerun that trial or delete the file")
+        if record["state"] == "COMPLETE" and not (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            raise UserError(
+                f"trial record {path}: a complete trial with value {value!r}, not a finite number; "
+                "rerun that trial or delete the file"
+            )
         trial = (record.get("study_instance"), record.get("trial"))
         if trial in trials:  # the same trial of the same study twice: a copy counts once, a conflict is an error
             if json.dumps(record, sort_keys=True) != json.dumps(trials[trial][1], sort_keys=True):  # NaN == NaN
-                raise UserError(f"trial records {trials[trial][0]} and {path} both hold trial {record.get('trial')} of "
-                                f"study {name!r}, with different contents; delete the wrong one")
+                raise UserError(
+                    f"trial records {trials[trial][0]} and {path} both hold trial {record.get('trial')} of "
+                    f"study {name!r}, with different contents; delete the wrong one"
+                )
             continue
         trials[trial] = (path, record)
         records.append((path, record))
@@ -477,9 +519,11 @@ def read_trials(paths: list[Path], algo: str, name: str) -> list[dict]:
             instances.setdefault(instance, path)
     if len(instances) > 1:
         first, second = list(instances.values())[:2]
-        raise UserError(f"trial records {first} and {second} come from two different runs of study {name!r} (its "
-                        "study file was deleted or emptied in between); delete the older records and rerun "
-                        "those trials")  # fmt: skip
+        raise UserError(
+            f"trial records {first} and {second} come from two different runs of study {name!r} (its "
+            "study file was deleted or emptied in between); delete the older records and rerun "
+            "those trials"
+        )
     return sorted((record for _, record in records), key=lambda r: (r["job"], r.get("trial", 0)))
 
 
@@ -494,25 +538,43 @@ def summarize(cfg: dict, algo: str, records: list[dict], name: str) -> dict:
     return {
         "algo": algo,
         "study": name,
-        "objective": (f"mean return (reward as configured) of the deterministic policy on {search.eval_episodes} "
-                      f"search-evaluation packs (SeedSequence({search_eval_seed(cfg)})) of profile "
-                      f"{best['profile']}, after {search.total_steps[algo]} env steps"),
+        "objective": (
+            f"mean return (reward as configured) of the deterministic policy on {search.eval_episodes} "
+            f"search-evaluation packs (SeedSequence({search_eval_seed(cfg)})) of profile "
+            f"{best['profile']}, after {search.total_steps[algo]} env steps"
+        ),
         "best": {"job": best["job"], "trial": best["trial"], "value": best["value"], "seed": best["seed"]},
         "hyperparams": best["params"],
-        "budget": {"trials": len(records), "steps_per_trial": search.total_steps[algo],
-                   "eval_interval": search.eval_interval, "eval_episodes": search.eval_episodes,
-                   "env_steps": sum(r["steps"] for r in records)},  # fmt: skip
+        "budget": {
+            "trials": len(records),
+            "steps_per_trial": search.total_steps[algo],
+            "eval_interval": search.eval_interval,
+            "eval_episodes": search.eval_episodes,
+            "env_steps": sum(r["steps"] for r in records),
+        },
         "states": {state: sum(r["state"] == state for r in records) for state in ("COMPLETE", "PRUNED", "FAIL")},
-        "trials": [{"job": r["job"], "trial": r["trial"], "state": r["state"], "value": r["value"],
-                    "steps": r["steps"], "seconds": r["seconds"], **r["params"]} for r in records],  # fmt: skip
+        "trials": [
+            {
+                "job": r["job"],
+                "trial": r["trial"],
+                "state": r["state"],
+                "value": r["value"],
+                "steps": r["steps"],
+                "seconds": r["seconds"],
+                **r["params"],
+            }
+            for r in records
+        ],
     }
 
 
 def write_summary(summary: dict, out: Path) -> None:
     import yaml
 
-    header = ("# Hyperparameter search (bmsrl search summary; docs/search.md). `hyperparams` is what\n"
-              "# training.tuned_hyperparams merges over training.hyperparams of this algorithm.\n")  # fmt: skip
+    header = (
+        "# Hyperparameter search (bmsrl search summary; docs/search.md). `hyperparams` is what\n"
+        "# training.tuned_hyperparams merges over training.hyperparams of this algorithm.\n"
+    )
     with atomic_output(out) as tmp:
         tmp.write_text(header + yaml.safe_dump(summary, sort_keys=False), encoding="utf-8")
 
@@ -528,8 +590,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
         p.add_argument("--profile", help="training load profile (default: the config's profiles.train)")
         p.add_argument("--out", required=True, type=Path, help="the trial record (.json) / the summary (.yaml)")
-    trial.add_argument("--trial", required=True, type=int, help="trial index k (0 .. search.trials - 1): its seed and sampler seed")
-    trial.add_argument("--storage", required=True, type=Path, help="the study's Optuna journal file, shared by the trials")
+    trial.add_argument(
+        "--trial", required=True, type=int, help="trial index k (0 .. search.trials - 1): its seed and sampler seed"
+    )
+    trial.add_argument(
+        "--storage", required=True, type=Path, help="the study's Optuna journal file, shared by the trials"
+    )
     summary.add_argument("records", nargs="+", type=Path, metavar="TRIAL.json", help="records of `bmsrl search trial`")
 
 
@@ -549,12 +615,16 @@ def main(args: argparse.Namespace) -> int:
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg["training"]["torch_threads"]))
         record = run_trial(cfg, args.algo, args.trial, args.storage, args.out, ocv_table, profile)
         shown = "" if record["value"] is None else f" mean return {record['value']:.2f}"
-        print(f"search trial: {record['study']} trial {record['trial']} (job {args.trial}) {record['state']}"
-              f"{shown} after {record['steps']} env steps -> {args.out}")
+        print(
+            f"search trial: {record['study']} trial {record['trial']} (job {args.trial}) {record['state']}"
+            f"{shown} after {record['steps']} env steps -> {args.out}"
+        )
         return 0
     name = study_name(search_settings(cfg, args.algo, profile, ocv_table))
     summary = summarize(cfg, args.algo, read_trials(args.records, args.algo, name), name)
     write_summary(summary, args.out)
-    print(f"search summary: {name}: best trial {summary['best']['trial']} (job {summary['best']['job']}) mean return "
-          f"{summary['best']['value']:.2f}, {summary['states']} -> {args.out}")
+    print(
+        f"search summary: {name}: best trial {summary['best']['trial']} (job {summary['best']['job']}) mean return "
+        f"{summary['best']['value']:.2f}, {summary['states']} -> {args.out}"
+    )
     return 0

@@ -57,13 +57,17 @@ def seed_problem(cfg: dict[str, Any]) -> str | None:
     tuning = tuning_seeds(cfg)
     clash = sorted(s for s in evaluation_seeds(cfg) if s in tuning)
     if clash:
-        return (f"baselines.tuning.seed_offset: tuning seeds {tuning.start}..{tuning.stop - 1} include "
-                f"evaluation seed {clash[0]} (evaluation.seed_offset + 1000 * seed + episode); "
-                f"tuning must never see an evaluation pack")
+        return (
+            f"baselines.tuning.seed_offset: tuning seeds {tuning.start}..{tuning.stop - 1} include "
+            f"evaluation seed {clash[0]} (evaluation.seed_offset + 1000 * seed + episode); "
+            f"tuning must never see an evaluation pack"
+        )
     searched = search_seeds(cfg)
     held_out = held_out_seeds(cfg)
     clash = sorted(s for s in held_out if s in searched)
     if clash:
-        return (f"search.seed_offset: search seeds {searched.start}..{searched.stop - 1} include "
-                f"{held_out[clash[0]]} {clash[0]}; the search must never see an evaluation pack")
+        return (
+            f"search.seed_offset: search seeds {searched.start}..{searched.stop - 1} include "
+            f"{held_out[clash[0]]} {clash[0]}; the search must never see an evaluation pack"
+        )
     return None

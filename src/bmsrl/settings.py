@@ -9,15 +9,18 @@ the fields with the schema). The values are the config's: the defaults live in t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 
 def _section(cls, values: Mapping[str, Any], where: str):
     names = {f.name for f in fields(cls)}
     if set(values) != names:
-        raise TypeError(f"{where}: the config has keys {sorted(set(values) - names)} that {cls.__name__} lacks, "
-                        f"and lacks {sorted(names - set(values))} (is the config validated?)")  # fmt: skip
+        raise TypeError(
+            f"{where}: the config has keys {sorted(set(values) - names)} that {cls.__name__} lacks, "
+            f"and lacks {sorted(names - set(values))} (is the config validated?)"
+        )
     return cls(**values)
 
 
@@ -48,9 +51,11 @@ class TrainingSettings:
     hyperparams: Mapping[str, Mapping[str, Any]]  #: per algorithm: constructor keyword arguments
 
     @classmethod
-    def of(cls, cfg: Mapping[str, Any]) -> "TrainingSettings":
+    def of(cls, cfg: Mapping[str, Any]) -> TrainingSettings:
         training = dict(cfg["training"])
-        training["early_stopping"] = _section(EarlyStoppingSettings, training["early_stopping"], "training.early_stopping")
+        training["early_stopping"] = _section(
+            EarlyStoppingSettings, training["early_stopping"], "training.early_stopping"
+        )
         return _section(cls, training, "training")
 
 
@@ -84,7 +89,7 @@ class SearchSettings:
     space: Mapping[str, Mapping[str, Any]]  #: per algorithm: hyperparameter -> distribution
 
     @classmethod
-    def of(cls, cfg: Mapping[str, Any]) -> "SearchSettings":
+    def of(cls, cfg: Mapping[str, Any]) -> SearchSettings:
         search = dict(cfg["search"])
         search["sampler"] = _section(SamplerSettings, search["sampler"], "search.sampler")
         search["pruner"] = _section(PrunerSettings, search["pruner"], "search.pruner")

@@ -56,15 +56,16 @@ def _check_inputs(files: list[Path], kind: str, suffix: str) -> None:
         if not f.is_file():
             raise UserError(f"--{kind} {f}: no such file")
         if f.stat().st_size > MAX_FILE_BYTES:
-            raise UserError(f"--{kind} {f}: {f.stat().st_size} bytes is more than a snapshot keeps "
-                            f"({MAX_FILE_BYTES} bytes); snapshots are committed to git")
+            raise UserError(
+                f"--{kind} {f}: {f.stat().st_size} bytes is more than a snapshot keeps "
+                f"({MAX_FILE_BYTES} bytes); snapshots are committed to git"
+            )
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UserError(f"--{kind}: two files named {twice[0]!r}; a snapshot keeps files by name")
 
 
-def provenance(commit: str, command: str, run_config: dict, versions: dict[str, str],
-               files: list[str]) -> dict:
+def provenance(commit: str, command: str, run_config: dict, versions: dict[str, str], files: list[str]) -> dict:
     """The provenance record of a snapshot (``PROVENANCE.yaml``): ``commit`` is the run's (recorded by
     `bmsrl record` when the run started; the snapshot's own if the record has none),
     ``snapshot_commit`` and ``command`` the snapshot's."""
@@ -82,8 +83,9 @@ def provenance(commit: str, command: str, run_config: dict, versions: dict[str, 
     }
 
 
-def write_snapshot(out: Path, tables: list[Path], figures: list[Path], run_config: Path, versions: Path,
-                   commit: str, command: str) -> Path:
+def write_snapshot(
+    out: Path, tables: list[Path], figures: list[Path], run_config: Path, versions: Path, commit: str, command: str
+) -> Path:
     """Write the snapshot folder ``out`` (module docstring); returns ``out``."""
     _check_inputs(tables, "tables", ".csv")
     _check_inputs(figures, "figures", ".png")
@@ -99,8 +101,9 @@ def write_snapshot(out: Path, tables: list[Path], figures: list[Path], run_confi
         raise UserError(f"run config {run_config}: not a config mapping (written by `bmsrl record`)")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
-    record = provenance(commit.strip(), command.strip(), cfg, _read_versions(versions),
-                        [f.name for f in [*tables, *figures]])
+    record = provenance(
+        commit.strip(), command.strip(), cfg, _read_versions(versions), [f.name for f in [*tables, *figures]]
+    )
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
     try:
@@ -109,7 +112,9 @@ def write_snapshot(out: Path, tables: list[Path], figures: list[Path], run_confi
             shutil.copyfile(f, tmp / f.name)
         (tmp / PROVENANCE).write_text(
             "# written by `bmsrl snapshot`: what made the files in this folder\n"
-            + yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            + yaml.safe_dump(record, sort_keys=False, allow_unicode=True),
+            encoding="utf-8",
+        )
         if out.exists():
             os.replace(out, old)
         os.replace(tmp, out)
@@ -122,7 +127,9 @@ def write_snapshot(out: Path, tables: list[Path], figures: list[Path], run_confi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="the snapshot folder (replaced whole)")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="FOLDER", help="the snapshot folder (replaced whole)"
+    )
     parser.add_argument("--tables", type=Path, nargs="*", default=[], metavar="CSV", help="tables to keep")
     parser.add_argument("--figures", type=Path, nargs="*", default=[], metavar="PNG", help="figures to keep")
     parser.add_argument("--run-config", type=Path, required=True, help="the run's complete config (bmsrl record)")

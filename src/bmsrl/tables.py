@@ -54,7 +54,9 @@ PLAUSIBLE_OCV_V: tuple[float, float, str] = (1.5, 5.0, "V")
 PLAUSIBLE_RESISTANCE_OHM: tuple[float, float, str] = (1e-4, 1.0, "Ohm")
 PLAUSIBLE_CAPACITANCE_F: tuple[float, float, str] = (1.0, 1e6, "F")
 #: how to accept a table outside the plausible ranges (appended to the error message)
-OVERRIDE_HINT = "if the table really is in these units, pass --allow-implausible (bmsrl ocv) or set allow_implausible_tables: true"
+OVERRIDE_HINT = (
+    "if the table really is in these units, pass --allow-implausible (bmsrl ocv) or set allow_implausible_tables: true"
+)
 
 #: Name of the index holding file line numbers in the frames of :func:`read_table`.
 LINE = "line"
@@ -177,8 +179,9 @@ def read_table(
         frame[name] = _to_float(frame, name, kind, path, allow_empty=True)
     for name in boolean:
         mapped = frame[name].str.lower().map(_BOOL_TEXT)
-        _fail_first(mapped.isna(), kind, path, frame, name, "{value!r} is not a boolean (True/False/1/0)",
-                    raw=frame[name])
+        _fail_first(
+            mapped.isna(), kind, path, frame, name, "{value!r} is not a boolean (True/False/1/0)", raw=frame[name]
+        )
         frame[name] = mapped.astype(np.float64)
     return frame
 
@@ -208,13 +211,21 @@ def _to_float(frame: pd.DataFrame, name: str, kind: str, path: Path, *, allow_em
     is_nan_text = cells.str.lower().isin(("nan", "+nan", "-nan"))
     _fail_first(is_nan_text, kind, path, frame, name, "value is NaN (a number is required)")
     _fail_first(values.isna() & ~empty, kind, path, frame, name, "{value!r} is not a number", raw=cells)
-    _fail_first(~np.isfinite(values) & values.notna(), kind, path, frame, name, "value {value!r} is not finite",
-                raw=cells)
+    _fail_first(
+        ~np.isfinite(values) & values.notna(), kind, path, frame, name, "value {value!r} is not finite", raw=cells
+    )
     return values.astype(np.float64)
 
 
-def _fail_first(bad: Iterable[bool], kind: str, path: Path, frame: pd.DataFrame, column: str,
-                template: str, raw: pd.Series | None = None) -> None:
+def _fail_first(
+    bad: Iterable[bool],
+    kind: str,
+    path: Path,
+    frame: pd.DataFrame,
+    column: str,
+    template: str,
+    raw: pd.Series | None = None,
+) -> None:
     """Raise a :class:`UserError` naming the first row flagged in ``bad`` (and how many more)."""
     bad = np.asarray(bad, dtype=bool)
     if not bad.any():
@@ -276,9 +287,7 @@ def check_positive(frame: pd.DataFrame, columns: Sequence[str], *, kind: str, pa
             )
 
 
-def sort_unique(
-    frame: pd.DataFrame, key: str, *, kind: str, path: str | os.PathLike
-) -> pd.DataFrame:
+def sort_unique(frame: pd.DataFrame, key: str, *, kind: str, path: str | os.PathLike) -> pd.DataFrame:
     """Sort rows by ``key`` and resolve rows that repeat a ``key`` value.
 
     Rows equal in every column are exact duplicates: all but the first are dropped and a
@@ -348,13 +357,16 @@ def _check_soc_window(soc_window) -> tuple[float, float]:
 def _check_n_points(n_points) -> int:
     """The number of grid points as an int in [2, MAX_N_POINTS], or a :class:`UserError`."""
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or not 2 <= n_points <= MAX_N_POINTS:
-        raise UserError(f"number of resampling points must be an integer in [2, {MAX_N_POINTS}] (a SoC step of "
-                        f"1e-4 is finer than the simulator resolves), got {n_points!r}")
+        raise UserError(
+            f"number of resampling points must be an integer in [2, {MAX_N_POINTS}] (a SoC step of "
+            f"1e-4 is finer than the simulator resolves), got {n_points!r}"
+        )
     return int(n_points)
 
 
-def check_plausible(frame: pd.DataFrame, column: str, plausible: tuple[float, float, str], *, kind: str,
-                    path: str | os.PathLike) -> None:
+def check_plausible(
+    frame: pd.DataFrame, column: str, plausible: tuple[float, float, str], *, kind: str, path: str | os.PathLike
+) -> None:
     """Raise a :class:`UserError` naming the first row whose ``column`` is outside the ``plausible``
     range ``(low, high, unit)``, with a guess at the unit and the way to accept it."""
     low, high, unit = plausible

@@ -70,5 +70,3 @@ def task_kwargs(cfg: dict[str, Any], profile: str, ocv_table: str | Path | None 
     for key in TASK_KEYS:
         kwargs[key] = _as_argument(env[key])
     return kwargs
-
-

@@ -54,7 +54,9 @@ RUN_RECORD = "run_config.json"
 
 
 # ------------------------------------------------------------------------------------ settings
-def run_settings(cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, tuned: dict | None = None) -> dict:
+def run_settings(
+    cfg: dict, algo: str, seed: int, profile: str, ocv_table: str | None, tuned: dict | None = None
+) -> dict:
     """Everything that changes what a training run learns: a checkpoint made with other settings
     cannot be resumed, and a model is evaluated only under the env settings it was trained with.
     (``total_steps`` is left out: a longer budget continues a run; :func:`prepare_workdir` starts a
@@ -93,12 +95,21 @@ def prepare_workdir(work: Path, settings: dict, total_steps: int) -> None:
         newest = checkpoints(work)[:1]
         budget = old_record.get("total_steps", newest[0][0] if newest else 0)
         if old != json.loads(json.dumps(settings, default=str)):
-            changed = sorted(k for k in settings if old is None or old.get(k) != settings[k]) if old else ["(no record)"]
-            log.info("settings changed since the checkpoints in %s were written (%s): starting afresh",
-                     work, ", ".join(changed))
+            changed = (
+                sorted(k for k in settings if old is None or old.get(k) != settings[k]) if old else ["(no record)"]
+            )
+            log.info(
+                "settings changed since the checkpoints in %s were written (%s): starting afresh",
+                work,
+                ", ".join(changed),
+            )
         elif not isinstance(budget, int) or budget > total_steps:
-            log.info("the checkpoints in %s were made for a budget of %s env steps, more than %d: starting afresh",
-                     work, budget, total_steps)
+            log.info(
+                "the checkpoints in %s were made for a budget of %s env steps, more than %d: starting afresh",
+                work,
+                budget,
+                total_steps,
+            )
         else:
             work.mkdir(parents=True, exist_ok=True)
             if budget != total_steps:  # a longer budget continues the run: the record says the new one
@@ -120,7 +131,9 @@ def load_newest(algo_class, work: Path, env, tensorboard: Path | None):
     """The model of the newest checkpoint that loads, or ``None``; unreadable ones are logged and skipped."""
     for steps, path in checkpoints(work):
         try:
-            model = algo_class.load(path, env=env, device="cpu", tensorboard_log=str(tensorboard) if tensorboard else None)
+            model = algo_class.load(
+                path, env=env, device="cpu", tensorboard_log=str(tensorboard) if tensorboard else None
+            )
         except Exception as exc:  # a cut or corrupt zip: fall back to the previous checkpoint
             log.warning("checkpoint %s is unreadable (%s: %s): trying the previous one", path, type(exc).__name__, exc)
             continue
@@ -191,8 +204,9 @@ class ProgressLine(BaseCallback):
         now = time.perf_counter()
         rate = (self.num_timesteps - self._last[1]) / max(now - self._last[0], 1e-9)
         self._last = (now, self.num_timesteps)
-        self.stream.write("\r" + progress_text(self.num_timesteps, self.total, rate,
-                                               self.evaluation.evaluations_results, self.width))
+        self.stream.write(
+            "\r" + progress_text(self.num_timesteps, self.total, rate, self.evaluation.evaluations_results, self.width)
+        )
         self.stream.flush()
 
 
@@ -201,8 +215,10 @@ def progress_text(done: int, total: int, rate: float, results: list, width: int 
     filled = int(width * min(done / max(total, 1), 1.0))
     last = f"last eval {np.mean(results[-1]):.1f}" if results else "no eval yet"
     left = f"about {max(total - done, 0) / rate / 60:.0f} min left" if rate > 0 else "time left unknown"
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {done / 1e6:.2f} M / {total / 1e6:.2f} M env steps  "
-            f"{rate:,.0f} /s  {last}  {left}")
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {done / 1e6:.2f} M / {total / 1e6:.2f} M env steps  "
+        f"{rate:,.0f} /s  {last}  {left}"
+    )
 
 
 class EpisodeStats(BaseCallback):
@@ -216,8 +232,16 @@ class EpisodeStats(BaseCallback):
 
 
 # ---------------------------------------------------------------------------------------- train
-def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None = None,
-          ocv_table: str | None = None, profile: str | None = None, tuned: dict | None = None) -> Path:  # fmt: skip
+def train(
+    cfg: dict,
+    algo: str,
+    seed: int,
+    out: Path,
+    tensorboard: Path | None = None,
+    ocv_table: str | None = None,
+    profile: str | None = None,
+    tuned: dict | None = None,
+) -> Path:
     """Train ``algo`` with ``seed``; returns the path of ``final_model.zip``. ``tuned``: the search
     result whose hyperparameters ``cfg`` carries (recorded in ``run_config.json``)."""
     from stable_baselines3.common.callbacks import CallbackList
@@ -247,11 +271,21 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     # the model (resumed from the newest readable checkpoint, or new) and the periodic evaluation on
     # fixed packs (best model, history), built as a search trial builds them.
     model, env, evaluation = build_learner(
-        cfg, algo, seed, profile, ocv_table, normalize_reward=settings["normalize_reward"],
-        eval_episodes=training.eval_episodes, eval_seed=training_eval_seed(cfg, seed),
-        eval_interval=training.eval_interval, total_steps=total_steps, work=work, tensorboard=tensorboard, load=resume,
+        cfg,
+        algo,
+        seed,
+        profile,
+        ocv_table,
+        normalize_reward=settings["normalize_reward"],
+        eval_episodes=training.eval_episodes,
+        eval_seed=training_eval_seed(cfg, seed),
+        eval_interval=training.eval_interval,
+        total_steps=total_steps,
+        work=work,
+        tensorboard=tensorboard,
+        load=resume,
         callback_after_eval=early_stopping(training.early_stopping),
-    )  # fmt: skip
+    )
     done_steps = int(model.num_timesteps)
 
     # Callbacks: the evaluation, checkpoints, statistics.
@@ -264,8 +298,14 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     # Learn.
     start = time.perf_counter()
     if done_steps < total_steps:
-        log.info("training %s seed %d: %d of %d env steps to go, %d packs", algo, seed,
-                 total_steps - done_steps, total_steps, n_envs)
+        log.info(
+            "training %s seed %d: %d of %d env steps to go, %d packs",
+            algo,
+            seed,
+            total_steps - done_steps,
+            total_steps,
+            n_envs,
+        )
         model.learn(
             total_timesteps=total_steps - done_steps,
             callback=CallbackList(callbacks),
@@ -287,8 +327,15 @@ def train(cfg: dict, algo: str, seed: int, out: Path, tensorboard: Path | None =
     with atomic_output(out / RUN_RECORD) as tmp:
         shutil.copyfile(work / RUN_RECORD, tmp)
     steps = int(model.num_timesteps) - done_steps
-    log.info("trained %s seed %d: %d env steps in %.1f s (%s env-steps/s); total %d", algo, seed, steps, elapsed,
-             f"{steps / max(elapsed, 1e-9):,.0f}", model.num_timesteps)
+    log.info(
+        "trained %s seed %d: %d env steps in %.1f s (%s env-steps/s); total %d",
+        algo,
+        seed,
+        steps,
+        elapsed,
+        f"{steps / max(elapsed, 1e-9):,.0f}",
+        model.num_timesteps,
+    )
     return final
 
 
@@ -298,8 +345,10 @@ def check_model_loads(algo_class, path: Path, source: Path) -> None:
     try:
         algo_class.load(path, device="cpu")
     except Exception as exc:  # noqa: BLE001 - a cut zip raises whatever the zip or torch reader raises
-        raise UserError(f"{source}: the model does not load ({type(exc).__name__}: {exc}); it was cut by a kill or "
-                        f"a full disk: delete {source.parent} and rerun to train afresh") from None
+        raise UserError(
+            f"{source}: the model does not load ({type(exc).__name__}: {exc}); it was cut by a kill or "
+            f"a full disk: delete {source.parent} and rerun to train afresh"
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -314,16 +363,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--total-steps", type=int, help="override training.total_steps for this algorithm")
     parser.add_argument("--eval-interval", type=int, help="override training.eval_interval [env steps]")
     parser.add_argument("--log-interval", type=int, help="override training.log_interval [env steps]")
-    parser.add_argument("--tuned-hyperparams", type=Path, metavar="YAML",
-                        help="with training.tuned_hyperparams: the search result (results/tuning/ALGO.yaml) whose "
-                             "hyperparameters override training.hyperparams")
+    parser.add_argument(
+        "--tuned-hyperparams",
+        type=Path,
+        metavar="YAML",
+        help="with training.tuned_hyperparams: the search result (results/tuning/ALGO.yaml) whose "
+        "hyperparameters override training.hyperparams",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     training = cfg["training"]
-    for key, value in (("eval_interval", args.eval_interval), ("log_interval", args.log_interval),
-                       ("total_steps", args.total_steps)):  # fmt: skip
+    for key, value in (
+        ("eval_interval", args.eval_interval),
+        ("log_interval", args.log_interval),
+        ("total_steps", args.total_steps),
+    ):
         if value is not None and value < 1:
             raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
     if args.seed < 0:
@@ -350,11 +406,18 @@ def tuned_hyperparams(cfg: dict, algo: str, path: Path | None) -> dict | None:
             raise UserError(f"--tuned-hyperparams {path}: given, but training.tuned_hyperparams is false")
         return None
     if path is None:
-        raise UserError(f"training.tuned_hyperparams is true: give --tuned-hyperparams results/tuning/{algo}.yaml "
-                        f"(the search's result: snakemake search)")
+        raise UserError(
+            f"training.tuned_hyperparams is true: give --tuned-hyperparams results/tuning/{algo}.yaml "
+            f"(the search's result: snakemake search)"
+        )
     tuned = read_tuned_hyperparams(path, algo)
     cfg["training"]["hyperparams"][algo].update(tuned["hyperparams"])
     validate(cfg, str(path))  # the merged hyperparameters obey the config's rules
-    log.info("hyperparameters of %s (%s, trial %s): %s", path, tuned["study"], tuned["trial"],
-             json.dumps(tuned["hyperparams"]))
+    log.info(
+        "hyperparameters of %s (%s, trial %s): %s",
+        path,
+        tuned["study"],
+        tuned["trial"],
+        json.dumps(tuned["hyperparams"]),
+    )
     return tuned

@@ -53,11 +53,20 @@ log = logging.getLogger(__name__)
 
 #: columns of the grid file after the baseline and its settings, one row per candidate (means over the tuning episodes)
 GRID_METRICS: tuple[str, ...] = (
-    "next_capacity_mah", "switch_changes", "shunt_energy_wh", "final_soc_spread_pct", "usable_capacity_mah",
-    "terminated_fraction", "episodes", "eligible", "selected",
-)  # fmt: skip
-OBJECTIVE = ("maximise the next-discharge capacity (within capacity_tolerance_pct of the best), "
-             "then minimise switch changes, then shunt energy; means over the tuning episodes")
+    "next_capacity_mah",
+    "switch_changes",
+    "shunt_energy_wh",
+    "final_soc_spread_pct",
+    "usable_capacity_mah",
+    "terminated_fraction",
+    "episodes",
+    "eligible",
+    "selected",
+)
+OBJECTIVE = (
+    "maximise the next-discharge capacity (within capacity_tolerance_pct of the best), "
+    "then minimise switch changes, then shunt energy; means over the tuning episodes"
+)
 
 
 def grid_columns(baseline: str) -> list[str]:
@@ -82,8 +91,9 @@ class _Candidates:
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
         n = self.n_eps
-        return np.concatenate([c.predict(observation[i * n:(i + 1) * n])[0]
-                               for i, c in enumerate(self.controllers)]), state  # fmt: skip
+        return np.concatenate(
+            [c.predict(observation[i * n : (i + 1) * n])[0] for i, c in enumerate(self.controllers)]
+        ), state
 
 
 def follow_up_discharge(kwargs: dict) -> LoadProfile:
@@ -128,15 +138,24 @@ def evaluate_grid(cfg: dict, baseline: str, ocv_table: str | None = None) -> pd.
     capacity = next_discharge_capacity_mah(kwargs, end["soc"], end["soh"])
     spread = 100.0 * (end["soc"].max(axis=1) - end["soc"].min(axis=1))
     per_episode = {
-        "next_capacity_mah": capacity, "switch_changes": episodes.switch_changes.astype(np.float64),
-        "shunt_energy_wh": end["shunt_energy_wh"].sum(axis=1), "final_soc_spread_pct": spread,
-        "usable_capacity_mah": 1000.0 * end["discharged_ah"], "terminated_fraction": episodes.terminated.astype(np.float64),
-    }  # fmt: skip
+        "next_capacity_mah": capacity,
+        "switch_changes": episodes.switch_changes.astype(np.float64),
+        "shunt_energy_wh": end["shunt_energy_wh"].sum(axis=1),
+        "final_soc_spread_pct": spread,
+        "usable_capacity_mah": 1000.0 * end["discharged_ah"],
+        "terminated_fraction": episodes.terminated.astype(np.float64),
+    }
     rows = []
     for i, settings in enumerate(grid):
         part = slice(i * n_eps, (i + 1) * n_eps)
-        rows.append({"baseline": baseline, **settings,
-                     **{k: float(v[part].mean()) for k, v in per_episode.items()}, "episodes": n_eps})
+        rows.append(
+            {
+                "baseline": baseline,
+                **settings,
+                **{k: float(v[part].mean()) for k, v in per_episode.items()},
+                "episodes": n_eps,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -150,8 +169,11 @@ def select(grid: pd.DataFrame, tolerance_pct: float) -> pd.DataFrame:
     pool = safe if safe.any() else np.ones(len(grid), dtype=bool)
     best = grid.loc[pool, "next_capacity_mah"].max()
     grid["eligible"] = pool & (grid["next_capacity_mah"] >= best - abs(best) * tolerance_pct / 100.0)
-    order = grid[grid["eligible"]].assign(neg_capacity=lambda f: -f["next_capacity_mah"]).sort_values(
-        ["switch_changes", "shunt_energy_wh", "neg_capacity", *settings], kind="stable")
+    order = (
+        grid[grid["eligible"]]
+        .assign(neg_capacity=lambda f: -f["next_capacity_mah"])
+        .sort_values(["switch_changes", "shunt_energy_wh", "neg_capacity", *settings], kind="stable")
+    )
     grid["selected"] = False
     grid.loc[order.index[0], "selected"] = True
     return grid[grid_columns(grid["baseline"].iloc[0])]
@@ -177,8 +199,16 @@ def tune(cfg: dict, baseline: str, ocv_table: str | None = None) -> tuple[dict, 
         "tuning_seeds": {"first": seeds.start, "last": seeds.stop - 1},
         "candidates": len(grid),
         "eligible": int(grid["eligible"].sum()),
-        "selected": {k: float(chosen[k]) for k in ("next_capacity_mah", "switch_changes", "shunt_energy_wh",
-                                                     "final_soc_spread_pct", "terminated_fraction")},
+        "selected": {
+            k: float(chosen[k])
+            for k in (
+                "next_capacity_mah",
+                "switch_changes",
+                "shunt_energy_wh",
+                "final_soc_spread_pct",
+                "terminated_fraction",
+            )
+        },
         "best_next_capacity_mah": float(grid["next_capacity_mah"].max()),
         "hand_set": {k: float(hand[k]) for k in setting_names(baseline)},
     }
@@ -196,11 +226,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    check_outputs({"--out": args.out, "--grid-out": args.grid_out},
-                  {"--config": args.config, "--ocv-table": args.ocv_table})  # fmt: skip
+    check_outputs(
+        {"--out": args.out, "--grid-out": args.grid_out}, {"--config": args.config, "--ocv-table": args.ocv_table}
+    )
     record, grid = tune(cfg, args.baseline, resolve_ocv_table(args.ocv_table, cfg))
-    header = (f"# {args.baseline}: {' and '.join(setting_names(args.baseline))} chosen by `bmsrl tune-baselines` "
-              f"(src/bmsrl/tune_baselines.py; docs/model.md, \"Baselines\")\n")
+    header = (
+        f"# {args.baseline}: {' and '.join(setting_names(args.baseline))} chosen by `bmsrl tune-baselines` "
+        f'(src/bmsrl/tune_baselines.py; docs/model.md, "Baselines")\n'
+    )
     with atomic_output(args.out) as tmp:
         tmp.write_text(header + yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
     if args.grid_out is not None:
@@ -208,9 +241,11 @@ def main(args: argparse.Namespace) -> int:
             grid.to_csv(tmp, index=False, float_format="%.8g")
     s = record["settings"]
     sel = record["selected"]
-    print(f"{args.baseline}: " + ", ".join(f"{k} {v:g}" for k, v in s.items()) + " "
-          f"({record['eligible']} of {record['candidates']} candidates within "
-          f"{record['capacity_tolerance_pct']:g} % of the best next-discharge capacity "
-          f"{record['best_next_capacity_mah']:.1f} mAh; selected: {sel['next_capacity_mah']:.1f} mAh, "
-          f"{sel['switch_changes']:.1f} switch changes, {sel['shunt_energy_wh']:.3f} Wh)")
+    print(
+        f"{args.baseline}: " + ", ".join(f"{k} {v:g}" for k, v in s.items()) + " "
+        f"({record['eligible']} of {record['candidates']} candidates within "
+        f"{record['capacity_tolerance_pct']:g} % of the best next-discharge capacity "
+        f"{record['best_next_capacity_mah']:.1f} mAh; selected: {sel['next_capacity_mah']:.1f} mAh, "
+        f"{sel['switch_changes']:.1f} switch changes, {sel['shunt_energy_wh']:.3f} Wh)"
+    )
     return 0 if math.isfinite(sel["next_capacity_mah"]) else 1

@@ -13,7 +13,8 @@ behaves exactly as a :class:`~bmsrl.env.PassiveBalancingEnv` whose ``np_random``
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces

@@ -7,8 +7,21 @@ import platform
 from importlib import metadata
 
 #: distributions whose versions a result depends on (``record`` and every training run record them)
-PACKAGES = ("bmsrl", "numpy", "scipy", "pandas", "numba", "gymnasium", "torch", "stable-baselines3",
-            "sb3-contrib", "matplotlib", "snakemake", "pyyaml", "jsonschema")  # fmt: skip
+PACKAGES = (
+    "bmsrl",
+    "numpy",
+    "scipy",
+    "pandas",
+    "numba",
+    "gymnasium",
+    "torch",
+    "stable-baselines3",
+    "sb3-contrib",
+    "matplotlib",
+    "snakemake",
+    "pyyaml",
+    "jsonschema",
+)
 
 
 def package_versions() -> dict[str, str]:
