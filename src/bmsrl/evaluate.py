@@ -35,6 +35,7 @@ from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
+from bmsrl.seeds import episode_seeds
 from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 #: SoC standard deviation [-] below which the pack counts as balanced (0.5 %; docs/model.md)
@@ -171,13 +172,6 @@ def evaluate(
         if episode < cfg["evaluation"]["trace_episodes"]:
             rows += trace_rows(records, labels, episode, r_sh)
     return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRICS_COLUMNS)
-
-
-def episode_seeds(cfg: dict, seed: int) -> list[int]:
-    """The evaluation seeds of training seed ``seed``: episode e starts from the pack drawn with
-    ``evaluation.seed_offset + 1000 * seed + e`` (also in :func:`bmsrl.config.evaluation_seeds`)."""
-    ev = cfg["evaluation"]
-    return [ev["seed_offset"] + 1000 * seed + episode for episode in range(ev["episodes"])]
 
 
 # ----------------------------------------------------------------------------------------- CLI

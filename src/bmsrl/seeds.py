@@ -10,10 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 
-def evaluation_seeds(cfg: dict[str, Any]) -> set[int]:
-    """Every integer seed a final evaluation episode starts from (docs/model.md, "Seeds")."""
+def episode_seeds(cfg: dict[str, Any], seed: int) -> list[int]:
+    """The evaluation seeds of training seed ``seed``: episode e starts from the pack drawn with
+    ``evaluation.seed_offset + 1000 * seed + e`` (docs/model.md, "Seeds")."""
     ev = cfg["evaluation"]
-    return {ev["seed_offset"] + 1000 * s + k for s in cfg["seeds"] for k in range(ev["episodes"])}
+    return [ev["seed_offset"] + 1000 * seed + episode for episode in range(ev["episodes"])]
+
+
+def evaluation_seeds(cfg: dict[str, Any]) -> set[int]:
+    """Every integer seed a final evaluation episode starts from (:func:`episode_seeds` of every training seed)."""
+    return {s for seed in cfg["seeds"] for s in episode_seeds(cfg, seed)}
 
 
 def training_eval_seed(cfg: dict[str, Any], seed: int) -> int:
