@@ -74,6 +74,7 @@ def test_the_checker_sees_the_workflow(workflow):
         "search_trial": "rl.yaml",
         "search_summary": "rl.yaml",
         "snapshot": "core.yaml",
+        "plot_profiles": "core.yaml",
         "training_references": "core.yaml",
     }
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
