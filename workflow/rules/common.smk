@@ -77,7 +77,11 @@ def checkout_commit():
 
 # The commit and the command this Snakemake was started with (rule snapshot records them)
 RUN_COMMIT = checkout_commit()
-RUN_COMMAND = shlex.join(["snakemake", *sys.argv[1:]]) if Path(sys.argv[0]).name.startswith("snakemake") else "snakemake (started from Python: " + shlex.join(sys.argv) + ")"
+RUN_COMMAND = (
+    shlex.join(["snakemake", *sys.argv[1:]])
+    if Path(sys.argv[0]).name.startswith("snakemake")
+    else f"snakemake (started from Python: {shlex.join(sys.argv)})"
+)
 try:
     _config = _run_record_config() or reread_config()
 except _UserError as exc:
