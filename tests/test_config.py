@@ -47,6 +47,7 @@ def test_defaults_are_the_study_config():
     assert {k: v for k, v in defaults["evaluation"].items() if k != "scenarios"} == {
         "episodes": 10,
         "seed_offset": 1_000_000,
+        "trace_episodes": 10,  # every episode of the default run is traced
     }
     scenarios = defaults["evaluation"]["scenarios"]
     assert scenarios["default"] == {} and scenarios["init_soc_wide"] == {"init_soc": [0.3, 0.7]}
