@@ -11,7 +11,8 @@ docs/results/ (written by `snakemake snapshot`, with the commit and command that
 
 A lookup names a CSV file (relative to docs/results/), filters ``column=value`` that must select
 exactly one row, the column(s) and a Python format spec. ``{{ ... }}`` gives one value; ``{{ci ...}}``
-gives ``value [low, high]`` from three columns. An empty (NaN) value renders as "n/a". Anything
+gives ``value [low, high]`` from three columns; the format ``s`` quotes a text column as it is. An
+empty (NaN) value renders as "n/a". Anything
 else is an error naming the template line: a missing file, a filter that matches no row or several,
 an unknown column. A decimal number typed into the template's prose (outside lookups and code) is
 an error too: results are quoted, never copied (tests/test_results_doc.py runs ``--check``).
@@ -52,6 +53,8 @@ def _table(path: Path) -> pd.DataFrame:
 
 
 def _format(value: str, spec: str) -> str:
+    if spec == "s":  # a text column (e.g. interval_over), quoted as it is
+        return value
     if value.strip() == "" or value.strip().lower() == "nan":
         return "n/a"
     number = float(value)

@@ -93,7 +93,8 @@ def test_every_snapshot_folder_has_its_provenance():
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         record = yaml.safe_load((folder / PROVENANCE).read_text(encoding="utf-8"))
         assert record["commit"] and record["command"].startswith("snakemake"), folder
-        assert sorted(record["files"]) == sorted(p.name for p in folder.iterdir() if p.name != PROVENANCE), folder
+        kept = sorted(p.name for p in folder.iterdir() if p.name != PROVENANCE and not p.name.startswith("."))
+        assert sorted(record["files"]) == kept, folder
 
 
 # ------------------------------------------------------------------------------- bmsrl snapshot

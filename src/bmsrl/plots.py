@@ -583,7 +583,7 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
         for j in range(len(profiles) - 1):
             ax.axvline(j + 0.5, color="0.8", lw=0.6)
     handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
-    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles))
+    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 4))
     if "n_seeds" in summary.columns:
         n = summary.loc[summary["metric"].isin([m.name for m in HEADLINE]), "n_seeds"]
         n_text = "/".join(str(int(v)) for v in sorted(set(pd.to_numeric(n, errors="coerce").dropna())))
