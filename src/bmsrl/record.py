@@ -3,8 +3,8 @@
     bmsrl record --config-json JSON --out-config results/run/config.yaml --out-versions results/run/versions.tsv
 
 Writes the run's complete, validated configuration (every default filled in) and the versions of
-the Python packages it ran with, with the commit and the command the workflow was started with
-(rows ``commit`` and ``command``; `bmsrl snapshot` quotes them as the run's provenance). The workflow's report is built from this record: ``snakemake
+the Python packages it ran with, with the commit the workflow was started with
+(row ``commit``; `bmsrl snapshot` quotes it as the run's provenance). The workflow's report is built from this record: ``snakemake
 --report`` after a run reads ``results/run/config.yaml`` (workflow/rules/common.smk), so captions
 and settings describe the run that made the figures, whatever config the report is asked with.
 """
@@ -27,7 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-config", type=Path, required=True, help="YAML file for the complete config")
     parser.add_argument("--out-versions", type=Path, required=True, help="TSV file for the package versions")
     parser.add_argument("--commit", help="the commit the run is made with (recorded as the versions' row 'commit')")
-    parser.add_argument("--command", help="the command that started the run (recorded as the versions' row 'command')")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
             + yaml.safe_dump(cfg, sort_keys=False),
             encoding="utf-8",
         )
-        run = {"commit": args.commit, "command": args.command}
+        run = {"commit": args.commit}
         for key, value in run.items():
             if value is not None and ("\t" in value or "\n" in value):
                 raise UserError(f"--{key}: a tab or a line break cannot be recorded")

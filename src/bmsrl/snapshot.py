@@ -71,7 +71,6 @@ def provenance(commit: str, command: str, run_config: dict, versions: dict[str, 
     ``snapshot_commit`` and ``command`` the snapshot's."""
     versions = dict(versions)
     run_commit = versions.pop("commit", None) or commit
-    versions.pop("command", None)
     return {
         "commit": run_commit,
         "snapshot_commit": commit,
