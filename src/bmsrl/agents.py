@@ -11,11 +11,7 @@ from pathlib import Path
 from bmsrl import algos
 from bmsrl.baselines import BASELINES, make_baseline, settings_key
 from bmsrl.errors import UserError
-from bmsrl.policies import POLICIES
-
-#: the model-based reference (not a registry baseline: it reads the simulator, so it runs on request,
-#: e.g. ``bmsrl evaluate --policy best_known`` on a few packs) and the controller it improves on
-BEST_KNOWN, BEST_KNOWN_BASE = "best_known", "room_balancing"
+from bmsrl.policies import BEST_KNOWN, BEST_KNOWN_BASE, POLICIES
 
 
 def algorithm_class(name: str):
@@ -36,7 +32,7 @@ def constructor_keywords(name: str) -> tuple[str, ...]:
 def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings: dict | None = None):
     """An object with SB3's ``predict``: a trained model from ``model_path`` or a baseline, with
     ``settings`` (e.g. a tuned threshold and hysteresis) or else its settings in ``cfg``."""
-    if policy == BEST_KNOWN:  # reads the simulator: evaluate runs it, the workflow does not (bmsrl.best_known)
+    if policy == BEST_KNOWN:  # reads the simulator (bmsrl.best_known): only bmsrl.rollout can run it
         from bmsrl.best_known import BestKnown
 
         return BestKnown(load_policy(BEST_KNOWN_BASE, model_path, cfg, settings))

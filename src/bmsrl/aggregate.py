@@ -44,7 +44,7 @@ import pandas as pd
 from bmsrl.baselines import BASELINES
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_distinct, check_output
-from bmsrl.policies import policy_order
+from bmsrl.policies import REFERENCES, policy_order
 from bmsrl.results import (
     DEFAULT_SCENARIO,
     HEADLINE,
@@ -102,9 +102,9 @@ _EPISODE_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if not m.per_s
 
 
 def deterministic(policy: str) -> bool:
-    """Whether ``policy`` is the same controller in every seed (a baseline of the registry): its seeds
-    differ only in their evaluation packs."""
-    return policy in BASELINES
+    """Whether ``policy`` is the same controller in every seed (a baseline of the registry or the
+    model-based reference): its seeds differ only in their evaluation packs."""
+    return policy in BASELINES or policy in REFERENCES
 
 
 def _interval_over(n_seeds: int, *policies: str) -> str:
@@ -223,7 +223,11 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 def _paired_frames(policy: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The policy's and the baseline's episodes on the same packs, over the training seeds both have
-    (``None`` if they share none), both sorted by seed and episode."""
+    (``None`` if they share none), both sorted by seed and episode.
+
+    Within those seeds the episodes must match, except that a reference (``best_known``, run on the
+    first ``evaluation.best_known_episodes`` packs of each seed) pairs with the other policy's episodes
+    on its own packs only."""
     common = set(policy["seed"]) & set(base["seed"])
     if not common:
         return None
@@ -236,6 +240,11 @@ def _paired_frames(policy: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFra
             f"{r['source']} and {r['source_base']}: episode {r['episode']} of seed {r['seed']} ran on "
             f"evaluation seeds {r['eval_seed']} and {r['eval_seed_base']}; paired comparison needs the same packs"
         )
+    subset = policy["policy"].iloc[0] in REFERENCES or base["policy"].iloc[0] in REFERENCES
+    if subset:  # the reference's packs: the first ones of each seed
+        keys = pd.MultiIndex.from_frame(merged[["seed", "episode"]])
+        policy = policy[pd.MultiIndex.from_frame(policy[["seed", "episode"]]).isin(keys)]
+        base = base[pd.MultiIndex.from_frame(base[["seed", "episode"]]).isin(keys)]
     if len(merged) != len(policy) or len(merged) != len(base):
         r = policy.iloc[0]
         raise UserError(
@@ -261,7 +270,7 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     metrics = [m for m in HEADLINE]
     present = set(frame["policy"])
     rows = []
-    for baseline in [b for b in BASELINES if b in present]:
+    for baseline in [b for b in (*BASELINES, *REFERENCES) if b in present]:
         base_groups = dict(tuple(frame[frame["policy"] == baseline].groupby(["profile", "scenario"])))
         for policy in policy_order(present):
             if policy == baseline:
@@ -454,9 +463,11 @@ def render_markdown(
         lines.append("")
         shown = paired[paired["scenario"] == DEFAULT_SCENARIO] if DEFAULT_SCENARIO in scenarios else paired
         table = shown.set_index(["policy", "baseline", "profile", "scenario", "metric"])
-        for baseline in [b for b in BASELINES if b in set(shown["baseline"])]:
+        for baseline in [b for b in (*BASELINES, *REFERENCES) if b in set(shown["baseline"])]:
             part = shown[shown["baseline"] == baseline]
             lines += [f"### Against `{baseline}`", ""]
+            if baseline in REFERENCES:
+                lines += ["On the reference's own packs only (the first of each seed: `n_episodes` in `paired.csv`).", ""]
             header = ["Policy", "Profile", "Interval over"] + [f"Δ {m.header}" for m in HEADLINE]
             rows = []
             for (profile, scenario), group in part.groupby(["profile", "scenario"], sort=False):

@@ -11,9 +11,10 @@ base controller followed to the end from the same state, up to what the followin
 
 It reads the simulator (``predict(..., task=...)``, passed by :func:`bmsrl.rollout.rollout`), so no
 BMS could run it: it says what is achievable, not what a deployable controller achieves. It costs
-2^n rollouts to the episode's end per decision (about 30 s per episode of the test profile on one
-core), so it runs on request on a few packs, not in the workflow: ``bmsrl evaluate --policy
-best_known`` (with ``evaluation.episodes`` set low) writes its traces and metrics like any policy's.
+2^n rollouts to the episode's end per decision, batched over the packs and actions, so the workflow
+runs it on the first ``evaluation.best_known_episodes`` packs of every seed, profile and scenario
+(the same packs every other policy starts its episodes from, so the comparisons stay paired):
+``bmsrl evaluate --policy best_known`` writes its traces and metrics like any policy's.
 """
 
 from __future__ import annotations

@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 from bmsrl import bound
-from bmsrl.agents import BEST_KNOWN, BEST_KNOWN_BASE, load_policy
+from bmsrl.agents import load_policy
 from bmsrl.baselines import BASELINES, setting_names
 from bmsrl.config import add_config_arguments, config_from_args, scenario_config
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output
-from bmsrl.policies import POLICIES
+from bmsrl.policies import BEST_KNOWN, BEST_KNOWN_BASE, POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
 from bmsrl.seeds import episode_seeds
@@ -145,12 +145,19 @@ def evaluate(
     ocv_table: str | None,
     scenario: str = DEFAULT_SCENARIO,
     baseline_settings: dict | None = None,
+    policy=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics of ``evaluation.episodes`` deterministic episodes on ``scenario``, and the traces of the
-    first ``evaluation.trace_episodes`` of them."""
-    policy = load_policy(policy_name, model, cfg, baseline_settings)
+    """Metrics of the seed's evaluation episodes on ``scenario``, and the traces of the first
+    ``evaluation.trace_episodes`` of them. ``policy``: the loaded policy, when the caller evaluates
+    one policy on several profiles and scenarios (else loaded here from ``policy_name``/``model``).
+    ``best_known`` runs on the first ``evaluation.best_known_episodes`` packs only (the same packs
+    as every other policy's first episodes), it costs about 2^n rollouts per decision."""
+    if policy is None:
+        policy = load_policy(policy_name, model, cfg, baseline_settings)
     cfg = scenario_config(cfg, scenario)
     seeds = episode_seeds(cfg, seed)
+    if policy_name == BEST_KNOWN:
+        seeds = seeds[: cfg["evaluation"]["best_known_episodes"]]
     task = BalancingTask(n_packs=len(seeds), **task_kwargs(cfg, profile, ocv_table))
     task.reset_drawn([rng_for_seed(s) for s in seeds])  # as env.reset(seed=s) draws
     episodes = rollout(task, policy, records=True)  # every episode of the job in one batch
@@ -175,19 +182,30 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------------------- CLI
+#: placeholders of ``--out`` when a job evaluates several profiles or scenarios
+OUT_FIELDS = ("profile", "scenario")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument(
         "--policy",
         required=True,
-        help=f"one of {list(POLICIES)}, or {BEST_KNOWN} (the model-based reference, slow: bmsrl.best_known)",
+        help=f"one of {list(POLICIES)} ({BEST_KNOWN}: the model-based reference, slow, on the first "
+        "evaluation.best_known_episodes packs: bmsrl.best_known)",
     )
-    parser.add_argument("--profile", required=True, help="load profile to evaluate on")
+    parser.add_argument(
+        "--profile",
+        required=True,
+        nargs="+",
+        help="load profile(s) to evaluate on; the policy is loaded once for all of them",
+    )
     parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
     parser.add_argument(
         "--scenario",
-        default=DEFAULT_SCENARIO,
-        help="evaluation scenario, a key of evaluation.scenarios (default %(default)s: no overrides)",
+        default=[DEFAULT_SCENARIO],
+        nargs="+",
+        help="evaluation scenario(s), keys of evaluation.scenarios (default %(default)s: no overrides)",
     )
     parser.add_argument("--model", type=Path, help="trained model (.zip) for an RL policy")
     parser.add_argument(
@@ -197,19 +215,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tuned settings of a baseline (results/baselines/NAME.yaml of tune-baselines)",
     )
     parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder for traces.csv and metrics.csv")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder for traces.csv and metrics.csv; with several profiles or scenarios a "
+        "template naming them, e.g. 'results/eval/dqn/{profile}/{scenario}/seed1'",
+    )
     parser.add_argument(
         "--animation",
         type=Path,
         metavar="FILE",
-        help="also write episode 0 as an animation (.gif; .mp4 needs ffmpeg on PATH)",
+        help="also write episode 0 as an animation (.gif; .mp4 needs ffmpeg on PATH; one profile and scenario)",
     )
+
+
+def output_folders(template: str, profiles: list[str], scenarios: list[str]) -> dict[tuple[str, str], Path]:
+    """The output folder of every profile x scenario from ``--out``: a template with ``{profile}`` and
+    ``{scenario}``, which it must name where more than one is given, so no two write to one place."""
+    for name, values in (("profile", profiles), ("scenario", scenarios)):
+        if len(set(values)) != len(values):
+            raise UserError(f"--{name} names a {name} twice: {values}")
+        if len(values) > 1 and "{" + name + "}" not in template:
+            raise UserError(f"--out {template!r}: with several {name}s it must contain {{{name}}}")
+    try:
+        return {(p, s): Path(template.format(profile=p, scenario=s)) for p in profiles for s in scenarios}
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UserError(f"--out {template!r}: only {{profile}} and {{scenario}} may be named ({exc})") from None
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    check_output(args.out, "--out", folder=True)
+    outs = output_folders(args.out, args.profile, args.scenario)
+    for out in outs.values():
+        check_output(out, "--out", folder=True)
     if args.animation is not None:  # refuse a bad file name before the episodes run
+        if len(outs) > 1:
+            raise UserError("--animation draws one episode: give one --profile and one --scenario")
         from bmsrl.render import check_animation_path
 
         check_animation_path(args.animation)
@@ -219,29 +260,31 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")
         name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
         settings = read_baseline_settings(args.baseline_settings, name, setting_names(name))
-    traces, metrics = evaluate(
-        cfg,
-        args.policy,
-        args.profile,
-        args.seed,
-        args.model,
-        resolve_ocv_table(args.ocv_table, cfg),
-        args.scenario,
-        settings,
-    )
-    with atomic_outputs(args.out / "traces.csv", args.out / "metrics.csv") as (t_tmp, m_tmp):
-        traces.to_csv(t_tmp, index=False, float_format="%.6g")
-        metrics.to_csv(m_tmp, index=False, float_format="%.8g")
+    for scenario in args.scenario:  # every scenario's env (and its rules) checked before any episode
+        scenario_config(cfg, scenario)
+    ocv_table = resolve_ocv_table(args.ocv_table, cfg)
+    policy = load_policy(args.policy, args.model, cfg, settings)  # once: its load is most of a job's time
+    results = {
+        key: evaluate(cfg, args.policy, key[0], args.seed, args.model, ocv_table, key[1], settings, policy)
+        for key in outs
+    }
+    files = [out / name for out in outs.values() for name in ("traces.csv", "metrics.csv")]
+    with atomic_outputs(*files) as tmps:  # all or nothing
+        for (t_tmp, m_tmp), (traces, metrics) in zip(zip(tmps[::2], tmps[1::2]), results.values()):
+            traces.to_csv(t_tmp, index=False, float_format="%.6g")
+            metrics.to_csv(m_tmp, index=False, float_format="%.8g")
     if args.animation is not None:  # episode 0 again, drawn frame by frame (bmsrl.render)
         from bmsrl.render import write_episode_animation
 
-        scenario_cfg = scenario_config(cfg, args.scenario)
-        env = PassiveBalancingEnv(**task_kwargs(scenario_cfg, args.profile, resolve_ocv_table(args.ocv_table, cfg)))
-        policy = load_policy(args.policy, args.model, cfg, settings)
+        [(profile, scenario)] = outs
+        env = PassiveBalancingEnv(**task_kwargs(scenario_config(cfg, scenario), profile, ocv_table))
+        metrics = results[(profile, scenario)][1]
         write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
-    summary = metrics[["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]].mean()
-    print(
-        f"{args.policy} on {args.profile}, scenario {args.scenario}, seed {args.seed}, {len(metrics)} episodes: "
-        + ", ".join(f"{k} {v:.4g}" for k, v in summary.items())
-    )
+    columns = ["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]
+    for (profile, scenario), (_, metrics) in results.items():
+        summary = metrics[columns].mean()
+        print(
+            f"{args.policy} on {profile}, scenario {scenario}, seed {args.seed}, {len(metrics)} episodes: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in summary.items())
+        )
     return 0

@@ -153,8 +153,10 @@ LOGS = "results/logs"
 CONFIGS = "results/configs"  # per-job config files (stage_config)
 BENCHMARKS = "results/benchmarks"
 
-#: policies evaluated: the trained algorithms, then the baselines
-POLICIES = list(config["algos"]) + BASELINES
+#: policies evaluated: the trained algorithms, the baselines, then the model-based reference on its
+#: first evaluation.best_known_episodes packs (none when 0)
+BEST_KNOWN = _policies.BEST_KNOWN
+POLICIES = list(config["algos"]) + BASELINES + ([BEST_KNOWN] if config["evaluation"]["best_known_episodes"] else [])
 
 
 def tuned_settings_files():
@@ -276,26 +278,55 @@ def train_mem_mb(wildcards):
 
 
 # ------------------------------------------------------------------- helpers of evaluate
+#: the outputs of one evaluate job: one policy and seed on every evaluation profile and scenario (the
+#: policy's load, torch and SB3 for an agent, is most of a job's time, so it is paid once)
+EVAL_GROUP = {
+    name: expand(f"{EVAL_DIR}/{name}.csv", profile=config["profiles"]["evaluate"], scenario=SCENARIOS, allow_missing=True)
+    for name in ("traces", "metrics")
+}
+def evaluate_out(wildcards):
+    """``--out`` of an evaluate job: EVAL_DIR with its policy and seed, naming {profile} and {scenario}."""
+    return EVAL_DIR.replace("{policy}", wildcards.policy).replace("{seed}", wildcards.seed)
+
+
+def _settings_policy(policy):
+    """The baseline whose settings ``policy`` runs with: itself, or best_known's base controller."""
+    return _policies.BEST_KNOWN_BASE if policy == BEST_KNOWN else policy
+
+
 def evaluate_inputs(wildcards):
     inputs = {"ocv": OCV_PROCESSED, "ecm": config["ecm_table"]}
+    settings_of = _settings_policy(wildcards.policy)
     if wildcards.policy in ALGOS:
         run = CHECKPOINT_DIR.format(algo=wildcards.policy, seed=wildcards.seed)
         inputs["model"] = f"{run}/best_model.zip"
         inputs["record"] = f"{run}/run_config.json"  # what made the model; evaluate checks it
-    elif TUNED and wildcards.policy in TUNABLE:
-        inputs["settings"] = TUNED_SETTINGS.format(baseline=wildcards.policy)
+    elif TUNED and settings_of in TUNABLE:
+        inputs["settings"] = TUNED_SETTINGS.format(baseline=settings_of)
     return inputs
 
 
 def evaluate_config(wildcards):
-    """env, reward, the evaluation episodes and seeds, this scenario (and the default one, which the
-    validator requires) and, for a baseline run from the config, its own settings."""
-    sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation.episodes", "evaluation.trace_episodes", "evaluation.seed_offset",
-                f"evaluation.scenarios.{DEFAULT_SCENARIO}", f"evaluation.scenarios.{wildcards.scenario}"]
-    key = _baselines.settings_key(wildcards.policy) if wildcards.policy in _baselines.BASELINES else None
-    if key in config["baselines"] and not (TUNED and wildcards.policy in TUNABLE):
+    """env, reward, the evaluation episodes and seeds, every scenario and, for a baseline run from the
+    config, its own settings (best_known: its base controller's)."""
+    sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation.episodes", "evaluation.trace_episodes",
+                "evaluation.seed_offset", "evaluation.scenarios"]
+    if wildcards.policy == BEST_KNOWN:
+        sections.append("evaluation.best_known_episodes")
+    settings_of = _settings_policy(wildcards.policy)
+    key = _baselines.settings_key(settings_of) if settings_of in _baselines.BASELINES else None
+    if key in config["baselines"] and not (TUNED and settings_of in TUNABLE):
         sections.append(f"baselines.{key}")  # a baseline's own settings (none for no_balancing)
     return stage_config(*sections)
+
+
+def evaluate_runtime_min(wildcards):
+    """Minutes for one evaluate job: 10 + 2 per 10 episodes of every profile x scenario (best_known:
+    about 3 s per pack on one core, so 1 per pack)."""
+    groups = len(config["profiles"]["evaluate"]) * len(SCENARIOS)
+    if wildcards.policy == BEST_KNOWN:
+        return 10 + groups * config["evaluation"]["best_known_episodes"]
+    return 10 + groups * (2 + config["evaluation"]["episodes"] // 5)
 
 
 def evaluate_model_option(wildcards, input):
@@ -315,5 +346,5 @@ def tune_config(wildcards):
 
 
 def evaluate_env(wildcards):
-    """Trained agents need torch and SB3; the baselines run in the lighter core env."""
+    """Trained agents need torch and SB3; the baselines and best_known run in the lighter core env."""
     return "../../envs/rl.yaml" if wildcards.policy in ALGOS else "../../envs/core.yaml"

@@ -1,28 +1,31 @@
 rule evaluate:
-    """Run one policy deterministically on one load profile and scenario for the seed's evaluation episodes."""
+    """Run one policy deterministically on every evaluation profile and scenario for the seed's
+    evaluation episodes (one job per policy and seed: its load is paid once)."""
     input:
         unpack(evaluate_inputs),
     output:
-        traces=f"{EVAL_DIR}/traces.csv",
-        metrics=f"{EVAL_DIR}/metrics.csv",
+        traces=EVAL_GROUP["traces"],
+        metrics=EVAL_GROUP["metrics"],
     params:
         cfg=evaluate_config,
         model=evaluate_model_option,
-        out=EVAL_DIR,
+        out=evaluate_out,
+        profiles=config["profiles"]["evaluate"],
+        scenarios=SCENARIOS,
     log:
-        f"{LOGS}/evaluate/{{policy}}/{{profile}}/{{scenario}}/seed{{seed}}.log",
+        f"{LOGS}/evaluate/{{policy}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/evaluate/{{policy}}/{{profile}}/{{scenario}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/evaluate/{{policy}}/seed{{seed}}.tsv"
     threads: 1
     resources:
         mem_mb=lambda wildcards: 2048 if wildcards.policy in ALGOS else 1024,
-        runtime=lambda wildcards: 10 + 2 * config["evaluation"]["episodes"],
+        runtime=evaluate_runtime_min,
     conda:
         evaluate_env
     shell:
         "OMP_NUM_THREADS={threads} "
         "bmsrl evaluate --config {params.cfg:q} --policy {wildcards.policy}"
-        " --profile {wildcards.profile} --scenario {wildcards.scenario} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
+        " --profile {params.profiles:q} --scenario {params.scenarios:q} --seed {wildcards.seed} --ocv-table {input.ocv:q}"
         " {params.model} --out {params.out:q} > {log:q} 2>&1"
 
 
