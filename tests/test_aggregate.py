@@ -336,3 +336,30 @@ def test_missing_file_and_duplicate_episode(tmp_path):
     with pytest.raises(UserError, match="appears twice"):
         aggregate([path, path], tmp_path / "s.csv", tmp_path / "s.md")
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.md").exists()
+
+
+def test_best_known_pairs_on_its_own_packs():
+    """The model-based reference runs on the first packs of each seed; every policy is compared with
+    it on those packs only, and nowhere else is a subset accepted."""
+    profile = "charge-rest-discharge"
+    parts = []
+    for seed in range(3):
+        base = episodes("room_balancing", profile, seed, n=4)
+        base["usable_capacity_mah"] = 2000.0 + 100.0 * np.arange(4)
+        mine = base.copy()
+        mine["policy"] = "ppo"
+        mine["usable_capacity_mah"] -= np.array([5.0, 7.0, 1000.0, 1000.0])  # far off on packs 2, 3 only
+        reference = base.iloc[:2].copy()
+        reference["policy"] = "best_known"
+        reference["usable_capacity_mah"] += 3.0
+        parts += [base, mine, reference]
+    paired = paired_statistics(pd.concat(parts, ignore_index=True))
+    cap = paired_row(paired, "ppo", "best_known", "usable_capacity_mah")
+    assert cap["mean_diff"] == pytest.approx(-(5.0 + 7.0) / 2 - 3.0) and cap["n_episodes"] == 6
+    assert paired_row(paired, "ppo", "room_balancing", "usable_capacity_mah")["n_episodes"] == 12
+    assert paired_row(paired, "best_known", "room_balancing", "usable_capacity_mah")["mean_diff"] == pytest.approx(3.0)
+    assert paired_row(paired, "best_known", "room_balancing", "usable_capacity_mah")["interval_over"] == "pack sets"
+    # a subset of an ordinary policy's episodes is still refused
+    short = [p if p["policy"].iloc[0] != "ppo" else p.iloc[:2] for p in parts]
+    with pytest.raises(UserError, match="episodes differ"):
+        paired_statistics(pd.concat(short, ignore_index=True))

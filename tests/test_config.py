@@ -48,6 +48,7 @@ def test_defaults_are_the_study_config():
         "episodes": 10,
         "seed_offset": 1_000_000,
         "trace_episodes": 10,  # every episode of the default run is traced
+        "best_known_episodes": 5,  # the model-based reference on the first 5 packs
     }
     scenarios = defaults["evaluation"]["scenarios"]
     assert scenarios["default"] == {} and scenarios["init_soc_wide"] == {"init_soc": [0.3, 0.7]}

@@ -189,3 +189,104 @@ def test_traces_cover_the_first_trace_episodes_and_metrics_every_episode(tmp_pat
     assert set(frames[1][0]["episode"]) == {0} and set(frames[4][0]["episode"]) == {0, 1, 2, 3}
     pd.testing.assert_frame_equal(frames[1][0], frames[4][0][frames[4][0]["episode"] == 0])
     pd.testing.assert_frame_equal(frames[1][1], frames[4][1])
+
+
+def _evaluate(tmp_path, cfg_name: str, *args: str) -> int:
+    import yaml
+
+    from bmsrl.cli import main
+
+    cfg = tmp_path / cfg_name
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "evaluation": {
+                    "episodes": 2,
+                    "best_known_episodes": 1,
+                    "scenarios": {"default": {}, "current_1c": {"i_max_a": 3.4}},
+                }
+            }
+        )
+    )
+    return main(["evaluate", "--config", str(cfg), "--seed", "1", *args])
+
+
+def test_one_job_over_profiles_and_scenarios_equals_one_job_each(tmp_path):
+    """A grouped evaluate job (the workflow's: one per policy and seed) writes, for every profile x
+    scenario, exactly the files that job alone writes."""
+    import pandas as pd
+
+    profiles, scenarios = ("charge-rest-discharge", "discharge-rest-charge"), ("default", "current_1c")
+    template = str(tmp_path / "all" / "{profile}" / "{scenario}")
+    assert (
+        _evaluate(
+            tmp_path,
+            "c.yaml",
+            "--policy",
+            "room_balancing",
+            "--profile",
+            *profiles,
+            "--scenario",
+            *scenarios,
+            "--out",
+            template,
+        )
+        == 0
+    )
+    for profile in profiles:
+        for scenario in scenarios:
+            alone = tmp_path / "alone" / profile / scenario
+            assert (
+                _evaluate(
+                    tmp_path,
+                    "c.yaml",
+                    "--policy",
+                    "room_balancing",
+                    "--profile",
+                    profile,
+                    "--scenario",
+                    scenario,
+                    "--out",
+                    str(alone),
+                )
+                == 0
+            )
+            for name in ("traces.csv", "metrics.csv"):
+                grouped = pd.read_csv(tmp_path / "all" / profile / scenario / name)
+                assert set(grouped["scenario"]) == {scenario} and set(grouped["profile"]) == {profile}
+                pd.testing.assert_frame_equal(grouped, pd.read_csv(alone / name))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("--profile", "charge-rest-discharge", "discharge-rest-charge"),
+            "with several profiles it must contain {profile}",
+        ),
+        (("--profile", "charge-rest-discharge", "--scenario", "default", "current_1c"), "must contain {scenario}"),
+        (("--profile", "charge-rest-discharge", "charge-rest-discharge"), "names a profile twice"),
+    ],
+)
+def test_grouped_outputs_must_not_collide(tmp_path, capsys, args, message):
+    code = _evaluate(tmp_path, "c.yaml", "--policy", "no_balancing", *args, "--out", str(tmp_path / "out"))
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any episode ran
+
+
+def test_best_known_runs_on_the_first_packs(tmp_path):
+    """best_known's episodes are the first evaluation.best_known_episodes packs of the seed: the same
+    packs (evaluation seeds) every other policy starts its episodes from."""
+    import pandas as pd
+
+    for policy in ("best_known", "room_balancing"):
+        out = tmp_path / policy
+        assert (
+            _evaluate(tmp_path, "c.yaml", "--policy", policy, "--profile", "charge-rest-discharge", "--out", str(out))
+            == 0
+        )
+    reference, rule = (pd.read_csv(tmp_path / p / "metrics.csv") for p in ("best_known", "room_balancing"))
+    assert len(reference) == 1 and len(rule) == 2
+    assert reference["eval_seed"].iloc[0] == rule["eval_seed"].iloc[0]
+    # one step of improvement over room_balancing never delivers less on the same pack (bmsrl.best_known)
+    assert reference["usable_capacity_mah"].iloc[0] >= rule["usable_capacity_mah"].iloc[0] - 1e-6

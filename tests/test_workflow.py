@@ -23,8 +23,11 @@ from workflow_support import SNAKEMAKE, TRACE_PLOTS, check_pdf, run
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
 
-POLICIES = ["dqn", "ppo", *BASELINES]  # the algorithms the configs train, then every baseline of the registry
+# the algorithms the configs train, every baseline of the registry, the model-based reference
+POLICIES = ["dqn", "ppo", *BASELINES, "best_known"]
 N_BASELINES, N_TUNABLE = len(BASELINES), len(TUNABLE)
+#: evaluate jobs per seed of a run with dqn and ppo: one per policy (each covers every profile and scenario)
+PER_SEED = 2 + N_BASELINES + 1
 PROFILES = ["discharge-rest-charge", "charge-rest-discharge"]
 SCENARIOS = ["default", "init_soc_wide", "soh_wide", "current_0p3c", "current_1c"]
 
@@ -51,7 +54,7 @@ def test_default_config_plans_the_study(workdir):
         "ocv": 1,
         "train": 6,  # dqn, ppo x seeds 1, 2, 3
         "tune_baselines": N_TUNABLE,  # rule_based, top_balancing, room_balancing
-        "evaluate": (2 + N_BASELINES) * 2 * 5 * 3,  # (dqn, ppo + the baselines) x 2 profiles x 5 scenarios x 3 seeds
+        "evaluate": PER_SEED * 3,  # (dqn, ppo, the baselines, best_known) x 3 seeds, all profiles and scenarios each
         "aggregate": 1,
         "claims": 1,  # the paper's claims on the test profile (docs/claims.md)
         "plot_traces": 4,  # soc, switching, voltage, current
@@ -70,7 +73,7 @@ def test_one_figure_plans_only_what_it_needs(workdir):
         "ocv": 1,
         "train": 6,
         "tune_baselines": N_TUNABLE,
-        "evaluate": (2 + N_BASELINES) * 2 * 3,
+        "evaluate": PER_SEED * 3,
         "plot_traces": 1,
     }
 
@@ -91,26 +94,28 @@ def test_baseline_evaluation_needs_no_training(workdir):
 def test_untuned_study_skips_tuning_and_the_untuned_copy(workdir):
     counts = dry_run(workdir, "--config", "baselines={tuned: false}")
     assert "tune_baselines" not in counts
-    assert counts["evaluate"] == (2 + N_BASELINES - 1) * 2 * 5 * 3  # rule_based_untuned would duplicate rule_based
+    assert counts["evaluate"] == (PER_SEED - 1) * 3  # rule_based_untuned would duplicate rule_based
 
 
 def test_scenarios_are_jobs(workdir):
     counts = dry_run(
         workdir, "--config", "evaluation={scenarios: {default: {}, hot: {shunt_resistance_ohm: 3.0}}}", "seeds=[1]"
     )
-    assert counts["evaluate"] == (2 + N_BASELINES) * 2 * 2
+    assert counts["evaluate"] == PER_SEED
+    counts = dry_run(workdir, "--config", "evaluation={best_known_episodes: 0}", "seeds=[1]")
+    assert counts["evaluate"] == PER_SEED - 1  # no model-based reference
 
 
 def test_config_override_changes_the_plan(workdir):
     counts = dry_run(workdir, "--config", "seeds=[1,2]")
-    assert counts["train"] == 4 and counts["evaluate"] == (2 + N_BASELINES) * 2 * 5 * 2
+    assert counts["train"] == 4 and counts["evaluate"] == PER_SEED * 2
     counts = dry_run(workdir, "--config", "algos=[ppo,trpo,ars]", "seeds=[5]")
-    assert counts["train"] == 3 and counts["evaluate"] == (3 + N_BASELINES) * 2 * 5
+    assert counts["train"] == 3 and counts["evaluate"] == PER_SEED + 1
 
 
 @pytest.mark.parametrize(
     "configfile, train, evaluate",
-    [("config/quick.yaml", 2, (2 + N_BASELINES) * 2 * 2), ("config/test.yaml", 4, (2 + N_BASELINES) * 2 * 2 * 2)],
+    [("config/quick.yaml", 2, PER_SEED), ("config/test.yaml", 4, PER_SEED * 2)],
 )
 def test_shipped_configs_plan(workdir, configfile, train, evaluate):
     counts = dry_run(workdir, "--configfile", configfile)
@@ -122,7 +127,7 @@ def test_study_config_plans_the_papers_setting(workdir):
     counts = dry_run(workdir, "--configfile", "config/study.yaml")
     assert "tune_baselines" not in counts  # the study's hand-set rule, untuned
     untuned = len(evaluated_baselines(False))  # the baselines of an untuned run (no *_untuned copies)
-    assert counts["train"] == 5 * 5 and counts["evaluate"] == (5 + untuned) * 2 * 1 * 5 and counts["claims"] == 1
+    assert counts["train"] == 5 * 5 and counts["evaluate"] == (5 + untuned + 1) * 5 and counts["claims"] == 1
 
 
 def test_search_is_optional_and_feeds_training_when_asked(workdir):
@@ -174,19 +179,16 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
     assert dqn1.startswith("OMP_NUM_THREADS=1 ")
     assert "--ocv-table results/ocv/ocv_processed.csv --out results/checkpoints/dqn_seed1" in dqn1
     assert "--tensorboard results/runs/dqn_seed1 > results/logs/train/dqn_seed1.log 2>&1" in dqn1
-    agent = next(
-        c for c in commands if "--policy ppo --profile charge-rest-discharge --scenario default --seed 3 " in c
-    )
+    every = f"--profile {' '.join(PROFILES)} --scenario {' '.join(SCENARIOS)}"  # one job per policy and seed
+    agent = next(c for c in commands if f"--policy ppo {every} --seed 3 " in c)
     assert "--model results/checkpoints/ppo_seed3/best_model.zip" in agent.replace("'", "")
-    baseline = next(
-        c for c in commands if "--policy no_balancing --profile discharge-rest-charge --scenario default --seed 2 " in c
-    )
+    baseline = next(c for c in commands if f"--policy no_balancing {every} --seed 2 " in c)
     assert "--model" not in baseline and "--baseline-settings" not in baseline
-    assert "--out results/eval/no_balancing/discharge-rest-charge/default/seed2 " in baseline
-    tuned = next(
-        c for c in commands if "--policy top_balancing --profile charge-rest-discharge --scenario soh_wide " in c
-    )
+    assert "--out results/eval/no_balancing/{profile}/{scenario}/seed2 " in baseline.replace("'", "")
+    tuned = next(c for c in commands if f"--policy top_balancing {every} --seed 1 " in c)
     assert "--baseline-settings results/baselines/top_balancing.yaml" in tuned.replace("'", "")
+    reference = next(c for c in commands if f"--policy best_known {every} --seed 1 " in c)
+    assert "--baseline-settings results/baselines/room_balancing.yaml" in reference.replace("'", "")  # its base's
     assert any(
         c.startswith("OMP_NUM_THREADS=1 bmsrl tune-baselines ")
         and "--baseline rule_based" in c
@@ -215,7 +217,7 @@ def test_rule_commands_follow_the_cli_contracts(workdir):
         for c in commands
     )
     claims = next(c for c in commands if c.startswith("bmsrl claims "))
-    policies = 2 + len(evaluated_baselines(True))  # dqn, ppo and every baseline of a tuned run
+    policies = 2 + len(evaluated_baselines(True)) + 1  # dqn, ppo, every baseline of a tuned run, best_known
     assert claims.count("/metrics.csv") == policies * 2 * 3 and "/current_1c/" not in claims  # the default scenario
     assert (
         "--config results/run/config.yaml --out-csv results/tables/claims.csv "
@@ -254,13 +256,16 @@ def test_each_job_gets_only_its_config_sections(workdir):
     others = [c for c in base if " bmsrl evaluate " in c and "--policy rule_based_untuned " not in c]
     assert untuned and all("rule_based" in json.loads(_config_of(c, workdir))["baselines"] for c in untuned)
     assert not any("baselines" in json.loads(_config_of(c, workdir)) for c in others)
-    # a scenario's job sees its own overrides (and the default's), not the other scenarios'
-    job = next(c for c in base if "--policy ppo --profile charge-rest-discharge --scenario current_1c --seed 1 " in c)
-    assert json.loads(_config_of(job, workdir))["evaluation"]["scenarios"] == {
-        "current_1c": {"i_max_a": 3.4},
-        "default": {},
-    }
-    assert not any("{" in c for c in base), [c for c in base if "{" in c][:1]  # readable: no inline JSON
+    # one job per policy and seed covers every profile and scenario, and sees every scenario's overrides
+    job = next(
+        c
+        for c in base
+        if "--policy ppo --profile discharge-rest-charge charge-rest-discharge "
+        f"--scenario {' '.join(SCENARIOS)} --seed 1 " in c
+    )
+    assert "--out 'results/eval/ppo/{profile}/{scenario}/seed1'" in job
+    assert json.loads(_config_of(job, workdir))["evaluation"]["scenarios"]["current_1c"] == {"i_max_a": 3.4}
+    assert not any('{"' in c for c in base), [c for c in base if '{"' in c][:1]  # readable: no inline JSON
 
 
 # ------------------------------------------------------------------------ bad input, lint
@@ -369,7 +374,8 @@ def test_full_dag_on_the_test_config(workdir):
             assert sum(quantity in c.lower() for c in traces.columns) >= n_cells, (folder, quantity)
         _check_numeric_finite(traces, folder / "traces.csv")
         metrics = pd.read_csv(folder / "metrics.csv")
-        assert len(metrics) == cfg["evaluation"]["episodes"], folder
+        episodes = cfg["evaluation"]["best_known_episodes" if policy == "best_known" else "episodes"]
+        assert len(metrics) == episodes, folder
         metric_columns = " ".join(metrics.columns).lower()
         for quantity in ("capacity", "soc_var", "switch", "energy", "balance"):
             assert quantity in metric_columns, (folder, quantity)
@@ -398,7 +404,7 @@ def test_full_dag_on_the_test_config(workdir):
         defined["mean_diff"] <= defined["ci_high"] + 1e-9
     ).all()
     assert set(pd.read_csv(r / "tables" / "profiles.csv")["policy"]) == set(POLICIES)
-    assert set(paired["baseline"]) == set(evaluated_baselines(True))
+    assert set(paired["baseline"]) == {*evaluated_baselines(True), "best_known"}
     assert set(pd.read_csv(r / "tables" / "robustness.csv")["scenario"]) == set(scenarios)
     assert "Paired comparisons" in (r / "tables" / "summary.md").read_text()
     claims = pd.read_csv(r / "tables" / "claims.csv")

@@ -467,7 +467,10 @@ def render_markdown(
             part = shown[shown["baseline"] == baseline]
             lines += [f"### Against `{baseline}`", ""]
             if baseline in REFERENCES:
-                lines += ["On the reference's own packs only (the first of each seed: `n_episodes` in `paired.csv`).", ""]
+                lines += [
+                    "On the reference's own packs only (the first of each seed: `n_episodes` in `paired.csv`).",
+                    "",
+                ]
             header = ["Policy", "Profile", "Interval over"] + [f"Δ {m.header}" for m in HEADLINE]
             rows = []
             for (profile, scenario), group in part.groupby(["profile", "scenario"], sort=False):
