@@ -2,6 +2,7 @@
 
     python scripts/study_time.py                       # from the repository root, after `snakemake ...`
     python scripts/study_time.py --since 2026-12-06T18:00 --top 10
+    python scripts/study_time.py --csv results/tables/study_time.csv   # also as a table (rule snapshot)
 
 Reads two records a Snakemake run leaves behind:
 
@@ -274,6 +275,68 @@ def report(jobs: list[Job], *, source: str, with_dag: bool, top: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: core counts of the ``least_wall_time_N_cores`` rows: max(critical path, core-hours / N), a lower
+#: bound on the wall time of the same jobs on N cores (``--cores N``, or N Slurm job slots)
+SCALING_CORES = (2, 8, 64)
+
+#: columns of ``--csv``: one row per rule and quantity, then the run's ("all") wall time and critical path
+CSV_COLUMNS = ("rule", "quantity", "value", "unit")
+
+
+def table(jobs: list[Job], *, with_dag: bool) -> list[dict]:
+    """The report as rows of :data:`CSV_COLUMNS`: per rule its jobs, core-hours, measured CPU hours and
+    longest job; for the whole run ("all") the same, its wall time, job time over wall time and, with
+    the DAG, the critical path."""
+    rows = []
+    per_rule = by_rule(jobs)
+    for r in per_rule:
+        rows += [
+            {"rule": r["rule"], "quantity": "jobs", "value": r["jobs"], "unit": "-"},
+            {"rule": r["rule"], "quantity": "core_hours", "value": r["core_hours"], "unit": "h"},
+            {"rule": r["rule"], "quantity": "cpu_hours", "value": r["cpu_hours"], "unit": "h"},
+            {"rule": r["rule"], "quantity": "longest_job", "value": r["longest_s"], "unit": "s"},
+        ]
+    start, end = min(j.start for j in jobs), max(j.end for j in jobs)
+    wall = end - start
+    job_h = sum(r["job_hours"] for r in per_rule)
+    rows += [
+        {"rule": "all", "quantity": "jobs", "value": len(jobs), "unit": "-"},
+        {"rule": "all", "quantity": "core_hours", "value": sum(r["core_hours"] for r in per_rule), "unit": "h"},
+        {"rule": "all", "quantity": "cpu_hours", "value": sum(r["cpu_hours"] for r in per_rule), "unit": "h"},
+        {"rule": "all", "quantity": "wall_time", "value": wall, "unit": "s"},
+        {
+            "rule": "all",
+            "quantity": "jobs_running",
+            "value": job_h * 3600 / wall if wall > 0 else math.nan,
+            "unit": "-",
+        },
+    ]
+    if with_dag:
+        path_s = critical_path(jobs)[0]
+        rows.append({"rule": "all", "quantity": "critical_path", "value": path_s, "unit": "s"})
+        core_s = 3600.0 * sum(r["core_hours"] for r in per_rule)
+        for cores in SCALING_CORES:  # no schedule on `cores` cores beats the path or the work shared out evenly
+            rows.append(
+                {
+                    "rule": "all",
+                    "quantity": f"least_wall_time_{cores}_cores",
+                    "value": max(path_s, core_s / cores),
+                    "unit": "s",
+                }
+            )
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """``rows`` (:func:`table`) as CSV, written whole or not at all."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows({**r, "value": f"{r['value']:.6g}"} for r in rows)
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -302,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         help="threads of a rule's jobs when not 1, e.g. train=4 (training.torch_threads)",
     )
     parser.add_argument("--top", type=int, default=12, help="critical-path jobs to list (default %(default)s)")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="also write the figures as a table (columns rule, quantity, value, unit)",
+    )
     args = parser.parse_args(argv)
     threads = {}
     for item in args.threads:
@@ -335,6 +404,14 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [j for j in jobs if j.start >= since.timestamp()]
         source += f"; jobs started since {_when(since.timestamp())}"
     sys.stdout.write(report(jobs, source=source, with_dag=with_dag, top=args.top))
+    if args.csv is not None:
+        if not jobs:
+            print(f"study_time: error: no jobs to write to {args.csv}", file=sys.stderr)
+            return 2
+        if not args.csv.parent.is_dir():
+            print(f"study_time: error: --csv {args.csv}: folder {args.csv.parent} does not exist", file=sys.stderr)
+            return 2
+        write_csv(table(jobs, with_dag=with_dag), args.csv)
     return 0
 
 

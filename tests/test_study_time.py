@@ -176,3 +176,27 @@ def test_bad_arguments_are_one_error(tmp_path: Path, monkeypatch, capsys):
     make_run(tmp_path)
     assert study_time.main(["--threads", "train=0"]) == 2
     assert "RULE=N" in capsys.readouterr().err
+
+
+def test_csv_holds_the_printed_figures(tmp_path: Path, monkeypatch, capsys):
+    """--csv writes what the report prints, as rows a docs template can quote (rule snapshot)."""
+    import csv
+
+    make_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "results" / "study_time.csv"
+    assert study_time.main(["--csv", str(out)]) == 0
+    with out.open() as f:
+        rows = {(r["rule"], r["quantity"]): (float(r["value"]), r["unit"]) for r in csv.DictReader(f)}
+    assert rows[("train", "core_hours")] == (pytest.approx(150 / 3600), "h")
+    assert rows[("train", "jobs")] == (2.0, "-")
+    assert rows[("all", "critical_path")] == (pytest.approx(10 + 100 + 20 + 5), "s")
+    assert rows[("all", "jobs")][0] == len(JOBS)
+    first = min(j[4] for j in JOBS)
+    last = max(j[5] for j in JOBS)
+    assert rows[("all", "wall_time")] == (pytest.approx(last - first), "s")
+    core_s = 3600 * rows[("all", "core_hours")][0]
+    assert rows[("all", "least_wall_time_2_cores")][0] == pytest.approx(max(135, core_s / 2), rel=1e-5)
+    assert rows[("all", "least_wall_time_64_cores")][0] == pytest.approx(135)  # the critical path bounds it
+    assert study_time.main(["--csv", str(tmp_path / "nowhere" / "x.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err

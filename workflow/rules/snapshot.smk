@@ -3,6 +3,10 @@
 # docs/results.md quotes numbers only from such folders (scripts/results_doc.py, tests/test_results_doc.py).
 
 SNAPSHOT_TABLES = [SUMMARY_CSV, PAIRED_CSV, ROBUSTNESS_CSV, PROFILES_CSV, CLAIMS_CSV]
+#: what the run cost (scripts/study_time.py: core-hours by rule, critical path, wall time), written
+#: when the snapshot is taken, from the run's benchmark files and Snakemake's metadata
+STUDY_TIME_CSV = "results/tables/study_time.csv"
+STUDY_TIME_SCRIPT = str(Path(workflow.basedir).parent / "scripts" / "study_time.py")
 
 
 rule snapshot:
@@ -27,6 +31,7 @@ rule snapshot:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl snapshot --out {output:q} --tables {input.tables:q} --figures {input.figures:q}"
+        "python {STUDY_TIME_SCRIPT:q} --csv {STUDY_TIME_CSV:q} > {log:q} 2>&1 && "
+        "bmsrl snapshot --out {output:q} --tables {input.tables:q} {STUDY_TIME_CSV:q} --figures {input.figures:q}"
         " --run-config {input.config:q} --versions {input.versions:q}"
-        " --commit {params.commit:q} --command {params.command:q} > {log:q} 2>&1"
+        " --commit {params.commit:q} --command {params.command:q} >> {log:q} 2>&1"
