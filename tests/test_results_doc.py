@@ -44,7 +44,7 @@ def test_values_intervals_and_empty_values(snapshots):
         "{{ default/summary.csv | policy=no_balancing profile=p metric=recovered_share | ci_low | .2f }}\n"
     )
     out = results_doc.render(text, snapshots)
-    assert out.startswith(results_doc.HEADER)
+    assert out.startswith(results_doc.HEADER.format(template="results.md.in"))
     assert out.endswith("DQN: 0.91; 0.912 [0.901, 0.923]; 0.00; n/a\n")
 
 
