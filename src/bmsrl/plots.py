@@ -17,7 +17,9 @@ Kinds (``bmsrl plot KIND --out FILE.pdf ...``):
     the lowest seed of each policy x profile.
 ``training`` (``--evaluations``)
     ``results/checkpoints/{algo}_seed{seed}/evaluations.npz`` (Stable-Baselines3 EvalCallback):
-    mean evaluation return vs environment steps, mean over seeds with a 95 % t-interval band.
+    mean evaluation return and, below it, the next-discharge capacity [mAh] vs environment steps,
+    mean over seeds with a 95 % t-interval band; the baselines' return and capacity on the same
+    packs as labelled lines (``--references``).
 ``metrics`` (``--summary``)
     The aggregate stage's ``summary.csv``: headline metrics (and the other ``in_figure`` metrics) per
     policy and profile with CIs, default scenario.
@@ -458,40 +460,141 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
 # Training curves
 
 
+#: the dash patterns of the baselines' reference lines, in turn, so that close lines stay apart
+REFERENCE_DASHES: tuple = ((0, (5, 2)), (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5)), (0, (2, 2)), (0, (8, 2, 1, 2, 1, 2)))
+#: the share of an axis' x range at its start left out when its y range is chosen, so that one
+#: early evaluation (an untrained policy) does not set the scale of the whole curve
+EARLY_SHARE = 0.1
+
+
+def _robust_limits(curves: list[tuple[np.ndarray, list[np.ndarray]]], references: Sequence[float]):
+    """``(low, high, clipped)``: a y range [low, high] holding every reference value and every curve
+    value (means and band edges) from :data:`EARLY_SHARE` of the x range on, with 5 % margins;
+    ``clipped`` the most extreme curve value outside it (an early outlier) or None."""
+    stop = max(float(grid[-1]) for grid, _ in curves)
+    start = min(float(grid[0]) for grid, _ in curves)
+    cut = start + EARLY_SHARE * (stop - start)
+    kept, every = list(references), []
+    for grid, series in curves:
+        late = grid >= cut
+        if not late.any():
+            late = grid >= grid[-1]
+        for values in series:
+            every.append(values)
+            kept.append(values[late])
+    kept_values = np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)) for v in kept])
+    kept_values = kept_values[np.isfinite(kept_values)]
+    low, high = float(kept_values.min()), float(kept_values.max())
+    pad = 0.05 * (high - low) if high > low else max(abs(high), 1.0) * 0.05
+    low, high = low - pad, high + pad
+    all_values = np.concatenate([np.asarray(v, dtype=float) for v in every])
+    all_values = all_values[np.isfinite(all_values)]
+    outside = all_values[(all_values < low) | (all_values > high)]
+    clipped = float(outside[np.argmax(np.abs(outside - (low + high) / 2))]) if outside.size else None
+    return low, high, clipped
+
+
+def _reference_groups(references: Mapping[str, float], span: float) -> list[tuple[list[str], float]]:
+    """Baselines whose values lie within 0.5 % of ``span`` of each other share one line (same value,
+    e.g. ``rule_based`` and ``rule_based_untuned`` with equal settings): ``[(names, value)]``."""
+    groups: list[tuple[list[str], float]] = []
+    for name, value in sorted(references.items(), key=lambda item: item[1]):
+        if not np.isfinite(value):
+            continue
+        if groups and abs(value - groups[-1][1]) <= 0.005 * span:
+            groups[-1][0].append(name)
+        else:
+            groups.append(([name], float(value)))
+    return groups
+
+
+def _draw_references(ax, references: Mapping[str, float], fmt: str) -> list:
+    """Each baseline's value as a horizontal line in its colour, a dash pattern of its own and its
+    value in the legend entry; baselines with the same value share a line and an entry. Returns
+    the legend handles."""
+    handles = []
+    low, high = ax.get_ylim()
+    for k, (names, value) in enumerate(_reference_groups(references, high - low)):
+        label = " = ".join(policy_label(n) for n in names) + f" ({value:{fmt}})"
+        (line,) = ax.plot(
+            [], [], color=policy_color(names[0]), ls=REFERENCE_DASHES[k % len(REFERENCE_DASHES)], lw=0.9, label=label
+        )
+        ax.axhline(value, color=policy_color(names[0]), ls=line.get_linestyle(), lw=0.9, zorder=1)
+        handles.append(line)
+    return handles
+
+
+def _curve_panel(ax, by_algo: dict, key: str, references: Mapping[str, float], fmt: str, what: str) -> list:
+    """One panel of the training curves: per algorithm the mean of ``key`` over seeds with its band,
+    the baselines' ``references`` as lines; the y range from :func:`_robust_limits`. Returns the
+    legend handles of the reference lines."""
+    curves = []
+    for algo in policy_order(by_algo):
+        seeds = by_algo[algo]
+        try:
+            grid, mean, low, high = training_curve(seeds, key=key)
+        except UserError as exc:
+            raise UserError(f"training curves of {algo} ({what}): {exc}") from None
+        color = policy_color(algo)
+        label = f"{policy_label(algo)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
+        marker = "o" if grid.size <= 15 else None
+        ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3, gid="curve")
+        if low is not None:
+            ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
+        curves.append((grid, [mean] + ([low, high] if low is not None else [])))
+    values = [v for v in references.values() if np.isfinite(v)]
+    low, high, clipped = _robust_limits(curves, values)
+    ax.set_ylim(low, high)
+    if clipped is not None:
+        ax.text(
+            0.99,
+            0.03 if clipped < low else 0.97,
+            f"off scale: an early evaluation at {clipped:{fmt}}",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom" if clipped < low else "top",
+            fontsize=6,
+            color="0.3",
+        )
+    handles = _draw_references(ax, references, fmt)
+    ax.grid(True)
+    return handles
+
+
 @_styled
 def plot_training(
     runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]],
     out: str | os.PathLike,
-    references: Mapping[str, float] | None = None,
+    references: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
-    """Mean evaluation return vs environment steps per algorithm, 95 % t-interval band over seeds;
-    ``references``: baseline -> its mean return on the same evaluation packs, drawn dashed."""
+    """Training curves: the mean evaluation return vs environment steps per algorithm (top) and the
+    pack's next-discharge capacity at the evaluation episodes' ends [mAh] (bottom, only when every
+    run recorded it: ``capacity_mah`` of evaluations.npz), mean over seeds with a 95 % t-interval
+    band; ``references``: baseline -> ``{"return": ..., "capacity_mah": ...}``, its means on the
+    same evaluation packs, drawn as lines labelled with their values. A return is not a capacity:
+    the capacity panel is what to compare with the baselines' capacity."""
     by_algo: dict[str, list] = {}
     for (algo, _seed), arrays in sorted(runs.items()):
         by_algo.setdefault(algo, []).append(arrays)
-    fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.9), layout="constrained")
-    ax = fig.add_subplot()
-    for algo in policy_order(by_algo):
-        seeds = by_algo[algo]
-        try:
-            grid, mean, low, high = training_curve(seeds)
-        except UserError as exc:
-            raise UserError(f"training curves of {algo}: {exc}") from None
-        color = policy_color(algo)
-        label = f"{policy_label(algo)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
-        marker = "o" if grid.size <= 15 else None
-        ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3)
-        if low is not None:
-            ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
-    for name, value in (references or {}).items():
-        ax.axhline(value, color=policy_color(name), ls="--", lw=0.9, zorder=1, label=f"{policy_label(name)} (ref.)")
-    ax.set_xlabel("Environment steps [-]")
-    ax.set_ylabel("Mean evaluation return [-]")
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
-    ax.grid(True)
+    references = references or {}
+    with_capacity = all(arrays.get("capacity_mah") is not None for arrays in runs.values())
+    fig = Figure(figsize=(COLUMN_WIDTH_IN, 5.2 if with_capacity else 3.2), layout="constrained")
+    axes = fig.subplots(2 if with_capacity else 1, 1, sharex=True, squeeze=False)[:, 0]
+    panels = [("results", "return", ".2f", "Mean evaluation return [-]")]
+    if with_capacity:
+        panels.append(("capacity_mah", "capacity", ".0f", "Next-discharge capacity [mAh]"))
+    for ax, (key, what, fmt, ylabel) in zip(axes, panels):
+        refs = {n: r["return" if key == "results" else key] for n, r in references.items()}
+        handles = _curve_panel(ax, by_algo, key, refs, fmt, what)
+        ax.set_ylabel(ylabel)
+        if handles:
+            ax.legend(handles=handles, title=f"baselines' {what}, same packs", loc="best", fontsize=6, title_fontsize=6)
+    axes[-1].set_xlabel("Environment steps [-]")
+    axes[-1].ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
     if any(len(s) > 1 for s in by_algo.values()):
-        ax.set_title("line: mean over seeds; band: 95 % t-interval", fontsize=8, color="0.3", loc="left")
-    fig.legend(loc="outside upper center", ncol=_legend_columns(len(by_algo) + len(references or {}), 2))
+        axes[0].set_title("line: mean over seeds; band: 95 % t-interval", fontsize=8, color="0.3", loc="left")
+    curve_handles = [line for line in axes[0].get_lines() if line.get_gid() == "curve"]
+    fig.legend(handles=curve_handles, loc="outside upper center", ncol=_legend_columns(len(curve_handles), 2))
     return save_figure(fig, out)
 
 
