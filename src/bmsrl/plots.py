@@ -516,11 +516,8 @@ def _draw_references(ax, references: Mapping[str, float], fmt: str) -> list:
     low, high = ax.get_ylim()
     for k, (names, value) in enumerate(_reference_groups(references, high - low)):
         label = " = ".join(policy_label(n) for n in names) + f" ({value:{fmt}})"
-        (line,) = ax.plot(
-            [], [], color=policy_color(names[0]), ls=REFERENCE_DASHES[k % len(REFERENCE_DASHES)], lw=0.9, label=label
-        )
-        ax.axhline(value, color=policy_color(names[0]), ls=line.get_linestyle(), lw=0.9, zorder=1)
-        handles.append(line)
+        style = dict(color=policy_color(names[0]), ls=REFERENCE_DASHES[k % len(REFERENCE_DASHES)], lw=0.9)
+        handles.append(ax.axhline(value, zorder=1, label=label, **style))
     return handles
 
 
