@@ -462,100 +462,62 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
 
 #: the dash patterns of the baselines' reference lines, in turn, so that close lines stay apart
 REFERENCE_DASHES: tuple = ((0, (5, 2)), (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5)), (0, (2, 2)), (0, (8, 2, 1, 2, 1, 2)))
-#: the share of an axis' x range at its start left out when its y range is chosen, so that one
-#: early evaluation (an untrained policy) does not set the scale of the whole curve
+#: the share of the x range at its start left out when a panel's y range is chosen, so that an
+#: untrained policy's early evaluations do not set the scale of the whole curve
 EARLY_SHARE = 0.1
+#: the training-curve panels: evaluations.npz array, reference key, value format, axis label
+TRAINING_PANELS: tuple[tuple[str, str, str, str], ...] = (
+    ("results", "return", ".2f", "Mean evaluation return [-]"),
+    ("capacity_mah", "capacity_mah", ".0f", "Next-discharge capacity [mAh]"),
+)
 
 
-def _robust_limits(curves: list[tuple[np.ndarray, list[np.ndarray]]], references: Sequence[float]):
-    """``(low, high, clipped)``: a y range [low, high] holding every reference value and every curve
-    value (means and band edges) from :data:`EARLY_SHARE` of the x range on, with 5 % margins;
-    ``clipped`` the most extreme curve value outside it (an early outlier) or None."""
-    stop = max(float(grid[-1]) for grid, _ in curves)
-    start = min(float(grid[0]) for grid, _ in curves)
+def _value_text(value: float, fmt: str) -> str:
+    """``value`` formatted with ``fmt``, without a minus sign on a value that prints as zero."""
+    text = f"{value:{fmt}}"
+    return f"{0.0:{fmt}}" if np.isfinite(value) and float(text) == 0.0 else text
+
+
+def _finite(values) -> np.ndarray:
+    flat = np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)).ravel() for v in values] or [np.zeros(0)])
+    return flat[np.isfinite(flat)]
+
+
+def robust_limits(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]], references):
+    """``(low, high, off_scale)``: the y range of a training-curve panel.
+
+    ``curves`` are ``(grid, mean, low, high)`` (band edges None with one seed). The range holds every
+    reference value and every mean from :data:`EARLY_SHARE` of the x range on, widened to the bands
+    by at most that span again on each side (a band over two seeds is wide), with 5 % margins.
+    ``off_scale``: the mean farthest outside the range (an early evaluation), or None."""
+    start = min(float(c[0][0]) for c in curves)
+    stop = max(float(c[0][-1]) for c in curves)
     cut = start + EARLY_SHARE * (stop - start)
-    kept, every = list(references), []
-    for grid, series in curves:
-        late = grid >= cut
-        if not late.any():
-            late = grid >= grid[-1]
-        for values in series:
-            every.append(values)
-            kept.append(values[late])
-    kept_values = np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)) for v in kept])
-    kept_values = kept_values[np.isfinite(kept_values)]
-    low, high = float(kept_values.min()), float(kept_values.max())
-    pad = 0.05 * (high - low) if high > low else max(abs(high), 1.0) * 0.05
+    late = [c[0] >= min(cut, float(c[0][-1])) for c in curves]
+    core = _finite([*references, *(c[1][keep] for c, keep in zip(curves, late))])
+    low, high = float(core.min()), float(core.max())
+    span = high - low if high > low else max(abs(high), 1.0) * 0.1
+    bands = _finite([edge[keep] for c, keep in zip(curves, late) for edge in c[2:] if edge is not None])
+    if bands.size:
+        low, high = max(min(low, float(bands.min())), low - span), min(max(high, float(bands.max())), high + span)
+    pad = 0.05 * (high - low)
     low, high = low - pad, high + pad
-    all_values = np.concatenate([np.asarray(v, dtype=float) for v in every])
-    all_values = all_values[np.isfinite(all_values)]
-    outside = all_values[(all_values < low) | (all_values > high)]
-    clipped = float(outside[np.argmax(np.abs(outside - (low + high) / 2))]) if outside.size else None
-    return low, high, clipped
+    means = _finite([c[1] for c in curves])
+    outside = means[(means < low) | (means > high)]
+    off_scale = float(outside[np.argmax(np.abs(outside - (low + high) / 2))]) if outside.size else None
+    return low, high, off_scale
 
 
-def _reference_groups(references: Mapping[str, float], span: float) -> list[tuple[list[str], float]]:
-    """Baselines whose values lie within 0.5 % of ``span`` of each other share one line (same value,
-    e.g. ``rule_based`` and ``rule_based_untuned`` with equal settings): ``[(names, value)]``."""
-    groups: list[tuple[list[str], float]] = []
-    for name, value in sorted(references.items(), key=lambda item: item[1]):
-        if not np.isfinite(value):
-            continue
-        if groups and abs(value - groups[-1][1]) <= 0.005 * span:
-            groups[-1][0].append(name)
-        else:
-            groups.append(([name], float(value)))
-    return groups
-
-
-def _draw_references(ax, references: Mapping[str, float], fmt: str) -> list:
-    """Each baseline's value as a horizontal line in its colour, a dash pattern of its own and its
-    value in the legend entry; baselines with the same value share a line and an entry. Returns
-    the legend handles."""
-    handles = []
-    low, high = ax.get_ylim()
-    for k, (names, value) in enumerate(_reference_groups(references, high - low)):
-        label = " = ".join(policy_label(n) for n in names) + f" ({value:{fmt}})"
-        style = dict(color=policy_color(names[0]), ls=REFERENCE_DASHES[k % len(REFERENCE_DASHES)], lw=0.9)
-        handles.append(ax.axhline(value, zorder=1, label=label, **style))
-    return handles
-
-
-def _curve_panel(ax, by_algo: dict, key: str, references: Mapping[str, float], fmt: str, what: str) -> list:
-    """One panel of the training curves: per algorithm the mean of ``key`` over seeds with its band,
-    the baselines' ``references`` as lines; the y range from :func:`_robust_limits`. Returns the
-    legend handles of the reference lines."""
-    curves = []
-    for algo in policy_order(by_algo):
-        seeds = by_algo[algo]
-        try:
-            grid, mean, low, high = training_curve(seeds, key=key)
-        except UserError as exc:
-            raise UserError(f"training curves of {algo} ({what}): {exc}") from None
-        color = policy_color(algo)
-        label = f"{policy_label(algo)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
-        marker = "o" if grid.size <= 15 else None
-        ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3, gid="curve")
-        if low is not None:
-            ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
-        curves.append((grid, [mean] + ([low, high] if low is not None else [])))
-    values = [v for v in references.values() if np.isfinite(v)]
-    low, high, clipped = _robust_limits(curves, values)
-    ax.set_ylim(low, high)
-    if clipped is not None:
-        ax.text(
-            0.99,
-            0.03 if clipped < low else 0.97,
-            f"off scale: an early evaluation at {clipped:{fmt}}",
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom" if clipped < low else "top",
-            fontsize=6,
-            color="0.3",
-        )
-    handles = _draw_references(ax, references, fmt)
-    ax.grid(True)
-    return handles
+def reference_groups(references: Mapping[str, Mapping[str, float]], keys: Sequence[tuple[str, str]]):
+    """Baselines whose values print alike in every panel (``keys``: reference key and format) share
+    one line and one legend entry (e.g. ``rule_based`` and ``rule_based_untuned`` with equal
+    settings): ``[(names, {key: value})]``, in the order of the first panel's values."""
+    groups: dict[tuple, tuple[list[str], dict]] = {}
+    for name, values in references.items():
+        printed = tuple(_value_text(values.get(key, math.nan), fmt) for key, fmt in keys)
+        groups.setdefault(printed, ([], {key: values.get(key, math.nan) for key, _ in keys}))[0].append(name)
+    first = keys[0][0]
+    return sorted(groups.values(), key=lambda group: -group[1][first] if np.isfinite(group[1][first]) else math.inf)
 
 
 @_styled
@@ -567,31 +529,76 @@ def plot_training(
     """Training curves: the mean evaluation return vs environment steps per algorithm (top) and the
     pack's next-discharge capacity at the evaluation episodes' ends [mAh] (bottom, only when every
     run recorded it: ``capacity_mah`` of evaluations.npz), mean over seeds with a 95 % t-interval
-    band; ``references``: baseline -> ``{"return": ..., "capacity_mah": ...}``, its means on the
-    same evaluation packs, drawn as lines labelled with their values. A return is not a capacity:
-    the capacity panel is what to compare with the baselines' capacity."""
+    band. ``references``: baseline -> ``{"return": ..., "capacity_mah": ...}``, its means on the
+    same evaluation packs, drawn as horizontal lines, one dash pattern per baseline, with their
+    values in the legend below. A return is not a capacity: compare capacities in the bottom panel.
+    Each panel's y range is :func:`robust_limits`'s."""
     by_algo: dict[str, list] = {}
     for (algo, _seed), arrays in sorted(runs.items()):
         by_algo.setdefault(algo, []).append(arrays)
     references = references or {}
     with_capacity = all(arrays.get("capacity_mah") is not None for arrays in runs.values())
-    fig = Figure(figsize=(COLUMN_WIDTH_IN, 5.2 if with_capacity else 3.2), layout="constrained")
-    axes = fig.subplots(2 if with_capacity else 1, 1, sharex=True, squeeze=False)[:, 0]
-    panels = [("results", "return", ".2f", "Mean evaluation return [-]")]
-    if with_capacity:
-        panels.append(("capacity_mah", "capacity", ".0f", "Next-discharge capacity [mAh]"))
-    for ax, (key, what, fmt, ylabel) in zip(axes, panels):
-        refs = {n: r["return" if key == "results" else key] for n, r in references.items()}
-        handles = _curve_panel(ax, by_algo, key, refs, fmt, what)
+    panels = TRAINING_PANELS if with_capacity else TRAINING_PANELS[:1]
+    groups = reference_groups(references, [(ref, fmt) for _, ref, fmt, _ in panels])
+    fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.2 + 2.0 * len(panels) + 0.16 * len(groups)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    curve_handles, reference_handles = [], []
+    for ax, (key, ref, fmt, ylabel) in zip(axes, panels):
+        curves = []
+        for algo in policy_order(by_algo):
+            seeds = by_algo[algo]
+            try:
+                grid, mean, low, high = training_curve(seeds, key=key)
+            except UserError as exc:
+                raise UserError(f"training curves of {algo} ({key}): {exc}") from None
+            color = policy_color(algo)
+            label = f"{policy_label(algo)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
+            marker = "o" if grid.size <= 15 else None
+            (line,) = ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3)
+            if low is not None:
+                ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
+            curves.append((grid, mean, low, high))
+            if ax is axes[0]:
+                curve_handles.append(line)
+        ylow, yhigh, off_scale = robust_limits(curves, [values[ref] for _, values in groups])
+        ax.set_ylim(ylow, yhigh)
+        if off_scale is not None:
+            below = off_scale < ylow
+            ax.text(
+                0.98,
+                0.04 if below else 0.96,
+                f"off scale: an early evaluation at {_value_text(off_scale, fmt)}",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom" if below else "top",
+                fontsize=6,
+                color="0.3",
+            )
+        for k, (names, values) in enumerate(groups):
+            if np.isfinite(values[ref]):
+                style = dict(color=policy_color(names[0]), ls=REFERENCE_DASHES[k % len(REFERENCE_DASHES)], lw=1.0)
+                handle = ax.axhline(values[ref], zorder=1, **style)
+                if ax is axes[0]:
+                    text = "; ".join(_value_text(values[r], f) for _, r, f, _ in panels) + (" mAh" if with_capacity else "")
+                    handle.set_label(" = ".join(policy_label(n) for n in names) + f": {text}")
+                    reference_handles.append(handle)
         ax.set_ylabel(ylabel)
-        if handles:
-            ax.legend(handles=handles, title=f"baselines' {what}, same packs", loc="best", fontsize=6, title_fontsize=6)
+        ax.grid(True)
     axes[-1].set_xlabel("Environment steps [-]")
-    axes[-1].ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
+    axes[-1].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
     if any(len(s) > 1 for s in by_algo.values()):
         axes[0].set_title("line: mean over seeds; band: 95 % t-interval", fontsize=8, color="0.3", loc="left")
-    curve_handles = [line for line in axes[0].get_lines() if line.get_gid() == "curve"]
     fig.legend(handles=curve_handles, loc="outside upper center", ncol=_legend_columns(len(curve_handles), 2))
+    if reference_handles:
+        what = "return; capacity" if with_capacity else "return"
+        fig.legend(
+            handles=reference_handles,
+            loc="outside lower center",
+            ncol=1,
+            title=f"Baselines on the same packs ({what})",
+            fontsize=7,
+            title_fontsize=7,
+        )
     return save_figure(fig, out)
 
 
