@@ -59,6 +59,39 @@ def test_train_writes_models_evaluations_and_is_seeded(tmp_path, algo):
     np.testing.assert_array_equal(*finals)  # same seed, same evaluation returns
 
 
+def test_evaluations_record_each_episodes_next_discharge_capacity(tmp_path):
+    """capacity_mah of evaluations.npz is, per evaluation episode, the pack's usable capacity at the
+    episode's end (BalancingTask.usable_capacity_ah), in the order of the returns: the final
+    evaluation equals a rollout of the final model on the same evaluation packs."""
+    from stable_baselines3 import PPO
+
+    from bmsrl.config import load_workflow_config
+    from bmsrl.env import BalancingTask, pack_rng
+    from bmsrl.rollout import rollout
+    from bmsrl.seeds import training_eval_seed
+    from bmsrl.task_config import task_kwargs
+
+    path = write_config(tmp_path, SMALL)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--algo", "ppo", "--seed", "3", "--out", str(out)]) == 0
+    with np.load(out / "evaluations.npz") as ev:
+        returns, capacity = ev["results"], ev["capacity_mah"]
+    assert capacity.shape == returns.shape and np.isfinite(capacity).all()
+
+    cfg = load_workflow_config([str(path)])
+    n = cfg["training"]["eval_episodes"]
+    task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], None))
+    task.reset_drawn([pack_rng(training_eval_seed(cfg, 3), k) for k in range(n)])
+    run = rollout(task, PPO.load(out / "final_model.zip", device="cpu"))
+    expected = 1000.0 * task.usable_capacity_ah(run.end["soc"], run.end["soh"])
+    # SB3 records episodes in the order they end; pair each return with its capacity
+    got = sorted(zip(returns[-1].tolist(), capacity[-1].tolist()))
+    want = sorted(zip(run.returns.tolist(), expected.tolist()))
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-5)
+    # the capacity is the reward's potential U, not the charge the episode's discharge delivered
+    assert not np.allclose(capacity[-1], 1000.0 * np.sort(run.end["discharged_ah"]), rtol=1e-3)
+
+
 def test_maskable_ppo_never_takes_an_invalid_action(tmp_path):
     """MaskablePPO reads the env's action masks in training and in evaluation: a barely trained
     (near-uniform) policy would pick an invalid action in about half the discharging steps."""

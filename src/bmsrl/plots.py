@@ -487,9 +487,10 @@ def robust_limits(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, 
     """``(low, high, off_scale)``: the y range of a training-curve panel.
 
     ``curves`` are ``(grid, mean, low, high)`` (band edges None with one seed). The range holds every
-    reference value and every mean from :data:`EARLY_SHARE` of the x range on, widened to the bands
-    by at most that span again on each side (a band over two seeds is wide), with 5 % margins.
-    ``off_scale``: the mean farthest outside the range (an early evaluation), or None."""
+    reference value and every mean from :data:`EARLY_SHARE` of the x range on, the earlier means
+    that lie within that range's span again on either side (an untrained policy's first evaluation
+    far below does not set the scale) and the bands up to that span (a band over two seeds is
+    wide), with 5 % margins. ``off_scale``: the mean farthest outside the range, or None."""
     start = min(float(c[0][0]) for c in curves)
     stop = max(float(c[0][-1]) for c in curves)
     cut = start + EARLY_SHARE * (stop - start)
@@ -497,9 +498,15 @@ def robust_limits(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, 
     core = _finite([*references, *(c[1][keep] for c, keep in zip(curves, late))])
     low, high = float(core.min()), float(core.max())
     span = high - low if high > low else max(abs(high), 1.0) * 0.1
-    bands = _finite([edge[keep] for c, keep in zip(curves, late) for edge in c[2:] if edge is not None])
+    # early means count where they lie within that span again of the late values; bands widen the
+    # range up to that span on either side and run off the panel beyond it
+    near = _finite([c[1] for c in curves])
+    near = near[(near >= low - span) & (near <= high + span)]
+    bands = _finite([edge for c in curves for edge in c[2:] if edge is not None])
     if bands.size:
-        low, high = max(min(low, float(bands.min())), low - span), min(max(high, float(bands.max())), high + span)
+        near = np.r_[near, max(float(bands.min()), low - span), min(float(bands.max()), high + span)]
+    if near.size:
+        low, high = min(low, float(near.min())), max(high, float(near.max()))
     pad = 0.05 * (high - low)
     low, high = low - pad, high + pad
     means = _finite([c[1] for c in curves])
@@ -571,7 +578,6 @@ def plot_training(
                 transform=ax.transAxes,
                 ha="right",
                 va="bottom" if below else "top",
-                fontsize=6,
                 color="0.3",
             )
         for k, (names, values) in enumerate(groups):
@@ -596,8 +602,6 @@ def plot_training(
             loc="outside lower center",
             ncol=1,
             title=f"Baselines on the same packs ({what})",
-            fontsize=7,
-            title_fontsize=7,
         )
     return save_figure(fig, out)
 
