@@ -488,6 +488,24 @@ def test_evaluations_without_capacity_give_curves_without_the_capacity_panel(stu
     assert [ax.get_ylabel() for ax in fig.axes] == ["Mean evaluation return [-]"]
 
 
+def test_a_capacity_array_that_does_not_match_the_returns_is_one_clear_error(study, tmp_path, capsys):
+    with np.load(study["evaluations"][0]) as data:
+        arrays = {k: data[k] for k in data.files}
+    bad = tmp_path / "dqn_seed9" / "evaluations.npz"
+    bad.parent.mkdir()
+    np.savez(bad, **dict(arrays, capacity_mah=arrays["capacity_mah"][:, :2]))
+    assert cli.main(["plot", "training", "--out", str(tmp_path / "t.pdf"), "--evaluations", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "'capacity_mah' has shape" in err, err
+    # restored evaluations of a file without capacity are NaN: accepted, left out of the curve
+    capacity = arrays["capacity_mah"].copy()
+    capacity[:3] = np.nan
+    np.savez(bad, **dict(arrays, capacity_mah=capacity))
+    run = read_evaluations(bad)
+    grid, mean, _, _ = training_curve([run], key="capacity_mah")
+    assert grid[0] == run["timesteps"][3] and np.allclose(mean, capacity[3:].mean(axis=1))
+
+
 def test_training_curves_y_range_is_not_set_by_one_early_outlier():
     """One early evaluation far below the rest stays off the scale, with a note; later values and the
     references set the range."""
