@@ -308,3 +308,22 @@ def test_progress_in_a_terminal_and_one_line_per_evaluation_in_a_log(tmp_path):
     status = pty.spawn([*cmd, "--out", str(tmp_path / "tty")], read)
     assert os.waitstatus_to_exitcode(status) == 0
     assert b"M env steps" in output and b" /s " in output
+
+
+def test_resuming_from_an_evaluations_file_without_capacity_keeps_its_history_with_nan(tmp_path):
+    """A run resumed over an evaluations.npz written before capacity_mah existed carries its returns
+    over and gives those evaluations NaN capacities (the curve leaves them out), not a crash."""
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from bmsrl.learning import seeded_evaluation
+    from bmsrl.vec_env import BatchedBalancingVecEnv
+
+    old = tmp_path / "evaluations.npz"
+    np.savez(old, timesteps=[100, 200, 300], results=np.ones((3, 2)), ep_lengths=np.full((3, 2), 200))
+    evaluation = seeded_evaluation(EvalCallback)(
+        VecMonitor(BatchedBalancingVecEnv(2)), seed=0, work=tmp_path, total_steps=1000, n_eval_episodes=2
+    )
+    evaluation.restore(old, 200)
+    assert evaluation.evaluations_timesteps == [100, 200]
+    assert np.shape(evaluation.evaluations_capacity) == (2, 2) and np.isnan(evaluation.evaluations_capacity).all()

@@ -144,7 +144,9 @@ class BalancingTask:
         s = self.sim.state
         soc = s.soc if soc is None else soc
         soh = s.soh if soh is None else soh
-        return usable_capacity_ah(np.atleast_2d(soc), np.atleast_2d(soh) * self.params.capacity_ah, self.params.soc_limits)
+        return usable_capacity_ah(
+            np.atleast_2d(soc), np.atleast_2d(soh) * self.params.capacity_ah, self.params.soc_limits
+        )
 
     # ------------------------------------------------------------------ reset
     def draw_initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -241,8 +241,10 @@ def seeded_evaluation(base: type[EvalCallback]):
                         [list(r) for r in old["ep_lengths"][keep]],
                     )
                     # a file from before capacity_mah was recorded: those evaluations have none (NaN)
-                    capacity = old["capacity_mah"][keep] if "capacity_mah" in old.files else np.full(
-                        np.shape(old["results"][keep]), np.nan
+                    capacity = (
+                        old["capacity_mah"][keep]
+                        if "capacity_mah" in old.files
+                        else np.full(np.shape(old["results"][keep]), np.nan)
                     )
             except Exception as exc:  # unreadable: the curve restarts, the model does not
                 log.warning("evaluation history %s is unreadable (%s): starting it afresh", path, exc)

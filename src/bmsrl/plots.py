@@ -585,7 +585,9 @@ def plot_training(
                 style = dict(color=policy_color(names[0]), ls=REFERENCE_DASHES[k % len(REFERENCE_DASHES)], lw=1.0)
                 handle = ax.axhline(values[ref], zorder=1, **style)
                 if ax is axes[0]:
-                    text = "; ".join(_value_text(values[r], f) for _, r, f, _ in panels) + (" mAh" if with_capacity else "")
+                    text = "; ".join(_value_text(values[r], f) for _, r, f, _ in panels) + (
+                        " mAh" if with_capacity else ""
+                    )
                     handle.set_label(" = ".join(policy_label(n) for n in names) + f": {text}")
                     reference_handles.append(handle)
         ax.set_ylabel(ylabel)
