@@ -523,6 +523,11 @@ def test_training_curves_y_range_is_not_set_by_one_early_outlier():
     assert off is None and low < 0.0 and high > 8.0 and high - low < 10.0
     low, high, _ = robust_limits([(grid, rising, rising - 1000.0, rising + 1000.0)], [])
     assert -20.0 < low < -5.0 and 13.0 < high < 30.0  # the band widens it by the values' span, not by 1000
+    # two evaluations: both count; one flat value: a range around it, not a singular one
+    low, high, off = robust_limits([(np.array([1.0, 2.0]), np.array([1.0, 2.0]), None, None)], [])
+    assert off is None and low < 1.0 and high > 2.0
+    low, high, off = robust_limits([(np.array([1.0, 2.0]), np.array([3.0, 3.0]), None, None)], [3.0])
+    assert off is None and low < 3.0 < high
 
 
 def test_reference_lines_of_equal_values_share_one_entry_and_close_ones_differ():

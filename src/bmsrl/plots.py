@@ -465,6 +465,8 @@ REFERENCE_DASHES: tuple = ((0, (5, 2)), (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5)), (0
 #: the share of the x range at its start left out when a panel's y range is chosen, so that an
 #: untrained policy's early evaluations do not set the scale of the whole curve
 EARLY_SHARE = 0.1
+#: the fewest evaluations a curve needs before :data:`EARLY_SHARE` of them may be left out of its range
+MIN_EVALUATIONS_ROBUST = 5
 #: the training-curve panels: evaluations.npz array, reference key, value format, axis label
 TRAINING_PANELS: tuple[tuple[str, str, str, str], ...] = (
     ("results", "return", ".2f", "Mean evaluation return [-]"),
@@ -494,7 +496,11 @@ def robust_limits(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, 
     start = min(float(c[0][0]) for c in curves)
     stop = max(float(c[0][-1]) for c in curves)
     cut = start + EARLY_SHARE * (stop - start)
-    late = [c[0] >= min(cut, float(c[0][-1])) for c in curves]
+    # a curve of a few evaluations keeps them all: none of them is "early" enough to leave out
+    late = [
+        c[0] >= min(cut, float(c[0][-1])) if c[0].size >= MIN_EVALUATIONS_ROBUST else np.ones(c[0].size, bool)
+        for c in curves
+    ]
     core = _finite([*references, *(c[1][keep] for c, keep in zip(curves, late))])
     low, high = float(core.min()), float(core.max())
     span = high - low if high > low else max(abs(high), 1.0) * 0.1
@@ -507,7 +513,7 @@ def robust_limits(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, 
         near = np.r_[near, max(float(bands.min()), low - span), min(float(bands.max()), high + span)]
     if near.size:
         low, high = min(low, float(near.min())), max(high, float(near.max()))
-    pad = 0.05 * (high - low)
+    pad = 0.05 * (high - low) if high > low else span
     low, high = low - pad, high + pad
     means = _finite([c[1] for c in curves])
     outside = means[(means < low) | (means > high)]
