@@ -8,10 +8,14 @@ Each algorithm trains once through ``bmsrl.train.train`` (the project's settings
 steps (``--steps ALGO=N`` sets one algorithm's budget), evaluated every tenth of its budget and at
 the end on the training-evaluation packs of ``--seed`` (``training.eval_episodes`` packs, the ones
 the training curves use). The table gives, per algorithm: env steps done, wall time (evaluations
-included), env-steps/s, the final and the best evaluation mean return, and "learns: yes" when the
+included), env-steps/s, the final and the best evaluation mean return, the final evaluation's mean
+next-discharge capacity [mAh] (``capacity_mah`` of evaluations.npz), and "learns: yes" when the
 final return exceeds ``no_balancing``'s on the same packs by more than 5 % of the best baseline's
-gain over ``no_balancing`` (a margin in the reward's own units, so ``-0.0`` against ``0.0`` is no). The baselines' returns on those packs
-(``bmsrl.reference.baseline_returns``, with the config's baseline settings) are printed below it.
+gain over ``no_balancing`` (a margin in the reward's own units, so ``-0.0`` against ``0.0`` is no).
+The baselines' returns and capacities on those packs (``bmsrl.reference.baseline_results``, with
+the config's baseline settings) are printed below it. A return is not a capacity: on the training
+profile bleeding during the discharge earns nothing though it raises the next discharge's capacity,
+so compare capacities with capacities.
 
 A short budget says whether an algorithm moves away from its initial policy in the right
 direction, not what it reaches at the study's budget. ``--set KEY=VALUE`` changes one config key
@@ -34,7 +38,7 @@ import yaml
 from bmsrl import algos
 from bmsrl.baselines import BASELINES, settings_key
 from bmsrl.config import load_config
-from bmsrl.reference import baseline_returns
+from bmsrl.reference import baseline_results
 from bmsrl.train import train
 
 STUDY = ("dqn", "ppo", "a2c", "trpo", "ars")
@@ -80,7 +84,8 @@ def run(cfg: dict, algo: str, steps: int, seed: int) -> dict:
         with np.load(Path(tmp) / "evaluations.npz") as ev:
             means = ev["results"].mean(axis=1)
             done = int(ev["timesteps"][-1])
-    return {"steps": done, "wall": wall, "final": float(means[-1]), "best": float(means.max())}
+            capacity = float(ev["capacity_mah"][-1].mean())
+    return {"steps": done, "wall": wall, "final": float(means[-1]), "best": float(means.max()), "capacity": capacity}
 
 
 def main() -> None:
@@ -101,11 +106,11 @@ def main() -> None:
     cfg = configured(args.config, args.overrides)
     steps = budgets(args.steps, args.algos)
 
-    reference = baseline_returns(cfg, args.seed, {b: cfg["baselines"].get(settings_key(b)) for b in BASELINES})
-    floor = float(reference["no_balancing"].mean())
+    reference = baseline_results(cfg, args.seed, {b: cfg["baselines"].get(settings_key(b)) for b in BASELINES})
+    floor = float(reference["no_balancing"]["return"].mean())
     # "learns": the final policy beats doing nothing by more than 5 % of the best baseline's gain
     # over doing nothing on the same packs (a margin in the reward's own units, whatever its kind)
-    margin = 0.05 * (max(float(r.mean()) for r in reference.values()) - floor)
+    margin = 0.05 * (max(float(r["return"].mean()) for r in reference.values()) - floor)
     rows = []
     for algo in args.algos:
         print(f"training {algo} for {steps[algo]:,} env steps ...", file=sys.stderr, flush=True)
@@ -116,16 +121,21 @@ def main() -> None:
         f"seed {args.seed}, {cfg['training']['n_envs']} packs, evaluation mean return over the same "
         f"{n} training-evaluation packs (deterministic policy)"
     )
-    print(f"{'algorithm':<14}{'env steps':>11}{'wall s':>9}{'env-steps/s':>13}{'final':>9}{'best':>9}  learns")
+    header = f"{'algorithm':<14}{'env steps':>11}{'wall s':>9}{'env-steps/s':>13}{'final':>9}{'best':>9}"
+    print(f"{header}{'capacity mAh':>14}  learns")
     for algo, r in rows:
         print(
             f"{algos.get(algo).label:<14}{r['steps']:>11,}{r['wall']:>9.1f}{r['steps'] / r['wall']:>13,.0f}"
-            f"{r['final']:>9.2f}{r['best']:>9.2f}  {'yes' if r['final'] > floor + margin else 'no'}"
+            f"{r['final']:>9.2f}{r['best']:>9.2f}{r['capacity']:>14.0f}"
+            f"  {'yes' if r['final'] > floor + margin else 'no'}"
         )
-    print("baselines on the same packs (config settings):")
-    for name, returns in reference.items():
-        print(f"  {BASELINES[name][1]:<22}{returns.mean():9.2f}")
-    print(f"learns: final > no_balancing + {margin:.2f} (5 % of the best baseline's gain over no_balancing)")
+    print("baselines on the same packs (config settings): mean return, mean next-discharge capacity [mAh]")
+    for name, result in reference.items():
+        print(f"  {name:<22}{result['return'].mean():9.2f}{result['capacity_mah'].mean():14.0f}")
+    print(
+        f"learns: final return > no_balancing + {margin:.2f} (5 % of the best baseline's gain over no_balancing); "
+        "capacity: the pack's next-discharge capacity at the episode's end, the column to compare capacities by"
+    )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,12 @@ from bmsrl.claims import (
     paired_pct,
     percent_verdict,
     ranking_verdict,
-    seed_interval,
+    summarise_packs,
 )
 from bmsrl.config import validate
 from bmsrl.errors import UserError
 from bmsrl.results import METRICS_COLUMNS
+from bmsrl.stats import t_interval
 
 STUDY = {
     "env": {"cutoff": "soc", "charging": "cc"},
@@ -122,17 +123,25 @@ def study_frame(trpo_capacity, trpo_var, trpo_switch, returns=None) -> pd.DataFr
 # ---------------------------------------------------------------------------------- statistics
 
 
-def test_seed_interval_is_the_student_t_interval_over_seed_means():
-    x = np.array([1.0, 2.0, 4.0])
-    mean, low, high = seed_interval(x)
+def test_pack_figures_are_the_student_t_interval_over_seed_means():
+    # three seeds of two packs: seed means 1.5, 3.5, 7.0; the interval is bmsrl.stats.t_interval's
+    frame = packs("a", {"switch_changes": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0]}, seeds=(1, 2, 3))
+    fig = summarise_packs(frame, "switch_changes", higher_is_better=False)
+    x = np.array([1.5, 3.5, 7.0])
     expected = stats.t.interval(0.95, df=2, loc=x.mean(), scale=stats.sem(x))
-    assert mean == pytest.approx(7 / 3)
-    assert (low, high) == pytest.approx(expected)
+    assert fig.mean == pytest.approx(x.mean()) and (fig.low, fig.high) == pytest.approx(expected)
+    assert (fig.mean, fig.low, fig.high) == t_interval(x)
+    assert fig.best == 1.0 and fig.n_seeds == 3 and fig.n_packs == 6
 
 
-def test_seed_interval_with_one_seed_has_no_bounds():
-    mean, low, high = seed_interval([3.0, math.nan])
-    assert mean == 3.0 and math.isnan(low) and math.isnan(high)
+def test_pack_figures_with_one_seed_have_no_bounds():
+    fig = summarise_packs(packs("a", {"switch_changes": [3.0, math.nan]}, seeds=(1,)), "switch_changes", True)
+    assert fig.mean == 3.0 and math.isnan(fig.low) and math.isnan(fig.high) and fig.n_undefined == 1
+
+
+def test_claims_has_no_interval_formula_of_its_own():
+    src = (Path(__file__).parents[1] / "src" / "bmsrl" / "claims.py").read_text()
+    assert "from bmsrl.stats import t_interval" in src and "scipy" not in src and ".ppf(" not in src
 
 
 def test_paired_pct_is_the_change_against_the_reference_on_the_same_pack():

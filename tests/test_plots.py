@@ -12,7 +12,7 @@ from bmsrl import cli
 from bmsrl.aggregate import performance_profiles, summarise
 from bmsrl.errors import UserError
 from bmsrl.plots import KINDS, _toggle_times, plot_soc
-from bmsrl.results import read_traces
+from bmsrl.results import read_evaluations, read_traces
 from bmsrl.stats import training_curve
 
 POLICIES = ("dqn", "ppo", "no_balancing", "rule_based")
@@ -90,12 +90,14 @@ def study(tmp_path_factory) -> dict[str, object]:
             steps = np.arange(1, 21) * 5000 + 1000 * seed  # seeds evaluated at different steps
             level = -200 + 150 * (1 - np.exp(-steps / 30000)) + (20 if algo == "ppo" else 0)
             results = level[:, None] + rng.normal(0, 10, (steps.size, 5))
+            capacity = 2300 + 300 * (1 - np.exp(-steps / 30000))[:, None] + rng.normal(0, 5, (steps.size, 5))
             path = root / "checkpoints" / f"{algo}_seed{seed}" / "evaluations.npz"
             path.parent.mkdir(parents=True)
             np.savez(
                 path,
                 timesteps=steps,
                 results=results,
+                capacity_mah=capacity,
                 ep_lengths=np.full(results.shape, 200),
                 algo=np.array(algo),
                 seed=np.array(seed),
@@ -353,31 +355,46 @@ def test_panels_share_one_time_axis_and_the_voltage_window_is_drawn(study, tmp_p
             assert {2.0, 4.35} <= {line.get_ydata()[0] for line in ax.lines if len(set(line.get_ydata())) == 1}
 
 
-def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(study, tmp_path, monkeypatch):
-    """The reference lines are each baseline's return on the packs the train stage evaluates on:
-    the same numbers SB3's evaluate_policy gives on the seeded batched env; the figure draws one
-    dashed line per evaluated baseline at that value."""
+def test_training_reference_lines_are_the_baselines_returns_and_capacities_on_the_same_packs(
+    study, tmp_path, monkeypatch
+):
+    """The reference lines are each baseline's return and next-discharge capacity on the packs the
+    train stage evaluates on: the same returns SB3's evaluate_policy gives on the seeded batched
+    env, and the capacities the evaluation callback records; the figure draws one line per evaluated
+    baseline at each value, in the return and in the capacity panel."""
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import VecMonitor
 
     from bmsrl import plots
     from bmsrl.baselines import make_baseline
     from bmsrl.config import defaults
-    from bmsrl.reference import baseline_returns
+    from bmsrl.learning import seeded_evaluation
+    from bmsrl.reference import baseline_results
     from bmsrl.seeds import training_eval_seed
     from bmsrl.task_config import task_kwargs
     from bmsrl.vec_env import BatchedBalancingVecEnv
 
     cfg = defaults()
     cfg["training"]["eval_episodes"] = 2
-    ours = baseline_returns(cfg, 1, {"no_balancing": None, "rule_based": cfg["baselines"]["rule_based"]})
+    ours = baseline_results(cfg, 1, {"no_balancing": None, "rule_based": cfg["baselines"]["rule_based"]})
     env = VecMonitor(BatchedBalancingVecEnv(2, **task_kwargs(cfg, cfg["profiles"]["train"], None)))
+    callback = seeded_evaluation(plots_eval_base())(env, seed=0, work=tmp_path / "w", total_steps=1)
     for name, settings in (("no_balancing", None), ("rule_based", cfg["baselines"]["rule_based"])):
         env.seed(training_eval_seed(cfg, 1))
-        sb3, _ = evaluate_policy(make_baseline(name, 5, settings), env, n_eval_episodes=2, return_episode_rewards=True)
-        np.testing.assert_allclose(sorted(ours[name]), sorted(sb3), rtol=1e-5)
+        callback._capacity_buffer = []
+        sb3, _ = evaluate_policy(
+            make_baseline(name, 5, settings),
+            env,
+            n_eval_episodes=2,
+            return_episode_rewards=True,
+            callback=callback._log_success_callback,
+        )
+        got = sorted(zip(ours[name]["return"], ours[name]["capacity_mah"]))
+        np.testing.assert_allclose(np.array(got), np.array(sorted(zip(sb3, callback._capacity_buffer))), rtol=1e-5)
+    # rule_based bleeds: more capacity for the next discharge than doing nothing, on every pack
+    assert (ours["rule_based"]["capacity_mah"] > ours["no_balancing"]["capacity_mah"] + 10).all()
 
-    # the reference stage writes every pack's return; the plot draws their means, simulating nothing
+    # the reference stage writes every pack's return and capacity; the plot draws their means, simulating nothing
     refs = tmp_path / "training_references.csv"
     assert (
         cli.main(
@@ -397,14 +414,15 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
     )
     table = pd.read_csv(refs)
     evaluated = ("no_balancing", "rule_based", "top_balancing", "room_balancing", "rule_based_untuned")
-    assert list(table.columns) == ["policy", "seed", "episode", "return"] and len(table) == 5 * 3 * 2
+    assert list(table.columns) == ["policy", "seed", "episode", "return", "capacity_mah"] and len(table) == 5 * 3 * 2
     assert list(dict.fromkeys(table["policy"])) == list(evaluated)
-    seed1 = table[(table["seed"] == 1) & (table["policy"] == "rule_based")]["return"]
-    np.testing.assert_allclose(seed1, ours["rule_based"], rtol=1e-8)  # the same packs as above
+    seed1 = table[(table["seed"] == 1) & (table["policy"] == "rule_based")]
+    np.testing.assert_allclose(seed1["return"], ours["rule_based"]["return"], rtol=1e-8)  # the same packs as above
+    np.testing.assert_allclose(seed1["capacity_mah"], ours["rule_based"]["capacity_mah"], rtol=1e-8)
 
     import bmsrl.reference
 
-    monkeypatch.setattr(bmsrl.reference, "baseline_returns", None)  # plotting must not simulate
+    monkeypatch.setattr(bmsrl.reference, "baseline_results", None)  # plotting must not simulate
     figures = []
     real_save = plots.save_figure
     monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
@@ -423,14 +441,106 @@ def test_training_reference_lines_are_the_baselines_returns_on_the_same_packs(st
         == 0
     )
     (fig,) = figures
-    flat = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].lines if line.get_linestyle() == "--"}
-    assert set(flat) == {f"{plots.policy_label(b)} (ref.)" for b in evaluated}
+    returns_ax, capacity_ax = fig.axes
+    assert capacity_ax.get_ylabel() == "Next-discharge capacity [mAh]"
+    means = table.groupby("policy")[["return", "capacity_mah"]].mean()
+    groups = plots.reference_groups(
+        {p: {"return": r["return"], "capacity_mah": r["capacity_mah"]} for p, r in means.iterrows()},
+        [("return", ".2f"), ("capacity_mah", ".0f")],
+    )
+    assert sorted(n for names, _ in groups for n in names) == sorted(evaluated)
+    for ax, column in ((returns_ax, "return"), (capacity_ax, "capacity_mah")):
+        flat = sorted(line.get_ydata()[0] for line in ax.lines if len(set(line.get_ydata())) == 1)
+        assert flat == pytest.approx(sorted(values[column] for _, values in groups))
+    # the legend names every baseline with its return and capacity
+    legend_text = " ".join(t.get_text() for legend in fig.legends for t in legend.get_texts())
     for name in evaluated:
-        assert flat[f"{plots.policy_label(name)} (ref.)"] == pytest.approx(
-            table[table["policy"] == name]["return"].mean()
-        )
+        assert plots.policy_label(name) in legend_text
+        assert f"{means.loc[name, 'capacity_mah']:.0f} mAh" in legend_text
     with pytest.raises(UserError, match="draws no reference lines"):
         plots.make_plot("metrics", tmp_path / "m.pdf", summary=study["summary"], references=refs)
+
+
+def plots_eval_base():
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    return EvalCallback
+
+
+def test_evaluations_without_capacity_give_curves_without_the_capacity_panel(study, tmp_path, monkeypatch):
+    """An evaluations.npz written before capacity_mah was recorded still plots: one panel (returns)."""
+    from bmsrl import plots
+
+    old = []
+    for path in study["evaluations"]:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files if k != "capacity_mah"}
+        target = tmp_path / Path(path).parent.name / "evaluations.npz"
+        target.parent.mkdir()
+        np.savez(target, **arrays)
+        old.append(str(target))
+    assert read_evaluations(old[0])["capacity_mah"] is None
+    figures = []
+    real_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
+    assert cli.main(["plot", "training", "--out", str(tmp_path / "t.pdf"), "--evaluations", *old]) == 0
+    (fig,) = figures
+    assert [ax.get_ylabel() for ax in fig.axes] == ["Mean evaluation return [-]"]
+
+
+def test_a_capacity_array_that_does_not_match_the_returns_is_one_clear_error(study, tmp_path, capsys):
+    with np.load(study["evaluations"][0]) as data:
+        arrays = {k: data[k] for k in data.files}
+    bad = tmp_path / "dqn_seed9" / "evaluations.npz"
+    bad.parent.mkdir()
+    np.savez(bad, **dict(arrays, capacity_mah=arrays["capacity_mah"][:, :2]))
+    assert cli.main(["plot", "training", "--out", str(tmp_path / "t.pdf"), "--evaluations", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "'capacity_mah' has shape" in err, err
+    # restored evaluations of a file without capacity are NaN: accepted, left out of the curve
+    capacity = arrays["capacity_mah"].copy()
+    capacity[:3] = np.nan
+    np.savez(bad, **dict(arrays, capacity_mah=capacity))
+    run = read_evaluations(bad)
+    grid, mean, _, _ = training_curve([run], key="capacity_mah")
+    assert grid[0] == run["timesteps"][3] and np.allclose(mean, capacity[3:].mean(axis=1))
+
+
+def test_training_curves_y_range_is_not_set_by_one_early_outlier():
+    """One early evaluation far below the rest stays off the scale, with a note; later values and the
+    references set the range."""
+    from bmsrl.plots import robust_limits
+
+    grid = np.arange(1, 21) * 1000.0
+    mean = np.linspace(0.0, 8.0, 20)
+    mean[0] = -75.0
+    low, high, off = robust_limits([(grid, mean, None, None)], [9.0, -0.5])
+    assert -75.0 < low < -0.5 and high > 9.0 and off == -75.0
+    assert high - low < 15.0  # the late values' span (-0.5 to 9) with margins, not 84
+    # no outlier: nothing off scale; a wide band widens the range by at most the values' span
+    rising = np.linspace(0.0, 8.0, 20)
+    low, high, off = robust_limits([(grid, rising, None, None)], [])
+    assert off is None and low < 0.0 and high > 8.0 and high - low < 10.0
+    low, high, _ = robust_limits([(grid, rising, rising - 1000.0, rising + 1000.0)], [])
+    assert -20.0 < low < -5.0 and 13.0 < high < 30.0  # the band widens it by the values' span, not by 1000
+    # two evaluations: both count; one flat value: a range around it, not a singular one
+    low, high, off = robust_limits([(np.array([1.0, 2.0]), np.array([1.0, 2.0]), None, None)], [])
+    assert off is None and low < 1.0 and high > 2.0
+    low, high, off = robust_limits([(np.array([1.0, 2.0]), np.array([3.0, 3.0]), None, None)], [3.0])
+    assert off is None and low < 3.0 < high
+
+
+def test_reference_lines_of_equal_values_share_one_entry_and_close_ones_differ():
+    from bmsrl.plots import reference_groups
+
+    refs = {
+        "no_balancing": {"return": -1e-13, "capacity_mah": 2288.1},
+        "rule_based": {"return": 0.15, "capacity_mah": 2624.4},
+        "rule_based_untuned": {"return": 0.15, "capacity_mah": 2624.4},
+        "top_balancing": {"return": 7.53, "capacity_mah": 2627.1},
+    }
+    groups = reference_groups(refs, [("return", ".2f"), ("capacity_mah", ".0f")])
+    assert [names for names, _ in groups] == [["top_balancing"], ["rule_based", "rule_based_untuned"], ["no_balancing"]]
 
 
 def test_bad_profiles_table(study, tmp_path, capsys):

@@ -59,6 +59,39 @@ def test_train_writes_models_evaluations_and_is_seeded(tmp_path, algo):
     np.testing.assert_array_equal(*finals)  # same seed, same evaluation returns
 
 
+def test_evaluations_record_each_episodes_next_discharge_capacity(tmp_path):
+    """capacity_mah of evaluations.npz is, per evaluation episode, the pack's usable capacity at the
+    episode's end (BalancingTask.usable_capacity_ah), in the order of the returns: the final
+    evaluation equals a rollout of the final model on the same evaluation packs."""
+    from stable_baselines3 import PPO
+
+    from bmsrl.config import load_workflow_config
+    from bmsrl.env import BalancingTask, pack_rng
+    from bmsrl.rollout import rollout
+    from bmsrl.seeds import training_eval_seed
+    from bmsrl.task_config import task_kwargs
+
+    path = write_config(tmp_path, SMALL)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--algo", "ppo", "--seed", "3", "--out", str(out)]) == 0
+    with np.load(out / "evaluations.npz") as ev:
+        returns, capacity = ev["results"], ev["capacity_mah"]
+    assert capacity.shape == returns.shape and np.isfinite(capacity).all()
+
+    cfg = load_workflow_config([str(path)])
+    n = cfg["training"]["eval_episodes"]
+    task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], None))
+    task.reset_drawn([pack_rng(training_eval_seed(cfg, 3), k) for k in range(n)])
+    run = rollout(task, PPO.load(out / "final_model.zip", device="cpu"))
+    expected = 1000.0 * task.usable_capacity_ah(run.end["soc"], run.end["soh"])
+    # SB3 records episodes in the order they end; pair each return with its capacity
+    got = sorted(zip(returns[-1].tolist(), capacity[-1].tolist()))
+    want = sorted(zip(run.returns.tolist(), expected.tolist()))
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-5)
+    # the capacity is the reward's potential U, not the charge the episode's discharge delivered
+    assert not np.allclose(capacity[-1], 1000.0 * np.sort(run.end["discharged_ah"]), rtol=1e-3)
+
+
 def test_maskable_ppo_never_takes_an_invalid_action(tmp_path):
     """MaskablePPO reads the env's action masks in training and in evaluation: a barely trained
     (near-uniform) policy would pick an invalid action in about half the discharging steps."""
@@ -275,3 +308,22 @@ def test_progress_in_a_terminal_and_one_line_per_evaluation_in_a_log(tmp_path):
     status = pty.spawn([*cmd, "--out", str(tmp_path / "tty")], read)
     assert os.waitstatus_to_exitcode(status) == 0
     assert b"M env steps" in output and b" /s " in output
+
+
+def test_resuming_from_an_evaluations_file_without_capacity_keeps_its_history_with_nan(tmp_path):
+    """A run resumed over an evaluations.npz written before capacity_mah existed carries its returns
+    over and gives those evaluations NaN capacities (the curve leaves them out), not a crash."""
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from bmsrl.learning import seeded_evaluation
+    from bmsrl.vec_env import BatchedBalancingVecEnv
+
+    old = tmp_path / "evaluations.npz"
+    np.savez(old, timesteps=[100, 200, 300], results=np.ones((3, 2)), ep_lengths=np.full((3, 2), 200))
+    evaluation = seeded_evaluation(EvalCallback)(
+        VecMonitor(BatchedBalancingVecEnv(2)), seed=0, work=tmp_path, total_steps=1000, n_eval_episodes=2
+    )
+    evaluation.restore(old, 200)
+    assert evaluation.evaluations_timesteps == [100, 200]
+    assert np.shape(evaluation.evaluations_capacity) == (2, 2) and np.isnan(evaluation.evaluations_capacity).all()

@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _scipy_stats
 
 from bmsrl import algos
 from bmsrl.baselines import BASELINES
@@ -50,6 +49,7 @@ from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_distinct, check_output
 from bmsrl.results import DEFAULT_SCENARIO, read_metrics
+from bmsrl.stats import t_interval
 
 #: the profile the claims are read on: the test profile, on which balancing shows in the usable capacity
 #: (on the discharge-first training profile no policy can change it; docs/model.md, "Load profiles")
@@ -184,22 +184,6 @@ def describe_setting(cfg: dict) -> str:
 # Statistics
 
 
-def seed_interval(
-    seed_means: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE
-) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of the per-seed means and its Student-t interval over seeds
-    (mean ± t_{(1+c)/2, n-1} · s / √n); NaN bounds with fewer than 2 seeds (no spread to estimate)."""
-    x = np.asarray(seed_means, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    half = float(_scipy_stats.t.ppf((1.0 + confidence) / 2.0, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
-
-
 def _rows(frame: pd.DataFrame, policy: str) -> pd.DataFrame:
     return frame[frame["policy"] == policy]
 
@@ -241,7 +225,7 @@ def summarise_packs(packs: pd.DataFrame, column: str, higher_is_better: bool) ->
     """:class:`Figure` of ``packs[column]`` (rows: seed, episode); best = max (gain) or min (reduction)."""
     finite = packs[np.isfinite(packs[column].to_numpy(dtype=np.float64))]
     seed_means = finite.groupby("seed")[column].mean()
-    mean, low, high = seed_interval(seed_means.to_numpy())
+    mean, low, high = t_interval(seed_means.to_numpy(), CONFIDENCE)
     values = finite[column].to_numpy(dtype=np.float64)
     best = (values.max() if higher_is_better else values.min()) if values.size else math.nan
     return Figure(mean, low, high, float(best), int(seed_means.size), int(values.size), len(packs) - len(finite))
@@ -486,7 +470,7 @@ def _ranking_row(claim: Claim, frame: pd.DataFrame, present_algos: list[str], mi
     returns = {}
     for algo in present_algos:
         seed_means = _rows(frame, algo).groupby("seed")[claim.metric].mean()
-        returns[algo] = seed_interval(seed_means.to_numpy())
+        returns[algo] = t_interval(seed_means.to_numpy(), CONFIDENCE)
     verdict, reason = ranking_verdict(returns)
     values = {}
     if PAPER_ALGORITHM in returns:

@@ -16,7 +16,7 @@ from bmsrl.observation import INVALID_RULES, SOH_OBS_SCALE, decode_observation  
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
 from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
-from bmsrl.reward import RewardWeights, make_kind
+from bmsrl.reward import RewardWeights, make_kind, usable_capacity_ah
 
 N_FRAMES = 3  #: retraced frames in the observation: t, t-1, t-2
 
@@ -135,6 +135,18 @@ class BalancingTask:
     @property
     def obs_size(self) -> int:
         return self.frames.shape[1] * self.frames.shape[2]
+
+    def usable_capacity_ah(self, soc: np.ndarray | None = None, soh: np.ndarray | None = None) -> np.ndarray:
+        """The usable capacity U [Ah] per pack (:func:`bmsrl.reward.usable_capacity_ah`, the capacity
+        reward's potential): the charge the pack would deliver between its SoC limits in a discharge
+        after a full charge, i.e. the capacity of its *next* discharge. Of the packs' present state,
+        or of ``soc``, ``soh`` [-] (packs, cells), e.g. a rollout's end state."""
+        s = self.sim.state
+        soc = s.soc if soc is None else soc
+        soh = s.soh if soh is None else soh
+        return usable_capacity_ah(
+            np.atleast_2d(soc), np.atleast_2d(soh) * self.params.capacity_ah, self.params.soc_limits
+        )
 
     # ------------------------------------------------------------------ reset
     def draw_initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -264,6 +276,7 @@ class BalancingTask:
             "shunt_energy_wh": s.shunt_energy_wh[k].copy(),
             "discharged_ah": float(s.discharged_ah[k]),
             "charged_ah": float(s.charged_ah[k]),
+            "usable_capacity_ah": float(self.usable_capacity_ah(s.soc[k], s.soh[k])[0]),
         }
         if interval is not None:
             info.update(
@@ -382,7 +395,8 @@ class PassiveBalancingEnv(gym.Env):
     then on, i.e. after the charger or a cut-off acted), ``cell_current_a`` (mean over the
     interval, shunt current included), ``switches`` (0/1 per cell), ``shunt_energy_wh``
     (cumulative per cell), ``discharged_ah``, ``charged_ah`` (cumulative pack charge),
-    ``switch_changes``, ``invalid_action``.
+    ``usable_capacity_ah`` (the capacity of the next discharge after a full charge,
+    :meth:`BalancingTask.usable_capacity_ah`), ``switch_changes``, ``invalid_action``.
 
     ## Rendering
 

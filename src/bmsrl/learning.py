@@ -184,7 +184,9 @@ class SaveBest(BaseCallback):
 def seeded_evaluation(base: type[EvalCallback]):
     """``base`` (SB3's or sb3-contrib's masked EvalCallback) evaluating on the same packs every
     time, once more at the end of training, writing ``evaluations.npz`` atomically and logging a line
-    per evaluation."""
+    per evaluation. Beside each episode's return it records the pack's capacity at the episode's
+    end (``capacity_mah``: :meth:`bmsrl.env.BalancingTask.usable_capacity_ah`, from the ended
+    episode's info), since a return is not a capacity (:data:`bmsrl.results.EVALUATIONS_ARRAYS`)."""
 
     class SeededEvaluation(base):
         def __init__(self, eval_env, *, seed: int, work: Path, total_steps: int, **kwargs) -> None:
@@ -199,13 +201,26 @@ def seeded_evaluation(base: type[EvalCallback]):
             )
             self.seed, self.work, self.total_steps = seed, work, total_steps
             self._clock = (time.perf_counter(), 0)
+            #: per evaluation, each episode's next-discharge capacity [mAh] (``capacity_mah`` of
+            #: evaluations.npz), in the order of ``evaluations_results``' episodes
+            self.evaluations_capacity: list[list[float]] = []
+            self._capacity_buffer: list[float] = []
+
+        def _log_success_callback(self, locals_: dict, globals_: dict) -> None:
+            # called by SB3's evaluate_policy for each running pack before it records an ended
+            # episode's return, so the capacities line up with the returns
+            super()._log_success_callback(locals_, globals_)
+            if locals_["done"]:
+                self._capacity_buffer.append(1000.0 * float(locals_["info"]["usable_capacity_ah"]))
 
         def _on_step(self) -> bool:
             due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
             if due:
                 self.eval_env.seed(self.seed)
+                self._capacity_buffer = []
             keep_going = super()._on_step()
             if due:
+                self.evaluations_capacity.append(self._capacity_buffer)
                 self._publish()
             return keep_going
 
@@ -225,10 +240,17 @@ def seeded_evaluation(base: type[EvalCallback]):
                         [list(r) for r in old["results"][keep]],
                         [list(r) for r in old["ep_lengths"][keep]],
                     )
+                    # a file from before capacity_mah was recorded: those evaluations have none (NaN)
+                    capacity = (
+                        old["capacity_mah"][keep]
+                        if "capacity_mah" in old.files
+                        else np.full(np.shape(old["results"][keep]), np.nan)
+                    )
             except Exception as exc:  # unreadable: the curve restarts, the model does not
                 log.warning("evaluation history %s is unreadable (%s): starting it afresh", path, exc)
                 return
             self.evaluations_timesteps, self.evaluations_results, self.evaluations_length = history
+            self.evaluations_capacity = [list(c) for c in capacity]
             if history[0]:
                 self.best_mean_reward = float(np.max(np.mean(history[1], axis=1)))
 
@@ -239,6 +261,7 @@ def seeded_evaluation(base: type[EvalCallback]):
                     timesteps=self.evaluations_timesteps,
                     results=self.evaluations_results,
                     ep_lengths=self.evaluations_length,
+                    capacity_mah=np.array(self.evaluations_capacity, dtype=np.float64),
                 )
             start, start_steps = self._clock
             now = time.perf_counter()
@@ -246,13 +269,14 @@ def seeded_evaluation(base: type[EvalCallback]):
             self._clock = (now, self.num_timesteps)
             left = max(self.total_steps - self.num_timesteps, 0) / max(rate, 1e-9)
             log.info(
-                "eval at %d env steps: mean return %.2f +/- %.2f over %d episodes (best %.2f); "
-                "%.0f env-steps/s, about %.0f min left",
+                "eval at %d env steps: mean return %.2f +/- %.2f over %d episodes (best %.2f), "
+                "mean next-discharge capacity %.0f mAh; %.0f env-steps/s, about %.0f min left",
                 self.num_timesteps,
                 self.last_mean_reward,
                 float(np.std(self.evaluations_results[-1])),
                 len(self.evaluations_results[-1]),
                 self.best_mean_reward,
+                float(np.mean(self.evaluations_capacity[-1])),
                 rate,
                 left / 60,
             )

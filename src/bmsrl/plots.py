@@ -17,7 +17,9 @@ Kinds (``bmsrl plot KIND --out FILE.pdf ...``):
     the lowest seed of each policy x profile.
 ``training`` (``--evaluations``)
     ``results/checkpoints/{algo}_seed{seed}/evaluations.npz`` (Stable-Baselines3 EvalCallback):
-    mean evaluation return vs environment steps, mean over seeds with a 95 % t-interval band.
+    mean evaluation return and, below it, the next-discharge capacity [mAh] vs environment steps,
+    mean over seeds with a 95 % t-interval band; the baselines' return and capacity on the same
+    packs as labelled lines (``--references``).
 ``metrics`` (``--summary``)
     The aggregate stage's ``summary.csv``: headline metrics (and the other ``in_figure`` metrics) per
     policy and profile with CIs, default scenario.
@@ -458,40 +460,157 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
 # Training curves
 
 
+#: the dash patterns of the baselines' reference lines, in turn, so that close lines stay apart
+REFERENCE_DASHES: tuple = ((0, (5, 2)), (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5)), (0, (2, 2)), (0, (8, 2, 1, 2, 1, 2)))
+#: the share of the x range at its start left out when a panel's y range is chosen, so that an
+#: untrained policy's early evaluations do not set the scale of the whole curve
+EARLY_SHARE = 0.1
+#: the fewest evaluations a curve needs before :data:`EARLY_SHARE` of them may be left out of its range
+MIN_EVALUATIONS_ROBUST = 5
+#: the training-curve panels: evaluations.npz array, reference key, value format, axis label
+TRAINING_PANELS: tuple[tuple[str, str, str, str], ...] = (
+    ("results", "return", ".2f", "Mean evaluation return [-]"),
+    ("capacity_mah", "capacity_mah", ".0f", "Next-discharge capacity [mAh]"),
+)
+
+
+def _value_text(value: float, fmt: str) -> str:
+    """``value`` formatted with ``fmt``, without a minus sign on a value that prints as zero."""
+    text = f"{value:{fmt}}"
+    return f"{0.0:{fmt}}" if np.isfinite(value) and float(text) == 0.0 else text
+
+
+def _finite(values) -> np.ndarray:
+    flat = np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)).ravel() for v in values] or [np.zeros(0)])
+    return flat[np.isfinite(flat)]
+
+
+def robust_limits(curves: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]], references):
+    """``(low, high, off_scale)``: the y range of a training-curve panel.
+
+    ``curves`` are ``(grid, mean, low, high)`` (band edges None with one seed). The range holds every
+    reference value and every mean from :data:`EARLY_SHARE` of the x range on, the earlier means
+    that lie within that range's span again on either side (an untrained policy's first evaluation
+    far below does not set the scale) and the bands up to that span (a band over two seeds is
+    wide), with 5 % margins. ``off_scale``: the mean farthest outside the range, or None."""
+    start = min(float(c[0][0]) for c in curves)
+    stop = max(float(c[0][-1]) for c in curves)
+    cut = start + EARLY_SHARE * (stop - start)
+    # a curve of a few evaluations keeps them all: none of them is "early" enough to leave out
+    late = [
+        c[0] >= min(cut, float(c[0][-1])) if c[0].size >= MIN_EVALUATIONS_ROBUST else np.ones(c[0].size, bool)
+        for c in curves
+    ]
+    core = _finite([*references, *(c[1][keep] for c, keep in zip(curves, late))])
+    low, high = float(core.min()), float(core.max())
+    span = high - low if high > low else max(abs(high), 1.0) * 0.1
+    # early means count where they lie within that span again of the late values; bands widen the
+    # range up to that span on either side and run off the panel beyond it
+    near = _finite([c[1] for c in curves])
+    near = near[(near >= low - span) & (near <= high + span)]
+    bands = _finite([edge for c in curves for edge in c[2:] if edge is not None])
+    if bands.size:
+        near = np.r_[near, max(float(bands.min()), low - span), min(float(bands.max()), high + span)]
+    if near.size:
+        low, high = min(low, float(near.min())), max(high, float(near.max()))
+    pad = 0.05 * (high - low) if high > low else span
+    low, high = low - pad, high + pad
+    means = _finite([c[1] for c in curves])
+    outside = means[(means < low) | (means > high)]
+    off_scale = float(outside[np.argmax(np.abs(outside - (low + high) / 2))]) if outside.size else None
+    return low, high, off_scale
+
+
+def reference_groups(references: Mapping[str, Mapping[str, float]], keys: Sequence[tuple[str, str]]):
+    """Baselines whose values print alike in every panel (``keys``: reference key and format) share
+    one line and one legend entry (e.g. ``rule_based`` and ``rule_based_untuned`` with equal
+    settings): ``[(names, {key: value})]``, in the order of the first panel's values."""
+    groups: dict[tuple, tuple[list[str], dict]] = {}
+    for name, values in references.items():
+        printed = tuple(_value_text(values.get(key, math.nan), fmt) for key, fmt in keys)
+        groups.setdefault(printed, ([], {key: values.get(key, math.nan) for key, _ in keys}))[0].append(name)
+    first = keys[0][0]
+    return sorted(groups.values(), key=lambda group: -group[1][first] if np.isfinite(group[1][first]) else math.inf)
+
+
 @_styled
 def plot_training(
     runs: Mapping[tuple[str, int], Mapping[str, np.ndarray]],
     out: str | os.PathLike,
-    references: Mapping[str, float] | None = None,
+    references: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
-    """Mean evaluation return vs environment steps per algorithm, 95 % t-interval band over seeds;
-    ``references``: baseline -> its mean return on the same evaluation packs, drawn dashed."""
+    """Training curves: the mean evaluation return vs environment steps per algorithm (top) and the
+    pack's next-discharge capacity at the evaluation episodes' ends [mAh] (bottom, only when every
+    run recorded it: ``capacity_mah`` of evaluations.npz), mean over seeds with a 95 % t-interval
+    band. ``references``: baseline -> ``{"return": ..., "capacity_mah": ...}``, its means on the
+    same evaluation packs, drawn as horizontal lines, one dash pattern per baseline, with their
+    values in the legend below. A return is not a capacity: compare capacities in the bottom panel.
+    Each panel's y range is :func:`robust_limits`'s."""
     by_algo: dict[str, list] = {}
     for (algo, _seed), arrays in sorted(runs.items()):
         by_algo.setdefault(algo, []).append(arrays)
-    fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.9), layout="constrained")
-    ax = fig.add_subplot()
-    for algo in policy_order(by_algo):
-        seeds = by_algo[algo]
-        try:
-            grid, mean, low, high = training_curve(seeds)
-        except UserError as exc:
-            raise UserError(f"training curves of {algo}: {exc}") from None
-        color = policy_color(algo)
-        label = f"{policy_label(algo)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
-        marker = "o" if grid.size <= 15 else None
-        ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3)
-        if low is not None:
-            ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
-    for name, value in (references or {}).items():
-        ax.axhline(value, color=policy_color(name), ls="--", lw=0.9, zorder=1, label=f"{policy_label(name)} (ref.)")
-    ax.set_xlabel("Environment steps [-]")
-    ax.set_ylabel("Mean evaluation return [-]")
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useMathText=True)
-    ax.grid(True)
+    references = references or {}
+    with_capacity = all(arrays.get("capacity_mah") is not None for arrays in runs.values())
+    panels = TRAINING_PANELS if with_capacity else TRAINING_PANELS[:1]
+    groups = reference_groups(references, [(ref, fmt) for _, ref, fmt, _ in panels])
+    fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.2 + 2.0 * len(panels) + 0.16 * len(groups)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    curve_handles, reference_handles = [], []
+    for ax, (key, ref, fmt, ylabel) in zip(axes, panels):
+        curves = []
+        for algo in policy_order(by_algo):
+            seeds = by_algo[algo]
+            try:
+                grid, mean, low, high = training_curve(seeds, key=key)
+            except UserError as exc:
+                raise UserError(f"training curves of {algo} ({key}): {exc}") from None
+            color = policy_color(algo)
+            label = f"{policy_label(algo)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
+            marker = "o" if grid.size <= 15 else None
+            (line,) = ax.plot(grid, mean, color=color, lw=1.3, marker=marker, ms=2.5, label=label, zorder=3)
+            if low is not None:
+                ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0, zorder=2)
+            curves.append((grid, mean, low, high))
+            if ax is axes[0]:
+                curve_handles.append(line)
+        ylow, yhigh, off_scale = robust_limits(curves, [values[ref] for _, values in groups])
+        ax.set_ylim(ylow, yhigh)
+        if off_scale is not None:
+            below = off_scale < ylow
+            ax.text(
+                0.98,
+                0.04 if below else 0.96,
+                f"off scale: an early evaluation at {_value_text(off_scale, fmt)}",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom" if below else "top",
+                color="0.3",
+            )
+        for k, (names, values) in enumerate(groups):
+            if np.isfinite(values[ref]):
+                style = dict(color=policy_color(names[0]), ls=REFERENCE_DASHES[k % len(REFERENCE_DASHES)], lw=1.0)
+                handle = ax.axhline(values[ref], zorder=1, **style)
+                if ax is axes[0]:
+                    text = "; ".join(_value_text(values[r], f) for _, r, f, _ in panels) + (
+                        " mAh" if with_capacity else ""
+                    )
+                    handle.set_label(" = ".join(policy_label(n) for n in names) + f": {text}")
+                    reference_handles.append(handle)
+        ax.set_ylabel(ylabel)
+        ax.grid(True)
+    axes[-1].set_xlabel("Environment steps [-]")
+    axes[-1].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
     if any(len(s) > 1 for s in by_algo.values()):
-        ax.set_title("line: mean over seeds; band: 95 % t-interval", fontsize=8, color="0.3", loc="left")
-    fig.legend(loc="outside upper center", ncol=_legend_columns(len(by_algo) + len(references or {}), 2))
+        axes[0].set_title("line: mean over seeds; band: 95 % t-interval", fontsize=8, color="0.3", loc="left")
+    fig.legend(handles=curve_handles, loc="outside upper center", ncol=_legend_columns(len(curve_handles), 2))
+    if reference_handles:
+        what = "return; capacity" if with_capacity else "return"
+        fig.legend(
+            handles=reference_handles,
+            loc="outside lower center",
+            ncol=1,
+            title=f"Baselines on the same packs ({what})",
+        )
     return save_figure(fig, out)
 
 

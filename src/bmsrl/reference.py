@@ -1,6 +1,9 @@
 """Reference lines of the training curves: the return each baseline earns on the very packs the
-agents are evaluated on during training (the same seeds, env, profile and reward), so a curve can
-be read against "doing nothing" and against the rule-based controllers.
+agents are evaluated on during training (the same seeds, env, profile and reward), and the capacity
+it leaves the pack with (the capacity of the next discharge), so a curve can be read against "doing
+nothing" and against the rule-based controllers, in return and in capacity: a return is not a
+capacity (on the training profile, bleeding during the discharge earns nothing, though it raises
+the next discharge's capacity).
 
     bmsrl reference --config config/config.yaml --seeds 1 2 3 \\
         --baseline-settings results/baselines/rule_based.yaml ... --out results/tables/training_references.csv
@@ -31,25 +34,30 @@ from bmsrl.seeds import training_eval_seed
 from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 
-def baseline_returns(
+def baseline_results(
     cfg: dict, seed: int, baselines: dict[str, dict | None], ocv_table: str | None = None
-) -> dict[str, np.ndarray]:
-    """``{baseline: episode returns}`` on the training-evaluation packs of training seed ``seed``.
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{baseline: {"return": episode returns, "capacity_mah": capacities [mAh]}}`` on the
+    training-evaluation packs of training seed ``seed``.
 
     ``baselines`` maps each baseline's name to its settings (``None``: none needed). The packs are
     those the train stage's evaluation callback resets (``training.eval_episodes`` packs, pack k from
-    ``SeedSequence(training_eval_seed, spawn_key=(k,))``); each runs one deterministic episode, and
-    its return is the sum of the (raw, unnormalised) rewards until its episode ends.
+    ``SeedSequence(training_eval_seed, spawn_key=(k,))``); each runs one deterministic episode. Its
+    return is the sum of the (raw, unnormalised) rewards until its episode ends; its capacity the
+    pack's usable capacity at that end (:meth:`bmsrl.env.BalancingTask.usable_capacity_ah`), as the
+    evaluation callback records it for the agents (``capacity_mah`` of evaluations.npz).
     """
     n = cfg["training"]["eval_episodes"]
     task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], ocv_table))
     start = training_eval_seed(cfg, seed)
-    returns = {}
+    results = {}
     for name, settings in baselines.items():
         task.reset_drawn([pack_rng(start, k) for k in range(n)])  # the same packs for every baseline
         policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
-        returns[name] = rollout(task, policy).returns
-    return returns
+        run = rollout(task, policy)
+        capacity_mah = 1000.0 * task.usable_capacity_ah(run.end["soc"], run.end["soh"])
+        results[name] = {"return": run.returns, "capacity_mah": capacity_mah}
+    return results
 
 
 def chosen_settings(cfg: dict, baseline_settings=()) -> dict[str, dict | None]:
@@ -72,8 +80,11 @@ def reference_table(cfg: dict, seeds, baseline_settings=(), ocv_table: str | Non
     chosen = chosen_settings(cfg, baseline_settings)
     rows = []
     for seed in seeds:
-        for name, returns in baseline_returns(cfg, seed, chosen, ocv_table).items():
-            rows += [(name, seed, episode, float(value)) for episode, value in enumerate(returns)]
+        for name, result in baseline_results(cfg, seed, chosen, ocv_table).items():
+            rows += [
+                (name, seed, episode, float(value), float(capacity))
+                for episode, (value, capacity) in enumerate(zip(result["return"], result["capacity_mah"]))
+            ]
     return pd.DataFrame(rows, columns=list(REFERENCE_COLUMNS))
 
 
@@ -100,5 +111,8 @@ def main(args: argparse.Namespace) -> int:
     with atomic_output(args.out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.10g")
     for name, rows in table.groupby("policy", sort=False):
-        print(f"reference: {name} mean return {rows['return'].mean():.2f} over {len(rows)} packs")
+        print(
+            f"reference: {name} mean return {rows['return'].mean():.2f}, mean next-discharge capacity "
+            f"{rows['capacity_mah'].mean():.0f} mAh over {len(rows)} packs"
+        )
     return 0

@@ -291,6 +291,23 @@ def read_profiles(path: str | os.PathLike) -> pd.DataFrame:
     )
 
 
+#: The arrays of the training ``evaluations.npz`` (train stage; :func:`read_evaluations`): name ->
+#: shape and unit. ``capacity_mah`` is optional: files written before it existed lack it, and their
+#: training curves are drawn without the capacity panel.
+EVALUATIONS_ARRAYS: dict[str, str] = {
+    "algo": "() text: the algorithm's registry name",
+    "seed": "() integer: the training seed",
+    "timesteps": "(evaluations,) env steps at each evaluation, strictly increasing",
+    "results": "(evaluations, episodes) each evaluation episode's return [reward units]",
+    "ep_lengths": "(evaluations, episodes) each evaluation episode's decisions [-]",
+    "capacity_mah": "(evaluations, episodes) optional: the usable capacity U of the pack at each "
+    "evaluation episode's end, i.e. the capacity of its next discharge after a full charge "
+    "(bmsrl.env.BalancingTask.usable_capacity_ah) [mAh]; NaN for evaluations carried over from a "
+    "file without it. A return is not a capacity: on the training profile bleeding during the "
+    "discharge earns nothing, though it raises the next discharge's capacity",
+}
+
+
 def write_evaluations(path: Path, source: Path, algo: str, seed: int) -> None:
     """Copy SB3's EvalCallback file ``source`` to ``path`` with the run's labels ``algo`` and ``seed`` added."""
     with np.load(source) as data:
@@ -301,7 +318,8 @@ def write_evaluations(path: Path, source: Path, algo: str, seed: int) -> None:
 
 
 def read_evaluations(path: str | os.PathLike) -> dict:
-    """Labels ``algo``, ``seed`` and validated arrays ``timesteps`` (n,), ``results`` (n, episodes)."""
+    """Labels ``algo``, ``seed`` and validated arrays ``timesteps`` (n,), ``results`` (n, episodes)
+    and ``capacity_mah`` (n, episodes), or ``None`` for a file without it (:data:`EVALUATIONS_ARRAYS`)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -328,7 +346,25 @@ def read_evaluations(path: str | os.PathLike) -> dict:
         raise UserError(f"{_EVALS_FILE} {path}: 'timesteps' or 'results' holds NaN or infinite values")
     if np.any(np.diff(steps) <= 0):
         raise UserError(f"{_EVALS_FILE} {path}: 'timesteps' is not strictly increasing")
-    return {"algo": str(arrays["algo"]), "seed": int(arrays["seed"]), "timesteps": steps, "results": results}
+    capacity = None
+    if "capacity_mah" in arrays:
+        capacity = arrays["capacity_mah"].astype(np.float64)
+        if capacity.ndim == 1:
+            capacity = capacity[:, None]
+        if capacity.shape != results.shape:
+            raise UserError(
+                f"{_EVALS_FILE} {path}: 'capacity_mah' has shape {arrays['capacity_mah'].shape}, expected "
+                f"{results.shape} to match 'results'"
+            )
+        if np.isinf(capacity).any() or (capacity < 0).any():
+            raise UserError(f"{_EVALS_FILE} {path}: 'capacity_mah' holds negative or infinite values")
+    return {
+        "algo": str(arrays["algo"]),
+        "seed": int(arrays["seed"]),
+        "timesteps": steps,
+        "results": results,
+        "capacity_mah": capacity,
+    }
 
 
 def load_evaluations(paths: Sequence[str | os.PathLike]) -> dict[tuple[str, int], dict]:
@@ -376,15 +412,22 @@ def read_baseline_settings(path: str | os.PathLike, baseline: str, keys: Sequenc
 
 _REFERENCES_FILE = "training references file"
 #: Columns of training_references.csv: per baseline x training seed x training-evaluation pack, the
-#: episode's return [reward units] on the packs the train stage evaluates on.
-REFERENCE_COLUMNS: tuple[str, ...] = ("policy", "seed", "episode", "return")
+#: episode's return [reward units] on the packs the train stage evaluates on, and the pack's
+#: capacity at the episode's end [mAh], as ``capacity_mah`` of evaluations.npz (:data:`EVALUATIONS_ARRAYS`).
+REFERENCE_COLUMNS: tuple[str, ...] = ("policy", "seed", "episode", "return", "capacity_mah")
 
 
-def read_references(path: str | os.PathLike) -> dict[str, float]:
-    """``{baseline: mean return}`` over the rows of ``training_references.csv`` (every seed's
-    packs alike: each seed has ``training.eval_episodes`` rows per baseline)."""
-    frame = read_table(path, kind=_REFERENCES_FILE, text=("policy",), numeric=("seed", "episode", "return"))
-    return {name: float(rows["return"].mean()) for name, rows in frame.groupby("policy", sort=False)}
+def read_references(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """``{baseline: {"return": mean return, "capacity_mah": mean capacity [mAh]}}`` over the rows of
+    ``training_references.csv`` (every seed's packs alike: each seed has ``training.eval_episodes``
+    rows per baseline)."""
+    frame = read_table(
+        path, kind=_REFERENCES_FILE, text=("policy",), numeric=("seed", "episode", "return", "capacity_mah")
+    )
+    return {
+        name: {"return": float(rows["return"].mean()), "capacity_mah": float(rows["capacity_mah"].mean())}
+        for name, rows in frame.groupby("policy", sort=False)
+    }
 
 
 _TUNED_FILE = "tuned hyperparameters file"

@@ -63,17 +63,26 @@ def performance_profile(shares: np.ndarray, taus: np.ndarray) -> np.ndarray:
         return np.where(count > 0, above / np.maximum(count, 1), np.nan)
 
 
-def training_curve(runs: Sequence[Mapping[str, np.ndarray]], confidence: float = 0.95):
-    """Mean over seeds of the mean evaluation return, on the union grid of the seeds' timesteps.
+def training_curve(runs: Sequence[Mapping[str, np.ndarray]], confidence: float = 0.95, key: str = "results"):
+    """Mean over seeds of the mean evaluation return (``key="results"``), or of another
+    per-evaluation-episode array of evaluations.npz (``"capacity_mah"``), on the union grid of the
+    seeds' timesteps.
 
-    Each seed's curve (mean over its evaluation episodes) is linearly interpolated onto the
+    Each seed's curve (mean over its evaluation episodes; evaluations without a finite value, e.g.
+    capacities carried over from a file without them, left out) is linearly interpolated onto the
     union of all seeds' timesteps inside their common range ``[max first, min last]``. The band
     is a Student-t interval over seeds (:func:`t_interval`; ``None`` with one seed).
 
     Returns ``(grid, mean, low, high)`` with ``low``/``high`` ``None`` for a single seed; raises a
-    :class:`UserError` if the seeds' timestep ranges do not overlap.
+    :class:`UserError` if a seed has no finite value or the seeds' timestep ranges do not overlap.
     """
-    curves = [(r["timesteps"], r["results"].mean(axis=1)) for r in runs]
+    curves = []
+    for r in runs:
+        values = np.asarray(r[key], dtype=np.float64).mean(axis=1)
+        finite = np.isfinite(values)
+        if not finite.any():
+            raise UserError(f"a seed's evaluations hold no finite {key!r}")
+        curves.append((np.asarray(r["timesteps"])[finite], values[finite]))
     start = max(steps[0] for steps, _ in curves)
     stop = min(steps[-1] for steps, _ in curves)
     if start > stop:

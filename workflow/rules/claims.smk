@@ -8,8 +8,8 @@ CLAIMS_MD = "results/tables/claims.md"
 
 
 rule claims:
-    """The paper's claims (+16.8 % capacity, -69.4 % SoC variance, -40.4 % switching, TRPO best) against
-    this run's metrics, with the bound or ceiling of each and a verdict (docs/claims.md)."""
+    """The paper's claims (capacity, SoC variance, switching, TRPO best; figures in bmsrl.claims.CLAIMS)
+    against this run's metrics, with the bound or ceiling of each and a verdict (docs/claims.md)."""
     input:
         metrics=eval_files("metrics.csv", scenarios=[DEFAULT_SCENARIO]),
         config=RUN_CONFIG,

@@ -27,8 +27,8 @@ rule plot_traces:
 
 
 rule training_references:
-    """Each baseline's return on the packs the train stage evaluates on (the same seeds, env,
-    profile and reward): the reference lines of the training curves, as numbers."""
+    """Each baseline's return and next-discharge capacity on the packs the train stage evaluates on
+    (the same seeds, env, profile and reward): the reference lines of the training curves, as numbers."""
     input:
         ocv=OCV_PROCESSED,
         ecm=config["ecm_table"],
@@ -58,8 +58,9 @@ rule training_references:
 
 
 rule plot_training:
-    """Evaluation return during training, mean and CI over seeds, per algorithm, with each
-    baseline's return on the same evaluation packs as a reference line (drawn, not simulated)."""
+    """Evaluation return and next-discharge capacity during training, mean and CI over seeds, per
+    algorithm, with each baseline's return and capacity on the same evaluation packs as reference
+    lines (drawn, not simulated)."""
     input:
         evaluations=training_evaluations(),
         references=TRAINING_REFERENCES,
