@@ -40,7 +40,7 @@ class BatchedBalancingVecEnv(VecEnv):
         self.full_info = full_info
         self.render_mode = None  # VecEnv.__init__ reads it through get_attr
         observation_space = spaces.Box(-1.0, 1.0, (self.task.obs_size,), dtype=np.float32)
-        super().__init__(n_envs, observation_space, spaces.Discrete(self.task.n_actions))
+        super().__init__(n_envs, observation_space, self.task.gym_action_space())
         self._rngs = [rng_for_seed(None) for _ in range(n_envs)]
         self._actions = np.zeros(n_envs, dtype=np.intp)
         self._all = np.arange(n_envs)
@@ -70,7 +70,7 @@ class BatchedBalancingVecEnv(VecEnv):
         return self.task.reset_packs(packs, soc, soh)
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions  # checked by BalancingTask.step (integers in range, one per pack)
+        self._actions = actions  # checked by BalancingTask.step (in the task's space, one per pack)
 
     def step_wait(self):
         obs, reward, terminated, truncated, interval = self.task.step(self._actions)
@@ -91,8 +91,8 @@ class BatchedBalancingVecEnv(VecEnv):
         return obs, reward.astype(np.float32), done, infos
 
     def action_masks(self) -> np.ndarray:
-        """(n_envs, n_actions) valid actions, for MaskablePPO."""
-        return ~self.task.invalid_mask()
+        """The valid actions of every pack, for MaskablePPO (:meth:`BalancingTask.action_masks`)."""
+        return self.task.action_masks()
 
     def close(self) -> None:
         pass
