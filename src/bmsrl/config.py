@@ -329,6 +329,14 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
                 f"training.features: {features} is not available for {algo}, whose policy takes no "
                 f"features extractor; use raw, or leave {algo} out of algos"
             )
+    mix = cfg.get("training", {}).get("profiles", [])
+    for key in ("training.n_envs", "training.eval_episodes", "search.eval_episodes"):
+        section, name = key.split(".")
+        packs = cfg.get(section, {}).get(name)
+        if mix and packs is not None and packs < len(mix):
+            errors.append(
+                f"{key}: {packs} packs cannot follow the {len(mix)} training.profiles {mix} (one pack each at least)"
+            )
     action_space = cfg.get("env", {}).get("action_space", "discrete")
     for algo in cfg.get("algos", []):
         spec = algos.ALGOS.get(algo)
