@@ -96,3 +96,26 @@ def test_training_runs_on_a_mix(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--config", str(path), "--algo", "a2c", "--seed", "1", "--out", str(out)]) == 0
     assert json.loads((out / "run_config.json").read_text())["settings"]["profiles"] == [TEST, TRAIN]
+
+
+def test_the_training_curves_reference_lines_run_on_the_mix_the_agents_are_evaluated_on():
+    """bmsrl.reference's baseline returns equal a baseline's first episode on each pack of the
+    evaluation env training builds (the same mix, the same pack generators)."""
+    from bmsrl.baselines import make_baseline
+    from bmsrl.reference import baseline_returns
+    from bmsrl.seeds import training_eval_seed
+    from bmsrl.task_config import task_kwargs
+
+    cfg = validate({"training": {"eval_episodes": 4, "profiles": [TEST, TRAIN]}}, "cfg.yaml")
+    settings = cfg["baselines"]["top_balancing"]
+    expected = baseline_returns(cfg, 2, {"top_balancing": settings})["top_balancing"]
+    env = make_vec_env(4, [TEST, TRAIN], **task_kwargs(cfg, TRAIN, None))
+    env.seed(training_eval_seed(cfg, 2))
+    obs, policy = env.reset(), make_baseline("top_balancing", 5, settings, env=cfg["env"])
+    returns, running = np.zeros(4), np.ones(4, dtype=bool)
+    while running.any():
+        obs, reward, done, _ = env.step(policy.predict(obs)[0])
+        returns += np.where(running, reward, 0.0)
+        running &= ~done
+    np.testing.assert_allclose(returns, expected, rtol=1e-5)
+    assert expected[0] != expected[1]  # the two orders differ

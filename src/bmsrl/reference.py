@@ -28,6 +28,7 @@ from bmsrl.io import atomic_output
 from bmsrl.results import REFERENCE_COLUMNS, read_baseline_settings
 from bmsrl.rollout import rollout
 from bmsrl.seeds import training_eval_seed
+from bmsrl.settings import training_profiles
 from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 
@@ -38,17 +39,22 @@ def baseline_returns(
 
     ``baselines`` maps each baseline's name to its settings (``None``: none needed). The packs are
     those the train stage's evaluation callback resets (``training.eval_episodes`` packs, pack k from
-    ``SeedSequence(training_eval_seed, spawn_key=(k,))``); each runs one deterministic episode, and
-    its return is the sum of the (raw, unnormalised) rewards until its episode ends.
+    ``SeedSequence(training_eval_seed, spawn_key=(k,))``, on the training profiles as there: pack k
+    on the k-th of ``training.profiles`` modulo their number, or ``profiles.train``); each runs one
+    deterministic episode, and its return is the sum of the (raw, unnormalised) rewards until its
+    episode ends.
     """
     n = cfg["training"]["eval_episodes"]
-    task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], ocv_table))
+    profiles = training_profiles(cfg, cfg["profiles"]["train"])
     start = training_eval_seed(cfg, seed)
-    returns = {}
-    for name, settings in baselines.items():
-        task.reset_drawn([pack_rng(start, k) for k in range(n)])  # the same packs for every baseline
-        policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
-        returns[name] = rollout(task, policy).returns
+    returns = {name: np.empty(n) for name in baselines}
+    for j, profile in enumerate(profiles):
+        packs = np.arange(j, n, len(profiles))
+        task = BalancingTask(n_packs=len(packs), **task_kwargs(cfg, profile, ocv_table))
+        for name, settings in baselines.items():
+            task.reset_drawn([pack_rng(start, int(k)) for k in packs])  # the same packs for every baseline
+            policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
+            returns[name][packs] = rollout(task, policy).returns
     return returns
 
 
