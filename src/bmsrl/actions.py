@@ -4,7 +4,7 @@
   the shunt of cell ``i``. An action that closes a shunt the invalid-action rules forbid is not applied
   at all: the previous switch state is kept (less any shunt forbidden now).
 * ``multi_binary``: ``MultiBinary(n)``, one bit per shunt (1: closed), a per-cell action head for the
-  policy-gradient algorithms (PPO, Maskable PPO, A2C, TRPO: :attr:`bmsrl.algos.AlgoSpec.action_spaces`).
+  policy-gradient algorithms (which ones: :attr:`bmsrl.algos.AlgoSpec.action_spaces`).
   The rules apply per cell: a forbidden shunt stays open, every other bit is applied as requested,
   and the step still counts as invalid (the reward's penalty, ``info["invalid_action"]``).
 

@@ -65,7 +65,7 @@ class TaskParameters:
         next(iter(ACTION_SPACES)),
         "the agent's action space: discrete (Discrete(2^n_cells), one index whose bit i closes cell i's shunt, "
         "the study's) or multi_binary (MultiBinary(n_cells), one bit per shunt, a forbidden shunt stays open; "
-        "PPO, Maskable PPO, A2C and TRPO only) (bmsrl.actions)",
+        "for the algorithms whose bmsrl.algos entry lists it in action_spaces) (bmsrl.actions)",
         type="string",
         enum=list(ACTION_SPACES),
     )
