@@ -162,3 +162,37 @@ def test_a_scenario_cannot_change_the_action_space():
     cfg = {"evaluation": {"scenarios": {"default": {}, "bits": {"action_space": "multi_binary"}}}}
     with pytest.raises(UserError, match="evaluation.scenarios.bits.action_space"):
         validate(cfg, "cfg.yaml")
+
+
+@pytest.mark.parametrize("algo", ["maskable_ppo", "trpo"])
+def test_train_and_evaluate_a_per_cell_agent_through_the_cli(tmp_path, algo):
+    """``env.action_space: multi_binary`` through the stages: train (its evaluation callback reads the
+    per-cell masks for Maskable PPO), then evaluate the best model on test packs."""
+    import pandas as pd
+    import yaml
+
+    from bmsrl.cli import main
+
+    cfg = {
+        "algos": [algo],
+        "env": {"action_space": "multi_binary"},
+        "evaluation": {"episodes": 2},
+        "training": {
+            "n_envs": 4,
+            "total_steps": {algo: 256},
+            "eval_interval": 128,
+            "eval_episodes": 2,
+            "checkpoint_interval": 256,
+            "hyperparams": {algo: {"n_steps": 32, "batch_size": 64}},
+        },
+    }
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run, out = tmp_path / "run", tmp_path / "eval"
+    assert main(["train", "--config", str(path), "--algo", algo, "--seed", "1", "--out", str(run)]) == 0
+    args = ["--profile", "charge-rest-discharge", "--seed", "1", "--model", str(run / "best_model.zip")]
+    assert main(["evaluate", "--config", str(path), "--policy", algo, *args, "--out", str(out)]) == 0
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert len(metrics) == 2 and (metrics["episode_steps"] > 0).all()
+    if algo == "maskable_ppo":  # samples only valid shunts, so no step is invalid
+        assert (metrics["invalid_actions"] == 0).all()
