@@ -309,7 +309,8 @@ class PassiveBalancingEnv(gym.Env):
     kept and the reward is penalised. A forbidden shunt is never applied,
     though: if the previous state itself closes a shunt the rules forbid now (the lowest cell has
     changed, or the discharge has begun, since it was closed), that shunt opens, an interlock that
-    counts as a toggle. :meth:`action_masks` gives the valid actions for maskable algorithms.
+    counts as a toggle. :meth:`action_masks` gives the valid actions for maskable algorithms (with
+    ``multi_binary``, per cell: [open allowed, close allowed]).
 
     ## Observation Space
 
