@@ -201,7 +201,7 @@ def test_free_form_hyperparams_allowed(tmp_path):
         (
             "evaluation:\n  scenarios:\n    default: {}\n    hot: {temperature_c: 40}\n",
             "evaluation.scenarios.hot.temperature_c",
-            "unknown key; allowed keys: capacity_ah",
+            "unknown key; allowed keys: action_space, capacity_ah",
         ),
         (
             "evaluation:\n  scenarios:\n    default: {}\n    big: {n_cells: 6}\n",

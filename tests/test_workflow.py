@@ -163,6 +163,9 @@ def test_more_trials_or_a_longer_training_leave_the_trials_done_alone(workdir):
     assert trial_config("search={trials: 30}") == base
     assert trial_config("training={total_steps: {ppo: 100}}") == base
     assert trial_config("search={eval_episodes: 3}") != base
+    # what the trial's agent learns from: its network's features and its training profiles
+    assert trial_config("training={features: cell_set}") != base
+    assert trial_config("training={profiles: [charge-rest-discharge]}") != base
 
 
 def shell_commands(workdir: Path, *args: str) -> list[str]:

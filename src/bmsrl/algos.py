@@ -61,6 +61,9 @@ class AlgoSpec:
     keywords: tuple[str, ...] = ()
     #: its policy takes SB3's ``features_extractor_class`` (``training.features``: bmsrl.networks)
     features_extractor: bool = True
+    #: the ``env.action_space`` values its policy takes (:mod:`bmsrl.actions`): every algorithm takes
+    #: ``discrete``; ``multi_binary`` (one bit per shunt) needs a policy with a Bernoulli head per bit
+    action_spaces: tuple[str, ...] = ("discrete",)
 
     @property
     def on_policy(self) -> bool:
@@ -233,6 +236,10 @@ _PPO_SPACE = {
     "n_epochs": {"type": "int", "low": 3, "high": 20},
 }
 
+#: both action spaces: SB3's PPO, A2C and sb3-contrib's MaskablePPO (with per-cell masks) and TRPO
+#: take MultiBinary; DQN (one Q-value per joint action) and ARS do not
+_PER_CELL = ("discrete", "multi_binary")
+
 #: name -> spec, in the order tables and figures list them
 ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
@@ -283,6 +290,7 @@ ALGOS: dict[str, AlgoSpec] = {
             default_n_steps=2048,
             adam=True,
             normalize_reward=True,
+            action_spaces=_PER_CELL,
             hyperparams=_PPO_HYPERPARAMS,
             description="Proximal policy optimisation (on-policy, clipped surrogate)",
             keywords=_PPO_KEYWORDS,
@@ -299,6 +307,7 @@ ALGOS: dict[str, AlgoSpec] = {
             masked=True,
             adam=True,
             normalize_reward=True,
+            action_spaces=_PER_CELL,
             hyperparams=_PPO_HYPERPARAMS,
             description="PPO that samples only the actions the invalid-action rules allow (sb3-contrib)",
             keywords=_MASKABLE_PPO_KEYWORDS,
@@ -313,6 +322,7 @@ ALGOS: dict[str, AlgoSpec] = {
             log_unit="rollout",
             default_n_steps=5,
             normalize_reward=True,
+            action_spaces=_PER_CELL,
             hyperparams=_A2C_HYPERPARAMS,
             description="Advantage actor-critic: the synchronous form of the study's A3C",
             keywords=_A2C_KEYWORDS,
@@ -334,6 +344,7 @@ ALGOS: dict[str, AlgoSpec] = {
             default_n_steps=2048,
             adam=True,
             normalize_reward=True,
+            action_spaces=_PER_CELL,
             hyperparams=_TRPO_HYPERPARAMS,
             description="Trust-region policy optimisation (sb3-contrib)",
             keywords=_TRPO_KEYWORDS,

@@ -53,6 +53,7 @@ class BestKnown:
                 init_soc=task.init_soc,
                 init_soh=task.init_soh,
                 i_max_a=task.i_max_a,
+                action_space=task.action_space,
                 tables=task.tables,
             )
         return self._shadow

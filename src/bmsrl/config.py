@@ -329,6 +329,23 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
                 f"training.features: {features} is not available for {algo}, whose policy takes no "
                 f"features extractor; use raw, or leave {algo} out of algos"
             )
+    mix = cfg.get("training", {}).get("profiles", [])
+    for key in ("training.n_envs", "training.eval_episodes", "search.eval_episodes"):
+        section, name = key.split(".")
+        packs = cfg.get(section, {}).get(name)
+        if mix and packs is not None and packs < len(mix):
+            errors.append(
+                f"{key}: {packs} packs cannot follow the {len(mix)} training.profiles {mix} (one pack each at least)"
+            )
+    action_space = cfg.get("env", {}).get("action_space", "discrete")
+    for algo in cfg.get("algos", []):
+        spec = algos.ALGOS.get(algo)
+        if spec is not None and action_space not in spec.action_spaces:
+            takes = [a for a, s in algos.ALGOS.items() if action_space in s.action_spaces]
+            errors.append(
+                f"env.action_space: {action_space} is not available for {algo} (it takes "
+                f"{', '.join(spec.action_spaces)}); use {spec.action_spaces[0]}, or train only {', '.join(takes)}"
+            )
     for algo, kwargs in hyperparams.items():
         spec = algos.ALGOS.get(algo)
         if spec is None or not spec.keywords:
@@ -435,6 +452,11 @@ def _semantic_problem(cfg: dict[str, Any]) -> str | None:
 
     intervals = interval_keys([PackParameters, TaskParameters])  # keys of env that are [lo, hi]
     for name, overrides in scenarios.items():
+        if "action_space" in overrides:
+            return (
+                f"evaluation.scenarios.{name}.action_space: a scenario changes the packs, not the agents' "
+                "action space (set env.action_space for the whole run)"
+            )
         for key in intervals:
             if key in overrides and overrides[key][0] > overrides[key][1]:
                 return f"evaluation.scenarios.{name}.{key}: {overrides[key]} is not an interval [lo, hi] with lo <= hi"

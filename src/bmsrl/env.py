@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
+from bmsrl.actions import ACTION_SPACES, MULTI_BINARY, cell_masks, check_bits, check_indices
 from bmsrl.fields import check, param
 from bmsrl.observation import INVALID_RULES, SOH_OBS_SCALE, decode_observation  # noqa: F401  (re-exported: the env's layout, read back)
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
@@ -60,6 +61,14 @@ class TaskParameters:
         items={"type": "string", "enum": list(INVALID_RULES)},
         uniqueItems=True,
     )
+    action_space: str = param(
+        next(iter(ACTION_SPACES)),
+        "the agent's action space: discrete (Discrete(2^n_cells), one index whose bit i closes cell i's shunt, "
+        "the study's) or multi_binary (MultiBinary(n_cells), one bit per shunt, a forbidden shunt stays open; "
+        "for the algorithms whose bmsrl.algos entry lists it in action_spaces) (bmsrl.actions)",
+        type="string",
+        enum=list(ACTION_SPACES),
+    )
 
 
 #: sub-steps per 30 s decision interval (env.substeps, :class:`TaskParameters`)
@@ -88,6 +97,7 @@ class BalancingTask:
         init_soc: tuple[float, float] = TaskParameters.init_soc,
         init_soh: tuple[float, float] = TaskParameters.init_soh,
         i_max_a: float = TaskParameters.i_max_a,
+        action_space: str = TaskParameters.action_space,
         tables: CellTables | None = None,
         allow_implausible_tables: bool = False,
     ) -> None:
@@ -105,6 +115,7 @@ class BalancingTask:
                 "init_soc": init_soc,
                 "init_soh": init_soh,
                 "i_max_a": i_max_a,
+                "action_space": action_space,
             },
             [PackParameters, TaskParameters],
         )
@@ -112,6 +123,9 @@ class BalancingTask:
         self.init_soc = tuple(float(x) for x in init_soc)
         self.init_soh = tuple(float(x) for x in init_soh)
         self.i_max_a = float(i_max_a)
+        #: ``env.action_space`` (:mod:`bmsrl.actions`); inside, actions are indices either way
+        self.action_space = action_space
+        self.per_cell = action_space == MULTI_BINARY
         self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah)
         self.tables = (
             tables
@@ -196,6 +210,16 @@ class BalancingTask:
         forbidden = self.forbidden_closures()  # (P, C)
         return (self.action_bits[None, :, :] & forbidden[:, None, :]).any(axis=-1)
 
+    def gym_action_space(self) -> spaces.Space:
+        """The Gymnasium space of one pack's action: ``Discrete(2^n)`` or ``MultiBinary(n)``."""
+        return spaces.MultiBinary(self.params.n_cells) if self.per_cell else spaces.Discrete(self.n_actions)
+
+    def action_masks(self) -> np.ndarray:
+        """The valid actions now, in the task's space as sb3-contrib's maskable policies read them:
+        (packs, n_actions) for ``discrete``, (packs, 2 n_cells) [open allowed, close allowed] per cell
+        for ``multi_binary``."""
+        return cell_masks(self.forbidden_closures()) if self.per_cell else ~self.invalid_mask()
+
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
         """Apply one action per pack and integrate one decision interval.
 
@@ -211,9 +235,12 @@ class BalancingTask:
         forbidden = self.forbidden_closures()
         requested = self.action_bits[actions]
         invalid = (requested & forbidden).any(axis=1)
-        # An invalid action keeps the previous switch state, less any shunt the rules forbid now
-        # (an interlock: the lowest cell may have changed, or discharge begun, since it was closed).
-        switches = np.where(invalid[:, None], previous & ~forbidden, requested)
+        if self.per_cell:  # multi_binary: the rules per cell, a forbidden shunt stays open
+            switches = requested & ~forbidden
+        else:
+            # An invalid action keeps the previous switch state, less any shunt the rules forbid now
+            # (an interlock: the lowest cell may have changed, or discharge begun, since it was closed).
+            switches = np.where(invalid[:, None], previous & ~forbidden, requested)
         toggles = (switches != previous).sum(axis=1)
         interval = self.sim.advance(switches)
         reward = self.reward_kind.step(self, interval, toggles, invalid)
@@ -230,28 +257,13 @@ class BalancingTask:
         return obs, reward, terminated, truncated, interval
 
     def check_actions(self, actions) -> np.ndarray:
-        """``actions`` as an index array over packs, or a :class:`ValueError` naming the bad action.
-
-        Accepted: integers in [0, n_actions) (NumPy integer arrays of ``n_packs`` elements, as SB3
-        passes them), as Gymnasium's ``Discrete.contains``; refused: floats (3.5 is not 3), strings,
-        booleans, NaN, negative (-1 is not the last action) or too-large values. One vectorized check.
-        """
-        array = np.asarray(actions)
-        if array.dtype.kind not in "iu" or array.size != self.n_packs:
-            raise ValueError(
-                f"invalid action {actions!r}: expected {self.n_packs} integer action(s) in [0, {self.n_actions - 1}]"
-                f" (Discrete({self.n_actions})), got {array.size} value(s) of type {array.dtype}"
-            )
-        array = array.reshape(self.n_packs)
-        # one comparison: a negative action, seen as unsigned, is huge
-        unsigned = array.view(np.uint64) if array.dtype == np.int64 else array.astype(np.uint64)
-        if np.count_nonzero(unsigned >= self.n_actions):
-            bad = array[(array < 0) | (array >= self.n_actions)]
-            raise ValueError(
-                f"invalid action {bad[0]}: actions are integers in [0, {self.n_actions - 1}] "
-                f"(Discrete({self.n_actions}))"
-            )
-        return array
+        """``actions`` in the task's space as an index array over packs, or a :class:`ValueError`
+        naming the bad action: ``discrete``, integers in [0, n_actions) as Gymnasium's
+        ``Discrete.contains`` (:func:`bmsrl.actions.check_indices`); ``multi_binary``, (packs, cells)
+        bits 0 or 1 (:func:`bmsrl.actions.check_bits`)."""
+        if self.per_cell:
+            return check_bits(actions, self.n_packs, self.params.n_cells)
+        return check_indices(actions, self.n_packs, self.params.n_cells)
 
     def _write_frame(self, out: np.ndarray) -> None:
         """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1);
@@ -301,13 +313,17 @@ class PassiveBalancingEnv(gym.Env):
 
     ## Action Space
 
-    ``Discrete(32)``: bit ``i`` of the action closes the shunt of cell ``i`` (action 0: all open,
-    action 31: all closed). An *invalid* action (by default: closing the shunt of the lowest-SoC
-    cell while the pack discharges; ``invalid_rules`` selects the rule set) is not applied: the
-    previous switch state is kept and the reward is penalised. A forbidden shunt is never applied,
+    ``Discrete(32)`` (the default, ``action_space="discrete"``): bit ``i`` of the action closes the
+    shunt of cell ``i`` (action 0: all open, action 31: all closed). ``action_space="multi_binary"``:
+    ``MultiBinary(5)``, one bit per shunt (1: closed), with the rules below applied per cell (a
+    forbidden shunt stays open, the other bits apply, the step counts as invalid; :mod:`bmsrl.actions`).
+    An *invalid* action (by default: closing the shunt of the lowest-SoC cell while the pack
+    discharges; ``invalid_rules`` selects the rule set) is not applied: the previous switch state is
+    kept and the reward is penalised. A forbidden shunt is never applied,
     though: if the previous state itself closes a shunt the rules forbid now (the lowest cell has
     changed, or the discharge has begun, since it was closed), that shunt opens, an interlock that
-    counts as a toggle. :meth:`action_masks` gives the valid actions for maskable algorithms.
+    counts as a toggle. :meth:`action_masks` gives the valid actions for maskable algorithms (with
+    ``multi_binary``, per cell: [open allowed, close allowed]).
 
     ## Observation Space
 
@@ -385,7 +401,7 @@ class PassiveBalancingEnv(gym.Env):
       ``cv_taper_c_rate``, safety margin).
     * ``reward``: :class:`~bmsrl.reward.RewardWeights` or a dict of its fields.
     * ``decision_interval_s`` (30), ``substeps`` (sub-steps per interval), ``invalid_rules``,
-      ``init_soc``, ``init_soh``, ``i_max_a``.
+      ``init_soc``, ``init_soh``, ``i_max_a``, ``action_space`` (``"discrete"`` or ``"multi_binary"``).
 
     ## Info
 
@@ -420,7 +436,7 @@ class PassiveBalancingEnv(gym.Env):
         self.render_mode = render_mode
         self._renderer = None  # bmsrl.render.PackRenderer, built by the first render()
         self.task = BalancingTask(n_packs=1, **task_kwargs)
-        self.action_space = spaces.Discrete(self.task.n_actions)
+        self.action_space = self.task.gym_action_space()
         self.observation_space = spaces.Box(-1.0, 1.0, (self.task.obs_size,), dtype=np.float32)
         self._all = np.arange(1)
 
@@ -431,6 +447,14 @@ class PassiveBalancingEnv(gym.Env):
         return obs[0].copy(), self.task.pack_info(0)
 
     def step(self, action):
+        if self.task.per_cell:  # multi_binary: n_cells bits (bmsrl.actions.check_bits)
+            array = np.asarray(action)
+            if array.shape != (self.task.params.n_cells,):
+                raise ValueError(
+                    f"invalid action {action!r}: expected {self.task.params.n_cells} shunt bits "
+                    f"(MultiBinary({self.task.params.n_cells})), got shape {array.shape}"
+                )
+            return self._step_indices(self.task.check_actions(array[None]))
         # Gymnasium's Discrete.contains (a Python or NumPy integer, or a 0-d integer array), less booleans
         if type(action) is int or isinstance(action, np.integer):  # the fast path: a plain integer
             valid = 0 <= action < self.task.n_actions
@@ -444,7 +468,10 @@ class PassiveBalancingEnv(gym.Env):
                 f"invalid action {action!r}: actions are integers in [0, {self.action_space.n - 1}] "
                 f"(Discrete({self.action_space.n}))"
             )
-        obs, reward, terminated, truncated, interval = self.task.step_checked(np.array([action], dtype=np.intp))
+        return self._step_indices(np.array([action], dtype=np.intp))
+
+    def _step_indices(self, indices: np.ndarray):
+        obs, reward, terminated, truncated, interval = self.task.step_checked(indices)
         return (
             obs[0].copy(),
             float(reward[0]),
@@ -454,8 +481,8 @@ class PassiveBalancingEnv(gym.Env):
         )
 
     def action_masks(self) -> np.ndarray:
-        """Valid actions now (True = allowed), for sb3-contrib's MaskablePPO."""
-        return ~self.task.invalid_mask()[0]
+        """Valid actions now (True = allowed), for sb3-contrib's MaskablePPO (:meth:`BalancingTask.action_masks`)."""
+        return self.task.action_masks()[0]
 
     def render(self):
         """The pack now: an (H, W, 3) uint8 image (``"rgb_array"``), a text view (``"ansi"``), or None."""

@@ -20,7 +20,7 @@ from bmsrl import algos
 from bmsrl.agents import algorithm_class
 from bmsrl.io import atomic_output, file_digest
 from bmsrl.rollout import reads_action_masks
-from bmsrl.settings import TrainingSettings
+from bmsrl.settings import TrainingSettings, training_profiles
 from bmsrl.task_config import task_kwargs
 
 log = logging.getLogger("bmsrl.learning")
@@ -32,6 +32,7 @@ def learning_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None)
     profile) and the digests of its tables."""
     training = TrainingSettings.of(cfg)
     kwargs = task_kwargs(cfg, profile, ocv_table)
+    profiles = training_profiles(cfg, profile)
     return {
         "algo": algo,
         "profile": profile,
@@ -44,6 +45,8 @@ def learning_settings(cfg: dict, algo: str, profile: str, ocv_table: str | None)
         "ecm_table_sha256": file_digest(kwargs["ecm_table"]),
         # the raw observation (the default) adds nothing, so earlier records and studies keep their identity
         **({"features": training.features} if training.features != "raw" else {}),
+        # one profile (the default) is ``profile`` above; a mix is recorded as well
+        **({"profiles": list(profiles)} if len(profiles) > 1 or profiles[0] != profile else {}),
     }
 
 
@@ -61,8 +64,9 @@ def seed_everything(seed: int, torch_threads: int) -> None:
 
 
 def make_envs(cfg: dict, algo: str, profile: str, ocv_table: str | None, n_eval: int, normalize_reward: bool):
-    """``(env, eval_env)``: ``training.n_envs`` training packs and ``n_eval`` evaluation packs of
-    ``profile``, unseeded (the caller seeds them: training packs from the run seed, evaluation packs
+    """``(env, eval_env)``: ``training.n_envs`` training packs and ``n_eval`` evaluation packs on the
+    training profiles (:func:`training_profiles`: ``profile`` unless ``training.profiles`` mixes
+    several, pack k on the k-th modulo their number), unseeded (the caller seeds them: training packs from the run seed, evaluation packs
     from a disjoint range).
 
     VecMonitor sits inside VecNormalize, so logged episode returns are the raw ones. Returns of
@@ -70,13 +74,14 @@ def make_envs(cfg: dict, algo: str, profile: str, ocv_table: str | None, n_eval:
     """
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-    from bmsrl.vec_env import BatchedBalancingVecEnv
+    from bmsrl.vec_env import make_vec_env
 
     training = TrainingSettings.of(cfg)
     hyperparams = training.hyperparams[algo]
     kwargs = task_kwargs(cfg, profile, ocv_table)
-    env = VecMonitor(BatchedBalancingVecEnv(int(training.n_envs), **kwargs))
-    eval_env = VecMonitor(BatchedBalancingVecEnv(n_eval, **kwargs))
+    profiles = training_profiles(cfg, profile)
+    env = VecMonitor(make_vec_env(int(training.n_envs), profiles, **kwargs))
+    eval_env = VecMonitor(make_vec_env(n_eval, profiles, **kwargs))
     if normalize_reward:
         env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=hyperparams.get("gamma", 0.99))
         eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)

@@ -31,6 +31,7 @@ from bmsrl.io import atomic_output
 from bmsrl.results import REFERENCE_COLUMNS, read_baseline_settings
 from bmsrl.rollout import rollout
 from bmsrl.seeds import training_eval_seed
+from bmsrl.settings import training_profiles
 from bmsrl.task_config import resolve_ocv_table, task_kwargs
 
 
@@ -42,21 +43,26 @@ def baseline_results(
 
     ``baselines`` maps each baseline's name to its settings (``None``: none needed). The packs are
     those the train stage's evaluation callback resets (``training.eval_episodes`` packs, pack k from
-    ``SeedSequence(training_eval_seed, spawn_key=(k,))``); each runs one deterministic episode. Its
-    return is the sum of the (raw, unnormalised) rewards until its episode ends; its capacity the
-    pack's usable capacity at that end (:meth:`bmsrl.env.BalancingTask.usable_capacity_ah`), as the
-    evaluation callback records it for the agents (``capacity_mah`` of evaluations.npz).
+    ``SeedSequence(training_eval_seed, spawn_key=(k,))``, on the training profiles as there: pack k
+    on the k-th of ``training.profiles`` modulo their number, or ``profiles.train``); each runs one
+    deterministic episode. Its return is the sum of the (raw, unnormalised) rewards until its episode
+    ends; its capacity the pack's usable capacity at that end
+    (:meth:`bmsrl.env.BalancingTask.usable_capacity_ah`), as the evaluation callback records it for
+    the agents (``capacity_mah`` of evaluations.npz).
     """
     n = cfg["training"]["eval_episodes"]
-    task = BalancingTask(n_packs=n, **task_kwargs(cfg, cfg["profiles"]["train"], ocv_table))
+    profiles = training_profiles(cfg, cfg["profiles"]["train"])
     start = training_eval_seed(cfg, seed)
-    results = {}
-    for name, settings in baselines.items():
-        task.reset_drawn([pack_rng(start, k) for k in range(n)])  # the same packs for every baseline
-        policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
-        run = rollout(task, policy)
-        capacity_mah = 1000.0 * task.usable_capacity_ah(run.end["soc"], run.end["soh"])
-        results[name] = {"return": run.returns, "capacity_mah": capacity_mah}
+    results = {name: {"return": np.empty(n), "capacity_mah": np.empty(n)} for name in baselines}
+    for j, profile in enumerate(profiles):
+        packs = np.arange(j, n, len(profiles))
+        task = BalancingTask(n_packs=len(packs), **task_kwargs(cfg, profile, ocv_table))
+        for name, settings in baselines.items():
+            task.reset_drawn([pack_rng(start, int(k)) for k in packs])  # the same packs for every baseline
+            policy = make_baseline(name, task.params.n_cells, settings, env=cfg["env"])
+            run = rollout(task, policy)
+            results[name]["return"][packs] = run.returns
+            results[name]["capacity_mah"][packs] = 1000.0 * task.usable_capacity_ah(run.end["soc"], run.end["soh"])
     return results
 
 

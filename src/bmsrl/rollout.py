@@ -8,7 +8,10 @@ per-step records exist once. A pack whose episode has ended idles with every shu
 while the others finish; nothing it does afterwards is counted or recorded.
 
 A policy is anything with Stable-Baselines3's ``predict(observation, deterministic=True)`` taking a
-batch of observations ``(packs, obs_size)`` and returning ``(actions, state)``.
+batch of observations ``(packs, obs_size)`` and returning ``(actions, state)``: action indices
+``(packs,)`` (``Discrete``: the baselines, a ``discrete`` agent) or shunt bits ``(packs, cells)`` (a
+``multi_binary`` agent), on a task of either ``env.action_space`` (:func:`bmsrl.actions.as_indices`,
+the one conversion; the task applies its own space's invalid-action rule).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from bmsrl.actions import as_indices
 from bmsrl.env import BalancingTask
 
 #: the most decisions an episode may take before a rollout gives up (a profile that never ends)
@@ -38,19 +42,20 @@ def _predict_keywords(policy) -> set[str]:
 
 
 def predict_actions(policy, obs: np.ndarray, task: BalancingTask, keywords: set[str] | None = None) -> np.ndarray:
-    """``policy.predict(obs, deterministic=True)`` as an integer array over the task's packs, with the
-    task's valid actions (``action_masks``) if the policy reads them, and the task itself (``task``)
+    """``policy.predict(obs, deterministic=True)`` as an action-index array over the task's packs
+    (either space: :func:`bmsrl.actions.as_indices`), with the task's valid actions (``action_masks``,
+    in the task's space) if the policy reads them, and the task itself (``task``)
     if it reads the simulator (:class:`bmsrl.best_known.BestKnown`). ``keywords``: the keyword
     arguments ``predict`` takes (None: ask)."""
     if keywords is None:
         keywords = _predict_keywords(policy)
     extra = {}
     if "action_masks" in keywords:
-        extra["action_masks"] = ~task.invalid_mask()
+        extra["action_masks"] = task.action_masks()
     if "task" in keywords:
         extra["task"] = task
     actions, _ = policy.predict(obs, deterministic=True, **extra)
-    return np.asarray(actions, dtype=np.int64).reshape(task.n_packs)
+    return as_indices(actions, task.n_packs, task.params.n_cells)
 
 
 @dataclass
@@ -127,7 +132,7 @@ def rollout(
         if done.all():
             return result
         actions = np.where(done, 0, predict_actions(policy, obs, task, keywords))
-        obs, reward, terminated, truncated, interval = task.step(actions)
+        obs, reward, terminated, truncated, interval = task.step_checked(actions)
         running = ~done
         result.returns += np.where(running, reward, 0.0)
         result.steps += running

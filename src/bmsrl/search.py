@@ -50,7 +50,7 @@ from bmsrl.config import add_config_arguments, config_from_args
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output, check_outputs
 from bmsrl.seeds import held_out_seeds, search_eval_seed, search_train_seed
-from bmsrl.settings import SearchSettings
+from bmsrl.settings import SearchSettings, check_profile_option
 from bmsrl.task_config import resolve_ocv_table
 
 log = logging.getLogger("bmsrl.search")
@@ -608,6 +608,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         check_outputs({"--out": args.out}, {**inputs, "TRIAL.json": args.records})
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
+    check_profile_option(cfg, args.profile)
     profile = args.profile or cfg["profiles"]["train"]
     if args.action == "trial":
         if args.trial < 0:

@@ -9,9 +9,11 @@ the fields with the schema). The values are the config's: the defaults live in t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
+
+from bmsrl.errors import UserError
 
 
 def _section(cls, values: Mapping[str, Any], where: str):
@@ -44,6 +46,8 @@ class TrainingSettings:
     checkpoint_interval: int  #: env steps between checkpoints
     log_interval: int  #: env steps between TensorBoard scalar logs
     features: str  #: what the policy network sees (bmsrl.networks.FEATURES)
+    #: the training packs' load profiles, pack k on profiles[k mod len]; empty: ``profiles.train``
+    profiles: Sequence[str]
     early_stopping: EarlyStoppingSettings  #: stop once the evaluation return has stopped rising
     torch_threads: int  #: torch threads per training job [-]
     tuned_hyperparams: bool  #: train with the search's best hyperparameters
@@ -57,6 +61,21 @@ class TrainingSettings:
             EarlyStoppingSettings, training["early_stopping"], "training.early_stopping"
         )
         return _section(cls, training, "training")
+
+
+def training_profiles(cfg: dict, profile: str) -> tuple[str, ...]:
+    """The load profiles of the training packs, pack k on the k-th modulo their number:
+    ``training.profiles``, or ``profile`` (``profiles.train`` or ``--profile``) when that is empty."""
+    return tuple(TrainingSettings.of(cfg).profiles) or (profile,)
+
+
+def check_profile_option(cfg: dict, cli_profile: str | None) -> None:
+    """Refuse ``--profile`` together with ``training.profiles``: which would the packs follow?"""
+    chosen = TrainingSettings.of(cfg).profiles
+    if cli_profile is not None and chosen:
+        raise UserError(
+            f"--profile {cli_profile} and training.profiles {list(chosen)} both choose the training profiles; drop one"
+        )
 
 
 @dataclass(frozen=True)

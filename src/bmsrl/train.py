@@ -43,7 +43,7 @@ from bmsrl.io import atomic_output, check_output
 from bmsrl.learning import build_learner, early_stopping, learning_settings
 from bmsrl.results import read_tuned_hyperparams, write_evaluations
 from bmsrl.seeds import training_eval_seed
-from bmsrl.settings import TrainingSettings
+from bmsrl.settings import TrainingSettings, check_profile_option
 from bmsrl.task_config import resolve_ocv_table
 from bmsrl.versions import package_versions
 
@@ -392,6 +392,7 @@ def main(args: argparse.Namespace) -> int:
         training["total_steps"][args.algo] = args.total_steps
     tuned = tuned_hyperparams(cfg, args.algo, args.tuned_hyperparams)
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
+    check_profile_option(cfg, args.profile)
     os.environ.setdefault("OMP_NUM_THREADS", str(training["torch_threads"]))
     train(cfg, args.algo, args.seed, args.out, args.tensorboard, ocv_table, args.profile, tuned)
     return 0

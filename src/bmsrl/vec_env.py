@@ -40,7 +40,7 @@ class BatchedBalancingVecEnv(VecEnv):
         self.full_info = full_info
         self.render_mode = None  # VecEnv.__init__ reads it through get_attr
         observation_space = spaces.Box(-1.0, 1.0, (self.task.obs_size,), dtype=np.float32)
-        super().__init__(n_envs, observation_space, spaces.Discrete(self.task.n_actions))
+        super().__init__(n_envs, observation_space, self.task.gym_action_space())
         self._rngs = [rng_for_seed(None) for _ in range(n_envs)]
         self._actions = np.zeros(n_envs, dtype=np.intp)
         self._all = np.arange(n_envs)
@@ -70,7 +70,7 @@ class BatchedBalancingVecEnv(VecEnv):
         return self.task.reset_packs(packs, soc, soh)
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions  # checked by BalancingTask.step (integers in range, one per pack)
+        self._actions = actions  # checked by BalancingTask.step (in the task's space, one per pack)
 
     def step_wait(self):
         obs, reward, terminated, truncated, interval = self.task.step(self._actions)
@@ -91,8 +91,8 @@ class BatchedBalancingVecEnv(VecEnv):
         return obs, reward.astype(np.float32), done, infos
 
     def action_masks(self) -> np.ndarray:
-        """(n_envs, n_actions) valid actions, for MaskablePPO."""
-        return ~self.task.invalid_mask()
+        """The valid actions of every pack, for MaskablePPO (:meth:`BalancingTask.action_masks`)."""
+        return self.task.action_masks()
 
     def close(self) -> None:
         pass
@@ -117,3 +117,93 @@ class BatchedBalancingVecEnv(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return indices
+
+
+class MixedProfileVecEnv(VecEnv):
+    """``n_envs`` packs on several load profiles at once (``training.profiles``): pack ``k`` follows
+    ``profiles[k % len(profiles)]``, every episode, so each batch holds both orders side by side.
+
+    One :class:`BatchedBalancingVecEnv` per profile (one simulator call each per step); pack ``k``
+    keeps the generator it would have in a single-profile batch (``pack_rng(seed, k)``, module
+    docstring), so its initial states are the same draws whichever profile it follows. Observations,
+    rewards, episode ends, infos and action masks come back in pack order.
+    """
+
+    def __init__(self, n_envs: int, profiles: Sequence[str], full_info: bool = False, **task_kwargs: Any) -> None:
+        profiles = list(profiles)
+        if not profiles or len(set(profiles)) != len(profiles):
+            raise ValueError(f"profiles must be distinct profile names, at least one, got {profiles}")
+        if n_envs < len(profiles):
+            raise ValueError(f"{n_envs} packs cannot follow {len(profiles)} profiles: at least one pack each")
+        task_kwargs.pop("profile", None)
+        self.profiles = profiles
+        #: the packs (global indices) of each profile's batch, and the batches
+        self.groups = [np.arange(j, n_envs, len(profiles)) for j in range(len(profiles))]
+        self.batches = [
+            BatchedBalancingVecEnv(len(packs), full_info=full_info, profile=profile, **task_kwargs)
+            for packs, profile in zip(self.groups, profiles, strict=True)
+        ]
+        self.render_mode = None
+        first = self.batches[0]
+        super().__init__(n_envs, first.observation_space, first.action_space)
+        self._actions = None
+
+    def seed(self, seed: int | None = None) -> list:
+        """Pack ``k`` gets child ``k`` of ``SeedSequence(seed)``, as in one batch (class docstring)."""
+        if seed is None:
+            seed = int(np.random.randint(0, np.iinfo(np.uint32).max, dtype=np.uint32))
+        for packs, batch in zip(self.groups, self.batches, strict=True):
+            batch._seeds = [(int(seed), int(k)) for k in packs]
+        return [(int(seed), k) for k in range(self.num_envs)]
+
+    def reset(self) -> np.ndarray:
+        self._reset_seeds()
+        self._reset_options()
+        obs = np.empty((self.num_envs, *self.observation_space.shape), dtype=np.float32)
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        for packs, batch in zip(self.groups, self.batches, strict=True):
+            obs[packs] = batch.reset()
+            for k, info in zip(packs, batch.reset_infos, strict=True):
+                self.reset_infos[k] = info
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self):
+        obs = np.empty((self.num_envs, *self.observation_space.shape), dtype=np.float32)
+        reward = np.empty(self.num_envs, dtype=np.float32)
+        done = np.empty(self.num_envs, dtype=bool)
+        infos: list[dict] = [{} for _ in range(self.num_envs)]
+        for packs, batch in zip(self.groups, self.batches, strict=True):
+            batch.step_async(self._actions[packs])
+            o, r, d, i = batch.step_wait()
+            obs[packs], reward[packs], done[packs] = o, r, d
+            for k, info in zip(packs, i, strict=True):
+                infos[k] = info
+        return obs, reward, done, infos
+
+    def action_masks(self) -> np.ndarray:
+        """The valid actions of every pack in pack order, for MaskablePPO."""
+        masks = [batch.action_masks() for batch in self.batches]
+        out = np.empty((self.num_envs, masks[0].shape[1]), dtype=bool)
+        for packs, mask in zip(self.groups, masks, strict=True):
+            out[packs] = mask
+        return out
+
+    def close(self) -> None:
+        pass
+
+    get_attr = BatchedBalancingVecEnv.get_attr
+    set_attr = BatchedBalancingVecEnv.set_attr
+    env_method = BatchedBalancingVecEnv.env_method
+    env_is_wrapped = BatchedBalancingVecEnv.env_is_wrapped
+    _indices = BatchedBalancingVecEnv._indices
+
+
+def make_vec_env(n_envs: int, profiles: Sequence[str], full_info: bool = False, **task_kwargs: Any) -> VecEnv:
+    """``n_envs`` packs on ``profiles`` (one: :class:`BatchedBalancingVecEnv`, several:
+    :class:`MixedProfileVecEnv`); ``task_kwargs`` as :class:`~bmsrl.env.BalancingTask`'s, less the profile."""
+    if len(profiles) == 1:
+        return BatchedBalancingVecEnv(n_envs, full_info=full_info, **{**task_kwargs, "profile": profiles[0]})
+    return MixedProfileVecEnv(n_envs, profiles, full_info=full_info, **task_kwargs)

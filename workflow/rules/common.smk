@@ -262,6 +262,7 @@ def search_config(wildcards):
     algo = wildcards.algo
     return stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train",
                         "training.n_envs", "training.normalize_reward", "training.torch_threads",
+                        "training.features", "training.profiles",
                         f"training.hyperparams.{algo}", "search.eval_interval", "search.eval_episodes",
                         "search.seed_offset", "search.sampler", "search.pruner", f"search.total_steps.{algo}",
                         f"search.space.{algo}", "seeds", "evaluation.episodes", "evaluation.seed_offset")

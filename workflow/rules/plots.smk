@@ -38,7 +38,8 @@ rule training_references:
     params:
         # the env, reward, training profile, evaluation packs, seeds and baselines the references use
         cfg=lambda wildcards: stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles.train",
-                                           "training.eval_episodes", "evaluation.seed_offset", "baselines", "seeds"),
+                                           "training.eval_episodes", "training.profiles", "evaluation.seed_offset",
+                                           "baselines", "seeds"),
         settings=lambda wildcards, input: (
             "--baseline-settings " + " ".join(f"'{f}'" for f in input.settings) if input.settings else ""
         ),

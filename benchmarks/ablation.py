@@ -1,0 +1,203 @@
+"""What mattered (issue 19 item 6): each learning change alone and all together, at a fixed budget, on
+several seeds, against ``room_balancing`` on the same test packs.
+
+    python benchmarks/ablation.py [--algo ppo] [--steps 1000000] [--seeds 1 2 3] [--packs 100]
+                                  [--changes per_cell cell_set test_profiles double_q]
+                                  [--config config/config.yaml] [--set training.n_envs=32 ...]
+
+For each arm (``none``: the config as it is; each change of :data:`CHANGES` that applies to the
+algorithm alone; ``all``: every applicable change together) and each seed, the algorithm trains
+through ``bmsrl.train.train`` for ``--steps`` env steps in a temporary folder (evaluated every fifth
+of the budget on its training-evaluation packs, as a training run picks ``best_model.zip``), and its
+``best_model.zip`` is evaluated through ``bmsrl.evaluate.evaluate`` on the seed's default test packs
+(``charge-rest-discharge``, default scenario, ``evaluation.episodes`` packs, or ``--packs``): the
+packs the workflow's evaluation of that seed uses. ``room_balancing`` (the config's settings) runs
+on the same packs. Per arm the table gives, as mean [95 % t interval over seeds] (``bmsrl.stats``):
+
+* ``share``: the mean share of the recoverable capacity recovered (``recovered_share``);
+* ``d_mAh``: the paired difference of the usable capacity against ``room_balancing`` on the same
+  packs [mAh] (per seed the mean over packs, then the interval over seeds);
+* ``changes``, ``shunt_Wh``: switch changes and shunt heat per episode;
+* ``steps/s``: training env-steps per second of wall time, its periodic evaluations included.
+
+Changes that do not apply to the algorithm (``per_cell`` for DQN, ``double_q`` for the others) are
+left out. The budget is small next to the study's (docs/model.md, "Training budget"), so the table
+ranks the changes at that budget only. docs/performance.md gives the command of the full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bmsrl import algos
+from bmsrl.config import load_config
+from bmsrl.evaluate import evaluate
+from bmsrl.stats import t_interval
+from bmsrl.train import train
+
+TEST_PROFILE = "charge-rest-discharge"
+REFERENCE = "room_balancing"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One learning change of issue 19: the config keys it sets and the algorithms it applies to."""
+
+    what: str
+    overrides: dict  #: dotted config key -> value
+    applies: tuple[str, ...]  #: the algorithms it applies to
+
+
+#: name -> change, in the table's order
+CHANGES: dict[str, Change] = {
+    "per_cell": Change(
+        "MultiBinary actions, one bit per shunt (env.action_space)",
+        {"env.action_space": "multi_binary"},
+        tuple(a for a, spec in algos.ALGOS.items() if "multi_binary" in spec.action_spaces),
+    ),
+    "cell_set": Change(
+        "the per-cell network with the room features (training.features)",
+        {"training.features": "cell_set_physics"},
+        tuple(a for a, spec in algos.ALGOS.items() if spec.features_extractor),
+    ),
+    "test_profiles": Change(
+        "both profile orders across the packs (training.profiles)",
+        {"training.profiles": ["discharge-rest-charge", TEST_PROFILE]},
+        tuple(algos.ALGOS),
+    ),
+    "double_q": Change(
+        "Double DQN with a masked target (training.hyperparams.dqn)",
+        {"training.hyperparams.dqn.double_q": True, "training.hyperparams.dqn.masked_target": True},
+        ("dqn",),
+    ),
+}
+
+
+def set_key(raw: dict, key: str, value) -> None:
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def arms(algo: str, names: list[str]) -> dict[str, dict]:
+    """Arm name -> config overrides: ``none``, each applicable change alone, ``all`` of them."""
+    applicable = [n for n in names if algo in CHANGES[n].applies]
+    out = {"none": {}}
+    out.update({n: dict(CHANGES[n].overrides) for n in applicable})
+    if len(applicable) > 1:
+        out["all"] = {k: v for n in applicable for k, v in CHANGES[n].overrides.items()}
+    return out
+
+
+def arm_config(raw: dict, algo: str, steps: int, packs: int | None, overrides: dict) -> dict:
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        set_key(raw, key, value)
+    set_key(raw, "algos", [algo])
+    set_key(raw, f"training.total_steps.{algo}", steps)
+    if packs is not None:
+        set_key(raw, "evaluation.episodes", packs)
+    cfg = load_config(json_text=json.dumps(raw))
+    training = cfg["training"]
+    training["eval_interval"] = max(steps // 5, training["n_envs"])
+    training["checkpoint_interval"] = 10 * steps  # none during the run
+    return cfg
+
+
+def run_seed(cfg: dict, algo: str, seed: int, reference) -> dict:
+    """Train one seed, evaluate its best model on the seed's test packs; per-seed statistics."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train(cfg, algo, seed, Path(tmp), tensorboard=None)
+        wall = time.perf_counter() - start
+        _, metrics = evaluate(cfg, algo, TEST_PROFILE, seed, Path(tmp) / "best_model.zip", None)
+    return {
+        "share": float(np.nanmean(metrics["recovered_share"])),
+        "d_mAh": float(
+            np.mean(metrics["usable_capacity_mah"].to_numpy() - reference["usable_capacity_mah"].to_numpy())
+        ),
+        "changes": float(metrics["switch_changes"].mean()),
+        "shunt_Wh": float(metrics["shunt_energy_wh"].mean()),
+        "steps/s": int(cfg["training"]["total_steps"][algo]) / wall,
+    }
+
+
+#: the table's columns and their decimals
+COLUMNS = {"share": 3, "d_mAh": 1, "changes": 1, "shunt_Wh": 2, "steps/s": 0}
+
+
+def interval(values, decimals: int) -> str:
+    """``mean [low, high]`` (the 95 % t interval over seeds, :func:`bmsrl.stats.t_interval`)."""
+    mean, low, high = t_interval(np.asarray(values, dtype=float))
+    return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", default="ppo", choices=list(algos.ALGOS))
+    parser.add_argument("--steps", type=int, default=1_000_000, help="env steps per training run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--packs", type=int, default=None, help="test packs per seed (evaluation.episodes)")
+    parser.add_argument("--changes", nargs="+", default=list(CHANGES), choices=list(CHANGES))
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    args = parser.parse_args()
+    if len(args.seeds) < 2:
+        parser.error("--seeds: at least two seeds (an interval over one seed says nothing)")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    raw = yaml.safe_load(args.config.read_text()) or {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        set_key(raw, key, yaml.safe_load(value))
+
+    base = arm_config(raw, args.algo, args.steps, args.packs, {})
+    references = {}
+    for seed in args.seeds:
+        _, references[seed] = evaluate(base, REFERENCE, TEST_PROFILE, seed, None, None)
+    rows = {}
+    for arm, overrides in arms(args.algo, args.changes).items():
+        cfg = arm_config(raw, args.algo, args.steps, args.packs, overrides)
+        per_seed = []
+        for seed in args.seeds:
+            print(f"{arm}: training {args.algo} seed {seed} for {args.steps:,} env steps ...", file=sys.stderr)
+            per_seed.append(run_seed(cfg, args.algo, seed, references[seed]))
+        rows[arm] = {key: [s[key] for s in per_seed] for key in per_seed[0]}
+
+    n_packs = len(references[args.seeds[0]])
+    print(
+        f"{algos.get(args.algo).label}, {args.steps:,} env steps, seeds {args.seeds}, {n_packs} test packs "
+        f"per seed ({TEST_PROFILE}, default scenario); mean [95 % t interval over seeds]"
+    )
+    print(f"{'arm':<15}" + "".join(f"{k:>30}" for k in COLUMNS))
+    ref = {
+        "share": [float(np.nanmean(references[s]["recovered_share"])) for s in args.seeds],
+        "d_mAh": [0.0 for _ in args.seeds],
+        "changes": [float(references[s]["switch_changes"].mean()) for s in args.seeds],
+        "shunt_Wh": [float(references[s]["shunt_energy_wh"].mean()) for s in args.seeds],
+    }
+    for arm, values in rows.items():
+        print(f"{arm:<15}" + "".join(f"{interval(values[k], d):>30}" for k, d in COLUMNS.items()))
+    print(f"{REFERENCE:<15}" + "".join(f"{interval(ref[k], COLUMNS[k]) if k in ref else '-':>30}" for k in COLUMNS))
+    print("d_mAh: usable capacity minus room_balancing's on the same packs [mAh]; arms:")
+    described = {"none": "the config as it is", "all": "every change above together"}
+    for arm in rows:
+        print(f"  {arm}: {CHANGES[arm].what if arm in CHANGES else described[arm]}")
+
+
+if __name__ == "__main__":
+    main()
