@@ -52,6 +52,7 @@ class BestKnown:
                 init_soc=task.init_soc,
                 init_soh=task.init_soh,
                 i_max_a=task.i_max_a,
+                max_closed_shunts=task.max_closed_shunts,
                 tables=task.tables,
             )
         return self._shadow
