@@ -1292,7 +1292,10 @@ def _advance_packs(
                 switches[k, i] = new_switches[k, i]
                 changed = True
         _fill_rows(k, soc, rows, table, lo, inv_step, last)
-        if changed and _phase_current_a(phase[k], phase_time_s[k], phase_current_a, follows_load, load_a, load_step_s) < 0.0:
+        if (
+            changed
+            and _phase_current_a(phase[k], phase_time_s[k], phase_current_a, follows_load, load_a, load_step_s) < 0.0
+        ):
             _enter_phase(
                 k,
                 rows,

@@ -259,7 +259,9 @@ def _drive_cycle(*, drive_cycle: str, peak_c_rate: float, capacity_ah: float, se
 
 def _stochastic(*, drive_cycle: str, peak_c_rate: float, capacity_ah: float, seed: int) -> DischargeLoad:
     raw = stochastic_load_a(seed)
-    return DischargeLoad(f"stochastic load, seed {seed}", scaled_to_peak(raw, peak_c_rate, capacity_ah), STOCHASTIC_STEP_S)
+    return DischargeLoad(
+        f"stochastic load, seed {seed}", scaled_to_peak(raw, peak_c_rate, capacity_ah), STOCHASTIC_STEP_S
+    )
 
 
 #: ``env.discharge``: how the discharge phase draws its current (module docstring)

@@ -555,7 +555,9 @@ def load_drive_cycle(name_or_path: str | os.PathLike) -> tuple[np.ndarray, float
     current_a = np.ascontiguousarray(frame["current_a"].to_numpy())
     lines = frame.index.to_numpy()
     if time_s[0] != 0.0:
-        raise UserError(f"{_where(kind, path, int(lines[0]), 'time_s')}: the cycle must start at time_s 0, not {time_s[0]:g}")
+        raise UserError(
+            f"{_where(kind, path, int(lines[0]), 'time_s')}: the cycle must start at time_s 0, not {time_s[0]:g}"
+        )
     if len(time_s) < 2:
         raise UserError(f"{kind} {path}: one row; a cycle needs at least two (its time step)")
     steps = np.diff(time_s)
