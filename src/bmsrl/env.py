@@ -511,6 +511,14 @@ class PassiveBalancingEnv(gym.Env):
     * ``reward``: :class:`~bmsrl.reward.RewardWeights` or a dict of its fields.
     * ``decision_interval_s`` (30), ``substeps`` (sub-steps per interval), ``invalid_rules``,
       ``init_soc``, ``init_soh``, ``i_max_a``.
+    * The realistic family (docs/model.md), each off by default: ``max_closed_shunts`` (a limit on
+      closed shunts: closures beyond it stay open, the cells with the highest observed SoC keep
+      theirs, ties to the lower index, and the action counts as invalid); ``discharge``
+      (``"constant"``, ``"drive_cycle"``, ``"stochastic"``), ``drive_cycle``, ``load_peak_c_rate``,
+      ``load_seed`` (:mod:`bmsrl.profiles`); ``estimate_soc_sigma``, ``estimate_current_bias_sigma_a``,
+      ``estimate_soh_rel_sigma``, ``estimate_ocv_rest_s``, ``estimate_seed``: the observation's SoC
+      and SoH, and the invalid-action rules, are then the BMS's estimate (:mod:`bmsrl.estimator`);
+      ``info`` keeps the truth and adds ``soc_estimate``, ``soh_estimate``.
 
     ## Info
 
