@@ -220,3 +220,43 @@ def test_the_realistic_config_builds_its_task_and_the_bound_says_it_does_not_hol
 def test_estimated_state_and_the_shunt_limit_leave_the_bound_as_it_is():
     task = BalancingTask(profile="charge-rest-discharge", max_closed_shunts=2, **ERRORS)
     assert validity(PackSetup.of(task)) is None
+
+
+# ----------------------------------------------------------------------------- several cycles
+def run_to_end(env, seed, policy=lambda obs: 0):
+    obs, info = env.reset(seed=seed)
+    ended = []
+    while True:
+        obs, _, terminated, truncated, info = env.step(int(policy(obs)))
+        if info.get("ended_cycle_discharged_ah") and info["cycle"] > len(ended):
+            ended.append(info["ended_cycle_discharged_ah"])
+        if terminated or truncated:
+            return info, ended, terminated
+
+
+def test_several_cycles_start_from_the_state_the_last_left_and_count_the_last_discharge():
+    one, _, _ = run_to_end(PassiveBalancingEnv(profile="charge-rest-discharge"), seed=1)
+    three, ended, terminated = run_to_end(PassiveBalancingEnv(profile="charge-rest-discharge", cycles=3), seed=1)
+    assert terminated and three["cycle"] == 2 and len(ended) == 2
+    assert ended[0] == one["discharged_ah"]  # the first cycle is the one-cycle episode
+    assert three["discharged_ah"] != three["charged_ah"] > 0  # counters of the last cycle only
+    assert "cycle" not in one
+
+
+def test_several_cycles_keep_the_bound_for_balancing_policies():
+    """With 2 cycles the bound (computed over the same cycles) still equals no_balancing for
+    identical cells and no baseline exceeds it."""
+    from bmsrl.baselines import RuleBased
+
+    env = PassiveBalancingEnv(profile="charge-rest-discharge", cycles=2)
+    setup = PackSetup.of(env.task)
+    from bmsrl.bound import capacity_bound_ah, no_balancing_capacity_ah
+
+    same = np.full(5, 0.5), np.full(5, 1.02)
+    assert capacity_bound_ah(setup, *same) == pytest.approx(no_balancing_capacity_ah(setup, *same), abs=1e-9)
+    policy = RuleBased(0.002, 0.001)
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        bound_ah = capacity_bound_ah(setup, info["soc"], info["soh"])
+        final, _, _ = run_to_end(env, seed, lambda o: policy.predict(o)[0])
+        assert final["discharged_ah"] <= bound_ah + 1e-6

@@ -86,6 +86,12 @@ class TaskParameters:
         exclusiveMinimum=0,
     )
     load_seed: int = param(0, "seed of the stochastic discharge load [-]", type="integer", minimum=0)
+    cycles: int = param(
+        1,
+        "times an episode runs the profile, each cycle from the state the last left; discharged_ah, charged_ah and so the usable capacity count the last cycle only [-]",
+        type="integer",
+        minimum=1,
+    )
     estimate_soc_sigma: float = param(
         0.0,
         "standard deviation of the BMS's initial SoC error per cell (the observation shows the estimate; 0 with the other estimate_ errors: the truth) [-]",
@@ -144,6 +150,7 @@ class BalancingTask:
         drive_cycle: str = TaskParameters.drive_cycle,
         load_peak_c_rate: float = TaskParameters.load_peak_c_rate,
         load_seed: int = TaskParameters.load_seed,
+        cycles: int = TaskParameters.cycles,
         estimate_soc_sigma: float = TaskParameters.estimate_soc_sigma,
         estimate_current_bias_sigma_a: float = TaskParameters.estimate_current_bias_sigma_a,
         estimate_soh_rel_sigma: float = TaskParameters.estimate_soh_rel_sigma,
@@ -171,6 +178,7 @@ class BalancingTask:
                 "drive_cycle": drive_cycle,
                 "load_peak_c_rate": load_peak_c_rate,
                 "load_seed": load_seed,
+                "cycles": cycles,
                 "estimate_soc_sigma": estimate_soc_sigma,
                 "estimate_current_bias_sigma_a": estimate_current_bias_sigma_a,
                 "estimate_soh_rel_sigma": estimate_soh_rel_sigma,
@@ -193,7 +201,7 @@ class BalancingTask:
                 capacity_ah=self.params.capacity_ah,
                 seed=load_seed,
             )
-        self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah, load)
+        self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah, load, cycles)
         self.tables = (
             tables
             if tables is not None
@@ -401,6 +409,8 @@ class BalancingTask:
             "discharged_ah": float(s.discharged_ah[k]),
             "charged_ah": float(s.charged_ah[k]),
         }
+        if self.profile.cycles > 1:  # the cycle the pack is in (0 first); discharged_ah counts it alone
+            info.update(cycle=int(s.cycle[k]), ended_cycle_discharged_ah=float(s.ended_cycle_discharged_ah[k]))
         if self.estimator.active:  # what the observation showed; soc and soh stay the truth
             info.update(soc_estimate=self.estimator.soc[k].copy(), soh_estimate=self.estimator.soh[k].copy())
         if interval is not None:
@@ -518,7 +528,11 @@ class PassiveBalancingEnv(gym.Env):
       ``load_seed`` (:mod:`bmsrl.profiles`); ``estimate_soc_sigma``, ``estimate_current_bias_sigma_a``,
       ``estimate_soh_rel_sigma``, ``estimate_ocv_rest_s``, ``estimate_seed``: the observation's SoC
       and SoH, and the invalid-action rules, are then the BMS's estimate (:mod:`bmsrl.estimator`);
-      ``info`` keeps the truth and adds ``soc_estimate``, ``soh_estimate``.
+      ``info`` keeps the truth and adds ``soc_estimate``, ``soh_estimate``; ``cycles`` (the profile
+      run that many times per episode, each cycle from the state the last left, at the first
+      decision after it ended; ``discharged_ah`` and ``charged_ah`` count the present cycle, so the
+      usable capacity is the last discharge's; ``info`` adds ``cycle`` and
+      ``ended_cycle_discharged_ah``, the charge the last completed cycle delivered).
 
     ## Info
 

@@ -224,11 +224,17 @@ class PackState:
     phase: np.ndarray  #: index of the current load-profile phase, (packs,)
     phase_time_s: np.ndarray  #: time spent in the current phase [s], (packs,)
     time_s: np.ndarray  #: time since reset [s], (packs,)
-    discharged_ah: np.ndarray  #: charge delivered by the pack since reset [Ah], (packs,)
-    charged_ah: np.ndarray  #: charge accepted by the pack since reset [Ah], (packs,)
+    #: charge delivered by the pack since reset (with several cycles: since its cycle began) [Ah], (packs,)
+    discharged_ah: np.ndarray
+    #: charge accepted by the pack since reset (with several cycles: since its cycle began) [Ah], (packs,)
+    charged_ah: np.ndarray
     #: a phase that ends at a cell limit (or the taper) ended at its maximum duration instead, a
     #: safety cap (profiles.py sizes the caps so that this never happens), since reset, (packs,) bool
     capped: np.ndarray
+    #: the cycle of the profile the pack is in, 0 first (``LoadProfile.cycles``), (packs,)
+    cycle: np.ndarray
+    #: ``discharged_ah`` at the end of the pack's last completed cycle [Ah] (0 before one), (packs,)
+    ended_cycle_discharged_ah: np.ndarray
 
     @classmethod
     def zeros(cls, n_packs: int, n_cells: int) -> PackState:
@@ -249,6 +255,8 @@ class PackState:
             discharged_ah=packs(),
             charged_ah=packs(),
             capped=np.zeros(n_packs, dtype=bool),
+            cycle=np.zeros(n_packs, dtype=np.intp),
+            ended_cycle_discharged_ah=packs(),
         )
 
 
@@ -325,7 +333,8 @@ class PackSimulator:
         s.soc[packs] = soc
         s.soh[packs] = soh
         s.capped[packs] = False
-        for arr in (s.rc_v, s.shunt_energy_wh, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah):
+        s.cycle[packs] = 0
+        for arr in (s.ended_cycle_discharged_ah, s.rc_v, s.shunt_energy_wh, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah):
             arr[packs] = 0.0
         s.switches[packs] = False
         s.phase[packs] = 0
@@ -381,13 +390,44 @@ class PackSimulator:
             max_v,
             min_v,
         )
+        if self.profile.cycles > 1:
+            self._next_cycle()
         return IntervalResult(cell_current_a, pack_current_a, energy_wh, max_v, min_v, n_sub)
+
+    def _next_cycle(self) -> None:
+        """Packs whose profile has ended with cycles to go start the next cycle from the state they are
+        in: its first phase, the charge counters from 0 (so a cycle's capacity is its own), shunt
+        heat, time and the safety-cap flag accumulated over the episode."""
+        s = self.state
+        restart = np.flatnonzero((s.phase >= self.profile.n_phases) & (s.cycle < self.profile.cycles - 1))
+        if restart.size == 0:
+            return
+        s.cycle[restart] += 1
+        s.ended_cycle_discharged_ah[restart] = s.discharged_ah[restart]
+        s.phase[restart] = 0
+        for arr in (s.phase_time_s, s.discharged_ah, s.charged_ah):
+            arr[restart] = 0.0
+        _reset_packs(
+            restart,
+            s.soc,
+            s.rc_v,
+            s.switches,
+            s.terminal_v,
+            s.current_a,
+            s.inside_limits,
+            s.phase,
+            s.phase_time_s,
+            *self._kernel_args,
+        )
 
     # ------------------------------------------------------------- read-outs
     @property
     def episode_over(self) -> np.ndarray:
-        """Per pack: has the last phase of the profile ended?"""
-        return self.state.phase >= self.profile.n_phases
+        """Per pack: has the last phase of the profile's last cycle ended?"""
+        over = self.state.phase >= self.profile.n_phases
+        if self.profile.cycles > 1:
+            over &= self.state.cycle >= self.profile.cycles - 1
+        return over
 
     def safety_violation(self) -> np.ndarray:
         """Per pack: a cell outside the SoC window by more than ``safety_margin_soc``."""

@@ -38,6 +38,7 @@ mean current. (The charge stays at constant current: a charger, not a drive.)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,13 +92,18 @@ class DischargeLoad:
 class LoadProfile:
     """A named sequence of phases, stored as arrays so a batch of packs can index them.
 
-    ``load``: the trace the phases marked ``follows_load`` follow (None: every phase is constant)."""
+    ``load``: the trace the phases marked ``follows_load`` follow (None: every phase is constant).
+    ``cycles``: how often the episode runs the phases (``env.cycles``); each further cycle starts at
+    the first decision after the previous one ended, from the state it left (:class:`bmsrl.pack.PackSimulator`)."""
 
     name: str
     phases: tuple[Phase, ...]
     load: DischargeLoad | None = None
+    cycles: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.cycles, bool) or not isinstance(self.cycles, (int, np.integer)) or self.cycles < 1:
+            raise ValueError(f"profile {self.name!r}: cycles must be an integer >= 1, got {self.cycles!r}")
         if any(p.follows_load for p in self.phases) and self.load is None:
             raise ValueError(f"profile {self.name!r}: a phase follows the load trace, but there is none")
         for phase in self.phases:
@@ -198,16 +204,19 @@ def get_profile(
     current_a: float = I_MAX_A,
     capacity_ah: float = CAPACITY_AH,
     load: DischargeLoad | None = None,
+    cycles: int = 1,
 ) -> LoadProfile:
     """The profile called ``name`` at ``current_a`` [A] for cells of ``capacity_ah`` [Ah], its
-    discharge following ``load`` if given (or ``name`` itself if it already is a :class:`LoadProfile`)."""
+    discharge following ``load`` if given, run ``cycles`` times (or ``name`` itself if it already is
+    a :class:`LoadProfile`)."""
     if isinstance(name, LoadProfile):
         return name
     try:
         factory = PROFILES[name]
     except KeyError:
         raise UserError(f"unknown load profile {name!r}; choose one of {sorted(PROFILES)}") from None
-    return factory(current_a, capacity_ah, load)
+    profile = factory(current_a, capacity_ah, load)
+    return profile if cycles == 1 else dataclasses.replace(profile, cycles=cycles)
 
 
 # ------------------------------------------------------------------ time-varying discharge loads
