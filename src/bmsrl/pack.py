@@ -334,7 +334,15 @@ class PackSimulator:
         s.soh[packs] = soh
         s.capped[packs] = False
         s.cycle[packs] = 0
-        for arr in (s.ended_cycle_discharged_ah, s.rc_v, s.shunt_energy_wh, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah):
+        for arr in (
+            s.ended_cycle_discharged_ah,
+            s.rc_v,
+            s.shunt_energy_wh,
+            s.phase_time_s,
+            s.time_s,
+            s.discharged_ah,
+            s.charged_ah,
+        ):
             arr[packs] = 0.0
         s.switches[packs] = False
         s.phase[packs] = 0
