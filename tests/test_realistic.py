@@ -147,6 +147,21 @@ def test_ties_at_the_limit_go_to_the_lower_cell_index():
     assert task.sim.state.switches[0].tolist() == [False, True, False, False, False]
 
 
+def test_a_shunt_heat_limit_keeps_the_fullest_cells_within_it():
+    """6 Ohm at about 4 V (charging) is about 2.6 W per shunt: a 5.5 W limit keeps two shunts, those of the
+    highest-SoC cells, refuses the rest (invalid) and masks exactly the actions above 5.5 W."""
+    task = BalancingTask(profile="charge-rest-discharge", max_shunt_power_w=5.5)
+    soc = np.array([[0.50, 0.58, 0.52, 0.56, 0.55]])
+    task.reset_packs(np.arange(1), soc, np.ones((1, 5)))
+    power_w = task.shunt_power_w()[0]
+    assert np.all((power_w > 2.0) & (power_w < 3.0))  # charging: V_t near 4 V
+    mask = task.invalid_mask()[0]
+    assert np.array_equal(mask, task.action_bits @ power_w > 5.5)
+    task.step(np.array([0b11111]))
+    assert task.sim.state.switches[0].tolist() == [False, True, False, True, False]
+    assert task.last_invalid[0]
+
+
 # ----------------------------------------------------------------------------- drive cycle
 def test_the_drive_cycle_is_the_shipped_us06_scaled_to_its_peak():
     raw_a, step_s = load_drive_cycle("us06")

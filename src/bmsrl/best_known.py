@@ -53,6 +53,7 @@ class BestKnown:
                 init_soh=task.init_soh,
                 i_max_a=task.i_max_a,
                 max_closed_shunts=task.max_closed_shunts,
+                max_shunt_power_w=task.max_shunt_power_w,
                 tables=task.tables,
             )
         return self._shadow

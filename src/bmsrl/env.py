@@ -68,6 +68,12 @@ class TaskParameters:
         type="integer",
         minimum=0,
     )
+    max_shunt_power_w: float = param(
+        0.0,
+        "most heat the closed shunts of a pack may dissipate together, judged at the decision from the terminal voltages (V^2 / R_sh per shunt); closures beyond it stay open as beyond max_closed_shunts, the same cells win; 0: no limit [W]",
+        type="number",
+        minimum=0,
+    )
     discharge: str = param(
         "constant",
         "the discharge phase's current: constant (i_max_a), drive_cycle (the cycle env.drive_cycle, repeated) or stochastic (a seeded synthetic load, env.load_seed), the last two scaled to a peak of load_peak_c_rate x capacity_ah",
@@ -146,6 +152,7 @@ class BalancingTask:
         init_soh: tuple[float, float] = TaskParameters.init_soh,
         i_max_a: float = TaskParameters.i_max_a,
         max_closed_shunts: int = TaskParameters.max_closed_shunts,
+        max_shunt_power_w: float = TaskParameters.max_shunt_power_w,
         discharge: str = TaskParameters.discharge,
         drive_cycle: str = TaskParameters.drive_cycle,
         load_peak_c_rate: float = TaskParameters.load_peak_c_rate,
@@ -174,6 +181,7 @@ class BalancingTask:
                 "init_soh": init_soh,
                 "i_max_a": i_max_a,
                 "max_closed_shunts": max_closed_shunts,
+                "max_shunt_power_w": max_shunt_power_w,
                 "discharge": discharge,
                 "drive_cycle": drive_cycle,
                 "load_peak_c_rate": load_peak_c_rate,
@@ -192,6 +200,7 @@ class BalancingTask:
         self.init_soh = tuple(float(x) for x in init_soh)
         self.i_max_a = float(i_max_a)
         self.max_closed_shunts = int(max_closed_shunts)
+        self.max_shunt_power_w = float(max_shunt_power_w)
         load = None
         if not isinstance(profile, LoadProfile):
             load = make_discharge_load(
@@ -300,20 +309,38 @@ class BalancingTask:
         mask = (self.action_bits[None, :, :] & forbidden[:, None, :]).any(axis=-1)
         if self.max_closed_shunts:
             mask |= (self.action_bits.sum(axis=1) > self.max_closed_shunts)[None, :]
+        if self.max_shunt_power_w:
+            mask |= self.shunt_power_w() @ self.action_bits.T > self.max_shunt_power_w
         return mask
+
+    def shunt_power_w(self) -> np.ndarray:
+        """(packs, cells): the heat [W] each shunt would dissipate if closed now, V_t^2 / R_sh at the
+        present terminal voltage (what ``max_shunt_power_w`` judges)."""
+        return self.sim.state.terminal_v**2 / self.params.shunt_resistance_ohm
 
     def limit_closures(self, requested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(switches, over)``: the requested shunts (packs, cells) less the closures beyond
-        ``max_closed_shunts``, and per pack whether any was refused. The closed shunts kept are those of
-        the cells with the highest observed SoC (:meth:`observed_soc`), ties to the lower cell index."""
-        over = requested.sum(axis=1) > self.max_closed_shunts
+        ``max_closed_shunts`` or ``max_shunt_power_w``, and per pack whether any was refused. The
+        closed shunts kept are those of the cells with the highest observed SoC (:meth:`observed_soc`),
+        ties to the lower cell index, taken in that order while both limits hold."""
+        over = np.zeros(self.n_packs, dtype=bool)
+        if self.max_closed_shunts:
+            over |= requested.sum(axis=1) > self.max_closed_shunts
+        if self.max_shunt_power_w:
+            power_w = self.shunt_power_w()
+            over |= (requested * power_w).sum(axis=1) > self.max_shunt_power_w
         if not over.any():
             return requested, over
         switches = requested.copy()
+        most = self.max_closed_shunts or self.params.n_cells
         for k in np.flatnonzero(over):
             cells = np.flatnonzero(requested[k])
             order = cells[np.argsort(-self.observed_soc()[k, cells], kind="stable")]
-            switches[k, order[self.max_closed_shunts :]] = False
+            kept = order[:most]
+            if self.max_shunt_power_w:
+                kept = kept[np.cumsum(power_w[k, kept]) <= self.max_shunt_power_w]
+            switches[k] = False
+            switches[k, kept] = True
         return switches, over
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
@@ -334,7 +361,7 @@ class BalancingTask:
         # An invalid action keeps the previous switch state, less any shunt the rules forbid now
         # (an interlock: the lowest cell may have changed, or discharge begun, since it was closed).
         switches = np.where(invalid[:, None], previous & ~forbidden, requested)
-        if self.max_closed_shunts:  # a closure beyond the chip's limit stays open: an invalid action
+        if self.max_closed_shunts or self.max_shunt_power_w:  # beyond the chip's limits: stays open, invalid
             switches, over = self.limit_closures(switches)
             invalid = invalid | over
         toggles = (switches != previous).sum(axis=1)
@@ -523,7 +550,8 @@ class PassiveBalancingEnv(gym.Env):
       ``init_soc``, ``init_soh``, ``i_max_a``.
     * The realistic family (docs/model.md), each off by default: ``max_closed_shunts`` (a limit on
       closed shunts: closures beyond it stay open, the cells with the highest observed SoC keep
-      theirs, ties to the lower index, and the action counts as invalid); ``discharge``
+      theirs, ties to the lower index, and the action counts as invalid), ``max_shunt_power_w`` (the
+      same for the shunts' total heat, V_t^2 / R_sh at the decision); ``discharge``
       (``"constant"``, ``"drive_cycle"``, ``"stochastic"``), ``drive_cycle``, ``load_peak_c_rate``,
       ``load_seed`` (:mod:`bmsrl.profiles`); ``estimate_soc_sigma``, ``estimate_current_bias_sigma_a``,
       ``estimate_soh_rel_sigma``, ``estimate_ocv_rest_s``, ``estimate_seed``: the observation's SoC
