@@ -222,7 +222,8 @@ def get_profile(
 # ------------------------------------------------------------------ time-varying discharge loads
 #: the stochastic load: an AR(1) process on a 1 s step whose relative standard deviation (std /
 #: mean) and correlation time [s] are those of the shipped US06 trace (2.2 and about 3 s: its
-#: lag-1 s autocorrelation is 0.71), one hour long, then repeated
+#: lag-1 s autocorrelation is 0.71; numpy's std / mean and corrcoef of data/drive_cycle_us06.csv's
+#: current_a), one hour long, then repeated
 STOCHASTIC_STEP_S = 1.0
 STOCHASTIC_RELATIVE_STD = 2.2
 STOCHASTIC_CORRELATION_S = 3.0
