@@ -3,22 +3,36 @@
     python benchmarks/env_throughput.py [--steps 20000] [--n-envs 64]
 
 Random actions over whole episodes (auto-reset included), after a warm-up that compiles the
-integrator. One "env-step" is one 30 s decision interval of one pack. Prints one line per case.
+integrator. One "env-step" is one 30 s decision interval of one pack. Prints one line per case:
+the default setting, then the realistic family (config/realistic.yaml: drive-cycle discharge,
+estimated state, shunt limit; docs/model.md), whose drive cycle holds each 1 s value of its trace
+and so takes more sub-steps per decision.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
+from bmsrl.config import load_config
 from bmsrl.env import PassiveBalancingEnv
+from bmsrl.task_config import task_kwargs
 from bmsrl.vec_env import BatchedBalancingVecEnv
 
+REALISTIC = Path(__file__).resolve().parents[1] / "config" / "realistic.yaml"
 
-def single_env_steps_per_s(steps: int) -> float:
-    env = PassiveBalancingEnv()
+
+def realistic_kwargs() -> dict:
+    """The realistic family's env arguments on the training profile (the shipped tables)."""
+    cfg = load_config(REALISTIC)
+    return task_kwargs(cfg, cfg["profiles"]["train"])
+
+
+def single_env_steps_per_s(steps: int, **kwargs) -> float:
+    env = PassiveBalancingEnv(**kwargs)
     env.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, 32, steps)
     env.step(0)  # warm-up (JIT)
@@ -30,8 +44,8 @@ def single_env_steps_per_s(steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def batched_env_steps_per_s(steps: int, n_envs: int) -> float:
-    env = BatchedBalancingVecEnv(n_envs)
+def batched_env_steps_per_s(steps: int, n_envs: int, **kwargs) -> float:
+    env = BatchedBalancingVecEnv(n_envs, **kwargs)
     env.seed(0)
     env.reset()
     n_calls = max(1, steps // n_envs)
@@ -55,6 +69,11 @@ def main() -> None:
         f"batched env (N={args.n_envs}, BatchedBalancingVecEnv): {batched:12,.0f} env-steps/s "
         f"({batched / single:.1f}x the single env)"
     )
+    family = realistic_kwargs()
+    single_r = single_env_steps_per_s(args.steps, **family)
+    batched_r = batched_env_steps_per_s(args.steps * 10, args.n_envs, **family)
+    print(f"realistic family, single env:            {single_r:12,.0f} env-steps/s")
+    print(f"realistic family, batched env (N={args.n_envs}):     {batched_r:12,.0f} env-steps/s")
 
 
 if __name__ == "__main__":

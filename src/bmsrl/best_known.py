@@ -54,6 +54,8 @@ class BestKnown:
                 init_soh=task.init_soh,
                 i_max_a=task.i_max_a,
                 action_space=task.action_space,
+                max_closed_shunts=task.max_closed_shunts,
+                max_shunt_power_w=task.max_shunt_power_w,
                 tables=task.tables,
             )
         return self._shadow

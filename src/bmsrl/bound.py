@@ -111,11 +111,26 @@ def validity(setup: PackSetup) -> str | None:
     * a CC-CV charge whose taper can come before the SoC limit ends on the *pack* current, which
       shunting the binding cell raises. The taper comes first when a cell at the upper SoC limit,
       held at ``v_max`` with its RC branches settled, would draw no more than the taper current:
-      ``OCV(soc_hi) + I_taper (R0 + R1 + R2)(soc_hi) >= v_max`` (e.g. ``soc_limits: [0, 1]``).
+      ``OCV(soc_hi) + I_taper (R0 + R1 + R2)(soc_hi) >= v_max`` (e.g. ``soc_limits: [0, 1]``);
+    * a discharge that follows a load with regenerative (negative) currents (``env.discharge``:
+      ``drive_cycle``, ``stochastic``): the charger's voltage hold limits a regenerative current on
+      the pack current, which shunting changes (as the taper above). A load that only discharges
+      keeps the bound: the pack current is the load's whatever the shunts.
+
+    Settings that leave the bound as it is: the BMS's estimated state (``env.estimate_*``: the bound
+    is over every policy, whatever it observes) and ``env.max_closed_shunts`` (a limit only removes
+    policies; the bound may then be further from the best reachable capacity).
     """
     p, profile = setup.params, setup.profile
     if not _charge_before_discharge(profile):
         return None
+    if profile.load is not None and float(np.min(profile.load.current_a)) < 0.0:
+        return (
+            f"the discharge follows a load with regenerative (charging) currents ({profile.load.source}): "
+            "near the upper limit the charger's voltage hold limits them on the pack current, which "
+            "shunting the binding cell changes, so a cell in the pack does not see the current it "
+            "would alone; the bound does not hold"
+        )
     v_max = p.voltage_limits_v[1]
     if p.charging == "cc" and p.cutoff == "soc_and_voltage":
         return (

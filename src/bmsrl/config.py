@@ -318,6 +318,13 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
 
     # intervals in order, init_soc inside soc_limits (the dataclasses' relations; the schema has their rules)
     errors += field_errors(cfg.get("env", {}), [PackParameters, TaskParameters], "env.", rules=False)
+    if cfg.get("env", {}).get("discharge") == "drive_cycle":  # the cycle's file, read and checked now
+        from bmsrl.tables import load_drive_cycle
+
+        try:
+            load_drive_cycle(cfg["env"]["drive_cycle"])
+        except UserError as exc:
+            errors.append(f"env.drive_cycle: {exc}")
     errors += _search_space_errors(cfg)
     hyperparams = cfg.get("training", {}).get("hyperparams", {})
     from bmsrl import algos

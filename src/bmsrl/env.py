@@ -12,10 +12,11 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 
 from bmsrl.actions import ACTION_SPACES, MULTI_BINARY, cell_masks, check_bits, check_indices
+from bmsrl.estimator import StateEstimator
 from bmsrl.fields import check, param
 from bmsrl.observation import INVALID_RULES, SOH_OBS_SCALE, decode_observation  # noqa: F401  (re-exported: the env's layout, read back)
 from bmsrl.pack import CellTables, PackParameters, PackSimulator
-from bmsrl.profiles import I_MAX_A, LoadProfile, get_profile
+from bmsrl.profiles import DISCHARGES, I_MAX_A, LoadProfile, get_profile, make_discharge_load
 from bmsrl.render import RENDER_FPS, RENDER_MODES, PackRenderer
 from bmsrl.reward import RewardWeights, make_kind, usable_capacity_ah
 
@@ -69,6 +70,68 @@ class TaskParameters:
         type="string",
         enum=list(ACTION_SPACES),
     )
+    # --- the realistic family (docs/model.md): each default is the study's setting
+    max_closed_shunts: int = param(
+        0,
+        "most shunts closed at once (a BMS chip's balancing limit); a closure beyond it stays open and the action counts as invalid; the cells with the highest observed SoC win, ties to the lower index; 0: no limit [-]",
+        type="integer",
+        minimum=0,
+    )
+    max_shunt_power_w: float = param(
+        0.0,
+        "most heat the closed shunts of a pack may dissipate together, judged at the decision from the terminal voltages (V^2 / R_sh per shunt); closures beyond it stay open as beyond max_closed_shunts, the same cells win; 0: no limit [W]",
+        type="number",
+        minimum=0,
+    )
+    discharge: str = param(
+        "constant",
+        "the discharge phase's current: constant (i_max_a), drive_cycle (the cycle env.drive_cycle, repeated) or stochastic (a seeded synthetic load, env.load_seed), the last two scaled to a peak of load_peak_c_rate x capacity_ah",
+        type="string",
+        enum=list(DISCHARGES),
+    )
+    drive_cycle: str = param(
+        "us06",
+        "the drive cycle of discharge: drive_cycle: a shipped one (us06) or a CSV with columns time_s [s], current_a [A]",
+        type="string",
+    )
+    load_peak_c_rate: float = param(
+        2.0,
+        "peak discharge current of a drive-cycle or stochastic discharge, as a C-rate of capacity_ah [1/h]",
+        type="number",
+        exclusiveMinimum=0,
+    )
+    load_seed: int = param(0, "seed of the stochastic discharge load [-]", type="integer", minimum=0)
+    cycles: int = param(
+        1,
+        "times an episode runs the profile, each cycle from the state the last left; discharged_ah, charged_ah and so the usable capacity count the last cycle only [-]",
+        type="integer",
+        minimum=1,
+    )
+    estimate_soc_sigma: float = param(
+        0.0,
+        "standard deviation of the BMS's initial SoC error per cell (the observation shows the estimate; 0 with the other estimate_ errors: the truth) [-]",
+        type="number",
+        minimum=0,
+        maximum=1,
+    )
+    estimate_current_bias_sigma_a: float = param(
+        0.0,
+        "standard deviation of the BMS current sensor's offset, one per pack, integrated by coulomb counting [A]",
+        type="number",
+        minimum=0,
+    )
+    estimate_soh_rel_sigma: float = param(
+        0.0, "relative standard deviation of the BMS's SoH estimate per cell [-]", type="number", minimum=0, maximum=1
+    )
+    estimate_ocv_rest_s: float = param(
+        0.0,
+        "the BMS resets a cell's SoC estimate to the OCV curve at its terminal voltage after the pack has rested this long (shunt open); 0: never [s]",
+        type="number",
+        minimum=0,
+    )
+    estimate_seed: int = param(
+        0, "seed of the estimation errors (with each pack's initial state) [-]", type="integer", minimum=0
+    )
 
 
 #: sub-steps per 30 s decision interval (env.substeps, :class:`TaskParameters`)
@@ -98,6 +161,18 @@ class BalancingTask:
         init_soh: tuple[float, float] = TaskParameters.init_soh,
         i_max_a: float = TaskParameters.i_max_a,
         action_space: str = TaskParameters.action_space,
+        max_closed_shunts: int = TaskParameters.max_closed_shunts,
+        max_shunt_power_w: float = TaskParameters.max_shunt_power_w,
+        discharge: str = TaskParameters.discharge,
+        drive_cycle: str = TaskParameters.drive_cycle,
+        load_peak_c_rate: float = TaskParameters.load_peak_c_rate,
+        load_seed: int = TaskParameters.load_seed,
+        cycles: int = TaskParameters.cycles,
+        estimate_soc_sigma: float = TaskParameters.estimate_soc_sigma,
+        estimate_current_bias_sigma_a: float = TaskParameters.estimate_current_bias_sigma_a,
+        estimate_soh_rel_sigma: float = TaskParameters.estimate_soh_rel_sigma,
+        estimate_ocv_rest_s: float = TaskParameters.estimate_ocv_rest_s,
+        estimate_seed: int = TaskParameters.estimate_seed,
         tables: CellTables | None = None,
         allow_implausible_tables: bool = False,
     ) -> None:
@@ -116,6 +191,18 @@ class BalancingTask:
                 "init_soh": init_soh,
                 "i_max_a": i_max_a,
                 "action_space": action_space,
+                "max_closed_shunts": max_closed_shunts,
+                "max_shunt_power_w": max_shunt_power_w,
+                "discharge": discharge,
+                "drive_cycle": drive_cycle,
+                "load_peak_c_rate": load_peak_c_rate,
+                "load_seed": load_seed,
+                "cycles": cycles,
+                "estimate_soc_sigma": estimate_soc_sigma,
+                "estimate_current_bias_sigma_a": estimate_current_bias_sigma_a,
+                "estimate_soh_rel_sigma": estimate_soh_rel_sigma,
+                "estimate_ocv_rest_s": estimate_ocv_rest_s,
+                "estimate_seed": estimate_seed,
             },
             [PackParameters, TaskParameters],
         )
@@ -126,7 +213,18 @@ class BalancingTask:
         #: ``env.action_space`` (:mod:`bmsrl.actions`); inside, actions are indices either way
         self.action_space = action_space
         self.per_cell = action_space == MULTI_BINARY
-        self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah)
+        self.max_closed_shunts = int(max_closed_shunts)
+        self.max_shunt_power_w = float(max_shunt_power_w)
+        load = None
+        if not isinstance(profile, LoadProfile):
+            load = make_discharge_load(
+                discharge,
+                drive_cycle=drive_cycle,
+                peak_c_rate=load_peak_c_rate,
+                capacity_ah=self.params.capacity_ah,
+                seed=load_seed,
+            )
+        self.profile = get_profile(profile, self.i_max_a, self.params.capacity_ah, load, cycles)
         self.tables = (
             tables
             if tables is not None
@@ -135,6 +233,21 @@ class BalancingTask:
             )
         )
         self.sim = PackSimulator(self.params, self.tables, self.profile, n_packs, decision_interval_s, substeps)
+        #: what the BMS believes (bmsrl.estimator); inactive (the truth) with every error 0
+        self.estimator = StateEstimator(
+            n_packs,
+            self.params.n_cells,
+            capacity_ah=self.params.capacity_ah,
+            charge_efficiency=self.params.charge_efficiency,
+            discharge_efficiency=self.params.discharge_efficiency,
+            soc_sigma=estimate_soc_sigma,
+            current_bias_sigma_a=estimate_current_bias_sigma_a,
+            soh_rel_sigma=estimate_soh_rel_sigma,
+            ocv_rest_s=estimate_ocv_rest_s,
+            seed=estimate_seed,
+            ocv_soc=self.tables.soc_grid,
+            ocv_v=self.tables.ocv(self.tables.soc_grid),
+        )
         self.n_packs = n_packs
         n = self.params.n_cells
         self.n_actions = 2**n
@@ -181,6 +294,7 @@ class BalancingTask:
     def reset_packs(self, packs: np.ndarray, soc: np.ndarray, soh: np.ndarray) -> np.ndarray:
         """Reset ``packs`` (index array) to the given state; returns their observations."""
         self.sim.reset_packs(packs, soc, soh)
+        self.estimator.reset(packs, soc, soh)
         self.last_invalid[packs] = False
         self.last_toggles[packs] = 0
         self.reward_kind.reset(self, packs)
@@ -190,25 +304,70 @@ class BalancingTask:
         return self.frames[packs].reshape(len(packs), -1)
 
     # ------------------------------------------------------------------- step
+    def observed_soc(self) -> np.ndarray:
+        """(packs, cells): the SoC [-] the BMS sees: its estimate, or the truth without estimation errors."""
+        return self.estimator.soc if self.estimator.active else self.sim.state.soc
+
+    def observed_soh(self) -> np.ndarray:
+        """(packs, cells): the SoH [-] the BMS sees: its estimate, or the truth without estimation errors."""
+        return self.estimator.soh if self.estimator.active else self.sim.state.soh
+
     def forbidden_closures(self) -> np.ndarray:
         """(packs, cells) bool: shunts the invalid-action rules forbid closed now.
 
         ``lowest_soc_while_discharging``: the lowest-SoC cell's shunt while the pack discharges;
-        ``below_soc_min``: the shunt of every cell at or below the SoC window's lower limit.
+        ``below_soc_min``: the shunt of every cell at or below the SoC window's lower limit. Both
+        judge the SoC the BMS sees (:meth:`observed_soc`).
         """
-        s = self.sim.state
-        forbidden = np.zeros(s.soc.shape, dtype=bool)
+        soc = self.observed_soc()
+        forbidden = np.zeros(soc.shape, dtype=bool)
         if "lowest_soc_while_discharging" in self.invalid_rules:
             discharging = self.sim.pack_current_now_a() > 0.0
-            forbidden[self._packs, np.argmin(s.soc, axis=1)] = discharging
+            forbidden[self._packs, np.argmin(soc, axis=1)] = discharging
         if "below_soc_min" in self.invalid_rules:
-            forbidden |= s.soc <= self.params.soc_limits[0]
+            forbidden |= soc <= self.params.soc_limits[0]
         return forbidden
 
     def invalid_mask(self) -> np.ndarray:
-        """(packs, n_actions) bool: which actions the invalid-action rules forbid now."""
+        """(packs, n_actions) bool: which actions the invalid-action rules forbid now (and, with
+        ``max_closed_shunts``, those closing more shunts than the limit)."""
         forbidden = self.forbidden_closures()  # (P, C)
-        return (self.action_bits[None, :, :] & forbidden[:, None, :]).any(axis=-1)
+        mask = (self.action_bits[None, :, :] & forbidden[:, None, :]).any(axis=-1)
+        if self.max_closed_shunts:
+            mask |= (self.action_bits.sum(axis=1) > self.max_closed_shunts)[None, :]
+        if self.max_shunt_power_w:
+            mask |= self.shunt_power_w() @ self.action_bits.T > self.max_shunt_power_w
+        return mask
+
+    def shunt_power_w(self) -> np.ndarray:
+        """(packs, cells): the heat [W] each shunt would dissipate if closed now, V_t^2 / R_sh at the
+        present terminal voltage (what ``max_shunt_power_w`` judges)."""
+        return self.sim.state.terminal_v**2 / self.params.shunt_resistance_ohm
+
+    def limit_closures(self, requested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(switches, over)``: the requested shunts (packs, cells) less the closures beyond
+        ``max_closed_shunts`` or ``max_shunt_power_w``, and per pack whether any was refused. The
+        closed shunts kept are those of the cells with the highest observed SoC (:meth:`observed_soc`),
+        ties to the lower cell index, taken in that order while both limits hold."""
+        over = np.zeros(self.n_packs, dtype=bool)
+        if self.max_closed_shunts:
+            over |= requested.sum(axis=1) > self.max_closed_shunts
+        if self.max_shunt_power_w:
+            power_w = self.shunt_power_w()
+            over |= (requested * power_w).sum(axis=1) > self.max_shunt_power_w
+        if not over.any():
+            return requested, over
+        switches = requested.copy()
+        most = self.max_closed_shunts or self.params.n_cells
+        for k in np.flatnonzero(over):
+            cells = np.flatnonzero(requested[k])
+            order = cells[np.argsort(-self.observed_soc()[k, cells], kind="stable")]
+            kept = order[:most]
+            if self.max_shunt_power_w:
+                kept = kept[np.cumsum(power_w[k, kept]) <= self.max_shunt_power_w]
+            switches[k] = False
+            switches[k, kept] = True
+        return switches, over
 
     def gym_action_space(self) -> spaces.Space:
         """The Gymnasium space of one pack's action: ``Discrete(2^n)`` or ``MultiBinary(n)``."""
@@ -241,8 +400,19 @@ class BalancingTask:
             # An invalid action keeps the previous switch state, less any shunt the rules forbid now
             # (an interlock: the lowest cell may have changed, or discharge begun, since it was closed).
             switches = np.where(invalid[:, None], previous & ~forbidden, requested)
+        if self.max_closed_shunts or self.max_shunt_power_w:  # beyond the chip's limits: stays open, invalid
+            switches, over = self.limit_closures(switches)
+            invalid = invalid | over
         toggles = (switches != previous).sum(axis=1)
         interval = self.sim.advance(switches)
+        if self.estimator.active:
+            self.estimator.step(
+                interval.cell_current_a,
+                interval.pack_current_a,
+                ~switches,
+                self.sim.state.terminal_v,
+                self.sim.decision_interval_s,
+            )
         reward = self.reward_kind.step(self, interval, toggles, invalid)
         # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
         # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
@@ -269,9 +439,10 @@ class BalancingTask:
         """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1);
         :func:`decode_observation` reads it back."""
         s, n = self.sim.state, self.params.n_cells
-        out[:, :n] = np.minimum(np.maximum(2.0 * s.soc - 1.0, -1.0), 1.0)
+        soc, soh = self.observed_soc(), self.observed_soh()  # the BMS's estimate, or the truth
+        out[:, :n] = np.minimum(np.maximum(2.0 * soc - 1.0, -1.0), 1.0)
         out[:, n : 2 * n] = 2.0 * s.switches - 1.0
-        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((s.soh - 1.0) * SOH_OBS_SCALE, -1.0), 1.0)
+        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((soh - 1.0) * SOH_OBS_SCALE, -1.0), 1.0)
         out[:, 3 * n] = np.minimum(np.maximum(self.sim.pack_current_now_a() * (1.0 / self.i_max_a), -1.0), 1.0)
 
     # ------------------------------------------------------------------- info
@@ -290,6 +461,10 @@ class BalancingTask:
             "charged_ah": float(s.charged_ah[k]),
             "usable_capacity_ah": float(self.usable_capacity_ah(s.soc[k], s.soh[k])[0]),
         }
+        if self.profile.cycles > 1:  # the cycle the pack is in (0 first); discharged_ah counts it alone
+            info.update(cycle=int(s.cycle[k]), ended_cycle_discharged_ah=float(s.ended_cycle_discharged_ah[k]))
+        if self.estimator.active:  # what the observation showed; soc and soh stay the truth
+            info.update(soc_estimate=self.estimator.soc[k].copy(), soh_estimate=self.estimator.soh[k].copy())
         if interval is not None:
             info.update(
                 pack_current_a=float(interval.pack_current_a[k]),
@@ -402,6 +577,19 @@ class PassiveBalancingEnv(gym.Env):
     * ``reward``: :class:`~bmsrl.reward.RewardWeights` or a dict of its fields.
     * ``decision_interval_s`` (30), ``substeps`` (sub-steps per interval), ``invalid_rules``,
       ``init_soc``, ``init_soh``, ``i_max_a``, ``action_space`` (``"discrete"`` or ``"multi_binary"``).
+    * The realistic family (docs/model.md), each off by default: ``max_closed_shunts`` (a limit on
+      closed shunts: closures beyond it stay open, the cells with the highest observed SoC keep
+      theirs, ties to the lower index, and the action counts as invalid), ``max_shunt_power_w`` (the
+      same for the shunts' total heat, V_t^2 / R_sh at the decision); ``discharge``
+      (``"constant"``, ``"drive_cycle"``, ``"stochastic"``), ``drive_cycle``, ``load_peak_c_rate``,
+      ``load_seed`` (:mod:`bmsrl.profiles`); ``estimate_soc_sigma``, ``estimate_current_bias_sigma_a``,
+      ``estimate_soh_rel_sigma``, ``estimate_ocv_rest_s``, ``estimate_seed``: the observation's SoC
+      and SoH, and the invalid-action rules, are then the BMS's estimate (:mod:`bmsrl.estimator`);
+      ``info`` keeps the truth and adds ``soc_estimate``, ``soh_estimate``; ``cycles`` (the profile
+      run that many times per episode, each cycle from the state the last left, at the first
+      decision after it ended; ``discharged_ah`` and ``charged_ah`` count the present cycle, so the
+      usable capacity is the last discharge's; ``info`` adds ``cycle`` and
+      ``ended_cycle_discharged_ah``, the charge the last completed cycle delivered).
 
     ## Info
 

@@ -31,6 +31,9 @@ sub-step's end predicted with the current held, then the current linear between 
 second-order update of the continuous charger. (``charging="cc"``, the study's: constant current
 throughout.)
 
+A discharge that follows a time-varying load (a drive cycle, :mod:`bmsrl.profiles`) holds each of
+its currents over the trace's step: no sub-step crosses a step, and the pack decides again at each.
+
 The load profile's phase logic runs inside the sub-step loop: a sub-step never crosses a phase's
 maximum duration (a safety cap); a phase that ends at a cell limit (SoC, voltage) or, in a CC-CV
 charge, when the charger's current has tapered to ``cv_taper_c_rate * Q_nom`` ends at the exact time
@@ -221,11 +224,17 @@ class PackState:
     phase: np.ndarray  #: index of the current load-profile phase, (packs,)
     phase_time_s: np.ndarray  #: time spent in the current phase [s], (packs,)
     time_s: np.ndarray  #: time since reset [s], (packs,)
-    discharged_ah: np.ndarray  #: charge delivered by the pack since reset [Ah], (packs,)
-    charged_ah: np.ndarray  #: charge accepted by the pack since reset [Ah], (packs,)
+    #: charge delivered by the pack since reset (with several cycles: since its cycle began) [Ah], (packs,)
+    discharged_ah: np.ndarray
+    #: charge accepted by the pack since reset (with several cycles: since its cycle began) [Ah], (packs,)
+    charged_ah: np.ndarray
     #: a phase that ends at a cell limit (or the taper) ended at its maximum duration instead, a
     #: safety cap (profiles.py sizes the caps so that this never happens), since reset, (packs,) bool
     capped: np.ndarray
+    #: the cycle of the profile the pack is in, 0 first (``LoadProfile.cycles``), (packs,)
+    cycle: np.ndarray
+    #: ``discharged_ah`` at the end of the pack's last completed cycle [Ah] (0 before one), (packs,)
+    ended_cycle_discharged_ah: np.ndarray
 
     @classmethod
     def zeros(cls, n_packs: int, n_cells: int) -> PackState:
@@ -246,6 +255,8 @@ class PackState:
             discharged_ah=packs(),
             charged_ah=packs(),
             capped=np.zeros(n_packs, dtype=bool),
+            cycle=np.zeros(n_packs, dtype=np.intp),
+            ended_cycle_discharged_ah=packs(),
         )
 
 
@@ -308,6 +319,9 @@ class PackSimulator:
             p.taper_current_a if cc_cv else -1.0,  # i_taper [A]; -1: never
             p.voltage_limits_v[0] if by_voltage else -np.inf,  # v_lo_win [V]: the window of within_limits
             p.voltage_limits_v[1] if by_voltage else np.inf,  # v_hi_win [V]
+            profile.follows_load,  # per phase: its current follows the load trace
+            profile.load_a,  # the load trace [A], repeated
+            profile.load_step_s,  # its time step [s]
         )
 
     # ------------------------------------------------------------------ state
@@ -319,7 +333,16 @@ class PackSimulator:
         s.soc[packs] = soc
         s.soh[packs] = soh
         s.capped[packs] = False
-        for arr in (s.rc_v, s.shunt_energy_wh, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah):
+        s.cycle[packs] = 0
+        for arr in (
+            s.ended_cycle_discharged_ah,
+            s.rc_v,
+            s.shunt_energy_wh,
+            s.phase_time_s,
+            s.time_s,
+            s.discharged_ah,
+            s.charged_ah,
+        ):
             arr[packs] = 0.0
         s.switches[packs] = False
         s.phase[packs] = 0
@@ -375,13 +398,44 @@ class PackSimulator:
             max_v,
             min_v,
         )
+        if self.profile.cycles > 1:
+            self._next_cycle()
         return IntervalResult(cell_current_a, pack_current_a, energy_wh, max_v, min_v, n_sub)
+
+    def _next_cycle(self) -> None:
+        """Packs whose profile has ended with cycles to go start the next cycle from the state they are
+        in: its first phase, the charge counters from 0 (so a cycle's capacity is its own), shunt
+        heat, time and the safety-cap flag accumulated over the episode."""
+        s = self.state
+        restart = np.flatnonzero((s.phase >= self.profile.n_phases) & (s.cycle < self.profile.cycles - 1))
+        if restart.size == 0:
+            return
+        s.cycle[restart] += 1
+        s.ended_cycle_discharged_ah[restart] = s.discharged_ah[restart]
+        s.phase[restart] = 0
+        for arr in (s.phase_time_s, s.discharged_ah, s.charged_ah):
+            arr[restart] = 0.0
+        _reset_packs(
+            restart,
+            s.soc,
+            s.rc_v,
+            s.switches,
+            s.terminal_v,
+            s.current_a,
+            s.inside_limits,
+            s.phase,
+            s.phase_time_s,
+            *self._kernel_args,
+        )
 
     # ------------------------------------------------------------- read-outs
     @property
     def episode_over(self) -> np.ndarray:
-        """Per pack: has the last phase of the profile ended?"""
-        return self.state.phase >= self.profile.n_phases
+        """Per pack: has the last phase of the profile's last cycle ended?"""
+        over = self.state.phase >= self.profile.n_phases
+        if self.profile.cycles > 1:
+            over &= self.state.cycle >= self.profile.cycles - 1
+        return over
 
     def safety_violation(self) -> np.ndarray:
         """Per pack: a cell outside the SoC window by more than ``safety_margin_soc``."""
@@ -482,6 +536,27 @@ def _phase_ends(code, lower, upper, current_a, i_taper_a):
     return (code & 1 != 0 and lower) or (code & 2 != 0 and (upper or -current_a <= i_taper_a))
 
 
+@numba.njit(cache=True, inline="always")
+def _load_index(phase_time_s, load_step_s):
+    """The step of the load trace a phase is in after ``phase_time_s`` [s] (steps of ``load_step_s`` [s])."""
+    return int((phase_time_s + _TIME_TOL_S) / load_step_s)
+
+
+@numba.njit(cache=True, inline="always")
+def _to_next_load_step_s(phase_time_s, load_step_s):
+    """Time [s] from ``phase_time_s`` [s] to the start of the load trace's next step."""
+    return (_load_index(phase_time_s, load_step_s) + 1) * load_step_s - phase_time_s
+
+
+@numba.njit(cache=True, inline="always")
+def _phase_current_a(ph, phase_time_s, phase_current_a, follows_load, load_a, load_step_s):
+    """The current [A] phase ``ph`` asks for ``phase_time_s`` [s] into it (> 0 discharging): its
+    constant current, or the load trace's value for that step (the trace repeats)."""
+    if follows_load[ph]:
+        return load_a[_load_index(phase_time_s, load_step_s) % load_a.shape[0]]
+    return phase_current_a[ph]
+
+
 @numba.njit(cache=True)
 def _enter_phase(
     k,
@@ -502,6 +577,9 @@ def _enter_phase(
     v_hi_cut,
     v_hold,
     i_taper,
+    follows_load,
+    load_a,
+    load_step_s,
 ):
     """Pack ``k`` (table rows ``rows`` at its SoC) starts its phase, or decides again after its shunts
     changed: set the current the pack draws and the terminal voltages under it; a phase already at
@@ -510,14 +588,15 @@ def _enter_phase(
     n_cells = soc.shape[1]
     while True:
         ph = phase[k]
+        i_ph = _phase_current_a(ph, phase_time_s[k], phase_current_a, follows_load, load_a, load_step_s)
         limit_a = -np.inf
-        if phase_current_a[ph] < 0.0:
+        if i_ph < 0.0:
             for i in range(n_cells):
                 g = g_sh if switches[k, i] else 0.0
                 limit_a = max(
                     limit_a, _cv_current_limit_a(rows[i, 0], rc_v[k, i, 0], rc_v[k, i, 1], rows[i, 1], g, v_hold)
                 )
-        i_pack = _charger_current_a(phase_current_a[ph], limit_a)
+        i_pack = _charger_current_a(i_ph, limit_a)
         current_a[k] = i_pack
         lower = False
         upper = False
@@ -570,6 +649,9 @@ def _reset_packs(
     i_taper,
     v_lo_win,
     v_hi_win,
+    follows_load,
+    load_a,
+    load_step_s,
 ):
     """Freshly reset ``packs`` start their first phase (:func:`_enter_phase`)."""
     rows = np.empty((soc.shape[1], 6))
@@ -594,6 +676,9 @@ def _reset_packs(
             v_hi_cut,
             v_hold,
             i_taper,
+            follows_load,
+            load_a,
+            load_step_s,
         )
         inside_limits[k] = _all_inside(k, soc, terminal_v, soc_lo, soc_hi, v_lo_win, v_hi_win)
 
@@ -1193,6 +1278,9 @@ def _advance_packs(
     i_taper,
     v_lo_win,
     v_hi_win,
+    follows_load,
+    load_a,
+    load_step_s,
     phase_max_s,
     dt_s,
     substeps,
@@ -1218,8 +1306,10 @@ def _advance_packs(
     tapered, or the top cell reaching the voltage hold in the constant-current stage), it is cut at
     the exact crossing time (:func:`_crossing_time_s`) and the phase ends there, or the
     constant-voltage stage begins there. The phase's maximum duration also ends it. The terminal
-    voltages left in ``terminal_v`` are those under the current the pack draws next. Returns the
-    largest number of sub-steps any pack took (events split sub-steps).
+    voltages left in ``terminal_v`` are those under the current the pack draws next. A phase that
+    follows the load trace (``follows_load``) takes no sub-step across a step of the trace and
+    decides again at each new step (:func:`_enter_phase`), so each of the trace's currents is held
+    over its step. Returns the largest number of sub-steps any pack took (events split sub-steps).
     """
     n_packs, n_cells = soc.shape
     n_phases = phase_current_a.shape[0] - 1
@@ -1250,7 +1340,10 @@ def _advance_packs(
                 switches[k, i] = new_switches[k, i]
                 changed = True
         _fill_rows(k, soc, rows, table, lo, inv_step, last)
-        if changed and phase_current_a[phase[k]] < 0.0:
+        if (
+            changed
+            and _phase_current_a(phase[k], phase_time_s[k], phase_current_a, follows_load, load_a, load_step_s) < 0.0
+        ):
             _enter_phase(
                 k,
                 rows,
@@ -1270,14 +1363,19 @@ def _advance_packs(
                 v_hi_cut,
                 v_hold,
                 i_taper,
+                follows_load,
+                load_a,
+                load_step_s,
             )
         cv_began = False
         while remaining > _TIME_TOL_S:
             ph = phase[k]
             code = phase_end_code[ph] if ph < n_phases else 0
-            i_ph = phase_current_a[ph]
+            i_ph = _phase_current_a(ph, phase_time_s[k], phase_current_a, follows_load, load_a, load_step_s)
             # never step past the interval's end or the phase's maximum duration
             h = min(h_nominal, remaining, phase_max_s[ph] - phase_time_s[k])
+            if follows_load[ph]:  # never across a step of the load trace: each value is held
+                h = min(h, _to_next_load_step_s(phase_time_s[k], load_step_s))
             i_pack = current_a[k]  # the pack current at the sub-step's start
             charging = i_ph < 0.0
             s_soc = soc[k]  # the sub-step's start state, left in place until the sub-step is done
@@ -1448,6 +1546,35 @@ def _advance_packs(
                     v_hi_cut,
                     v_hold,
                     i_taper,
+                    follows_load,
+                    load_a,
+                    load_step_s,
+                )
+            elif follows_load[ph] and _to_next_load_step_s(phase_time_s[k], load_step_s) >= load_step_s - _TIME_TOL_S:
+                # a new step of the load trace: its current from now on (a regenerative value
+                # limited by the charger's voltage hold), the voltages under it, a limit it reaches
+                _enter_phase(
+                    k,
+                    rows,
+                    soc,
+                    rc_v,
+                    switches,
+                    terminal_v,
+                    current_a,
+                    phase,
+                    phase_time_s,
+                    phase_current_a,
+                    phase_end_code,
+                    g_sh,
+                    soc_lo,
+                    soc_hi,
+                    v_lo_cut,
+                    v_hi_cut,
+                    v_hold,
+                    i_taper,
+                    follows_load,
+                    load_a,
+                    load_step_s,
                 )
             i_pack = i_end
         if current_a[k] != i_pack:  # the charger changed the current: voltages under the new one

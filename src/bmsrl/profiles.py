@@ -23,15 +23,28 @@ SoC 0: 2300-2500 s at 0.3 C, 4400-4800 s at 1 C, where it starts at a lower SoC)
 of identical cells from SoC 0 to the C/20 taper takes 1.04-1.15 of ``3600 Q_nom / |I|`` at 0.3 C and
 1.73-1.91 at 1 C (SoH 0.95-1.05, measured with the shipped tables), inside the 2.5 of the cap; from
 about 1.5 C on, the cap would end such a charge before the taper (docs/physics.md).
+
+Time-varying discharge (``env.discharge``, :data:`DISCHARGES`): instead of the constant current, the
+discharge phase follows a load trace, a current [A] per time step [s] held over each step (the
+simulator never lets a sub-step cross a step, so its exact zero-order-hold integration holds each
+value) and repeated from its start until the phase ends at its limit, as a constant-current
+discharge does. ``drive_cycle`` is a standard cycle from a table (:func:`bmsrl.tables.load_drive_cycle`,
+shipped: US06), ``stochastic`` a seeded synthetic load (:func:`stochastic_load_a`). Either is
+scaled to the pack by one factor so that its peak discharge current is ``peak_c_rate x capacity_ah``
+[A]; negative values are regenerative braking, which charges the pack inside the discharge phase
+(the CC-CV charger's voltage hold limits it like any charge). The phase's safety cap uses the trace's
+mean current. (The charge stays at constant current: a charger, not a drive.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from bmsrl.errors import UserError
+from bmsrl.tables import load_drive_cycle
 
 #: maximum pack current [A], about 0.7 C for a 3.4 Ah cell; the observation divides by it
 #: (the default of :class:`bmsrl.env.TaskParameters` ``i_max_a``, hence of the config's env.i_max_a)
@@ -55,16 +68,44 @@ class Phase:
     current_a: float  #: pack current [A], > 0 discharging (a charge's constant-current stage)
     max_duration_s: float  #: the phase ends after this long at the latest (safety cap) [s]
     until: str | None  #: "lower", "upper" or None: the cell limit that ends the phase early
+    #: the phase's current follows the profile's load trace (``LoadProfile.load_a``); ``current_a``
+    #: is then the trace's mean [A]
+    follows_load: bool = False
+
+
+@dataclass(frozen=True)
+class DischargeLoad:
+    """A time-varying discharge current: ``current_a`` [A] (> 0 discharging) per step of ``step_s``
+    [s], each held over its step, repeated from the start; ``source`` says where it came from."""
+
+    source: str
+    current_a: np.ndarray
+    step_s: float
+
+    @property
+    def mean_a(self) -> float:
+        """Mean current [A] over one repetition."""
+        return float(np.mean(self.current_a))
 
 
 @dataclass(frozen=True)
 class LoadProfile:
-    """A named sequence of phases, stored as arrays so a batch of packs can index them."""
+    """A named sequence of phases, stored as arrays so a batch of packs can index them.
+
+    ``load``: the trace the phases marked ``follows_load`` follow (None: every phase is constant).
+    ``cycles``: how often the episode runs the phases (``env.cycles``); each further cycle starts at
+    the first decision after the previous one ended, from the state it left (:class:`bmsrl.pack.PackSimulator`)."""
 
     name: str
     phases: tuple[Phase, ...]
+    load: DischargeLoad | None = None
+    cycles: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.cycles, bool) or not isinstance(self.cycles, (int, np.integer)) or self.cycles < 1:
+            raise ValueError(f"profile {self.name!r}: cycles must be an integer >= 1, got {self.cycles!r}")
+        if any(p.follows_load for p in self.phases) and self.load is None:
+            raise ValueError(f"profile {self.name!r}: a phase follows the load trace, but there is none")
         for phase in self.phases:
             if phase.until not in (None, "lower", "upper"):
                 raise ValueError(f"phase {phase.name!r}: until must be 'lower', 'upper' or None")
@@ -80,6 +121,17 @@ class LoadProfile:
         object.__setattr__(self, "max_duration_s", np.array([p.max_duration_s for p in self.phases] + [np.inf]))
         object.__setattr__(self, "ends_at_lower", np.array([p.until == "lower" for p in self.phases] + [False]))
         object.__setattr__(self, "ends_at_upper", np.array([p.until == "upper" for p in self.phases] + [False]))
+        object.__setattr__(self, "follows_load", np.array([p.follows_load for p in self.phases] + [False]))
+
+    @property
+    def load_a(self) -> np.ndarray:
+        """The load trace [A] the simulator indexes (one zero when there is none)."""
+        return np.zeros(1) if self.load is None else np.ascontiguousarray(self.load.current_a, dtype=np.float64)
+
+    @property
+    def load_step_s(self) -> float:
+        """The load trace's time step [s] (1 when there is none)."""
+        return 1.0 if self.load is None else float(self.load.step_s)
 
     @property
     def n_phases(self) -> int:
@@ -98,31 +150,46 @@ def safety_caps_s(current_a: float, capacity_ah: float = CAPACITY_AH) -> tuple[f
     return DISCHARGE_CAP_FACTOR * full_s, (CHARGE_CAP_FACTOR + CV_CAP_FACTOR) * full_s
 
 
-def discharge_rest_charge(current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH) -> LoadProfile:
-    """Training profile: discharge at ``current_a`` [A] to the lower limit, rest 100 s, charge to the
-    upper limit (CC, or CC-CV to the taper); caps from :func:`safety_caps_s`."""
-    discharge_cap_s, charge_cap_s = safety_caps_s(current_a, capacity_ah)
+def _discharge_phase(current_a: float, capacity_ah: float, load: DischargeLoad | None) -> Phase:
+    """The discharge phase: at constant ``current_a`` [A], or following ``load`` (cap from its mean)."""
+    if load is None:
+        return Phase("discharge", current_a, safety_caps_s(current_a, capacity_ah)[0], "lower")
+    return Phase("discharge", load.mean_a, safety_caps_s(load.mean_a, capacity_ah)[0], "lower", follows_load=True)
+
+
+def discharge_rest_charge(
+    current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH, load: DischargeLoad | None = None
+) -> LoadProfile:
+    """Training profile: discharge at ``current_a`` [A] (or following ``load``) to the lower limit,
+    rest 100 s, charge at ``current_a`` to the upper limit (CC, or CC-CV to the taper); caps from
+    :func:`safety_caps_s`."""
+    charge_cap_s = safety_caps_s(current_a, capacity_ah)[1]
     return LoadProfile(
         "discharge-rest-charge",
         (
-            Phase("discharge", current_a, discharge_cap_s, "lower"),
+            _discharge_phase(current_a, capacity_ah, load),
             Phase("rest", 0.0, REST_S, None),
             Phase("charge", -current_a, charge_cap_s, "upper"),
         ),
+        load,
     )
 
 
-def charge_rest_discharge(current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH) -> LoadProfile:
+def charge_rest_discharge(
+    current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH, load: DischargeLoad | None = None
+) -> LoadProfile:
     """Test profile: charge at ``current_a`` [A] to the upper limit (CC, or CC-CV to the taper), rest
-    100 s, discharge to the lower limit; caps from :func:`safety_caps_s`."""
-    discharge_cap_s, charge_cap_s = safety_caps_s(current_a, capacity_ah)
+    100 s, discharge at ``current_a`` (or following ``load``) to the lower limit; caps from
+    :func:`safety_caps_s`."""
+    charge_cap_s = safety_caps_s(current_a, capacity_ah)[1]
     return LoadProfile(
         "charge-rest-discharge",
         (
             Phase("charge", -current_a, charge_cap_s, "upper"),
             Phase("rest", 0.0, REST_S, None),
-            Phase("discharge", current_a, discharge_cap_s, "lower"),
+            _discharge_phase(current_a, capacity_ah, load),
         ),
+        load,
     )
 
 
@@ -132,13 +199,93 @@ PROFILES = {
 }
 
 
-def get_profile(name: str | LoadProfile, current_a: float = I_MAX_A, capacity_ah: float = CAPACITY_AH) -> LoadProfile:
-    """The profile called ``name`` at ``current_a`` [A] for cells of ``capacity_ah`` [Ah] (or ``name``
-    itself if it already is a :class:`LoadProfile`)."""
+def get_profile(
+    name: str | LoadProfile,
+    current_a: float = I_MAX_A,
+    capacity_ah: float = CAPACITY_AH,
+    load: DischargeLoad | None = None,
+    cycles: int = 1,
+) -> LoadProfile:
+    """The profile called ``name`` at ``current_a`` [A] for cells of ``capacity_ah`` [Ah], its
+    discharge following ``load`` if given, run ``cycles`` times (or ``name`` itself if it already is
+    a :class:`LoadProfile`)."""
     if isinstance(name, LoadProfile):
         return name
     try:
         factory = PROFILES[name]
     except KeyError:
         raise UserError(f"unknown load profile {name!r}; choose one of {sorted(PROFILES)}") from None
-    return factory(current_a, capacity_ah)
+    profile = factory(current_a, capacity_ah, load)
+    return profile if cycles == 1 else dataclasses.replace(profile, cycles=cycles)
+
+
+# ------------------------------------------------------------------ time-varying discharge loads
+#: the stochastic load: an AR(1) process on a 1 s step whose relative standard deviation (std /
+#: mean) and correlation time [s] are those of the shipped US06 trace (2.2 and about 3 s: its
+#: lag-1 s autocorrelation is 0.71; numpy's std / mean and corrcoef of data/drive_cycle_us06.csv's
+#: current_a), one hour long, then repeated
+STOCHASTIC_STEP_S = 1.0
+STOCHASTIC_RELATIVE_STD = 2.2
+STOCHASTIC_CORRELATION_S = 3.0
+STOCHASTIC_DURATION_S = 3600.0
+
+
+def scaled_to_peak(current_a: np.ndarray, peak_c_rate: float, capacity_ah: float) -> np.ndarray:
+    """``current_a`` [A] times the one factor that makes its peak discharge current ``peak_c_rate``
+    [1/h] x ``capacity_ah`` [Ah] (the documented scaling of every time-varying load)."""
+    if not peak_c_rate > 0 or not capacity_ah > 0:
+        raise ValueError(f"peak_c_rate and capacity_ah must be positive, got {peak_c_rate}, {capacity_ah}")
+    peak_a = float(np.max(current_a))
+    if not peak_a > 0:
+        raise ValueError("a load trace needs a positive (discharging) peak")
+    return np.asarray(current_a, dtype=np.float64) * (peak_c_rate * capacity_ah / peak_a)
+
+
+def stochastic_load_a(seed: int) -> np.ndarray:
+    """The unscaled stochastic load [A, arbitrary scale], seeded: an AR(1) process of mean 1 on a
+    :data:`STOCHASTIC_STEP_S` step, ``x[t+1] = 1 + phi (x[t] - 1) + sd sqrt(1 - phi^2) e[t]``,
+    ``phi = exp(-step / STOCHASTIC_CORRELATION_S)``, ``sd = STOCHASTIC_RELATIVE_STD``, ``x[0] = 1``;
+    negative values are regenerative braking, as in a drive cycle. Its sample mean is then shifted
+    to exactly 1, so that every seed discharges at the same mean rate."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    n = int(round(STOCHASTIC_DURATION_S / STOCHASTIC_STEP_S))
+    phi = float(np.exp(-STOCHASTIC_STEP_S / STOCHASTIC_CORRELATION_S))
+    shocks = STOCHASTIC_RELATIVE_STD * np.sqrt(1.0 - phi * phi) * rng.standard_normal(n)
+    x = np.empty(n)
+    x[0] = 1.0
+    for t in range(1, n):
+        x[t] = 1.0 + phi * (x[t - 1] - 1.0) + shocks[t]
+    return x - x.mean() + 1.0
+
+
+def _constant(**_) -> None:
+    return None
+
+
+def _drive_cycle(*, drive_cycle: str, peak_c_rate: float, capacity_ah: float, seed: int) -> DischargeLoad:
+    current_a, step_s = load_drive_cycle(drive_cycle)
+    return DischargeLoad(f"drive cycle {drive_cycle}", scaled_to_peak(current_a, peak_c_rate, capacity_ah), step_s)
+
+
+def _stochastic(*, drive_cycle: str, peak_c_rate: float, capacity_ah: float, seed: int) -> DischargeLoad:
+    raw = stochastic_load_a(seed)
+    return DischargeLoad(
+        f"stochastic load, seed {seed}", scaled_to_peak(raw, peak_c_rate, capacity_ah), STOCHASTIC_STEP_S
+    )
+
+
+#: ``env.discharge``: how the discharge phase draws its current (module docstring)
+DISCHARGES = {"constant": _constant, "drive_cycle": _drive_cycle, "stochastic": _stochastic}
+
+
+def make_discharge_load(
+    discharge: str, *, drive_cycle: str, peak_c_rate: float, capacity_ah: float, seed: int
+) -> DischargeLoad | None:
+    """The discharge load of ``env.discharge`` (None: constant current): ``drive_cycle`` names a
+    shipped cycle or a CSV, scaled to a peak of ``peak_c_rate x capacity_ah`` [A]; ``seed`` seeds
+    the stochastic load."""
+    try:
+        factory = DISCHARGES[discharge]
+    except KeyError:
+        raise UserError(f"unknown discharge {discharge!r}; choose one of {sorted(DISCHARGES)}") from None
+    return factory(drive_cycle=drive_cycle, peak_c_rate=peak_c_rate, capacity_ah=capacity_ah, seed=seed)

@@ -519,3 +519,66 @@ def load_ecm_table(path: str | os.PathLike | None = None, *, allow_implausible: 
             check_plausible(frame, name, plausible, kind=kind, path=path)
     frame = sort_unique(frame, "soc", kind=kind, path=path)
     return {name: np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64)) for name in ECM_COLUMNS}
+
+
+#: columns of a drive-cycle table: time [s] and current [A] (> 0 discharging)
+DRIVE_CYCLE_COLUMNS = ("time_s", "current_a")
+#: shipped drive cycles by name (bmsrl/data, provenance in its README.md)
+DRIVE_CYCLES = {"us06": "drive_cycle_us06.csv"}
+#: the time steps [s] a drive-cycle table may have: a step outside is a unit error (ms, h)
+PLAUSIBLE_DRIVE_CYCLE_STEP_S = (0.1, 60.0)
+
+
+def load_drive_cycle(name_or_path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """A drive cycle's current [A] per time step and the step [s], validated.
+
+    ``name_or_path``: a shipped cycle (a key of :data:`DRIVE_CYCLES`, e.g. ``"us06"``) or a CSV with
+    the columns ``time_s`` [s] and ``current_a`` [A] (> 0 discharging), one row per step from
+    ``time_s`` 0 on a uniform step. Each current holds from its time to the next row's (the last
+    row's for one step).
+
+    Raises
+    ------
+    UserError
+        Naming the file (and line / column): the defects of :func:`read_numeric_csv`; a time not
+        starting at 0, not strictly increasing or not on a uniform step; a step outside
+        :data:`PLAUSIBLE_DRIVE_CYCLE_STEP_S` (the time in ms or h?); no discharging current; a mean
+        current <= 0 (the cycle would charge the pack).
+    """
+    if str(name_or_path) in DRIVE_CYCLES:
+        with resources.as_file(package_data_file(DRIVE_CYCLES[str(name_or_path)])) as shipped:
+            return load_drive_cycle(shipped)
+    path = Path(name_or_path)
+    kind = "drive-cycle table"
+    frame = read_numeric_csv(path, DRIVE_CYCLE_COLUMNS, kind=kind)
+    time_s = frame["time_s"].to_numpy()
+    current_a = np.ascontiguousarray(frame["current_a"].to_numpy())
+    lines = frame.index.to_numpy()
+    if time_s[0] != 0.0:
+        raise UserError(
+            f"{_where(kind, path, int(lines[0]), 'time_s')}: the cycle must start at time_s 0, not {time_s[0]:g}"
+        )
+    if len(time_s) < 2:
+        raise UserError(f"{kind} {path}: one row; a cycle needs at least two (its time step)")
+    steps = np.diff(time_s)
+    step_s = float(steps[0])
+    bad = np.flatnonzero(np.abs(steps - step_s) > 1e-6 * max(step_s, 1e-9))
+    if step_s <= 0 or bad.size:
+        i = bad[0] if bad.size else 0
+        raise UserError(
+            f"{_where(kind, path, int(lines[i + 1]), 'time_s')}: time_s must rise by one uniform step "
+            f"({step_s:g} s from line {lines[0]} to {lines[1]}), but goes from {time_s[i]:g} to {time_s[i + 1]:g}"
+            f"{_more(bad.size - 1)}"
+        )
+    lo, hi = PLAUSIBLE_DRIVE_CYCLE_STEP_S
+    if not lo <= step_s <= hi:
+        raise UserError(
+            f"{_where(kind, path, column='time_s')}: a time step of {step_s:g} s is outside [{lo:g}, {hi:g}] s "
+            "(is the time in ms or h? it must be in s)"
+        )
+    if not (current_a > 0).any() or current_a.mean() <= 0:
+        raise UserError(
+            f"{_where(kind, path, column='current_a')}: the mean current is {current_a.mean():g} A; a discharge "
+            "cycle needs a positive mean (current > 0 discharges the pack)"
+        )
+    return current_a, step_s
