@@ -36,13 +36,14 @@ class BestKnown:
 
     def __init__(self, base) -> None:
         self.base = base
-        self._shadow: BalancingTask | None = None
+        self._shadows: dict[int, BalancingTask] = {}  # by size: the candidates of one decision
 
-    def _shadow_of(self, task: BalancingTask) -> BalancingTask:
-        """A task of ``n_packs x n_actions`` packs with the same physics, profile and rules."""
-        n = task.n_packs * task.n_actions
-        if self._shadow is None or self._shadow.n_packs != n:
-            self._shadow = BalancingTask(
+    def _shadow_of(self, task: BalancingTask, n: int) -> BalancingTask:
+        """A task of ``n`` packs with the same physics, profile and rules as ``task``."""
+        if n not in self._shadows:
+            if len(self._shadows) >= 8:  # sizes vary with the decision: keep the memory bounded
+                self._shadows.pop(next(iter(self._shadows)))
+            self._shadows[n] = BalancingTask(
                 n_packs=n,
                 profile=task.profile,
                 pack=task.params,
@@ -58,7 +59,7 @@ class BestKnown:
                 max_shunt_power_w=task.max_shunt_power_w,
                 tables=task.tables,
             )
-        return self._shadow
+        return self._shadows[n]
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True, task=None):
         if task is None:
@@ -73,17 +74,26 @@ class BestKnown:
 
     def candidate_values_ah(self, task: BalancingTask) -> np.ndarray:
         """(packs, actions): charge [Ah] each pack delivers over its episode if it takes that action now
-        and the base controller afterwards; -inf for an invalid action."""
-        a = task.n_actions
-        shadow = self._shadow_of(task)
+        and the base controller afterwards; -inf for an invalid action.
+
+        Only a pack with a choice (more than one valid action) is looked ahead, and only over its valid
+        actions: a pack with one valid action (during a discharge, where no shunt may close) gets 0 for
+        it, which wins as its own rollout's value would. The decisions are those of trying every action.
+        """
+        invalid = task.invalid_mask()  # (packs, actions)
+        values = np.where(invalid, -np.inf, 0.0)
+        choice = ~invalid & ((~invalid).sum(axis=1) > 1)[:, None]
+        packs, actions = np.nonzero(choice)
+        if packs.size == 0:
+            return values
+        shadow = self._shadow_of(task, packs.size)
         source, copy = task.sim.state, shadow.sim.state
         for f in fields(PackState):
-            setattr(copy, f.name, np.repeat(getattr(source, f.name), a, axis=0))
-        shadow.frames[:] = np.repeat(task.frames, a, axis=0)
+            setattr(copy, f.name, getattr(source, f.name)[packs].copy())
+        shadow.frames[:] = task.frames[packs]
         shadow.last_invalid[:] = False
         shadow.last_toggles[:] = 0
         shadow.reward_kind.reset(shadow, np.arange(shadow.n_packs))
-        invalid = task.invalid_mask()  # (packs, actions)
-        shadow.step_checked(np.tile(np.arange(a), task.n_packs))
-        delivered_ah = rollout(shadow, self.base).end["discharged_ah"].reshape(task.n_packs, a)
-        return np.where(invalid, -np.inf, delivered_ah)
+        shadow.step_checked(actions)
+        values[packs, actions] = rollout(shadow, self.base).end["discharged_ah"]
+        return values
