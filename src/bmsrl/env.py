@@ -49,9 +49,10 @@ class TaskParameters:
     )
     init_soh: tuple[float, float] = param(
         (0.95, 1.05),
-        "initial state of health (capacity / Q_nom) of each cell ~ U(lo, hi) [-]",
+        "initial state of health (capacity / Q_nom) of each cell ~ U(lo, hi) [-]; at most 1.5 (a cell half again "
+        "its nominal capacity is not a cell of this type: a percentage or a typo)",
         interval="closed",
-        items={"type": "number", "exclusiveMinimum": 0},
+        items={"type": "number", "exclusiveMinimum": 0, "maximum": 1.5},
     )
     invalid_rules: tuple[str, ...] = param(
         ("lowest_soc_while_discharging",),

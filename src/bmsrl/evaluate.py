@@ -28,7 +28,7 @@ import pandas as pd
 from bmsrl import bound
 from bmsrl.agents import BEST_KNOWN, BEST_KNOWN_BASE, load_policy
 from bmsrl.baselines import BASELINES, setting_names
-from bmsrl.config import add_config_arguments, config_from_args, scenario_config
+from bmsrl.config import add_config_arguments, config_from_args, scenario_config, seed_argument
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output
@@ -183,7 +183,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"one of {list(POLICIES)}, or {BEST_KNOWN} (the model-based reference, slow: bmsrl.best_known)",
     )
     parser.add_argument("--profile", required=True, help="load profile to evaluate on")
-    parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
+    parser.add_argument(
+        "--seed", required=True, type=seed_argument(), help="training seed (sets the evaluation packs; 0..999999)"
+    )
     parser.add_argument(
         "--scenario",
         default=DEFAULT_SCENARIO,
