@@ -31,7 +31,7 @@ from bmsrl.baselines import BASELINES, setting_names
 from bmsrl.config import add_config_arguments, config_from_args, scenario_config, seed_argument
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_outputs, check_output
+from bmsrl.io import atomic_outputs, check_output, check_outputs
 from bmsrl.policies import POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
@@ -211,16 +211,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     check_output(args.out, "--out", folder=True)
-    if args.animation is not None:  # refuse a bad file name before the episodes run
+    if args.animation is not None:  # refuse a bad file name or place before the episodes run
         from bmsrl.render import check_animation_path
 
         check_animation_path(args.animation)
+        check_outputs(
+            {
+                "--animation": args.animation,
+                "--out (traces.csv)": args.out / "traces.csv",
+                "--out (metrics.csv)": args.out / "metrics.csv",
+            },
+            {"--model": args.model, "--baseline-settings": args.baseline_settings},
+        )
     settings = None
+    name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
     if args.baseline_settings is not None:
         if args.policy not in (*BASELINES, BEST_KNOWN):
             raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")
-        name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
         settings = read_baseline_settings(args.baseline_settings, name, setting_names(name))
+    elif name in BASELINES and BASELINES[name].tunable and cfg["baselines"]["tuned"]:
+        raise UserError(
+            f"baselines.tuned is true: give --baseline-settings results/baselines/{name}.yaml (the tuned "
+            f"settings of {name}, `snakemake tune_baselines`), or set baselines.tuned: false to run the "
+            f"configured baselines.{name}; without either, the hand-set rule would run under the tuned rule's name"
+        )
     traces, metrics = evaluate(
         cfg,
         args.policy,
