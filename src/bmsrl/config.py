@@ -233,9 +233,7 @@ def _is_number(checker, instance) -> bool:
     """A number is finite: NaN passes every bound (``nan < 0`` and ``nan > 1`` are both false) and
     infinities pass the lower ones, so ``.nan`` or ``.inf`` would reach the simulator, a training or
     a tuning grid; :func:`_describe` says "not a finite number"."""
-    return (
-        isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
-    )
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
 
 
 _StrictValidator = validators.extend(

@@ -80,9 +80,7 @@ def reference_table(cfg: dict, seeds, baseline_settings=(), ocv_table: str | Non
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument(
-        "--seeds", nargs="+", type=seed_argument(), help="training seeds (default: the config's seeds)"
-    )
+    parser.add_argument("--seeds", nargs="+", type=seed_argument(), help="training seeds (default: the config's seeds)")
     parser.add_argument(
         "--baseline-settings",
         nargs="+",
