@@ -497,11 +497,13 @@ def _semantic_problem(cfg: dict[str, Any]) -> str | None:
     for name, overrides in scenarios.items():
         # the scenario's env is env merged with its overrides, checked as env is (intervals in order,
         # init_soc inside soc_limits), so that `snakemake -n` refuses it, not the evaluate jobs after training
-        merged = {**cfg["env"], **overrides}
-        found = field_errors(merged, [PackParameters, TaskParameters], rules=False)
+        prefix = f"evaluation.scenarios.{name}."
+        found = field_errors({**cfg["env"], **overrides}, [PackParameters, TaskParameters], prefix, rules=False)
         if found:
-            keys = ", ".join(sorted(overrides))
-            return f"evaluation.scenarios.{name}: {found[0]} (env with this scenario's overrides: {keys})"
+            key = found[0].split(":")[0].removeprefix(prefix)
+            if key in overrides:
+                return found[0]
+            return f"{found[0]} ({key} is env's: the scenario overrides {', '.join(sorted(overrides))})"
     return seeds.seed_problem(cfg)
 
 
