@@ -103,10 +103,10 @@ def new_model(
     )
 
 
-def policy_kwargs_of(algo: str, policy_kwargs: dict, features: dict | None = None) -> dict:
-    """The ``policy_kwargs`` an ``algo`` model is built with: the configured ones, the features'
-    (:func:`features_of`), and the fused Adam of the algorithms that use Adam."""
-    policy_kwargs = {**policy_kwargs, **(features or {})}
+def policy_kwargs_of(algo: str, policy_kwargs: dict | None, features: dict | None = None) -> dict:
+    """The ``policy_kwargs`` an ``algo`` model is built with: the configured ones (``None``: none, as
+    for SB3), the features' (:func:`features_of`), and the fused Adam of the algorithms that use Adam."""
+    policy_kwargs = {**(policy_kwargs or {}), **(features or {})}
     if algos.get(algo).adam:
         policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
     return policy_kwargs
@@ -122,7 +122,9 @@ def policy_problem(cfg: dict, algo: str) -> str | None:
     from bmsrl.env import PassiveBalancingEnv
 
     env = PassiveBalancingEnv(pack={"n_cells": cfg["env"]["n_cells"]})
-    configured = cfg["training"]["hyperparams"][algo].get("policy_kwargs", {})
+    configured = cfg["training"]["hyperparams"][algo].get("policy_kwargs")
+    if configured is not None and not isinstance(configured, dict):
+        return f"training.hyperparams.{algo}.policy_kwargs: {configured!r} is not a mapping of keyword arguments"
     policy_class = algorithm_class(algo).policy_aliases["MlpPolicy"]
     kwargs = policy_kwargs_of(algo, configured, features_of(cfg))
     if "lr_schedule" in inspect.signature(policy_class).parameters:
