@@ -30,6 +30,21 @@ def one_line_error(code: int, err: str, verb: str, *fragments: str) -> None:
         assert fragment in lines[-1], (fragment, lines[-1])
 
 
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a verb gets as far as its work (a training, an evaluation, the references)."""
+    import bmsrl.evaluate
+    import bmsrl.reference
+    import bmsrl.train
+
+    def worked(*args, **kwargs):
+        raise AssertionError("the verb started its work before the bad input was refused")
+
+    monkeypatch.setattr(bmsrl.train, "train", worked)
+    monkeypatch.setattr(bmsrl.evaluate, "evaluate", worked)
+    monkeypatch.setattr(bmsrl.reference, "reference_table", worked)
+
+
 def refused(cfg: dict) -> str:
     with pytest.raises(UserError) as info:
         validate(cfg, "cfg.yaml")
@@ -95,7 +110,7 @@ def test_the_env_refuses_nan_with_the_configs_words(kwargs, key):
     assert str(info.value).startswith(f"{key}: ") and "is not a finite number" in str(info.value)
 
 
-def test_a_nan_toggle_cost_never_reaches_a_training(tmp_path, capsys):
+def test_a_nan_toggle_cost_never_reaches_a_training(tmp_path, capsys, no_work):
     code = main(
         [
             "train",
@@ -192,7 +207,7 @@ def test_an_empty_search_space_is_refused_at_validation(tmp_path):
 # --------------------------------------------------------------- item 6 and 9: seeds on every verb
 @pytest.mark.parametrize("seed", ["99999999999", "-5", "1000000"])
 @pytest.mark.parametrize("verb", ["train", "evaluate", "reference"])
-def test_seeds_are_bounded_as_the_schema_says_on_every_verb(tmp_path, capsys, verb, seed):
+def test_seeds_are_bounded_as_the_schema_says_on_every_verb(tmp_path, capsys, no_work, verb, seed):
     out = tmp_path / "out"
     argv = {
         "train": ["train", "--algo", "ppo", "--seed", seed, "--out", str(out)],
