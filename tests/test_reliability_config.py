@@ -240,3 +240,23 @@ def test_the_config_keeps_every_default_finite():
     from bmsrl.config import defaults
 
     json.dumps(defaults(), allow_nan=False)  # raises on a NaN or an infinity anywhere
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["ocv", "IN", "OUT", "--soc-window", "nan", "0.9"], "SoC window [nan, 0.9] must satisfy"),
+        (["ocv", "IN", "OUT", "--soc-window", "0.1", "inf"], "SoC window [0.1, inf] must satisfy"),
+        (["aggregate", "IN", "--out-csv", "OUT", "--out-md", "OUT.md", "--confidence", "nan"], "--confidence"),
+    ],
+)
+def test_nan_on_a_float_command_line_option_is_one_line(tmp_path, capsys, argv, fragment):
+    """The float options (their bounds are chained comparisons, which NaN fails) refuse NaN and inf."""
+    from bmsrl.io import package_data_file
+
+    table = str(package_data_file("ocv_table.csv"))
+    out = tmp_path / "out.csv"
+    argv = [table if a == "IN" else str(out) if a == "OUT" else str(tmp_path / a) if a == "OUT.md" else a for a in argv]
+    code = main(argv)
+    one_line_error(code, capsys.readouterr().err, argv[0], fragment)
+    assert not out.exists()
