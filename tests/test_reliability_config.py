@@ -185,6 +185,9 @@ def test_a_policy_kwargs_that_builds_is_accepted():
     for algo in ("ppo", "dqn", "ars"):
         cfg = validate({"training": {"hyperparams": {algo: {"policy_kwargs": {"net_arch": [16, 16]}}}}}, "cfg.yaml")
         assert cfg["training"]["hyperparams"][algo]["policy_kwargs"] == {"net_arch": [16, 16]}
+    # with the per-cell features: built with them where the algorithm takes them (ppo), without for ars
+    hyperparams = {"ppo": {"policy_kwargs": {"net_arch": [32]}}, "ars": {"policy_kwargs": {"net_arch": [8]}}}
+    validate({"training": {"features": "cell_set", "hyperparams": hyperparams}}, "cfg.yaml")
 
 
 def test_the_workflow_refuses_a_bad_policy_kwargs_at_start_up(tmp_path):

@@ -126,7 +126,8 @@ def policy_problem(cfg: dict, algo: str) -> str | None:
     if configured is not None and not isinstance(configured, dict):
         return f"training.hyperparams.{algo}.policy_kwargs: {configured!r} is not a mapping of keyword arguments"
     policy_class = algorithm_class(algo).policy_aliases["MlpPolicy"]
-    kwargs = policy_kwargs_of(algo, configured, features_of(cfg))
+    features = features_of(cfg) if algos.get(algo).features_extractor else None  # as the config's rule says
+    kwargs = policy_kwargs_of(algo, configured, features)
     if "lr_schedule" in inspect.signature(policy_class).parameters:
         kwargs["lr_schedule"] = lambda _progress: 1.0e-3
     try:
