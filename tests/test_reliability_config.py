@@ -263,3 +263,18 @@ def test_nan_on_a_float_command_line_option_is_one_line(tmp_path, capsys, argv, 
     code = main(argv)
     one_line_error(code, capsys.readouterr().err, argv[0], fragment)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("trial", ["99999999999", "10000", "-1"])
+def test_a_search_trial_index_is_bounded_as_search_trials_is(tmp_path, capsys, monkeypatch, trial):
+    import bmsrl.search
+
+    def worked(*args, **kwargs):
+        raise AssertionError("the trial ran")
+
+    monkeypatch.setattr(bmsrl.search, "run_trial", worked)
+    out = tmp_path / "trial.json"
+    argv = ["search", "trial", "--algo", "ppo", "--trial", trial, "--storage", str(tmp_path / "study.journal")]
+    code = main([*argv, "--out", str(out)])
+    one_line_error(code, capsys.readouterr().err, "search", "--trial must lie in 0..9999", f"got {trial}")
+    assert not out.exists()
