@@ -421,7 +421,7 @@ sys.exit(code)
 #: rule's command adds to the ones every evaluation takes (``--animation``: animate draws episode 0)
 _COMMON_OPTIONS = {"--config", "--policy", "--profile", "--scenario", "--seed", "--ocv-table", "--out", "--model"}
 _RULE_OPTIONS = {"evaluate": {}, "animate": {"--animation": "episode0.gif"}}
-_CONFIG_JSON = '{"evaluation": {"episodes": 1}}'
+_CONFIG_JSON = '{"evaluation": {"episodes": 1}, "baselines": {"tuned": false}}'  # the configured settings, no tuning
 
 
 def _evaluate_blocking(tmp_path: Path, blocked: set[str], *args: str) -> subprocess.CompletedProcess:

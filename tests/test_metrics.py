@@ -204,7 +204,8 @@ def _evaluate(tmp_path, cfg_name: str, *args: str) -> int:
                     "episodes": 2,
                     "best_known_episodes": 1,
                     "scenarios": {"default": {}, "current_1c": {"i_max_a": 3.4}},
-                }
+                },
+                "baselines": {"tuned": False},  # the configured settings, no tuning files
             }
         )
     )

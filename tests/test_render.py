@@ -320,7 +320,11 @@ def test_evaluate_cli_writes_episode_0_as_an_animation(tmp_path):
     from bmsrl import cli
 
     out, gif = tmp_path / "eval", tmp_path / "anim" / "rule_based.gif"
-    cfg = {"env": {"decision_interval_s": 150.0}, "evaluation": {"episodes": 1, "seed_offset": 100}}  # ~40 steps
+    cfg = {
+        "env": {"decision_interval_s": 150.0},
+        "evaluation": {"episodes": 1, "seed_offset": 100},
+        "baselines": {"tuned": False},  # rule_based with its configured settings
+    }  # ~40 steps
     argv = [
         "evaluate",
         "--config-json",

@@ -26,6 +26,7 @@ import argparse
 import copy
 import difflib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -39,7 +40,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from bmsrl import seeds
 from bmsrl.errors import UserError
-from bmsrl.fields import field_errors, interval_keys, schema_properties
+from bmsrl.fields import NOT_FINITE, field_errors, schema_properties
 
 #: where ``--config-json`` errors say the config came from
 JSON_SOURCE = "--config-json"
@@ -228,8 +229,16 @@ def _is_integer(checker, instance) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
+def _is_number(checker, instance) -> bool:
+    """A number is finite: NaN passes every bound (``nan < 0`` and ``nan > 1`` are both false) and
+    infinities pass the lower ones, so ``.nan`` or ``.inf`` would reach the simulator, a training or
+    a tuning grid; :func:`_describe` says "not a finite number"."""
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
+
+
 _StrictValidator = validators.extend(
-    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number}),
 )
 _DefaultingValidator = _with_defaults(_StrictValidator)
 
@@ -268,7 +277,9 @@ def _describe(error: ValidationError) -> str:
             message += " (a quoted number is text: remove the quotes)"
         except ValueError:
             pass
-    if error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
+    if isinstance(error.instance, float) and not math.isfinite(error.instance) and error.validator in ("type", "anyOf"):
+        message = f"{error.instance!r} {NOT_FINITE}"
+    elif error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
         message += f" (write {int(error.instance)})"
     where = _key_path(path) or "(top level)"
     return f"{where}: {message}"
@@ -353,6 +364,7 @@ def _semantic_errors(cfg: dict[str, Any]) -> list[str]:
                 f"env.action_space: {action_space} is not available for {algo} (it takes "
                 f"{', '.join(spec.action_spaces)}); use {spec.action_spaces[0]}, or train only {', '.join(takes)}"
             )
+    errors += _policy_errors(cfg)
     for algo, kwargs in hyperparams.items():
         spec = algos.ALGOS.get(algo)
         if spec is None or not spec.keywords:
@@ -385,6 +397,9 @@ def validate(cfg: Any, source: str, *, cli_strings: bool = False, semantic: bool
     full = schema()
     if cli_strings:
         _coerce_cli_strings(cfg, full, full)
+    where = _non_finite(cfg, [])
+    if where is not None:  # before the schema: inside a oneOf its message would name no value
+        raise UserError(f"{source}: {_key_path(where[0])}: {where[1]!r} {NOT_FINITE}")
     errors = list(_DefaultingValidator(full).iter_errors(cfg))
     if errors:
         error = best_match(errors)
@@ -402,6 +417,47 @@ def validate(cfg: Any, source: str, *, cli_strings: bool = False, semantic: bool
     return cfg
 
 
+def _policy_errors(cfg: dict[str, Any]) -> list[str]:
+    """``training.hyperparams.ALGO.policy_kwargs`` that do not build the policy network: each one set
+    otherwise than the algorithm's default is built once (:func:`bmsrl.learning.policy_problem`).
+    Where the ``rl`` extra is not installed (the Snakefile's own environment) the check is left to
+    ``bmsrl train``, which validates the config before any work."""
+    from bmsrl import algos
+
+    changed = [
+        algo
+        for algo, kwargs in cfg.get("training", {}).get("hyperparams", {}).items()
+        if algo in algos.ALGOS and kwargs.get("policy_kwargs") != algos.ALGOS[algo].hyperparams.get("policy_kwargs")
+    ]
+    if not changed:
+        return []
+    try:
+        import bmsrl.learning  # noqa: F401 - needs the rl extra (torch, stable-baselines3)
+    except ModuleNotFoundError:
+        return []
+    problems = (_cached_policy_problem(json.dumps(cfg, sort_keys=True), algo) for algo in changed)
+    return [problem for problem in problems if problem]
+
+
+@lru_cache(maxsize=32)
+def _cached_policy_problem(cfg_json: str, algo: str) -> str | None:
+    from bmsrl.learning import policy_problem
+
+    return policy_problem(json.loads(cfg_json), algo)
+
+
+def _non_finite(value: Any, path: list) -> tuple[list, float] | None:
+    """``(key path, value)`` of the first NaN or infinity in ``value`` (a config or a part), else ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, [*path, key])
+        if found is not None:
+            return found
+    return None
+
+
 def _search_space_errors(cfg: dict[str, Any]) -> list[str]:
     """A search space's dimensions: keyword arguments of the algorithm, ordered bounds, values the
     ``training.hyperparams`` constraints accept."""
@@ -409,9 +465,14 @@ def _search_space_errors(cfg: dict[str, Any]) -> list[str]:
 
     errors = []
     full = schema()
-    kwargs_validator = Draft202012Validator({"$defs": full["$defs"], "$ref": "#/$defs/sb3_kwargs"})
+    kwargs_validator = _StrictValidator({"$defs": full["$defs"], "$ref": "#/$defs/sb3_kwargs"})
     for algo, space in cfg.get("search", {}).get("space", {}).items():
         spec = algos.ALGOS[algo]
+        if not space:
+            errors.append(
+                f"search.space.{algo}: empty, nothing to search; give at least one hyperparameter, "
+                f"or leave search.space.{algo} out for {spec.label}'s default space"
+            )
         for key, dim in space.items():
             where = f"search.space.{algo}.{key}"
             if key in algos.SET_BY_TRAIN or key not in spec.keywords:
@@ -457,16 +518,21 @@ def _semantic_problem(cfg: dict[str, Any]) -> str | None:
     from bmsrl.env import TaskParameters
     from bmsrl.pack import PackParameters
 
-    intervals = interval_keys([PackParameters, TaskParameters])  # keys of env that are [lo, hi]
     for name, overrides in scenarios.items():
         if "action_space" in overrides:
             return (
                 f"evaluation.scenarios.{name}.action_space: a scenario changes the packs, not the agents' "
                 "action space (set env.action_space for the whole run)"
             )
-        for key in intervals:
-            if key in overrides and overrides[key][0] > overrides[key][1]:
-                return f"evaluation.scenarios.{name}.{key}: {overrides[key]} is not an interval [lo, hi] with lo <= hi"
+        # the scenario's env is env merged with its overrides, checked as env is (intervals in order,
+        # init_soc inside soc_limits), so that `snakemake -n` refuses it, not the evaluate jobs after training
+        prefix = f"evaluation.scenarios.{name}."
+        found = field_errors({**cfg["env"], **overrides}, [PackParameters, TaskParameters], prefix, rules=False)
+        if found:
+            key = found[0].split(":")[0].removeprefix(prefix)
+            if key in overrides:
+                return found[0]
+            return f"{found[0]} ({key} is env's: the scenario overrides {', '.join(sorted(overrides))})"
     return seeds.seed_problem(cfg)
 
 
@@ -563,6 +629,34 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="the config (or the sections this stage needs) as a JSON string, as the workflow passes it",
     )
+
+
+def schema_int_argument(*path: str, what: str):
+    """An argparse ``type`` for a command-line integer bounded as the schema bounds the value at
+    ``path`` (e.g. ``"$defs", "seed"``): a value outside them, or not an integer, is argparse's
+    one-line error naming the option (``bmsrl train --seed 99999999999`` would reach numpy's seeding)."""
+    rules = load_yaml(_schema_text())
+    for key in path:
+        rules = rules[key]
+    low, high = rules.get("minimum"), rules.get("maximum")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} is outside {bounds} ({what})")
+        return value
+
+    parse.__name__ = what  # argparse names the type in "invalid <type> value"
+    return parse
+
+
+def seed_argument():
+    """The argparse ``type`` of a training seed (``--seed``, ``--seeds``): the config's ``$defs.seed``."""
+    return schema_int_argument("$defs", "seed", what="a training seed, as the config's seeds")
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:

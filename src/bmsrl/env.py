@@ -51,9 +51,10 @@ class TaskParameters:
     )
     init_soh: tuple[float, float] = param(
         (0.95, 1.05),
-        "initial state of health (capacity / Q_nom) of each cell ~ U(lo, hi) [-]",
+        "initial state of health (capacity / Q_nom) of each cell ~ U(lo, hi) [-]; at most 1.5 (a cell half again "
+        "its nominal capacity is not a cell of this type: a percentage or a typo)",
         interval="closed",
-        items={"type": "number", "exclusiveMinimum": 0},
+        items={"type": "number", "exclusiveMinimum": 0, "maximum": 1.5},
     )
     invalid_rules: tuple[str, ...] = param(
         ("lowest_soc_while_discharging",),
@@ -475,6 +476,22 @@ class BalancingTask:
         return info
 
 
+#: why :meth:`PassiveBalancingEnv.step` refuses to run (the words of gymnasium's ``ResetNeeded``)
+_BEFORE_RESET = "before calling env.reset()"
+_AFTER_END = "after the episode ended (terminated or truncated): call env.reset() first"
+
+
+class _RenderModes(list):
+    """The render modes of :attr:`PassiveBalancingEnv.metadata`: ``render_mode in`` them refuses a
+    value that is not a string with a clear error (``gym.make(..., render_mode=1)`` would otherwise
+    fail with an ``AttributeError`` inside Gymnasium's ``make``, which asks ``render_mode.endswith``)."""
+
+    def __contains__(self, mode: object) -> bool:
+        if mode is not None and not isinstance(mode, str):
+            raise ValueError(f"render_mode must be one of {list(self)} or None, not {mode!r}")
+        return super().__contains__(mode)
+
+
 class PassiveBalancingEnv(gym.Env):
     """Passive balancing of a series Li-ion pack with switched shunt resistors.
 
@@ -563,6 +580,10 @@ class PassiveBalancingEnv(gym.Env):
       2.5 x that (charge, including the constant-voltage stage). A limit or the taper came first in
       every scenario tests/test_physics.py runs (0.3 C to 1 C), so an episode is truncated only in
       settings outside them.
+    * After either, :meth:`step` raises ``gymnasium.error.ResetNeeded`` until :meth:`reset` (as
+      Gymnasium's ``OrderEnforcing`` wrapper does before the first reset); so do :meth:`step` and
+      :meth:`render` of the unwrapped env before the first :meth:`reset`. ``reset(options=...)``
+      takes no options: ``None`` or ``{}``; any other is a ``ValueError``.
 
     ## Arguments
 
@@ -614,9 +635,11 @@ class PassiveBalancingEnv(gym.Env):
     GIF (``bmsrl evaluate ... --animation FILE.gif``).
     """
 
-    metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
+    metadata = {"render_modes": _RenderModes(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, render_mode: str | None = None, **task_kwargs: Any) -> None:
+        # Gymnasium's contract, also for the unwrapped env: reset() first, and again after the episode's end
+        self._not_ready: str | None = _BEFORE_RESET  # why step() cannot run now (None: it can)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']} or None"
@@ -629,12 +652,20 @@ class PassiveBalancingEnv(gym.Env):
         self._all = np.arange(1)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if options is not None and not (isinstance(options, dict) and not options):
+            raise ValueError(
+                f"reset(options={options!r}): PassiveBalancing-v0 takes no reset options (None or {{}}); "
+                "the initial state is drawn from init_soc and init_soh, the env's arguments"
+            )
         super().reset(seed=seed)
         soc, soh = self.task.draw_initial_state(self.np_random)
         obs = self.task.reset_packs(self._all, soc[None], soh[None])
+        self._not_ready = None
         return obs[0].copy(), self.task.pack_info(0)
 
     def step(self, action):
+        if self._not_ready is not None:  # as gymnasium's OrderEnforcing raises
+            raise gym.error.ResetNeeded(f"Cannot call env.step() {self._not_ready}")
         if self.task.per_cell:  # multi_binary: n_cells bits (bmsrl.actions.check_bits)
             array = np.asarray(action)
             if array.shape != (self.task.params.n_cells,):
@@ -660,6 +691,8 @@ class PassiveBalancingEnv(gym.Env):
 
     def _step_indices(self, indices: np.ndarray):
         obs, reward, terminated, truncated, interval = self.task.step_checked(indices)
+        if terminated[0] or truncated[0]:
+            self._not_ready = _AFTER_END
         return (
             obs[0].copy(),
             float(reward[0]),
@@ -677,6 +710,8 @@ class PassiveBalancingEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() without a render_mode: pass render_mode='rgb_array' or 'ansi'")
             return None
+        if self._not_ready == _BEFORE_RESET:  # the pack's state is not drawn yet
+            raise gym.error.ResetNeeded("Cannot call env.render() before calling env.reset()")
         if self._renderer is None:  # matplotlib is imported here, at the first frame
             self._renderer = PackRenderer(self.task.params, self.render_mode)
         return self._renderer(self.task)

@@ -28,10 +28,10 @@ import pandas as pd
 from bmsrl import bound
 from bmsrl.agents import load_policy
 from bmsrl.baselines import BASELINES, setting_names
-from bmsrl.config import add_config_arguments, config_from_args, scenario_config
+from bmsrl.config import add_config_arguments, config_from_args, scenario_config, seed_argument
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
-from bmsrl.io import atomic_outputs, check_output
+from bmsrl.io import atomic_outputs, check_output, check_outputs
 from bmsrl.policies import BEST_KNOWN, BEST_KNOWN_BASE, POLICIES
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
@@ -200,7 +200,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         help="load profile(s) to evaluate on; the policy is loaded once for all of them",
     )
-    parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
+    parser.add_argument(
+        "--seed", required=True, type=seed_argument(), help="training seed (sets the evaluation packs; 0..999999)"
+    )
     parser.add_argument(
         "--scenario",
         default=[DEFAULT_SCENARIO],
@@ -254,12 +256,27 @@ def main(args: argparse.Namespace) -> int:
         from bmsrl.render import check_animation_path
 
         check_animation_path(args.animation)
+        [out] = outs.values()
+        check_outputs(
+            {
+                "--animation": args.animation,
+                "--out (traces.csv)": out / "traces.csv",
+                "--out (metrics.csv)": out / "metrics.csv",
+            },
+            {"--model": args.model, "--baseline-settings": args.baseline_settings},
+        )
     settings = None
+    name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
     if args.baseline_settings is not None:
         if args.policy not in (*BASELINES, BEST_KNOWN):
             raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")
-        name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
         settings = read_baseline_settings(args.baseline_settings, name, setting_names(name))
+    elif name in BASELINES and BASELINES[name].tunable and cfg["baselines"]["tuned"]:
+        raise UserError(
+            f"baselines.tuned is true: give --baseline-settings results/baselines/{name}.yaml (the tuned "
+            f"settings of {name}, `snakemake tune_baselines`), or set baselines.tuned: false to run the "
+            f"configured baselines.{name}; without either, the hand-set rule would run under the tuned rule's name"
+        )
     for scenario in args.scenario:  # every scenario's env (and its rules) checked before any episode
         scenario_config(cfg, scenario)
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)

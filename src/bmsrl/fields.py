@@ -17,6 +17,7 @@ interval field (``init_soc`` inside ``soc_limits``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,6 +39,11 @@ KEYWORDS = frozenset(
         "description",
     }
 )
+
+
+#: what a NaN or an infinity is told, wherever it is given (an env argument, a config key, a scenario,
+#: a command-line option): it passes every bound (``nan < 0`` and ``nan > 1`` are both false)
+NOT_FINITE = "is not a finite number (NaN and infinities are refused)"
 
 
 def param(
@@ -113,7 +119,7 @@ def _is_type(value: Any, kind: str) -> bool:
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)  # 8.0 is not an integer (config.py)
     if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     return isinstance(value, {"string": str, "boolean": bool, "array": list, "object": dict}[kind])
 
 
@@ -129,6 +135,9 @@ def _errors(value: Any, rules: dict[str, Any], path: list) -> Iterable[tuple[lis
     kinds = rules.get("type")
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds
+        if isinstance(value, float) and not math.isfinite(value):
+            yield path, f"{value!r} {NOT_FINITE}"
+            return
         if not any(_is_type(value, k) for k in kinds):
             hint = ""  # the hints of bmsrl.config's messages
             if isinstance(value, str):

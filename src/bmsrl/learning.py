@@ -93,12 +93,8 @@ def new_model(
 ):
     """A new ``algo`` model on ``env`` with ``hyperparams`` (its constructor's keyword arguments);
     ``features``: policy_kwargs that select the network's features (:func:`bmsrl.networks.features_policy_kwargs`)."""
-    spec = algos.get(algo)
     hyperparams = dict(hyperparams)
-    policy_kwargs = dict(hyperparams.pop("policy_kwargs", {}))
-    policy_kwargs.update(features or {})
-    if spec.adam:
-        policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
+    policy_kwargs = policy_kwargs_of(algo, hyperparams.pop("policy_kwargs", {}), features)
     if policy_kwargs:
         hyperparams["policy_kwargs"] = policy_kwargs
     return algorithm_class(algo)(
@@ -110,6 +106,43 @@ def new_model(
         tensorboard_log=str(tensorboard) if tensorboard else None,
         **hyperparams,
     )
+
+
+def policy_kwargs_of(algo: str, policy_kwargs: dict | None, features: dict | None = None) -> dict:
+    """The ``policy_kwargs`` an ``algo`` model is built with: the configured ones (``None``: none, as
+    for SB3), the features' (:func:`features_of`), and the fused Adam of the algorithms that use Adam."""
+    policy_kwargs = {**(policy_kwargs or {}), **(features or {})}
+    if algos.get(algo).adam:
+        policy_kwargs.setdefault("optimizer_kwargs", {}).setdefault("fused", True)
+    return policy_kwargs
+
+
+def policy_problem(cfg: dict, algo: str) -> str | None:
+    """Why ``training.hyperparams[algo].policy_kwargs`` cannot build the policy network, or ``None``:
+    the policy (SB3's ``MlpPolicy`` of the algorithm, no model, no replay buffer) is built once on
+    the env's spaces for the config's pack, in milliseconds, so that ``net_arch: big`` is refused at
+    start-up instead of by the training job, after the dry run planned it."""
+    import inspect
+
+    from bmsrl.env import PassiveBalancingEnv
+
+    env = PassiveBalancingEnv(pack={"n_cells": cfg["env"]["n_cells"]})
+    configured = cfg["training"]["hyperparams"][algo].get("policy_kwargs")
+    if configured is not None and not isinstance(configured, dict):
+        return f"training.hyperparams.{algo}.policy_kwargs: {configured!r} is not a mapping of keyword arguments"
+    policy_class = algorithm_class(algo).policy_aliases["MlpPolicy"]
+    features = features_of(cfg) if algos.get(algo).features_extractor else None  # as the config's rule says
+    kwargs = policy_kwargs_of(algo, configured, features)
+    if "lr_schedule" in inspect.signature(policy_class).parameters:
+        kwargs["lr_schedule"] = lambda _progress: 1.0e-3
+    try:
+        policy_class(env.observation_space, env.action_space, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - whatever SB3 or torch says of a bad keyword or value
+        return (
+            f"training.hyperparams.{algo}.policy_kwargs: {configured!r} does not build "
+            f"{policy_class.__name__}'s network ({type(exc).__name__}: {exc})"
+        )
+    return None
 
 
 def features_of(cfg: dict) -> dict:

@@ -183,12 +183,13 @@ class CellTables:
         cls, ocv_table=None, ecm_table=None, *, soc_window=(0.1, 0.9), allow_implausible: bool = False
     ) -> CellTables:
         """Tables from CSV files (``None``: the package's shipped tables), validated on the way in:
-        the OCV table must cover ``soc_window`` (the pack's ``soc_limits``); values outside the
-        plausible ranges of :mod:`bmsrl.tables` are refused unless ``allow_implausible``."""
+        the OCV and the ECM table must cover ``soc_window`` (the pack's ``soc_limits``); values outside
+        the plausible ranges of :mod:`bmsrl.tables` are refused unless ``allow_implausible``."""
         from bmsrl.tables import load_ecm_table, load_processed_ocv
 
         ocv_soc, ocv_v = load_processed_ocv(ocv_table, soc_window=soc_window, allow_implausible=allow_implausible)
-        return cls(ocv_soc, ocv_v, load_ecm_table(ecm_table, allow_implausible=allow_implausible))
+        ecm = load_ecm_table(ecm_table, soc_window=soc_window, allow_implausible=allow_implausible)
+        return cls(ocv_soc, ocv_v, ecm)
 
     def __call__(self, soc: np.ndarray) -> np.ndarray:
         """All six quantities at ``soc`` [-] (any shape): array of shape ``soc.shape + (6,)``.

@@ -640,6 +640,7 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
         label = (
             f"{panel.header} (log scale)" if log else panel.header if panel.per_seed else f"{panel.header} per episode"
         )
+        drawn = False
         for i, policy in enumerate(policies):
             pos, mean, err = [], [], []
             for j, profile in enumerate(profiles):
@@ -656,6 +657,7 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
                 err.append((max(r["mean"] - lo, 0.0), max(hi - r["mean"], 0.0)))
             if not pos:
                 continue
+            drawn = True
             yerr = np.array(err).T
             color = policy_color(policy)
             if log:
@@ -693,7 +695,9 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
                             color=color,
                             fontsize=8,
                         )
-        if log:
+        if not drawn:
+            _no_value_panel(ax)
+        elif log:
             ax.set_yscale("log")
         ax.set_xticks(x, profiles)
         ax.set_xlim(-0.5, len(profiles) - 0.5)
@@ -734,6 +738,7 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     for row, metric in enumerate(metrics):
         for col, profile in enumerate(profiles):
             ax = axes[row, col]
+            drawn = False
             for i, policy in enumerate(policies):
                 pos, mean, err = [], [], []
                 for j, scenario in enumerate(scenarios):
@@ -747,6 +752,7 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
                     mean.append(r["mean"])
                     err.append((max(r["mean"] - lo, 0.0), max(hi - r["mean"], 0.0)))
                 if pos:
+                    drawn = True
                     ax.bar(
                         pos,
                         mean,
@@ -755,6 +761,8 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
                         yerr=np.array(err).T,
                         error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "black"},
                     )
+            if not drawn:
+                _no_value_panel(ax)
             ax.set_xticks(x, scenarios, rotation=20, ha="right")
             ax.set_xlim(-0.5, len(scenarios) - 0.5)
             ax.set_ylabel(f"{METRIC[metric].header} per episode")
@@ -864,6 +872,27 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
 }
 
 
+def _check_plottable(summary: pd.DataFrame, kind: str, path: str | os.PathLike) -> None:
+    """Refuse a summary whose every mean the ``kind`` figure would draw is NaN: the figure would be
+    empty axes, not a result (the evaluation jobs produced no finite metric)."""
+    if kind == "metrics":
+        drawn = summary[(summary["scenario"] == DEFAULT_SCENARIO) & summary["metric"].isin([m.name for m in FIGURE])]
+        what = f"the metrics figure draws (scenario {DEFAULT_SCENARIO})"
+    else:
+        drawn = summary[summary["metric"].isin(ROBUSTNESS_METRICS)]
+        what = "the robustness figure draws"
+    if not np.isfinite(drawn["mean"].to_numpy(dtype=np.float64)).any():
+        raise UserError(
+            f"summary table {path}: every mean of the metrics {what} is empty (NaN); nothing to plot: "
+            "the metrics files held no finite value (see the evaluate and aggregate logs)"
+        )
+
+
+def _no_value_panel(ax) -> None:
+    """Say on a panel whose every value is NaN that it is empty, not zero."""
+    ax.text(0.5, 0.5, "no finite value", transform=ax.transAxes, ha="center", va="center", color="0.5")
+
+
 def make_plot(
     kind: str,
     out: str | os.PathLike,
@@ -901,6 +930,7 @@ def make_plot(
         data = read_profiles(profiles)
     else:
         data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
+        _check_plottable(data, kind, summary)
     if references is not None and kind != "training":
         raise UserError(f"plot {kind} draws no reference lines (only plot training does)")
     cfg = cfg if cfg is not None else config_from_args(argparse.Namespace())

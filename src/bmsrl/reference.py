@@ -24,7 +24,7 @@ import pandas as pd
 
 from bmsrl import baselines as bl
 from bmsrl.baselines import make_baseline
-from bmsrl.config import add_config_arguments, config_from_args
+from bmsrl.config import add_config_arguments, config_from_args, seed_argument
 from bmsrl.env import BalancingTask, pack_rng
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output
@@ -97,7 +97,7 @@ def reference_table(cfg: dict, seeds, baseline_settings=(), ocv_table: str | Non
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--seeds", nargs="+", type=int, help="training seeds (default: the config's seeds)")
+    parser.add_argument("--seeds", nargs="+", type=seed_argument(), help="training seeds (default: the config's seeds)")
     parser.add_argument(
         "--baseline-settings",
         nargs="+",

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bmsrl.errors import UserError
-from bmsrl.tables import read_table
+from bmsrl.tables import check_within, read_table
 
 #: Columns that say which run a row belongs to, in every metrics, traces and summary file.
 LABELS: tuple[str, ...] = ("policy", "profile", "scenario", "seed")
@@ -45,6 +45,9 @@ class Metric:
     #: a statistic of a seed's packs together (not a mean of per-episode values): no per-episode
     #: pairing (``prob_improvement``) and no per-episode value
     per_seed: bool = False
+    #: the smallest value a metrics file may hold (0: a capacity, energy, time, variance or count);
+    #: None: any (a return, a share below no balancing's)
+    minimum: float | None = None
 
     @property
     def header(self) -> str:
@@ -53,7 +56,7 @@ class Metric:
 
 #: Every metric, in summary order. Definitions: docs/model.md, section "Metrics".
 METRICS: tuple[Metric, ...] = (
-    Metric("usable_capacity_mah", "mAh", "Usable capacity", ".0f", better="higher", in_table=True),
+    Metric("usable_capacity_mah", "mAh", "Usable capacity", ".0f", better="higher", in_table=True, minimum=0),
     Metric(
         "recovered_share", "-", "Share of recoverable capacity", ".2f", better="higher", in_table=True, optional=True
     ),
@@ -68,21 +71,30 @@ METRICS: tuple[Metric, ...] = (
         per_seed=True,
     ),
     Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", in_table=True, derived=True),
-    Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f"),
-    Metric("no_balancing_capacity_mah", "mAh", "Capacity without balancing", ".0f"),
-    Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", in_table=True),
-    Metric("final_soc_var", "-", "Final SoC variance", ".2e"),
-    Metric("mean_soc_var", "-", "Mean SoC variance", ".2e", better="lower", in_table=True, log_scale=True),
-    Metric("final_soc_std_pct", "%", "Final SoC std", ".2f", in_table=True),
-    Metric("final_soc_spread_pct", "%", "Final SoC spread", ".2f", better="lower", in_table=True),
-    Metric("switch_changes", "-", "Switch changes", ".1f", better="lower", in_table=True),
-    Metric("shunt_energy_wh", "Wh", "Shunt energy", ".3f", better="lower", in_table=True),
-    Metric("time_to_balance_s", "s", "Time to balance", ".0f", in_table=True, optional=True),
+    Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f", minimum=0),
+    Metric("no_balancing_capacity_mah", "mAh", "Capacity without balancing", ".0f", minimum=0),
+    Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", in_table=True, minimum=0),
+    Metric("final_soc_var", "-", "Final SoC variance", ".2e", minimum=0),
+    Metric("mean_soc_var", "-", "Mean SoC variance", ".2e", better="lower", in_table=True, log_scale=True, minimum=0),
+    Metric("final_soc_std_pct", "%", "Final SoC std", ".2f", in_table=True, minimum=0),
+    Metric("final_soc_spread_pct", "%", "Final SoC spread", ".2f", better="lower", in_table=True, minimum=0),
+    Metric("switch_changes", "-", "Switch changes", ".1f", better="lower", in_table=True, minimum=0),
+    Metric("shunt_energy_wh", "Wh", "Shunt energy", ".3f", better="lower", in_table=True, minimum=0),
+    Metric("time_to_balance_s", "s", "Time to balance", ".0f", in_table=True, optional=True, minimum=0),
     Metric("balanced_fraction", "-", "Balanced episodes", ".2f", in_table=True, derived=True),
-    Metric("time_to_spread_1pct_s", "s", "Time to spread < 1 %", ".0f", in_table=True, optional=True, in_figure=True),
+    Metric(
+        "time_to_spread_1pct_s",
+        "s",
+        "Time to spread < 1 %",
+        ".0f",
+        in_table=True,
+        optional=True,
+        in_figure=True,
+        minimum=0,
+    ),
     Metric("settled_fraction", "-", "Episodes settled < 1 %", ".2f", in_table=True, derived=True),
-    Metric("invalid_actions", "-", "Invalid actions"),
-    Metric("episode_steps", "-", "Decisions per episode"),
+    Metric("invalid_actions", "-", "Invalid actions", minimum=0),
+    Metric("episode_steps", "-", "Decisions per episode", minimum=0),
     Metric("terminated_fraction", "-", "Terminated episodes", derived=True),
     Metric("total_reward", "-", "Return"),
 )
@@ -229,6 +241,17 @@ def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     )
     for name in ("seed", "episode"):
         _integer_column(frame, name, _METRICS_FILE, path)
+    for metric in METRICS:
+        if metric.minimum is not None and not metric.derived:  # a negative capacity would average in silently
+            check_within(
+                frame,
+                metric.name,
+                metric.minimum,
+                np.inf,
+                kind=_METRICS_FILE,
+                path=path,
+                hint=f" ({metric.header} cannot be below {metric.minimum:g}: a damaged or hand-edited file)",
+            )
     frame["source"] = str(path)
     return frame
 

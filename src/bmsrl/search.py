@@ -46,7 +46,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bmsrl import algos
-from bmsrl.config import add_config_arguments, config_from_args
+from bmsrl.config import add_config_arguments, config_from_args, schema
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output, check_outputs
 from bmsrl.seeds import held_out_seeds, search_eval_seed, search_train_seed
@@ -611,8 +611,9 @@ def main(args: argparse.Namespace) -> int:
     check_profile_option(cfg, args.profile)
     profile = args.profile or cfg["profiles"]["train"]
     if args.action == "trial":
-        if args.trial < 0:
-            raise UserError(f"--trial must be >= 0, got {args.trial}")
+        most = schema()["properties"]["search"]["properties"]["trials"]["maximum"]  # its seed is bounded so
+        if not 0 <= args.trial < most:
+            raise UserError(f"--trial must lie in 0..{most - 1} (search.trials is at most {most}), got {args.trial}")
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg["training"]["torch_threads"]))
         record = run_trial(cfg, args.algo, args.trial, args.storage, args.out, ocv_table, profile)
         shown = "" if record["value"] is None else f" mean return {record['value']:.2f}"

@@ -386,6 +386,23 @@ def check_plausible(
     )
 
 
+#: the SoC range [-] pulse tests of Li-ion cells measure ECM parameters over (the shipped table's): an
+#: ECM table must cover the pack's SoC window inside it; beyond it the end rows' values are held
+ECM_MEASURED_SOC = (0.1, 0.9)
+
+
+def check_covers(frame: pd.DataFrame, soc_window: tuple[float, float], *, kind: str, path: str | os.PathLike) -> None:
+    """Refuse a table (sorted by ``soc``) whose SoC range does not cover ``soc_window`` [-]: the
+    simulator would hold its first or last row's values over the rest of the window."""
+    low, high = soc_window
+    soc_lo, soc_hi = frame["soc"].iloc[0], frame["soc"].iloc[-1]
+    if soc_lo > low or soc_hi < high:
+        raise UserError(
+            f"{kind} {path}, column 'soc': SoC range [{soc_lo:g}, {soc_hi:g}] does not cover the "
+            f"SoC window [{low:g}, {high:g}]"
+        )
+
+
 def read_ocv_table(
     path: str | os.PathLike, soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW, *, allow_implausible: bool = False
 ) -> pd.DataFrame:
@@ -430,12 +447,7 @@ def read_ocv_table(
     frame = sort_unique(frame, "soc", kind=kind, path=path)
     if len(frame) < 2:
         raise UserError(f"{kind} {path}, column 'soc': needs at least 2 distinct SoC points, found {len(frame)}")
-    soc_lo, soc_hi = frame["soc"].iloc[0], frame["soc"].iloc[-1]
-    if soc_lo > low or soc_hi < high:
-        raise UserError(
-            f"{kind} {path}, column 'soc': SoC range [{soc_lo:g}, {soc_hi:g}] does not cover the "
-            f"SoC window [{low:g}, {high:g}]"
-        )
+    check_covers(frame, (low, high), kind=kind, path=path)
     check_strictly_increasing(frame, "ocv_v", along="soc", kind=kind, path=path)
     return frame.reset_index(drop=True)
 
@@ -483,7 +495,12 @@ def load_processed_ocv(
     )
 
 
-def load_ecm_table(path: str | os.PathLike | None = None, *, allow_implausible: bool = False) -> dict[str, np.ndarray]:
+def load_ecm_table(
+    path: str | os.PathLike | None = None,
+    *,
+    soc_window: tuple[float, float] = DEFAULT_SOC_WINDOW,
+    allow_implausible: bool = False,
+) -> dict[str, np.ndarray]:
     """The equivalent-circuit (2-RC Thevenin) parameter table, validated, by ascending SoC.
 
     Parameters
@@ -492,6 +509,9 @@ def load_ecm_table(path: str | os.PathLike | None = None, *, allow_implausible: 
         A CSV with columns ``soc`` [-], ``r0_ohm`` [ohm], ``r1_ohm`` [ohm], ``c1_f`` [F],
         ``r2_ohm`` [ohm], ``c2_f`` [F] (other columns ignored; rows in any order). ``None``
         reads the package's ``bmsrl/data/ecm_params.csv`` (see the provenance note there).
+    soc_window:
+        The pack's ``soc_limits`` [-]: the table must cover the part of it inside
+        :data:`ECM_MEASURED_SOC` (outside, the end rows' values are held, as for the shipped table).
 
     Returns
     -------
@@ -502,14 +522,17 @@ def load_ecm_table(path: str | os.PathLike | None = None, *, allow_implausible: 
     ------
     UserError
         Naming the file (and line / column): the defects of :func:`read_numeric_csv`, a SoC outside
-        [0, 1], a parameter <= 0, or two rows with the same SoC and different parameters (exact
+        [0, 1], a SoC range not covering ``soc_window``, a parameter <= 0, or two rows with the same
+        SoC and different parameters (exact
         duplicate rows are dropped with a warning); unless ``allow_implausible``, a resistance outside
         :data:`PLAUSIBLE_RESISTANCE_OHM` or a capacitance outside :data:`PLAUSIBLE_CAPACITANCE_F`.
     """
     if path is None:
         with resources.as_file(package_data_file("ecm_params.csv")) as default:
-            return load_ecm_table(default)
+            return load_ecm_table(default, soc_window=soc_window)
     kind = "ECM table"
+    low, high = _check_soc_window(soc_window)
+    must_cover = (max(low, ECM_MEASURED_SOC[0]), min(high, ECM_MEASURED_SOC[1]))
     frame = read_numeric_csv(path, ECM_COLUMNS, kind=kind)
     check_within(frame, "soc", 0.0, 1.0, kind=kind, path=path)
     check_positive(frame, ECM_COLUMNS[1:], kind=kind, path=path)
@@ -518,6 +541,7 @@ def load_ecm_table(path: str | os.PathLike | None = None, *, allow_implausible: 
             plausible = PLAUSIBLE_CAPACITANCE_F if name.endswith("_f") else PLAUSIBLE_RESISTANCE_OHM
             check_plausible(frame, name, plausible, kind=kind, path=path)
     frame = sort_unique(frame, "soc", kind=kind, path=path)
+    check_covers(frame, must_cover, kind=kind, path=path)
     return {name: np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64)) for name in ECM_COLUMNS}
 
 

@@ -37,7 +37,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from bmsrl import algos
 from bmsrl.agents import algorithm_class
-from bmsrl.config import add_config_arguments, config_from_args, validate
+from bmsrl.config import add_config_arguments, config_from_args, seed_argument, validate
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_output
 from bmsrl.learning import build_learner, early_stopping, learning_settings
@@ -355,7 +355,9 @@ def check_model_loads(algo_class, path: Path, source: Path) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--algo", required=True, choices=list(algos.ALGOS))
-    parser.add_argument("--seed", required=True, type=int, help="seeds python, numpy, torch and the env")
+    parser.add_argument(
+        "--seed", required=True, type=seed_argument(), help="seeds python, numpy, torch and the env (0..999999)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, best/final model)")
     parser.add_argument("--tensorboard", type=Path, help="TensorBoard log folder")
     parser.add_argument("--ocv-table", help="processed OCV table (default: the config's ocv_table)")
@@ -382,8 +384,6 @@ def main(args: argparse.Namespace) -> int:
     ):
         if value is not None and value < 1:
             raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
     check_output(args.out, "--out", folder=True)
     check_output(args.tensorboard, "--tensorboard", folder=True)
     training["eval_interval"] = args.eval_interval or training["eval_interval"]

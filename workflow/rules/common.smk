@@ -318,6 +318,10 @@ def evaluate_config(wildcards):
     key = _baselines.settings_key(settings_of) if settings_of in _baselines.BASELINES else None
     if key in config["baselines"] and not (TUNED and settings_of in TUNABLE):
         sections.append(f"baselines.{key}")  # a baseline's own settings (none for no_balancing)
+    if not TUNED and settings_of in TUNABLE:
+        # `bmsrl evaluate` refuses a tunable baseline (or best_known's base) without --baseline-settings while baselines.tuned
+        # is true (its default): say it is false (left out when true, so those jobs' configs keep their names)
+        sections.append("baselines.tuned")
     return stage_config(*sections)
 
 
