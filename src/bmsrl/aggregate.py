@@ -51,6 +51,7 @@ from bmsrl.results import (
     INTERVAL_OVER,
     METRIC,
     METRICS,
+    OCCURRENCE,
     PAIRED_COLUMNS,
     PROFILE_COLUMNS,
     PROFILE_TAUS,
@@ -123,8 +124,8 @@ def episode_metrics(frame: pd.DataFrame) -> pd.DataFrame:
     ``_gain_mah`` = C - C_nb and denominator ``_room_mah`` = C_bound - C_nb of the ratio-of-sums share.
     """
     work = frame.copy()
-    work["balanced_fraction"] = work["time_to_balance_s"].notna().astype(np.float64)
-    work["settled_fraction"] = work["time_to_spread_1pct_s"].notna().astype(np.float64)
+    for time, fraction in OCCURRENCE.items():
+        work[fraction] = work[time].notna().astype(np.float64)
     work["terminated_fraction"] = work["terminated"].astype(np.float64)
     valid = work["recovered_share"].notna()
     capacity, none, bound = (

@@ -13,7 +13,7 @@ from bmsrl.baselines import BASELINES
 POLICIES: tuple[str, ...] = (*algos.ALGOS, *BASELINES)
 
 #: spare colours for a policy this registry does not know (e.g. a renamed folder)
-_SPARE_COLORS = ("#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78")
+_SPARE_COLORS = ("#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#c5b0d5")
 
 
 def policy_order(policies: Iterable[str]) -> list[str]:

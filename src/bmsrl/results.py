@@ -91,6 +91,9 @@ METRIC = {m.name: m for m in METRICS}
 HEADLINE: tuple[Metric, ...] = tuple(m for m in METRICS if m.better is not None)
 #: The panels of the metrics figure: the headline metrics, then the others marked ``in_figure``.
 FIGURE: tuple[Metric, ...] = HEADLINE + tuple(m for m in METRICS if m.in_figure and m not in HEADLINE)
+#: A time that is only defined when something happened -> the derived fraction of episodes where it did
+#: (aggregate: 1 where the time is not NaN); a fraction of 0 means it never happened (e.g. never settled).
+OCCURRENCE: dict[str, str] = {"time_to_balance_s": "balanced_fraction", "time_to_spread_1pct_s": "settled_fraction"}
 #: Optional per-episode metrics (may be empty in metrics.csv).
 OPTIONAL: tuple[str, ...] = tuple(m.name for m in METRICS if m.optional)
 
