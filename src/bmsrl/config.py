@@ -70,11 +70,13 @@ def _built_schema(registry: tuple) -> dict[str, Any]:
     from bmsrl.algos import ALGOS
     from bmsrl.env import TaskParameters
     from bmsrl.pack import PackParameters
+    from bmsrl.results import RUN_KINDS
     from bmsrl.reward import RewardWeights
 
     result = load_yaml(_schema_text())
     defs = result["$defs"]
     defs["algo"]["enum"] = list(ALGOS)
+    result["properties"]["run_kind"]["enum"] = list(RUN_KINDS)
     env_props = result["properties"]["env"]["properties"] = {
         **schema_properties(PackParameters),
         **schema_properties(TaskParameters),

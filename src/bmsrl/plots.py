@@ -585,8 +585,6 @@ def plot_training(
 #: What a bar slot holds: a value ``(mean, ci_low, ci_high)`` (the interval NaN with one seed), or
 #: :data:`_NEVER` where the time is undefined because the event never happened in any episode.
 _NEVER = "never"
-#: Words of the never-happened mark, per timed metric (results.OCCURRENCE).
-_NEVER_TEXT = {"time_to_spread_1pct_s": "never settled", "time_to_balance_s": "never balanced"}
 
 
 def _slot_value(indexed: pd.DataFrame, key: tuple, metric: str):
@@ -596,8 +594,7 @@ def _slot_value(indexed: pd.DataFrame, key: tuple, metric: str):
     if full in indexed.index and np.isfinite(indexed.loc[full, "mean"]):
         r = indexed.loc[full]
         return float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
-    fraction = OCCURRENCE.get(metric)
-    occurred = (*key, fraction) if fraction else None
+    occurred = (*key, OCCURRENCE[metric][0]) if metric in OCCURRENCE else None
     if occurred in indexed.index and indexed.loc[occurred, "mean"] == 0.0:
         return _NEVER
     return None
@@ -662,7 +659,7 @@ def _draw_bars(ax, slots: Sequence[str], policies: Sequence[str], value: Callabl
                 runs.append([pos])
         for run in runs:
             ax.text(
-                float(np.mean(run)), bottom + 0.03 * (top - bottom), _NEVER_TEXT.get(metric, "never"), rotation=90,
+                float(np.mean(run)), bottom + 0.03 * (top - bottom), OCCURRENCE[metric][1], rotation=90,
                 ha="center", va="bottom", color="0.2", bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
             )  # fmt: skip
         ax.set_ylim(bottom, top)
@@ -682,8 +679,8 @@ def _seed_words(summary: pd.DataFrame) -> str:
     if len(counts) == 1:
         return f"mean over {counts[0]} seeds per policy; error bars: 95 % t interval over seeds"
     return (
-        f"mean over {counts[0]} to {counts[-1]} seeds per policy; error bars: 95 % t interval over seeds "
-        "(none with one seed)"
+        f"mean over {counts[0]} to {counts[-1]} seeds per policy and metric (the seeds with a value); error bars: "
+        f"95 % t interval over seeds{' (none with one seed)' if counts[0] == 1 else ''}"
     )
 
 
@@ -727,7 +724,7 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
         if slots:
             panels.append((panel, slots, values))
         if any(v == _NEVER for v in values.values()):
-            never.add(_NEVER_TEXT.get(panel.name, "never"))
+            never.add(OCCURRENCE[panel.name][1])
     if not panels:
         raise UserError("summary table: no metric of the figure has a value in the default scenario")
     n_rows = math.ceil(len(panels) / 3)

@@ -37,7 +37,7 @@ class Metric:
     fmt: str = ".4g"  #: number format in the Markdown summary
     #: "higher" / "lower" is better (the headline metrics compared against the baselines), or None
     better: str | None = None
-    in_table: bool = False  #: a column of the per-profile Markdown tables
+    in_table: bool = False  #: a column of the per-profile tables of summary.md (narrow: the rest is in the CSVs)
     in_figure: bool = False  #: a panel of the metrics figure (besides the headline metrics)
     log_scale: bool = False  #: spans decades: drawn on a log axis
     optional: bool = False  #: may be empty (NaN) in a metrics file
@@ -63,24 +63,23 @@ METRICS: tuple[Metric, ...] = (
         "Share, ratio of sums",
         ".3f",
         better="higher",
-        in_table=True,
         derived=True,
         per_seed=True,
     ),
-    Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", in_table=True, derived=True),
+    Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", derived=True),
     Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f"),
     Metric("no_balancing_capacity_mah", "mAh", "Capacity without balancing", ".0f"),
-    Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", in_table=True),
+    Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f"),
     Metric("final_soc_var", "-", "Final SoC variance", ".2e"),
     Metric("mean_soc_var", "-", "Mean SoC variance", ".2e", better="lower", in_table=True, log_scale=True),
-    Metric("final_soc_std_pct", "%", "Final SoC std", ".2f", in_table=True),
+    Metric("final_soc_std_pct", "%", "Final SoC std", ".2f"),
     Metric("final_soc_spread_pct", "%", "Final SoC spread", ".2f", better="lower", in_table=True),
     Metric("switch_changes", "-", "Switch changes", ".1f", better="lower", in_table=True),
     Metric("shunt_energy_wh", "Wh", "Shunt energy", ".3f", better="lower", in_table=True),
-    Metric("time_to_balance_s", "s", "Time to balance", ".0f", in_table=True, optional=True),
-    Metric("balanced_fraction", "-", "Balanced episodes", ".2f", in_table=True, derived=True),
+    Metric("time_to_balance_s", "s", "Time to balance", ".0f", optional=True),
+    Metric("balanced_fraction", "-", "Balanced episodes", ".2f", derived=True),
     Metric("time_to_spread_1pct_s", "s", "Time to spread < 1 %", ".0f", in_table=True, optional=True, in_figure=True),
-    Metric("settled_fraction", "-", "Episodes settled < 1 %", ".2f", in_table=True, derived=True),
+    Metric("settled_fraction", "-", "Episodes settled < 1 %", ".2f", derived=True),
     Metric("invalid_actions", "-", "Invalid actions"),
     Metric("episode_steps", "-", "Decisions per episode"),
     Metric("terminated_fraction", "-", "Terminated episodes", derived=True),
@@ -91,9 +90,12 @@ METRIC = {m.name: m for m in METRICS}
 HEADLINE: tuple[Metric, ...] = tuple(m for m in METRICS if m.better is not None)
 #: The panels of the metrics figure: the headline metrics, then the others marked ``in_figure``.
 FIGURE: tuple[Metric, ...] = HEADLINE + tuple(m for m in METRICS if m.in_figure and m not in HEADLINE)
-#: A time that is only defined when something happened -> the derived fraction of episodes where it did
-#: (aggregate: 1 where the time is not NaN); a fraction of 0 means it never happened (e.g. never settled).
-OCCURRENCE: dict[str, str] = {"time_to_balance_s": "balanced_fraction", "time_to_spread_1pct_s": "settled_fraction"}
+#: A time that is only defined when something happened -> (the derived fraction of episodes where it did
+#: (aggregate: 1 where the time is not NaN), the words for "it never happened" in tables and figures).
+OCCURRENCE: dict[str, tuple[str, str]] = {
+    "time_to_balance_s": ("balanced_fraction", "never balanced"),
+    "time_to_spread_1pct_s": ("settled_fraction", "never settled"),
+}
 #: Optional per-episode metrics (may be empty in metrics.csv).
 OPTIONAL: tuple[str, ...] = tuple(m.name for m in METRICS if m.optional)
 
@@ -117,6 +119,15 @@ INTERVAL_OVER: dict[str, str] = {
     "seeds": "training seeds",
     "pack sets": "pack sets only (deterministic)",
     "one seed": "one seed: no interval",
+}
+#: What a run is (config key ``run_kind``, the schema's enum is completed from this): kind -> the words the
+#: summary and the report open with.
+RUN_KINDS: dict[str, str] = {
+    "study": "Study run: trained to the configured budgets; these are results.",
+    "smoke": (
+        "Smoke run (quick or test config): every stage ran, with budgets far too small for the agents to "
+        "learn; these numbers check the pipeline and are not results."
+    ),
 }
 #: Columns of summary.csv (and of robustness.csv, its rows of :data:`ROBUSTNESS_METRICS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
