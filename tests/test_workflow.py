@@ -400,7 +400,10 @@ def test_full_dag_on_the_test_config(workdir):
     assert set(pd.read_csv(r / "tables" / "profiles.csv")["policy"]) == set(POLICIES)
     assert set(paired["baseline"]) == set(evaluated_baselines(True))
     assert set(pd.read_csv(r / "tables" / "robustness.csv")["scenario"]) == set(scenarios)
-    assert "Paired comparisons" in (r / "tables" / "summary.md").read_text()
+    summary_md = (r / "tables" / "summary.md").read_text()
+    assert "Trained agents against the baselines" in summary_md and "## Verdict" in summary_md
+    assert summary_md.splitlines()[2].startswith("**Smoke run")  # config/test.yaml: run_kind smoke
+    assert "<table>" in (r / "tables" / "summary.html").read_text()
     claims = pd.read_csv(r / "tables" / "claims.csv")
     assert list(claims["claim"]) == ["capacity", "soc_variance", "switching", "trpo_best"]
     assert set(claims["verdict"]) <= {"reproduced", "not reproduced", "not comparable"}
@@ -452,3 +455,24 @@ def test_two_trial_search_then_tuned_training_on_the_test_config(workdir):
     settings = json.loads((workdir / target).read_text())["settings"]
     assert settings["tuned_hyperparams"]["hyperparams"] == summary["hyperparams"]
     assert {k: settings["hyperparams"][k] for k in summary["hyperparams"]} == summary["hyperparams"]
+
+
+def _planned_outputs(workdir: Path, *args: str) -> set[str]:
+    """The top folders of every output path a dry run's jobs would write (``output:`` lines)."""
+    result = run(workdir, "-n", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = re.findall(r"^\s*output: (.+)$", result.stdout + result.stderr, re.MULTILINE)
+    assert outputs
+    return {path.split("/")[0] for line in outputs for path in line.split(", ")}
+
+
+def test_quick_and_study_runs_write_disjoint_results_roots(workdir):
+    """The quick run's outputs all land in results-quick/ (config results_root), the study's in results/,
+    so neither run plans (nor deletes and remakes) a file of the other; a figure of the quick run is asked
+    for under its own root."""
+    assert _planned_outputs(workdir, "--configfile", "config/quick.yaml") == {"results-quick"}
+    assert _planned_outputs(workdir) == {"results"}
+    counts = dry_run(workdir, "results-quick/plots/soc.pdf", "--configfile", "config/quick.yaml")
+    assert counts["train"] == 2 and counts["plot_traces"] == 1
+    bad = run(workdir, "-n", "--config", "results_root=../elsewhere")
+    assert bad.returncode != 0 and "results_root" in bad.stdout + bad.stderr

@@ -123,10 +123,10 @@ INTERVAL_OVER: dict[str, str] = {
 #: What a run is (config key ``run_kind``, the schema's enum is completed from this): kind -> the words the
 #: summary and the report open with.
 RUN_KINDS: dict[str, str] = {
-    "study": "Study run: trained to the configured budgets; these are results.",
+    "study": "Study run: the agents train to the configured budgets; its numbers are results.",
     "smoke": (
-        "Smoke run (quick or test config): every stage ran, with budgets far too small for the agents to "
-        "learn; these numbers check the pipeline and are not results."
+        "Smoke run (quick or test config): every stage runs, with budgets far too small for the agents to "
+        "learn; its numbers check the pipeline and are not results."
     ),
 }
 #: Columns of summary.csv (and of robustness.csv, its rows of :data:`ROBUSTNESS_METRICS`).

@@ -3,10 +3,6 @@
 # table of "not comparable" rows saying so). Cheap (it reads the metrics files), so always part of
 # `all`; with config/study.yaml the table is that of the study's setting.
 
-CLAIMS_CSV = "results/tables/claims.csv"
-CLAIMS_MD = "results/tables/claims.md"
-
-
 rule claims:
     """The paper's claims (+16.8 % capacity, -69.4 % SoC variance, -40.4 % switching, TRPO best) against
     this run's metrics, with the bound or ceiling of each and a verdict (docs/claims.md)."""

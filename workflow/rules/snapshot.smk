@@ -10,7 +10,7 @@ rule snapshot:
     (committed to git; not part of `all`)."""
     input:
         tables=SNAPSHOT_TABLES,
-        figures=expand("results/plots/{figure}.png", figure=config["snapshot"]["figures"]),
+        figures=expand(PLOT, name=config["snapshot"]["figures"], ext="png"),
         config=RUN_CONFIG,
         versions=RUN_VERSIONS,
     output:
