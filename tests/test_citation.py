@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tomllib
+import pytest
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 
