@@ -33,6 +33,7 @@ from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output
 from bmsrl.policies import POLICIES
+from bmsrl.profiles import PROFILES, LoadProfile, read_load_profile
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
 from bmsrl.seeds import episode_seeds
@@ -139,7 +140,7 @@ def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance
 def evaluate(
     cfg: dict,
     policy_name: str,
-    profile: str,
+    profile: str | LoadProfile,
     seed: int,
     model: Path | None,
     ocv_table: str | None,
@@ -147,7 +148,8 @@ def evaluate(
     baseline_settings: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of ``evaluation.episodes`` deterministic episodes on ``scenario``, and the traces of the
-    first ``evaluation.trace_episodes`` of them."""
+    first ``evaluation.trace_episodes`` of them. ``profile``: a built-in profile's name or a
+    :class:`~bmsrl.profiles.LoadProfile` (a user's own, :func:`bmsrl.profiles.read_load_profile`)."""
     policy = load_policy(policy_name, model, cfg, baseline_settings)
     cfg = scenario_config(cfg, scenario)
     seeds = episode_seeds(cfg, seed)
@@ -156,7 +158,7 @@ def evaluate(
     episodes = rollout(task, policy, records=True)  # every episode of the job in one batch
     n_cells = cfg["env"]["n_cells"]
     r_sh = cfg["env"]["shunt_resistance_ohm"]
-    labels = [policy_name, profile, scenario, seed]
+    labels = [policy_name, profile.name if isinstance(profile, LoadProfile) else profile, scenario, seed]
     metrics, rows = [], []
     for episode, (eval_seed, records) in enumerate(zip(seeds, episodes.records)):
         terminated = bool(episodes.terminated[episode])
@@ -182,7 +184,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help=f"one of {list(POLICIES)}, or {BEST_KNOWN} (the model-based reference, slow: bmsrl.best_known)",
     )
-    parser.add_argument("--profile", required=True, help="load profile to evaluate on")
+    parser.add_argument(
+        "--profile",
+        required=True,
+        metavar="NAME|FILE.csv",
+        help=f"load profile to evaluate on: one of {list(PROFILES)}, or your own CSV of pack current against "
+        "time (columns time_s [s] from 0, current_a [A] > 0 discharging, held until the next row's time; the "
+        "last row ends it; docs/workflow.md)",
+    )
     parser.add_argument("--seed", required=True, type=int, help="training seed (sets the evaluation packs)")
     parser.add_argument(
         "--scenario",
@@ -219,10 +228,17 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")
         name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
         settings = read_baseline_settings(args.baseline_settings, name, setting_names(name))
+    profile = args.profile
+    if profile not in PROFILES and (profile.lower().endswith(".csv") or Path(profile).exists()):
+        if not Path(profile).is_file():
+            raise UserError(f"load profile {profile}: file not found")
+        profile = read_load_profile(
+            profile, cfg["env"]["capacity_ah"], allow_implausible=bool(cfg.get("allow_implausible_tables"))
+        )
     traces, metrics = evaluate(
         cfg,
         args.policy,
-        args.profile,
+        profile,
         args.seed,
         args.model,
         resolve_ocv_table(args.ocv_table, cfg),
@@ -236,12 +252,12 @@ def main(args: argparse.Namespace) -> int:
         from bmsrl.render import write_episode_animation
 
         scenario_cfg = scenario_config(cfg, args.scenario)
-        env = PassiveBalancingEnv(**task_kwargs(scenario_cfg, args.profile, resolve_ocv_table(args.ocv_table, cfg)))
+        env = PassiveBalancingEnv(**task_kwargs(scenario_cfg, profile, resolve_ocv_table(args.ocv_table, cfg)))
         policy = load_policy(args.policy, args.model, cfg, settings)
         write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
     summary = metrics[["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]].mean()
     print(
-        f"{args.policy} on {args.profile}, scenario {args.scenario}, seed {args.seed}, {len(metrics)} episodes: "
+        f"{args.policy} on {metrics['profile'].iloc[0]}, scenario {args.scenario}, seed {args.seed}, {len(metrics)} episodes: "
         + ", ".join(f"{k} {v:.4g}" for k, v in summary.items())
     )
     return 0
