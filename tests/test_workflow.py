@@ -476,3 +476,26 @@ def test_quick_and_study_runs_write_disjoint_results_roots(workdir):
     assert counts["train"] == 2 and counts["plot_traces"] == 1
     bad = run(workdir, "-n", "--config", "results_root=../elsewhere")
     assert bad.returncode != 0 and "results_root" in bad.stdout + bad.stderr
+
+
+def test_the_slurm_profiles_differ_only_in_conda():
+    """workflow/profiles/slurm (conda) and slurm-noconda: the same settings but the software deployment."""
+    profiles = Path(__file__).resolve().parents[1] / "workflow" / "profiles"
+    with_conda = load_yaml((profiles / "slurm" / "config.yaml").read_text())
+    without = load_yaml((profiles / "slurm-noconda" / "config.yaml").read_text())
+    assert with_conda.pop("software-deployment-method") == "conda"
+    assert "software-deployment-method" not in without and without == with_conda
+
+
+def test_the_profiles_placeholders_are_refused_before_any_job(workdir):
+    """The Slurm profile's CHANGE_ME partition and account stop the run before its first job (here run
+    locally, so no Slurm is needed), with a message saying where the real values come from."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    args = ["results/plots/ocv.pdf", "--profile", "workflow/profiles/slurm-noconda", "--executor", "local"]
+    result = run(workdir, *args, "--cores", "1")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "slurm_partition=CHANGE_ME_partition" in out and "sinfo -s" in out, out[-3000:]
+    assert not (workdir / "results" / "ocv").exists()
+    given = ["--default-resources", "slurm_partition=debug", "slurm_account=local"]
+    assert run(workdir, *args, "--cores", "1", *given).returncode == 0
+    assert (workdir / "results" / "plots" / "ocv.pdf").is_file()

@@ -342,9 +342,29 @@ def evaluate_env(wildcards):
 from bmsrl.plan import run_plan as _run_plan  # noqa: E402
 
 
+def unset_placeholders():
+    """``resource=value`` of every rule resource still holding a ``CHANGE_ME`` placeholder (the Slurm
+    profiles' partition and account), sorted."""
+    found = set()
+    for rule in workflow.rules:
+        for name, value in rule.resources.items():
+            text = str(getattr(value, "raw", value)).strip("\"'")  # a default resource: as written (an expression)
+            if "CHANGE_ME" in text:
+                found.add(f"{name}={text}")
+    return sorted(found)
+
+
 onstart:
-    # Before the first job: where the outputs go, the run kind, the trainings this run will do and their
-    # estimated time (bmsrl.plan; the job counts are Snakemake's table above).
+    # Before the first job (and before any Slurm submission): refuse the profiles' placeholders; then
+    # where the outputs go, the run kind, the trainings this run will do and their estimated time
+    # (bmsrl.plan; the job counts are Snakemake's table above).
+    _unset = unset_placeholders()
+    if _unset:
+        raise WorkflowError(
+            "set your cluster's values first: " + ", ".join(_unset) + " are placeholders (default-resources of "
+            "the Slurm profile, workflow/profiles/slurm*/config.yaml: your partition from `sinfo -s`, your account "
+            "from `sacctmgr show assoc user=$USER`; or --default-resources slurm_partition=P slurm_account=A)"
+        )
     try:
         _to_train = [(j.wildcards.algo, int(j.wildcards.seed)) for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
     except Exception:  # the DAG's API differs: plan every configured run
