@@ -346,27 +346,27 @@ def unset_placeholders():
     """``resource=value`` of every rule resource still holding a ``CHANGE_ME`` placeholder (the Slurm
     profiles' partition and account), sorted."""
     found = set()
-    for rule in workflow.rules:
-        for name, value in rule.resources.items():
+    for each in workflow.rules:
+        for name, value in each.resources.items():
             text = str(getattr(value, "raw", value)).strip("\"'")  # a default resource: as written (an expression)
             if "CHANGE_ME" in text:
                 found.add(f"{name}={text}")
     return sorted(found)
 
 
-onstart:
-    # Before the first job (and before any Slurm submission): refuse the profiles' placeholders; then
-    # where the outputs go, the run kind, the trainings this run will do and their estimated time
-    # (bmsrl.plan; the job counts are Snakemake's table above).
-    _unset = unset_placeholders()
-    if _unset:
+def before_the_first_job():
+    """Snakemake's onstart (the Snakefile): before the first job, and before any Slurm submission, refuse
+    the profiles' placeholders; then print where the outputs go, the run kind, the trainings this run
+    will do and their estimated time (bmsrl.plan; the job counts are Snakemake's table above)."""
+    unset = unset_placeholders()
+    if unset:
         raise WorkflowError(
-            "set your cluster's values first: " + ", ".join(_unset) + " are placeholders (default-resources of "
+            "set your cluster's values first: " + ", ".join(unset) + " are placeholders (default-resources of "
             "the Slurm profile, workflow/profiles/slurm*/config.yaml: your partition from `sinfo -s`, your account "
             "from `sacctmgr show assoc user=$USER`; or --default-resources slurm_partition=P slurm_account=A)"
         )
     try:
-        _to_train = [(j.wildcards.algo, int(j.wildcards.seed)) for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
+        to_train = [(j.wildcards.algo, int(j.wildcards.seed)) for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
     except Exception:  # the DAG's API differs: plan every configured run
-        _to_train = [(a, s) for a in config["algos"] for s in config["seeds"]]
-    print(_run_plan(config, _to_train, workflow.cores), file=sys.stderr)
+        to_train = [(a, s) for a in config["algos"] for s in config["seeds"]]
+    print(_run_plan(config, to_train, workflow.cores), file=sys.stderr)
