@@ -260,6 +260,8 @@ def _describe(error: ValidationError) -> str:
         message = (
             f"not a valid name: use lower-case letters, digits and _, starting with a letter ({error.validator_value})"
         )
+    elif error.validator == "pattern" and "description" in error.schema:  # e.g. results_root
+        message = f"{error.instance!r} is not valid: {error.schema['description']}"
     elif error.validator in ("anyOf", "oneOf") and "description" in error.schema:
         message = f"{error.instance!r} is not valid: expected {error.schema['description']}"
     elif error.validator in ("maximum", "minimum") and "description" in error.schema:
