@@ -284,11 +284,21 @@ def test_cli_writes_both_files(tmp_path, capsys):
     # the paper's figures are written once, in bmsrl.claims.CLAIMS; the summary points to the claims table
     assert "claims.md" in report and not any(f"{c.paper_pct:.1f}" in report for c in CLAIMS if c.paper_pct)
     assert "Student-t" in report and "a single seed" in report  # baselines have one seed
-    assert "| no_balancing | 1 | 2 | one seed: no interval | 2000 |" in report  # one seed: no interval printed
-    assert "| dqn | 3 | 6 | training seeds | 2260 [" in report
+    assert "| no_balancing | one seed | 2000 |" in report  # one seed: no interval printed
+    assert "| dqn | 3 | 2260 [" in report
     assert list(pd.read_csv(out_profiles).columns) == list(PROFILE_COLUMNS)
-    assert "never balanced" in report
     assert "### Against `no_balancing`" in report and "### Against `rule_based`" in report
+    assert max(len(line.split(" | ")) for line in report.splitlines() if line.startswith("|")) <= 10  # narrow
+    # the verdict opens the report, from the numbers: dqn and the baselines share seed 0 only, so no test
+    assert report.index("## Verdict") < report.index("## Profile")
+    assert (
+        "  - DQN (3 seeds) recovers 0.50 of the recoverable capacity; usable capacity: higher than No balancing "
+        in report
+    )
+    assert "No balancing (+250 mAh, one seed), Rule-based (+50 mAh, one seed)." in report
+    paired_part = report[report.index("## Trained agents against the baselines") :]
+    assert not any(line.startswith(("| no_balancing", "| rule_based")) for line in paired_part.splitlines())
+    assert "[+250" not in report and "P = " not in report  # one seed: no interval, probabilities stay in the CSV
     assert "(+12.5 %)" in report and "(+2.3 %)" in report  # dqn seed 0 (the seed both have): 2250 vs 2000 and 2200
     assert " % / " not in report  # no bare percent change
     first = out_csv.read_bytes()
@@ -365,3 +375,32 @@ def test_best_known_pairs_on_its_own_packs():
     short = [p if p["policy"].iloc[0] != "ppo" else p.iloc[:2] for p in parts]
     with pytest.raises(UserError, match="episodes differ"):
         paired_statistics(pd.concat(short, ignore_index=True))
+
+
+def test_verdict_words_follow_the_paired_intervals_and_the_html_has_tables(tmp_path):
+    """better / worse where the paired interval over seeds excludes 0, not told apart where it contains 0;
+    the run kind opens both the Markdown and the HTML report, and the HTML holds tables, not CSV text."""
+    profile = "charge-rest-discharge"
+    parts = []
+    for seed, rule in zip((0, 1, 2), (2255.0, 2255.0, 2275.0)):
+        parts.append(episodes("dqn", profile, seed, usable_capacity_mah=2250.0 + 10 * seed))
+        parts.append(episodes("no_balancing", profile, seed, usable_capacity_mah=2000.0 + seed))
+        parts.append(episodes("rule_based", profile, seed, usable_capacity_mah=rule))  # dqn -5, +5, -5: overlaps 0
+        parts.append(episodes("top_balancing", profile, seed, usable_capacity_mah=2300.0 + seed))
+    paths = write_metrics(tmp_path, pd.concat(parts, ignore_index=True))
+    out = tmp_path / "tables"
+    argv = ["aggregate", *map(str, paths), "--out-csv", str(out / "s.csv"), "--out-md", str(out / "s.md")]
+    assert cli.main([*argv, "--out-html", str(out / "s.html"), "--run-kind", "smoke"]) == 0
+    report = (out / "s.md").read_text()
+    line = next(x for x in report.splitlines() if x.startswith("  - DQN"))
+    assert "DQN (3 seeds)" in line and "better than No balancing (+259 mAh)" in line
+    assert "worse than Top balancing (-41 mAh)" in line and "not told apart from Rule-based (-2 mAh)" in line
+    assert "most usable capacity: Top balancing, 2301 mAh" in report
+    assert report.splitlines()[2].startswith("**Smoke run") and "not results" in report.splitlines()[2]
+    html = (out / "s.html").read_text()
+    tables = sum(line.startswith("|---") for line in report.splitlines())
+    assert html.count("<table>") == tables == 4 and "<th>Δ Usable capacity [mAh]</th>" in html
+    assert "<strong>Smoke run" in html and "usable_capacity_mah," not in html
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*argv, "--run-kind", "quick"])  # only the kinds of the registry
+    assert exit_.value.code == 2

@@ -4,7 +4,8 @@ Issue "Nothing a user does wrong, or in the wrong order, ends in a traceback, a 
 or a stuck rerun". Sections follow its items: implausible tables (2), a changed OCV table (3), env
 actions and constructor arguments (4), semantic config checks (6), tracebacks (7), one YAML reading
 (9), small things (10), interrupts at each write. The workflow test at the end (marked
-``workflow``) runs a quick study and then the default one in the same folder, and the reverse.
+``workflow``) runs a quick study and then the default one in the same folder, and the reverse (each keeps
+its own results root).
 """
 
 from __future__ import annotations
@@ -939,14 +940,18 @@ SHORT = [
     ids=["quick-then-default", "default-then-quick"],
 )
 def test_quick_then_default_config_in_one_folder(workdir, first, second):
-    """The quick config (eval_episodes 3) and then the default one (eval_episodes 5) in the same folder,
-    and the reverse: the second run retrains (its settings differ) and both succeed."""
+    """The quick config (eval_episodes 3, results_root results-quick) and then the default one (eval_episodes
+    5, results/) in the same folder, and the reverse: both succeed, each in its own results root, and the
+    second leaves the first one's outputs intact (nothing of it to redo)."""
+    roots = {"config/quick.yaml": "results-quick", None: "results"}
+    commands = {}
     for configfile in (first, second):
         args = ["--cores", "2", *(["--configfile", configfile] if configfile else []), "--config", *SHORT]
+        commands[configfile] = args
         result = run(workdir, *args, timeout=600)
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-        with np.load(workdir / "results" / "checkpoints" / "ppo_seed1" / "evaluations.npz") as ev:
+    for configfile, root in roots.items():
+        with np.load(workdir / root / "checkpoints" / "ppo_seed1" / "evaluations.npz") as ev:
             assert ev["results"].shape[1] == (3 if configfile else 5)
-    log = (workdir / "results" / "logs" / "train" / "ppo_seed1.log").read_text()
-    assert "starting afresh" in log and "eval_episodes" in log
-    assert "Nothing to be done" in run(workdir, "-n", *args).stdout
+        assert (workdir / root / "tables" / "summary.md").is_file()
+        assert "Nothing to be done" in run(workdir, "-n", *commands[configfile]).stdout

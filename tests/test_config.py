@@ -487,3 +487,22 @@ def test_the_dataclasses_and_the_config_refuse_the_same_values_in_the_same_words
                         assert errors[0] == from_config, where
                         compared += 1
     assert compared > 300  # not vacuous
+
+
+@pytest.mark.parametrize("root", ["../elsewhere", "a/../../b", "/tmp/x", ".hidden", "results quick"])
+def test_a_results_root_outside_the_checkout_is_one_clear_error(root):
+    with pytest.raises(UserError) as error:
+        bconfig.validate({"results_root": root}, "cfg.yaml")
+    message = str(error.value)
+    assert (
+        message.startswith(f"cfg.yaml: results_root: {root!r} is not valid: folder every output")
+        and "\n" not in message
+    )
+
+
+def test_run_kinds_come_from_the_registry():
+    from bmsrl.results import RUN_KINDS
+
+    assert bconfig.schema()["properties"]["run_kind"]["enum"] == list(RUN_KINDS)
+    cfg = bconfig.validate({"results_root": "results-quick", "run_kind": "smoke"}, "cfg.yaml")
+    assert cfg["results_root"] == "results-quick" and cfg["run_kind"] == "smoke"

@@ -157,12 +157,39 @@ def test_make_setup_installs_pinned_torch_first_then_the_package(tmp_path):
     lines = [line for line in _make_n("setup", f"VENV={venv}") if " -m pip install " in line]
     torch = f"torch=={read_pins(CONSTRAINTS)['torch']}"
     assert len(lines) == 2, lines
+    # default (auto): the index scripts/torch_index.py picks (the CPU-only one where reachable, else PyPI)
     assert lines[0].startswith(f"{venv}/bin/python -m pip install -c constraints.txt --no-deps ") and torch in lines[0]
-    assert "--index-url" not in lines[0]  # default: PyPI
-    assert lines[1] == f'{venv}/bin/python -m pip install -c constraints.txt -e ".[rl,workflow,test,slurm]"'
+    assert '${index:+--index-url "$index"}' in lines[0]
+    assert any(f"{venv}/bin/python scripts/torch_index.py" in line for line in _make_n("setup", f"VENV={venv}"))
+    assert lines[1] == f'{venv}/bin/python -m pip install -c constraints.txt -e ".[rl,workflow]"'  # no test extras
     cpu = "https://download.pytorch.org/whl/cpu"
     lines = [line for line in _make_n("setup", f"VENV={venv}", f"TORCH_INDEX_URL={cpu}") if " -m pip install " in line]
     assert f"--index-url {cpu}" in lines[0] and "index-url" not in lines[1]
+    lines = [line for line in _make_n("setup", f"VENV={venv}", "TORCH_INDEX_URL=") if " -m pip install " in line]
+    assert "index" not in lines[0]  # empty: PyPI
+
+
+def test_only_make_test_installs_the_test_extras(tmp_path):
+    venv = tmp_path / "venv"
+    quick = [line for line in _make_n("quick", f"VENV={venv}") if " -m pip install " in line]
+    assert quick[-1] == f'{venv}/bin/python -m pip install -c constraints.txt -e ".[rl,workflow]"'
+    assert not any(".[" in line and ("test" in line.split(".[")[1]) for line in quick)
+    test = [line for line in _make_n("test", f"VENV={venv}") if " -m pip install " in line]
+    assert test[-1] == f'{venv}/bin/python -m pip install -c constraints.txt -e ".[rl,workflow,test,slurm]"'
+
+
+def test_torch_index_prefers_the_cpu_build_on_linux_and_says_which():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("torch_index", ROOT / "scripts" / "torch_index.py")
+    torch_index = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(torch_index)
+    index, said = torch_index.choose("Linux", lambda: None)
+    assert index == torch_index.CPU_INDEX and "CPU-only build" in said
+    index, said = torch_index.choose("Linux", lambda: "timed out")
+    assert index == "" and "PyPI's build, the CUDA one" in said and "timed out" in said
+    index, said = torch_index.choose("Darwin", lambda: pytest.fail("macOS needs no probe"))
+    assert index == "" and "CPU build" in said
 
 
 def test_make_test_runs_both_lanes(tmp_path):

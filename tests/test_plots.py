@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -566,3 +567,179 @@ def test_profile_axis_starts_where_the_curves_differ():
     zero = curve("no_balancing", np.where(PROFILE_TAUS < 0.02, 1.0, 0.0))  # at 0 from 0.02: does not move it
     assert _profile_view_start(pd.concat([good, zero])) == pytest.approx(0.6)
     assert _profile_view_start(zero) == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Layout: every figure readable as drawn
+
+
+QUICK_POLICIES = ("dqn", "ppo", "maskable_ppo", "no_balancing", "rule_based", "top_balancing", "room_balancing")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> dict[str, object]:
+    """A quick run's inputs: one seed, seven policies, two profiles, two scenarios; no share on the training
+    profile (no recoverable-capacity bound there), a policy that never settles below 1 % spread, zero switch
+    changes and shunt energy for no balancing, an early outlier in a training curve and baselines whose
+    reference returns lie close together."""
+    root = tmp_path_factory.mktemp("quick")
+    rng = np.random.default_rng(1)
+    traces = []
+    for policy in QUICK_POLICIES:
+        for profile in PROFILES:
+            path = root / "eval" / policy / profile / "default" / "seed1" / "traces.csv"
+            path.parent.mkdir(parents=True)
+            synthetic_traces(policy, profile, 1, episodes=1).to_csv(path, index=False)
+            traces.append(path)
+
+    evaluations = []
+    for algo in ("dqn", "ppo", "maskable_ppo"):
+        steps = np.arange(1, 11) * 20000
+        level = 8 - 10 * np.exp(-steps / 40000)
+        level[0] = -75.0 if algo == "ppo" else level[0]  # one early outlier
+        path = root / "checkpoints" / f"{algo}_seed1" / "evaluations.npz"
+        path.parent.mkdir(parents=True)
+        results = level[:, None] + rng.normal(0, 0.3, (steps.size, 3))
+        np.savez(path, timesteps=steps, results=results, ep_lengths=np.full(results.shape, 200), algo=algo, seed=1)
+        evaluations.append(path)
+    references = root / "tables" / "training_references.csv"
+    references.parent.mkdir()
+    returns = {"no_balancing": 0.0, "rule_based": 2.0, "top_balancing": 9.6, "room_balancing": 9.8}
+    pd.DataFrame(
+        [{"policy": p, "seed": 1, "episode": e, "return": r} for p, r in returns.items() for e in range(3)]
+    ).to_csv(references, index=False)
+
+    metrics = []
+    for policy in QUICK_POLICIES:
+        for profile in PROFILES:
+            for scenario in ("default", "current_1c"):
+                for episode in range(3):
+                    none = policy == "no_balancing"
+                    settles = not none and not (policy == "maskable_ppo" and profile == "charge-rest-discharge")
+                    shared = profile == "charge-rest-discharge"
+                    metrics.append(
+                        {
+                            "policy": policy,
+                            "profile": profile,
+                            "scenario": scenario,
+                            "seed": 1,
+                            "episode": episode,
+                            "eval_seed": episode,
+                            "usable_capacity_mah": 2200 + (0 if none else 300) + rng.normal(0, 5),
+                            "charge_accepted_mah": 2300.0,
+                            "final_soc_var": 1e-5,
+                            "mean_soc_var": (4e-3 if none else 4e-4) * rng.uniform(0.8, 1.2),
+                            "final_soc_std_pct": 0.3,
+                            "final_soc_spread_pct": 12.0 if none else 1.5 + rng.uniform(0, 3),
+                            "time_to_spread_1pct_s": 3000.0 + 100 * episode if settles else np.nan,
+                            "switch_changes": 0.0 if none else 10.0 + rng.normal(0, 3),
+                            "shunt_energy_wh": 0.0 if none else 4 + rng.normal(0, 0.2),
+                            "time_to_balance_s": np.nan if none else 900.0,
+                            "invalid_actions": 0.0,
+                            "episode_steps": 200.0,
+                            "terminated": 0.0,
+                            "total_reward": 5.0,
+                            "capacity_bound_mah": 2600.0 if shared else np.nan,
+                            "no_balancing_capacity_mah": 2200.0,
+                            "recovered_share": (0.0 if none else 0.8 + rng.normal(0, 0.05)) if shared else np.nan,
+                        }
+                    )
+    frame = pd.DataFrame(metrics)
+    summary = root / "tables" / "summary.csv"
+    summarise(frame).to_csv(summary, index=False)
+    profiles = root / "tables" / "profiles.csv"
+    performance_profiles(frame).to_csv(profiles, index=False)
+    return {
+        "root": root,
+        "traces": traces,
+        "evaluations": evaluations,
+        "summary": summary,
+        "profiles": profiles,
+        "references": references,
+    }
+
+
+def drawn_figure(kind: str, data: dict, tmp_path: Path, monkeypatch):
+    """Run ``bmsrl plot kind`` on ``data``; return the figure, drawn, and the texts the draw put on it
+    with their extents [px]."""
+    import matplotlib.text
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bmsrl import plots
+
+    figures = []
+    real_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (figures.append(fig), real_save(fig, out))[1])
+    extra = ["--references", str(data["references"])] if kind == "training" and "references" in data else []
+    assert cli.main(["plot", kind, "--out", str(tmp_path / f"{kind}.png"), *inputs(kind, data), *extra]) == 0
+    (fig,) = figures
+    drawn = []
+    real_draw = matplotlib.text.Text.draw
+
+    def record(text, renderer):
+        real_draw(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            drawn.append((text, text.get_window_extent(renderer)))
+
+    monkeypatch.setattr(matplotlib.text.Text, "draw", record)
+    FigureCanvasAgg(fig).draw()
+    monkeypatch.setattr(matplotlib.text.Text, "draw", real_draw)
+    return fig, drawn
+
+
+def has_data(ax) -> bool:
+    """Whether ``ax`` draws data: a line, patch or collection in data coordinates (not only reference
+    lines spanning the axes, phase shading or text)."""
+    artists = [*ax.lines, *ax.patches, *ax.collections]
+    return any(getattr(a, "get_data_transform", a.get_transform)() == ax.transData for a in artists if a.get_visible())
+
+
+@pytest.mark.parametrize("data", ["study", "quick"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_no_text_overlaps_and_no_axis_is_empty(kind, data, request, tmp_path, monkeypatch):
+    """After drawing, no two texts of a figure overlap, every text lies inside the figure and every axis
+    shows data (what does not apply is left out and said in the caption)."""
+    fig, drawn = drawn_figure(kind, request.getfixturevalue(data), tmp_path, monkeypatch)
+    assert drawn
+    page = fig.bbox
+    outside = [
+        t.get_text()
+        for t, box in drawn
+        if not (box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1 and box.y0 >= page.y0 - 1 and box.y1 <= page.y1 + 1)
+    ]
+    assert outside == [], f"{kind}: texts cut off at the figure's edge: {outside}"
+    overlaps = []
+    for i, (a, box_a) in enumerate(drawn):
+        for b, box_b in drawn[i + 1 :]:
+            if box_a.padded(-0.5).overlaps(box_b.padded(-0.5)):
+                overlaps.append((a.get_text(), b.get_text()))
+    assert overlaps == [], f"{kind}: overlapping texts: {overlaps}"
+    empty = [ax.get_title() or ax.get_ylabel() for ax in fig.axes if ax.get_visible() and not has_data(ax)]
+    assert empty == [], f"{kind}: axes without data: {empty}"
+
+
+def test_never_settled_is_drawn_and_undefined_panels_are_named(quick, tmp_path, monkeypatch):
+    """A time that never happened is a hatched bar with its words (not a gap that reads as 0 s); a profile
+    where a metric has no value is left out of its panel and named in the caption."""
+    fig, drawn = drawn_figure("metrics", quick, tmp_path, monkeypatch)
+    (settle,) = [ax for ax in fig.axes if ax.get_ylabel().startswith("Time to spread")]
+    hatched = [p for p in settle.patches if p.get_hatch()]
+    assert len(hatched) == 3  # no balancing on both profiles, Maskable PPO on charge-rest-discharge
+    assert all(p.get_y() + p.get_height() >= settle.get_ylim()[1] - 1e-9 for p in hatched)  # to the top
+    assert sum(t.get_text() == "never settled" for t, _ in drawn) == 2  # one label per run of neighbours
+    (share,) = [ax for ax in fig.axes if ax.get_ylabel().startswith("Share of recoverable")]
+    assert [t.get_text() for t in share.get_xticklabels()] == ["charge-rest-\ndischarge"]
+    caption = " ".join(fig.get_supxlabel().split())
+    assert "Share of recoverable capacity and Share, ratio of sums on discharge-rest-charge" in caption
+    assert "one seed per policy" in caption and not any(c.get_label() for c in share.collections)
+
+
+def test_training_axis_leaves_out_a_far_outlier_and_says_so(quick, tmp_path, monkeypatch):
+    fig, _ = drawn_figure("training", quick, tmp_path, monkeypatch)
+    ax = fig.axes[0]
+    assert -75.0 < ax.get_ylim()[0] < 0.0  # the -75 of PPO's first evaluation is out of view, 0 is in
+    marks = [line for line in ax.lines if line.get_marker() == "v" and line.get_linestyle() == "None"]
+    assert len(marks) == 1 and len(marks[0].get_xdata()) == 1
+    assert re.search(r"\(PPO -7\d(\.\d)? at 2e\+04 steps\)", " ".join(fig.get_supxlabel().split()))
+    references = [line for line in ax.lines if "(ref.)" in line.get_label()]
+    assert len({str(line.get_linestyle()) + line.get_marker() for line in references}) == len(references) == 4

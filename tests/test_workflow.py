@@ -409,7 +409,10 @@ def test_full_dag_on_the_test_config(workdir):
     assert set(pd.read_csv(r / "tables" / "profiles.csv")["policy"]) == set(POLICIES)
     assert set(paired["baseline"]) == {*evaluated_baselines(True), "best_known"}
     assert set(pd.read_csv(r / "tables" / "robustness.csv")["scenario"]) == set(scenarios)
-    assert "Paired comparisons" in (r / "tables" / "summary.md").read_text()
+    summary_md = (r / "tables" / "summary.md").read_text()
+    assert "Trained agents against the baselines" in summary_md and "## Verdict" in summary_md
+    assert summary_md.splitlines()[2].startswith("**Smoke run")  # config/test.yaml: run_kind smoke
+    assert "<table>" in (r / "tables" / "summary.html").read_text()
     claims = pd.read_csv(r / "tables" / "claims.csv")
     assert list(claims["claim"]) == ["capacity", "soc_variance", "switching", "trpo_best"]
     assert set(claims["verdict"]) <= {"reproduced", "not reproduced", "not comparable"}
@@ -461,3 +464,47 @@ def test_two_trial_search_then_tuned_training_on_the_test_config(workdir):
     settings = json.loads((workdir / target).read_text())["settings"]
     assert settings["tuned_hyperparams"]["hyperparams"] == summary["hyperparams"]
     assert {k: settings["hyperparams"][k] for k in summary["hyperparams"]} == summary["hyperparams"]
+
+
+def _planned_outputs(workdir: Path, *args: str) -> set[str]:
+    """The top folders of every output path a dry run's jobs would write (``output:`` lines)."""
+    result = run(workdir, "-n", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = re.findall(r"^\s*output: (.+)$", result.stdout + result.stderr, re.MULTILINE)
+    assert outputs
+    return {path.split("/")[0] for line in outputs for path in line.split(", ")}
+
+
+def test_quick_and_study_runs_write_disjoint_results_roots(workdir):
+    """The quick run's outputs all land in results-quick/ (config results_root), the study's in results/,
+    so neither run plans (nor deletes and remakes) a file of the other; a figure of the quick run is asked
+    for under its own root."""
+    assert _planned_outputs(workdir, "--configfile", "config/quick.yaml") == {"results-quick"}
+    assert _planned_outputs(workdir) == {"results"}
+    counts = dry_run(workdir, "results-quick/plots/soc.pdf", "--configfile", "config/quick.yaml")
+    assert counts["train"] == 2 and counts["plot_traces"] == 1
+    bad = run(workdir, "-n", "--config", "results_root=../elsewhere")
+    assert bad.returncode != 0 and "results_root" in bad.stdout + bad.stderr
+
+
+def test_the_slurm_profiles_differ_only_in_conda():
+    """workflow/profiles/slurm (conda) and slurm-noconda: the same settings but the software deployment."""
+    profiles = Path(__file__).resolve().parents[1] / "workflow" / "profiles"
+    with_conda = load_yaml((profiles / "slurm" / "config.yaml").read_text())
+    without = load_yaml((profiles / "slurm-noconda" / "config.yaml").read_text())
+    assert with_conda.pop("software-deployment-method") == "conda"
+    assert "software-deployment-method" not in without and without == with_conda
+
+
+def test_the_profiles_placeholders_are_refused_before_any_job(workdir):
+    """The Slurm profile's CHANGE_ME partition and account stop the run before its first job (here run
+    locally, so no Slurm is needed), with a message saying where the real values come from."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    args = ["results/plots/ocv.pdf", "--profile", "workflow/profiles/slurm-noconda", "--executor", "local"]
+    result = run(workdir, *args, "--cores", "1")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "slurm_partition=CHANGE_ME_partition" in out and "sinfo -s" in out, out[-3000:]
+    assert not (workdir / "results" / "ocv").exists()
+    given = ["--default-resources", "slurm_partition=debug", "slurm_account=local"]
+    assert run(workdir, *args, "--cores", "1", *given).returncode == 0
+    assert (workdir / "results" / "plots" / "ocv.pdf").is_file()

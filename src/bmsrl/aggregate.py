@@ -44,17 +44,19 @@ import pandas as pd
 from bmsrl.baselines import BASELINES
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_distinct, check_output
-from bmsrl.policies import REFERENCES, policy_order
+from bmsrl.policies import REFERENCES, policy_label, policy_order
 from bmsrl.results import (
     DEFAULT_SCENARIO,
     HEADLINE,
     INTERVAL_OVER,
     METRIC,
     METRICS,
+    OCCURRENCE,
     PAIRED_COLUMNS,
     PROFILE_COLUMNS,
     PROFILE_TAUS,
     ROBUSTNESS_METRICS,
+    RUN_KINDS,
     SUMMARY_COLUMNS,
     read_metrics,
 )
@@ -115,8 +117,8 @@ def episode_metrics(frame: pd.DataFrame) -> pd.DataFrame:
     ``_gain_mah`` = C - C_nb and denominator ``_room_mah`` = C_bound - C_nb of the ratio-of-sums share.
     """
     work = frame.copy()
-    work["balanced_fraction"] = work["time_to_balance_s"].notna().astype(np.float64)
-    work["settled_fraction"] = work["time_to_spread_1pct_s"].notna().astype(np.float64)
+    for time, (fraction, _) in OCCURRENCE.items():
+        work[fraction] = work[time].notna().astype(np.float64)
     work["terminated_fraction"] = work["terminated"].astype(np.float64)
     valid = work["recovered_share"].notna()
     capacity, none, bound = (
@@ -365,7 +367,13 @@ def robustness_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# Markdown report
+# The report: summary.md (and the same blocks as HTML for the Snakemake report)
+
+#: What the verdict and the tables show of each comparison: the headline metrics that have a per-pack value
+#: (the ratio-of-sums share, a statistic of a seed's packs together, stays in the CSVs).
+_REPORT_METRICS = tuple(m for m in HEADLINE if not m.per_seed)
+#: The metric the verdict ranks and compares the policies by (usable capacity, higher is better).
+_VERDICT_METRIC = HEADLINE[0]
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -395,121 +403,201 @@ def _signed_interval(mean: float, low: float, high: float, spec: str) -> str:
     return f"{format(mean, '+' + spec)} [{format(low, '+' + spec)}, {format(high, '+' + spec)}]"
 
 
-def render_markdown(
-    summary: pd.DataFrame, *, confidence: float, sources: int, paired: pd.DataFrame | None = None
-) -> str:
-    """The ``summary.md`` report of a :func:`summarise` result (and :func:`paired_statistics`)."""
+def _seeds(n: float) -> str:
+    """The seeds column: the count, or the words "one seed" (no interval)."""
+    return "one seed" if int(n) == 1 else str(int(n))
+
+
+def _where(profile: str, scenario: str) -> str:
+    return f"`{profile}`" + ("" if scenario == DEFAULT_SCENARIO else f", scenario `{scenario}`")
+
+
+def _comparison(row: pd.Series, metric) -> tuple[str, str]:
+    """How an agent compares with a baseline on ``metric``, from its paired row: a verdict word (``better``,
+    ``worse``, ``not told apart``; ``higher``/``lower`` with one seed, untested) and the difference."""
+    diff = row["mean_diff"]
+    text = f"{format(diff, '+' + metric.fmt)} {metric.unit}"
+    if not (np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"])):
+        return ("higher" if diff > 0 else "lower" if diff < 0 else "equal"), f"{text}, one seed"
+    up = metric.better == "higher"
+    if row["ci_low"] > 0:
+        return ("better" if up else "worse"), text
+    if row["ci_high"] < 0:
+        return ("worse" if up else "better"), text
+    return "not told apart", text
+
+
+def verdict(summary: pd.DataFrame, paired: pd.DataFrame | None) -> list[str]:
+    """Plain-language verdict per profile and scenario, one line per trained agent, generated from the
+    summary and the paired comparisons on the verdict metric (:data:`_VERDICT_METRIC`)."""
+    metric = _VERDICT_METRIC
+    indexed = summary.set_index([*GROUP, "metric"])
+    table = paired.set_index(["policy", "baseline", "profile", "scenario", "metric"]) if paired is not None else None
+    lines = []
+    for (profile, scenario), part in summary.groupby(["profile", "scenario"], sort=False):
+        rows = part[part["metric"] == metric.name].set_index("policy")
+        rows = rows[np.isfinite(rows["mean"])]
+        if rows.empty:
+            continue
+        best = rows["mean"].idxmax() if metric.better == "higher" else rows["mean"].idxmin()
+        items = [
+            f"most {metric.title.lower()}: {policy_label(best)}, {_fmt(rows.loc[best, 'mean'], metric.fmt)} "
+            f"{metric.unit} per episode"
+        ]
+        agents = [p for p in policy_order(rows.index) if not deterministic(p)]
+        for agent in agents:
+            n = int(rows.loc[agent, "n_seeds"])
+            share = indexed.loc[(agent, profile, scenario, "recovered_share"), "mean"]
+            head = f"{policy_label(agent)} ({'one seed: no test' if n == 1 else f'{n} seeds'})"
+            if np.isfinite(share):
+                head += f" recovers {share:.2f} of the recoverable capacity"
+            groups: dict[str, list[str]] = {}
+            for baseline in [b for b in BASELINES if b in rows.index]:
+                key = (agent, baseline, profile, scenario, metric.name)
+                if table is None or key not in table.index:
+                    continue
+                word, diff = _comparison(table.loc[key], metric)
+                groups.setdefault(word, []).append(f"{policy_label(baseline)} ({diff})")
+            said = [f"{word} than {', '.join(names)}" for word, names in groups.items() if word != "not told apart"]
+            if "not told apart" in groups:
+                said.append(f"not told apart from {', '.join(groups['not told apart'])}")
+            what = f"{metric.title.lower()}: " + "; ".join(said) if said else "no baseline to compare with"
+            items.append(f"{head}; {what}")
+        if not agents:
+            items.append("no trained agent was evaluated here")
+        lines.append(f"- {_where(profile, scenario)}: " + ". ".join(items[:1]) + ".")
+        lines += [f"  - {item}." for item in items[1:]]
+    return lines
+
+
+def report_blocks(
+    summary: pd.DataFrame,
+    *,
+    confidence: float,
+    sources: int,
+    paired: pd.DataFrame | None = None,
+    run_kind: str | None = None,
+) -> list[tuple]:
+    """The report as blocks: ``("h1"|"h2"|"h3"|"p"|"strong", text)``, ``("ul", lines)`` and ``("table", header,
+    rows)``; :func:`render_markdown` and :func:`render_html` write them. ``run_kind`` (a key of
+    :data:`bmsrl.results.RUN_KINDS`): its words open the report."""
     level = f"{100 * confidence:g} %"
-    lines = ["# Evaluation summary", ""]
-    lines.append(
-        f"Each cell: mean over seeds of the per-seed statistic over that seed's evaluation packs "
-        f"[{level} t interval over seeds]. *Interval over*: `training seeds` for a trained policy (one trained "
-        f"agent per seed); `pack sets only` for a deterministic controller, the same in every seed, whose "
-        f"interval is pack-sampling uncertainty and says nothing about training; `one seed`: no interval. "
-        f"Read from {sources} metrics file{'s' if sources != 1 else ''}."
+    blocks: list[tuple] = [("h1", "Evaluation summary")]
+    if run_kind is not None:
+        blocks.append(("strong", RUN_KINDS[run_kind]))
+    blocks.append(("h2", "Verdict"))
+    blocks.append(
+        (
+            "p",
+            f"Per profile and scenario, each trained agent against each baseline on the same packs, by "
+            f"{_VERDICT_METRIC.title.lower()} per episode: *better* / *worse* where the {level} interval of the "
+            f"paired difference over seeds excludes 0, *not told apart* where it contains 0; with one seed "
+            f"there is no interval and the words are only *higher* / *lower*.",
+        )
     )
-    lines.append("")
+    blocks.append(("ul", verdict(summary, paired)))
+    blocks.append(
+        (
+            "p",
+            f"Tables below: mean over seeds of the per-seed statistic over that seed's evaluation packs "
+            f"[{level} t interval over seeds]; a trained agent's seeds replicate training, a baseline's (the "
+            f'same deterministic controller in every seed) only its packs; "one seed": no interval. Read from '
+            f"{sources} metrics file{'s' if sources != 1 else ''}; every metric and column is in summary.csv and "
+            f"paired.csv.",
+        )
+    )
     indexed = summary.set_index([*GROUP, "metric"])
     columns = [m for m in METRICS if m.in_table]
     scenarios = list(dict.fromkeys(summary["scenario"]))
     for (profile, scenario), part in summary.groupby(["profile", "scenario"], sort=False):
         if scenario != DEFAULT_SCENARIO and DEFAULT_SCENARIO in scenarios:
             continue  # shifted scenarios: the robustness section below
-        policies = policy_order(part["policy"].unique())
-        where = "" if scenario == DEFAULT_SCENARIO else f", scenario `{scenario}`"
-        lines += [f"## Profile `{profile}`{where}", ""]
-        header = ["Policy", "Seeds", "Episodes", "Interval over"] + [m.header for m in columns]
+        blocks.append(("h2", f"Profile {_where(profile, scenario)}"))
+        header = ["Policy", "Seeds"] + [m.header for m in columns]
         rows = []
-        for policy in policies:
-            first = indexed.loc[(policy, profile, scenario, "usable_capacity_mah")]
-            row = [
-                policy,
-                str(int(first["n_seeds"])),
-                str(int(first["n_episodes"])),
-                INTERVAL_OVER[first["interval_over"]],
-            ]
+        for policy in policy_order(part["policy"].unique()):
+            row = [policy, _seeds(indexed.loc[(policy, profile, scenario, _VERDICT_METRIC.name), "n_seeds"])]
             for metric in columns:
                 r = indexed.loc[(policy, profile, scenario, metric.name)]
-                if not np.isfinite(r["mean"]):
-                    row.append(
-                        {"time_to_balance_s": "never balanced", "time_to_spread_1pct_s": "never settled"}.get(
-                            metric.name, "n/a"
-                        )
-                    )
+                if not np.isfinite(r["mean"]) and metric.name in OCCURRENCE:
+                    fraction, never = OCCURRENCE[metric.name]
+                    row.append(never if indexed.loc[(policy, profile, scenario, fraction), "mean"] == 0 else "n/a")
                 else:
                     row.append(_interval(r["mean"], r["ci_low"], r["ci_high"], metric.fmt))
             rows.append(row)
-        lines += _md_table(header, rows) + [""]
+        blocks.append(("table", header, rows))
 
-    if paired is not None and not paired.empty:
-        lines += ["## Paired comparisons against the baselines", ""]
-        lines.append(
-            f"Every policy ran on the same packs as each baseline. Each cell: mean over seeds of the per-seed "
-            f"difference policy − baseline on that seed's packs [{level} t interval over seeds], the same as "
-            f"% of the baseline's mean, and P = probability that the policy is better on a pack (ties count "
-            f"½). Capacity and shares: higher is better; SoC variance, spread, switching and shunt energy: "
-            f"lower is better. The capacity difference in mAh is the one to read first: the per-pack share "
-            f"divides by a recoverable capacity that differs from pack to pack. An interval that contains 0 "
-            f"does not tell the two apart. Every scenario is in `paired.csv`."
+    agents_rows = paired[~paired["policy"].map(deterministic)] if paired is not None else None
+    if agents_rows is not None and not agents_rows.empty:
+        blocks.append(("h2", "Trained agents against the baselines (paired)"))
+        blocks.append(
+            (
+                "p",
+                f"Each agent ran on the same packs as each baseline. Each cell: mean over seeds of the per-seed "
+                f"difference agent − baseline on that seed's packs [{level} t interval over seeds] and the same "
+                f"as % of the baseline's mean. Capacity and share: higher is better; SoC variance, spread, "
+                f"switching and shunt energy: lower is better. An interval that contains 0 does not tell the two "
+                f"apart. paired.csv adds the probability of improvement, the ratio-of-sums share, every scenario "
+                f"and the baselines against each other.",
+            )
         )
-        lines.append("")
-        shown = paired[paired["scenario"] == DEFAULT_SCENARIO] if DEFAULT_SCENARIO in scenarios else paired
+        shown = (
+            agents_rows[agents_rows["scenario"] == DEFAULT_SCENARIO] if DEFAULT_SCENARIO in scenarios else agents_rows
+        )
         table = shown.set_index(["policy", "baseline", "profile", "scenario", "metric"])
         for baseline in [b for b in (*BASELINES, *REFERENCES) if b in set(shown["baseline"])]:
             part = shown[shown["baseline"] == baseline]
-            lines += [f"### Against `{baseline}`", ""]
+            blocks.append(("h3", f"Against `{baseline}`"))
+            header = ["Agent", "Profile", "Seeds"] + [f"Δ {m.header}" for m in _REPORT_METRICS]
             if baseline in REFERENCES:
-                lines += [
-                    "On the reference's own packs only (the first of each seed: `n_episodes` in `paired.csv`).",
-                    "",
-                ]
-            header = ["Policy", "Profile", "Interval over"] + [f"Δ {m.header}" for m in HEADLINE]
+                blocks.append(
+                    ("p", "On the reference's own packs only (the first of each seed: `n_episodes` in `paired.csv`).")
+                )
             rows = []
             for (profile, scenario), group in part.groupby(["profile", "scenario"], sort=False):
                 for policy in policy_order(group["policy"].unique()):
-                    first = table.loc[(policy, baseline, profile, scenario, HEADLINE[0].name)]
-                    row = [
-                        policy,
-                        profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}",
-                        INTERVAL_OVER[first["interval_over"]],
-                    ]
-                    for metric in HEADLINE:
+                    first = table.loc[(policy, baseline, profile, scenario, _VERDICT_METRIC.name)]
+                    row = [policy, profile if scenario == DEFAULT_SCENARIO else f"{profile}, {scenario}"]
+                    row.append(_seeds(first["n_seeds"]))
+                    for metric in _REPORT_METRICS:
                         key = (policy, baseline, profile, scenario, metric.name)
-                        if key not in table.index:
+                        r = table.loc[key] if key in table.index else None
+                        if r is None or not np.isfinite(r["mean_diff"]):
                             row.append("n/a")
                             continue
-                        r = table.loc[key]
                         text = _signed_interval(r["mean_diff"], r["ci_low"], r["ci_high"], metric.fmt)
                         if np.isfinite(r["pct_diff"]):
-                            text += f" ({_signed_interval(r['pct_diff'], r['pct_ci_low'], r['pct_ci_high'], '.1f')} %)"
-                        if np.isfinite(r["prob_improvement"]):
-                            text += f"; P = {r['prob_improvement']:.2f}"
+                            text += f" ({format(r['pct_diff'], '+.1f')} %)"
                         row.append(text)
                     rows.append(row)
-            lines += _md_table(header, rows) + [""]
-        lines.append(
-            "The study's own headline figures (*Reinforcement learning for battery energy management: a new "
-            "balancing approach for Li-ion battery packs*, Results in Engineering, 2024: best cases of its "
-            "learned policies, without intervals) are checked against this run, each with its definition, "
-            "bound and verdict, in `claims.md` (`bmsrl claims`, docs/claims.md)."
+            blocks.append(("table", header, rows))
+        blocks.append(
+            (
+                "p",
+                "The study's own headline figures (*Reinforcement learning for battery energy management: a new "
+                "balancing approach for Li-ion battery packs*, Results in Engineering, 2024: best cases of its "
+                "learned policies, without intervals) are checked against this run, each with its definition, "
+                "bound and verdict, in `claims.md` (`bmsrl claims`, docs/claims.md).",
+            )
         )
-        lines.append("")
 
     shifted = [s for s in scenarios if s != DEFAULT_SCENARIO]
     if shifted:
-        lines += ["## Shifted scenarios (robustness)", ""]
-        lines.append(
-            f"`{DEFAULT_SCENARIO}` is the training distribution; the shifted scenarios "
-            + ", ".join(f"`{s}`" for s in shifted)
-            + " (`evaluation.scenarios`) were seen by no agent in "
-            f"training, nor by the baselines' tuning. Each cell: mean [{level} t interval over seeds] as above; "
-            "`robustness.csv` holds these rows, `plots/robustness.pdf` draws them."
+        blocks.append(("h2", "Shifted scenarios (robustness)"))
+        blocks.append(
+            (
+                "p",
+                f"`{DEFAULT_SCENARIO}` is the training distribution; the shifted scenarios "
+                + ", ".join(f"`{s}`" for s in shifted)
+                + " (`evaluation.scenarios`) were seen by no agent in "
+                f"training, nor by the baselines' tuning. Each cell: mean [{level} t interval over seeds] as "
+                "above; `robustness.csv` holds these rows, `plots/robustness.pdf` draws them.",
+            )
         )
-        lines.append("")
         metrics = [METRIC[m] for m in ROBUSTNESS_METRICS]
         for profile in dict.fromkeys(summary["profile"]):
-            lines += [f"### Profile `{profile}`", ""]
-            header = ["Policy", "Scenario", "Interval over"] + [m.header for m in metrics]
+            blocks.append(("h3", f"Profile `{profile}`"))
+            header = ["Policy", "Scenario", "Seeds"] + [m.header for m in metrics]
             rows = []
             for policy in policy_order(summary["policy"].unique()):
                 for scenario in scenarios:
@@ -518,20 +606,20 @@ def render_markdown(
                     row = [
                         policy,
                         scenario,
-                        INTERVAL_OVER[indexed.loc[(policy, profile, scenario, metrics[0].name), "interval_over"]],
+                        _seeds(indexed.loc[(policy, profile, scenario, metrics[0].name), "n_seeds"]),
                     ]
                     for metric in metrics:
                         r = indexed.loc[(policy, profile, scenario, metric.name)]
                         row.append(_interval(r["mean"], r["ci_low"], r["ci_high"], metric.fmt))
                     rows.append(row)
-            lines += _md_table(header, rows) + [""]
+            blocks.append(("table", header, rows))
 
-    first = summary[summary["metric"] == "usable_capacity_mah"]
-    per_policy = first.groupby("policy", sort=False)["n_seeds"].agg(lambda n: "/".join(map(str, sorted(set(n)))))
-    seeds_text = ", ".join(f"{p} {per_policy[p]}" for p in policy_order(per_policy.index))
+    first = summary[summary["metric"] == _VERDICT_METRIC.name]
     per_seed = sorted({f"{e / s:g}" for e, s in zip(first["n_episodes"], first["n_seeds"]) if s > 0})
+    counts = sorted({int(n) for n in first["n_seeds"]})
     method = (
-        f"Statistics: seeds per policy and profile: {seeds_text}; evaluation packs per seed: "
+        f"Statistics: {' to '.join(map(str, sorted({counts[0], counts[-1]})))} seed"
+        f"{'s' if counts[-1] > 1 else ''} per policy and profile; evaluation packs per seed: "
         f"{', '.join(per_seed)}. {level} interval = Student-t over the per-seed statistics (mean ± "
         f"t·s/√n, n seeds). Shares: `recovered_share` is the mean of the per-pack shares; the ratio-of-sums "
         f"share is Σ(C − C_nb) / Σ(C_bound − C_nb) over a seed's packs; the gap to the bound is C_bound − C "
@@ -543,8 +631,77 @@ def render_markdown(
             " Where there is a single seed the spread over seeds cannot be estimated: no interval is "
             'given ("one seed"), and the value is not a measure of training variance.'
         )
-    lines += [method, ""]
+    blocks.append(("p", method))
+    return blocks
+
+
+def render_markdown(summary: pd.DataFrame, **kwargs) -> str:
+    """The ``summary.md`` report of a :func:`summarise` result (and :func:`paired_statistics`); ``kwargs``:
+    those of :func:`report_blocks`."""
+    lines: list[str] = []
+    for block in report_blocks(summary, **kwargs):
+        kind = block[0]
+        if kind in ("h1", "h2", "h3"):
+            lines.append("#" * int(kind[1]) + " " + block[1])
+        elif kind == "strong":
+            lines.append(f"**{block[1]}**")
+        elif kind == "p":
+            lines.append(block[1])
+        elif kind == "ul":
+            lines += block[1]
+        else:
+            lines += _md_table(block[1], block[2])
+        lines.append("")
     return "\n".join(lines)
+
+
+def _inline_html(text: str) -> str:
+    """Markdown's inline code and emphasis of the report's text as HTML (the text escaped first)."""
+    import html
+    import re
+
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+
+def render_html(summary: pd.DataFrame, **kwargs) -> str:
+    """The same report as a self-contained HTML page (tables as tables), for the Snakemake report."""
+    body = []
+    for block in report_blocks(summary, **kwargs):
+        kind = block[0]
+        if kind == "strong":
+            body.append(f"<p><strong>{_inline_html(block[1])}</strong></p>")
+        elif kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{_inline_html(block[1])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_html(block[1])}</p>")
+        elif kind == "ul":
+            items, depth = [], 0
+            for line in block[1]:
+                nested = line.startswith("  - ")
+                if nested and depth == 0:
+                    items.append("<ul>")
+                elif not nested and depth == 1:
+                    items.append("</ul></li>" if items else "")
+                elif not nested and items:
+                    items.append("</li>")
+                depth = 1 if nested else 0
+                items.append(f"<li>{_inline_html(line.lstrip(' -'))}" + ("</li>" if nested else ""))
+            items.append("</ul></li>" if depth else "</li>")
+            body.append("<ul>" + "".join(items) + "</ul>")
+        else:
+            head = "".join(f"<th>{_inline_html(h)}</th>" for h in block[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in block[2])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    style = (
+        "body{font-family:sans-serif;font-size:14px;max-width:1200px}table{border-collapse:collapse;margin:0.5em 0}"
+        "th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}th:first-child,td:first-child{text-align:left}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Evaluation summary</title>'
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,9 +716,12 @@ def aggregate(
     out_paired: str | os.PathLike | None = None,
     out_robustness: str | os.PathLike | None = None,
     out_profiles: str | os.PathLike | None = None,
+    out_html: str | os.PathLike | None = None,
+    run_kind: str | None = None,
 ) -> pd.DataFrame:
     """Read the metrics files, summarise them, write ``summary.csv`` and ``summary.md`` (and, if
-    given, ``paired.csv``, ``robustness.csv`` and ``profiles.csv``) atomically."""
+    given, ``paired.csv``, ``robustness.csv``, ``profiles.csv`` and the report as ``summary.html``)
+    atomically; ``run_kind`` (:data:`bmsrl.results.RUN_KINDS`) opens the report."""
     if not 0.0 < confidence < 1.0:
         raise UserError(f"--confidence must lie in (0, 1), got {confidence:g}")
     outputs = {
@@ -570,6 +730,7 @@ def aggregate(
         "--out-paired": out_paired,
         "--out-robustness": out_robustness,
         "--out-profiles": out_profiles,
+        "--out-html": out_html,
     }
     outputs = {option: path for option, path in outputs.items() if path is not None}
     check_distinct({"input": list(metrics_paths)}, outputs)
@@ -578,21 +739,27 @@ def aggregate(
     frame = read_all_metrics(metrics_paths)
     summary = summarise(frame, confidence)
     paired = paired_statistics(frame, confidence)
-    report = render_markdown(summary, confidence=confidence, sources=len(metrics_paths), paired=paired)
+    if run_kind is not None and run_kind not in RUN_KINDS:
+        raise UserError(f"--run-kind: unknown kind {run_kind!r} (choose from {', '.join(RUN_KINDS)})")
+    content = {"confidence": confidence, "sources": len(metrics_paths), "paired": paired, "run_kind": run_kind}
+    report = render_markdown(summary, **content)
     robustness = robustness_table(summary)
     profiles = performance_profiles(frame, confidence) if out_profiles is not None else None
-    with atomic_outputs(out_csv, out_md, out_paired, out_robustness, out_profiles) as (
+    with atomic_outputs(out_csv, out_md, out_paired, out_robustness, out_profiles, out_html) as (
         tmp_csv,
         tmp_md,
         tmp_paired,
         tmp_robust,
         tmp_profiles,
+        tmp_html,
     ):
         summary.to_csv(tmp_csv, index=False, lineterminator="\n", float_format="%.10g")
         for table, tmp in ((paired, tmp_paired), (robustness, tmp_robust), (profiles, tmp_profiles)):
             if tmp is not None:
                 table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g")
         tmp_md.write_text(report, encoding="utf-8")
+        if tmp_html is not None:
+            tmp_html.write_text(render_html(summary, **content), encoding="utf-8")
     return summary
 
 
@@ -619,6 +786,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="performance profiles (fraction of packs with share >= tau) to write (profiles.csv)",
     )
     parser.add_argument(
+        "--out-html", type=Path, metavar="HTML", help="the report as an HTML page, tables as tables (summary.html)"
+    )
+    parser.add_argument(
+        "--run-kind",
+        choices=list(RUN_KINDS),
+        help="what the run is (config key run_kind): its words open the report",
+    )
+    parser.add_argument(
         "--confidence",
         type=float,
         default=0.95,
@@ -636,6 +811,8 @@ def main(args: argparse.Namespace) -> int:
         args.out_paired,
         args.out_robustness,
         args.out_profiles,
+        args.out_html,
+        args.run_kind,
     )
     groups = summary[["policy", "profile"]].drop_duplicates()
     print(

@@ -64,6 +64,10 @@ class AlgoSpec:
     #: the ``env.action_space`` values its policy takes (:mod:`bmsrl.actions`): every algorithm takes
     #: ``discrete``; ``multi_binary`` (one bit per shunt) needs a policy with a Bernoulli head per bit
     action_spaces: tuple[str, ...] = ("discrete",)
+    #: measured training throughput [env-steps/s] with the project's settings on the 2-core reference
+    #: machine, ``python benchmarks/algos_learn.py --steps ars=5000000`` (docs/performance.md); the run
+    #: plan's time estimate (workflow/rules/common.smk). ``None``: not measured.
+    steps_per_s: float | None = None
 
     @property
     def on_policy(self) -> bool:
@@ -279,6 +283,7 @@ ALGOS: dict[str, AlgoSpec] = {
                 "exploration_fraction": {"type": "float", "low": 0.05, "high": 0.3},
                 "exploration_final_eps": {"type": "float", "low": 0.01, "high": 0.1},
             },
+            steps_per_s=3_087,
         ),
         AlgoSpec(
             "ppo",
@@ -295,6 +300,7 @@ ALGOS: dict[str, AlgoSpec] = {
             description="Proximal policy optimisation (on-policy, clipped surrogate)",
             keywords=_PPO_KEYWORDS,
             search_space=_PPO_SPACE,
+            steps_per_s=9_804,
         ),
         AlgoSpec(
             "maskable_ppo",
@@ -333,6 +339,7 @@ ALGOS: dict[str, AlgoSpec] = {
                 "gae_lambda": {"type": "float", "low": 0.9, "high": 1.0},
                 "n_steps": {"type": "categorical", "choices": [5, 8, 16, 32]},
             },
+            steps_per_s=40_106,
         ),
         AlgoSpec(
             "trpo",
@@ -355,6 +362,7 @@ ALGOS: dict[str, AlgoSpec] = {
                 "target_kl": {"type": "float", "low": 1.0e-3, "high": 0.05, "log": True},
                 "n_critic_updates": {"type": "int", "low": 5, "high": 30},
             },
+            steps_per_s=7_538,
         ),
         AlgoSpec(
             # sb3-contrib's ARS with the candidates evaluated side by side on the batch's packs and
@@ -374,6 +382,7 @@ ALGOS: dict[str, AlgoSpec] = {
                 "learning_rate": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True},
                 "delta_std": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
             },
+            steps_per_s=133_387,
         ),
     )
 }

@@ -281,7 +281,7 @@ BASELINES: dict[str, BaselineSpec] = {
             "top_balancing",
             TopBalancing,
             "Top balancing",
-            "#e377c2",
+            "#17becf",
             "the rule-based controller that bleeds only while the pack charges or rests",
             settings=_threshold_settings("; only while the pack charges or rests"),
             grid_keys=("thresholds", "hysteresis_fractions"),
@@ -291,7 +291,7 @@ BASELINES: dict[str, BaselineSpec] = {
             "room_balancing",
             RoomBalancing,
             "Room balancing",
-            "#8c564b",
+            "#b8860b",
             "bleeds, while the pack charges or rests, every cell with less room below the upper SoC limit [Ah] "
             "than the emptiest cell",
             settings={

@@ -71,11 +71,13 @@ def _built_schema(registry: tuple) -> dict[str, Any]:
     from bmsrl.algos import ALGOS
     from bmsrl.env import TaskParameters
     from bmsrl.pack import PackParameters
+    from bmsrl.results import RUN_KINDS
     from bmsrl.reward import RewardWeights
 
     result = load_yaml(_schema_text())
     defs = result["$defs"]
     defs["algo"]["enum"] = list(ALGOS)
+    result["properties"]["run_kind"]["enum"] = list(RUN_KINDS)
     env_props = result["properties"]["env"]["properties"] = {
         **schema_properties(PackParameters),
         **schema_properties(TaskParameters),
@@ -267,6 +269,8 @@ def _describe(error: ValidationError) -> str:
         message = (
             f"not a valid name: use lower-case letters, digits and _, starting with a letter ({error.validator_value})"
         )
+    elif error.validator == "pattern" and "description" in error.schema:  # e.g. results_root
+        message = f"{error.instance!r} is not valid: {error.schema['description']}"
     elif error.validator in ("anyOf", "oneOf") and "description" in error.schema:
         message = f"{error.instance!r} is not valid: expected {error.schema['description']}"
     elif error.validator in ("maximum", "minimum") and "description" in error.schema:

@@ -33,6 +33,7 @@ from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output, check_outputs
 from bmsrl.policies import BEST_KNOWN, BEST_KNOWN_BASE, POLICIES
+from bmsrl.profiles import PROFILES, LoadProfile, read_load_profile
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
 from bmsrl.seeds import episode_seeds
@@ -139,7 +140,7 @@ def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance
 def evaluate(
     cfg: dict,
     policy_name: str,
-    profile: str,
+    profile: str | LoadProfile,
     seed: int,
     model: Path | None,
     ocv_table: str | None,
@@ -148,10 +149,12 @@ def evaluate(
     policy=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of the seed's evaluation episodes on ``scenario``, and the traces of the first
-    ``evaluation.trace_episodes`` of them. ``policy``: the loaded policy, when the caller evaluates
-    one policy on several profiles and scenarios (else loaded here from ``policy_name``/``model``).
-    ``best_known`` runs on the first ``evaluation.best_known_episodes`` packs only (the same packs
-    as every other policy's first episodes), it costs about 2^n rollouts per decision."""
+    ``evaluation.trace_episodes`` of them. ``profile``: a built-in profile's name or a
+    :class:`~bmsrl.profiles.LoadProfile` (a user's own, :func:`bmsrl.profiles.read_load_profile`).
+    ``policy``: the loaded policy, when the caller evaluates one policy on several profiles and
+    scenarios (else loaded here from ``policy_name``/``model``). ``best_known`` runs on the first
+    ``evaluation.best_known_episodes`` packs only (the same packs as every other policy's first
+    episodes), it costs about 2^n rollouts per decision."""
     if policy is None:
         policy = load_policy(policy_name, model, cfg, baseline_settings)
     cfg = scenario_config(cfg, scenario)
@@ -163,7 +166,7 @@ def evaluate(
     episodes = rollout(task, policy, records=True)  # every episode of the job in one batch
     n_cells = cfg["env"]["n_cells"]
     r_sh = cfg["env"]["shunt_resistance_ohm"]
-    labels = [policy_name, profile, scenario, seed]
+    labels = [policy_name, profile.name if isinstance(profile, LoadProfile) else profile, scenario, seed]
     metrics, rows = [], []
     for episode, (eval_seed, records) in enumerate(zip(seeds, episodes.records)):
         terminated = bool(episodes.terminated[episode])
@@ -198,7 +201,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         required=True,
         nargs="+",
-        help="load profile(s) to evaluate on; the policy is loaded once for all of them",
+        metavar="NAME|FILE.csv",
+        help=f"load profile(s) to evaluate on, the policy loaded once for all: of {list(PROFILES)}, or your own "
+        "CSV of pack current against time (columns time_s [s] from 0, current_a [A] > 0 discharging, held until "
+        "the next row's time; the last row ends it; docs/workflow.md; its name in --out is the file's stem)",
     )
     parser.add_argument(
         "--seed", required=True, type=seed_argument(), help="training seed (sets the evaluation packs; 0..999999)"
@@ -247,7 +253,18 @@ def output_folders(template: str, profiles: list[str], scenarios: list[str]) -> 
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    outs = output_folders(args.out, args.profile, args.scenario)
+    profiles = {}  # the name in --out and the tables -> a built-in profile's name or a user's LoadProfile
+    for profile in args.profile:
+        if profile not in PROFILES and (profile.lower().endswith(".csv") or Path(profile).exists()):
+            if not Path(profile).is_file():
+                raise UserError(f"load profile {profile}: file not found")
+            loaded = read_load_profile(
+                profile, cfg["env"]["capacity_ah"], allow_implausible=bool(cfg.get("allow_implausible_tables"))
+            )
+            profiles[loaded.name] = loaded
+        else:
+            profiles[profile] = profile
+    outs = output_folders(args.out, list(profiles), args.scenario)
     for out in outs.values():
         check_output(out, "--out", folder=True)
     if args.animation is not None:  # refuse a bad file name before the episodes run
@@ -282,7 +299,7 @@ def main(args: argparse.Namespace) -> int:
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
     policy = load_policy(args.policy, args.model, cfg, settings)  # once: its load is most of a job's time
     results = {
-        key: evaluate(cfg, args.policy, key[0], args.seed, args.model, ocv_table, key[1], settings, policy)
+        key: evaluate(cfg, args.policy, profiles[key[0]], args.seed, args.model, ocv_table, key[1], settings, policy)
         for key in outs
     }
     files = [out / name for out in outs.values() for name in ("traces.csv", "metrics.csv")]
@@ -294,7 +311,7 @@ def main(args: argparse.Namespace) -> int:
         from bmsrl.render import write_episode_animation
 
         [(profile, scenario)] = outs
-        env = PassiveBalancingEnv(**task_kwargs(scenario_config(cfg, scenario), profile, ocv_table))
+        env = PassiveBalancingEnv(**task_kwargs(scenario_config(cfg, scenario), profiles[profile], ocv_table))
         metrics = results[(profile, scenario)][1]
         write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
     columns = ["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]

@@ -62,6 +62,7 @@ from bmsrl.results import (
     FIGURE,
     HEADLINE,
     METRIC,
+    OCCURRENCE,
     ROBUSTNESS_METRICS,
     load_evaluations,
     read_profiles,
@@ -142,6 +143,18 @@ def save_figure(fig: Figure, out: str | os.PathLike) -> Path:
     with atomic_output(out) as tmp:
         fig.savefig(tmp, format=fmt, metadata=metadata)
     return out
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` on lines of at most ``width`` characters, breaking at spaces and hyphens."""
+    return textwrap.fill(text, width, break_on_hyphens=True)
+
+
+def _caption(fig: Figure, text: str) -> None:
+    """``text`` as the figure's caption below the panels, wrapped to the figure's width (8 pt text: about
+    4.7 pt per character)."""
+    width = int(fig.get_figwidth() * 72 / 4.7)
+    fig.supxlabel("\n".join(_wrap(line, width) for line in text.split("\n")), fontsize=8, color="0.3")
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,10 +256,11 @@ def _legend_columns(n_handles: int, per_row: int) -> int:
     return max(1, -(-n_handles // rows))
 
 
-def _empty_panel(ax) -> None:
-    ax.text(0.5, 0.5, "no trace", transform=ax.transAxes, ha="center", va="center", color="0.5")
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _missing_note(traces: Mapping[tuple[str, str], pd.DataFrame]) -> str:
+    """Caption words for the grid panels left out (a policy without a trace on a profile)."""
+    policies, profiles = _grid_layout(traces)
+    missing = [f"{policy_label(p)} on {q}" for q in profiles for p in policies if (p, q) not in traces]
+    return f" No trace given (panel left out): {'; '.join(missing)}." if missing else ""
 
 
 def _cell_grid_figure(
@@ -269,7 +283,7 @@ def _cell_grid_figure(
             ax = axes[r, c]
             frame = traces.get((policy, profile))
             if frame is None:
-                _empty_panel(ax)
+                ax.set_visible(False)
                 continue
             _shade_phases(ax, frame)
             n_cells = max(n_cells, draw(ax, frame))
@@ -288,7 +302,7 @@ def _cell_grid_figure(
         handlelength=1.6,
         columnspacing=1.2,
     )
-    fig.supxlabel(_seed_note(traces) + (f" {note}" if note else ""), fontsize=8, color="0.3")
+    _caption(fig, _seed_note(traces) + (f" {note}" if note else "") + _missing_note(traces))
     return fig
 
 
@@ -403,7 +417,7 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
             raster_axes.append(ax)
             frame = traces.get((policy, profile))
             if frame is None:
-                _empty_panel(ax)
+                ax.set_visible(False)
                 continue
             names = numbered_columns(frame, "switch_", kind=_TRACES, path=frame.attrs.get("source", "?"))
             n_cells = max(n_cells, len(names))
@@ -452,7 +466,7 @@ def plot_switching(traces: Mapping[tuple[str, str], pd.DataFrame], out: str | os
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="total toggles", title_fontsize=8)
     if _phase_handles(traces):
         fig.legend(handles=_phase_handles(traces), loc="outside upper center", ncol=3)
-    fig.supxlabel(_seed_note(traces), fontsize=8, color="0.3")
+    _caption(fig, _seed_note(traces) + _missing_note(traces))
     return save_figure(fig, out)
 
 
@@ -617,6 +631,125 @@ def plot_training(
 # --------------------------------------------------------------------------------------------
 # Metrics bars
 
+#: What a bar slot holds: a value ``(mean, ci_low, ci_high)`` (the interval NaN with one seed), or
+#: :data:`_NEVER` where the time is undefined because the event never happened in any episode.
+_NEVER = "never"
+
+
+def _slot_value(indexed: pd.DataFrame, key: tuple, metric: str):
+    """The bar of ``key + (metric,)`` in a summary indexed by labels and metric: ``(mean, low, high)``,
+    :data:`_NEVER`, or ``None`` (no value: the metric does not apply)."""
+    full = (*key, metric)
+    if full in indexed.index and np.isfinite(indexed.loc[full, "mean"]):
+        r = indexed.loc[full]
+        return float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
+    occurred = (*key, OCCURRENCE[metric][0]) if metric in OCCURRENCE else None
+    if occurred in indexed.index and indexed.loc[occurred, "mean"] == 0.0:
+        return _NEVER
+    return None
+
+
+def _draw_bars(ax, slots: Sequence[str], policies: Sequence[str], value: Callable, metric, log: bool = False) -> None:
+    """One group of bars per slot (x position), one bar per policy with its 95 % interval where it has one.
+
+    ``value(policy, slot)`` gives what :func:`_slot_value` gives. A zero bar is marked ``0`` (a zero-height
+    bar is invisible); a time that never happened is a hatched bar to the top of the axis, marked so (not a
+    gap, which would read as the best score); a log metric is drawn as points.
+    """
+    width = 0.8 / len(policies)
+    never = []
+    for i, policy in enumerate(policies):
+        color = policy_color(policy)
+        for j, slot in enumerate(slots):
+            v = value(policy, slot)
+            pos = j - 0.4 + width * (i + 0.5)
+            if v is None:
+                continue
+            if v == _NEVER:
+                never.append((j, i, pos, color))
+                continue
+            mean, low, high = v
+            if log and mean <= 0:
+                continue
+            if log:
+                ax.plot([pos], [mean], "o", ms=4, color=color)
+            else:
+                ax.bar([pos], [mean], width=width * 0.92, color=color)
+            if np.isfinite(low) and np.isfinite(high):
+                ax.errorbar(
+                    [pos],
+                    [mean],
+                    yerr=[[max(mean - low, 0.0)], [max(high - mean, 0.0)]],
+                    fmt="none",
+                    ecolor="black",
+                    elinewidth=0.7,
+                    capsize=2,
+                )
+            if mean == 0.0 and not log:  # a zero-height bar is invisible: say it is zero, not missing
+                ax.annotate(
+                    "0", (pos, 0.0), xytext=(0, 1.5), textcoords="offset points", ha="center", va="bottom", color=color
+                )
+    if log:
+        ax.set_yscale("log")
+    if never:
+        ax.autoscale_view()
+        bottom, top = ax.get_ylim()
+        bottom = min(bottom, 0.0)
+        runs: list[list[float]] = []  # neighbouring never-bars of one slot share one label
+        for k, (j, i, pos, color) in enumerate(sorted(never)):
+            ax.bar(
+                [pos], [top - bottom], bottom=bottom, width=width * 0.92, facecolor="white", edgecolor=color,
+                hatch="////", lw=0.6,
+            )  # fmt: skip
+            previous = sorted(never)[k - 1] if k else None
+            if previous and previous[0] == j and previous[1] == i - 1:
+                runs[-1].append(pos)
+            else:
+                runs.append([pos])
+        for run in runs:
+            ax.text(
+                float(np.mean(run)), bottom + 0.03 * (top - bottom), OCCURRENCE[metric][1], rotation=90,
+                ha="center", va="bottom", color="0.2", bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
+            )  # fmt: skip
+        ax.set_ylim(bottom, top)
+    ax.set_xticks(np.arange(len(slots)), [_wrap(s, 12) for s in slots])
+    ax.set_xlim(-0.5, len(slots) - 0.5)
+    ax.grid(True, axis="y", which="major")
+    for j in range(len(slots) - 1):
+        ax.axvline(j + 0.5, color="0.8", lw=0.6)
+
+
+def _seed_words(summary: pd.DataFrame) -> str:
+    """How many seeds the bars average and whether they have intervals, from the rows with a value."""
+    n_seeds = pd.to_numeric(summary.loc[np.isfinite(summary["mean"]), "n_seeds"], errors="coerce").dropna()
+    counts = sorted({int(n) for n in n_seeds if n > 0})
+    if counts == [1]:
+        return "one seed per policy: the bars are that seed's means, without intervals"
+    if len(counts) == 1:
+        return f"mean over {counts[0]} seeds per policy; error bars: 95 % t interval over seeds"
+    return (
+        f"mean over {counts[0]} to {counts[-1]} seeds per policy and metric (the seeds with a value); error bars: "
+        f"95 % t interval over seeds{' (none with one seed)' if counts[0] == 1 else ''}"
+    )
+
+
+def _left_out(missing: Mapping[str, list[str]]) -> str:
+    """Caption words for the panels (metric -> slots) left out because they hold no value."""
+    by_slots: dict[tuple[str, ...], list[str]] = {}
+    for title, slots in missing.items():
+        by_slots.setdefault(tuple(slots), []).append(title)
+    parts = [f"{' and '.join(titles)} on {', '.join(slots)}" for slots, titles in by_slots.items()]
+    return f" Not shown, no values (the metric is undefined there): {'; '.join(parts)}." if parts else ""
+
+
+def _never_words(drawn: set[str]) -> str:
+    return f" Hatched bar: {' / '.join(sorted(drawn))} in any episode (no time to average)." if drawn else ""
+
+
+def _bar_legend(fig: Figure, policies: Sequence[str]) -> None:
+    handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
+    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 4))
+
 
 @_styled
 def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
@@ -624,106 +757,50 @@ def plot_metrics(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
 
     Linear metrics are bars from zero; the SoC variance spans decades and is drawn on a log axis
     as points with error bars (a bar's length from an arbitrary log baseline would mean nothing).
+    A panel or a profile without any value is left out and named in the caption; a time that never
+    happened (never settled) is a hatched bar, not a gap.
     """
     summary = summary[summary["scenario"] == DEFAULT_SCENARIO]
     policies = policy_order(summary["policy"].unique())
     profiles = _profile_order(summary["profile"].unique())
     indexed = summary.set_index(["policy", "profile", "metric"])
-    fig = Figure(figsize=(PAGE_WIDTH_IN, 2.45 * math.ceil(len(FIGURE) / 3)), layout="constrained")
-    axes = fig.subplots(math.ceil(len(FIGURE) / 3), 3).ravel()
-    for ax in axes[len(FIGURE) :]:
+    panels, missing, never = [], {}, set()
+    for panel in FIGURE:
+        values = {(p, s): _slot_value(indexed, (p, s), panel.name) for p in policies for s in profiles}
+        slots = [s for s in profiles if any(values[p, s] is not None for p in policies)]
+        if len(slots) < len(profiles):
+            missing[panel.title] = [s for s in profiles if s not in slots]
+        if slots:
+            panels.append((panel, slots, values))
+        if any(v == _NEVER for v in values.values()):
+            never.add(OCCURRENCE[panel.name][1])
+    if not panels:
+        raise UserError("summary table: no metric of the figure has a value in the default scenario")
+    n_rows = math.ceil(len(panels) / 3)
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 2.45 * n_rows + 0.3), layout="constrained")
+    axes = fig.subplots(n_rows, 3, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    width = 0.8 / len(policies)
-    x = np.arange(len(profiles))
-    for ax, panel in zip(axes, FIGURE):
-        metric, log = panel.name, panel.log_scale
+    for ax, (panel, slots, values) in zip(axes, panels):
+        log = panel.log_scale
         label = (
             f"{panel.header} (log scale)" if log else panel.header if panel.per_seed else f"{panel.header} per episode"
         )
-        drawn = False
-        for i, policy in enumerate(policies):
-            pos, mean, err = [], [], []
-            for j, profile in enumerate(profiles):
-                key = (policy, profile, metric)
-                if key not in indexed.index or not np.isfinite(indexed.loc[key, "mean"]):
-                    continue
-                r = indexed.loc[key]
-                if log and r["mean"] <= 0:
-                    continue
-                lo = r["ci_low"] if np.isfinite(r["ci_low"]) else r["mean"]
-                hi = r["ci_high"] if np.isfinite(r["ci_high"]) else r["mean"]
-                pos.append(x[j] - 0.4 + width * (i + 0.5))
-                mean.append(r["mean"])
-                err.append((max(r["mean"] - lo, 0.0), max(hi - r["mean"], 0.0)))
-            if not pos:
-                continue
-            drawn = True
-            yerr = np.array(err).T
-            color = policy_color(policy)
-            if log:
-                ax.errorbar(
-                    pos,
-                    mean,
-                    yerr=yerr,
-                    fmt="o",
-                    ms=4,
-                    color=color,
-                    ecolor="black",
-                    elinewidth=0.7,
-                    capsize=2,
-                    label=policy_label(policy),
-                )
-            else:
-                ax.bar(
-                    pos,
-                    mean,
-                    width=width * 0.92,
-                    color=color,
-                    label=policy_label(policy),
-                    yerr=yerr,
-                    error_kw={"elinewidth": 0.7, "capsize": 2, "ecolor": "black"},
-                )
-                for p, m in zip(pos, mean):
-                    if m == 0.0:  # a zero-height bar is invisible: say it is zero, not missing
-                        ax.annotate(
-                            "0",
-                            (p, 0.0),
-                            xytext=(0, 1.5),
-                            textcoords="offset points",
-                            ha="center",
-                            va="bottom",
-                            color=color,
-                            fontsize=8,
-                        )
-        if not drawn:
-            _no_value_panel(ax)
-        elif log:
-            ax.set_yscale("log")
-        ax.set_xticks(x, profiles)
-        ax.set_xlim(-0.5, len(profiles) - 0.5)
-        ax.set_ylabel(label)
-        ax.grid(True, axis="y", which="major")
-        for j in range(len(profiles) - 1):
-            ax.axvline(j + 0.5, color="0.8", lw=0.6)
-    handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
-    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 4))
-    if "n_seeds" in summary.columns:
-        n = summary.loc[summary["metric"].isin([m.name for m in HEADLINE]), "n_seeds"]
-        n_text = "/".join(str(int(v)) for v in sorted(set(pd.to_numeric(n, errors="coerce").dropna())))
-        fig.supxlabel(
-            f"Mean over seeds; error bars: 95 % t interval over seeds from the summary table\n"
-            f"(seeds per policy and profile: {n_text}; a single seed gives no interval; "
-            f"time to spread < 1 %: episodes that settled only).",
-            fontsize=8,
-            color="0.3",
-        )
+        _draw_bars(ax, slots, policies, lambda p, s, values=values: values[p, s], panel.name, log)
+        ax.set_ylabel(_wrap(label, 30))
+    _bar_legend(fig, policies)
+    caption = (
+        f"Default scenario; {_seed_words(summary)}. Time to spread < 1\u00a0%: mean over the episodes that "
+        f"settled.{_never_words(never)}{_left_out(missing)}"
+    )
+    _caption(fig, caption)
     return save_figure(fig, out)
 
 
 @_styled
 def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
-    """Robustness metrics per scenario: one row of panels per metric, one column per profile; bars per
-    policy with the CI over seeds, scenarios on the x axis (the default scenario first)."""
+    """Robustness metrics per scenario: one row of panels per metric, one panel per profile with a value;
+    bars per policy with the CI over seeds, scenarios on the x axis (the default scenario first)."""
     metrics = [m for m in ROBUSTNESS_METRICS if m in set(summary["metric"])]
     if not metrics:
         raise UserError(f"robustness table: no rows for {', '.join(ROBUSTNESS_METRICS)}")
@@ -731,51 +808,34 @@ def plot_robustness(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
     profiles = _profile_order(summary["profile"].unique())
     scenarios = sorted(summary["scenario"].unique(), key=lambda s: (s != DEFAULT_SCENARIO, s))
     indexed = summary.set_index(["policy", "profile", "scenario", "metric"])
-    fig = Figure(figsize=(PAGE_WIDTH_IN, 2.3 * len(metrics) + 0.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(metrics), len(profiles), squeeze=False))
-    width = 0.8 / len(policies)
-    x = np.arange(len(scenarios))
-    for row, metric in enumerate(metrics):
-        for col, profile in enumerate(profiles):
-            ax = axes[row, col]
-            drawn = False
-            for i, policy in enumerate(policies):
-                pos, mean, err = [], [], []
-                for j, scenario in enumerate(scenarios):
-                    key = (policy, profile, scenario, metric)
-                    if key not in indexed.index or not np.isfinite(indexed.loc[key, "mean"]):
-                        continue
-                    r = indexed.loc[key]
-                    lo = r["ci_low"] if np.isfinite(r["ci_low"]) else r["mean"]
-                    hi = r["ci_high"] if np.isfinite(r["ci_high"]) else r["mean"]
-                    pos.append(x[j] - 0.4 + width * (i + 0.5))
-                    mean.append(r["mean"])
-                    err.append((max(r["mean"] - lo, 0.0), max(hi - r["mean"], 0.0)))
-                if pos:
-                    drawn = True
-                    ax.bar(
-                        pos,
-                        mean,
-                        width=width * 0.92,
-                        color=policy_color(policy),
-                        yerr=np.array(err).T,
-                        error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "black"},
-                    )
-            if not drawn:
-                _no_value_panel(ax)
-            ax.set_xticks(x, scenarios, rotation=20, ha="right")
-            ax.set_xlim(-0.5, len(scenarios) - 0.5)
-            ax.set_ylabel(f"{METRIC[metric].header} per episode")
+    rows, missing = [], {}
+    for metric in metrics:
+        panels = []
+        for profile in profiles:
+            values = {(p, s): _slot_value(indexed, (p, profile, s), metric) for p in policies for s in scenarios}
+            if any(v is not None for v in values.values()):
+                panels.append((profile, values))
+            else:
+                missing.setdefault(METRIC[metric].title, []).append(profile)
+        if panels:
+            rows.append((metric, panels))
+    if not rows:
+        raise UserError(f"robustness table: no values for {', '.join(metrics)}")
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 2.3 * len(rows) + 0.6), layout="constrained")
+    grid = fig.add_gridspec(len(rows), 1)
+    for r, (metric, panels) in enumerate(rows):
+        cells = grid[r].subgridspec(1, len(panels))
+        for c, (profile, values) in enumerate(panels):
+            ax = fig.add_subplot(cells[0, c])
+            _draw_bars(ax, scenarios, policies, lambda p, s, values=values: values[p, s], metric)
+            ax.set_ylabel(_wrap(f"{METRIC[metric].header} per episode", 30))
             ax.set_title(profile)
-            ax.grid(True, axis="y", which="major")
-    handles = [Patch(facecolor=policy_color(p), label=policy_label(p)) for p in policies]
-    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 6))
-    fig.supxlabel(
-        "Evaluation scenario (default: the training distribution). Mean over seeds; error bars: "
-        "95 % t interval over seeds.",
-        fontsize=8,
-        color="0.3",
+    _bar_legend(fig, policies)
+    caption = (
+        f"Evaluation scenario on the x axis (default: the training distribution); {_seed_words(summary)}."
+        f"{_left_out(missing)}"
     )
+    _caption(fig, caption)
     return save_figure(fig, out)
 
 
@@ -810,7 +870,7 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
     names = _profile_order(profiles["profile"].unique())
     start = _profile_view_start(profiles)
     style = {p: ("--" if p in BASELINES else "-") for p in policies}
-    fig = Figure(figsize=(COLUMN_WIDTH_IN if len(names) == 1 else PAGE_WIDTH_IN, 3.1), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH_IN if len(names) == 1 else PAGE_WIDTH_IN, 3.5), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True, squeeze=False).ravel())
     for ax, name in zip(axes, names):
         part = profiles[profiles["profile"] == name]
@@ -829,19 +889,20 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
         ax.set_xlabel("Threshold τ on the share of recoverable capacity [-]")
         ax.set_title(name if scenario == DEFAULT_SCENARIO else f"{name}, {scenario}")
         ax.grid(True)
-    axes[0].set_ylabel("Fraction of packs with share ≥ τ [-]")
+    axes[0].set_ylabel("Fraction of packs\nwith share ≥ τ [-]")
     handles = [Line2D([], [], color=policy_color(p), ls=style[p], lw=1.5, label=policy_label(p)) for p in policies]
     narrow = len(names) == 1
     fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 2 if narrow else 5))
     n = sorted({int(v) for v in profiles["n_seeds"]})
     note = [
-        f"Line: mean over seeds of the per-seed fraction of packs; band: 95 % t interval over seeds "
-        f"(seeds: {'/'.join(map(str, n))}; one seed: no band).",
+        "Line: the fraction of packs of the one seed (no band)."
+        if n == [1]
+        else f"Line: mean over {' to '.join(map(str, sorted({n[0], n[-1]})))} seeds of the per-seed fraction of "
+        "packs; band: 95 % t interval over seeds (none with one seed).",
         "Dashed: deterministic baselines, whose seeds differ only in their evaluation packs (the band is "
         "pack sampling, not training).",
     ]
-    width = 62 if narrow else 130  # characters of 8 pt text per line across the figure
-    fig.supxlabel("\n".join(textwrap.fill(line, width) for line in note), fontsize=8, color="0.3")
+    _caption(fig, "\n".join(note))
     return save_figure(fig, out)
 
 

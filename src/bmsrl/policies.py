@@ -20,7 +20,7 @@ REFERENCES: dict[str, tuple[str, str]] = {BEST_KNOWN: ("best known (model-based)
 POLICIES: tuple[str, ...] = (*algos.ALGOS, *BASELINES, *REFERENCES)
 
 #: spare colours for a policy this registry does not know (e.g. a renamed folder)
-_SPARE_COLORS = ("#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78")
+_SPARE_COLORS = ("#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#c5b0d5")
 
 
 def policy_order(policies: Iterable[str]) -> list[str]:

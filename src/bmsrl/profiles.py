@@ -39,12 +39,14 @@ mean current. (The charge stays at constant current: a charger, not a drive.)
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from bmsrl.errors import UserError
-from bmsrl.tables import load_drive_cycle
+from bmsrl.tables import check_plausible, check_strictly_increasing, load_drive_cycle, read_numeric_csv
 
 #: maximum pack current [A], about 0.7 C for a 3.4 Ah cell; the observation divides by it
 #: (the default of :class:`bmsrl.env.TaskParameters` ``i_max_a``, hence of the config's env.i_max_a)
@@ -289,3 +291,57 @@ def make_discharge_load(
     except KeyError:
         raise UserError(f"unknown discharge {discharge!r}; choose one of {sorted(DISCHARGES)}") from None
     return factory(drive_cycle=drive_cycle, peak_c_rate=peak_c_rate, capacity_ah=capacity_ah, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------
+# A user's own load profile
+
+#: columns of a load-profile CSV: time [s] from 0, and the pack current [A] from that row's time to the next
+#: row's (> 0 discharges); the last row's time ends the profile (its current is not applied)
+LOAD_PROFILE_COLUMNS: tuple[str, ...] = ("time_s", "current_a")
+#: a plausible pack current of a series string: at most this many C of the cells' nominal capacity [1/h];
+#: beyond it the table is most likely in mA (or not a current at all)
+PLAUSIBLE_C_RATE = 5.0
+_LOAD_PROFILE = "load profile"
+
+
+def read_load_profile(
+    path: str | os.PathLike, capacity_ah: float = CAPACITY_AH, *, allow_implausible: bool = False
+) -> LoadProfile:
+    """A load profile from a CSV of pack current against time, validated as the OCV table is.
+
+    Columns :data:`LOAD_PROFILE_COLUMNS`: ``time_s`` [s], starting at 0 and strictly increasing, and
+    ``current_a`` [A] (> 0 discharges, < 0 charges, 0 rests), held from its row's time to the next
+    row's; the last row's time ends the profile. Each row becomes a phase of that duration, named
+    ``discharge``/``charge``/``rest`` by its sign; a discharge phase also ends early when the first cell
+    reaches the lower limit and a charge when one reaches the upper limit (the cut-offs of
+    :attr:`bmsrl.pack.PackParameters.cutoff`, as in the built-in profiles), the next phase then starts.
+    The profile's name is the file's stem.
+
+    Raises :class:`UserError` with one line naming the file and the line or column: the defects of
+    :func:`bmsrl.tables.read_table`, fewer than two rows, a first time other than 0, times not strictly
+    increasing, and (unless ``allow_implausible``) a current beyond :data:`PLAUSIBLE_C_RATE` C of
+    ``capacity_ah`` [Ah] (a table in mA).
+    """
+    path = Path(path)
+    frame = read_numeric_csv(path, LOAD_PROFILE_COLUMNS, kind=_LOAD_PROFILE)
+    if len(frame) < 2:
+        raise UserError(
+            f"{_LOAD_PROFILE} {path}: needs at least 2 rows (the last row's time_s ends the profile), found {len(frame)}"
+        )
+    if frame["time_s"].iloc[0] != 0.0:
+        raise UserError(
+            f"{_LOAD_PROFILE} {path}, line {frame.index[0]}, column 'time_s': the profile starts at time_s 0, "
+            f"not {frame['time_s'].iloc[0]:g}"
+        )
+    check_strictly_increasing(frame, "time_s", along="time_s", kind=_LOAD_PROFILE, path=path)
+    if not allow_implausible:
+        limit_a = PLAUSIBLE_C_RATE * capacity_ah
+        check_plausible(frame.iloc[:-1], "current_a", (-limit_a, limit_a, "A"), kind=_LOAD_PROFILE, path=path)
+    times, currents = frame["time_s"].to_numpy(), frame["current_a"].to_numpy()
+    phases = []
+    for start_s, end_s, current_a in zip(times[:-1], times[1:], currents[:-1]):
+        kind = "discharge" if current_a > 0 else "charge" if current_a < 0 else "rest"
+        until = "lower" if current_a > 0 else "upper" if current_a < 0 else None
+        phases.append(Phase(kind, float(current_a), float(end_s - start_s), until))
+    return LoadProfile(path.stem, tuple(phases))

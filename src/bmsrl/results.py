@@ -37,7 +37,7 @@ class Metric:
     fmt: str = ".4g"  #: number format in the Markdown summary
     #: "higher" / "lower" is better (the headline metrics compared against the baselines), or None
     better: str | None = None
-    in_table: bool = False  #: a column of the per-profile Markdown tables
+    in_table: bool = False  #: a column of the per-profile tables of summary.md (narrow: the rest is in the CSVs)
     in_figure: bool = False  #: a panel of the metrics figure (besides the headline metrics)
     log_scale: bool = False  #: spans decades: drawn on a log axis
     optional: bool = False  #: may be empty (NaN) in a metrics file
@@ -66,22 +66,21 @@ METRICS: tuple[Metric, ...] = (
         "Share, ratio of sums",
         ".3f",
         better="higher",
-        in_table=True,
         derived=True,
         per_seed=True,
     ),
-    Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", in_table=True, derived=True),
+    Metric("optimality_gap_mah", "mAh", "Gap to the bound", ".1f", derived=True),
     Metric("capacity_bound_mah", "mAh", "Recoverable-capacity bound", ".0f", minimum=0),
     Metric("no_balancing_capacity_mah", "mAh", "Capacity without balancing", ".0f", minimum=0),
-    Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", in_table=True, minimum=0),
+    Metric("charge_accepted_mah", "mAh", "Charge accepted", ".0f", minimum=0),
     Metric("final_soc_var", "-", "Final SoC variance", ".2e", minimum=0),
     Metric("mean_soc_var", "-", "Mean SoC variance", ".2e", better="lower", in_table=True, log_scale=True, minimum=0),
-    Metric("final_soc_std_pct", "%", "Final SoC std", ".2f", in_table=True, minimum=0),
+    Metric("final_soc_std_pct", "%", "Final SoC std", ".2f", minimum=0),
     Metric("final_soc_spread_pct", "%", "Final SoC spread", ".2f", better="lower", in_table=True, minimum=0),
     Metric("switch_changes", "-", "Switch changes", ".1f", better="lower", in_table=True, minimum=0),
     Metric("shunt_energy_wh", "Wh", "Shunt energy", ".3f", better="lower", in_table=True, minimum=0),
-    Metric("time_to_balance_s", "s", "Time to balance", ".0f", in_table=True, optional=True, minimum=0),
-    Metric("balanced_fraction", "-", "Balanced episodes", ".2f", in_table=True, derived=True),
+    Metric("time_to_balance_s", "s", "Time to balance", ".0f", optional=True, minimum=0),
+    Metric("balanced_fraction", "-", "Balanced episodes", ".2f", derived=True),
     Metric(
         "time_to_spread_1pct_s",
         "s",
@@ -92,7 +91,7 @@ METRICS: tuple[Metric, ...] = (
         in_figure=True,
         minimum=0,
     ),
-    Metric("settled_fraction", "-", "Episodes settled < 1 %", ".2f", in_table=True, derived=True),
+    Metric("settled_fraction", "-", "Episodes settled < 1 %", ".2f", derived=True),
     Metric("invalid_actions", "-", "Invalid actions", minimum=0),
     Metric("episode_steps", "-", "Decisions per episode", minimum=0),
     Metric("terminated_fraction", "-", "Terminated episodes", derived=True),
@@ -103,6 +102,12 @@ METRIC = {m.name: m for m in METRICS}
 HEADLINE: tuple[Metric, ...] = tuple(m for m in METRICS if m.better is not None)
 #: The panels of the metrics figure: the headline metrics, then the others marked ``in_figure``.
 FIGURE: tuple[Metric, ...] = HEADLINE + tuple(m for m in METRICS if m.in_figure and m not in HEADLINE)
+#: A time that is only defined when something happened -> (the derived fraction of episodes where it did
+#: (aggregate: 1 where the time is not NaN), the words for "it never happened" in tables and figures).
+OCCURRENCE: dict[str, tuple[str, str]] = {
+    "time_to_balance_s": ("balanced_fraction", "never balanced"),
+    "time_to_spread_1pct_s": ("settled_fraction", "never settled"),
+}
 #: Optional per-episode metrics (may be empty in metrics.csv).
 OPTIONAL: tuple[str, ...] = tuple(m.name for m in METRICS if m.optional)
 
@@ -126,6 +131,15 @@ INTERVAL_OVER: dict[str, str] = {
     "seeds": "training seeds",
     "pack sets": "pack sets only (deterministic)",
     "one seed": "one seed: no interval",
+}
+#: What a run is (config key ``run_kind``, the schema's enum is completed from this): kind -> the words the
+#: summary and the report open with.
+RUN_KINDS: dict[str, str] = {
+    "study": "Study run: the agents train to the configured budgets; its numbers are results.",
+    "smoke": (
+        "Smoke run (quick or test config): every stage runs, with budgets far too small for the agents to "
+        "learn; its numbers check the pipeline and are not results."
+    ),
 }
 #: Columns of summary.csv (and of robustness.csv, its rows of :data:`ROBUSTNESS_METRICS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (

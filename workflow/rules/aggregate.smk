@@ -4,19 +4,15 @@ rule aggregate:
     input:
         eval_files("metrics.csv"),
     output:
-        csv=report(
-            SUMMARY_CSV,
+        csv=SUMMARY_CSV,
+        md=SUMMARY_MD,
+        html=report(
+            SUMMARY_HTML,
             caption="../report/summary.rst",
             category="3. Summary",
-            labels={"table": "summary (CSV)"},
+            labels={"table": "summary and verdict"},
         ),
-        md=SUMMARY_MD,
-        paired=report(
-            PAIRED_CSV,
-            caption="../report/paired.rst",
-            category="3. Summary",
-            labels={"table": "paired comparisons (CSV)"},
-        ),
+        paired=PAIRED_CSV,
         robustness=ROBUSTNESS_CSV,
         profiles=PROFILES_CSV,
     log:
@@ -29,7 +25,10 @@ rule aggregate:
         runtime=10,
     conda:
         "../../envs/core.yaml"
+    params:
+        run_kind=config["run_kind"],  # opens the summary: study or smoke run
     shell:
         "bmsrl aggregate {input:q} --out-csv {output.csv:q} --out-md {output.md:q}"
         " --out-paired {output.paired:q} --out-robustness {output.robustness:q}"
-        " --out-profiles {output.profiles:q} > {log:q} 2>&1"
+        " --out-profiles {output.profiles:q} --out-html {output.html:q} --run-kind {params.run_kind}"
+        " > {log:q} 2>&1"

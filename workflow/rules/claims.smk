@@ -3,10 +3,6 @@
 # table of "not comparable" rows saying so). Cheap (it reads the metrics files), so always part of
 # `all`; with config/study.yaml the table is that of the study's setting.
 
-CLAIMS_CSV = "results/tables/claims.csv"
-CLAIMS_MD = "results/tables/claims.md"
-
-
 rule claims:
     """The paper's claims (capacity, SoC variance, switching, TRPO best; figures in bmsrl.claims.CLAIMS)
     against this run's metrics, with the bound or ceiling of each and a verdict (docs/claims.md)."""

@@ -39,18 +39,19 @@ def reread_config():
 
 
 def _run_record_config():
-    """`snakemake --report` with no config on the command line reports the last run: its recorded
-    config (results/run/config.yaml, rule record), so the report's DAG, captions and settings are
-    those of the run that made the results. ``None`` in every other case."""
+    """`snakemake --report` with no config on the command line reports the last run of the default
+    results root: its recorded config (results/run/config.yaml, rule record), so the report's DAG,
+    captions and settings are those of the run that made the results. ``None`` in every other case
+    (a run with its own results_root, e.g. the quick run, names its config: --configfile)."""
     settings = workflow.config_settings
     asked = any(a == "--report" or a.startswith("--report=") for a in sys.argv)
-    if asked and not settings.configfiles and not settings.config and Path(RUN_CONFIG).is_file():
-        return _validate(_load_yaml_file(Path(RUN_CONFIG)), f"invalid config {RUN_CONFIG}")
+    recorded = Path(_DEFAULT_ROOT, "run", "config.yaml")
+    if asked and not settings.configfiles and not settings.config and recorded.is_file():
+        return _validate(_load_yaml_file(recorded), f"invalid config {recorded}")
     return None
 
 
-RUN_CONFIG = "results/run/config.yaml"
-RUN_VERSIONS = "results/run/versions.tsv"
+_DEFAULT_ROOT = "results"  # the schema's default of results_root
 
 
 import shlex
@@ -88,6 +89,19 @@ except _UserError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
 config.update(_config)
+
+#: the folder every output of this run goes to (config results_root: the quick run's is results-quick,
+#: so a quick run and a study never delete each other's outputs)
+RESULTS = config["results_root"].rstrip("/")
+
+
+def out(path):
+    """``path`` (relative) under the run's results root: every output path is composed here."""
+    return f"{RESULTS}/{path}"
+
+
+RUN_CONFIG = out("run/config.yaml")
+RUN_VERSIONS = out("run/versions.tsv")
 
 if not Path(config["ocv_table"]).is_file():
     _what = "is a directory, not a CSV file" if Path(config["ocv_table"]).is_dir() else "does not exist"
@@ -131,27 +145,31 @@ wildcard_constraints:
 
 
 # --------------------------------------------------------------------------------------- paths
-# Every output lands under results/ (relative to the working directory).
-OCV_PROCESSED = "results/ocv/ocv_processed.csv"
-OCV_PLOT = "results/plots/ocv.pdf"
-CHECKPOINT_DIR = "results/checkpoints/{algo}_seed{seed}"
-RUN_DIR = "results/runs/{algo}_seed{seed}"
-EVAL_DIR = "results/eval/{policy}/{profile}/{scenario}/seed{seed}"
-TUNED_SETTINGS = "results/baselines/{baseline}.yaml"
-TUNING_GRID = "results/baselines/{baseline}_grid.csv"
-SEARCH_DIR = "results/tuning/{algo}"  # trial records and the study's journal (rules/search.smk)
-TUNED_HYPERPARAMS = "results/tuning/{algo}.yaml"
-SUMMARY_CSV = "results/tables/summary.csv"
-TRAINING_REFERENCES = "results/tables/training_references.csv"
-SUMMARY_MD = "results/tables/summary.md"
-PAIRED_CSV = "results/tables/paired.csv"
-ROBUSTNESS_CSV = "results/tables/robustness.csv"
-ROBUSTNESS_PLOT = "results/plots/robustness.pdf"
-PROFILES_CSV = "results/tables/profiles.csv"
-PROFILES_PLOT = "results/plots/profiles.pdf"
-LOGS = "results/logs"
-CONFIGS = "results/configs"  # per-job config files (stage_config)
-BENCHMARKS = "results/benchmarks"
+# Every output lands under the results root (config results_root, relative to the working directory).
+OCV_PROCESSED = out("ocv/ocv_processed.csv")
+OCV_PLOT = out("plots/ocv.pdf")
+PLOT = out("plots/{name}.{ext}")  # a figure: .format(name=..., ext=...) or the rules' wildcards
+CHECKPOINT_DIR = out("checkpoints/{algo}_seed{seed}")
+RUN_DIR = out("runs/{algo}_seed{seed}")
+EVAL_DIR = out("eval/{policy}/{profile}/{scenario}/seed{seed}")
+TUNED_SETTINGS = out("baselines/{baseline}.yaml")
+TUNING_GRID = out("baselines/{baseline}_grid.csv")
+SEARCH_DIR = out("tuning/{algo}")  # trial records and the study's journal (rules/search.smk)
+TUNED_HYPERPARAMS = out("tuning/{algo}.yaml")
+SUMMARY_CSV = out("tables/summary.csv")
+TRAINING_REFERENCES = out("tables/training_references.csv")
+SUMMARY_MD = out("tables/summary.md")
+SUMMARY_HTML = out("tables/summary.html")
+PAIRED_CSV = out("tables/paired.csv")
+ROBUSTNESS_CSV = out("tables/robustness.csv")
+ROBUSTNESS_PLOT = out("plots/robustness.pdf")
+PROFILES_CSV = out("tables/profiles.csv")
+PROFILES_PLOT = out("plots/profiles.pdf")
+CLAIMS_CSV = out("tables/claims.csv")
+CLAIMS_MD = out("tables/claims.md")
+LOGS = out("logs")
+CONFIGS = out("configs")  # per-job config files (stage_config)
+BENCHMARKS = out("benchmarks")
 
 #: policies evaluated: the trained algorithms, the baselines, then the model-based reference on its
 #: first evaluation.best_known_episodes packs (none when 0)
@@ -185,11 +203,12 @@ ALL_OUTPUTS = [
     OCV_PLOT,
     SUMMARY_CSV,
     SUMMARY_MD,
+    SUMMARY_HTML,
     PAIRED_CSV,
     ROBUSTNESS_CSV,
-    expand("results/plots/{kind}.pdf", kind=TRACE_PLOTS),
-    "results/plots/training_curves.pdf",
-    "results/plots/metrics.pdf",
+    expand(PLOT, name=TRACE_PLOTS, ext="pdf"),
+    PLOT.format(name="training_curves", ext="pdf"),
+    PLOT.format(name="metrics", ext="pdf"),
     ROBUSTNESS_PLOT,
     PROFILES_CSV,
     PROFILES_PLOT,
@@ -202,7 +221,7 @@ def stage_config(*sections, algo=None):
 
     ``sections`` are top-level keys or dotted paths (``"profiles.train"``). With ``algo``, the
     ``training`` section keeps only that algorithm's ``total_steps`` and ``hyperparams``. The file
-    (``results/configs/<hash of its content>.json``) is written when the DAG is built; its name is
+    (``<results root>/configs/<hash of its content>.json``) is written when the DAG is built; its name is
     the rule's param, so Snakemake reruns exactly the jobs whose sections changed: changing PPO's
     hyperparameters does not rerun DQN, changing the rule-based baseline reruns only its jobs. The
     job command stays short and readable; the verb fills every left-out key with its default.
@@ -353,3 +372,37 @@ def tune_config(wildcards):
 def evaluate_env(wildcards):
     """Trained agents need torch and SB3; the baselines and best_known run in the lighter core env."""
     return "../../envs/rl.yaml" if wildcards.policy in ALGOS else "../../envs/core.yaml"
+
+
+# ----------------------------------------------------------------------------------- run plan
+from bmsrl.plan import run_plan as _run_plan  # noqa: E402
+
+
+def unset_placeholders():
+    """``resource=value`` of every rule resource still holding a ``CHANGE_ME`` placeholder (the Slurm
+    profiles' partition and account), sorted."""
+    found = set()
+    for each in workflow.rules:
+        for name, value in each.resources.items():
+            text = str(getattr(value, "raw", value)).strip("\"'")  # a default resource: as written (an expression)
+            if "CHANGE_ME" in text:
+                found.add(f"{name}={text}")
+    return sorted(found)
+
+
+def before_the_first_job():
+    """Snakemake's onstart (the Snakefile): before the first job, and before any Slurm submission, refuse
+    the profiles' placeholders; then print where the outputs go, the run kind, the trainings this run
+    will do and their estimated time (bmsrl.plan; the job counts are Snakemake's table above)."""
+    unset = unset_placeholders()
+    if unset:
+        raise WorkflowError(
+            "set your cluster's values first: " + ", ".join(unset) + " are placeholders (default-resources of "
+            "the Slurm profile, workflow/profiles/slurm*/config.yaml: your partition from `sinfo -s`, your account "
+            "from `sacctmgr show assoc user=$USER`; or --default-resources slurm_partition=P slurm_account=A)"
+        )
+    try:
+        to_train = [(j.wildcards.algo, int(j.wildcards.seed)) for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
+    except Exception:  # the DAG's API differs: plan every configured run
+        to_train = [(a, s) for a in config["algos"] for s in config["seeds"]]
+    print(_run_plan(config, to_train, workflow.cores), file=sys.stderr)

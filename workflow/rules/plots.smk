@@ -4,7 +4,7 @@ rule plot_traces:
         eval_files("traces.csv", scenarios=[DEFAULT_SCENARIO]),
     output:
         report(
-            "results/plots/{kind}.{ext}",
+            PLOT.format(name="{kind}", ext="{ext}"),
             caption="../report/traces.rst",
             category="2. Evaluation traces",
             labels={"figure": "{kind}", "format": "{ext}"},
@@ -67,7 +67,7 @@ rule plot_training:
         references=TRAINING_REFERENCES,
     output:
         report(
-            "results/plots/training_curves.{ext}",
+            PLOT.format(name="training_curves", ext="{ext}"),
             caption="../report/training_curves.rst",
             category="4. Training",
             labels={"figure": "training curves", "format": "{ext}"},
@@ -95,7 +95,7 @@ rule plot_metrics:
         SUMMARY_CSV,
     output:
         report(
-            "results/plots/metrics.{ext}",
+            PLOT.format(name="metrics", ext="{ext}"),
             caption="../report/metrics.rst",
             category="3. Summary",
             labels={"figure": "metrics", "format": "{ext}"},
@@ -120,7 +120,7 @@ rule plot_robustness:
         ROBUSTNESS_CSV,
     output:
         report(
-            "results/plots/robustness.{ext}",
+            PLOT.format(name="robustness", ext="{ext}"),
             caption="../report/robustness.rst",
             category="3. Summary",
             labels={"figure": "robustness", "format": "{ext}"},
@@ -145,7 +145,7 @@ rule plot_profiles:
         PROFILES_CSV,
     output:
         report(
-            "results/plots/profiles.{ext}",
+            PLOT.format(name="profiles", ext="{ext}"),
             caption="../report/profiles.rst",
             category="3. Summary",
             labels={"figure": "performance profiles", "format": "{ext}"},

@@ -5,7 +5,7 @@
 SNAPSHOT_TABLES = [SUMMARY_CSV, PAIRED_CSV, ROBUSTNESS_CSV, PROFILES_CSV, CLAIMS_CSV]
 #: what the run cost (scripts/study_time.py: core-hours by rule, critical path, wall time), written
 #: when the snapshot is taken, from the run's benchmark files and Snakemake's metadata
-STUDY_TIME_CSV = "results/tables/study_time.csv"
+STUDY_TIME_CSV = out("tables/study_time.csv")
 STUDY_TIME_SCRIPT = str(Path(workflow.basedir).parent / "scripts" / "study_time.py")
 
 
@@ -14,7 +14,7 @@ rule snapshot:
     (committed to git; not part of `all`)."""
     input:
         tables=SNAPSHOT_TABLES,
-        figures=expand("results/plots/{figure}.png", figure=config["snapshot"]["figures"]),
+        figures=expand(PLOT, name=config["snapshot"]["figures"], ext="png"),
         config=RUN_CONFIG,
         versions=RUN_VERSIONS,
     output:
@@ -31,7 +31,7 @@ rule snapshot:
     conda:
         "../../envs/core.yaml"
     shell:
-        "python {STUDY_TIME_SCRIPT:q} --csv {STUDY_TIME_CSV:q} > {log:q} 2>&1 && "
+        "python {STUDY_TIME_SCRIPT:q} --benchmarks {BENCHMARKS:q} --logs {LOGS:q} --csv {STUDY_TIME_CSV:q} > {log:q} 2>&1 && "
         "bmsrl snapshot --out {output:q} --tables {input.tables:q} {STUDY_TIME_CSV:q} --figures {input.figures:q}"
         " --run-config {input.config:q} --versions {input.versions:q}"
         " --commit {params.commit:q} --command {params.command:q} >> {log:q} 2>&1"
