@@ -1,4 +1,4 @@
-"""The README's Python snippet ("A trained agent in Python, on your own load profile") runs as written:
+"""docs/workflow.md's Python snippet ("A trained agent in Python, on your own load profile", linked from the README) runs as written:
 in a folder laid out as after `make quick`, with a PPO trained for a few thousand steps."""
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ TINY = {
 
 
 def snippet() -> str:
-    """The python block after the marker comment of the README."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The python block after the marker comment of docs/workflow.md."""
+    text = (ROOT / "docs" / "workflow.md").read_text(encoding="utf-8")
     match = re.search(r"<!-- tests/test_readme_snippet\.py .*?-->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match, "the README lost its trained-agent snippet"
+    assert match, "docs/workflow.md lost its trained-agent snippet"
     return match[1]
 
 
