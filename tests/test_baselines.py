@@ -220,6 +220,27 @@ def test_best_known_lookahead_copies_the_whole_simulator_state():
     assert np.isfinite(values).sum(axis=1).min() >= 16  # the valid actions (at most the lowest cell's shunt barred)
 
 
+def test_best_known_looks_ahead_on_the_task_it_acts_in():
+    """One BestKnown evaluates several profiles and scenarios in turn (a grouped evaluate job): each
+    task's lookahead simulates that task, so the result on a task does not depend on what ran before."""
+    from bmsrl.best_known import BestKnown
+
+    cfg = defaults()
+    base = make_baseline("room_balancing", N, cfg["baselines"]["room_balancing"], env=cfg["env"])
+    seeds = [1_001_000, 1_001_001]
+
+    def capacity(policy, profile, **kwargs):
+        task = BalancingTask(n_packs=2, profile=profile, **kwargs)
+        task.reset_drawn([rng_for_seed(s) for s in seeds])
+        return rollout(task, policy).end["discharged_ah"]
+
+    fresh = capacity(BestKnown(base), "charge-rest-discharge")
+    reused = BestKnown(base)
+    capacity(reused, "discharge-rest-charge")  # same pack count: a cached shadow would be reused
+    capacity(reused, "charge-rest-discharge", i_max_a=3.4)
+    np.testing.assert_array_equal(capacity(reused, "charge-rest-discharge"), fresh)
+
+
 def test_best_known_improves_on_its_base_and_reads_the_simulator():
     from bmsrl.best_known import BestKnown
 

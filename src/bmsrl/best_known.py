@@ -36,10 +36,15 @@ class BestKnown:
 
     def __init__(self, base) -> None:
         self.base = base
+        self._task: BalancingTask | None = None  # the task the shadows copy
         self._shadows: dict[int, BalancingTask] = {}  # by size: the candidates of one decision
 
     def _shadow_of(self, task: BalancingTask, n: int) -> BalancingTask:
-        """A task of ``n`` packs with the same physics, profile and rules as ``task``."""
+        """A task of ``n`` packs with the same physics, profile and rules as ``task``. The shadows are
+        built anew for every task: one policy object evaluates several profiles and scenarios in turn
+        (``bmsrl evaluate``), and a shadow of another task would look ahead on the wrong load."""
+        if task is not self._task:
+            self._task, self._shadows = task, {}
         if n not in self._shadows:
             if len(self._shadows) >= 8:  # sizes vary with the decision: keep the memory bounded
                 self._shadows.pop(next(iter(self._shadows)))
