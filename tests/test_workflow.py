@@ -123,6 +123,18 @@ def test_shipped_configs_plan(workdir, configfile, train, evaluate):
     assert counts["aggregate"] == 1 and counts["plot_traces"] == 4 and counts["tune_baselines"] == N_TUNABLE
 
 
+def test_realistic_config_plans_the_per_factor_study(workdir):
+    """config/realistic.yaml: the agents train on the whole family; every evaluate job covers it and
+    each factor alone (docs/model.md, "The realistic family")."""
+    counts = dry_run(workdir, "--configfile", "config/realistic.yaml")
+    assert counts["train"] == 6 and counts["evaluate"] == PER_SEED * 3 and counts["aggregate"] == 1
+    factors = ["default", "bleed_only", "estimate_only", "drive_cycle_only", "no_factor"]
+    commands = shell_commands(workdir, "--configfile", "config/realistic.yaml")
+    evaluate = [c for c in commands if " bmsrl evaluate " in c]
+    assert len(evaluate) == PER_SEED * 3
+    assert all(f"--scenario {' '.join(factors)} --seed" in c for c in evaluate)
+
+
 def test_study_config_plans_the_papers_setting(workdir):
     counts = dry_run(workdir, "--configfile", "config/study.yaml")
     assert "tune_baselines" not in counts  # the study's hand-set rule, untuned

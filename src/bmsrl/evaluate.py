@@ -152,9 +152,9 @@ def evaluate(
     one policy on several profiles and scenarios (else loaded here from ``policy_name``/``model``).
     ``best_known`` runs on the first ``evaluation.best_known_episodes`` packs only (the same packs
     as every other policy's first episodes), it costs about 2^n rollouts per decision."""
-    if policy is None:
-        policy = load_policy(policy_name, model, cfg, baseline_settings)
     cfg = scenario_config(cfg, scenario)
+    if policy is None:  # a baseline reads the facts of the scenario's env (its chip's shunt limits)
+        policy = load_policy(policy_name, model, cfg, baseline_settings)
     seeds = episode_seeds(cfg, seed)
     if policy_name == BEST_KNOWN:
         seeds = seeds[: cfg["evaluation"]["best_known_episodes"]]
@@ -263,9 +263,23 @@ def main(args: argparse.Namespace) -> int:
     for scenario in args.scenario:  # every scenario's env (and its rules) checked before any episode
         scenario_config(cfg, scenario)
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
-    policy = load_policy(args.policy, args.model, cfg, settings)  # once: its load is most of a job's time
+    # an agent once (its load is most of a job's time); a controller per scenario, from that scenario's
+    # env, as a BMS's controller is configured for its chip (e.g. a shunt limit a scenario lifts)
+    # (the controller is also built here once, so that bad settings fail before any episode)
+    policy = load_policy(args.policy, args.model, cfg, settings)
+    per_scenario = args.policy in (*BASELINES, BEST_KNOWN)
     results = {
-        key: evaluate(cfg, args.policy, key[0], args.seed, args.model, ocv_table, key[1], settings, policy)
+        key: evaluate(
+            cfg,
+            args.policy,
+            key[0],
+            args.seed,
+            args.model,
+            ocv_table,
+            key[1],
+            settings,
+            None if per_scenario else policy,
+        )
         for key in outs
     }
     files = [out / name for out in outs.values() for name in ("traces.csv", "metrics.csv")]
@@ -278,6 +292,8 @@ def main(args: argparse.Namespace) -> int:
 
         [(profile, scenario)] = outs
         env = PassiveBalancingEnv(**task_kwargs(scenario_config(cfg, scenario), profile, ocv_table))
+        if per_scenario:
+            policy = load_policy(args.policy, args.model, scenario_config(cfg, scenario), settings)
         metrics = results[(profile, scenario)][1]
         write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
     columns = ["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]
