@@ -114,7 +114,14 @@ def _log_once(message: str) -> None:
 def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance_ohm: float) -> list[list]:
     """Rows of traces.csv (:func:`bmsrl.results.trace_columns`) of one episode."""
     rows = []
+    previous_cycle = records[0].get("cycle", 0)
     for step, r in enumerate(records):
+        cycle = r.get("cycle", 0)  # env.cycles 1: no cycle in info
+        if cycle > previous_cycle:  # the interval ended a cycle; the next starts at the following decision
+            row_cycle, delivered_ah = previous_cycle, r["ended_cycle_discharged_ah"]
+        else:
+            row_cycle, delivered_ah = cycle, r["discharged_ah"]
+        previous_cycle = cycle
         v = np.asarray(r["cell_voltage_v"])
         s = np.asarray(r["switches"])
         rows.append(
@@ -125,6 +132,8 @@ def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance
                 r["time_s"],
                 r["phase"],
                 r["pack_current_a"],
+                row_cycle,
+                1000.0 * delivered_ah,
                 *r["soc"],
                 *v,
                 *r["cell_current_a"],
