@@ -10,6 +10,7 @@ from bmsrl.baselines import BASELINES, RoomBalancing, RuleBased, make_baseline
 from bmsrl.config import defaults, schema, validate
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, decode_observation, rng_for_seed
 from bmsrl.errors import UserError
+from bmsrl.pack import PackParameters as PackParams
 from bmsrl.rollout import rollout
 
 N = 5
@@ -254,3 +255,107 @@ def test_best_known_improves_on_its_base_and_reads_the_simulator():
     assert capacity["best_known"] > capacity["base"] + 1e-3  # strictly better (by more than 1 mAh) on this pack
     with pytest.raises(ValueError, match="reads the simulator"):
         BestKnown(base).predict(task.frames.reshape(1, -1))
+
+
+# --------------------------------------------------------------------- a balancing chip's limits
+def _limit_rollout(task_kwargs_: dict, name: str, settings: dict, env_for_baseline) -> tuple[int, int]:
+    """(decisions asking for closures beyond the task's limits, decisions) of one baseline on 4 packs."""
+    task = BalancingTask(n_packs=4, **task_kwargs_)
+    task.reset_drawn([rng_for_seed(2_000 + k) for k in range(4)])
+    base = make_baseline(name, N, settings, env=env_for_baseline)
+    beyond = [0, 0]
+
+    class Counting:
+        def predict(self, observation, state=None, episode_start=None, deterministic=True):
+            actions, state = base.predict(observation, state, episode_start, deterministic)
+            beyond[0] += int(task.limit_closures(task.action_bits[actions])[1].sum())
+            beyond[1] += len(actions)
+            return actions, state
+
+    rollout(task, Counting())
+    return beyond[0], beyond[1]
+
+
+@pytest.mark.parametrize("name", ["rule_based", "top_balancing", "room_balancing"])
+def test_baselines_obey_the_realistic_familys_shunt_limit(name):
+    """On config/realistic.yaml (3 shunts at most), a baseline given the env asks for no closure
+    beyond the limit; the same controller without it asks for many."""
+    from pathlib import Path
+
+    from bmsrl.config import load_config
+    from bmsrl.task_config import task_kwargs
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "config" / "realistic.yaml")
+    # tighter settings than the defaults, so that more than 3 cells want bleeding at once
+    settings = (
+        {"threshold": 0.002, "hysteresis": 0.001}
+        if name != "room_balancing"
+        else {"margin_mah": 1.0, "hysteresis_mah": 0.5}
+    )
+    kwargs = task_kwargs(cfg, "charge-rest-discharge")
+    assert cfg["env"]["max_closed_shunts"] == 3
+    assert _limit_rollout(kwargs, name, settings, cfg["env"])[0] == 0
+    unlimited, decisions = _limit_rollout(kwargs, name, settings, {**cfg["env"], "max_closed_shunts": 0})
+    assert unlimited > 0.05 * decisions
+
+
+def test_baselines_obey_a_shunt_heat_limit():
+    """max_shunt_power_w: each shunt judged at the upper voltage limit, so the env refuses nothing."""
+    # 4.2^2 / 6 = 2.94 W a shunt: 1.1 W allows none
+    env = {"max_shunt_power_w": 1.1, "shunt_resistance_ohm": 6.0, "voltage_limits_v": [2.5, 4.2]}
+    assert baselines.ShuntLimits.from_env(env).most_closed(N) == 0
+    kwargs = dict(profile="charge-rest-discharge", max_shunt_power_w=6.0)  # two shunts
+    env = {**defaults()["env"], "max_shunt_power_w": 6.0}
+    assert baselines.ShuntLimits.from_env(env).most_closed(N) == 2
+    settings = {"margin_mah": 1.0, "hysteresis_mah": 0.5}
+    assert _limit_rollout(kwargs, "room_balancing", settings, env)[0] == 0
+    assert _limit_rollout(kwargs, "room_balancing", settings, {**env, "max_shunt_power_w": 0.0})[0] > 0
+
+
+def test_the_limit_keeps_the_largest_priority_ties_to_the_lower_index():
+    limits = baselines.ShuntLimits(max_closed=2)
+    close = np.array([[True, True, True, False, True], [True, True, True, True, False]])
+    priority = np.array([[0.1, 0.3, 0.2, 0.9, 0.3], [0.5, 0.5, 0.5, 0.5, 0.0]])
+    assert limits.select(close, priority).tolist() == [
+        [False, True, False, False, True],
+        [True, True, False, False, False],
+    ]
+
+
+def test_room_balancing_bleeds_the_largest_room_deficit_first():
+    base = make_baseline(
+        "room_balancing",
+        N,
+        {"margin_mah": 1.0, "hysteresis_mah": 0.0},
+        env={**defaults()["env"], "max_closed_shunts": 1},
+    )
+    obs = frame([0.50, 0.60, 0.55, 0.70, 0.65])  # the emptiest is cell 0; cell 3 has the least room
+    assert int(base.predict(obs)[0]) == 1 << 3
+
+
+@pytest.mark.parametrize("name", ["no_balancing", "rule_based", "top_balancing", "room_balancing"])
+def test_the_default_settings_actions_are_unchanged_by_the_limits(name):
+    """The default env (no limit): the same actions, bit for bit, as a controller built without the env,
+    over whole episodes of a few packs; and the realistic limit does change them (the test can fail)."""
+    cfg = defaults()
+    settings = cfg["baselines"].get(name) or None
+    with_env = make_baseline(name, N, settings, env=cfg["env"])
+    plain = make_baseline(name, N, settings, env=None if name != "room_balancing" else PackParams())
+    task = BalancingTask(n_packs=4, profile="charge-rest-discharge")
+    task.reset_drawn([rng_for_seed(3_000 + k) for k in range(4)])
+    seen = []
+
+    class Both:
+        def predict(self, observation, state=None, episode_start=None, deterministic=True):
+            a, _ = with_env.predict(observation)
+            b, _ = plain.predict(observation)
+            assert a.tobytes() == b.tobytes()
+            seen.append(observation.copy())
+            return a, state
+
+    rollout(task, Both())
+    if name == "no_balancing":
+        return
+    limited = make_baseline(name, N, settings, env={**cfg["env"], "max_closed_shunts": 1})
+    obs = np.concatenate(seen)
+    assert (limited.predict(obs)[0] != with_env.predict(obs)[0]).any()

@@ -4,6 +4,10 @@ delivers more."""
 
 from __future__ import annotations
 
+import functools
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,9 +20,39 @@ from bmsrl.task_config import task_kwargs
 TOL_AH = 1e-9
 
 
+#: the ``drive_cycle`` of a setting that stands for US06 with its regenerative currents set to 0 (a load
+#: that only discharges, inside the bound's domain of validity); :func:`_resolved` writes it
+US06_WITHOUT_REGENERATION = "us06_without_regeneration"
+
+
+@functools.cache
+def _us06_without_regeneration_csv() -> str:
+    from bmsrl.tables import load_drive_cycle
+
+    current_a, step_s = load_drive_cycle("us06")
+    assert current_a.min() < 0.0  # the shipped cycle regenerates: the clipped one differs from it
+    path = Path(tempfile.mkdtemp(prefix="bmsrl-test-bound-")) / "us06_without_regeneration.csv"
+    time_s = step_s * np.arange(current_a.size)
+    np.savetxt(
+        path,
+        np.column_stack([time_s, np.maximum(current_a, 0.0)]),
+        delimiter=",",
+        header="time_s,current_a",
+        comments="",
+    )
+    return str(path)
+
+
+def _resolved(env: dict) -> dict:
+    """``env`` overrides with :data:`US06_WITHOUT_REGENERATION` replaced by its CSV file."""
+    if env.get("drive_cycle") == US06_WITHOUT_REGENERATION:
+        return {**env, "drive_cycle": _us06_without_regeneration_csv()}
+    return env
+
+
 def _task(profile="charge-rest-discharge", **env) -> BalancingTask:
     cfg = defaults()
-    cfg["env"].update(env)
+    cfg["env"].update(_resolved(env))
     return BalancingTask(n_packs=1, **task_kwargs(cfg, profile))
 
 
@@ -127,8 +161,18 @@ def test_alone_capacities_are_per_cell_and_share_is_defined():
 BOUND_TOL_AH = 1e-6
 
 #: every shipped setting in which a share is reported: the BMS default, the study's SoC-only CC
-#: setting (with its own and the full SoC window) and the evaluation scenarios of the schema
+#: setting (with its own and the full SoC window), the evaluation scenarios of the schema, and the
+#: realistic family's time-varying discharge where bound.validity claims the bound: a drive cycle
+#: without regenerative current (with the family's cycles, bleed resistor and limit)
 SHARE_SETTINGS = {
+    "drive_cycle_no_regen": dict(discharge="drive_cycle", drive_cycle=US06_WITHOUT_REGENERATION),
+    "drive_cycle_no_regen_realistic": dict(
+        discharge="drive_cycle",
+        drive_cycle=US06_WITHOUT_REGENERATION,
+        cycles=2,
+        shunt_resistance_ohm=33.0,
+        max_closed_shunts=3,
+    ),
     "bms": {},
     "study": dict(cutoff="soc", charging="cc"),
     "study_soc_0_1": dict(cutoff="soc", charging="cc", soc_limits=[0.0, 1.0]),
@@ -228,7 +272,7 @@ def test_the_shipped_rules_stay_below_the_bound(setting):
     from bmsrl.env import PassiveBalancingEnv
 
     cfg = defaults()
-    cfg["env"].update(SHARE_SETTINGS[setting])
+    cfg["env"].update(_resolved(SHARE_SETTINGS[setting]))
     env = PassiveBalancingEnv(**task_kwargs(cfg, "charge-rest-discharge"))
     setup = PackSetup.of(env.task)
     controllers = [

@@ -291,3 +291,46 @@ def test_best_known_runs_on_the_first_packs(tmp_path):
     assert reference["eval_seed"].iloc[0] == rule["eval_seed"].iloc[0]
     # one step of improvement over room_balancing never delivers less on the same pack (bmsrl.best_known)
     assert reference["usable_capacity_mah"].iloc[0] >= rule["usable_capacity_mah"].iloc[0] - 1e-6
+
+
+@pytest.mark.parametrize("cycles", [1, 2])
+def test_traces_give_each_cycles_delivered_charge(tmp_path, cycles):
+    """env.cycles: traces.csv's cycle and cycle_discharged_mah give each cycle's delivered charge
+    (bmsrl.results.cycle_capacities_mah): the first cycle's is what the env reported when it ended,
+    the last cycle's is metrics.csv's usable capacity."""
+    import pandas as pd
+    import yaml
+
+    from bmsrl.baselines import make_baseline
+    from bmsrl.cli import main
+    from bmsrl.config import load_config
+    from bmsrl.env import PassiveBalancingEnv
+    from bmsrl.results import cycle_capacities_mah
+    from bmsrl.task_config import task_kwargs
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"env": {"cycles": cycles}, "evaluation": {"episodes": 2}}))
+    out = tmp_path / "out"
+    argv = ["evaluate", "--config", str(path), "--policy", "rule_based", "--profile", "charge-rest-discharge"]
+    assert main([*argv, "--seed", "1", "--out", str(out)]) == 0
+    traces, metrics = pd.read_csv(out / "traces.csv"), pd.read_csv(out / "metrics.csv")
+    capacities = cycle_capacities_mah(traces)
+    assert capacities.groupby("episode")["cycle"].apply(list).tolist() == [list(range(cycles))] * 2
+    last = capacities.groupby("episode")["capacity_mah"].last().to_numpy()
+    assert np.allclose(last, metrics["usable_capacity_mah"].to_numpy(), rtol=1e-5)
+
+    # the same first episode step by step: the charge each cycle delivered, from the env's info
+    cfg = load_config(path)
+    env = PassiveBalancingEnv(**task_kwargs(cfg, "charge-rest-discharge"))
+    policy = make_baseline("rule_based", 5, cfg["baselines"]["rule_based"], env=cfg["env"])
+    obs, info = env.reset(seed=int(metrics["eval_seed"].iloc[0]))
+    delivered, done = [], False
+    while not done:
+        obs, _, terminated, truncated, new = env.step(int(policy.predict(obs[None])[0][0]))
+        if new.get("cycle", 0) > info.get("cycle", 0):
+            delivered.append(new["ended_cycle_discharged_ah"])
+        info, done = new, terminated or truncated
+    delivered.append(info["discharged_ah"])
+    assert len(delivered) == cycles
+    episode0 = capacities[capacities["episode"] == 0]["capacity_mah"].to_numpy()
+    assert np.allclose(episode0, 1000.0 * np.array(delivered), rtol=1e-5)

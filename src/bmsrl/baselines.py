@@ -26,12 +26,71 @@ import numpy as np
 from bmsrl.observation import decode_observation
 
 
+@dataclass(frozen=True)
+class ShuntLimits:
+    """A balancing chip's limits as a controller obeys them itself (the env's ``max_closed_shunts`` and
+    ``max_shunt_power_w``, docs/model.md "The realistic family"), so that it never asks for a closure
+    the env would refuse and count as invalid.
+
+    ``max_closed`` [-] is the most shunts closed at once (0: no limit). ``max_power_w`` [W] is the most
+    heat the closed shunts may dissipate together (0: no limit); a controller sees no terminal
+    voltage, so it judges each shunt at the upper terminal-voltage limit ``v_max_v`` [V], ``v_max_v^2 /
+    shunt_resistance_ohm`` [W] (no more than the env charges it while the voltages stay in the window):
+    a conservative count. Without limits :meth:`select` returns its input unchanged.
+    """
+
+    max_closed: int = 0
+    max_power_w: float = 0.0
+    shunt_resistance_ohm: float = 1.0  #: [Ohm]
+    v_max_v: float = 0.0  #: [V]
+
+    @classmethod
+    def from_env(cls, env: Mapping | Any) -> ShuntLimits:
+        """The limits of an env config section (a mapping) or of any object with those attributes;
+        a key it lacks (e.g. a :class:`bmsrl.pack.PackParameters`, which holds no limits) is the env's
+        default, no limit."""
+        from bmsrl.env import TaskParameters
+        from bmsrl.pack import PackParameters
+
+        def get(key: str, default: Any) -> Any:
+            if isinstance(env, Mapping):
+                return env.get(key, default)
+            return getattr(env, key, default)
+
+        return cls(
+            max_closed=int(get("max_closed_shunts", TaskParameters.max_closed_shunts)),
+            max_power_w=float(get("max_shunt_power_w", TaskParameters.max_shunt_power_w)),
+            shunt_resistance_ohm=float(get("shunt_resistance_ohm", PackParameters.shunt_resistance_ohm)),
+            v_max_v=float(get("voltage_limits_v", PackParameters.voltage_limits_v)[1]),
+        )
+
+    def most_closed(self, n_cells: int) -> int:
+        """The most shunts [-] of ``n_cells`` a controller closes at once under both limits."""
+        most = self.max_closed or n_cells
+        if self.max_power_w:
+            most = min(most, int(self.max_power_w // (self.v_max_v**2 / self.shunt_resistance_ohm)))
+        return min(most, n_cells)
+
+    def select(self, close: np.ndarray, priority: np.ndarray) -> np.ndarray:
+        """``close`` (..., cells) bool less the closures beyond the limits: the closed shunts kept are
+        those of the highest ``priority`` (..., cells), ties to the lower cell index."""
+        most = self.most_closed(close.shape[-1])
+        if most >= close.shape[-1]:
+            return close
+        key = np.where(close, -np.asarray(priority, dtype=np.float64), np.inf)
+        rank = np.argsort(np.argsort(key, axis=-1, kind="stable"), axis=-1, kind="stable")
+        return close & (rank < most)
+
+
+NO_LIMITS = ShuntLimits()
+
+
 class NoBalancing:
     """All shunts open, always (action 0)."""
 
     name = "no_balancing"
 
-    def __init__(self, n_cells: int = 5) -> None:
+    def __init__(self, n_cells: int = 5, limits: ShuntLimits = NO_LIMITS) -> None:
         self.n_cells = n_cells
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
@@ -58,17 +117,19 @@ class RuleBased:
     Hysteresis: a closed shunt stays closed until the cell is within ``threshold - hysteresis`` of
     the pack minimum, so a cell hovering at the threshold does not chatter. The lowest cell's
     shunt is never closed (its excess is 0), so the controller never triggers the invalid-action
-    rule. ``threshold`` and ``hysteresis`` are SoC fractions [-] (0.01 = 1 % SoC).
+    rule. ``threshold`` and ``hysteresis`` are SoC fractions [-] (0.01 = 1 % SoC). Under a chip's
+    ``limits`` it closes at most as many shunts as they allow, those of the largest excess first.
     """
 
     name = "rule_based"
 
-    def __init__(self, threshold: float, hysteresis: float, n_cells: int = 5) -> None:
+    def __init__(self, threshold: float, hysteresis: float, n_cells: int = 5, limits: ShuntLimits = NO_LIMITS) -> None:
         if not 0.0 <= hysteresis <= threshold:
             raise ValueError("rule_based needs 0 <= hysteresis <= threshold")
         self.threshold = threshold
         self.hysteresis = hysteresis
         self.n_cells = n_cells
+        self.limits = limits
         self._weights = 1 << np.arange(n_cells)
 
     @staticmethod
@@ -79,6 +140,7 @@ class RuleBased:
         frame = decode_observation(observation, self.n_cells)
         excess = frame.soc - frame.soc.min(axis=-1, keepdims=True)
         close = (excess > self.threshold) | (frame.closed & (excess > self.threshold - self.hysteresis))
+        close = self.limits.select(close, excess)
         return (close * self._weights).sum(axis=-1).astype(np.int64), state
 
 
@@ -113,7 +175,8 @@ class RoomBalancing:
     It reads the observation only (SoC, SoH, shunt states, the sign of the current; the SoH
     observation saturates outside [0.9, 1.1]) plus two facts of the env, given at construction:
     ``soc_limits`` [-] and the nominal cell ``capacity_ah`` [Ah]. ``margin_mah`` and
-    ``hysteresis_mah`` are in mAh.
+    ``hysteresis_mah`` are in mAh. Under a chip's ``limits`` it bleeds at most as many cells as they
+    allow, those of the largest room deficit ``h_e - h_j`` first.
     """
 
     name = "room_balancing"
@@ -125,6 +188,7 @@ class RoomBalancing:
         soc_limits: tuple[float, float],
         capacity_ah: float,
         n_cells: int = 5,
+        limits: ShuntLimits = NO_LIMITS,
     ) -> None:
         if not 0.0 <= hysteresis_mah <= margin_mah:
             raise ValueError("room_balancing needs 0 <= hysteresis_mah <= margin_mah")
@@ -138,6 +202,7 @@ class RoomBalancing:
         self.soc_limits = (lo, hi)
         self.capacity_ah = float(capacity_ah)
         self.n_cells = n_cells
+        self.limits = limits
         self._weights = 1 << np.arange(n_cells)
 
     @staticmethod
@@ -155,6 +220,7 @@ class RoomBalancing:
         close = (excess_ah > self.margin_ah) | (frame.closed & (excess_ah > self.margin_ah - self.hysteresis_ah))
         close &= np.arange(self.n_cells) != emptiest  # never the emptiest cell
         close &= (frame.current_ratio <= 0.0)[..., None]  # only while charging or resting
+        close = self.limits.select(close, excess_ah)  # the largest deficit first
         return (close * self._weights).sum(axis=-1).astype(np.int64), state
 
 
@@ -237,7 +303,7 @@ class BaselineSpec:
     """Everything the package knows about one baseline controller."""
 
     name: str
-    cls: type  #: the controller; its constructor takes ``n_cells``, the settings and ``env_arguments``
+    cls: type  #: the controller; its constructor takes ``n_cells``, the settings, ``env_arguments`` and ``limits``
     label: str  #: in tables and legends
     color: str  #: in every figure
     description: str  #: one clause for captions and docs
@@ -351,14 +417,16 @@ def make_baseline(name: str, n_cells: int, settings: dict | None = None, env: Ma
     """The baseline controller called ``name`` for ``n_cells`` cells; ``settings`` are its keyword
     arguments (``cfg["baselines"][settings_key(name)]`` or a tuned settings file, e.g. threshold and
     hysteresis of ``rule_based``); ``env`` gives the env facts it needs (:attr:`BaselineSpec.env_arguments`):
-    the config's ``env`` section, or any object with those attributes (a :class:`bmsrl.pack.PackParameters`)."""
+    the config's ``env`` section, or any object with those attributes (a :class:`bmsrl.pack.PackParameters`).
+    Every controller obeys the chip's limits of ``env`` itself (:class:`ShuntLimits`; none without ``env``)."""
     spec = get(name)
     facts = {}
     for key in spec.env_arguments:
         if env is None:
             raise ValueError(f"baseline {name!r} needs the env's {', '.join(spec.env_arguments)} (pass env=)")
         facts[key] = env[key] if isinstance(env, Mapping) else getattr(env, key)
-    return spec.cls(n_cells=n_cells, **(settings or {}), **facts)
+    limits = NO_LIMITS if env is None else ShuntLimits.from_env(env)
+    return spec.cls(n_cells=n_cells, **(settings or {}), **facts, limits=limits)
 
 
 def settings_problem(name: str, settings: Mapping[str, float]) -> tuple[str, str] | None:

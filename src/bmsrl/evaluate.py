@@ -115,7 +115,14 @@ def _log_once(message: str) -> None:
 def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance_ohm: float) -> list[list]:
     """Rows of traces.csv (:func:`bmsrl.results.trace_columns`) of one episode."""
     rows = []
+    previous_cycle = records[0].get("cycle", 0)
     for step, r in enumerate(records):
+        cycle = r.get("cycle", 0)  # env.cycles 1: no cycle in info
+        if cycle > previous_cycle:  # the interval ended a cycle; the next starts at the following decision
+            row_cycle, delivered_ah = previous_cycle, r["ended_cycle_discharged_ah"]
+        else:
+            row_cycle, delivered_ah = cycle, r["discharged_ah"]
+        previous_cycle = cycle
         v = np.asarray(r["cell_voltage_v"])
         s = np.asarray(r["switches"])
         rows.append(
@@ -126,6 +133,8 @@ def trace_rows(records: list[dict], labels: list, episode: int, shunt_resistance
                 r["time_s"],
                 r["phase"],
                 r["pack_current_a"],
+                row_cycle,
+                1000.0 * delivered_ah,
                 *r["soc"],
                 *v,
                 *r["cell_current_a"],
@@ -155,9 +164,9 @@ def evaluate(
     scenarios (else loaded here from ``policy_name``/``model``). ``best_known`` runs on the first
     ``evaluation.best_known_episodes`` packs only (the same packs as every other policy's first
     episodes), it costs about 2^n rollouts per decision."""
-    if policy is None:
-        policy = load_policy(policy_name, model, cfg, baseline_settings)
     cfg = scenario_config(cfg, scenario)
+    if policy is None:  # a baseline reads the facts of the scenario's env (its chip's shunt limits)
+        policy = load_policy(policy_name, model, cfg, baseline_settings)
     seeds = episode_seeds(cfg, seed)
     if policy_name == BEST_KNOWN:
         seeds = seeds[: cfg["evaluation"]["best_known_episodes"]]
@@ -297,9 +306,23 @@ def main(args: argparse.Namespace) -> int:
     for scenario in args.scenario:  # every scenario's env (and its rules) checked before any episode
         scenario_config(cfg, scenario)
     ocv_table = resolve_ocv_table(args.ocv_table, cfg)
-    policy = load_policy(args.policy, args.model, cfg, settings)  # once: its load is most of a job's time
+    # an agent once (its load is most of a job's time); a controller per scenario, from that scenario's
+    # env, as a BMS's controller is configured for its chip (e.g. a shunt limit a scenario lifts)
+    # (the controller is also built here once, so that bad settings fail before any episode)
+    policy = load_policy(args.policy, args.model, cfg, settings)
+    per_scenario = args.policy in (*BASELINES, BEST_KNOWN)
     results = {
-        key: evaluate(cfg, args.policy, profiles[key[0]], args.seed, args.model, ocv_table, key[1], settings, policy)
+        key: evaluate(
+            cfg,
+            args.policy,
+            profiles[key[0]],
+            args.seed,
+            args.model,
+            ocv_table,
+            key[1],
+            settings,
+            None if per_scenario else policy,
+        )
         for key in outs
     }
     files = [out / name for out in outs.values() for name in ("traces.csv", "metrics.csv")]
@@ -312,6 +335,8 @@ def main(args: argparse.Namespace) -> int:
 
         [(profile, scenario)] = outs
         env = PassiveBalancingEnv(**task_kwargs(scenario_config(cfg, scenario), profiles[profile], ocv_table))
+        if per_scenario:
+            policy = load_policy(args.policy, args.model, scenario_config(cfg, scenario), settings)
         metrics = results[(profile, scenario)][1]
         write_episode_animation(env, policy, int(metrics["eval_seed"].iloc[0]), args.animation)
     columns = ["usable_capacity_mah", "final_soc_std_pct", "switch_changes", "shunt_energy_wh"]

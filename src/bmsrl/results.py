@@ -213,6 +213,15 @@ TRACE_PACK_COLUMNS: dict[str, tuple[str, str]] = {
     "time_s": ("s", "time at the end of the interval"),
     "phase": ("-", "load-profile phase at the end of the interval"),
     "pack_current_a": ("A", "mean pack current over the interval (> 0 discharges)"),
+    "cycle": (
+        "-",
+        "cycle of the profile the interval belongs to (env.cycles; 0 first): the one it ended, if it ended one",
+    ),
+    "cycle_discharged_mah": (
+        "mAh",
+        "charge the pack has delivered in that cycle by the end of the interval; a cycle's last row holds the "
+        "cycle's delivered charge (cycle_capacities_mah), the last cycle's is usable_capacity_mah",
+    ),
 }
 
 
@@ -220,6 +229,15 @@ def trace_columns(n_cells: int) -> list[str]:
     """Columns of traces.csv for a pack of ``n_cells`` cells."""
     cells = range(1, n_cells + 1)
     return [*LABELS, *TRACE_PACK_COLUMNS] + [f"{p}{i}" for p in TRACE_CELL_COLUMNS for i in cells] + ["reward"]
+
+
+def cycle_capacities_mah(traces: pd.DataFrame) -> pd.DataFrame:
+    """Each traced episode's delivered charge per cycle [mAh] from a ``traces.csv`` frame: one row per
+    label, episode and cycle, ``capacity_mah`` the ``cycle_discharged_mah`` of the cycle's last step."""
+    keys = [*LABELS, "episode", "cycle"]
+    last = traces.sort_values("step", kind="stable").groupby(keys, sort=True).tail(1)
+    out = last[keys + ["cycle_discharged_mah"]].rename(columns={"cycle_discharged_mah": "capacity_mah"})
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------

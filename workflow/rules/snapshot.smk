@@ -22,6 +22,10 @@ rule snapshot:
     params:
         commit=RUN_COMMIT,
         command=RUN_COMMAND,
+        study_time=STUDY_TIME_SCRIPT,
+        study_time_csv=STUDY_TIME_CSV,
+        benchmarks=BENCHMARKS,
+        logs=LOGS,
     log:
         f"{LOGS}/snapshot.log",
     threads: 1
@@ -31,7 +35,8 @@ rule snapshot:
     conda:
         "../../envs/core.yaml"
     shell:
-        "python {STUDY_TIME_SCRIPT:q} --benchmarks {BENCHMARKS:q} --logs {LOGS:q} --csv {STUDY_TIME_CSV:q} > {log:q} 2>&1 && "
-        "bmsrl snapshot --out {output:q} --tables {input.tables:q} {STUDY_TIME_CSV:q} --figures {input.figures:q}"
+        "python {params.study_time:q} --benchmarks {params.benchmarks:q} --logs {params.logs:q}"
+        " --csv {params.study_time_csv:q} > {log:q} 2>&1 && "
+        "bmsrl snapshot --out {output:q} --tables {input.tables:q} {params.study_time_csv:q} --figures {input.figures:q}"
         " --run-config {input.config:q} --versions {input.versions:q}"
         " --commit {params.commit:q} --command {params.command:q} >> {log:q} 2>&1"
