@@ -709,10 +709,14 @@ def _draw_bars(ax, slots: Sequence[str], policies: Sequence[str], value: Callabl
         for run in runs:
             ax.text(
                 float(np.mean(run)), bottom + 0.03 * (top - bottom), OCCURRENCE[metric][1], rotation=90,
-                ha="center", va="bottom", color="0.2", bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
+                ha="center", va="bottom", color="0.2", fontsize=7,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
             )  # fmt: skip
         ax.set_ylim(bottom, top)
-    ax.set_xticks(np.arange(len(slots)), [_wrap(s, 12) for s in slots])
+    if len(slots) > 3:  # many groups in one panel: names slanted, whole (a name wrapped mid-word misreads)
+        ax.set_xticks(np.arange(len(slots)), list(slots), rotation=30, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(np.arange(len(slots)), [_wrap(s, 12) for s in slots])
     ax.set_xlim(-0.5, len(slots) - 0.5)
     ax.grid(True, axis="y", which="major")
     for j in range(len(slots) - 1):
