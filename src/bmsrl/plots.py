@@ -709,7 +709,7 @@ def _draw_bars(ax, slots: Sequence[str], policies: Sequence[str], value: Callabl
         for run in runs:
             ax.text(
                 float(np.mean(run)), bottom + 0.03 * (top - bottom), OCCURRENCE[metric][1], rotation=90,
-                ha="center", va="bottom", color="0.2", fontsize=7,
+                ha="center", va="bottom", color="0.2",
                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
             )  # fmt: skip
         ax.set_ylim(bottom, top)
