@@ -17,7 +17,8 @@ No conda needed. ``check_envs(root, tmp)`` returns one message per inconsistency
 2. Rule -> code -> imports. ``bmsrl VERB`` in the rule's shell command; ``bmsrl.cli.VERBS`` (read
    with ``ast``) names the verb's module. From that module and ``bmsrl.cli``, every ``bmsrl`` module
    they import is followed through the package's source with ``ast`` (no module list: whatever
-   ``src/bmsrl/`` holds), imports inside functions included, ``if TYPE_CHECKING:`` excluded.
+   ``src/bmsrl/`` holds), imports inside functions included, ``if TYPE_CHECKING:`` and the body of a
+   ``try`` whose ``except`` catches ImportError or ModuleNotFoundError (an optional import) excluded.
    ``importlib.import_module(name)`` with a computed name imports the string constants of its
    module and of the bmsrl modules that module imports that name a top-level module of an installed
    distribution (agents.py's ``import_module(spec.module)`` finds ``"stable_baselines3"`` and
@@ -61,6 +62,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bmsrl.baselines import BASELINES
+from bmsrl.policies import REFERENCES
 
 try:
     import tomllib
@@ -81,11 +83,14 @@ ENV_ONLY = {"python", "pip"}
 #: (verb, command-line option) -> distributions no import statement shows. SB3 imports TensorBoard
 #: (through torch.utils.tensorboard) only for a model with a ``tensorboard_log``: ``train --tensorboard``.
 EXTRA_REQUIREMENTS = {("train", "--tensorboard"): {"tensorboard"}}
-#: (rule, wildcard, value) -> imports those jobs never execute. The baseline evaluations and
-#: animations run in core.yaml; their path never calls agents.algorithm_class, which imports SB3
-#: (and with it torch). tests/test_conda_envs.py runs these jobs with the imports blocked.
+#: (rule, wildcard, value) -> imports those jobs never execute. The evaluations and animations of the
+#: baselines and of the model-based reference (best_known, which looks ahead with a baseline) run in
+#: core.yaml; their path never calls agents.algorithm_class, which imports SB3 (and with it torch).
+#: tests/test_conda_envs.py runs these jobs with the imports blocked.
 NOT_IN_BASELINES = frozenset({"torch", "stable_baselines3", "sb3_contrib"})
-SKIPPED_IMPORTS = {(rule, "policy", name): NOT_IN_BASELINES for rule in ("evaluate", "animate") for name in BASELINES}
+SKIPPED_IMPORTS = {
+    (rule, "policy", name): NOT_IN_BASELINES for rule in ("evaluate", "animate") for name in (*BASELINES, *REFERENCES)
+}
 
 
 # ----------------------------------------------------------------- 1. rules and environments
@@ -245,6 +250,18 @@ class _ImportCollector(ast.NodeVisitor):
     def visit_If(self, node: ast.If) -> None:
         if getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
             for child in node.orelse:
+                self.visit(child)
+        else:
+            self.generic_visit(node)
+
+    def visit_Try(self, node: ast.Try) -> None:
+        """An import inside ``try: ... except ImportError`` (or ModuleNotFoundError) is optional: the code
+        handles its absence (config.py's policy_kwargs check without the rl extra), so it is not followed."""
+        caught = {getattr(h.type, "id", None) for h in node.handlers} | {
+            getattr(e, "id", None) for h in node.handlers if isinstance(h.type, ast.Tuple) for e in h.type.elts
+        }
+        if caught & {"ImportError", "ModuleNotFoundError"}:
+            for child in [*node.handlers, *node.orelse, *node.finalbody]:
                 self.visit(child)
         else:
             self.generic_visit(node)

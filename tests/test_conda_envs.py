@@ -52,13 +52,14 @@ def test_the_checker_sees_the_workflow(workflow):
     envs = {(job.rule, tuple(job.wildcards.values())): job.env.name for job in workflow.jobs}
     from bmsrl.algos import ALGOS
     from bmsrl.baselines import BASELINES
+    from bmsrl.policies import REFERENCES
 
     trained = list(ALGOS)
     assert len(trained) >= 2
     for rule in ("evaluate", "animate"):  # trained agents need torch; the baselines run in the light env
         assert {k[1][0]: v for k, v in envs.items() if k[0] == rule} == {
             **{algo: "rl.yaml" for algo in trained},
-            **{name: "core.yaml" for name in BASELINES},
+            **{name: "core.yaml" for name in (*BASELINES, *REFERENCES)},
         }
     assert {k[0]: v for k, v in envs.items() if k[0] not in ("evaluate", "animate")} == {
         "record": "core.yaml",

@@ -56,7 +56,7 @@ def test_evaluate_runs_a_policy_on_the_users_profile(tmp_path, capsys):
     path = write(tmp_path, "time_s,current_a\n0,-2.0\n3000,0\n3100,2.0\n8000,0\n")
     out = tmp_path / "out"
     argv = ["evaluate", "--policy", "rule_based", "--profile", str(path), "--seed", "1", "--out", str(out)]
-    assert cli.main([*argv, "--config-json", '{"evaluation": {"episodes": 1}}']) == 0
+    assert cli.main([*argv, "--config-json", '{"evaluation": {"episodes": 1}, "baselines": {"tuned": false}}']) == 0
     metrics = pd.read_csv(out / "metrics.csv")
     traces = pd.read_csv(out / "traces.csv")
     assert list(metrics["profile"]) == ["my_cycle"] and metrics["usable_capacity_mah"].iloc[0] > 0

@@ -309,7 +309,9 @@ def test_traces_give_each_cycles_delivered_charge(tmp_path, cycles):
     from bmsrl.task_config import task_kwargs
 
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"env": {"cycles": cycles}, "evaluation": {"episodes": 2}}))
+    path.write_text(
+        yaml.safe_dump({"env": {"cycles": cycles}, "evaluation": {"episodes": 2}, "baselines": {"tuned": False}})
+    )
     out = tmp_path / "out"
     argv = ["evaluate", "--config", str(path), "--policy", "rule_based", "--profile", "charge-rest-discharge"]
     assert main([*argv, "--seed", "1", "--out", str(out)]) == 0

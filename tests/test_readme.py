@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from workflow_support import ROOT, SNAKEMAKE, run
 
@@ -176,3 +177,13 @@ def test_the_readme_is_a_signpost():
     linked = {Path(t.partition("#")[0]).name for t in links(ROOT / "README.md") if t.startswith("docs/")}
     pages = {p.name for p in (ROOT / "docs").glob("*.md")}
     assert pages <= linked, f"docs pages the README does not link: {sorted(pages - linked)}"
+
+
+def test_the_slurm_profiles_differ_only_in_conda():
+    """workflow/profiles/slurm (conda) and slurm-noconda (docs/cluster.md): the same settings but the
+    software deployment."""
+    profiles = ROOT / "workflow" / "profiles"
+    with_conda = yaml.safe_load((profiles / "slurm" / "config.yaml").read_text())
+    without = yaml.safe_load((profiles / "slurm-noconda" / "config.yaml").read_text())
+    assert with_conda.pop("software-deployment-method") == "conda"
+    assert "software-deployment-method" not in without and without == with_conda

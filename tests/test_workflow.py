@@ -511,15 +511,6 @@ def test_quick_and_study_runs_write_disjoint_results_roots(workdir):
     assert bad.returncode != 0 and "results_root" in bad.stdout + bad.stderr
 
 
-def test_the_slurm_profiles_differ_only_in_conda():
-    """workflow/profiles/slurm (conda) and slurm-noconda: the same settings but the software deployment."""
-    profiles = Path(__file__).resolve().parents[1] / "workflow" / "profiles"
-    with_conda = load_yaml((profiles / "slurm" / "config.yaml").read_text())
-    without = load_yaml((profiles / "slurm-noconda" / "config.yaml").read_text())
-    assert with_conda.pop("software-deployment-method") == "conda"
-    assert "software-deployment-method" not in without and without == with_conda
-
-
 def test_the_profiles_placeholders_are_refused_before_any_job(workdir):
     """The Slurm profile's CHANGE_ME partition and account stop the run before its first job (here run
     locally, so no Slurm is needed), with a message saying where the real values come from."""

@@ -436,17 +436,15 @@ def _policy_errors(cfg: dict[str, Any]) -> list[str]:
     if not changed:
         return []
     try:
-        import bmsrl.learning  # noqa: F401 - needs the rl extra (torch, stable-baselines3)
+        from bmsrl.learning import policy_problem  # needs the rl extra (torch, stable-baselines3)
     except ModuleNotFoundError:
         return []
-    problems = (_cached_policy_problem(json.dumps(cfg, sort_keys=True), algo) for algo in changed)
+    problems = (_cached_policy_problem(policy_problem, json.dumps(cfg, sort_keys=True), algo) for algo in changed)
     return [problem for problem in problems if problem]
 
 
 @lru_cache(maxsize=32)
-def _cached_policy_problem(cfg_json: str, algo: str) -> str | None:
-    from bmsrl.learning import policy_problem
-
+def _cached_policy_problem(policy_problem, cfg_json: str, algo: str) -> str | None:
     return policy_problem(json.loads(cfg_json), algo)
 
 

@@ -262,6 +262,8 @@ def output_folders(template: str, profiles: list[str], scenarios: list[str]) -> 
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if len(set(args.profile)) != len(args.profile):
+        raise UserError(f"--profile names a profile twice: {args.profile}")
     profiles = {}  # the name in --out and the tables -> a built-in profile's name or a user's LoadProfile
     for profile in args.profile:
         if profile not in PROFILES and (profile.lower().endswith(".csv") or Path(profile).exists()):
@@ -273,6 +275,10 @@ def main(args: argparse.Namespace) -> int:
             profiles[loaded.name] = loaded
         else:
             profiles[profile] = profile
+    if len(profiles) != len(args.profile):  # two files of one stem: one name in --out and the tables
+        raise UserError(
+            f"--profile {args.profile}: two profiles share a name ({', '.join(profiles)} from the file stems)"
+        )
     outs = output_folders(args.out, list(profiles), args.scenario)
     for out in outs.values():
         check_output(out, "--out", folder=True)
