@@ -14,7 +14,7 @@ from bmsrl.baselines import BASELINES
 #: ``evaluation.best_known_episodes`` packs of each seed) and the controller it improves on
 BEST_KNOWN, BEST_KNOWN_BASE = "best_known", "room_balancing"
 #: the references' labels and colours (after the baselines in every table and figure)
-REFERENCES: dict[str, tuple[str, str]] = {BEST_KNOWN: ("best known (model-based)", "#000000")}
+REFERENCES: dict[str, tuple[str, str]] = {BEST_KNOWN: ("Best known", "#000000")}
 
 #: every policy name: the algorithms, then the baselines, then the references
 POLICIES: tuple[str, ...] = (*algos.ALGOS, *BASELINES, *REFERENCES)
