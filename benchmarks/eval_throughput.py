@@ -51,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
             times = {}
             for packs in (1, args.packs):
                 cfg = tmp / f"eval{packs}.yaml"
-                cfg.write_text(yaml.safe_dump({"evaluation": {"episodes": packs, "trace_episodes": 1}}))
+                # the baselines' configured settings (no tuning files): baselines.tuned off
+                cfg.write_text(
+                    yaml.safe_dump(
+                        {"evaluation": {"episodes": packs, "trace_episodes": 1}, "baselines": {"tuned": False}}
+                    )
+                )
                 cmd = [
                     *bmsrl,
                     "evaluate",
