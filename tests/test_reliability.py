@@ -23,6 +23,7 @@ from bmsrl.cli import main
 from bmsrl.config import validate
 from bmsrl.search import open_study, search_settings, study_name
 from bmsrl.task_config import resolve_ocv_table
+from cli_support import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 OCV = ROOT / "src" / "bmsrl" / "data" / "ocv_table.csv"
@@ -60,15 +61,6 @@ SMALL_TRAINING = {
 def write_yaml(path: Path, cfg: dict) -> Path:
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def one_line_error(code: int, err: str, verb: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith(f"bmsrl {verb}: error: "), err
-    assert "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[-1], (fragment, lines[-1])
 
 
 def trial_args(tmp_path: Path, storage: Path, out: Path, k: int = 0, cfg: dict = TINY) -> list[str]:

@@ -17,17 +17,9 @@ import bmsrl  # noqa: F401  (registers PassiveBalancing-v0)
 from bmsrl.cli import main
 from bmsrl.config import load_workflow_config, validate
 from bmsrl.errors import UserError
+from cli_support import one_line_error
 
 NAN, INF = math.nan, math.inf
-
-
-def one_line_error(code: int, err: str, verb: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith(f"bmsrl {verb}: error: "), err
-    assert "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[-1], (fragment, lines[-1])
 
 
 @pytest.fixture

@@ -14,19 +14,11 @@ import pytest
 import bmsrl.evaluate
 from bmsrl.cli import main
 from bmsrl.errors import UserError
+from cli_support import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 ECM = ROOT / "src" / "bmsrl" / "data" / "ecm_params.csv"
 ONE_EPISODE = {"evaluation": {"episodes": 1}, "env": {"decision_interval_s": 300}}
-
-
-def one_line_error(code: int, err: str, verb: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith(f"bmsrl {verb}: error: "), err
-    assert "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[-1], (fragment, lines[-1])
 
 
 def evaluate_args(out: Path, *extra: str, cfg: dict = ONE_EPISODE, policy: str = "no_balancing") -> list[str]:

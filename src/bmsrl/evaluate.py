@@ -32,7 +32,7 @@ from bmsrl.config import add_config_arguments, config_from_args, scenario_config
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output, check_outputs
-from bmsrl.policies import BEST_KNOWN, BEST_KNOWN_BASE, POLICIES
+from bmsrl.policies import BEST_KNOWN, POLICIES, settings_policy
 from bmsrl.profiles import PROFILES, LoadProfile, read_load_profile
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
 from bmsrl.rollout import rollout
@@ -298,7 +298,7 @@ def main(args: argparse.Namespace) -> int:
             {"--model": args.model, "--baseline-settings": args.baseline_settings},
         )
     settings = None
-    name = BEST_KNOWN_BASE if args.policy == BEST_KNOWN else args.policy  # best_known: its base's settings
+    name = settings_policy(args.policy)  # best_known: its base's settings
     if args.baseline_settings is not None:
         if args.policy not in (*BASELINES, BEST_KNOWN):
             raise UserError(f"policy {args.policy!r} is a trained algorithm; baseline settings do not apply")

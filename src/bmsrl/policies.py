@@ -13,6 +13,14 @@ from bmsrl.baselines import BASELINES
 #: the model-based reference (it reads the simulator, so no BMS could run it; evaluated on the first
 #: ``evaluation.best_known_episodes`` packs of each seed) and the controller it improves on
 BEST_KNOWN, BEST_KNOWN_BASE = "best_known", "room_balancing"
+
+
+def settings_policy(policy: str) -> str:
+    """The baseline whose settings ``policy`` runs with (``--baseline-settings``, the tuned file): itself,
+    or for ``best_known`` the controller it improves on."""
+    return BEST_KNOWN_BASE if policy == BEST_KNOWN else policy
+
+
 #: the references' labels and colours (after the baselines in every table and figure)
 REFERENCES: dict[str, tuple[str, str]] = {BEST_KNOWN: ("Best known", "#000000")}
 

@@ -309,14 +309,9 @@ def evaluate_out(wildcards):
     return EVAL_DIR.replace("{policy}", wildcards.policy).replace("{seed}", wildcards.seed)
 
 
-def _settings_policy(policy):
-    """The baseline whose settings ``policy`` runs with: itself, or best_known's base controller."""
-    return _policies.BEST_KNOWN_BASE if policy == BEST_KNOWN else policy
-
-
 def evaluate_inputs(wildcards):
     inputs = {"ocv": OCV_PROCESSED, "ecm": config["ecm_table"]}
-    settings_of = _settings_policy(wildcards.policy)
+    settings_of = _policies.settings_policy(wildcards.policy)
     if wildcards.policy in ALGOS:
         run = CHECKPOINT_DIR.format(algo=wildcards.policy, seed=wildcards.seed)
         inputs["model"] = f"{run}/best_model.zip"
@@ -333,7 +328,7 @@ def evaluate_config(wildcards):
                 "evaluation.seed_offset", "evaluation.scenarios"]
     if wildcards.policy == BEST_KNOWN:
         sections.append("evaluation.best_known_episodes")
-    settings_of = _settings_policy(wildcards.policy)
+    settings_of = _policies.settings_policy(wildcards.policy)
     key = _baselines.settings_key(settings_of) if settings_of in _baselines.BASELINES else None
     if key in config["baselines"] and not (TUNED and settings_of in TUNABLE):
         sections.append(f"baselines.{key}")  # a baseline's own settings (none for no_balancing)
