@@ -4,6 +4,12 @@ several seeds, against ``room_balancing`` on the same test packs.
     python benchmarks/ablation.py [--algo ppo] [--steps 1000000] [--seeds 1 2 3] [--packs 100]
                                   [--changes per_cell cell_set test_profiles double_q]
                                   [--config config/config.yaml] [--set training.n_envs=32 ...]
+                                  [--csv ablation.csv] [--keep DIR]
+
+``--csv`` appends one row per arm and seed (and the reference's per seed) as each finishes, and a
+rerun with the same file reuses the rows of the same algorithm, budget and packs (it says how many):
+a long ablation survives a stop. ``--keep`` keeps each run's training folder (``evaluations.npz``,
+the learning curve) under ``DIR/<algo>_<arm>_seed<N>/`` instead of a temporary folder.
 
 For each arm (``none``: the config as it is; each change of :data:`CHANGES` that applies to the
 algorithm alone; ``all``: every applicable change together) and each seed, the algorithm trains
@@ -38,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from bmsrl import algos
@@ -117,13 +124,15 @@ def arm_config(raw: dict, algo: str, steps: int, packs: int | None, overrides: d
     return cfg
 
 
-def run_seed(cfg: dict, algo: str, seed: int, reference) -> dict:
-    """Train one seed, evaluate its best model on the seed's test packs; per-seed statistics."""
+def run_seed(cfg: dict, algo: str, seed: int, reference, keep: Path | None = None) -> dict:
+    """Train one seed, evaluate its best model on the seed's test packs; per-seed statistics. The
+    training folder is temporary unless ``keep`` names it."""
     with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) if keep is None else keep
         start = time.perf_counter()
-        train(cfg, algo, seed, Path(tmp), tensorboard=None)
+        train(cfg, algo, seed, out, tensorboard=None)
         wall = time.perf_counter() - start
-        _, metrics = evaluate(cfg, algo, TEST_PROFILE, seed, Path(tmp) / "best_model.zip", None)
+        _, metrics = evaluate(cfg, algo, TEST_PROFILE, seed, out / "best_model.zip", None)
     return {
         "share": float(np.nanmean(metrics["recovered_share"])),
         "d_mAh": float(
@@ -137,6 +146,40 @@ def run_seed(cfg: dict, algo: str, seed: int, reference) -> dict:
 
 #: the table's columns and their decimals
 COLUMNS = {"share": 3, "d_mAh": 1, "changes": 1, "shunt_Wh": 2, "steps/s": 0}
+#: the columns of ``--csv`` that say which run a row belongs to
+KEYS = ["algo", "steps", "packs", "arm", "seed"]
+
+
+def reference_stats(metrics) -> dict:
+    """The reference's per-seed statistics (its paired difference to itself is 0)."""
+    return {
+        "share": float(np.nanmean(metrics["recovered_share"])),
+        "d_mAh": 0.0,
+        "changes": float(metrics["switch_changes"].mean()),
+        "shunt_Wh": float(metrics["shunt_energy_wh"].mean()),
+    }
+
+
+def read_rows(path: Path | None, algo: str, steps: int, packs: int) -> dict[tuple[str, int], dict]:
+    """(arm, seed) -> statistics of ``path``'s rows for this algorithm, budget and packs."""
+    if path is None or not path.exists():
+        return {}
+    table = pd.read_csv(path)
+    missing = [c for c in KEYS + list(COLUMNS) if c not in table.columns]
+    if missing:
+        raise SystemExit(f"{path}: not an ablation table (missing columns {missing}); name another --csv")
+    table = table[(table["algo"] == algo) & (table["steps"] == steps) & (table["packs"] == packs)]
+    return {
+        (row.arm, int(row.seed)): {k: getattr(row, k.replace("/", "_")) for k in COLUMNS}
+        for row in table.rename(columns={"steps/s": "steps_s"}).itertuples()
+    }
+
+
+def append_row(path: Path | None, key: dict, stats: dict) -> None:
+    if path is None:
+        return
+    row = pd.DataFrame([{**key, **{k: stats.get(k, np.nan) for k in COLUMNS}}])
+    row.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
 def interval(values, decimals: int) -> str:
@@ -154,6 +197,8 @@ def main() -> None:
     parser.add_argument("--changes", nargs="+", default=list(CHANGES), choices=list(CHANGES))
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    parser.add_argument("--csv", type=Path, default=None, help="append per-seed rows here; reuse its finished runs")
+    parser.add_argument("--keep", type=Path, default=None, help="keep each run's training folder under DIR")
     args = parser.parse_args()
     if len(args.seeds) < 2:
         parser.error("--seeds: at least two seeds (an interval over one seed says nothing)")
@@ -166,30 +211,38 @@ def main() -> None:
         set_key(raw, key, yaml.safe_load(value))
 
     base = arm_config(raw, args.algo, args.steps, args.packs, {})
-    references = {}
+    n_packs = int(base["evaluation"]["episodes"])
+    done = read_rows(args.csv, args.algo, args.steps, n_packs)
+    if done:
+        print(f"{args.csv}: reusing {len(done)} finished runs of {args.algo} at this budget", file=sys.stderr)
+    key = {"algo": args.algo, "steps": args.steps, "packs": n_packs}
+    references, ref = {}, {k: [] for k in COLUMNS if k != "steps/s"}
     for seed in args.seeds:
         _, references[seed] = evaluate(base, REFERENCE, TEST_PROFILE, seed, None, None)
+        stats = reference_stats(references[seed])
+        if (REFERENCE, seed) not in done:
+            append_row(args.csv, {**key, "arm": REFERENCE, "seed": seed}, stats)
+        for k in ref:
+            ref[k].append(stats[k])
     rows = {}
     for arm, overrides in arms(args.algo, args.changes).items():
         cfg = arm_config(raw, args.algo, args.steps, args.packs, overrides)
         per_seed = []
         for seed in args.seeds:
+            if (arm, seed) in done:
+                per_seed.append(done[arm, seed])
+                continue
             print(f"{arm}: training {args.algo} seed {seed} for {args.steps:,} env steps ...", file=sys.stderr)
-            per_seed.append(run_seed(cfg, args.algo, seed, references[seed]))
-        rows[arm] = {key: [s[key] for s in per_seed] for key in per_seed[0]}
+            keep = None if args.keep is None else args.keep / f"{args.algo}_{arm}_seed{seed}"
+            per_seed.append(run_seed(cfg, args.algo, seed, references[seed], keep))
+            append_row(args.csv, {**key, "arm": arm, "seed": seed}, per_seed[-1])
+        rows[arm] = {k: [s[k] for s in per_seed] for k in per_seed[0]}
 
-    n_packs = len(references[args.seeds[0]])
     print(
         f"{algos.get(args.algo).label}, {args.steps:,} env steps, seeds {args.seeds}, {n_packs} test packs "
         f"per seed ({TEST_PROFILE}, default scenario); mean [95 % t interval over seeds]"
     )
     print(f"{'arm':<15}" + "".join(f"{k:>30}" for k in COLUMNS))
-    ref = {
-        "share": [float(np.nanmean(references[s]["recovered_share"])) for s in args.seeds],
-        "d_mAh": [0.0 for _ in args.seeds],
-        "changes": [float(references[s]["switch_changes"].mean()) for s in args.seeds],
-        "shunt_Wh": [float(references[s]["shunt_energy_wh"].mean()) for s in args.seeds],
-    }
     for arm, values in rows.items():
         print(f"{arm:<15}" + "".join(f"{interval(values[k], d):>30}" for k, d in COLUMNS.items()))
     print(f"{REFERENCE:<15}" + "".join(f"{interval(ref[k], COLUMNS[k]) if k in ref else '-':>30}" for k in COLUMNS))

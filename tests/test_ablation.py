@@ -36,3 +36,22 @@ def test_each_change_alone_and_all_together_as_valid_configs(algo, expected):
         assert cfg["evaluation"]["episodes"] == 3
     if "all" in arms:  # every applicable change at once
         assert len(arms["all"]) == sum(len(arms[n]) for n in expected[1:-1])
+
+
+def test_csv_rows_are_reused_for_the_same_run_only(tmp_path):
+    module = ablation()
+    path = tmp_path / "ablation.csv"
+    stats = {"share": 0.9, "d_mAh": -3.0, "changes": 12.0, "shunt_Wh": 3.5, "steps/s": 4000.0}
+    module.append_row(path, {"algo": "dqn", "steps": 4096, "packs": 3, "arm": "none", "seed": 1}, stats)
+    module.append_row(path, {"algo": "dqn", "steps": 8192, "packs": 3, "arm": "none", "seed": 2}, stats)
+    done = module.read_rows(path, "dqn", 4096, 3)
+    assert list(done) == [("none", 1)]
+    assert done["none", 1] == pytest.approx(stats)
+    assert module.read_rows(path, "a2c", 4096, 3) == {}
+
+
+def test_a_csv_of_something_else_is_refused_by_name(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit, match="other.csv"):
+        ablation().read_rows(path, "dqn", 4096, 3)
