@@ -28,12 +28,17 @@ No conda needed. ``check_envs(root, tmp)`` returns one message per inconsistency
    ``workflow`` extras, ``RUNTIME_EXTRAS``) and be in the rule's environment,
    except ``SKIPPED_IMPORTS`` (checked to run only inside functions); ``EXTRA_REQUIREMENTS`` adds
    what no import shows (TensorBoard for ``train --tensorboard``).
-3. Versions. A package that an environment and pyproject.toml (dependencies, the extras
-   ``RUNTIME_EXTRAS`` or [build-system] requires: the post-deploy script builds bmsrl with --no-build-isolation) both declare must have
-   *the same range*: the same (operator, version) clauses, versions compared as versions, a conda
-   build string (``pytorch >=2.8 cpu_*``) dropped. ``python`` must lie inside requires-python and
-   admit its floor (an extra upper cap is allowed: conda-forge lags new Pythons). Any other package
-   of an environment, except python and pip, must be declared in pyproject.toml.
+3. Versions. A package that an environment and constraints.txt both name (conda-forge names read
+   through ``CONDA_NAMES``: pytorch is torch, matplotlib-base is matplotlib) must be pinned to
+   *constraints.txt's version*: the versions the results were produced with (``numpy ==2.4.6``,
+   ``pytorch ==2.13.0 cpu_*``; a conda build string is dropped), and that version must lie in
+   pyproject.toml's range. A package constraints.txt does not pin (``wheel``) must have
+   *pyproject.toml's range*: the same (operator, version) clauses, versions compared as versions.
+   pyproject.toml here means its dependencies, the extras ``RUNTIME_EXTRAS`` and [build-system]
+   requires (the post-deploy script builds bmsrl with --no-build-isolation). ``python`` must lie
+   inside requires-python and admit its floor (an extra upper cap is allowed: conda-forge lags new
+   Pythons). Any other package of an environment, except python and pip, must be declared in
+   pyproject.toml.
 4. The package itself. The workflow must export BMSRL_SOURCE = the repository (observed while
    Snakemake loads it). ``envs/NAME.post-deploy.sh`` must exist, be executable and, run with its
    shebang's interpreter and stub ``python``/``pip`` commands that record their arguments, run
@@ -476,9 +481,24 @@ def declared_requirements(pyproject: dict) -> dict[str, Requirement]:
     return {canonicalize_name(r.name): r for r in map(Requirement, lines)}
 
 
-def check_env_file(env: Env, pyproject: dict) -> list[str]:
-    """Ranges of ``env`` against pyproject.toml (module docstring, point 3)."""
-    name, problems = env.path.name, []
+def read_pins(path: Path) -> dict[str, Version]:
+    """Canonical name -> version of every ``name==version`` line of constraints.txt (``path``)."""
+    pins = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*==\s*([^\s;]+)", line)
+        if match is None:
+            raise ValueError(f"{path.name}:{number}: {line!r} is not name==version")
+        pins[canonicalize_name(match[1])] = Version(match[2])
+    return pins
+
+
+def check_env_file(env: Env, pyproject: dict, pins: dict[str, Version] | None = None) -> list[str]:
+    """Pins and ranges of ``env`` against constraints.txt (``pins``) and pyproject.toml (module
+    docstring, point 3)."""
+    name, problems, pins = env.path.name, [], pins or {}
     declared = declared_requirements(pyproject)
     build = {canonicalize_name(r.name): r for r in map(Requirement, pyproject["build-system"]["requires"])}
     show = lambda spec: str(spec) or "(any version)"  # noqa: E731
@@ -493,6 +513,17 @@ def check_env_file(env: Env, pyproject: dict) -> list[str]:
         req = declared.get(dist) or build.get(dist)
         if req is None:
             problems.append(f"{name}: {line!r} is not declared in pyproject.toml")
+        elif dist in pins:
+            pinned = pins[dist]
+            if normalised(spec) != {("==", pinned)}:
+                problems.append(
+                    f"{name}: {line!r} is not constraints.txt's {dist}=={pinned}: pin the version the results "
+                    f"were produced with ({line.split()[0]} =={pinned})"
+                )
+            elif not req.specifier.contains(pinned, prereleases=True):
+                problems.append(
+                    f"{name}: {line!r} pins {pinned}, outside pyproject.toml's {req} ({show(req.specifier)})"
+                )
         elif normalised(spec) != normalised(req.specifier):
             problems.append(
                 f"{name}: {line!r} allows {show(spec)} but pyproject.toml declares {req} "
@@ -579,6 +610,11 @@ def check_envs(root: Path, tmp: Path, workflow: Workflow | None = None) -> list[
     pyproject = tomllib.loads((root / "pyproject.toml").read_text())
     declared = set(declared_requirements(pyproject))
     jobs, problems = workflow.jobs, list(workflow.problems)
+    try:
+        pins = read_pins(root / "constraints.txt")
+    except (OSError, ValueError) as exc:
+        pins = {}
+        problems.append(f"constraints.txt: unreadable ({exc}); the environments' pins are not checked")
     if not workflow.loaded:
         return problems
     source = workflow.exported.get("BMSRL_SOURCE")
@@ -595,7 +631,7 @@ def check_envs(root: Path, tmp: Path, workflow: Workflow | None = None) -> list[
         if not used_by:
             problems.append(f"{path.relative_to(root)}: no rule uses it")
         envs[path], env_problems = read_env(path)
-        problems += env_problems + check_env_file(envs[path], pyproject)
+        problems += env_problems + check_env_file(envs[path], pyproject, pins)
         problems += check_post_deploy(path, Path(source or root), tmp)
     verb_modules = verbs(root)
     for job in jobs:

@@ -24,3 +24,4 @@ def test_citation_and_licence_agree_with_the_package():
     (study,) = cff["references"]
     assert study["journal"] == "Results in Engineering" and study["year"] == 2024
     assert "doi" not in study and "DOI unknown" in study["notes"]  # not guessed
+    assert study["url"].startswith("https://doaj.org/article/")  # the open-access article one click away

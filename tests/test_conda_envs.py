@@ -25,12 +25,15 @@ from conda_envs import (
     conda_spec,
     job_requirements,
     load_workflow,
+    read_pins,
     shell_verbs,
     third_party_imports,
     verbs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+#: constraints.txt's versions, which the environments pin (the edits below start from them)
+PIN = {name: str(version) for name, version in read_pins(ROOT / "constraints.txt").items()}
 
 #: the checker loads the workflow with Snakemake's API and runs jobs' commands (minutes): the Snakemake lane
 pytestmark = pytest.mark.snakemake
@@ -158,7 +161,8 @@ def _copy(to: Path) -> Path:
     for name in ("workflow", "envs", "src", "config"):
         shutil.copytree(ROOT / name, to / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (to / "data").symlink_to(Path("src") / "bmsrl" / "data")  # as in the repository (the workflow checks its tables)
-    shutil.copy2(ROOT / "pyproject.toml", to / "pyproject.toml")
+    for name in ("pyproject.toml", "constraints.txt"):
+        shutil.copy2(ROOT / name, to / name)
     return to
 
 
@@ -173,45 +177,60 @@ def _edit(path: Path, old: str, new: str) -> None:
     [
         pytest.param(
             "envs/core.yaml",
-            "  - numpy >=1.26\n",
-            "  - numpy >=3.0\n",
-            "core.yaml: 'numpy >=3.0' allows >=3.0 but pyproject.toml declares numpy>=1.26 (>=1.26); "
-            "the ranges must be the same",
-            id="numpy-range",
+            f"  - numpy =={PIN['numpy']}\n",
+            "  - numpy ==1.26.0\n",
+            f"core.yaml: 'numpy ==1.26.0' is not constraints.txt's numpy=={PIN['numpy']}: pin the version the "
+            f"results were produced with (numpy =={PIN['numpy']})",
+            id="another-version",
         ),
         pytest.param(
             "envs/rl.yaml",
+            f"  - gymnasium =={PIN['gymnasium']}\n",
             "  - gymnasium >=1.0,<2\n",
-            "  - gymnasium >=1.0\n",
-            "rl.yaml: 'gymnasium >=1.0' allows >=1.0 but pyproject.toml declares gymnasium<2,>=1.0 (<2,>=1.0); "
-            "the ranges must be the same",
-            id="upper-bound-dropped",
+            f"rl.yaml: 'gymnasium >=1.0,<2' is not constraints.txt's gymnasium=={PIN['gymnasium']}",
+            id="a-range-not-the-pin",
         ),
         pytest.param(
             "envs/rl.yaml",
-            "pytorch >=2.8 cpu_*",
-            "pytorch >=2.8,<3 cpu_*",
-            "rl.yaml: 'pytorch >=2.8,<3 cpu_*' allows <3,>=2.8 but pyproject.toml declares torch>=2.8 (>=2.8); "
-            "the ranges must be the same",
-            id="upper-bound-added",
+            f"pytorch =={PIN['torch']} cpu_*",
+            "pytorch ==2.8.0 cpu_*",
+            f"rl.yaml: 'pytorch ==2.8.0 cpu_*' is not constraints.txt's torch=={PIN['torch']}: pin the version the "
+            f"results were produced with (pytorch =={PIN['torch']})",
+            id="conda-name-mapped",
+        ),
+        pytest.param(
+            "pyproject.toml",
+            '"gymnasium>=1.0,<2"',
+            f'"gymnasium>=1.0,<{PIN["gymnasium"]}"',
+            f"core.yaml: 'gymnasium =={PIN['gymnasium']}' pins {PIN['gymnasium']}, outside pyproject.toml's "
+            f"gymnasium<{PIN['gymnasium']},>=1.0",
+            id="pin-outside-pyproject",
         ),
         pytest.param(
             "envs/core.yaml",
-            "  - scipy >=1.11\n",
+            "  - wheel\n",
+            "  - wheel >=0.40\n",
+            "core.yaml: 'wheel >=0.40' allows >=0.40 but pyproject.toml declares wheel ((any version)); "
+            "the ranges must be the same",
+            id="unpinned-package-range",
+        ),
+        pytest.param(
+            "envs/core.yaml",
+            f"  - scipy =={PIN['scipy']}\n",
             "",
             "rule plot_training: runs in core.yaml, which lacks scipy (needed by src/bmsrl/stats.py:<N>",
             id="function-local-import-missing",
         ),
         pytest.param(
             "envs/rl.yaml",
-            "  - tensorboard >=2.15\n",
+            f"  - tensorboard =={PIN['tensorboard']}\n",
             "",
             "rule train: runs in rl.yaml, which lacks tensorboard (needed by `bmsrl train --tensorboard`)",
             id="tensorboard-missing",
         ),
         pytest.param(
             "envs/core.yaml",
-            "  - numba >=0.60\n",
+            f"  - numba =={PIN['numba']}\n",
             "",
             "rule evaluate (policy=rule_based): runs in core.yaml, which lacks numba (needed by src/bmsrl/pack.py:<N>)",
             id="baseline-dependency-missing",
@@ -240,7 +259,7 @@ def _edit(path: Path, old: str, new: str) -> None:
         ),
         pytest.param(
             "envs/rl.yaml",
-            "  - setuptools >=68             # to install bmsrl (post-deploy)\n",
+            f"  - setuptools =={PIN['setuptools']}         # to install bmsrl (post-deploy)\n",
             "",
             "rl.yaml: lacks setuptools (setuptools>=68, [build-system] requires), needed by the post-deploy "
             "script's pip install --no-build-isolation",
@@ -395,7 +414,7 @@ def test_command_line(tmp_path):
     ok = subprocess.run(script, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert (ok.returncode, ok.stdout, ok.stderr.strip().splitlines()[-1]) == (0, "", "conda environments: OK")
     root = _copy(tmp_path / "repo")
-    _edit(root / "envs" / "core.yaml", "  - numpy >=1.26\n", "")
+    _edit(root / "envs" / "core.yaml", f"  - numpy =={PIN['numpy']}\n", "")
     bad = subprocess.run([*script, str(root)], capture_output=True, text=True, env=env, timeout=300, check=False)
     assert bad.returncode == 1 and "which lacks numpy" in bad.stdout, bad.stdout + bad.stderr
     none = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300, check=False)

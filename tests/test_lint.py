@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ["src", "tests", "scripts", "benchmarks"]
+PATHS = ["src", "tests", "scripts", "benchmarks", "examples"]
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess:

@@ -1,5 +1,6 @@
-"""docs/workflow.md's Python snippet ("A trained agent in Python, on your own load profile", linked from the README) runs as written:
-in a folder laid out as after `make quick`, with a PPO trained for a few thousand steps."""
+"""docs/workflow.md's Python snippets (linked from the README) run as written: "A shipped agent in Python"
+on the package's shipped DQN, and "A trained agent in Python, on your own load profile" in a folder laid
+out as after `make quick`, with a PPO trained for a few thousand steps."""
 
 from __future__ import annotations
 
@@ -24,12 +25,23 @@ TINY = {
 }
 
 
-def snippet() -> str:
-    """The python block after the marker comment of docs/workflow.md."""
+def snippet(which: str = "a briefly trained PPO") -> str:
+    """The python block after docs/workflow.md's marker comment that names ``which``."""
     text = (ROOT / "docs" / "workflow.md").read_text(encoding="utf-8")
-    match = re.search(r"<!-- tests/test_readme_snippet\.py .*?-->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match, "docs/workflow.md lost its trained-agent snippet"
+    marker = r"<!-- tests/test_readme_snippet\.py runs this block as written \(" + re.escape(which) + r"\) -->"
+    match = re.search(marker + r"\n```python\n(.*?)```", text, re.DOTALL)
+    assert match, f"docs/workflow.md lost its snippet ({which})"
     return match[1]
+
+
+def test_the_shipped_agent_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # needs nothing from the repository but the package
+    script = tmp_path / "shipped.py"
+    script.write_text(snippet("the shipped agent"))
+    runpy.run_path(str(script), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert re.fullmatch(r"\d+ mAh delivered, \d+ switch changes\n", printed), printed
+    assert int(printed.split()[0]) > 500 and int(printed.split()[3]) > 0  # it discharged the pack, it balanced
 
 
 def test_the_trained_agent_snippet_runs_as_written(tmp_path, monkeypatch, capsys):

@@ -1,16 +1,22 @@
 """Trained agents and baselines behind Stable-Baselines3's ``predict``: the one place that imports
 an algorithm's class (torch and SB3; DQN's is :class:`bmsrl.masked_dqn.MaskedDQN`), for the train
-and evaluate stages only."""
+and evaluate stages, and the trained agents shipped with the package (:func:`load_shipped`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bmsrl import algos
 from bmsrl.baselines import BASELINES, make_baseline, settings_key
+from bmsrl.env import BalancingTask, TaskParameters
 from bmsrl.errors import UserError
+from bmsrl.pack import PackParameters
 from bmsrl.policies import BEST_KNOWN, BEST_KNOWN_BASE, POLICIES
 
 
@@ -83,3 +89,90 @@ def check_run_record(model_path: Path, policy: str, n_cells: int) -> None:
         raise UserError(
             f"model {model_path} was trained on a {made_cells}-cell pack, not {n_cells} cells ({record_path})"
         )
+
+
+# ------------------------------------------------------------------------ the shipped agents
+#: the trained agents shipped with the package: one folder ``<algo>_seed<N>`` each, holding the
+#: ``best_model.zip`` and the ``run_config.json`` the train stage wrote (README.md there: which run)
+SHIPPED_AGENTS = Path(__file__).parent / "data" / "agents"
+MODEL_FILE = "best_model.zip"
+RECORD_FILE = "run_config.json"
+
+
+def shipped_agents() -> dict[str, Path]:
+    """Algorithm name -> the folder of its shipped agent."""
+    found: dict[str, Path] = {}
+    for folder in sorted(p for p in SHIPPED_AGENTS.iterdir() if p.is_dir()):
+        match = re.fullmatch(r"(\w+?)_seed(\d+)", folder.name)
+        if match is None or match[1] not in algos.ALGOS:
+            raise UserError(f"{folder}: not an agent folder <algo>_seed<N> of a known algorithm ({list(algos.ALGOS)})")
+        if match[1] in found:
+            raise UserError(
+                f"{SHIPPED_AGENTS}: two shipped agents of {match[1]} ({found[match[1]].name}, {folder.name})"
+            )
+        found[match[1]] = folder
+    return found
+
+
+@dataclass(frozen=True)
+class ShippedAgent:
+    """A trained agent shipped with the package: ``model`` has SB3's ``predict``; ``settings`` is its
+    run record's ``settings`` (algorithm, env, reward, hyperparameters, seed); ``folder`` holds both."""
+
+    algo: str
+    model: Any
+    settings: dict[str, Any]
+    folder: Path
+
+    def task_kwargs(self, profile: str = "charge-rest-discharge") -> dict[str, Any]:
+        """Keyword arguments of :class:`bmsrl.env.BalancingTask` and ``PassiveBalancing-v0``: the pack,
+        rules and reward the agent was trained with (a key the record lacks takes today's default), the
+        package's cell tables, and ``profile`` (a built-in name or a :class:`bmsrl.profiles.LoadProfile`)."""
+        return _task_kwargs(self.settings, self.folder / RECORD_FILE, profile)
+
+
+def _task_kwargs(settings: dict[str, Any], record: Path, profile) -> dict[str, Any]:
+    as_argument = lambda value: tuple(value) if isinstance(value, list) else value  # noqa: E731
+    pack_keys = {f.name for f in dataclasses.fields(PackParameters)}
+    task_keys = {f.name for f in dataclasses.fields(TaskParameters)}
+    env = settings["env"]
+    unknown = sorted(set(env) - pack_keys - task_keys)
+    if unknown:
+        raise UserError(
+            f"{record}: env settings {unknown} are no parameters of today's pack or task: the agent was "
+            "trained by another version of bmsrl (data/agents/README.md names its commit)"
+        )
+    return {
+        "profile": profile,
+        "pack": {k: as_argument(v) for k, v in env.items() if k in pack_keys},
+        "reward": settings["reward"],
+        **{k: as_argument(v) for k, v in env.items() if k in task_keys},
+    }
+
+
+def load_shipped(algo: str) -> ShippedAgent:
+    """The shipped trained agent of ``algo`` (``"dqn"`` or ``"a2c"``: :func:`shipped_agents`), loaded
+    on the CPU and checked against today's environment: the observation and action spaces of the env
+    its run record describes must be the ones the model was trained on (a UserError naming the record
+    otherwise: the layout changed since the agent was trained)."""
+    agents = shipped_agents()
+    if algo not in agents:
+        raise UserError(f"no shipped agent of {algo!r}; the package ships {sorted(agents)} ({SHIPPED_AGENTS})")
+    folder = agents[algo]
+    record = folder / RECORD_FILE
+    try:
+        settings = json.loads(record.read_text(encoding="utf-8"))["settings"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"shipped agent {folder}: its record {record} is unreadable ({exc})") from None
+    model = load_policy(algo, folder / MODEL_FILE, {"env": settings["env"]})
+    task = BalancingTask(n_packs=1, **_task_kwargs(settings, record, "charge-rest-discharge"))
+    expected = {"observation": (task.obs_size,), "action": task.gym_action_space()}
+    found = {"observation": model.observation_space.shape, "action": model.action_space}
+    for what in expected:
+        if found[what] != expected[what]:
+            raise UserError(
+                f"shipped agent {folder / MODEL_FILE} was trained with the {what} space {found[what]}, but today's "
+                f"env built from {record} has {expected[what]}: the {what} layout changed since it was trained "
+                "(retrain it, or use the commit data/agents/README.md names)"
+            )
+    return ShippedAgent(algo, model, settings, folder)
