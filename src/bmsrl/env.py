@@ -390,6 +390,22 @@ class BalancingTask:
 
     def step_checked(self, actions: np.ndarray):
         """:meth:`step` for ``actions`` already checked (:meth:`check_actions`): an index array over packs."""
+        interval = self.transition(actions)
+        reward = self.reward_kind.step(self, interval, self.last_toggles, self.last_invalid)
+        # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
+        # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
+        safety = self.sim.safety_violation()
+        truncated = self.sim.episode_over & self.sim.state.capped & ~safety
+        terminated = safety | (self.sim.episode_over & ~truncated)
+        obs = self.frames.reshape(self.n_packs, -1)
+        return obs, reward, terminated, truncated, interval
+
+    def transition(self, actions: np.ndarray):
+        """The state change of :meth:`step_checked` (checked ``actions``, an index array over packs)
+        without its reward and episode-end flags: the shunts the rules and limits let through, one
+        decision interval of the simulator, the estimator, the observation's frames, ``last_invalid``
+        and ``last_toggles``. Returns the simulator's :class:`~bmsrl.pack.IntervalResult`. (For a
+        look-ahead that reads the state only: :mod:`bmsrl.best_known`.)"""
         s = self.sim.state
         previous = s.switches.copy()
         forbidden = self.forbidden_closures()
@@ -414,18 +430,11 @@ class BalancingTask:
                 self.sim.state.terminal_v,
                 self.sim.decision_interval_s,
             )
-        reward = self.reward_kind.step(self, interval, toggles, invalid)
-        # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
-        # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
-        safety = self.sim.safety_violation()
-        truncated = self.sim.episode_over & self.sim.state.capped & ~safety
-        terminated = safety | (self.sim.episode_over & ~truncated)
         self.last_invalid = invalid
         self.last_toggles = toggles
         self.frames[:, 1:] = self.frames[:, :-1]
         self._write_frame(self.frames[:, 0])
-        obs = self.frames.reshape(self.n_packs, -1)
-        return obs, reward, terminated, truncated, interval
+        return interval
 
     def check_actions(self, actions) -> np.ndarray:
         """``actions`` in the task's space as an index array over packs, or a :class:`ValueError`
