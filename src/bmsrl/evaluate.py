@@ -84,23 +84,27 @@ def episode_metrics(records: list[dict], terminated: bool) -> dict:
     }
 
 
-def capacity_context(task: BalancingTask, records: list[dict]) -> dict:
-    """The episode's recoverable-capacity bound and the capacity without balancing, from the same
-    initial pack (:mod:`bmsrl.bound`, docs/bound.md), and the share of the recoverable capacity the
-    policy recovered."""
-    setup, first = bound.PackSetup.of(task), records[0]
-    bound_ah = bound.capacity_bound_ah(setup, first["soc"], first["soh"])
-    none_ah = bound.no_balancing_capacity_ah(setup, first["soc"], first["soh"])
-    share = bound.recovered_share(records[-1]["discharged_ah"], none_ah, bound_ah)
+def capacity_context(task: BalancingTask, episodes: list[list[dict]]) -> list[dict]:
+    """Per episode (its records), the recoverable-capacity bound and the capacity without balancing,
+    from the same initial pack (:mod:`bmsrl.bound`, docs/bound.md, every episode's in one simulator
+    call), and the share of the recoverable capacity the policy recovered."""
+    setup = bound.PackSetup.of(task)
+    soc = np.array([records[0]["soc"] for records in episodes])
+    soh = np.array([records[0]["soh"] for records in episodes])
+    bound_ah, none_ah = bound.capacities_ah(setup, soc, soh)
     reason = bound.validity(setup)  # outside the bound's domain of validity: no share (docs/bound.md)
     if reason is not None:
-        share = math.nan
         _log_once(f"recovered_share left empty: {reason}")
-    return {
-        "recovered_share": share,
-        "capacity_bound_mah": 1000.0 * bound_ah,
-        "no_balancing_capacity_mah": 1000.0 * none_ah,
-    }
+    return [
+        {
+            "recovered_share": math.nan
+            if reason is not None
+            else bound.recovered_share(records[-1]["discharged_ah"], float(none), float(best)),
+            "capacity_bound_mah": 1000.0 * float(best),
+            "no_balancing_capacity_mah": 1000.0 * float(none),
+        }
+        for records, best, none in zip(episodes, bound_ah, none_ah)
+    ]
 
 
 _LOGGED: set[str] = set()
@@ -177,6 +181,7 @@ def evaluate(
     r_sh = cfg["env"]["shunt_resistance_ohm"]
     labels = [policy_name, profile.name if isinstance(profile, LoadProfile) else profile, scenario, seed]
     metrics, rows = [], []
+    context = capacity_context(task, episodes.records)
     for episode, (eval_seed, records) in enumerate(zip(seeds, episodes.records)):
         terminated = bool(episodes.terminated[episode])
         metrics.append(
@@ -185,7 +190,7 @@ def evaluate(
                 "episode": episode,
                 "eval_seed": eval_seed,
                 **episode_metrics(records, terminated),
-                **capacity_context(task, records),
+                **context[episode],
             }
         )
         if episode < cfg["evaluation"]["trace_episodes"]:
