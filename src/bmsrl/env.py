@@ -458,31 +458,38 @@ class BalancingTask:
     # ------------------------------------------------------------------- info
     def pack_info(self, k: int, interval=None) -> dict[str, Any]:
         """The info dict of pack ``k`` after a step (``interval``) or a reset (``None``)."""
+        return self.pack_infos(np.array([k]), interval)[0]
+
+    def pack_infos(self, packs: np.ndarray, interval=None) -> list[dict[str, Any]]:
+        """The info dicts of ``packs`` (index array), as :meth:`pack_info` of each, read out together."""
         s = self.sim.state
-        info = {
-            "time_s": float(s.time_s[k]),
-            "phase": self.profile.phase_name(int(s.phase[k])),
-            "soc": s.soc[k].copy(),
-            "soh": s.soh[k].copy(),
-            "cell_voltage_v": s.terminal_v[k].copy(),
-            "switches": s.switches[k].astype(np.int64),
-            "shunt_energy_wh": s.shunt_energy_wh[k].copy(),
-            "discharged_ah": float(s.discharged_ah[k]),
-            "charged_ah": float(s.charged_ah[k]),
-            "usable_capacity_ah": float(self.usable_capacity_ah(s.soc[k], s.soh[k])[0]),
+        packs = np.asarray(packs, dtype=np.intp)
+        columns = {
+            "time_s": s.time_s[packs].tolist(),
+            "phase": [self.profile.phase_name(p) for p in s.phase[packs].tolist()],
+            "soc": s.soc[packs],
+            "soh": s.soh[packs],
+            "cell_voltage_v": s.terminal_v[packs],
+            "switches": s.switches[packs].astype(np.int64),
+            "shunt_energy_wh": s.shunt_energy_wh[packs],
+            "discharged_ah": s.discharged_ah[packs].tolist(),
+            "charged_ah": s.charged_ah[packs].tolist(),
+            "usable_capacity_ah": self.usable_capacity_ah(s.soc[packs], s.soh[packs]).tolist(),
         }
         if self.profile.cycles > 1:  # the cycle the pack is in (0 first); discharged_ah counts it alone
-            info.update(cycle=int(s.cycle[k]), ended_cycle_discharged_ah=float(s.ended_cycle_discharged_ah[k]))
-        if self.estimator.active:  # what the observation showed; soc and soh stay the truth
-            info.update(soc_estimate=self.estimator.soc[k].copy(), soh_estimate=self.estimator.soh[k].copy())
-        if interval is not None:
-            info.update(
-                pack_current_a=float(interval.pack_current_a[k]),
-                cell_current_a=interval.cell_current_a[k].copy(),
-                switch_changes=int(self.last_toggles[k]),
-                invalid_action=bool(self.last_invalid[k]),
+            columns.update(
+                cycle=s.cycle[packs].tolist(), ended_cycle_discharged_ah=s.ended_cycle_discharged_ah[packs].tolist()
             )
-        return info
+        if self.estimator.active:  # what the observation showed; soc and soh stay the truth
+            columns.update(soc_estimate=self.estimator.soc[packs], soh_estimate=self.estimator.soh[packs])
+        if interval is not None:
+            columns.update(
+                pack_current_a=interval.pack_current_a[packs].tolist(),
+                cell_current_a=interval.cell_current_a[packs],
+                switch_changes=self.last_toggles[packs].tolist(),
+                invalid_action=self.last_invalid[packs].tolist(),
+            )
+        return [{key: column[row] for key, column in columns.items()} for row in range(len(packs))]
 
 
 #: why :meth:`PassiveBalancingEnv.step` refuses to run (the words of gymnasium's ``ResetNeeded``)
