@@ -123,7 +123,7 @@ class BestKnown:
                 return value
             actions = as_indices(self.base.predict(obs, deterministic=True)[0], task.n_packs, task.params.n_cells)
             task.transition(np.where(running, actions, 0))
-            ended = running & (sim.episode_over | sim.safety_violation() | sim.discharge_over())
+            ended = running & (sim.safety_violation() | sim.discharge_over())  # the episode's end included
             value[ended] = state.discharged_ah[ended]
             running &= ~ended
         raise RuntimeError(f"best_known's look-ahead did not end within {MAX_DECISIONS} decisions")

@@ -32,6 +32,7 @@ from bmsrl.config import add_config_arguments, config_from_args, scenario_config
 from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output, check_outputs
+from bmsrl.pack import CellTables
 from bmsrl.policies import BEST_KNOWN, POLICIES, settings_policy
 from bmsrl.profiles import PROFILES, LoadProfile, read_load_profile
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
@@ -160,6 +161,7 @@ def evaluate(
     scenario: str = DEFAULT_SCENARIO,
     baseline_settings: dict | None = None,
     policy=None,
+    tables: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of the seed's evaluation episodes on ``scenario``, and the traces of the first
     ``evaluation.trace_episodes`` of them. ``profile``: a built-in profile's name or a
@@ -167,14 +169,28 @@ def evaluate(
     ``policy``: the loaded policy, when the caller evaluates one policy on several profiles and
     scenarios (else loaded here from ``policy_name``/``model``). ``best_known`` runs on the first
     ``evaluation.best_known_episodes`` packs only (the same packs as every other policy's first
-    episodes), it costs about 2^n rollouts per decision."""
+    episodes), it costs about 2^n rollouts per decision. ``tables``: the job's cell tables read so
+    far, by file and SoC window (one reading for all its profiles and scenarios; None: read here)."""
     cfg = scenario_config(cfg, scenario)
     if policy is None:  # a baseline reads the facts of the scenario's env (its chip's shunt limits)
         policy = load_policy(policy_name, model, cfg, baseline_settings)
     seeds = episode_seeds(cfg, seed)
     if policy_name == BEST_KNOWN:
         seeds = seeds[: cfg["evaluation"]["best_known_episodes"]]
-    task = BalancingTask(n_packs=len(seeds), **task_kwargs(cfg, profile, ocv_table))
+    kwargs = task_kwargs(cfg, profile, ocv_table)
+    if tables is not None:
+        key = (
+            kwargs["ocv_table"],
+            kwargs["ecm_table"],
+            tuple(cfg["env"]["soc_limits"]),
+            kwargs["allow_implausible_tables"],
+        )
+        if key not in tables:
+            tables[key] = CellTables.from_files(
+                key[0], key[1], soc_window=cfg["env"]["soc_limits"], allow_implausible=key[3]
+            )
+        kwargs["tables"] = tables[key]
+    task = BalancingTask(n_packs=len(seeds), **kwargs)
     task.reset_drawn([rng_for_seed(s) for s in seeds])  # as env.reset(seed=s) draws
     episodes = rollout(task, policy, records=True)  # every episode of the job in one batch
     n_cells = cfg["env"]["n_cells"]
@@ -322,6 +338,7 @@ def main(args: argparse.Namespace) -> int:
     # (the controller is also built here once, so that bad settings fail before any episode)
     policy = load_policy(args.policy, args.model, cfg, settings)
     per_scenario = args.policy in (*BASELINES, BEST_KNOWN)
+    tables: dict = {}  # the cell tables, read once for every profile and scenario that shares them
     results = {
         key: evaluate(
             cfg,
@@ -333,6 +350,7 @@ def main(args: argparse.Namespace) -> int:
             key[1],
             settings,
             None if per_scenario else policy,
+            tables,
         )
         for key in outs
     }
