@@ -279,10 +279,7 @@ class BalancingTask:
     # ------------------------------------------------------------------ reset
     def draw_initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """SoC_i ~ U(init_soc), SoH_i ~ U(init_soh) for one pack from ``rng``."""
-        n = self.params.n_cells
-        soc = rng.uniform(*self.init_soc, size=n)
-        soh = rng.uniform(*self.init_soh, size=n)
-        return soc, soh
+        return draw_initial_state(rng, self.params.n_cells, self.init_soc, self.init_soh)
 
     def reset_drawn(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         """Reset every pack, pack k to the state drawn from ``rngs[k]`` (:meth:`draw_initial_state`,
@@ -731,6 +728,16 @@ class PassiveBalancingEnv(gym.Env):
         if self._renderer is None:  # matplotlib is imported here, at the first frame
             self._renderer = PackRenderer(self.task.params, self.render_mode)
         return self._renderer(self.task)
+
+
+def draw_initial_state(
+    rng: np.random.Generator, n_cells: int, init_soc: tuple[float, float], init_soh: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """SoC_i ~ U(init_soc), SoH_i ~ U(init_soh) [-] for the ``n_cells`` cells of one pack from ``rng``
+    (:meth:`BalancingTask.draw_initial_state` with the task's ranges)."""
+    soc = rng.uniform(*init_soc, size=n_cells)
+    soh = rng.uniform(*init_soh, size=n_cells)
+    return soc, soh
 
 
 def rng_for_seed(seed: int | None) -> np.random.Generator:
