@@ -81,10 +81,16 @@ class _NoOptimizer:
 def load_to_act(algorithm, model_path: Path):
     """``algorithm.load(model_path)`` on the CPU with the policy's optimizer left out
     (:class:`_NoOptimizer`) where the policy has one: the same network and weights, so the same
-    ``predict`` (tests/test_agents_load.py); not for training on."""
+    ``predict`` (tests/test_agents_load.py); not for training on. Like training
+    (:func:`bmsrl.learning.seed_everything`), it turns torch.distributions' argument checks off for
+    the process: a policy's action distribution is built at every ``predict``, and the checks find
+    nothing in logits of a linear layer."""
     import inspect
 
+    import torch
     from stable_baselines3.common.save_util import load_from_zip_file
+
+    torch.distributions.Distribution.set_default_validate_args(False)
 
     data, _, _ = load_from_zip_file(model_path, device="cpu")
     policy_class = data.get("policy_class")
