@@ -203,7 +203,7 @@ def _evaluate(tmp_path, cfg_name: str, *args: str) -> int:
                 "evaluation": {
                     "episodes": 2,
                     "best_known_episodes": 1,
-                    "scenarios": {"default": {}, "current_1c": {"i_max_a": 3.4}},
+                    "scenarios": {"default": {}, "soh_wide": {"init_soh": [0.9, 1.1]}, "current_1c": {"i_max_a": 3.4}},
                 },
                 "baselines": {"tuned": False},  # the configured settings, no tuning files
             }
@@ -214,10 +214,11 @@ def _evaluate(tmp_path, cfg_name: str, *args: str) -> int:
 
 def test_one_job_over_profiles_and_scenarios_equals_one_job_each(tmp_path):
     """A grouped evaluate job (the workflow's: one per policy and seed) writes, for every profile x
-    scenario, exactly the files that job alone writes."""
+    scenario, exactly the files that job alone writes (default and soh_wide, which differ only in the
+    initial states, run as one batch: bmsrl.evaluate.evaluate_scenarios)."""
     import pandas as pd
 
-    profiles, scenarios = ("charge-rest-discharge", "discharge-rest-charge"), ("default", "current_1c")
+    profiles, scenarios = ("charge-rest-discharge", "discharge-rest-charge"), ("default", "soh_wide", "current_1c")
     template = str(tmp_path / "all" / "{profile}" / "{scenario}")
     assert (
         _evaluate(

@@ -64,9 +64,46 @@ def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings:
         raise UserError(f"model checkpoint {model_path} does not exist")
     check_run_record(model_path, policy, cfg["env"]["n_cells"])
     try:
-        return algorithm_class(policy).load(model_path, device="cpu")
+        return load_to_act(algorithm_class(policy), model_path)
     except Exception as exc:  # a truncated or foreign zip: name the file, not the traceback
         raise UserError(f"cannot load {policy} model from {model_path}: {exc}") from exc
+
+
+class _NoOptimizer:
+    """The optimizer of a model loaded only to act: none. Building a torch optimizer imports
+    ``torch._dynamo``, about as long as importing torch itself (most of an agent's evaluate job
+    after torch), and acting never reads it; the optimizer state saved in the zip is not read."""
+
+    def __init__(self, params, *args, **kwargs) -> None:
+        pass
+
+    def load_state_dict(self, state_dict, *args, **kwargs) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+
+def load_to_act(algorithm, model_path: Path):
+    """``algorithm.load(model_path)`` on the CPU with the policy's optimizer left out
+    (:class:`_NoOptimizer`) where the policy has one: the same network and weights, so the same
+    ``predict`` (tests/test_agents_load.py); not for training on. Like training
+    (:func:`bmsrl.learning.seed_everything`), it turns torch.distributions' argument checks off for
+    the process: a policy's action distribution is built at every ``predict``, and the checks find
+    nothing in logits of a linear layer."""
+    import inspect
+
+    import torch
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    torch.distributions.Distribution.set_default_validate_args(False)
+
+    data, _, _ = load_from_zip_file(model_path, device="cpu")
+    policy_class = data.get("policy_class")
+    if not isinstance(policy_class, type) or "optimizer_class" not in inspect.signature(policy_class).parameters:
+        return algorithm.load(model_path, device="cpu")  # a policy without an optimizer (ARS)
+    policy_kwargs = {**(data.get("policy_kwargs") or {}), "optimizer_class": _NoOptimizer}
+    return algorithm.load(model_path, device="cpu", custom_objects={"policy_kwargs": policy_kwargs})
 
 
 def check_run_record(model_path: Path, policy: str, n_cells: int) -> None:

@@ -204,6 +204,7 @@ class RoomBalancing:
         self.n_cells = n_cells
         self.limits = limits
         self._weights = 1 << np.arange(n_cells)
+        self._cells = np.arange(n_cells)
 
     @staticmethod
     def settings_problem(settings: Mapping[str, float]) -> tuple[str, str] | None:
@@ -218,7 +219,7 @@ class RoomBalancing:
         emptiest = np.argmin(charge_ah, axis=-1)[..., None]
         excess_ah = np.take_along_axis(room_ah, emptiest, axis=-1) - room_ah  # h_e - h_j
         close = (excess_ah > self.margin_ah) | (frame.closed & (excess_ah > self.margin_ah - self.hysteresis_ah))
-        close &= np.arange(self.n_cells) != emptiest  # never the emptiest cell
+        close &= self._cells != emptiest  # never the emptiest cell
         close &= (frame.current_ratio <= 0.0)[..., None]  # only while charging or resting
         close = self.limits.select(close, excess_ah)  # the largest deficit first
         return (close * self._weights).sum(axis=-1).astype(np.int64), state

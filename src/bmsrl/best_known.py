@@ -23,9 +23,10 @@ from dataclasses import fields
 
 import numpy as np
 
+from bmsrl.actions import as_indices
 from bmsrl.env import BalancingTask
 from bmsrl.pack import PackState
-from bmsrl.rollout import rollout
+from bmsrl.rollout import MAX_DECISIONS
 
 
 class BestKnown:
@@ -82,13 +83,18 @@ class BestKnown:
         and the base controller afterwards; -inf for an invalid action.
 
         Only a pack with a choice (more than one valid action) is looked ahead, and only over its valid
-        actions: a pack with one valid action (during a discharge, where no shunt may close) gets 0 for
-        it, which wins as its own rollout's value would. The decisions are those of trying every action.
+        actions: a pack with one valid action gets 0 for it, which wins as its own rollout's value
+        would. A pack whose delivered charge is final (:meth:`bmsrl.pack.PackSimulator.discharge_over`:
+        no discharge ahead) gets its present ``discharged_ah`` for every valid action, the value each
+        rollout would end with, so the base controller's action stands. The decisions are those of
+        trying every action.
         """
         invalid = task.invalid_mask()  # (packs, actions)
         values = np.where(invalid, -np.inf, 0.0)
         choice = ~invalid & ((~invalid).sum(axis=1) > 1)[:, None]
-        packs, actions = np.nonzero(choice)
+        final = choice & task.sim.discharge_over()[:, None]
+        values = np.where(final, task.sim.state.discharged_ah[:, None], values)
+        packs, actions = np.nonzero(choice & ~final)
         if packs.size == 0:
             return values
         shadow = self._shadow_of(task, packs.size)
@@ -98,7 +104,26 @@ class BestKnown:
         shadow.frames[:] = task.frames[packs]
         shadow.last_invalid[:] = False
         shadow.last_toggles[:] = 0
-        shadow.reward_kind.reset(shadow, np.arange(shadow.n_packs))
-        shadow.step_checked(actions)
-        values[packs, actions] = rollout(shadow, self.base).end["discharged_ah"]
+        shadow.transition(actions)
+        values[packs, actions] = self.continuation_ah(shadow)
         return values
+
+    def continuation_ah(self, task: BalancingTask) -> np.ndarray:
+        """(packs,): ``discharged_ah`` [Ah] at the end of every pack's episode if the base controller
+        acts from the task's present state on: :func:`bmsrl.rollout.rollout`'s ``end["discharged_ah"]``
+        with only what that value needs (no rewards, records or counts), and a pack left as soon as its
+        value is final (its episode has ended, or ``discharge_over``). The base controller reads the
+        observation only, so the look-ahead runs it on the whole batch at once."""
+        sim, state = task.sim, task.sim.state
+        value = state.discharged_ah.copy()
+        running = ~sim.discharge_over()  # a final value needs no step
+        obs = task.frames.reshape(task.n_packs, -1)
+        for _ in range(MAX_DECISIONS):
+            if not running.any():
+                return value
+            actions = as_indices(self.base.predict(obs, deterministic=True)[0], task.n_packs, task.params.n_cells)
+            task.transition(np.where(running, actions, 0))
+            ended = running & (sim.safety_violation() | sim.discharge_over())  # the episode's end included
+            value[ended] = state.discharged_ah[ended]
+            running &= ~ended
+        raise RuntimeError(f"best_known's look-ahead did not end within {MAX_DECISIONS} decisions")

@@ -62,7 +62,7 @@ def _delivered_ah(setup: PackSetup, soc: np.ndarray, soh: np.ndarray) -> np.ndar
     sim.reset_packs(np.arange(soc.shape[0]), soc, soh)
     open_shunts = np.zeros(soc.shape, dtype=bool)
     for _ in range(_MAX_INTERVALS):
-        if sim.episode_over.all():
+        if sim.discharge_over().all():  # every pack's delivered charge final (the episode's end at the latest)
             return sim.state.discharged_ah.copy()
         sim.advance(open_shunts)
     raise RuntimeError(f"profile {setup.profile.name!r} did not end within {_MAX_INTERVALS} decision intervals")
@@ -90,6 +90,19 @@ def no_balancing_capacity_ah(setup: PackSetup, soc, soh) -> float:
 def capacity_bound_ah(setup: PackSetup, soc, soh) -> float:
     """The recoverable-capacity bound C_bound [Ah] of one initial pack (module docstring)."""
     return float(alone_capacities_ah(setup, soc, soh).min())
+
+
+def capacities_ah(setup: PackSetup, soc, soh) -> tuple[np.ndarray, np.ndarray]:
+    """``(bound, no_balancing)`` [Ah], shape ``(packs,)``: :func:`capacity_bound_ah` and
+    :func:`no_balancing_capacity_ah` of every initial pack ``soc``, ``soh`` [-] (packs, cells), all
+    of them in one simulator call (the packs are independent, so each number is the one-pack call's)."""
+    soc = np.asarray(soc, dtype=np.float64)
+    soh = np.asarray(soh, dtype=np.float64)
+    packs, n = soc.shape
+    # rows p * n + i: n copies of cell i of pack p (alone_capacities_ah); then every pack itself
+    stack = lambda x: np.concatenate([np.repeat(x.reshape(-1, 1), n, axis=1), x])  # noqa: E731
+    delivered = _delivered_ah(setup, stack(soc), stack(soh))
+    return delivered[: packs * n].reshape(packs, n).min(axis=1), delivered[packs * n :]
 
 
 def _charge_before_discharge(profile: LoadProfile) -> bool:

@@ -279,10 +279,7 @@ class BalancingTask:
     # ------------------------------------------------------------------ reset
     def draw_initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """SoC_i ~ U(init_soc), SoH_i ~ U(init_soh) for one pack from ``rng``."""
-        n = self.params.n_cells
-        soc = rng.uniform(*self.init_soc, size=n)
-        soh = rng.uniform(*self.init_soh, size=n)
-        return soc, soh
+        return draw_initial_state(rng, self.params.n_cells, self.init_soc, self.init_soh)
 
     def reset_drawn(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         """Reset every pack, pack k to the state drawn from ``rngs[k]`` (:meth:`draw_initial_state`,
@@ -390,6 +387,22 @@ class BalancingTask:
 
     def step_checked(self, actions: np.ndarray):
         """:meth:`step` for ``actions`` already checked (:meth:`check_actions`): an index array over packs."""
+        interval = self.transition(actions)
+        reward = self.reward_kind.step(self, interval, self.last_toggles, self.last_invalid)
+        # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
+        # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
+        safety = self.sim.safety_violation()
+        truncated = self.sim.episode_over & self.sim.state.capped & ~safety
+        terminated = safety | (self.sim.episode_over & ~truncated)
+        obs = self.frames.reshape(self.n_packs, -1)
+        return obs, reward, terminated, truncated, interval
+
+    def transition(self, actions: np.ndarray):
+        """The state change of :meth:`step_checked` (checked ``actions``, an index array over packs)
+        without its reward and episode-end flags: the shunts the rules and limits let through, one
+        decision interval of the simulator, the estimator, the observation's frames, ``last_invalid``
+        and ``last_toggles``. Returns the simulator's :class:`~bmsrl.pack.IntervalResult`. (For a
+        look-ahead that reads the state only: :mod:`bmsrl.best_known`.)"""
         s = self.sim.state
         previous = s.switches.copy()
         forbidden = self.forbidden_closures()
@@ -414,18 +427,11 @@ class BalancingTask:
                 self.sim.state.terminal_v,
                 self.sim.decision_interval_s,
             )
-        reward = self.reward_kind.step(self, interval, toggles, invalid)
-        # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
-        # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
-        safety = self.sim.safety_violation()
-        truncated = self.sim.episode_over & self.sim.state.capped & ~safety
-        terminated = safety | (self.sim.episode_over & ~truncated)
         self.last_invalid = invalid
         self.last_toggles = toggles
         self.frames[:, 1:] = self.frames[:, :-1]
         self._write_frame(self.frames[:, 0])
-        obs = self.frames.reshape(self.n_packs, -1)
-        return obs, reward, terminated, truncated, interval
+        return interval
 
     def check_actions(self, actions) -> np.ndarray:
         """``actions`` in the task's space as an index array over packs, or a :class:`ValueError`
@@ -449,31 +455,38 @@ class BalancingTask:
     # ------------------------------------------------------------------- info
     def pack_info(self, k: int, interval=None) -> dict[str, Any]:
         """The info dict of pack ``k`` after a step (``interval``) or a reset (``None``)."""
+        return self.pack_infos(np.array([k]), interval)[0]
+
+    def pack_infos(self, packs: np.ndarray, interval=None) -> list[dict[str, Any]]:
+        """The info dicts of ``packs`` (index array), as :meth:`pack_info` of each, read out together."""
         s = self.sim.state
-        info = {
-            "time_s": float(s.time_s[k]),
-            "phase": self.profile.phase_name(int(s.phase[k])),
-            "soc": s.soc[k].copy(),
-            "soh": s.soh[k].copy(),
-            "cell_voltage_v": s.terminal_v[k].copy(),
-            "switches": s.switches[k].astype(np.int64),
-            "shunt_energy_wh": s.shunt_energy_wh[k].copy(),
-            "discharged_ah": float(s.discharged_ah[k]),
-            "charged_ah": float(s.charged_ah[k]),
-            "usable_capacity_ah": float(self.usable_capacity_ah(s.soc[k], s.soh[k])[0]),
+        packs = np.asarray(packs, dtype=np.intp)
+        columns = {
+            "time_s": s.time_s[packs].tolist(),
+            "phase": [self.profile.phase_name(p) for p in s.phase[packs].tolist()],
+            "soc": s.soc[packs],
+            "soh": s.soh[packs],
+            "cell_voltage_v": s.terminal_v[packs],
+            "switches": s.switches[packs].astype(np.int64),
+            "shunt_energy_wh": s.shunt_energy_wh[packs],
+            "discharged_ah": s.discharged_ah[packs].tolist(),
+            "charged_ah": s.charged_ah[packs].tolist(),
+            "usable_capacity_ah": self.usable_capacity_ah(s.soc[packs], s.soh[packs]).tolist(),
         }
         if self.profile.cycles > 1:  # the cycle the pack is in (0 first); discharged_ah counts it alone
-            info.update(cycle=int(s.cycle[k]), ended_cycle_discharged_ah=float(s.ended_cycle_discharged_ah[k]))
-        if self.estimator.active:  # what the observation showed; soc and soh stay the truth
-            info.update(soc_estimate=self.estimator.soc[k].copy(), soh_estimate=self.estimator.soh[k].copy())
-        if interval is not None:
-            info.update(
-                pack_current_a=float(interval.pack_current_a[k]),
-                cell_current_a=interval.cell_current_a[k].copy(),
-                switch_changes=int(self.last_toggles[k]),
-                invalid_action=bool(self.last_invalid[k]),
+            columns.update(
+                cycle=s.cycle[packs].tolist(), ended_cycle_discharged_ah=s.ended_cycle_discharged_ah[packs].tolist()
             )
-        return info
+        if self.estimator.active:  # what the observation showed; soc and soh stay the truth
+            columns.update(soc_estimate=self.estimator.soc[packs], soh_estimate=self.estimator.soh[packs])
+        if interval is not None:
+            columns.update(
+                pack_current_a=interval.pack_current_a[packs].tolist(),
+                cell_current_a=interval.cell_current_a[packs],
+                switch_changes=self.last_toggles[packs].tolist(),
+                invalid_action=self.last_invalid[packs].tolist(),
+            )
+        return [{key: column[row] for key, column in columns.items()} for row in range(len(packs))]
 
 
 #: why :meth:`PassiveBalancingEnv.step` refuses to run (the words of gymnasium's ``ResetNeeded``)
@@ -715,6 +728,16 @@ class PassiveBalancingEnv(gym.Env):
         if self._renderer is None:  # matplotlib is imported here, at the first frame
             self._renderer = PackRenderer(self.task.params, self.render_mode)
         return self._renderer(self.task)
+
+
+def draw_initial_state(
+    rng: np.random.Generator, n_cells: int, init_soc: tuple[float, float], init_soh: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """SoC_i ~ U(init_soc), SoH_i ~ U(init_soh) [-] for the ``n_cells`` cells of one pack from ``rng``
+    (:meth:`BalancingTask.draw_initial_state` with the task's ranges)."""
+    soc = rng.uniform(*init_soc, size=n_cells)
+    soh = rng.uniform(*init_soh, size=n_cells)
+    return soc, soh
 
 
 def rng_for_seed(seed: int | None) -> np.random.Generator:

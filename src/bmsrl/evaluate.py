@@ -19,6 +19,7 @@ state) and ``metrics.csv`` (one row per episode), whose columns :mod:`bmsrl.resu
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -29,9 +30,10 @@ from bmsrl import bound
 from bmsrl.agents import load_policy
 from bmsrl.baselines import BASELINES, setting_names
 from bmsrl.config import add_config_arguments, config_from_args, scenario_config, seed_argument
-from bmsrl.env import BalancingTask, PassiveBalancingEnv, rng_for_seed
+from bmsrl.env import BalancingTask, PassiveBalancingEnv, draw_initial_state, rng_for_seed
 from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_output, check_outputs
+from bmsrl.pack import CellTables
 from bmsrl.policies import BEST_KNOWN, POLICIES, settings_policy
 from bmsrl.profiles import PROFILES, LoadProfile, read_load_profile
 from bmsrl.results import DEFAULT_SCENARIO, METRICS_COLUMNS, read_baseline_settings, trace_columns
@@ -84,23 +86,27 @@ def episode_metrics(records: list[dict], terminated: bool) -> dict:
     }
 
 
-def capacity_context(task: BalancingTask, records: list[dict]) -> dict:
-    """The episode's recoverable-capacity bound and the capacity without balancing, from the same
-    initial pack (:mod:`bmsrl.bound`, docs/bound.md), and the share of the recoverable capacity the
-    policy recovered."""
-    setup, first = bound.PackSetup.of(task), records[0]
-    bound_ah = bound.capacity_bound_ah(setup, first["soc"], first["soh"])
-    none_ah = bound.no_balancing_capacity_ah(setup, first["soc"], first["soh"])
-    share = bound.recovered_share(records[-1]["discharged_ah"], none_ah, bound_ah)
+def capacity_context(task: BalancingTask, episodes: list[list[dict]]) -> list[dict]:
+    """Per episode (its records), the recoverable-capacity bound and the capacity without balancing,
+    from the same initial pack (:mod:`bmsrl.bound`, docs/bound.md, every episode's in one simulator
+    call), and the share of the recoverable capacity the policy recovered."""
+    setup = bound.PackSetup.of(task)
+    soc = np.array([records[0]["soc"] for records in episodes])
+    soh = np.array([records[0]["soh"] for records in episodes])
+    bound_ah, none_ah = bound.capacities_ah(setup, soc, soh)
     reason = bound.validity(setup)  # outside the bound's domain of validity: no share (docs/bound.md)
     if reason is not None:
-        share = math.nan
         _log_once(f"recovered_share left empty: {reason}")
-    return {
-        "recovered_share": share,
-        "capacity_bound_mah": 1000.0 * bound_ah,
-        "no_balancing_capacity_mah": 1000.0 * none_ah,
-    }
+    return [
+        {
+            "recovered_share": math.nan
+            if reason is not None
+            else bound.recovered_share(records[-1]["discharged_ah"], float(none), float(best)),
+            "capacity_bound_mah": 1000.0 * float(best),
+            "no_balancing_capacity_mah": 1000.0 * float(none),
+        }
+        for records, best, none in zip(episodes, bound_ah, none_ah)
+    ]
 
 
 _LOGGED: set[str] = set()
@@ -156,41 +162,118 @@ def evaluate(
     scenario: str = DEFAULT_SCENARIO,
     baseline_settings: dict | None = None,
     policy=None,
+    tables: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of the seed's evaluation episodes on ``scenario``, and the traces of the first
+    ``evaluation.trace_episodes`` of them: :func:`evaluate_scenarios` of one scenario."""
+    return evaluate_scenarios(
+        cfg, policy_name, profile, seed, model, ocv_table, [scenario], baseline_settings, policy, tables
+    )[scenario]
+
+
+#: the env keys a scenario may change and still share a batch with others: they set the initial
+#: states drawn at reset only, not the simulator, the rules or a controller
+_INITIAL_STATE_KEYS = ("init_soc", "init_soh")
+
+
+def evaluate_scenarios(
+    cfg: dict,
+    policy_name: str,
+    profile: str | LoadProfile,
+    seed: int,
+    model: Path | None,
+    ocv_table: str | None,
+    scenarios: list[str],
+    baseline_settings: dict | None = None,
+    policy=None,
+    tables: dict | None = None,
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per scenario, the metrics of the seed's evaluation episodes and the traces of the first
     ``evaluation.trace_episodes`` of them. ``profile``: a built-in profile's name or a
     :class:`~bmsrl.profiles.LoadProfile` (a user's own, :func:`bmsrl.profiles.read_load_profile`).
     ``policy``: the loaded policy, when the caller evaluates one policy on several profiles and
     scenarios (else loaded here from ``policy_name``/``model``). ``best_known`` runs on the first
     ``evaluation.best_known_episodes`` packs only (the same packs as every other policy's first
-    episodes), it costs about 2^n rollouts per decision."""
-    cfg = scenario_config(cfg, scenario)
-    if policy is None:  # a baseline reads the facts of the scenario's env (its chip's shunt limits)
-        policy = load_policy(policy_name, model, cfg, baseline_settings)
-    seeds = episode_seeds(cfg, seed)
-    if policy_name == BEST_KNOWN:
-        seeds = seeds[: cfg["evaluation"]["best_known_episodes"]]
-    task = BalancingTask(n_packs=len(seeds), **task_kwargs(cfg, profile, ocv_table))
-    task.reset_drawn([rng_for_seed(s) for s in seeds])  # as env.reset(seed=s) draws
-    episodes = rollout(task, policy, records=True)  # every episode of the job in one batch
-    n_cells = cfg["env"]["n_cells"]
-    r_sh = cfg["env"]["shunt_resistance_ohm"]
-    labels = [policy_name, profile.name if isinstance(profile, LoadProfile) else profile, scenario, seed]
-    metrics, rows = [], []
-    for episode, (eval_seed, records) in enumerate(zip(seeds, episodes.records)):
-        terminated = bool(episodes.terminated[episode])
-        metrics.append(
-            {
-                **dict(zip(("policy", "profile", "scenario", "seed"), labels)),
-                "episode": episode,
-                "eval_seed": eval_seed,
-                **episode_metrics(records, terminated),
-                **capacity_context(task, records),
-            }
+    episodes), it costs about 2^n rollouts per decision. ``tables``: the job's cell tables read so
+    far, by file and SoC window (one reading for all its profiles and scenarios; None: read here).
+
+    Scenarios whose env differs only in the initial-state ranges (``init_soc``, ``init_soh``) run as
+    one batch, one simulator call per decision for all their packs: the packs are independent, so
+    each episode is the one its own scenario's batch would give."""
+    batches: dict[str, list[str]] = {}
+    for scenario in scenarios:
+        env = {k: v for k, v in scenario_config(cfg, scenario)["env"].items() if k not in _INITIAL_STATE_KEYS}
+        batches.setdefault(json.dumps(env, sort_keys=True, default=str), []).append(scenario)
+    results = {}
+    for batch in batches.values():
+        results.update(
+            _evaluate_batch(cfg, policy_name, profile, seed, model, ocv_table, batch, baseline_settings, policy, tables)
         )
-        if episode < cfg["evaluation"]["trace_episodes"]:
-            rows += trace_rows(records, labels, episode, r_sh)
-    return pd.DataFrame(rows, columns=trace_columns(n_cells)), pd.DataFrame(metrics, columns=METRICS_COLUMNS)
+    return {scenario: results[scenario] for scenario in scenarios}
+
+
+def _evaluate_batch(cfg, policy_name, profile, seed, model, ocv_table, scenarios, baseline_settings, policy, tables):
+    """:func:`evaluate_scenarios` of scenarios that share one batch (their env differs in the
+    initial-state ranges at most)."""
+    configs = {scenario: scenario_config(cfg, scenario) for scenario in scenarios}
+    first = configs[scenarios[0]]
+    if policy is None:  # a baseline reads the facts of the scenario's env (its chip's shunt limits)
+        policy = load_policy(policy_name, model, first, baseline_settings)
+    seeds = episode_seeds(first, seed)
+    if policy_name == BEST_KNOWN:
+        seeds = seeds[: first["evaluation"]["best_known_episodes"]]
+    kwargs = task_kwargs(first, profile, ocv_table)
+    if tables is not None:
+        key = (
+            kwargs["ocv_table"],
+            kwargs["ecm_table"],
+            tuple(first["env"]["soc_limits"]),
+            kwargs["allow_implausible_tables"],
+        )
+        if key not in tables:
+            tables[key] = CellTables.from_files(
+                key[0], key[1], soc_window=first["env"]["soc_limits"], allow_implausible=key[3]
+            )
+        kwargs["tables"] = tables[key]
+    n_cells = first["env"]["n_cells"]
+    task = BalancingTask(n_packs=len(seeds) * len(scenarios), **kwargs)
+    drawn = [  # as env.reset(seed=s) draws, from each scenario's ranges
+        draw_initial_state(
+            rng_for_seed(s),
+            n_cells,
+            tuple(float(x) for x in configs[scenario]["env"]["init_soc"]),
+            tuple(float(x) for x in configs[scenario]["env"]["init_soh"]),
+        )
+        for scenario in scenarios
+        for s in seeds
+    ]
+    task.reset_packs(np.arange(task.n_packs), np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]))
+    episodes = rollout(task, policy, records=True)  # every episode of the batch at once
+    context = capacity_context(task, episodes.records)
+    r_sh = first["env"]["shunt_resistance_ohm"]
+    results = {}
+    for index, scenario in enumerate(scenarios):
+        labels = [policy_name, profile.name if isinstance(profile, LoadProfile) else profile, scenario, seed]
+        metrics, rows = [], []
+        for episode, eval_seed in enumerate(seeds):
+            k = index * len(seeds) + episode  # the pack of this episode in the batch
+            records = episodes.records[k]
+            metrics.append(
+                {
+                    **dict(zip(("policy", "profile", "scenario", "seed"), labels)),
+                    "episode": episode,
+                    "eval_seed": eval_seed,
+                    **episode_metrics(records, bool(episodes.terminated[k])),
+                    **context[k],
+                }
+            )
+            if episode < first["evaluation"]["trace_episodes"]:
+                rows += trace_rows(records, labels, episode, r_sh)
+        results[scenario] = (
+            pd.DataFrame(rows, columns=trace_columns(n_cells)),
+            pd.DataFrame(metrics, columns=METRICS_COLUMNS),
+        )
+    return results
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -317,20 +400,23 @@ def main(args: argparse.Namespace) -> int:
     # (the controller is also built here once, so that bad settings fail before any episode)
     policy = load_policy(args.policy, args.model, cfg, settings)
     per_scenario = args.policy in (*BASELINES, BEST_KNOWN)
-    results = {
-        key: evaluate(
+    tables: dict = {}  # the cell tables, read once for every profile and scenario that shares them
+    by_profile = {
+        profile: evaluate_scenarios(
             cfg,
             args.policy,
-            profiles[key[0]],
+            profiles[profile],
             args.seed,
             args.model,
             ocv_table,
-            key[1],
+            list(args.scenario),
             settings,
             None if per_scenario else policy,
+            tables,
         )
-        for key in outs
+        for profile in profiles
     }
+    results = {(profile, scenario): by_profile[profile][scenario] for profile, scenario in outs}
     files = [out / name for out in outs.values() for name in ("traces.csv", "metrics.csv")]
     with atomic_outputs(*files) as tmps:  # all or nothing
         for (t_tmp, m_tmp), (traces, metrics) in zip(zip(tmps[::2], tmps[1::2]), results.values()):

@@ -34,13 +34,14 @@ def decode_observation(observation, n_cells: int) -> ObservedFrame:
     newest first, as :class:`PassiveBalancingEnv` returns them); the layout is the env's
     (:meth:`BalancingTask._write_frame`), so a controller never slices the observation by position.
     """
-    obs = np.asarray(observation, dtype=np.float64)
+    obs = np.asarray(observation)
     n = n_cells
     if obs.shape[-1] % (3 * n + 1):
         raise ValueError(
             f"an observation of {obs.shape[-1]} values is not a whole number of {n}-cell frames "
             f"({3 * n + 1} values each)"
         )
+    obs = obs[..., : 3 * n + 1].astype(np.float64)  # the newest frame only
     return ObservedFrame(
         soc=(obs[..., :n] + 1.0) / 2.0,
         closed=obs[..., n : 2 * n] > 0.0,

@@ -297,6 +297,8 @@ class PackSimulator:
         self.decision_interval_s = float(decision_interval_s)
         self.substeps = int(substeps)
         self.state = PackState.zeros(n_packs, params.n_cells)
+        # per phase (plus the idle state): may this phase or a later one of the cycle discharge the pack?
+        self._discharge_ahead = np.logical_or.accumulate(profile.discharges[::-1])[::-1]
         # per phase (plus the idle state after the last one): which limit ends it, as a bit code
         end_code = (profile.ends_at_lower * 1 + profile.ends_at_upper * 2).astype(np.int64)
         p = params
@@ -435,6 +437,16 @@ class PackSimulator:
         """Per pack: has the last phase of the profile's last cycle ended?"""
         over = self.state.phase >= self.profile.n_phases
         if self.profile.cycles > 1:
+            over &= self.state.cycle >= self.profile.cycles - 1
+        return over
+
+    def discharge_over(self) -> np.ndarray:
+        """Per pack: is ``discharged_ah`` final, whatever the shunts do from now on? True in the
+        profile's last cycle once no phase from the present one on can discharge the pack
+        (``LoadProfile.discharges``): ``discharged_ah`` only grows by an interval's charge > 0, and a
+        rest or a charge delivers none, so its value at the episode's end is its value now."""
+        over = ~self._discharge_ahead[self.state.phase]
+        if self.profile.cycles > 1:  # a further cycle starts its own count from 0
             over &= self.state.cycle >= self.profile.cycles - 1
         return over
 

@@ -124,6 +124,10 @@ class LoadProfile:
         object.__setattr__(self, "ends_at_lower", np.array([p.until == "lower" for p in self.phases] + [False]))
         object.__setattr__(self, "ends_at_upper", np.array([p.until == "upper" for p in self.phases] + [False]))
         object.__setattr__(self, "follows_load", np.array([p.follows_load for p in self.phases] + [False]))
+        # can the phase's pack current be a discharge (> 0)? A constant current > 0, or a load trace with
+        # a value > 0; a rest or a charge cannot (the CC-CV charger never discharges: bmsrl.pack)
+        load_discharges = self.load is not None and bool(np.any(np.asarray(self.load.current_a) > 0.0))
+        object.__setattr__(self, "discharges", (self.current_a > 0.0) | (self.follows_load & load_discharges))
 
     @property
     def load_a(self) -> np.ndarray:

@@ -138,8 +138,10 @@ def rollout(
         result.steps += running
         result.switch_changes += np.where(running, task.last_toggles, 0)
         if records:
-            for k in np.flatnonzero(running):
-                result.records[k].append(dict(task.pack_info(k, interval), reward=float(reward[k])))
+            packs = np.flatnonzero(running)
+            for k, info, r in zip(packs, task.pack_infos(packs, interval), reward[packs].tolist()):
+                info["reward"] = r
+                result.records[k].append(info)
         ended = (terminated | truncated) & running
         if ended.any():
             for key in result.end:
