@@ -93,7 +93,7 @@ def test_the_checker_sees_the_workflow(workflow):
         ("train", ())
     )
     dqn, baseline = requirements(("evaluate", ("dqn",))), requirements(("evaluate", ("rule_based",)))
-    assert dqn - baseline == {"stable-baselines3", "sb3-contrib"}  # torch comes with them (and train needs it)
+    assert dqn - baseline == {"torch", "stable-baselines3", "sb3-contrib"}  # agents.load_to_act imports torch itself
     assert {"scipy", "matplotlib", "pandas"} <= requirements(("plot_traces", ()))  # scipy: inside a function
     assert "torch" not in requirements(("aggregate", ()))
     assert {"optuna", "torch", "stable-baselines3"} <= requirements(("search_trial", ()))
@@ -276,9 +276,9 @@ def _edit(path: Path, old: str, new: str) -> None:
             "workflow/rules/evaluate.smk",
             "        evaluate_env\n",
             '        lambda wildcards: "../../envs/core.yaml" if wildcards.policy == "dqn" else evaluate_env(wildcards)\n',
-            # agents.py imports SB3 by a module name from the registry (algos.py); torch comes with SB3
-            "rule evaluate (policy=dqn): runs in core.yaml, which lacks stable-baselines3 (needed by "
-            "src/bmsrl/agents.py:<N>)",
+            # agents.py imports SB3 by a module name from the registry (algos.py), and torch itself
+            # (load_to_act: the agent loaded without its optimizer)
+            "rule evaluate (policy=dqn): runs in core.yaml, which lacks pytorch (needed by src/bmsrl/agents.py:<N>)",
             id="trained-agent-in-core-env",
         ),
         pytest.param(
