@@ -246,11 +246,11 @@ class RoomBalancing:
             raise ValueError("room_balancing acts on the state only without a binding chip limit (use predict)")
         out = np.empty(soc.shape[0], dtype=np.int64)
         lo, hi = self.soc_limits
-        _room_actions_from_state(
-            np.ascontiguousarray(soc, dtype=np.float64),
-            np.ascontiguousarray(switches, dtype=np.bool_),
-            np.ascontiguousarray(soh, dtype=np.float64),
-            np.ascontiguousarray(pack_current_a, dtype=np.float64),
+        _room_actions_from_state(  # the arrays as they are: the compiled call takes any layout
+            soc,
+            switches,
+            soh,
+            pack_current_a,
             1.0 / float(i_max_a),
             self.margin_ah,
             self.margin_ah - self.hysteresis_ah,
@@ -280,7 +280,9 @@ def _room_actions_from_state(
         emptiest, least_ah = 0, np.inf
         for j in range(n):
             soc_obs = (np.float64(np.float32(min(max(2.0 * soc[k, j] - 1.0, -1.0), 1.0))) + 1.0) / 2.0
-            soh_obs = 1.0 + np.float64(np.float32(min(max((soh[k, j] - 1.0) * SOH_OBS_SCALE, -1.0), 1.0))) / SOH_OBS_SCALE
+            soh_obs = (
+                1.0 + np.float64(np.float32(min(max((soh[k, j] - 1.0) * SOH_OBS_SCALE, -1.0), 1.0))) / SOH_OBS_SCALE
+            )
             cell_ah = soh_obs * capacity_ah
             charge_ah = (soc_obs - lo) * cell_ah
             room_ah[j] = (hi - soc_obs) * cell_ah
