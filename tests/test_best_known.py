@@ -123,3 +123,83 @@ def test_batched_bound_equals_one_pack_calls():
         assert best[k] == bound.capacity_bound_ah(setup, soc[k], soh[k])
         assert none[k] == bound.no_balancing_capacity_ah(setup, soc[k], soh[k])
     assert (best > none).all()
+
+
+def _random_states(rng: np.random.Generator, n_packs: int, base, capacity_ah: float):
+    """(soc, switches, soh, current_a) of ``n_packs`` random packs, many at the rule's edges: SoCs
+    and SoHs beyond the observation's clipping, rooms within a hair of the margin and of the reopening
+    level (where the observation's float32 rounding decides), ties for the emptiest cell, currents of
+    either sign, zero and too small for float32."""
+    soc = rng.uniform(-0.05, 1.05, (n_packs, N))
+    soh = rng.uniform(0.85, 1.15, (n_packs, N))
+    lo, hi = base.soc_limits
+    # a third of the packs: cell 1 has a room deficit within a hair of the margin or the reopening level
+    # versus cell 0, the emptiest (the others fuller of charge: less room)
+    edge = np.arange(n_packs) % 3 == 0
+    level = np.where(rng.random(n_packs) < 0.5, base.margin_ah, base.margin_ah - base.hysteresis_ah)
+    deficit = level * (1.0 + rng.uniform(-1e-6, 1e-6, n_packs))
+    soh[edge, :2] = 1.0
+    soc[edge, 0] = rng.uniform(lo + 0.05, hi - 0.2, edge.sum())
+    soc[edge, 1] = soc[edge, 0] + deficit[edge] / capacity_ah
+    soc[edge, 2:] = soc[edge, 0][:, None] + rng.uniform(0.0, 0.01, (edge.sum(), N - 2))
+    tie = np.arange(n_packs) % 7 == 1
+    emptiest = np.argmin((soc - lo) * soh, axis=1)
+    soc[tie, 4], soh[tie, 4] = soc[tie, emptiest[tie]], soh[tie, emptiest[tie]]  # a second emptiest cell
+    switches = rng.random((n_packs, N)) < 0.5
+    current_a = rng.choice([-3.4, -1e-3, -1e-50, 0.0, 1e-50, 1e-3, 3.4, 10.0], n_packs) * rng.uniform(0.5, 1.5, n_packs)
+    return soc, switches, soh, current_a
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_room_balancing_on_the_state_takes_the_observation_actions(fraction):
+    """RoomBalancing.actions_from_state (best_known's fast path) takes, on random states (the shunts
+    closed or open: the hysteresis state), the actions RoomBalancing.predict takes on the observation
+    the env writes of them (BalancingTask._write_frame)."""
+    cfg = defaults()
+    margin_mah = 5.0
+    base = make_baseline(
+        "room_balancing", N, {"margin_mah": margin_mah, "hysteresis_mah": fraction * margin_mah}, env=cfg["env"]
+    )
+    task = BalancingTask(n_packs=4000, profile="charge-rest-discharge")
+    soc, switches, soh, current_a = _random_states(
+        np.random.default_rng(int(fraction * 10)), 4000, base, base.capacity_ah
+    )
+    state = task.sim.state
+    state.soc[:], state.soh[:], state.switches[:], state.current_a[:] = soc, soh, switches, current_a
+    task._write_frame(task.frames[:, 0])
+    want = base.predict(task.frames.reshape(task.n_packs, -1))[0]
+    got = base.actions_from_state(soc, switches, soh, current_a, task.i_max_a)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 8 and (want == 0).any()  # the states do exercise the rule
+    held = (want & ~base.predict(_opened(task))[0]) != 0  # closures held only by the closed shunt
+    assert fraction == 0.0 or held.any()
+
+
+def _opened(task: BalancingTask) -> np.ndarray:
+    """The task's observations with every shunt shown open."""
+    n = task.params.n_cells
+    frames = task.frames.copy()
+    frames[:, :, n : 2 * n] = -1.0
+    return frames.reshape(task.n_packs, -1)
+
+
+def test_lookahead_reads_the_observation_where_it_is_not_the_truth():
+    """With the BMS's estimate in the observation (or a binding chip limit) the look-ahead takes the
+    observation path: actions_from_state is never called."""
+    base = _room_balancing()
+    calls = []
+    base.actions_from_state = lambda *a: calls.append(a)  # would fail the rollout if it were used
+    task = BalancingTask(n_packs=1, profile="charge-rest-discharge", i_max_a=3.4, estimate_soc_sigma=0.01)
+    task.reset_drawn([rng_for_seed(SEEDS[0])])
+    assert task.estimator.active
+    BestKnown(base).continuation_ah(task)
+    assert calls == []
+    limited = make_baseline(
+        "room_balancing",
+        N,
+        defaults()["baselines"]["room_balancing"],
+        env={**defaults()["env"], "max_closed_shunts": 1},
+    )
+    assert not limited.acts_on_state
+    with pytest.raises(ValueError, match="binding chip limit"):
+        limited.actions_from_state(*_random_states(np.random.default_rng(0), 3, limited, limited.capacity_ah), 3.4)

@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 
-from bmsrl.observation import decode_observation
+from bmsrl.observation import SOH_OBS_SCALE, decode_observation
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,76 @@ class RoomBalancing:
         close &= (frame.current_ratio <= 0.0)[..., None]  # only while charging or resting
         close = self.limits.select(close, excess_ah)  # the largest deficit first
         return (close * self._weights).sum(axis=-1).astype(np.int64), state
+
+    @property
+    def acts_on_state(self) -> bool:
+        """Whether :meth:`actions_from_state` applies: without a chip's limit that binds (under one,
+        which closures stay is :meth:`ShuntLimits.select`'s, and only :meth:`predict` does that)."""
+        return self.limits.most_closed(self.n_cells) >= self.n_cells
+
+    def actions_from_state(
+        self, soc: np.ndarray, switches: np.ndarray, soh: np.ndarray, pack_current_a: np.ndarray, i_max_a: float
+    ) -> np.ndarray:
+        """(packs,) int64: the actions :meth:`predict` takes on the observation a task would show of
+        this state, without building or decoding it (``best_known``'s look-ahead, thousands of calls
+        per decision): ``soc``, ``soh`` [-] (packs, cells) the values the observation shows (the truth
+        without an estimator), ``switches`` (packs, cells) bool, ``pack_current_a`` [A] (packs,) and
+        the observation's current scale ``i_max_a`` [A]. The observation's rounding to float32 and
+        its clipping are reproduced (:func:`_room_actions_from_state`), so the actions are equal,
+        not merely close (tests/test_best_known.py compares both on random states). Only when
+        :attr:`acts_on_state`."""
+        if not self.acts_on_state:
+            raise ValueError("room_balancing acts on the state only without a binding chip limit (use predict)")
+        out = np.empty(soc.shape[0], dtype=np.int64)
+        lo, hi = self.soc_limits
+        _room_actions_from_state(  # the arrays as they are: the compiled call takes any layout
+            soc,
+            switches,
+            soh,
+            pack_current_a,
+            1.0 / float(i_max_a),
+            self.margin_ah,
+            self.margin_ah - self.hysteresis_ah,
+            lo,
+            hi,
+            self.capacity_ah,
+            out,
+        )
+        return out
+
+
+@numba.njit(cache=True)
+def _room_actions_from_state(
+    soc, switches, soh, pack_current_a, inv_i_max, margin_ah, reopen_ah, lo, hi, capacity_ah, out
+):  # pragma: no cover  (compiled)
+    """:meth:`RoomBalancing.predict` of the observation of the state, pack by pack: each value goes
+    through the observation's encoding (``BalancingTask._write_frame``: clipped, stored as float32)
+    and :func:`bmsrl.observation.decode_observation`'s decoding in the same float64 operations, then
+    the same rule (``reopen_ah`` = margin - hysteresis [Ah]; argmin's first minimum)."""
+    n_packs, n = soc.shape
+    room_ah = np.empty(n)
+    for k in range(n_packs):
+        current_ratio = np.float32(min(max(pack_current_a[k] * inv_i_max, -1.0), 1.0))
+        if not current_ratio <= 0.0:  # discharging: every shunt open
+            out[k] = 0
+            continue
+        emptiest, least_ah = 0, np.inf
+        for j in range(n):
+            soc_obs = (np.float64(np.float32(min(max(2.0 * soc[k, j] - 1.0, -1.0), 1.0))) + 1.0) / 2.0
+            soh_obs = (
+                1.0 + np.float64(np.float32(min(max((soh[k, j] - 1.0) * SOH_OBS_SCALE, -1.0), 1.0))) / SOH_OBS_SCALE
+            )
+            cell_ah = soh_obs * capacity_ah
+            charge_ah = (soc_obs - lo) * cell_ah
+            room_ah[j] = (hi - soc_obs) * cell_ah
+            if j == 0 or charge_ah < least_ah:
+                emptiest, least_ah = j, charge_ah
+        action = 0
+        for j in range(n):
+            excess_ah = room_ah[emptiest] - room_ah[j]
+            if j != emptiest and (excess_ah > margin_ah or (switches[k, j] and excess_ah > reopen_ah)):
+                action += 1 << j
+        out[k] = action
 
 
 # --------------------------------------------------------------------------------- registry

@@ -113,16 +113,28 @@ class BestKnown:
         acts from the task's present state on: :func:`bmsrl.rollout.rollout`'s ``end["discharged_ah"]``
         with only what that value needs (no rewards, records or counts), and a pack left as soon as its
         value is final (its episode has ended, or ``discharge_over``). The base controller reads the
-        observation only, so the look-ahead runs it on the whole batch at once."""
+        observation only, so the look-ahead runs it on the whole batch at once.
+
+        Where the observation shows the true state (no estimator, :meth:`BalancingTask.observed_soc`)
+        and the base controller can act on the state arrays (``room_balancing`` without a binding
+        chip limit: ``acts_on_state``), it decides from them in one compiled call
+        (``actions_from_state``, the same actions as its ``predict`` of the observation) and the
+        task writes no observation frames (nothing reads them); otherwise it reads the frames."""
         sim, state = task.sim, task.sim.state
         value = state.discharged_ah.copy()
         running = ~sim.discharge_over()  # a final value needs no step
+        on_state = not task.estimator.active and getattr(self.base, "acts_on_state", False)
         obs = task.frames.reshape(task.n_packs, -1)
         for _ in range(MAX_DECISIONS):
             if not running.any():
                 return value
-            actions = as_indices(self.base.predict(obs, deterministic=True)[0], task.n_packs, task.params.n_cells)
-            task.transition(np.where(running, actions, 0))
+            if on_state:
+                actions = self.base.actions_from_state(
+                    task.observed_soc(), state.switches, task.observed_soh(), sim.pack_current_now_a(), task.i_max_a
+                )
+            else:
+                actions = as_indices(self.base.predict(obs, deterministic=True)[0], task.n_packs, task.params.n_cells)
+            task.transition(np.where(running, actions, 0), observe=not on_state)
             ended = running & (sim.safety_violation() | sim.discharge_over())  # the episode's end included
             value[ended] = state.discharged_ah[ended]
             running &= ~ended

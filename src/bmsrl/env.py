@@ -397,12 +397,13 @@ class BalancingTask:
         obs = self.frames.reshape(self.n_packs, -1)
         return obs, reward, terminated, truncated, interval
 
-    def transition(self, actions: np.ndarray):
+    def transition(self, actions: np.ndarray, observe: bool = True):
         """The state change of :meth:`step_checked` (checked ``actions``, an index array over packs)
         without its reward and episode-end flags: the shunts the rules and limits let through, one
         decision interval of the simulator, the estimator, the observation's frames, ``last_invalid``
         and ``last_toggles``. Returns the simulator's :class:`~bmsrl.pack.IntervalResult`. (For a
-        look-ahead that reads the state only: :mod:`bmsrl.best_known`.)"""
+        look-ahead that reads the state only: :mod:`bmsrl.best_known`.) ``observe=False`` leaves the
+        frames as they were (stale: for a caller that reads no observation until it rewrites them)."""
         s = self.sim.state
         previous = s.switches.copy()
         forbidden = self.forbidden_closures()
@@ -429,8 +430,9 @@ class BalancingTask:
             )
         self.last_invalid = invalid
         self.last_toggles = toggles
-        self.frames[:, 1:] = self.frames[:, :-1]
-        self._write_frame(self.frames[:, 0])
+        if observe:
+            self.frames[:, 1:] = self.frames[:, :-1]
+            self._write_frame(self.frames[:, 0])
         return interval
 
     def check_actions(self, actions) -> np.ndarray:
