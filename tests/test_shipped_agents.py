@@ -83,20 +83,22 @@ def test_a_changed_observation_layout_is_refused_naming_the_record(copied, monke
         load_shipped("a2c")
 
 
-def test_a_changed_action_layout_is_refused_naming_the_record(copied):
-    record = copied / "dqn_seed1" / RECORD_FILE
+def set_recorded_env(copied: Path, agent: str, key: str, value) -> None:
+    """Rewrite one env setting of a copied agent's run record."""
+    record = copied / agent / RECORD_FILE
     data = json.loads(record.read_text())
-    data["settings"]["env"]["action_space"] = "multi_binary"
+    data["settings"]["env"][key] = value
     record.write_text(json.dumps(data))
+
+
+def test_a_changed_action_layout_is_refused_naming_the_record(copied):
+    set_recorded_env(copied, "dqn_seed1", "action_space", "multi_binary")
     with pytest.raises(UserError, match=r"action space Discrete\(32\).*dqn_seed1/run_config\.json has MultiBinary"):
         load_shipped("dqn")
 
 
 def test_a_record_with_a_setting_today_lacks_is_refused(copied):
-    record = copied / "dqn_seed1" / RECORD_FILE
-    data = json.loads(record.read_text())
-    data["settings"]["env"]["thermal_model"] = "lumped"
-    record.write_text(json.dumps(data))
+    set_recorded_env(copied, "dqn_seed1", "thermal_model", "lumped")
     with pytest.raises(UserError, match=r"dqn_seed1/run_config\.json: env settings \['thermal_model'\]"):
         load_shipped("dqn")
 
