@@ -11,18 +11,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_first_look_compares_the_shipped_agent_with_room_balancing(tmp_path):
+def run_example(name: str, *args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """``python examples/<name> args`` in a fresh process that imports this checkout's package."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
-    figure = tmp_path / "first_look.png"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "first_look.py"), "--out", str(figure)],
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_first_look_compares_the_shipped_agent_with_room_balancing(tmp_path):
+    figure = tmp_path / "first_look.png"
+    result = run_example("first_look.py", "--out", str(figure), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("10 packs, profile charge-rest-discharge"), out
@@ -35,14 +40,5 @@ def test_first_look_compares_the_shipped_agent_with_room_balancing(tmp_path):
 
 
 def test_first_look_refuses_no_packs(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "first_look.py"), "--packs", "0"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_example("first_look.py", "--packs", "0", cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "--packs must be at least 1, got 0" in result.stderr
