@@ -4,12 +4,16 @@ several seeds, against ``room_balancing`` on the same test packs.
     python benchmarks/ablation.py [--algo ppo] [--steps 1000000] [--seeds 1 2 3] [--packs 100]
                                   [--changes per_cell cell_set test_profiles double_q]
                                   [--config config/config.yaml] [--set training.n_envs=32 ...]
-                                  [--csv ablation.csv] [--keep DIR]
+                                  [--csv ablation.csv] [--keep DIR] [--snapshot DIR]
 
-``--csv`` appends one row per arm and seed (and the reference's per seed) as each finishes, and a
-rerun with the same file reuses the rows of the same algorithm, budget and packs (it says how many):
-a long ablation survives a stop. ``--keep`` keeps each run's training folder (``evaluations.npz``,
+``--csv`` appends one row per arm and seed (and the reference's per seed) as each finishes, with the
+commit it was made at, and a rerun with the same file reuses the rows of the same algorithm, budget
+and packs (it says how many): a long ablation survives a stop. ``--keep`` keeps each run's training folder (``evaluations.npz``,
 the learning curve) under ``DIR/<algo>_<arm>_seed<N>/`` instead of a temporary folder.
+``--snapshot DIR`` writes the table as an artefact the docs quote (docs/results.md, "What mattered"):
+``DIR/<algo>.csv`` (per arm and metric: mean, 95 % t interval, seeds), ``DIR/<algo>_seeds.csv`` (the
+per-seed rows behind it) and ``DIR/<algo>_PROVENANCE.yaml`` (the commit the runs were made at, the
+command, the budget and the config overrides), written only once every run has finished.
 
 For each arm (``none``: the config as it is; each change of :data:`CHANGES` that applies to the
 algorithm alone; ``all``: every applicable change together) and each seed, the algorithm trains
@@ -37,6 +41,8 @@ import argparse
 import copy
 import json
 import logging
+import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -148,6 +154,8 @@ def run_seed(cfg: dict, algo: str, seed: int, reference, keep: Path | None = Non
 COLUMNS = {"share": 3, "d_mAh": 1, "changes": 1, "shunt_Wh": 2, "steps/s": 0}
 #: the columns of ``--csv`` that say which run a row belongs to
 KEYS = ["algo", "steps", "packs", "arm", "seed"]
+#: a reused row's commit when its table predates the ``commit`` column
+UNRECORDED = "unrecorded"
 
 
 def reference_stats(metrics) -> dict:
@@ -170,7 +178,12 @@ def read_rows(path: Path | None, algo: str, steps: int, packs: int) -> dict[tupl
         raise SystemExit(f"{path}: not an ablation table (missing columns {missing}); name another --csv")
     table = table[(table["algo"] == algo) & (table["steps"] == steps) & (table["packs"] == packs)]
     return {
-        (row.arm, int(row.seed)): {k: getattr(row, k.replace("/", "_")) for k in COLUMNS}
+        (row.arm, int(row.seed)): {
+            **{k: getattr(row, k.replace("/", "_")) for k in COLUMNS},
+            "commit": getattr(row, "commit", UNRECORDED)
+            if isinstance(getattr(row, "commit", None), str)
+            else UNRECORDED,
+        }
         for row in table.rename(columns={"steps/s": "steps_s"}).itertuples()
     }
 
@@ -178,7 +191,7 @@ def read_rows(path: Path | None, algo: str, steps: int, packs: int) -> dict[tupl
 def append_row(path: Path | None, key: dict, stats: dict) -> None:
     if path is None:
         return
-    row = pd.DataFrame([{**key, **{k: stats.get(k, np.nan) for k in COLUMNS}}])
+    row = pd.DataFrame([{**key, **{k: stats.get(k, np.nan) for k in COLUMNS}, "commit": stats["commit"]}])
     row.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
@@ -186,6 +199,43 @@ def interval(values, decimals: int) -> str:
     """``mean [low, high]`` (the 95 % t interval over seeds, :func:`bmsrl.stats.t_interval`)."""
     mean, low, high = t_interval(np.asarray(values, dtype=float))
     return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def git_commit() -> str:
+    """The commit of the source tree this script runs from (``+dirty`` with uncommitted changes)."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True, text=True)
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def summary_table(key: dict, rows: dict[str, dict], reference: dict) -> pd.DataFrame:
+    """Per arm (and the reference) and metric: mean and 95 % t interval over seeds, as printed."""
+    out = []
+    for arm, values in {**rows, REFERENCE: reference}.items():
+        for metric, samples in values.items():
+            mean, low, high = t_interval(np.asarray(samples, dtype=float))
+            out.append(
+                {
+                    **key,
+                    "arm": arm,
+                    "metric": metric,
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_seeds": len(samples),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def write_snapshot(out: Path, algo: str, key: dict, rows: dict, reference: dict, seeds: list[dict], meta: dict) -> None:
+    """``out/<algo>.csv``, ``out/<algo>_seeds.csv`` and ``out/<algo>_PROVENANCE.yaml`` (module docstring)."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary_table(key, rows, reference).to_csv(out / f"{algo}.csv", index=False, float_format="%.6g")
+    pd.DataFrame(seeds).to_csv(out / f"{algo}_seeds.csv", index=False, float_format="%.6g")
+    (out / f"{algo}_PROVENANCE.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
 def main() -> None:
@@ -199,6 +249,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     parser.add_argument("--csv", type=Path, default=None, help="append per-seed rows here; reuse its finished runs")
     parser.add_argument("--keep", type=Path, default=None, help="keep each run's training folder under DIR")
+    parser.add_argument("--snapshot", type=Path, default=None, help="write the table, its runs and provenance to DIR")
     args = parser.parse_args()
     if len(args.seeds) < 2:
         parser.error("--seeds: at least two seeds (an interval over one seed says nothing)")
@@ -216,15 +267,19 @@ def main() -> None:
     if done:
         print(f"{args.csv}: reusing {len(done)} finished runs of {args.algo} at this budget", file=sys.stderr)
     key = {"algo": args.algo, "steps": args.steps, "packs": n_packs}
+    commit = git_commit()  # the commit of every run made now (a reused row keeps its own)
     references, ref = {}, {k: [] for k in COLUMNS if k != "steps/s"}
     for seed in args.seeds:
         _, references[seed] = evaluate(base, REFERENCE, TEST_PROFILE, seed, None, None)
-        stats = reference_stats(references[seed])
+        stats = {**reference_stats(references[seed]), "commit": commit}
         if (REFERENCE, seed) not in done:
             append_row(args.csv, {**key, "arm": REFERENCE, "seed": seed}, stats)
         for k in ref:
             ref[k].append(stats[k])
-    rows = {}
+    rows, seed_rows = (
+        {},
+        [{**key, "arm": REFERENCE, "seed": s, **reference_stats(references[s]), "commit": commit} for s in args.seeds],
+    )
     for arm, overrides in arms(args.algo, args.changes).items():
         cfg = arm_config(raw, args.algo, args.steps, args.packs, overrides)
         per_seed = []
@@ -234,9 +289,10 @@ def main() -> None:
                 continue
             print(f"{arm}: training {args.algo} seed {seed} for {args.steps:,} env steps ...", file=sys.stderr)
             keep = None if args.keep is None else args.keep / f"{args.algo}_{arm}_seed{seed}"
-            per_seed.append(run_seed(cfg, args.algo, seed, references[seed], keep))
+            per_seed.append({**run_seed(cfg, args.algo, seed, references[seed], keep), "commit": commit})
             append_row(args.csv, {**key, "arm": arm, "seed": seed}, per_seed[-1])
-        rows[arm] = {k: [s[k] for s in per_seed] for k in per_seed[0]}
+        rows[arm] = {k: [s[k] for s in per_seed] for k in COLUMNS}
+        seed_rows += [{**key, "arm": arm, "seed": seed, **s} for seed, s in zip(args.seeds, per_seed)]
 
     print(
         f"{algos.get(args.algo).label}, {args.steps:,} env steps, seeds {args.seeds}, {n_packs} test packs "
@@ -250,6 +306,23 @@ def main() -> None:
     described = {"none": "the config as it is", "all": "every change above together"}
     for arm in rows:
         print(f"  {arm}: {CHANGES[arm].what if arm in CHANGES else described[arm]}")
+    if args.snapshot is not None:
+        meta = {
+            "commit": commit,
+            "run_commits": sorted({row["commit"] for row in seed_rows}),
+            "command": shlex.join(["python", "benchmarks/ablation.py", *sys.argv[1:]]),
+            "algo": args.algo,
+            "steps": args.steps,
+            "seeds": args.seeds,
+            "packs": n_packs,
+            "profile": TEST_PROFILE,
+            "reference": REFERENCE,
+            "config": str(args.config),
+            "overrides": args.overrides,
+            "arms": {arm: arms(args.algo, args.changes)[arm] for arm in rows},
+        }
+        write_snapshot(args.snapshot, args.algo, key, rows, ref, seed_rows, meta)
+        print(f"snapshot: {args.snapshot}/{args.algo}.csv", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from workflow_support import ROOT
@@ -41,7 +43,7 @@ def test_each_change_alone_and_all_together_as_valid_configs(algo, expected):
 def test_csv_rows_are_reused_for_the_same_run_only(tmp_path):
     module = ablation()
     path = tmp_path / "ablation.csv"
-    stats = {"share": 0.9, "d_mAh": -3.0, "changes": 12.0, "shunt_Wh": 3.5, "steps/s": 4000.0}
+    stats = {"share": 0.9, "d_mAh": -3.0, "changes": 12.0, "shunt_Wh": 3.5, "steps/s": 4000.0, "commit": "abc1234"}
     module.append_row(path, {"algo": "dqn", "steps": 4096, "packs": 3, "arm": "none", "seed": 1}, stats)
     module.append_row(path, {"algo": "dqn", "steps": 8192, "packs": 3, "arm": "none", "seed": 2}, stats)
     done = module.read_rows(path, "dqn", 4096, 3)
@@ -55,3 +57,21 @@ def test_a_csv_of_something_else_is_refused_by_name(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(SystemExit, match="other.csv"):
         ablation().read_rows(path, "dqn", 4096, 3)
+
+
+def test_snapshot_holds_the_printed_intervals_its_runs_and_provenance(tmp_path):
+    from bmsrl.stats import t_interval
+
+    module = ablation()
+    key = {"algo": "dqn", "steps": 4096, "packs": 3}
+    rows = {"none": {"share": [0.90, 0.93, 0.86], "d_mAh": [-39.0, -25.7, -57.6]}}
+    reference = {"share": [0.99, 0.995, 0.991], "d_mAh": [0.0, 0.0, 0.0]}
+    seeds = [{**key, "arm": "none", "seed": s, "share": v} for s, v in zip((1, 2, 3), rows["none"]["share"])]
+    module.write_snapshot(tmp_path / "snap", "dqn", key, rows, reference, seeds, {"commit": "abc1234"})
+    table = pd.read_csv(tmp_path / "snap" / "dqn.csv")
+    row = table[(table["arm"] == "none") & (table["metric"] == "d_mAh")].iloc[0]
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(t_interval(np.array([-39.0, -25.7, -57.6])))
+    assert row["n_seeds"] == 3 and row["steps"] == 4096
+    assert set(table["arm"]) == {"none", "room_balancing"}
+    assert len(pd.read_csv(tmp_path / "snap" / "dqn_seeds.csv")) == 3
+    assert "abc1234" in (tmp_path / "snap" / "dqn_PROVENANCE.yaml").read_text()
