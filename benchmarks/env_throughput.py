@@ -1,28 +1,49 @@
 """Environment throughput: env-steps/s of the single Gymnasium env and of the batched VecEnv.
 
-    python benchmarks/env_throughput.py [--steps 20000] [--n-envs 64]
+    OMP_NUM_THREADS=1 python benchmarks/env_throughput.py [--steps 20000] [--n-envs 64] [--repeats 1]
+        [--compare-src DIR]
 
 Random actions over whole episodes (auto-reset included), after a warm-up that compiles the
 integrator. One "env-step" is one 30 s decision interval of one pack. Prints one line per case:
 the default setting, then the realistic family (config/realistic.yaml: drive-cycle discharge,
 estimated state, shunt limit; docs/model.md), whose drive cycle holds each 1 s value of its trace
-and so takes more sub-steps per decision.
+and so takes more sub-steps per decision. With ``--repeats N`` each case is the median of N runs.
+
+``--compare-src DIR`` times every case with this revision's ``src`` and with ``DIR`` on
+``PYTHONPATH``, the ``src`` folder of another revision (benchmarks/revisions.py), each run a fresh
+process, the two revisions alternated ``--repeats`` times (default then 5; the order flips every
+round, so a drift of the machine's load meets both alike), and prints the medians of both and the
+ratio this revision / that one per case. A case the other revision cannot build (the realistic
+family before it existed) is printed as missing there.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from revisions import OTHER, ROOT, THIS, add_compare_src, revision_envs
 
+import bmsrl
 from bmsrl.config import load_config
 from bmsrl.env import PassiveBalancingEnv
 from bmsrl.task_config import task_kwargs
 from bmsrl.vec_env import BatchedBalancingVecEnv
 
-REALISTIC = Path(__file__).resolve().parents[1] / "config" / "realistic.yaml"
+REALISTIC = ROOT / "config" / "realistic.yaml"
+#: the cases, in print order: (name, realistic family?, batched?)
+CASES = (
+    ("single env (PassiveBalancingEnv)", False, False),
+    ("batched env (BatchedBalancingVecEnv)", False, True),
+    ("realistic family, single env", True, False),
+    ("realistic family, batched env", True, True),
+)
 
 
 def realistic_kwargs() -> dict:
@@ -57,23 +78,99 @@ def batched_env_steps_per_s(steps: int, n_envs: int, **kwargs) -> float:
     return n_calls * n_envs / (time.perf_counter() - start)
 
 
+def measure(steps: int, n_envs: int, missing_ok: bool = False) -> dict[str, float | None]:
+    """env-steps/s of every case in this process (the batched cases take 10 x ``steps``). With
+    ``missing_ok`` a realistic case whose env cannot be built (a revision without the family) is None."""
+    figures: dict[str, float | None] = {}
+    family = None
+    for name, realistic, batched in CASES:
+        kwargs = {}
+        if realistic:
+            try:
+                family = realistic_kwargs() if family is None else family
+                kwargs = family
+                if missing_ok:  # build it once, so that a revision without the family fails here
+                    single_env_steps_per_s(1, **kwargs)
+            except Exception:  # noqa: BLE001  (the other revision: any failure to build is "missing")
+                if not missing_ok:
+                    raise
+                figures[name] = None
+                continue
+        if batched:
+            figures[name] = batched_env_steps_per_s(steps * 10, n_envs, **kwargs)
+        else:
+            figures[name] = single_env_steps_per_s(steps, **kwargs)
+    return figures
+
+
+def compare(args: argparse.Namespace) -> dict[str, dict[str, list[float | None]]]:
+    """Every case's figures per revision, ``args.repeats`` fresh processes each, alternated."""
+    envs = revision_envs(args.compare_src)
+    runs: dict[str, dict[str, list[float | None]]] = {rev: {name: [] for name, *_ in CASES} for rev in envs}
+    order = list(envs)
+    for round_ in range(args.repeats):
+        for rev in order if round_ % 2 == 0 else order[::-1]:
+            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--n-envs", str(args.n_envs), "--json"]
+            if rev == OTHER:
+                cmd.append("--missing-ok")
+            done = subprocess.run(cmd, env=envs[rev], cwd=ROOT, check=True, capture_output=True, text=True)
+            child = json.loads(done.stdout.splitlines()[-1])
+            if child["src"] != envs[rev]["PYTHONPATH"]:
+                raise SystemExit(
+                    f"the {rev} revision's run imported bmsrl from {child['src']}, not {envs[rev]['PYTHONPATH']}"
+                )
+            for name, value in child["figures"].items():
+                runs[rev][name].append(value)
+            print(f"round {round_ + 1}/{args.repeats}, {rev}: done", file=sys.stderr)
+    return runs
+
+
+def median(values: list[float | None]) -> float | None:
+    return None if not values or None in values else statistics.median(values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20000, help="env-steps per case")
+    parser.add_argument("--steps", type=int, default=20000, help="env-steps per single-env case (batched: 10x)")
     parser.add_argument("--n-envs", type=int, default=64, help="packs in the batched env")
-    args = parser.parse_args()
-    single = single_env_steps_per_s(args.steps)
-    batched = batched_env_steps_per_s(args.steps * 10, args.n_envs)
-    print(f"single env (PassiveBalancingEnv):        {single:12,.0f} env-steps/s")
-    print(
-        f"batched env (N={args.n_envs}, BatchedBalancingVecEnv): {batched:12,.0f} env-steps/s "
-        f"({batched / single:.1f}x the single env)"
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="runs per case, medians (default 1; 5 with --compare-src)"
     )
-    family = realistic_kwargs()
-    single_r = single_env_steps_per_s(args.steps, **family)
-    batched_r = batched_env_steps_per_s(args.steps * 10, args.n_envs, **family)
-    print(f"realistic family, single env:            {single_r:12,.0f} env-steps/s")
-    print(f"realistic family, batched env (N={args.n_envs}):     {batched_r:12,.0f} env-steps/s")
+    add_compare_src(parser)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one run, as JSON (a child)
+    parser.add_argument("--missing-ok", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    for key in ("steps", "n_envs", "repeats"):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            parser.error(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    if args.json:  # the figures, and the src they timed (the parent checks it is the one it put on PYTHONPATH)
+        src = str(Path(bmsrl.__file__).resolve().parents[1])
+        print(json.dumps({"src": src, "figures": measure(args.steps, args.n_envs, args.missing_ok)}))
+        return
+    label = {name: f"{name}{f' (N={args.n_envs})' if batched else ''}" for name, _, batched in CASES}
+    width = max(len(text) for text in label.values()) + 1
+    if args.compare_src is None:
+        args.repeats = args.repeats or 1
+        runs = [measure(args.steps, args.n_envs) for _ in range(args.repeats)]
+        figures = {name: median([run[name] for run in runs]) for name, *_ in CASES}
+        print(f"env-steps/s, median of {args.repeats} run(s)")
+        for name, *_ in CASES:
+            print(f"{label[name] + ':':<{width}} {figures[name]:12,.0f}")
+        single, batched = figures[CASES[0][0]], figures[CASES[1][0]]
+        print(f"batched / single env: {batched / single:.1f}x")
+        return
+    args.repeats = args.repeats or 5
+    runs = compare(args)
+    print(f"env-steps/s, medians of {args.repeats} fresh processes per revision, alternated; other: {args.compare_src}")
+    print(f"{'case':<{width}} {'this':>12} {'other':>12} {'this/other':>10}   this: min-max")
+    for name, *_ in CASES:
+        this, other = median(runs[THIS][name]), median(runs[OTHER][name])
+        spread = f"{min(runs[THIS][name]):,.0f}-{max(runs[THIS][name]):,.0f}"
+        if other is None:
+            print(f"{label[name]:<{width}} {this:12,.0f} {'missing':>12} {'':>10}   {spread}")
+        else:
+            print(f"{label[name]:<{width}} {this:12,.0f} {other:12,.0f} {this / other:10.2f}   {spread}")
 
 
 if __name__ == "__main__":
