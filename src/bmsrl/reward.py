@@ -200,19 +200,27 @@ def charge_margins_ah(
     (:func:`_charge_margins_ah`): as numpy calls, at a few microseconds each whatever the size, the
     margins cost a single env's step more than the rest of its reward.
     """
-    soc = np.asarray(soc, dtype=np.float64)
+    soc = _kernel_array(soc)
     if soc.ndim != 2:
         raise ValueError(f"soc must have shape (packs, cells), got {soc.shape}")
-    cell_capacity_ah = np.asarray(cell_capacity_ah, dtype=np.float64)
+    cell_capacity_ah = _kernel_array(cell_capacity_ah)
     if cell_capacity_ah.shape != soc.shape:
-        cell_capacity_ah = np.broadcast_to(cell_capacity_ah, soc.shape)
+        cell_capacity_ah = _kernel_array(np.broadcast_to(cell_capacity_ah, soc.shape))
     floor_ah, room_ah = np.empty(soc.shape[0]), np.empty(soc.shape[0])
     lo, hi = soc_limits
     _charge_margins_ah(soc, cell_capacity_ah, float(lo), float(hi), floor_ah, room_ah)
     return floor_ah, room_ah
 
 
-@numba.njit(cache=True)
+def _kernel_array(x) -> np.ndarray:
+    """``x`` as the compiled kernels take it: a writable C-contiguous float64 array (a copy only if
+    it is not one)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x if x.flags.c_contiguous and x.flags.writeable else np.array(x, order="C")
+
+
+#: compiled when the module is imported (or read from numba's cache), not inside a caller's first call
+@numba.njit("void(float64[:, ::1], float64[:, ::1], float64, float64, float64[::1], float64[::1])", cache=True)
 def _charge_margins_ah(soc, cell_capacity_ah, lo, hi, floor_ah, room_ah):
     """:func:`charge_margins_ah` into ``floor_ah``, ``room_ah`` (packs,) [Ah]: per pack the least
     ``(SoC_i - lo) C_i`` and the least ``(hi - SoC_i) C_i`` (a NaN, as numpy's ``min``, wins)."""
