@@ -393,8 +393,9 @@ class BalancingTask:
         # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
         # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
         safety = self.sim.safety_violation()
-        truncated = self.sim.episode_over & self.sim.state.capped & ~safety
-        terminated = safety | (self.sim.episode_over & ~truncated)
+        over = self.sim.episode_over
+        truncated = over & self.sim.state.capped & ~safety
+        terminated = safety | (over & ~truncated)
         obs = self.frames.reshape(self.n_packs, -1)
         return obs, reward, terminated, truncated, interval
 
