@@ -45,6 +45,21 @@ def test_usable_capacity_does_not_move_under_the_series_current(n, shift_ah, dat
     assert after == pytest.approx(before, abs=1e-9)
 
 
+def test_charge_margins_are_numpys_formula_bit_for_bit():
+    """The compiled margins equal numpy's elementwise formula and ``min`` exactly, for a batch and for
+    a capacity that broadcasts (one row for every pack); a NaN SoC gives NaN, as numpy's ``min``."""
+    rng = np.random.default_rng(0)
+    soc, cap = rng.uniform(0.0, 1.0, (64, 5)), rng.uniform(2.0, 4.0, (64, 5))
+    lo, hi = SOC_LIMITS
+    for capacity in (cap, cap[:1]):
+        floor, room = charge_margins_ah(soc, capacity, SOC_LIMITS)
+        assert floor.tobytes() == ((soc - lo) * capacity).min(axis=1).tobytes()
+        assert room.tobytes() == ((hi - soc) * capacity).min(axis=1).tobytes()
+    soc[3, 2] = np.nan
+    floor, room = charge_margins_ah(soc, cap, SOC_LIMITS)
+    assert np.isnan(floor[3]) and np.isnan(room[3]) and not np.isnan(np.delete(floor, 3)).any()
+
+
 # --------------------------------------------------------------- monotone in the SoC variance
 def _spread(n, data):
     """A pack's mean SoC and a non-zero deviation pattern (equal cell capacities)."""
