@@ -4,7 +4,9 @@
         [--compare-src DIR]
 
 Random actions over whole episodes (auto-reset included), after a warm-up that compiles the
-integrator. One "env-step" is one 30 s decision interval of one pack. Prints one line per case:
+integrator. One "env-step" is one 30 s decision interval of one pack; the figures are env-steps
+per second of the process's CPU time (``time.process_time``: on an idle machine the wall-clock
+rate, on a shared one the figure other jobs' load inflates least). Prints one line per case:
 the default setting, then the realistic family (config/realistic.yaml: drive-cycle discharge,
 estimated state, shunt limit; docs/model.md), whose drive cycle holds each 1 s value of its trace
 and so takes more sub-steps per decision. With ``--repeats N`` each case is the median of N runs.
@@ -57,12 +59,12 @@ def single_env_steps_per_s(steps: int, **kwargs) -> float:
     env.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, 32, steps)
     env.step(0)  # warm-up (JIT)
-    start = time.perf_counter()
+    start = time.process_time()
     for a in actions:
         _, _, terminated, truncated, _ = env.step(int(a))
         if terminated or truncated:
             env.reset()
-    return steps / (time.perf_counter() - start)
+    return steps / (time.process_time() - start)
 
 
 def batched_env_steps_per_s(steps: int, n_envs: int, **kwargs) -> float:
@@ -72,10 +74,10 @@ def batched_env_steps_per_s(steps: int, n_envs: int, **kwargs) -> float:
     n_calls = max(1, steps // n_envs)
     actions = np.random.default_rng(0).integers(0, 32, (n_calls, n_envs))
     env.step(actions[0])  # warm-up
-    start = time.perf_counter()
+    start = time.process_time()
     for a in actions:
         env.step(a)
-    return n_calls * n_envs / (time.perf_counter() - start)
+    return n_calls * n_envs / (time.process_time() - start)
 
 
 def measure(steps: int, n_envs: int, missing_ok: bool = False) -> dict[str, float | None]:
@@ -154,7 +156,7 @@ def main() -> None:
         args.repeats = args.repeats or 1
         runs = [measure(args.steps, args.n_envs) for _ in range(args.repeats)]
         figures = {name: median([run[name] for run in runs]) for name, *_ in CASES}
-        print(f"env-steps/s, median of {args.repeats} run(s)")
+        print(f"env-steps per CPU second, median of {args.repeats} run(s)")
         for name, *_ in CASES:
             print(f"{label[name] + ':':<{width}} {figures[name]:12,.0f}")
         single, batched = figures[CASES[0][0]], figures[CASES[1][0]]
