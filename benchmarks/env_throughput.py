@@ -81,7 +81,7 @@ def batched_env_steps_per_s(steps: int, n_envs: int, **kwargs) -> float:
 
 
 def measure(steps: int, n_envs: int, missing_ok: bool = False) -> dict[str, float | None]:
-    """env-steps/s of every case in this process (the batched cases take 10 x ``steps``). With
+    """env-steps per CPU second of every case in this process (the batched cases take 10 x ``steps``). With
     ``missing_ok`` a realistic case whose env cannot be built (a revision without the family) is None."""
     figures: dict[str, float | None] = {}
     family = None
@@ -164,7 +164,10 @@ def main() -> None:
         return
     args.repeats = args.repeats or 5
     runs = compare(args)
-    print(f"env-steps/s, medians of {args.repeats} fresh processes per revision, alternated; other: {args.compare_src}")
+    print(
+        f"env-steps per CPU second, medians of {args.repeats} fresh processes per revision, alternated; "
+        f"other: {args.compare_src}"
+    )
     print(f"{'case':<{width}} {'this':>12} {'other':>12} {'this/other':>10}   this: min-max")
     for name, *_ in CASES:
         this, other = median(runs[THIS][name]), median(runs[OTHER][name])
