@@ -13,9 +13,10 @@ and so takes more sub-steps per decision. With ``--repeats N`` each case is the 
 
 ``--compare-src DIR`` times every case with this revision's ``src`` and with ``DIR`` on
 ``PYTHONPATH``, the ``src`` folder of another revision (benchmarks/revisions.py), each run a fresh
-process, the two revisions alternated ``--repeats`` times (default then 5; the order flips every
-round, so a drift of the machine's load meets both alike), and prints the medians of both and the
-ratio this revision / that one per case. A case the other revision cannot build (the realistic
+process: in each of ``--repeats`` rounds (default then 5) every case runs once per revision, the
+two back to back (the order flips every round, so a drift of the machine's load meets both alike).
+It prints per case the medians of both, and the median of the rounds' ratios this revision / that
+one (each a pair of runs seconds apart: the ratio a shared machine's changing load blurs least). A case the other revision cannot build (the realistic
 family before it existed) is printed as missing there.
 """
 
@@ -80,17 +81,16 @@ def batched_env_steps_per_s(steps: int, n_envs: int, **kwargs) -> float:
     return n_calls * n_envs / (time.process_time() - start)
 
 
-def measure(steps: int, n_envs: int, missing_ok: bool = False) -> dict[str, float | None]:
-    """env-steps per CPU second of every case in this process (the batched cases take 10 x ``steps``). With
-    ``missing_ok`` a realistic case whose env cannot be built (a revision without the family) is None."""
+def measure(steps: int, n_envs: int, cases=CASES, missing_ok: bool = False) -> dict[str, float | None]:
+    """env-steps per CPU second of each of ``cases`` in this process (the batched cases take 10 x
+    ``steps``). With ``missing_ok`` a realistic case whose env cannot be built (a revision without
+    the family) is None."""
     figures: dict[str, float | None] = {}
-    family = None
-    for name, realistic, batched in CASES:
+    for name, realistic, batched in cases:
         kwargs = {}
         if realistic:
             try:
-                family = realistic_kwargs() if family is None else family
-                kwargs = family
+                kwargs = realistic_kwargs()
                 if missing_ok:  # build it once, so that a revision without the family fails here
                     single_env_steps_per_s(1, **kwargs)
             except Exception:  # noqa: BLE001  (the other revision: any failure to build is "missing")
@@ -106,24 +106,24 @@ def measure(steps: int, n_envs: int, missing_ok: bool = False) -> dict[str, floa
 
 
 def compare(args: argparse.Namespace) -> dict[str, dict[str, list[float | None]]]:
-    """Every case's figures per revision, ``args.repeats`` fresh processes each, alternated."""
+    """Every case's figures per revision, ``args.repeats`` rounds: in each, every case runs once per
+    revision, each a fresh process, the two back to back (the order flips every round)."""
     envs = revision_envs(args.compare_src)
     runs: dict[str, dict[str, list[float | None]]] = {rev: {name: [] for name, *_ in CASES} for rev in envs}
     order = list(envs)
     for round_ in range(args.repeats):
-        for rev in order if round_ % 2 == 0 else order[::-1]:
-            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--n-envs", str(args.n_envs), "--json"]
-            if rev == OTHER:
-                cmd.append("--missing-ok")
-            done = subprocess.run(cmd, env=envs[rev], cwd=ROOT, check=True, capture_output=True, text=True)
-            child = json.loads(done.stdout.splitlines()[-1])
-            if child["src"] != envs[rev]["PYTHONPATH"]:
-                raise SystemExit(
-                    f"the {rev} revision's run imported bmsrl from {child['src']}, not {envs[rev]['PYTHONPATH']}"
-                )
-            for name, value in child["figures"].items():
-                runs[rev][name].append(value)
-            print(f"round {round_ + 1}/{args.repeats}, {rev}: done", file=sys.stderr)
+        for index, (name, *_) in enumerate(CASES):
+            for rev in order if round_ % 2 == 0 else order[::-1]:
+                cmd = [sys.executable, __file__, "--steps", str(args.steps), "--n-envs", str(args.n_envs)]
+                cmd += ["--json", str(index)] + (["--missing-ok"] if rev == OTHER else [])
+                done = subprocess.run(cmd, env=envs[rev], cwd=ROOT, check=True, capture_output=True, text=True)
+                child = json.loads(done.stdout.splitlines()[-1])
+                if child["src"] != envs[rev]["PYTHONPATH"]:
+                    raise SystemExit(
+                        f"the {rev} revision's run imported bmsrl from {child['src']}, not {envs[rev]['PYTHONPATH']}"
+                    )
+                runs[rev][name].append(child["figures"][name])
+        print(f"round {round_ + 1}/{args.repeats} done", file=sys.stderr)
     return runs
 
 
@@ -139,16 +139,17 @@ def main() -> None:
         "--repeats", type=int, default=None, help="runs per case, medians (default 1; 5 with --compare-src)"
     )
     add_compare_src(parser)
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one run, as JSON (a child)
+    parser.add_argument("--json", type=int, metavar="CASE", help=argparse.SUPPRESS)  # a child: one case, as JSON
     parser.add_argument("--missing-ok", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     for key in ("steps", "n_envs", "repeats"):
         value = getattr(args, key)
         if value is not None and value < 1:
             parser.error(f"--{key.replace('_', '-')} must be at least 1, got {value}")
-    if args.json:  # the figures, and the src they timed (the parent checks it is the one it put on PYTHONPATH)
+    if args.json is not None:  # the figure, and the src it timed (the parent checks it is the one it put on PYTHONPATH)
         src = str(Path(bmsrl.__file__).resolve().parents[1])
-        print(json.dumps({"src": src, "figures": measure(args.steps, args.n_envs, args.missing_ok)}))
+        figures = measure(args.steps, args.n_envs, [CASES[args.json]], args.missing_ok)
+        print(json.dumps({"src": src, "figures": figures}))
         return
     label = {name: f"{name}{f' (N={args.n_envs})' if batched else ''}" for name, _, batched in CASES}
     width = max(len(text) for text in label.values()) + 1
@@ -165,17 +166,22 @@ def main() -> None:
     args.repeats = args.repeats or 5
     runs = compare(args)
     print(
-        f"env-steps per CPU second, medians of {args.repeats} fresh processes per revision, alternated; "
+        f"env-steps per CPU second, {args.repeats} rounds, each case a fresh process per revision, medians; "
         f"other: {args.compare_src}"
     )
-    print(f"{'case':<{width}} {'this':>12} {'other':>12} {'this/other':>10}   this: min-max")
+    print("ratio: the median of the rounds' this / other (each round's two runs back to back)")
+    print(f"{'case':<{width}} {'this':>12} {'other':>12} {'ratio':>6}   ratio min-max   this min-max")
     for name, *_ in CASES:
         this, other = median(runs[THIS][name]), median(runs[OTHER][name])
         spread = f"{min(runs[THIS][name]):,.0f}-{max(runs[THIS][name]):,.0f}"
         if other is None:
-            print(f"{label[name]:<{width}} {this:12,.0f} {'missing':>12} {'':>10}   {spread}")
-        else:
-            print(f"{label[name]:<{width}} {this:12,.0f} {other:12,.0f} {this / other:10.2f}   {spread}")
+            print(f"{label[name]:<{width}} {this:12,.0f} {'missing':>12} {'':>6}   {'':13}   {spread}")
+            continue
+        ratios = [a / b for a, b in zip(runs[THIS][name], runs[OTHER][name], strict=True)]
+        print(
+            f"{label[name]:<{width}} {this:12,.0f} {other:12,.0f} {statistics.median(ratios):6.2f}   "
+            f"{min(ratios):5.2f}-{max(ratios):<7.2f}   {spread}"
+        )
 
 
 if __name__ == "__main__":
