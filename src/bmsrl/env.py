@@ -750,9 +750,7 @@ def _clip_unit(x):
     return x
 
 
-@numba.njit(
-    "void(float64[:, :], boolean[:, :], float64[:, :], float64[:], float64, float32[:, :])", cache=True
-)  # compiled at import (or read from numba's cache), not inside a caller's first step
+@numba.njit(cache=True)
 def _encode_frames(soc, switches, soh, current_a, inv_i_max_a, out):
     """One frame per pack into ``out`` (packs, 3 n + 1) float32, each value computed in float64 and
     rounded once: ``clip(2 SoC - 1)``, ``2 s - 1``, ``clip((SoH - 1) SOH_OBS_SCALE)``,

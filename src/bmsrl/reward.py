@@ -213,14 +213,13 @@ def charge_margins_ah(
 
 
 def _kernel_array(x) -> np.ndarray:
-    """``x`` as the compiled kernels take it: a writable C-contiguous float64 array (a copy only if
-    it is not one)."""
+    """``x`` as the compiled kernel takes it: a writable C-contiguous float64 array (a copy only if
+    it is not one), so that it is compiled for one signature."""
     x = np.asarray(x, dtype=np.float64)
     return x if x.flags.c_contiguous and x.flags.writeable else np.array(x, order="C")
 
 
-#: compiled when the module is imported (or read from numba's cache), not inside a caller's first call
-@numba.njit("void(float64[:, ::1], float64[:, ::1], float64, float64, float64[::1], float64[::1])", cache=True)
+@numba.njit(cache=True)
 def _charge_margins_ah(soc, cell_capacity_ah, lo, hi, floor_ah, room_ah):
     """:func:`charge_margins_ah` into ``floor_ah``, ``room_ah`` (packs,) [Ah]: per pack the least
     ``(SoC_i - lo) C_i`` and the least ``(hi - SoC_i) C_i`` (a NaN, as numpy's ``min``, wins)."""
