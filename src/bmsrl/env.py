@@ -467,7 +467,7 @@ class BalancingTask:
         """The info dicts of ``packs`` (index array), as :meth:`pack_info` of each, read out together."""
         s = self.sim.state
         packs = np.asarray(packs, dtype=np.intp)
-        # rows by ndarray.take: a copy, as indexing with the array makes, at a third of its cost for a few packs
+        # rows by ndarray.take: the copy indexing with the array makes, at a fraction of its cost for a few packs
         soc, soh = s.soc.take(packs, axis=0), s.soh.take(packs, axis=0)
         columns = {
             "time_s": s.time_s[packs].tolist(),
@@ -756,7 +756,8 @@ def _encode_frames(soc, switches, soh, current_a, inv_i_max_a, out):
     rounded once: ``clip(2 SoC - 1)``, ``2 s - 1``, ``clip((SoH - 1) SOH_OBS_SCALE)``,
     ``clip(I_pack inv_i_max_a)`` (clip to [-1, 1], a NaN kept, as numpy's minimum and maximum);
     ``soc``, ``soh`` [-] and ``switches`` (packs, n), ``current_a`` [A] (packs,), ``inv_i_max_a`` [1/A].
-    One compiled loop: as numpy calls, a frame of one pack cost a single env's step ~13 us."""
+    One compiled loop: as a dozen numpy calls, each with its fixed cost, a single env's frame cost
+    more than the simulator's step (docs/performance.md, "Measured speed")."""
     n = soc.shape[1]
     for k in range(soc.shape[0]):
         for i in range(n):

@@ -197,8 +197,8 @@ def charge_margins_ah(
 
     ``soc`` [-] has shape ``(packs, cells)``, ``cell_capacity_ah`` [Ah] that shape or one that
     broadcasts to it; ``soc_limits`` is the SoC window [-]. One compiled loop
-    (:func:`_charge_margins_ah`): as numpy calls, at a few microseconds each whatever the size, the
-    margins cost a single env's step more than the rest of its reward.
+    (:func:`_charge_margins_ah`): as numpy calls, each with a fixed cost whatever the size, the margins
+    cost a single env's step, which reads them twice (the reward and the info), a large part of it.
     """
     soc = _kernel_array(soc)
     if soc.ndim != 2:
