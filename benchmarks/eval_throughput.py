@@ -27,7 +27,6 @@ DIR is /tmp/before/src), and prints the ratio this revision / that one, same inp
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import subprocess
@@ -37,12 +36,12 @@ import time
 from pathlib import Path
 
 import yaml
+from revisions import OTHER, ROOT, THIS, add_compare_src, revision_envs
 
 from bmsrl.baselines import evaluated_baselines
 from bmsrl.config import load_workflow_config
 from bmsrl.policies import BEST_KNOWN
 
-ROOT = Path(__file__).resolve().parent.parent
 #: issue 22's targets [s]: one agent's 100 packs incl. process start; the 10-seed evaluation stage
 AGENT_TARGET_S, STAGE_TARGET_S = 5.0, 600.0
 
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=3, help="runs of the small cases (median); a verdict job runs once"
     )
     parser.add_argument("--seeds", type=int, default=None, help="seeds of the stage estimate (default: the verdict's)")
-    parser.add_argument("--compare-src", type=Path, help="src folder of another revision to time beside this one")
+    add_compare_src(parser)
     args = parser.parse_args(argv)
     verdict = load_workflow_config([ROOT / "config/config.yaml", ROOT / "config/verdict.yaml"])
     seeds = args.seeds or len(verdict["seeds"])
@@ -80,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     profiles, scenarios = verdict["profiles"]["evaluate"], list(ev["scenarios"])
     baselines = evaluated_baselines(verdict["baselines"]["tuned"])
     stage = [*verdict["algos"], *baselines, *([BEST_KNOWN] if ev["best_known_episodes"] else [])]
-    sources = {"this": ROOT / "src"}
-    if args.compare_src is not None:
-        sources["other"] = args.compare_src.resolve()
-    envs = {name: dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(src)) for name, src in sources.items()}
+    envs = revision_envs(args.compare_src)
     bmsrl = [sys.executable, "-m", "bmsrl.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -94,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 yaml.safe_dump({**small, "training": {**small["training"], "total_steps": {algo: 4096}}})
             )
             subprocess.run([*bmsrl, "train", "--config", str(tmp / f"train_{algo}.yaml"), "--algo", algo, "--seed", "1",
-                            "--out", str(tmp / algo)], check=True, env=envs["this"], cwd=ROOT,
+                            "--out", str(tmp / algo)], check=True, env=envs[THIS], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             models[algo] = ["--model", str(tmp / algo / "best_model.zip")]
         one = tmp / "one.yaml"  # one profile and scenario, the default config's
@@ -124,26 +120,26 @@ def main(argv: list[str] | None = None) -> int:
             f"agent 100 packs ({verdict['algos'][0]})": (job(verdict["algos"][0], hundred, False), args.repeats),
         }
         cases.update({f"verdict job {policy}": (job(policy, shape, True), 1) for policy in stage})
-        times = {src: {name: median_time(cmd, envs[src], n) for name, (cmd, n) in cases.items()} for src in sources}
-    yard = times["this"]["yardstick: no_balancing 1 pack"][0]
+        times = {src: {name: median_time(cmd, envs[src], n) for name, (cmd, n) in cases.items()} for src in envs}
+    yard = times[THIS]["yardstick: no_balancing 1 pack"][0]
     print(f"bmsrl evaluate, process start included; CPU and wall time [s] (medians of {args.repeats} runs, a")
     print(f"verdict job once); 'x yard': CPU / the yardstick's; verdict shape: {len(profiles)} profiles x "
           f"{len(scenarios)} scenarios, {ev['episodes']} packs each ({ev['best_known_episodes']} for best_known)")  # fmt: skip
     header = f"{'case':<34} {'CPU':>7} {'wall':>7} {'x yard':>7}"
-    if "other" in times:
+    if OTHER in times:
         header += f" {'CPU other':>10} {'this/other':>10}"
     print(header)
     for name in cases:
-        cpu, wall = times["this"][name]
+        cpu, wall = times[THIS][name]
         line = f"{name:<34} {cpu:7.2f} {wall:7.2f} {cpu / yard:7.2f}"
-        if "other" in times:
-            line += f" {times['other'][name][0]:10.2f} {cpu / times['other'][name][0]:10.2f}"
+        if OTHER in times:
+            line += f" {times[OTHER][name][0]:10.2f} {cpu / times[OTHER][name][0]:10.2f}"
         print(line)
-    agent = times["this"][f"agent 100 packs ({verdict['algos'][0]})"][0]
+    agent = times[THIS][f"agent 100 packs ({verdict['algos'][0]})"][0]
     print(f"agent 100 packs: {agent:.2f} s CPU = {agent / AGENT_TARGET_S:.2f} x the {AGENT_TARGET_S:g} s target")
     for src in times:
         per_seed = sum(times[src][f"verdict job {policy}"][0] for policy in stage)
-        label = "this revision" if src == "this" else f"{args.compare_src}"
+        label = "this revision" if src == THIS else f"{args.compare_src}"
         print(
             f"verdict evaluation stage ({label}): {len(stage)} jobs per seed, {per_seed:.1f} s CPU per seed x {seeds} "
             f"seeds = {seeds * per_seed:.0f} s of job time = {seeds * per_seed / STAGE_TARGET_S:.2f} x the "

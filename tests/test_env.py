@@ -209,6 +209,30 @@ def test_the_last_transition_is_not_bootstrapped_by_sb3():
     assert ((buffer.dones[:n] * (1 - buffer.timeouts[:n]))[ends] == 1).all()
 
 
+def test_observation_frame_is_the_documented_encoding_bit_for_bit():
+    """Each frame is [2 SoC - 1, 2 s - 1, (SoH - 1) / 0.1, I / I_max], each clipped to [-1, 1] in
+    float64 and rounded to float32 once, also where the clip binds (SoH 0.8 and 1.2, a charge
+    current beyond i_max_a)."""
+    fast_charge = LoadProfile("fast charge", (Phase("charge", -4.0, 3600.0, "upper"),))
+    task = BalancingTask(n_packs=3, profile=fast_charge)
+    soc = np.array([[0.15, 0.3, 0.45, 0.6, 0.85], [0.5] * 5, [0.2, 0.4, 0.6, 0.8, 0.12345678901]])
+    soh = np.array([[0.8, 0.95, 1.0, 1.05, 1.2], [1.0] * 5, [0.93, 0.99, 1.01, 1.07, 1.0999999]])
+    obs = task.reset_packs(np.arange(3), soc, soh)
+    s = task.sim.state
+    assert (s.current_a < -task.i_max_a).any()  # a charge beyond i_max_a: its frame value clips at -1
+    expected = np.concatenate(
+        [
+            np.minimum(np.maximum(2.0 * soc - 1.0, -1.0), 1.0),
+            2.0 * s.switches - 1.0,
+            np.minimum(np.maximum((soh - 1.0) * 10.0, -1.0), 1.0),
+            np.minimum(np.maximum(s.current_a * (1.0 / task.i_max_a), -1.0), 1.0)[:, None],
+        ],
+        axis=1,
+    ).astype(np.float32)
+    assert obs.dtype == np.float32
+    assert obs[:, : expected.shape[1]].tobytes() == expected.tobytes()
+
+
 # ------------------------------------------------------------------- invalid actions
 def test_invalid_action_keeps_switches_and_is_penalised():
     """Closing the lowest cell's shunt while discharging: switches kept, reward lower by w_invalid."""

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
+import numba
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
@@ -392,8 +393,9 @@ class BalancingTask:
         # the profile's end is the episode's natural end (terminated, nothing to bootstrap); only a
         # phase stopped by its safety cap is a time limit (truncated); a safety violation terminates
         safety = self.sim.safety_violation()
-        truncated = self.sim.episode_over & self.sim.state.capped & ~safety
-        terminated = safety | (self.sim.episode_over & ~truncated)
+        over = self.sim.episode_over
+        truncated = over & self.sim.state.capped & ~safety
+        terminated = safety | (over & ~truncated)
         obs = self.frames.reshape(self.n_packs, -1)
         return obs, reward, terminated, truncated, interval
 
@@ -447,12 +449,14 @@ class BalancingTask:
     def _write_frame(self, out: np.ndarray) -> None:
         """Write [2 SoC - 1, 2 s - 1, clip((SoH - 1) / 0.1), I_pack / I_max] into ``out`` (packs, 3n + 1);
         :func:`decode_observation` reads it back."""
-        s, n = self.sim.state, self.params.n_cells
-        soc, soh = self.observed_soc(), self.observed_soh()  # the BMS's estimate, or the truth
-        out[:, :n] = np.minimum(np.maximum(2.0 * soc - 1.0, -1.0), 1.0)
-        out[:, n : 2 * n] = 2.0 * s.switches - 1.0
-        out[:, 2 * n : 3 * n] = np.minimum(np.maximum((soh - 1.0) * SOH_OBS_SCALE, -1.0), 1.0)
-        out[:, 3 * n] = np.minimum(np.maximum(self.sim.pack_current_now_a() * (1.0 / self.i_max_a), -1.0), 1.0)
+        _encode_frames(
+            self.observed_soc(),  # the BMS's estimate, or the truth
+            self.sim.state.switches,
+            self.observed_soh(),
+            self.sim.pack_current_now_a(),
+            1.0 / self.i_max_a,
+            out,
+        )
 
     # ------------------------------------------------------------------- info
     def pack_info(self, k: int, interval=None) -> dict[str, Any]:
@@ -463,28 +467,32 @@ class BalancingTask:
         """The info dicts of ``packs`` (index array), as :meth:`pack_info` of each, read out together."""
         s = self.sim.state
         packs = np.asarray(packs, dtype=np.intp)
+        # rows by ndarray.take: the copy indexing with the array makes, at a fraction of its cost for a few packs
+        soc, soh = s.soc.take(packs, axis=0), s.soh.take(packs, axis=0)
         columns = {
             "time_s": s.time_s[packs].tolist(),
             "phase": [self.profile.phase_name(p) for p in s.phase[packs].tolist()],
-            "soc": s.soc[packs],
-            "soh": s.soh[packs],
-            "cell_voltage_v": s.terminal_v[packs],
-            "switches": s.switches[packs].astype(np.int64),
-            "shunt_energy_wh": s.shunt_energy_wh[packs],
+            "soc": soc,
+            "soh": soh,
+            "cell_voltage_v": s.terminal_v.take(packs, axis=0),
+            "switches": s.switches.take(packs, axis=0).astype(np.int64),
+            "shunt_energy_wh": s.shunt_energy_wh.take(packs, axis=0),
             "discharged_ah": s.discharged_ah[packs].tolist(),
             "charged_ah": s.charged_ah[packs].tolist(),
-            "usable_capacity_ah": self.usable_capacity_ah(s.soc[packs], s.soh[packs]).tolist(),
+            "usable_capacity_ah": self.usable_capacity_ah(soc, soh).tolist(),
         }
         if self.profile.cycles > 1:  # the cycle the pack is in (0 first); discharged_ah counts it alone
             columns.update(
                 cycle=s.cycle[packs].tolist(), ended_cycle_discharged_ah=s.ended_cycle_discharged_ah[packs].tolist()
             )
         if self.estimator.active:  # what the observation showed; soc and soh stay the truth
-            columns.update(soc_estimate=self.estimator.soc[packs], soh_estimate=self.estimator.soh[packs])
+            columns.update(
+                soc_estimate=self.estimator.soc.take(packs, axis=0), soh_estimate=self.estimator.soh.take(packs, axis=0)
+            )
         if interval is not None:
             columns.update(
                 pack_current_a=interval.pack_current_a[packs].tolist(),
-                cell_current_a=interval.cell_current_a[packs],
+                cell_current_a=interval.cell_current_a.take(packs, axis=0),
                 switch_changes=self.last_toggles[packs].tolist(),
                 invalid_action=self.last_invalid[packs].tolist(),
             )
@@ -730,6 +738,33 @@ class PassiveBalancingEnv(gym.Env):
         if self._renderer is None:  # matplotlib is imported here, at the first frame
             self._renderer = PackRenderer(self.task.params, self.render_mode)
         return self._renderer(self.task)
+
+
+@numba.njit(cache=True, inline="always")
+def _clip_unit(x):
+    """``x`` clipped to [-1, 1]; a NaN stays NaN."""
+    if x < -1.0:
+        return -1.0
+    if x > 1.0:
+        return 1.0
+    return x
+
+
+@numba.njit(cache=True)
+def _encode_frames(soc, switches, soh, current_a, inv_i_max_a, out):
+    """One frame per pack into ``out`` (packs, 3 n + 1) float32, each value computed in float64 and
+    rounded once: ``clip(2 SoC - 1)``, ``2 s - 1``, ``clip((SoH - 1) SOH_OBS_SCALE)``,
+    ``clip(I_pack inv_i_max_a)`` (clip to [-1, 1], a NaN kept, as numpy's minimum and maximum);
+    ``soc``, ``soh`` [-] and ``switches`` (packs, n), ``current_a`` [A] (packs,), ``inv_i_max_a`` [1/A].
+    One compiled loop: as a dozen numpy calls, each with its fixed cost, a single env's frame cost
+    more than the simulator's step (docs/performance.md, "Measured speed")."""
+    n = soc.shape[1]
+    for k in range(soc.shape[0]):
+        for i in range(n):
+            out[k, i] = _clip_unit(2.0 * soc[k, i] - 1.0)
+            out[k, n + i] = 1.0 if switches[k, i] else -1.0
+            out[k, 2 * n + i] = _clip_unit((soh[k, i] - 1.0) * SOH_OBS_SCALE)
+        out[k, 3 * n] = _clip_unit(current_a[k] * inv_i_max_a)
 
 
 def draw_initial_state(

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numba
 import numpy as np
 
 from bmsrl.fields import check, own_values, param, section
@@ -194,11 +195,46 @@ def charge_margins_ah(
     """``(min_i q_i, min_i h_i)`` [Ah] per pack: the charge the emptiest cell holds above the lower
     SoC limit, and the room the fullest cell has below the upper one.
 
-    ``soc`` [-] and ``cell_capacity_ah`` [Ah] have shape ``(packs, cells)``; ``soc_limits`` is the
-    SoC window [-].
+    ``soc`` [-] has shape ``(packs, cells)``, ``cell_capacity_ah`` [Ah] that shape or one that
+    broadcasts to it; ``soc_limits`` is the SoC window [-]. One compiled loop
+    (:func:`_charge_margins_ah`): as numpy calls, each with a fixed cost whatever the size, the margins
+    cost a single env's step, which reads them twice (the reward and the info), a large part of it.
     """
+    soc = _kernel_array(soc)
+    if soc.ndim != 2:
+        raise ValueError(f"soc must have shape (packs, cells), got {soc.shape}")
+    cell_capacity_ah = _kernel_array(cell_capacity_ah)
+    if cell_capacity_ah.shape != soc.shape:
+        cell_capacity_ah = _kernel_array(np.broadcast_to(cell_capacity_ah, soc.shape))
+    floor_ah, room_ah = np.empty(soc.shape[0]), np.empty(soc.shape[0])
     lo, hi = soc_limits
-    return ((soc - lo) * cell_capacity_ah).min(axis=1), ((hi - soc) * cell_capacity_ah).min(axis=1)
+    _charge_margins_ah(soc, cell_capacity_ah, float(lo), float(hi), floor_ah, room_ah)
+    return floor_ah, room_ah
+
+
+def _kernel_array(x) -> np.ndarray:
+    """``x`` as the compiled kernel takes it: a writable C-contiguous float64 array (a copy only if
+    it is not one), so that it is compiled for one signature."""
+    x = np.asarray(x, dtype=np.float64)
+    return x if x.flags.c_contiguous and x.flags.writeable else np.array(x, order="C")
+
+
+@numba.njit(cache=True)
+def _charge_margins_ah(soc, cell_capacity_ah, lo, hi, floor_ah, room_ah):
+    """:func:`charge_margins_ah` into ``floor_ah``, ``room_ah`` (packs,) [Ah]: per pack the least
+    ``(SoC_i - lo) C_i`` and the least ``(hi - SoC_i) C_i`` (a NaN, as numpy's ``min``, wins)."""
+    for k in range(soc.shape[0]):
+        floor = np.inf
+        room = np.inf
+        for i in range(soc.shape[1]):
+            q = (soc[k, i] - lo) * cell_capacity_ah[k, i]
+            h = (hi - soc[k, i]) * cell_capacity_ah[k, i]
+            if q < floor or q != q:
+                floor = q
+            if h < room or h != h:
+                room = h
+        floor_ah[k] = floor
+        room_ah[k] = room
 
 
 def usable_capacity_ah(soc: np.ndarray, cell_capacity_ah: np.ndarray, soc_limits: tuple[float, float]) -> np.ndarray:
