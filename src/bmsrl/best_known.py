@@ -101,6 +101,7 @@ class BestKnown:
         source, copy = task.sim.state, shadow.sim.state
         for f in fields(PackState):
             setattr(copy, f.name, getattr(source, f.name)[packs].copy())
+        shadow.estimator = task.estimator.take(packs)  # what the BMS believes goes on as it would
         shadow.frames[:] = task.frames[packs]
         shadow.last_invalid[:] = False
         shadow.last_toggles[:] = 0
@@ -115,15 +116,15 @@ class BestKnown:
         value is final (its episode has ended, or ``discharge_over``). The base controller reads the
         observation only, so the look-ahead runs it on the whole batch at once.
 
-        Where the observation shows the true state (no estimator, :meth:`BalancingTask.observed_soc`)
-        and the base controller can act on the state arrays (``room_balancing`` without a binding
-        chip limit: ``acts_on_state``), it decides from them in one compiled call
-        (``actions_from_state``, the same actions as its ``predict`` of the observation) and the
-        task writes no observation frames (nothing reads them); otherwise it reads the frames."""
+        A base controller that can act on the state arrays (``room_balancing``: ``actions_from_state``)
+        decides from them in one compiled call, fed what the observation would show (the BMS's
+        estimate with an estimator: :meth:`BalancingTask.observed_soc`, ``observed_soh``) and deciding
+        by the same compiled rule as its ``predict``, the chip's limit included; the task then writes
+        no observation frames (nothing reads them). Any other base reads the frames."""
         sim, state = task.sim, task.sim.state
         value = state.discharged_ah.copy()
         running = ~sim.discharge_over()  # a final value needs no step
-        on_state = not task.estimator.active and getattr(self.base, "acts_on_state", False)
+        on_state = hasattr(self.base, "actions_from_state")
         obs = task.frames.reshape(task.n_packs, -1)
         for _ in range(MAX_DECISIONS):
             if not running.any():
