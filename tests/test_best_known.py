@@ -255,10 +255,10 @@ def test_the_lookahead_carries_the_estimate_and_its_fast_path_values_equal_the_o
 
 
 def test_best_known_episodes_are_the_same_through_either_path():
-    """A whole best_known episode on a short realistic pack (one cycle at 1 C, the estimate, the
-    limit, the US06 discharge) is the same, decision for decision, through the compiled state path
-    and through the observation frames."""
-    kwargs, base = _realistic(cycles=1, i_max_a=3.4)
+    """A whole best_known episode on a short realistic pack (the estimate, the limit of 3 shunts, 33
+    Ohm; one cycle at 1 C of constant discharge with 60 s decisions, to keep the test short) is the
+    same, decision for decision, through the compiled state path and through the observation frames."""
+    kwargs, base = _realistic(cycles=1, i_max_a=3.4, discharge="constant", decision_interval_s=60.0)
     episodes = []
     for policy in (BestKnown(base), BestKnown(ObservationOnly(base))):
         task = BalancingTask(n_packs=1, **kwargs)
