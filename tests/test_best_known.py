@@ -13,7 +13,7 @@ import pytest
 from bmsrl import bound
 from bmsrl.baselines import make_baseline
 from bmsrl.best_known import BestKnown
-from bmsrl.config import defaults, load_config
+from bmsrl.config import defaults, load_config, scenario_config
 from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.pack import PackState
 from bmsrl.rollout import rollout
@@ -282,3 +282,29 @@ def test_lookahead_reads_the_observation_for_a_base_without_a_state_path():
     task.reset_drawn([rng_for_seed(SEEDS[0])])
     BestKnown(observation_only).continuation_ah(task)
     assert len(calls) > 10 and not np.array_equal(calls[0], calls[-1])  # fresh frames at every step
+
+
+@pytest.mark.parametrize(("scenario", "profile"), [("current_1c", "charge-rest-discharge"), ("realistic", "discharge-rest-charge")])
+def test_a_stride_never_delivers_less_than_room_balancing(scenario, profile):
+    """best_known with evaluation.best_known_stride k > 1 (the look-ahead at every k-th decision, the base
+    controller in between) is still one step of policy improvement at those states: on packs of the
+    test config (a 1 C scenario and its small realistic family) no pack delivers less than under
+    room_balancing, and the stride does skip look-aheads."""
+    cfg = scenario_config(load_config(ROOT / "config" / "test.yaml"), scenario)
+    base = make_baseline("room_balancing", N, cfg["baselines"]["room_balancing"], env=cfg["env"])
+    seeds = [1_001_000, 1_002_000]
+    delivered, looked = {}, {}
+    for name, policy in (("room_balancing", base), ("stride 3", BestKnown(base, stride=3))):
+        task = BalancingTask(n_packs=len(seeds), **task_kwargs(cfg, profile))
+        task.reset_drawn([rng_for_seed(s) for s in seeds])
+        looked[name] = []
+        delivered[name] = rollout(
+            task, policy, on_step=lambda t: looked[name].append(policy.looks_ahead(t)[0]) if name != "room_balancing" else None
+        ).end["discharged_ah"]
+    assert (delivered["stride 3"] >= delivered["room_balancing"]).all(), delivered
+    assert 0.2 < np.mean(looked["stride 3"]) < 0.5  # about every third decision
+
+
+def test_a_stride_below_one_is_refused():
+    with pytest.raises(ValueError, match="stride"):
+        BestKnown(_room_balancing(), stride=0)

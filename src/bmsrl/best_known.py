@@ -35,8 +35,13 @@ class BestKnown:
 
     name = "best_known"
 
-    def __init__(self, base) -> None:
+    def __init__(self, base, stride: int = 1) -> None:
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"best_known's stride must be an integer >= 1, got {stride!r}")
         self.base = base
+        #: the look-ahead at every ``stride``-th decision of an episode, the base controller in between
+        #: (``evaluation.best_known_stride``; 1: at every decision)
+        self.stride = int(stride)
         self._task: BalancingTask | None = None  # the task the shadows copy
         self._shadows: dict[int, BalancingTask] = {}  # by size: the candidates of one decision
 
@@ -73,14 +78,27 @@ class BestKnown:
                 "best_known reads the simulator: run it through bmsrl.rollout.rollout (predict(..., task=))"
             )
         base_actions = np.asarray(self.base.predict(observation)[0], dtype=np.int64).reshape(task.n_packs)
-        values = self.candidate_values_ah(task)  # (packs, actions)
+        look = self.looks_ahead(task)
+        if not look.any():
+            return base_actions, state
+        values = self.candidate_values_ah(task, look)  # (packs, actions)
         best = values.argmax(axis=1)
         keep_base = values[np.arange(task.n_packs), base_actions] >= values[np.arange(task.n_packs), best]
-        return np.where(keep_base, base_actions, best), state
+        return np.where(keep_base | ~look, base_actions, best), state
 
-    def candidate_values_ah(self, task: BalancingTask) -> np.ndarray:
+    def looks_ahead(self, task: BalancingTask) -> np.ndarray:
+        """(packs,) bool: whether the present decision of each pack is one the look-ahead takes, its
+        index in the episode (elapsed time [s] / decision interval [s], from 0 at the reset) a multiple
+        of :attr:`stride`."""
+        if self.stride == 1:
+            return np.ones(task.n_packs, dtype=bool)
+        decision = np.rint(task.sim.state.time_s / task.sim.decision_interval_s).astype(np.int64)
+        return decision % self.stride == 0
+
+    def candidate_values_ah(self, task: BalancingTask, look: np.ndarray | None = None) -> np.ndarray:
         """(packs, actions): charge [Ah] each pack delivers over its episode if it takes that action now
-        and the base controller afterwards; -inf for an invalid action.
+        and the base controller afterwards; -inf for an invalid action. ``look`` (packs,) bool: the packs
+        to look ahead for (None: all); the others get 0 for every valid action.
 
         Only a pack with a choice (more than one valid action) is looked ahead, and only over its valid
         actions: a pack with one valid action gets 0 for it, which wins as its own rollout's value
@@ -92,6 +110,8 @@ class BestKnown:
         invalid = task.invalid_mask()  # (packs, actions)
         values = np.where(invalid, -np.inf, 0.0)
         choice = ~invalid & ((~invalid).sum(axis=1) > 1)[:, None]
+        if look is not None:
+            choice &= look[:, None]
         final = choice & task.sim.discharge_over()[:, None]
         values = np.where(final, task.sim.state.discharged_ah[:, None], values)
         packs, actions = np.nonzero(choice & ~final)
