@@ -2,7 +2,10 @@
 reference beside the recoverable-capacity bound, **not** an observation-only controller.
 
 At every decision, for every pack, each valid action is tried on a copy of the pack's full simulator
-state (SoC, SoH, RC voltages, phase, charger, shunts: :class:`bmsrl.pack.PackState`), followed by a
+state (SoC, SoH, RC voltages, phase, charger, shunts: :class:`bmsrl.pack.PackState`) and of what the
+BMS believes (the estimator's SoC, SoH, sensor offset and rest time, :mod:`bmsrl.estimator`, so
+that the invalid-action rules and the base controller see in the look-ahead what they would see in
+the episode), followed by a
 base controller (``room_balancing`` at its configured settings, the best rule found) until the
 episode ends; the action whose continuation lets the pack deliver the most charge over the episode
 (``discharged_ah`` at its end) is taken, ties going to the base controller's own action. The base
@@ -15,6 +18,14 @@ BMS could run it: it says what is achievable, not what a deployable controller a
 runs it on the first ``evaluation.best_known_episodes`` packs of every seed, profile and scenario
 (the same packs every other policy starts its episodes from, so the comparisons stay paired):
 ``bmsrl evaluate --policy best_known`` writes its traces and metrics like any policy's.
+
+``evaluation.best_known_stride`` k (default 1) makes it cheaper where episodes are long (the
+realistic family): the look-ahead runs at the decisions whose index in the episode is a multiple of
+k, and the base controller decides in between. Each look-ahead decision is still one step of
+policy improvement at its state, and the base controller's own choice at the others, so no pack
+does worse than under the base controller (up to what the following decisions change, as above;
+tests/test_best_known.py), at about 1/k of the cost; k = 1 gives the outputs of every decision
+looked ahead, unchanged.
 """
 
 from __future__ import annotations
