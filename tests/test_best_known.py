@@ -29,16 +29,19 @@ class FullRolloutBestKnown(BestKnown):
     a copy of the whole task and followed by the base controller through :func:`bmsrl.rollout.rollout`
     (rewards, counts and all) to the episode's end."""
 
-    def candidate_values_ah(self, task: BalancingTask) -> np.ndarray:
+    def candidate_values_ah(self, task: BalancingTask, look: np.ndarray | None = None) -> np.ndarray:
         invalid = task.invalid_mask()
         values = np.where(invalid, -np.inf, 0.0)
         choice = ~invalid & ((~invalid).sum(axis=1) > 1)[:, None]
+        if look is not None:
+            choice &= look[:, None]
         packs, actions = np.nonzero(choice)
         if packs.size == 0:
             return values
         shadow = self._shadow_of(task, packs.size)
         for f in fields(PackState):
             setattr(shadow.sim.state, f.name, getattr(task.sim.state, f.name)[packs].copy())
+        shadow.estimator = task.estimator.take(packs)
         shadow.frames[:] = task.frames[packs]
         shadow.reward_kind.reset(shadow, np.arange(shadow.n_packs))
         shadow.step_checked(actions)
