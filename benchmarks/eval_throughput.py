@@ -114,8 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         hundred.write_text(
             yaml.safe_dump({"evaluation": {"episodes": 100, "trace_episodes": 1}, "baselines": {"tuned": False}})
         )
-        shape = tmp / "verdict.yaml"  # the verdict's evaluation, its baselines' configured settings
-        shape.write_text(yaml.safe_dump({**verdict, "baselines": {**verdict["baselines"], "tuned": False}}))
         out = iter(range(10**6))
 
         def job(policy: str, cfg: Path, grouped: bool) -> list[str]:
@@ -128,24 +126,31 @@ def main(argv: list[str] | None = None) -> int:
             return [*bmsrl, "evaluate", "--config", str(cfg), "--policy", policy, *where, "--seed", "1",
                     "--out", target, *models.get(policy, [])]  # fmt: skip
 
-        cases = {
-            "yardstick: no_balancing 1 pack": (job("no_balancing", one, False), args.repeats),
-            f"agent 100 packs ({verdict['algos'][0]})": (job(verdict["algos"][0], hundred, False), args.repeats),
-        }
-        cases.update({f"verdict job {policy}": (job(policy, shape, True), 1) for policy in stage})
-        commands = {src: dict(cases) for src in sources}
-        if args.realistic:
-            realistic = load_workflow_config([ROOT / "config/config.yaml", ROOT / "config/realistic.yaml"])
-            realistic["baselines"] = {**realistic["baselines"], "tuned": False}
-            realistic["evaluation"] = {**realistic["evaluation"], "best_known_episodes": 1}
-            for src in sources:  # a revision without the stride key: every decision looked ahead
-                own = realistic
-                if "best_known_stride:" not in (sources[src] / "bmsrl/schemas/config.schema.yaml").read_text():
-                    own = {**realistic, "evaluation": dict(realistic["evaluation"])}
-                    own["evaluation"].pop("best_known_stride", None)
-                (tmp / f"realistic_{src}.yaml").write_text(yaml.safe_dump(own))
-                cmd = [*bmsrl, "evaluate", "--config", str(tmp / f"realistic_{src}.yaml"), "--policy", BEST_KNOWN,
-                       "--profile", *profiles, "--scenario", "default", "--seed", "1",
+        def written(cfg: dict, name: str, src: str) -> Path:
+            """``cfg`` as a file for revision ``src``: without ``evaluation.best_known_stride`` where its
+            schema has no such key (a revision before it: every decision looked ahead, the key's default)."""
+            if "best_known_stride:" not in (sources[src] / "bmsrl/schemas/config.schema.yaml").read_text():
+                cfg = {**cfg, "evaluation": {k: v for k, v in cfg["evaluation"].items() if k != "best_known_stride"}}
+            path = tmp / f"{name}_{src}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            return path
+
+        # the verdict's evaluation, its baselines' configured settings
+        shape = {**verdict, "baselines": {**verdict["baselines"], "tuned": False}}
+        realistic = load_workflow_config([ROOT / "config/config.yaml", ROOT / "config/realistic.yaml"])
+        realistic["baselines"] = {**realistic["baselines"], "tuned": False}
+        realistic["evaluation"] = {**realistic["evaluation"], "best_known_episodes": 1}
+        commands = {}
+        for src in sources:
+            commands[src] = {
+                "yardstick: no_balancing 1 pack": (job("no_balancing", one, False), args.repeats),
+                f"agent 100 packs ({verdict['algos'][0]})": (job(verdict["algos"][0], hundred, False), args.repeats),
+            }
+            verdict_cfg = written(shape, "verdict", src)
+            commands[src].update({f"verdict job {policy}": (job(policy, verdict_cfg, True), 1) for policy in stage})
+            if args.realistic:
+                cmd = [*bmsrl, "evaluate", "--config", str(written(realistic, "realistic", src)), "--policy",
+                       BEST_KNOWN, "--profile", *profiles, "--scenario", "default", "--seed", "1",
                        "--out", str(tmp / f"out{next(out)}" / "{profile}")]  # fmt: skip
                 commands[src][REALISTIC] = (cmd, 1)
         times = {
