@@ -1,6 +1,6 @@
 """Time of evaluation jobs, process start included: `bmsrl evaluate` run as the workflow runs it (issue 22).
 
-    OMP_NUM_THREADS=1 python benchmarks/eval_throughput.py [--repeats 3] [--seeds 10] [--compare-src DIR]
+    OMP_NUM_THREADS=1 python benchmarks/eval_throughput.py [--repeats 3] [--seeds 10] [--compare-src DIR] [--realistic]
 
 Every case is the whole command as a subprocess (Python start, imports, numba's cached kernels, the
 policy's loading, the batched rollouts, the bound, metrics and traces written), timed as CPU time
@@ -15,7 +15,12 @@ one profile and scenario (a job's bare process start), and against issue 22's ta
    config/verdict.yaml: its agents, baselines and ``best_known``, each on every evaluation profile and
    scenario, ``evaluation.episodes`` packs, ``evaluation.best_known_episodes`` for ``best_known``);
 3. ``verdict evaluation stage``: those jobs summed, times ``--seeds`` (default the verdict's): the
-   whole 10-seed evaluation stage's job time (target: under 600 s).
+   whole 10-seed evaluation stage's job time (target: under 600 s);
+4. with ``--realistic``: ``realistic best_known 1 pack``, the ``best_known`` job of one pack of
+   config/realistic.yaml (config/config.yaml + config/realistic.yaml, scenario ``default``, both
+   evaluation profiles, its ``evaluation.best_known_stride``), run once; the realistic workflow runs
+   it for every seed and scenario. A revision whose schema has no ``best_known_stride`` runs without
+   it (every decision looked ahead).
 
 The agents are trained here for a few thousand env steps (their network's size, not their skill,
 sets the inference cost); the baselines run with their configured settings (``baselines.tuned``
@@ -44,6 +49,7 @@ from bmsrl.policies import BEST_KNOWN
 
 #: issue 22's targets [s]: one agent's 100 packs incl. process start; the 10-seed evaluation stage
 AGENT_TARGET_S, STAGE_TARGET_S = 5.0, 600.0
+REALISTIC = "realistic best_known 1 pack"
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, float]:
@@ -72,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=None, help="seeds of the stage estimate (default: the verdict's)")
     add_compare_src(parser)
+    parser.add_argument(
+        "--realistic", action="store_true", help="also time best_known on one pack of config/realistic.yaml (minutes)"
+    )
     args = parser.parse_args(argv)
     verdict = load_workflow_config([ROOT / "config/config.yaml", ROOT / "config/verdict.yaml"])
     seeds = args.seeds or len(verdict["seeds"])
@@ -101,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         hundred.write_text(
             yaml.safe_dump({"evaluation": {"episodes": 100, "trace_episodes": 1}, "baselines": {"tuned": False}})
         )
-        shape = tmp / "verdict.yaml"  # the verdict's evaluation, its baselines' configured settings
-        shape.write_text(yaml.safe_dump({**verdict, "baselines": {**verdict["baselines"], "tuned": False}}))
         out = iter(range(10**6))
 
         def job(policy: str, cfg: Path, grouped: bool) -> list[str]:
@@ -115,12 +122,39 @@ def main(argv: list[str] | None = None) -> int:
             return [*bmsrl, "evaluate", "--config", str(cfg), "--policy", policy, *where, "--seed", "1",
                     "--out", target, *models.get(policy, [])]  # fmt: skip
 
-        cases = {
-            "yardstick: no_balancing 1 pack": (job("no_balancing", one, False), args.repeats),
-            f"agent 100 packs ({verdict['algos'][0]})": (job(verdict["algos"][0], hundred, False), args.repeats),
+        def written(cfg: dict, name: str, src: str) -> Path:
+            """``cfg`` as a file for revision ``src``: without ``evaluation.best_known_stride`` where its
+            schema has no such key (a revision before it: every decision looked ahead, the key's default)."""
+            if (
+                "best_known_stride:"
+                not in (Path(envs[src]["PYTHONPATH"]) / "bmsrl/schemas/config.schema.yaml").read_text()
+            ):
+                cfg = {**cfg, "evaluation": {k: v for k, v in cfg["evaluation"].items() if k != "best_known_stride"}}
+            path = tmp / f"{name}_{src}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            return path
+
+        # the verdict's evaluation, its baselines' configured settings
+        shape = {**verdict, "baselines": {**verdict["baselines"], "tuned": False}}
+        realistic = load_workflow_config([ROOT / "config/config.yaml", ROOT / "config/realistic.yaml"])
+        realistic["baselines"] = {**realistic["baselines"], "tuned": False}
+        realistic["evaluation"] = {**realistic["evaluation"], "best_known_episodes": 1}
+        commands = {}
+        for src in envs:
+            commands[src] = {
+                "yardstick: no_balancing 1 pack": (job("no_balancing", one, False), args.repeats),
+                f"agent 100 packs ({verdict['algos'][0]})": (job(verdict["algos"][0], hundred, False), args.repeats),
+            }
+            verdict_cfg = written(shape, "verdict", src)
+            commands[src].update({f"verdict job {policy}": (job(policy, verdict_cfg, True), 1) for policy in stage})
+            if args.realistic:
+                cmd = [*bmsrl, "evaluate", "--config", str(written(realistic, "realistic", src)), "--policy",
+                       BEST_KNOWN, "--profile", *profiles, "--scenario", "default", "--seed", "1",
+                       "--out", str(tmp / f"out{next(out)}" / "{profile}")]  # fmt: skip
+                commands[src][REALISTIC] = (cmd, 1)
+        times = {
+            src: {name: median_time(cmd, envs[src], n) for name, (cmd, n) in commands[src].items()} for src in envs
         }
-        cases.update({f"verdict job {policy}": (job(policy, shape, True), 1) for policy in stage})
-        times = {src: {name: median_time(cmd, envs[src], n) for name, (cmd, n) in cases.items()} for src in envs}
     yard = times[THIS]["yardstick: no_balancing 1 pack"][0]
     print(f"bmsrl evaluate, process start included; CPU and wall time [s] (medians of {args.repeats} runs, a")
     print(f"verdict job once); 'x yard': CPU / the yardstick's; verdict shape: {len(profiles)} profiles x "
@@ -129,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if OTHER in times:
         header += f" {'CPU other':>10} {'this/other':>10}"
     print(header)
-    for name in cases:
+    for name in times[THIS]:
         cpu, wall = times[THIS][name]
         line = f"{name:<34} {cpu:7.2f} {wall:7.2f} {cpu / yard:7.2f}"
         if OTHER in times:

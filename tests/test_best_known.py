@@ -5,6 +5,7 @@ its shortcut rests on (PackSimulator.discharge_over, the batched bound) hold."""
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,14 @@ import pytest
 from bmsrl import bound
 from bmsrl.baselines import make_baseline
 from bmsrl.best_known import BestKnown
-from bmsrl.config import defaults
+from bmsrl.config import defaults, load_config, scenario_config
 from bmsrl.env import BalancingTask, rng_for_seed
 from bmsrl.pack import PackState
 from bmsrl.rollout import rollout
+from bmsrl.task_config import task_kwargs
 
 N = 5
+ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [1_001_000, 1_001_001]  # evaluation packs of training seed 1
 
 
@@ -26,16 +29,19 @@ class FullRolloutBestKnown(BestKnown):
     a copy of the whole task and followed by the base controller through :func:`bmsrl.rollout.rollout`
     (rewards, counts and all) to the episode's end."""
 
-    def candidate_values_ah(self, task: BalancingTask) -> np.ndarray:
+    def candidate_values_ah(self, task: BalancingTask, look: np.ndarray | None = None) -> np.ndarray:
         invalid = task.invalid_mask()
         values = np.where(invalid, -np.inf, 0.0)
         choice = ~invalid & ((~invalid).sum(axis=1) > 1)[:, None]
+        if look is not None:
+            choice &= look[:, None]
         packs, actions = np.nonzero(choice)
         if packs.size == 0:
             return values
         shadow = self._shadow_of(task, packs.size)
         for f in fields(PackState):
             setattr(shadow.sim.state, f.name, getattr(task.sim.state, f.name)[packs].copy())
+        shadow.estimator = task.estimator.take(packs)
         shadow.frames[:] = task.frames[packs]
         shadow.reward_kind.reset(shadow, np.arange(shadow.n_packs))
         shadow.step_checked(actions)
@@ -183,23 +189,133 @@ def _opened(task: BalancingTask) -> np.ndarray:
     return frames.reshape(task.n_packs, -1)
 
 
-def test_lookahead_reads_the_observation_where_it_is_not_the_truth():
-    """With the BMS's estimate in the observation (or a binding chip limit) the look-ahead takes the
-    observation path: actions_from_state is never called."""
+class ObservationOnly:
+    """``base`` behind ``predict`` alone: best_known's look-ahead then writes and reads the observation
+    frames (its slow path), the reference for the compiled path on the state arrays."""
+
+    def __init__(self, base) -> None:
+        self.base = base
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        return self.base.predict(observation, state, episode_start, deterministic)
+
+
+def _realistic(profile: str = "charge-rest-discharge", **changes):
+    """config/realistic.yaml's task kwargs (33 Ohm, at most 3 shunts, the BMS's estimate, US06, three
+    cycles) with ``changes``, and room_balancing at its configured settings under its chip limit."""
+    cfg = load_config(ROOT / "config" / "realistic.yaml")
+    kwargs = {**task_kwargs(cfg, profile), **changes}
+    base = make_baseline("room_balancing", N, cfg["baselines"]["room_balancing"], env=cfg["env"])
+    return kwargs, base
+
+
+@pytest.mark.parametrize("profile", ["discharge-rest-charge", "charge-rest-discharge"])
+def test_the_state_path_takes_predicts_actions_along_realistic_episodes(profile):
+    """On the realistic family (the estimate in the observation, a binding limit of 3 shunts, the US06
+    discharge, three cycles) RoomBalancing.actions_from_state, fed what the observation shows
+    (observed_soc, observed_soh), takes predict's action on the observation at every decision of
+    whole episodes, the chip limit's choice of cells included."""
+    kwargs, base = _realistic(profile)
+    seeds = [1_001_000 + k for k in range(4)]
+    task = BalancingTask(n_packs=len(seeds), **kwargs)
+    task.reset_drawn([rng_for_seed(s) for s in seeds])
+    assert task.estimator.active and base.limits.most_closed(N) == 3
+    limited = []
+
+    def compare(task: BalancingTask) -> None:
+        want = base.predict(task.frames.reshape(task.n_packs, -1))[0]
+        got = base.actions_from_state(
+            task.observed_soc(),
+            task.sim.state.switches,
+            task.observed_soh(),
+            task.sim.pack_current_now_a(),
+            task.i_max_a,
+        )
+        np.testing.assert_array_equal(got, want)
+        limited.append(unlimited.predict(task.frames.reshape(task.n_packs, -1))[0] != want)
+
+    unlimited = make_baseline(
+        "room_balancing", N, {"margin_mah": base.margin_ah * 1000, "hysteresis_mah": base.hysteresis_ah * 1000}, env={
+            "soc_limits": base.soc_limits, "capacity_ah": base.capacity_ah})  # fmt: skip
+    episode = rollout(task, base, on_step=compare)
+    assert episode.steps.min() > 500 and episode.switch_changes.min() > 0
+    assert np.any(limited)  # the limit did choose cells along the way
+
+
+def test_the_lookahead_carries_the_estimate_and_its_fast_path_values_equal_the_observation_path():
+    """Mid-charge on realistic packs: the shadow packs start from the BMS's estimate the task holds
+    (not the truth), and every candidate's value through the compiled state path equals the value
+    through the observation frames and predict, bit for bit."""
+    kwargs, base = _realistic()
+    task = BalancingTask(n_packs=2, **kwargs)
+    task.reset_drawn([rng_for_seed(s) for s in SEEDS])
+    for _ in range(60):
+        task.step(base.predict(task.frames.reshape(2, -1))[0])
+    assert task.sim.state.switches.any() and not np.array_equal(task.observed_soc(), task.sim.state.soc)
+    fast = BestKnown(base)
+    values = fast.candidate_values_ah(task)
+    reference = BestKnown(ObservationOnly(base)).candidate_values_ah(task)
+    np.testing.assert_array_equal(values, reference)
+    assert np.ptp(values[np.isfinite(values)]) > 1e-6  # the actions do differ in value
+    shadow = fast._shadow_of(task, int(np.isfinite(values).sum()))
+    assert shadow.estimator.active and shadow.estimator is not task.estimator
+
+
+def test_best_known_episodes_are_the_same_through_either_path():
+    """A whole best_known episode on a short realistic pack (the estimate, the limit of 3 shunts, 33
+    Ohm; one cycle at 1 C of constant discharge with 60 s decisions, to keep the test short) is the
+    same, decision for decision, through the compiled state path and through the observation frames."""
+    kwargs, base = _realistic(cycles=1, i_max_a=3.4, discharge="constant", decision_interval_s=60.0)
+    episodes = []
+    for policy in (BestKnown(base), BestKnown(ObservationOnly(base))):
+        task = BalancingTask(n_packs=1, **kwargs)
+        task.reset_drawn([rng_for_seed(SEEDS[0])])
+        episodes.append(rollout(task, policy, records=True))
+    fast, reference = episodes
+    for got, want in zip(fast.records[0], reference.records[0], strict=True):
+        np.testing.assert_array_equal(got["switches"], want["switches"])
+    for key in reference.end:
+        np.testing.assert_array_equal(fast.end[key], reference.end[key])
+    assert fast.switch_changes.sum() > 0
+
+
+def test_lookahead_reads_the_observation_for_a_base_without_a_state_path():
+    """A base controller with ``predict`` alone is looked ahead through the observation frames."""
     base = _room_balancing()
     calls = []
-    base.actions_from_state = lambda *a: calls.append(a)  # would fail the rollout if it were used
+    observation_only = ObservationOnly(base)
+    observation_only.predict = lambda obs, **kw: calls.append(obs.copy()) or base.predict(obs)
     task = BalancingTask(n_packs=1, profile="charge-rest-discharge", i_max_a=3.4, estimate_soc_sigma=0.01)
     task.reset_drawn([rng_for_seed(SEEDS[0])])
-    assert task.estimator.active
-    BestKnown(base).continuation_ah(task)
-    assert calls == []
-    limited = make_baseline(
-        "room_balancing",
-        N,
-        defaults()["baselines"]["room_balancing"],
-        env={**defaults()["env"], "max_closed_shunts": 1},
-    )
-    assert not limited.acts_on_state
-    with pytest.raises(ValueError, match="binding chip limit"):
-        limited.actions_from_state(*_random_states(np.random.default_rng(0), 3, limited, limited.capacity_ah), 3.4)
+    BestKnown(observation_only).continuation_ah(task)
+    assert len(calls) > 10 and not np.array_equal(calls[0], calls[-1])  # fresh frames at every step
+
+
+@pytest.mark.parametrize(
+    ("scenario", "profile"), [("current_1c", "charge-rest-discharge"), ("realistic", "discharge-rest-charge")]
+)
+def test_a_stride_never_delivers_less_than_room_balancing(scenario, profile):
+    """best_known with evaluation.best_known_stride k > 1 (the look-ahead at every k-th decision, the base
+    controller in between) is still one step of policy improvement at those states: on packs of the
+    test config (a 1 C scenario and its small realistic family) no pack delivers less than under
+    room_balancing, and the stride does skip look-aheads."""
+    cfg = scenario_config(load_config(ROOT / "config" / "test.yaml"), scenario)
+    base = make_baseline("room_balancing", N, cfg["baselines"]["room_balancing"], env=cfg["env"])
+    seeds = [1_001_000, 1_002_000]
+    strided = BestKnown(base, stride=3)
+    looked = []
+    delivered = {}
+    for name, policy, on_step in (
+        ("room_balancing", base, None),
+        ("stride 3", strided, lambda task: looked.append(strided.looks_ahead(task)[0])),
+    ):
+        task = BalancingTask(n_packs=len(seeds), **task_kwargs(cfg, profile))
+        task.reset_drawn([rng_for_seed(s) for s in seeds])
+        delivered[name] = rollout(task, policy, on_step=on_step).end["discharged_ah"]
+    assert (delivered["stride 3"] >= delivered["room_balancing"]).all(), delivered
+    assert 0.2 < np.mean(looked) < 0.5  # about every third decision
+
+
+def test_a_stride_below_one_is_refused():
+    with pytest.raises(ValueError, match="stride"):
+        BestKnown(_room_balancing(), stride=0)

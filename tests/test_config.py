@@ -49,6 +49,7 @@ def test_defaults_are_the_study_config():
         "seed_offset": 1_000_000,
         "trace_episodes": 10,  # every episode of the default run is traced
         "best_known_episodes": 5,  # the model-based reference on the first 5 packs
+        "best_known_stride": 1,  # its look-ahead at every decision
     }
     scenarios = defaults["evaluation"]["scenarios"]
     assert scenarios["default"] == {} and scenarios["init_soc_wide"] == {"init_soc": [0.3, 0.7]}

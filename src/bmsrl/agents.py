@@ -41,7 +41,8 @@ def load_policy(policy: str, model_path: str | Path | None, cfg: dict, settings:
     if policy == BEST_KNOWN:  # reads the simulator (bmsrl.best_known): only bmsrl.rollout can run it
         from bmsrl.best_known import BestKnown
 
-        return BestKnown(load_policy(BEST_KNOWN_BASE, model_path, cfg, settings))
+        base = load_policy(BEST_KNOWN_BASE, model_path, cfg, settings)
+        return BestKnown(base, stride=cfg["evaluation"]["best_known_stride"])
     if policy in BASELINES:
         if model_path is not None:
             raise UserError(f"policy {policy!r} is a baseline and takes no --model (got {model_path})")

@@ -204,96 +204,126 @@ class RoomBalancing:
         self.capacity_ah = float(capacity_ah)
         self.n_cells = n_cells
         self.limits = limits
-        self._weights = 1 << np.arange(n_cells)
-        self._cells = np.arange(n_cells)
 
     @staticmethod
     def settings_problem(settings: Mapping[str, float]) -> tuple[str, str] | None:
         return _hysteresis_problem(settings, "margin_mah", "hysteresis_mah")
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        """The actions of the observation (batch): decoded (:func:`decode_observation`), then the one
+        compiled rule (:func:`_room_rule`, the chip's limit included)."""
         frame = decode_observation(observation, self.n_cells)
-        lo, hi = self.soc_limits
-        cell_ah = frame.soh * self.capacity_ah
-        charge_ah = (frame.soc - lo) * cell_ah  # q_j
-        room_ah = (hi - frame.soc) * cell_ah  # h_j
-        emptiest = np.argmin(charge_ah, axis=-1)[..., None]
-        excess_ah = np.take_along_axis(room_ah, emptiest, axis=-1) - room_ah  # h_e - h_j
-        close = (excess_ah > self.margin_ah) | (frame.closed & (excess_ah > self.margin_ah - self.hysteresis_ah))
-        close &= self._cells != emptiest  # never the emptiest cell
-        close &= (frame.current_ratio <= 0.0)[..., None]  # only while charging or resting
-        close = self.limits.select(close, excess_ah)  # the largest deficit first
-        return (close * self._weights).sum(axis=-1).astype(np.int64), state
+        batch = frame.current_ratio.shape
+        soc = np.ascontiguousarray(frame.soc.reshape(-1, self.n_cells))
+        out = np.empty(soc.shape[0], dtype=np.int64)
+        _room_actions_from_frames(
+            soc,
+            np.ascontiguousarray(frame.closed.reshape(-1, self.n_cells)),
+            np.ascontiguousarray(frame.soh.reshape(-1, self.n_cells)),
+            np.ascontiguousarray(frame.current_ratio.reshape(-1)),
+            *self._rule_settings(),
+            out,
+        )
+        return (out.reshape(batch) if batch else out[0]), state  # one observation: one action
 
-    @property
-    def acts_on_state(self) -> bool:
-        """Whether :meth:`actions_from_state` applies: without a chip's limit that binds (under one,
-        which closures stay is :meth:`ShuntLimits.select`'s, and only :meth:`predict` does that)."""
-        return self.limits.most_closed(self.n_cells) >= self.n_cells
+    def _rule_settings(self) -> tuple[float, float, float, float, float, int]:
+        """The rule's arguments after the state (:func:`_room_rule`): margin and reopening level
+        (margin - hysteresis) [Ah], the SoC limits [-], the nominal capacity [Ah] and the most shunts
+        closed at once [-] under the chip's limits (:meth:`ShuntLimits.most_closed`)."""
+        lo, hi = self.soc_limits
+        most = self.limits.most_closed(self.n_cells)
+        return self.margin_ah, self.margin_ah - self.hysteresis_ah, lo, hi, self.capacity_ah, most
 
     def actions_from_state(
         self, soc: np.ndarray, switches: np.ndarray, soh: np.ndarray, pack_current_a: np.ndarray, i_max_a: float
     ) -> np.ndarray:
         """(packs,) int64: the actions :meth:`predict` takes on the observation a task would show of
         this state, without building or decoding it (``best_known``'s look-ahead, thousands of calls
-        per decision): ``soc``, ``soh`` [-] (packs, cells) the values the observation shows (the truth
-        without an estimator), ``switches`` (packs, cells) bool, ``pack_current_a`` [A] (packs,) and
-        the observation's current scale ``i_max_a`` [A]. The observation's rounding to float32 and
-        its clipping are reproduced (:func:`_room_actions_from_state`), so the actions are equal,
-        not merely close (tests/test_best_known.py compares both on random states). Only when
-        :attr:`acts_on_state`."""
-        if not self.acts_on_state:
-            raise ValueError("room_balancing acts on the state only without a binding chip limit (use predict)")
+        per decision): ``soc``, ``soh`` [-] (packs, cells) the values the observation shows (the BMS's
+        estimate with an estimator: :meth:`bmsrl.env.BalancingTask.observed_soc`, ``observed_soh``),
+        ``switches`` (packs, cells) bool, ``pack_current_a`` [A] (packs,) and the observation's
+        current scale ``i_max_a`` [A]. The observation's rounding to float32 and its clipping are
+        reproduced (:func:`_room_actions_from_state`), then the same compiled rule as :meth:`predict`
+        decides (the chip's limit included), so the actions are equal, not merely close
+        (tests/test_best_known.py compares both on random states and along whole episodes)."""
         out = np.empty(soc.shape[0], dtype=np.int64)
-        lo, hi = self.soc_limits
         _room_actions_from_state(  # the arrays as they are: the compiled call takes any layout
-            soc,
-            switches,
-            soh,
-            pack_current_a,
-            1.0 / float(i_max_a),
-            self.margin_ah,
-            self.margin_ah - self.hysteresis_ah,
-            lo,
-            hi,
-            self.capacity_ah,
-            out,
+            soc, switches, soh, pack_current_a, 1.0 / float(i_max_a), *self._rule_settings(), out
         )
         return out
 
 
 @numba.njit(cache=True)
-def _room_actions_from_state(
-    soc, switches, soh, pack_current_a, inv_i_max, margin_ah, reopen_ah, lo, hi, capacity_ah, out
-):  # pragma: no cover  (compiled)
-    """:meth:`RoomBalancing.predict` of the observation of the state, pack by pack: each value goes
-    through the observation's encoding (``BalancingTask._write_frame``: clipped, stored as float32)
-    and :func:`bmsrl.observation.decode_observation`'s decoding in the same float64 operations, then
-    the same rule (``reopen_ah`` = margin - hysteresis [Ah]; argmin's first minimum)."""
-    n_packs, n = soc.shape
+def _room_rule(soc, closed, soh, current_ratio, margin_ah, reopen_ah, lo, hi, capacity_ah, most):  # pragma: no cover
+    """room_balancing's decision for one pack, the only implementation of its rule (``predict`` and
+    ``actions_from_state`` both call it): ``soc``, ``soh`` [-] (cells,) and ``closed`` (cells,) as
+    the observation shows them (decoded), ``current_ratio`` [-] the observed pack current / i_max;
+    ``reopen_ah`` = margin - hysteresis [Ah]; the emptiest cell is argmin's first minimum. Of more
+    than ``most`` closures it keeps those of the largest room deficit, ties to the lower cell index
+    (:meth:`ShuntLimits.select`'s order). Returns the action index."""
+    if not current_ratio <= 0.0:  # discharging: every shunt open
+        return 0
+    n = soc.shape[0]
     room_ah = np.empty(n)
-    for k in range(n_packs):
-        current_ratio = np.float32(min(max(pack_current_a[k] * inv_i_max, -1.0), 1.0))
-        if not current_ratio <= 0.0:  # discharging: every shunt open
-            out[k] = 0
-            continue
-        emptiest, least_ah = 0, np.inf
+    emptiest, least_ah = 0, np.inf
+    for j in range(n):
+        cell_ah = soh[j] * capacity_ah
+        charge_ah = (soc[j] - lo) * cell_ah  # q_j
+        room_ah[j] = (hi - soc[j]) * cell_ah  # h_j
+        if j == 0 or charge_ah < least_ah:
+            emptiest, least_ah = j, charge_ah
+    excess_ah = room_ah[emptiest] - room_ah  # h_e - h_j
+    close = np.zeros(n, dtype=np.bool_)
+    count = 0
+    for j in range(n):
+        if j != emptiest and (excess_ah[j] > margin_ah or (closed[j] and excess_ah[j] > reopen_ah)):
+            close[j] = True
+            count += 1
+    while count > most:  # the chip's limit: drop the smallest deficit, the higher index of a tie
+        drop = -1
         for j in range(n):
-            soc_obs = (np.float64(np.float32(min(max(2.0 * soc[k, j] - 1.0, -1.0), 1.0))) + 1.0) / 2.0
-            soh_obs = (
+            if close[j] and (drop < 0 or excess_ah[j] <= excess_ah[drop]):
+                drop = j
+        close[drop] = False
+        count -= 1
+    action = 0
+    for j in range(n):
+        if close[j]:
+            action += 1 << j
+    return action
+
+
+@numba.njit(cache=True)
+def _room_actions_from_frames(
+    soc, closed, soh, current_ratio, margin_ah, reopen_ah, lo, hi, capacity_ah, most, out
+):  # pragma: no cover  (compiled)
+    """:func:`_room_rule` of every pack of decoded observations (packs, cells) into ``out`` (packs,)."""
+    for k in range(soc.shape[0]):
+        out[k] = _room_rule(
+            soc[k], closed[k], soh[k], current_ratio[k], margin_ah, reopen_ah, lo, hi, capacity_ah, most
+        )
+
+
+@numba.njit(cache=True)
+def _room_actions_from_state(
+    soc, switches, soh, pack_current_a, inv_i_max, margin_ah, reopen_ah, lo, hi, capacity_ah, most, out
+):  # pragma: no cover  (compiled)
+    """:func:`_room_rule` of the observation of the state, pack by pack: each value goes through the
+    observation's encoding (``BalancingTask._write_frame``: clipped, stored as float32) and
+    :func:`bmsrl.observation.decode_observation`'s decoding in the same float64 operations."""
+    n_packs, n = soc.shape
+    soc_obs = np.empty(n)
+    soh_obs = np.empty(n)
+    for k in range(n_packs):
+        current_ratio = np.float64(np.float32(min(max(pack_current_a[k] * inv_i_max, -1.0), 1.0)))
+        for j in range(n):
+            soc_obs[j] = (np.float64(np.float32(min(max(2.0 * soc[k, j] - 1.0, -1.0), 1.0))) + 1.0) / 2.0
+            soh_obs[j] = (
                 1.0 + np.float64(np.float32(min(max((soh[k, j] - 1.0) * SOH_OBS_SCALE, -1.0), 1.0))) / SOH_OBS_SCALE
             )
-            cell_ah = soh_obs * capacity_ah
-            charge_ah = (soc_obs - lo) * cell_ah
-            room_ah[j] = (hi - soc_obs) * cell_ah
-            if j == 0 or charge_ah < least_ah:
-                emptiest, least_ah = j, charge_ah
-        action = 0
-        for j in range(n):
-            excess_ah = room_ah[emptiest] - room_ah[j]
-            if j != emptiest and (excess_ah > margin_ah or (switches[k, j] and excess_ah > reopen_ah)):
-                action += 1 << j
-        out[k] = action
+        out[k] = _room_rule(
+            soc_obs, switches[k], soh_obs, current_ratio, margin_ah, reopen_ah, lo, hi, capacity_ah, most
+        )
 
 
 # --------------------------------------------------------------------------------- registry

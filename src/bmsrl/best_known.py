@@ -2,7 +2,10 @@
 reference beside the recoverable-capacity bound, **not** an observation-only controller.
 
 At every decision, for every pack, each valid action is tried on a copy of the pack's full simulator
-state (SoC, SoH, RC voltages, phase, charger, shunts: :class:`bmsrl.pack.PackState`), followed by a
+state (SoC, SoH, RC voltages, phase, charger, shunts: :class:`bmsrl.pack.PackState`) and of what the
+BMS believes (the estimator's SoC, SoH, sensor offset and rest time, :mod:`bmsrl.estimator`, so
+that the invalid-action rules and the base controller see in the look-ahead what they would see in
+the episode), followed by a
 base controller (``room_balancing`` at its configured settings, the best rule found) until the
 episode ends; the action whose continuation lets the pack deliver the most charge over the episode
 (``discharged_ah`` at its end) is taken, ties going to the base controller's own action. The base
@@ -15,6 +18,14 @@ BMS could run it: it says what is achievable, not what a deployable controller a
 runs it on the first ``evaluation.best_known_episodes`` packs of every seed, profile and scenario
 (the same packs every other policy starts its episodes from, so the comparisons stay paired):
 ``bmsrl evaluate --policy best_known`` writes its traces and metrics like any policy's.
+
+``evaluation.best_known_stride`` k (default 1) makes it cheaper where episodes are long (the
+realistic family): the look-ahead runs at the decisions whose index in the episode is a multiple of
+k, and the base controller decides in between. Each look-ahead decision is still one step of
+policy improvement at its state, and the base controller's own choice at the others, so no pack
+does worse than under the base controller (up to what the following decisions change, as above;
+tests/test_best_known.py), at about 1/k of the cost; k = 1 gives the outputs of every decision
+looked ahead, unchanged.
 """
 
 from __future__ import annotations
@@ -35,8 +46,13 @@ class BestKnown:
 
     name = "best_known"
 
-    def __init__(self, base) -> None:
+    def __init__(self, base, stride: int = 1) -> None:
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"best_known's stride must be an integer >= 1, got {stride!r}")
         self.base = base
+        #: the look-ahead at every ``stride``-th decision of an episode, the base controller in between
+        #: (``evaluation.best_known_stride``; 1: at every decision)
+        self.stride = int(stride)
         self._task: BalancingTask | None = None  # the task the shadows copy
         self._shadows: dict[int, BalancingTask] = {}  # by size: the candidates of one decision
 
@@ -73,14 +89,27 @@ class BestKnown:
                 "best_known reads the simulator: run it through bmsrl.rollout.rollout (predict(..., task=))"
             )
         base_actions = np.asarray(self.base.predict(observation)[0], dtype=np.int64).reshape(task.n_packs)
-        values = self.candidate_values_ah(task)  # (packs, actions)
+        look = self.looks_ahead(task)
+        if not look.any():
+            return base_actions, state
+        values = self.candidate_values_ah(task, look)  # (packs, actions)
         best = values.argmax(axis=1)
         keep_base = values[np.arange(task.n_packs), base_actions] >= values[np.arange(task.n_packs), best]
-        return np.where(keep_base, base_actions, best), state
+        return np.where(keep_base | ~look, base_actions, best), state
 
-    def candidate_values_ah(self, task: BalancingTask) -> np.ndarray:
+    def looks_ahead(self, task: BalancingTask) -> np.ndarray:
+        """(packs,) bool: whether the present decision of each pack is one the look-ahead takes, its
+        index in the episode (elapsed time [s] / decision interval [s], from 0 at the reset) a multiple
+        of :attr:`stride`."""
+        if self.stride == 1:
+            return np.ones(task.n_packs, dtype=bool)
+        decision = np.rint(task.sim.state.time_s / task.sim.decision_interval_s).astype(np.int64)
+        return decision % self.stride == 0
+
+    def candidate_values_ah(self, task: BalancingTask, look: np.ndarray | None = None) -> np.ndarray:
         """(packs, actions): charge [Ah] each pack delivers over its episode if it takes that action now
-        and the base controller afterwards; -inf for an invalid action.
+        and the base controller afterwards; -inf for an invalid action. ``look`` (packs,) bool: the packs
+        to look ahead for (None: all); the others get 0 for every valid action.
 
         Only a pack with a choice (more than one valid action) is looked ahead, and only over its valid
         actions: a pack with one valid action gets 0 for it, which wins as its own rollout's value
@@ -92,6 +121,8 @@ class BestKnown:
         invalid = task.invalid_mask()  # (packs, actions)
         values = np.where(invalid, -np.inf, 0.0)
         choice = ~invalid & ((~invalid).sum(axis=1) > 1)[:, None]
+        if look is not None:
+            choice &= look[:, None]
         final = choice & task.sim.discharge_over()[:, None]
         values = np.where(final, task.sim.state.discharged_ah[:, None], values)
         packs, actions = np.nonzero(choice & ~final)
@@ -101,6 +132,7 @@ class BestKnown:
         source, copy = task.sim.state, shadow.sim.state
         for f in fields(PackState):
             setattr(copy, f.name, getattr(source, f.name)[packs].copy())
+        shadow.estimator = task.estimator.take(packs)  # what the BMS believes goes on as it would
         shadow.frames[:] = task.frames[packs]
         shadow.last_invalid[:] = False
         shadow.last_toggles[:] = 0
@@ -115,15 +147,15 @@ class BestKnown:
         value is final (its episode has ended, or ``discharge_over``). The base controller reads the
         observation only, so the look-ahead runs it on the whole batch at once.
 
-        Where the observation shows the true state (no estimator, :meth:`BalancingTask.observed_soc`)
-        and the base controller can act on the state arrays (``room_balancing`` without a binding
-        chip limit: ``acts_on_state``), it decides from them in one compiled call
-        (``actions_from_state``, the same actions as its ``predict`` of the observation) and the
-        task writes no observation frames (nothing reads them); otherwise it reads the frames."""
+        A base controller that can act on the state arrays (``room_balancing``: ``actions_from_state``)
+        decides from them in one compiled call, fed what the observation would show (the BMS's
+        estimate with an estimator: :meth:`BalancingTask.observed_soc`, ``observed_soh``) and deciding
+        by the same compiled rule as its ``predict``, the chip's limit included; the task then writes
+        no observation frames (nothing reads them). Any other base reads the frames."""
         sim, state = task.sim, task.sim.state
         value = state.discharged_ah.copy()
         running = ~sim.discharge_over()  # a final value needs no step
-        on_state = not task.estimator.active and getattr(self.base, "acts_on_state", False)
+        on_state = hasattr(self.base, "actions_from_state")
         obs = task.frames.reshape(task.n_packs, -1)
         for _ in range(MAX_DECISIONS):
             if not running.any():

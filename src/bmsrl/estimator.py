@@ -30,6 +30,8 @@ the estimator is inactive and the observation is the true state, bit for bit (te
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 
@@ -81,6 +83,14 @@ class StateEstimator:
         self.soh = np.ones((n_packs, n_cells))  #: SoH estimate [-]
         self.bias_a = np.zeros(n_packs)  #: current-sensor offset [A]
         self.rest_s = np.zeros(n_packs)  #: time since the pack last carried current [s]
+
+    def take(self, packs: np.ndarray) -> StateEstimator:
+        """A copy of this estimator holding ``packs`` (index array) only, in that order: the same
+        errors and settings, its own arrays (a look-ahead's shadow packs: :mod:`bmsrl.best_known`)."""
+        other = copy.copy(self)
+        for name in ("soc", "soh", "bias_a", "rest_s"):
+            setattr(other, name, getattr(self, name)[packs].copy())
+        return other
 
     def pack_rng(self, soc: np.ndarray, soh: np.ndarray) -> np.random.Generator:
         """The generator of the errors of a pack starting at ``soc``, ``soh`` [-] (cells,)."""

@@ -327,7 +327,7 @@ def evaluate_config(wildcards):
     sections = ["ecm_table", "allow_implausible_tables", "env", "reward", "evaluation.episodes", "evaluation.trace_episodes",
                 "evaluation.seed_offset", "evaluation.scenarios"]
     if wildcards.policy == BEST_KNOWN:
-        sections.append("evaluation.best_known_episodes")
+        sections += ["evaluation.best_known_episodes", "evaluation.best_known_stride"]
     settings_of = _policies.settings_policy(wildcards.policy)
     key = _baselines.settings_key(settings_of) if settings_of in _baselines.BASELINES else None
     if key in config["baselines"] and not (TUNED and settings_of in TUNABLE):
