@@ -232,8 +232,8 @@ def _edit(path: Path, old: str, new: str) -> None:
             "envs/core.yaml",
             f"  - numba =={PIN['numba']}\n",
             "",
-            "rule evaluate (policy=rule_based): runs in core.yaml, which lacks numba (needed by src/bmsrl/pack.py:<N>, "
-            "src/bmsrl/baselines.py:<N>)",
+            "rule evaluate (policy=rule_based): runs in core.yaml, which lacks numba (needed by src/bmsrl/env.py:<N>, "
+            "src/bmsrl/reward.py:<N>, src/bmsrl/pack.py:<N>, src/bmsrl/baselines.py:<N>)",
             id="baseline-dependency-missing",
         ),
         pytest.param(
