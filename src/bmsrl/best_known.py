@@ -157,9 +157,24 @@ class BestKnown:
         running = ~sim.discharge_over()  # a final value needs no step
         on_state = hasattr(self.base, "actions_from_state")
         obs = task.frames.reshape(task.n_packs, -1)
-        for _ in range(MAX_DECISIONS):
+        # where the base's action is known without deciding (all shunts open while discharging) and
+        # nothing but the simulator's state carries on (no estimator), the stretch runs compiled
+        open_above_a = (
+            self.base.opens_all_above_a(task.i_max_a)
+            if hasattr(self.base, "opens_all_above_a") and not task.estimator.active
+            else None
+        )
+        decisions = 0
+        while decisions < MAX_DECISIONS:
             if not running.any():
                 return value
+            if open_above_a is not None:
+                decisions += sim.advance_open_while_discharging(running, value, open_above_a, MAX_DECISIONS - decisions)
+                if not running.any():
+                    return value
+                if decisions >= MAX_DECISIONS:
+                    break
+            decisions += 1
             if on_state:
                 actions = self.base.actions_from_state(
                     task.observed_soc(), state.switches, task.observed_soh(), sim.pack_current_now_a(), task.i_max_a
