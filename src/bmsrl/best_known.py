@@ -26,6 +26,12 @@ policy improvement at its state, and the base controller's own choice at the oth
 does worse than under the base controller (up to what the following decisions change, as above;
 tests/test_best_known.py), at about 1/k of the cost; k = 1 gives the outputs of every decision
 looked ahead, unchanged.
+
+Where every running pack of a look-ahead discharges, the base controller keeps every shunt open
+(``RoomBalancing.opens_all_above_a``) and no estimator carries on beside the simulator, the look-ahead
+advances the stretch in one compiled loop of the same per-interval kernel, without deciding
+(:meth:`bmsrl.pack.PackSimulator.advance_open_while_discharging`): every value stays as it was, bit
+for bit (tests/test_best_known.py).
 """
 
 from __future__ import annotations
