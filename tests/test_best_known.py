@@ -15,7 +15,7 @@ from bmsrl.baselines import make_baseline
 from bmsrl.best_known import BestKnown
 from bmsrl.config import defaults, load_config, scenario_config
 from bmsrl.env import BalancingTask, rng_for_seed
-from bmsrl.pack import PackState
+from bmsrl.pack import PackSimulator, PackState
 from bmsrl.rollout import rollout
 from bmsrl.task_config import task_kwargs
 
@@ -319,3 +319,108 @@ def test_a_stride_never_delivers_less_than_room_balancing(scenario, profile):
 def test_a_stride_below_one_is_refused():
     with pytest.raises(ValueError, match="stride"):
         BestKnown(_room_balancing(), stride=0)
+
+
+class DecidingEveryInterval:
+    """``base`` without :meth:`RoomBalancing.opens_all_above_a`: best_known's look-ahead then decides
+    at every interval (the per-decision loop), the reference for its compiled all-open stretches."""
+
+    def __init__(self, base) -> None:
+        self.base = base
+        self.predict = base.predict
+        self.actions_from_state = base.actions_from_state
+
+
+def _no_estimate(kwargs: dict) -> dict:
+    """Task kwargs with the BMS's estimate off (the look-ahead's compiled stretches need none)."""
+    return {**kwargs, "estimate_soc_sigma": 0.0, "estimate_current_bias_sigma_a": 0.0, "estimate_soh_rel_sigma": 0.0}
+
+
+def _values_along(task: BalancingTask, base, decisions: int, every: int, monkeypatch) -> tuple[list, int]:
+    """(values with the compiled stretches, values deciding every interval) at every ``every``-th
+    decision of ``decisions`` taken by ``base`` on ``task``, and the intervals the stretches took."""
+    pairs, taken = [], [0]
+    stretch = PackSimulator.advance_open_while_discharging
+
+    def counted(sim, *args):
+        n = stretch(sim, *args)
+        taken[0] += n
+        return n
+
+    monkeypatch.setattr(PackSimulator, "advance_open_while_discharging", counted)
+    fast, reference = BestKnown(base), BestKnown(DecidingEveryInterval(base))
+    for t in range(decisions):
+        if t % every == 0:
+            pairs.append((fast.candidate_values_ah(task), reference.candidate_values_ah(task)))
+        if task.sim.episode_over.all():
+            break
+        task.step(base.predict(task.frames.reshape(task.n_packs, -1))[0])
+    return pairs, taken[0]
+
+
+@pytest.mark.parametrize("profile", ["discharge-rest-charge", "charge-rest-discharge"])
+def test_the_compiled_stretches_give_the_per_decision_values_bit_for_bit(profile, monkeypatch):
+    """On the test config's packs (0.3 C: long discharges), every candidate's value with the all-open
+    discharge stretches advanced in one compiled loop equals the value deciding at every interval,
+    bit for bit, at states along a whole room_balancing episode (charging, resting, discharging)."""
+    base = _room_balancing()
+    task = BalancingTask(n_packs=len(SEEDS), profile=profile, i_max_a=1.02)
+    task.reset_drawn([rng_for_seed(s) for s in SEEDS])
+    pairs, taken = _values_along(task, base, decisions=10_000, every=40, monkeypatch=monkeypatch)
+    assert len(pairs) > 5 and taken > 100  # the stretches did run (discharge-rest-charge: only its first phase)
+    for got, want in pairs:
+        np.testing.assert_array_equal(got, want)
+    assert any(np.ptp(w[np.isfinite(w)]) > 1e-6 for _, w in pairs)  # the actions do differ in value
+
+
+def test_the_compiled_stretches_give_the_per_decision_values_on_a_realistic_pack(monkeypatch):
+    """On a realistic pack (US06 discharge with regenerative steps, where room_balancing may bleed and
+    a stretch must stop; the limit of 3 shunts, 33 Ohm, three cycles; the estimate off, which the
+    stretches need) the values are the per-decision loop's, bit for bit, mid-charge and mid-discharge."""
+    kwargs, base = _realistic("discharge-rest-charge")
+    task = BalancingTask(n_packs=1, **_no_estimate(kwargs))
+    task.reset_drawn([rng_for_seed(SEEDS[0])])
+    assert not task.estimator.active and task.profile.cycles > 1
+    pairs, taken = _values_along(task, base, decisions=600, every=100, monkeypatch=monkeypatch)
+    assert len(pairs) == 6 and taken > 100  # the stretches did run
+    for got, want in pairs:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_advancing_open_while_discharging_is_advance_with_open_shunts():
+    """PackSimulator.advance_open_while_discharging: the state after its intervals is that of as many
+    advance() calls with every shunt open, every array bit for bit; it stops before an interval in
+    which a running pack does not discharge, and records a pack's discharged_ah when its value ends."""
+    task = BalancingTask(n_packs=3, profile="charge-rest-discharge", i_max_a=3.4)
+    task.reset_drawn([rng_for_seed(s) for s in (*SEEDS, 1_001_002)])
+    base = _room_balancing()
+    while not (task.sim.state.current_a > 0).all():  # to the discharge
+        task.step(base.predict(task.frames.reshape(3, -1))[0])
+    reference = BalancingTask(n_packs=3, profile="charge-rest-discharge", i_max_a=3.4)
+    for f in fields(PackState):
+        setattr(reference.sim.state, f.name, getattr(task.sim.state, f.name).copy())
+    running, value = np.ones(3, dtype=bool), np.zeros(3)
+    taken = task.sim.advance_open_while_discharging(running, value, 0.0, 50)
+    assert taken == 50 and running.all()
+    for _ in range(taken):
+        reference.sim.advance(np.zeros((3, N), dtype=bool))
+    for f in fields(PackState):
+        np.testing.assert_array_equal(getattr(task.sim.state, f.name), getattr(reference.sim.state, f.name))
+    taken = task.sim.advance_open_while_discharging(running, value, 0.0, 10**6)  # to the episode's end
+    assert not running.any() and 0 < taken < 10**6
+    np.testing.assert_array_equal(value, task.sim.state.discharged_ah)
+    running[:] = True
+    task.sim.state.current_a[1] = 0.0  # a running pack resting: no interval taken
+    assert task.sim.advance_open_while_discharging(running, value, 0.0, 10) == 0
+
+
+def test_room_balancing_opens_every_shunt_above_its_open_current():
+    """RoomBalancing.opens_all_above_a: at any current just above it, whatever the SoCs and shunts, the
+    rule's action is 0 (every shunt open), the fact the look-ahead's stretches rely on."""
+    base = _room_balancing()
+    rng = np.random.default_rng(3)
+    i_max_a = 1.02
+    soc, switches, soh, _ = _random_states(rng, 500, base, base.capacity_ah)
+    current_a = np.full(500, base.opens_all_above_a(i_max_a)) * (1.0 + rng.uniform(1e-9, 10.0, 500))
+    assert (base.actions_from_state(soc, switches, soh, current_a, i_max_a) == 0).all()
+    assert (base.actions_from_state(soc, switches, soh, -current_a, i_max_a) != 0).any()  # charging: it bleeds

@@ -234,6 +234,14 @@ class RoomBalancing:
         most = self.limits.most_closed(self.n_cells)
         return self.margin_ah, self.margin_ah - self.hysteresis_ah, lo, hi, self.capacity_ah, most
 
+    def opens_all_above_a(self, i_max_a: float) -> float:
+        """A pack current [A] above which the rule keeps every shunt open (action 0) whatever else the
+        observation shows (:func:`_room_rule`: the observed current ratio, float32 of current / i_max,
+        is > 0): any current above ``i_max_a`` * 1e-30, whose ratio is far above float32's smallest
+        positive value (1.4e-45), so it cannot round to 0. ``best_known``'s look-ahead advances such
+        stretches without deciding (:meth:`bmsrl.pack.PackSimulator.advance_open_while_discharging`)."""
+        return float(i_max_a) * 1e-30
+
     def actions_from_state(
         self, soc: np.ndarray, switches: np.ndarray, soh: np.ndarray, pack_current_a: np.ndarray, i_max_a: float
     ) -> np.ndarray:

@@ -26,6 +26,12 @@ policy improvement at its state, and the base controller's own choice at the oth
 does worse than under the base controller (up to what the following decisions change, as above;
 tests/test_best_known.py), at about 1/k of the cost; k = 1 gives the outputs of every decision
 looked ahead, unchanged.
+
+Where every running pack of a look-ahead discharges, the base controller keeps every shunt open
+(``RoomBalancing.opens_all_above_a``) and no estimator carries on beside the simulator, the look-ahead
+advances the stretch in one compiled loop of the same per-interval kernel, without deciding
+(:meth:`bmsrl.pack.PackSimulator.advance_open_while_discharging`): every value stays as it was, bit
+for bit (tests/test_best_known.py).
 """
 
 from __future__ import annotations
@@ -157,9 +163,24 @@ class BestKnown:
         running = ~sim.discharge_over()  # a final value needs no step
         on_state = hasattr(self.base, "actions_from_state")
         obs = task.frames.reshape(task.n_packs, -1)
-        for _ in range(MAX_DECISIONS):
+        # where the base's action is known without deciding (all shunts open while discharging) and
+        # nothing but the simulator's state carries on (no estimator), the stretch runs compiled
+        open_above_a = (
+            self.base.opens_all_above_a(task.i_max_a)
+            if hasattr(self.base, "opens_all_above_a") and not task.estimator.active
+            else None
+        )
+        decisions = 0
+        while decisions < MAX_DECISIONS:
             if not running.any():
                 return value
+            if open_above_a is not None:
+                decisions += sim.advance_open_while_discharging(running, value, open_above_a, MAX_DECISIONS - decisions)
+                if not running.any():
+                    return value
+                if decisions >= MAX_DECISIONS:
+                    break
+            decisions += 1
             if on_state:
                 actions = self.base.actions_from_state(
                     task.observed_soc(), state.switches, task.observed_soh(), sim.pack_current_now_a(), task.i_max_a

@@ -468,6 +468,62 @@ class PackSimulator:
         agent sets next change it: the charger re-solves at every sub-step)."""
         return self.state.current_a
 
+    def advance_open_while_discharging(
+        self, running: np.ndarray, value_ah: np.ndarray, min_current_a: float, max_intervals: int
+    ) -> int:
+        """Advance every pack, one decision interval after another, with every shunt open, while every
+        ``running`` pack (packs,) bool is in its profile's last cycle and draws a pack current above
+        ``min_current_a`` [A] (discharging) at the interval's start; a running pack stops running once a
+        safety violation (:meth:`safety_violation`) or :meth:`discharge_over` ends its value, which is
+        written to ``value_ah`` [Ah] (packs,) as its ``discharged_ah``. Both arrays are updated in place.
+
+        Each interval is exactly :meth:`advance` with all shunts open (the same compiled kernel, the
+        same sub-steps in the same order, so the same floating-point results), only without a return
+        to Python per interval: ``best_known``'s look-ahead, where the base controller keeps every
+        shunt open while the pack discharges. Packs not running are advanced too (as the look-ahead
+        advances them with shunts open) but nothing of theirs is read. Stops after ``max_intervals``
+        intervals, or before an interval in which a running pack leaves the stretch, or when none runs;
+        returns the number of intervals taken."""
+        if not running.any() or max_intervals <= 0:
+            return 0
+        s, par = self.state, self.params
+        lo, hi = par.soc_limits
+        m = par.safety_margin_soc
+        return int(
+            _advance_open_while_discharging(
+                running,
+                value_ah,
+                float(min_current_a),
+                int(max_intervals),
+                lo - m,  # the safety_violation bounds, the same float64 operations
+                hi + m,
+                self._discharge_ahead,
+                self.profile.cycles - 1,  # the last cycle's index
+                s.soc,
+                s.soh,
+                s.rc_v,
+                s.switches,
+                s.terminal_v,
+                s.current_a,
+                s.inside_limits,
+                s.shunt_energy_wh,
+                s.phase,
+                s.phase_time_s,
+                s.time_s,
+                s.discharged_ah,
+                s.charged_ah,
+                s.capped,
+                s.cycle,
+                self._kernel_args,
+                self.profile.max_duration_s,
+                self.decision_interval_s,
+                self.substeps,
+                par.capacity_ah,
+                par.discharge_efficiency,
+                par.charge_efficiency,
+            )
+        )
+
 
 # --------------------------------------------------------------------------- the integrator
 # One compiled loop over packs, sub-steps and cells: the same code steps one pack or a thousand.
@@ -1609,3 +1665,97 @@ def _advance_packs(
         out_min_v[k] = min_v
         most_substeps = max(most_substeps, n_sub)
     return most_substeps
+
+
+@numba.njit(cache=True)
+def _advance_open_while_discharging(
+    running,
+    value_ah,
+    min_current_a,
+    max_intervals,
+    soc_min_safe,
+    soc_max_safe,
+    discharge_ahead,
+    last_cycle,
+    soc,
+    soh,
+    rc_v,
+    switches,
+    terminal_v,
+    current_a,
+    inside_limits,
+    shunt_energy_wh,
+    phase,
+    phase_time_s,
+    time_s,
+    discharged_ah,
+    charged_ah,
+    capped,
+    cycle,
+    kernel_args,
+    phase_max_s,
+    dt_s,
+    substeps,
+    capacity_ah,
+    eta_discharge,
+    eta_charge,
+):  # pragma: no cover  (compiled)
+    """:meth:`PackSimulator.advance_open_while_discharging`: :func:`_advance_packs` with every shunt
+    open, interval by interval, and the running packs' ends (safety violation: a cell's SoC outside
+    [soc_min_safe, soc_max_safe]; discharge over: no discharging phase ahead in the last cycle)
+    judged after each interval as the Python methods judge them. Returns the intervals taken."""
+    n_packs, n_cells = soc.shape
+    open_switches = np.zeros((n_packs, n_cells), dtype=np.bool_)
+    out_cell_current_a = np.empty((n_packs, n_cells))
+    out_pack_current_a = np.empty(n_packs)
+    out_energy_wh = np.empty((n_packs, n_cells))
+    out_max_v = np.empty(n_packs)
+    out_min_v = np.empty(n_packs)
+    for n in range(max_intervals):
+        any_running = False
+        for k in range(n_packs):
+            if running[k]:
+                any_running = True
+                if not (current_a[k] > min_current_a and cycle[k] >= last_cycle):
+                    return n  # the base controller decides this interval
+        if not any_running:
+            return n
+        _advance_packs(
+            open_switches,
+            soc,
+            soh,
+            rc_v,
+            switches,
+            terminal_v,
+            current_a,
+            inside_limits,
+            shunt_energy_wh,
+            phase,
+            phase_time_s,
+            time_s,
+            discharged_ah,
+            charged_ah,
+            capped,
+            *kernel_args,
+            phase_max_s,
+            dt_s,
+            substeps,
+            capacity_ah,
+            eta_discharge,
+            eta_charge,
+            out_cell_current_a,
+            out_pack_current_a,
+            out_energy_wh,
+            out_max_v,
+            out_min_v,
+        )
+        for k in range(n_packs):
+            if running[k]:
+                ended = not discharge_ahead[phase[k]]  # discharge_over (the last cycle)
+                for i in range(n_cells):
+                    if soc[k, i] < soc_min_safe or soc[k, i] > soc_max_safe:
+                        ended = True
+                if ended:
+                    value_ah[k] = discharged_ah[k]
+                    running[k] = False
+    return max_intervals
