@@ -363,9 +363,23 @@ class PackSimulator:
         )
 
     # ---------------------------------------------------------------- physics
+    def _state_arrays(self) -> tuple[np.ndarray, ...]:
+        """The state arrays :func:`_advance_packs` integrates in place, in its argument order."""
+        s = self.state
+        return (s.soc, s.soh, s.rc_v, s.switches, s.terminal_v, s.current_a, s.inside_limits, s.shunt_energy_wh,
+                s.phase, s.phase_time_s, s.time_s, s.discharged_ah, s.charged_ah, s.capped)  # fmt: skip
+
+    def _interval_settings(self) -> tuple:
+        """:func:`_advance_packs`' arguments after the tables: a phase's safety cap [s], the decision
+        interval [s], the sub-steps per interval, the nominal capacity [Ah] and the coulombic
+        efficiencies [-]."""
+        par = self.params
+        return (self.profile.max_duration_s, self.decision_interval_s, self.substeps, par.capacity_ah,
+                par.discharge_efficiency, par.charge_efficiency)  # fmt: skip
+
     def advance(self, switches: np.ndarray) -> IntervalResult:
         """Integrate every pack over one decision interval with shunts ``switches`` (packs, cells)."""
-        s, prof, par = self.state, self.profile, self.params
+        s = self.state
         switches = np.asarray(switches, dtype=np.bool_)
         cell_current_a = np.empty_like(s.soc)
         pack_current_a = np.empty(self.n_packs)
@@ -374,27 +388,9 @@ class PackSimulator:
         min_v = np.empty(self.n_packs)
         n_sub = _advance_packs(
             switches,
-            s.soc,
-            s.soh,
-            s.rc_v,
-            s.switches,
-            s.terminal_v,
-            s.current_a,
-            s.inside_limits,
-            s.shunt_energy_wh,
-            s.phase,
-            s.phase_time_s,
-            s.time_s,
-            s.discharged_ah,
-            s.charged_ah,
-            s.capped,
+            *self._state_arrays(),
             *self._kernel_args,
-            prof.max_duration_s,
-            self.decision_interval_s,
-            self.substeps,
-            par.capacity_ah,
-            par.discharge_efficiency,
-            par.charge_efficiency,
+            *self._interval_settings(),
             cell_current_a,
             pack_current_a,
             energy_wh,
@@ -499,28 +495,10 @@ class PackSimulator:
                 hi + m,
                 self._discharge_ahead,
                 self.profile.cycles - 1,  # the last cycle's index
-                s.soc,
-                s.soh,
-                s.rc_v,
-                s.switches,
-                s.terminal_v,
-                s.current_a,
-                s.inside_limits,
-                s.shunt_energy_wh,
-                s.phase,
-                s.phase_time_s,
-                s.time_s,
-                s.discharged_ah,
-                s.charged_ah,
-                s.capped,
+                *self._state_arrays(),
                 s.cycle,
                 self._kernel_args,
-                self.profile.max_duration_s,
-                self.decision_interval_s,
-                self.substeps,
-                par.capacity_ah,
-                par.discharge_efficiency,
-                par.charge_efficiency,
+                *self._interval_settings(),
             )
         )
 
