@@ -79,6 +79,7 @@ def test_the_checker_sees_the_workflow(workflow):
         "search_summary": "rl.yaml",
         "snapshot": "core.yaml",
         "plot_profiles": "core.yaml",
+        "plot_paired": "core.yaml",
         "training_references": "core.yaml",
     }
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}

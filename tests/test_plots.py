@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bmsrl import cli
-from bmsrl.aggregate import performance_profiles, summarise
+from bmsrl.aggregate import paired_statistics, performance_profiles, summarise
 from bmsrl.errors import UserError
 from bmsrl.plots import KINDS, _toggle_times, plot_soc
 from bmsrl.results import read_evaluations, read_traces
@@ -143,7 +143,16 @@ def study(tmp_path_factory) -> dict[str, object]:
     summarise(pd.DataFrame(metrics)).to_csv(summary, index=False)
     profiles = root / "tables" / "profiles.csv"
     performance_profiles(pd.DataFrame(metrics)).to_csv(profiles, index=False)
-    return {"root": root, "traces": traces, "evaluations": evaluations, "summary": summary, "profiles": profiles}
+    paired = root / "tables" / "paired.csv"
+    paired_statistics(pd.DataFrame(metrics)).to_csv(paired, index=False)
+    return {
+        "root": root,
+        "traces": traces,
+        "evaluations": evaluations,
+        "summary": summary,
+        "profiles": profiles,
+        "paired": paired,
+    }
 
 
 def inputs(kind: str, study) -> list[str]:
@@ -295,7 +304,8 @@ def test_all_text_is_at_least_8_pt_and_axes_are_labelled(kind, study, tmp_path, 
     assert small == []
     xlabels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
     ylabels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
-    assert ylabels and (xlabels or kind in ("metrics", "robustness"))  # categorical x (profiles, scenarios)
+    # categorical x (profiles, scenarios) or y (scenarios)
+    assert (ylabels or kind == "paired") and (xlabels or kind in ("metrics", "robustness"))
     quantities = [label for label in xlabels + ylabels if "\nCell" not in label]  # cell number: no unit
     assert all("[" in label and "]" in label for label in quantities), quantities  # units
 
@@ -653,7 +663,10 @@ def quick(tmp_path_factory) -> dict[str, object]:
     summarise(frame).to_csv(summary, index=False)
     profiles = root / "tables" / "profiles.csv"
     performance_profiles(frame).to_csv(profiles, index=False)
+    paired = root / "tables" / "paired.csv"
+    paired_statistics(frame).to_csv(paired, index=False)
     return {
+        "paired": paired,
         "root": root,
         "traces": traces,
         "evaluations": evaluations,
@@ -744,3 +757,87 @@ def test_training_axis_leaves_out_a_far_outlier_and_says_so(quick, tmp_path, mon
     assert -75.0 < ax.get_ylim()[0] < 0.0  # the -75 of PPO's first evaluation is out of view, 0 is in
     notes = [t.get_text() for t in ax.texts if "off scale" in t.get_text()]
     assert len(notes) == 1 and "-7" in notes[0]  # and the panel says where it went
+
+
+def paired_rows(means: dict[tuple[str, str], float], better: str = "higher") -> pd.DataFrame:
+    """A paired table of usable capacity on one profile: ``means`` (policy, scenario) -> mean, every policy
+    against every baseline of them, 3 seeds x 2 packs (``best_known``: 1 pack per seed)."""
+    from bmsrl.baselines import BASELINES
+
+    rows = []
+    for (policy, scenario), value in means.items():
+        for (baseline, other), base in means.items():
+            if other != scenario or baseline == policy or baseline not in BASELINES:
+                continue
+            episodes = 3 if "best_known" in (policy, baseline) else 6
+            diff = value - base
+            rows.append(
+                {"policy": policy, "baseline": baseline, "profile": "charge-rest-discharge", "scenario": scenario,
+                 "metric": "usable_capacity_mah", "unit": "mAh", "better": better, "mean_diff": diff,
+                 "ci_low": diff - 2.0, "ci_high": diff + 2.0, "baseline_mean": base + (50.0 if episodes == 3 else 0.0),
+                 "interval_over": "seeds", "n_seeds": 3, "n_episodes": episodes}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_the_best_controller_is_the_baseline_with_the_best_mean_never_the_reference():
+    """Per scenario: the highest mean (the lowest for a lower-is-better metric), read from the comparisons
+    on all packs (best_known's few packs give the baseline another mean), never best_known itself."""
+    from bmsrl.plots import best_controllers
+
+    means = {
+        ("dqn", "default"): 2600.0, ("room_balancing", "default"): 2610.0, ("top_balancing", "default"): 2605.0,
+        ("best_known", "default"): 2620.0, ("dqn", "bleed"): 2500.0, ("room_balancing", "bleed"): 2480.0,
+        ("top_balancing", "bleed"): 2490.0, ("best_known", "bleed"): 2530.0,
+    }  # fmt: skip
+    frame = paired_rows(means)
+    assert best_controllers(frame) == {
+        ("charge-rest-discharge", "default"): "room_balancing",
+        ("charge-rest-discharge", "bleed"): "top_balancing",
+    }
+    lower = frame.assign(metric="switch_changes")
+    assert best_controllers(lower, "switch_changes") == {
+        ("charge-rest-discharge", "default"): "top_balancing",
+        ("charge-rest-discharge", "bleed"): "room_balancing",
+    }
+
+
+def test_paired_figure_draws_each_policy_against_its_scenarios_best_controller(tmp_path, monkeypatch):
+    """Each point is the policy's paired difference to the scenario's best controller (that row of the
+    table), the row names that controller, and the far no-balancing point puts the axis on a symmetric log
+    scale, said in the caption."""
+    means = {
+        ("dqn", "default"): 2600.0, ("room_balancing", "default"): 2610.0, ("top_balancing", "default"): 2605.0,
+        ("no_balancing", "default"): 2200.0, ("best_known", "default"): 2620.0, ("dqn", "bleed"): 2500.0,
+        ("room_balancing", "bleed"): 2480.0, ("top_balancing", "bleed"): 2490.0, ("no_balancing", "bleed"): 2100.0,
+    }  # fmt: skip
+    path = tmp_path / "paired.csv"
+    paired_rows(means).to_csv(path, index=False)
+    fig, drawn = drawn_figure("paired", {"paired": path}, tmp_path, monkeypatch)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["default\nvs Room balancing", "bleed\nvs Top balancing"]
+    centres = {}
+    for line in ax.lines:
+        x, y = line.get_xdata(), line.get_ydata()
+        if len(x) == 1:  # a point (the intervals are two-point lines, the zero line spans the axes)
+            centres[round(float(y[0]))] = centres.get(round(float(y[0])), []) + [float(x[0])]
+    assert sorted(centres[0]) == sorted([-10.0, -5.0, -410.0, 10.0])  # dqn, top, none, best_known vs room
+    assert sorted(centres[1]) == sorted([10.0, -10.0, -390.0])  # dqn, room, none vs top
+    assert ax.get_xscale() == "symlog"
+    caption = " ".join(fig.get_supxlabel().split())
+    assert "Symmetric log axis, linear within ±10 mAh" in caption and "first 1 pack per seed" in caption
+
+
+def test_bad_paired_table(study, tmp_path, capsys):
+    out = tmp_path / "plots" / "paired.pdf"
+    bad = tmp_path / "paired.csv"
+    pd.read_csv(study["paired"]).drop(columns="baseline").to_csv(bad, index=False)
+    assert cli.main(["plot", "paired", "--out", str(out), "--paired", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "missing column 'baseline'" in err, err
+    frame = pd.read_csv(study["paired"])
+    frame[frame["metric"] != "usable_capacity_mah"].to_csv(bad, index=False)
+    assert cli.main(["plot", "paired", "--out", str(out), "--paired", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "no rows for metric 'usable_capacity_mah'" in err, err
+    assert not out.parent.exists()

@@ -63,6 +63,7 @@ def test_default_config_plans_the_study(workdir):
         "plot_metrics": 1,
         "plot_robustness": 1,
         "plot_profiles": 1,
+        "plot_paired": 1,
         "all": 1,
     }
 
@@ -442,7 +443,7 @@ def test_full_dag_on_the_test_config(workdir):
     assert list(claims["claim"]) == ["capacity", "soc_variance", "switching", "trpo_best"]
     assert set(claims["verdict"]) <= {"reproduced", "not reproduced", "not comparable"}
     assert "Setting: the BMS default setting" in (r / "tables" / "claims.md").read_text()
-    for kind in TRACE_PLOTS + ["training_curves", "metrics", "robustness", "profiles"]:
+    for kind in TRACE_PLOTS + ["training_curves", "metrics", "robustness", "profiles", "paired"]:
         check_pdf(r / "plots" / f"{kind}.pdf")
     assert any((r / "logs").rglob("*.log")) and any((r / "benchmarks").rglob("*.tsv"))
 

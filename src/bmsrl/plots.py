@@ -30,6 +30,10 @@ Kinds (``bmsrl plot KIND --out FILE.pdf ...``):
     The aggregate stage's ``profiles.csv``: performance profiles, the fraction of packs whose share of the
     recoverable capacity is at least tau, per policy (mean over seeds, t-interval band), one panel per
     profile, default scenario.
+``paired`` (``--paired``)
+    The aggregate stage's ``paired.csv``: per scenario (rows) and profile (panels), every policy's usable
+    capacity minus that of the best controller of that scenario and profile, on the same packs (mean over
+    seeds of the per-seed difference, t interval over seeds).
 
 Trace timing convention: row ``k`` of a traces file holds the state at ``time_s[k]``, the end of
 decision interval ``k``; row 0 (``time_s = 0``) is the reset state. The switch state of row ``k``
@@ -65,6 +69,7 @@ from bmsrl.results import (
     OCCURRENCE,
     ROBUSTNESS_METRICS,
     load_evaluations,
+    read_paired,
     read_profiles,
     read_references,
     read_summary,
@@ -910,6 +915,146 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
     return save_figure(fig, out)
 
 
+#: The metric of the paired figure: the capacity the pack delivers, defined in every scenario (the share of
+#: the recoverable capacity is not, where the bound does not hold: a drive-cycle discharge).
+PAIRED_METRIC = "usable_capacity_mah"
+
+
+def best_controllers(paired: pd.DataFrame, metric: str = PAIRED_METRIC) -> dict[tuple[str, str], str]:
+    """Per (profile, scenario), the best controller there: the baseline with the best mean ``metric``
+    (the highest, or the lowest for a lower-is-better metric).
+
+    A baseline's mean is read from its own comparisons (column ``baseline_mean``) on the most packs: not
+    those with ``best_known``, which runs on the first packs of each seed only. The model-based reference
+    is not a controller a BMS could run, so it is never the best controller.
+    """
+    from bmsrl.baselines import BASELINES
+
+    rows = paired[(paired["metric"] == metric) & paired["baseline"].isin(list(BASELINES))]
+    rows = rows[np.isfinite(rows["baseline_mean"].to_numpy(dtype=np.float64))]
+    if rows.empty:
+        return {}
+    means = (
+        rows.sort_values("n_episodes", ascending=False, kind="stable")
+        .groupby(["profile", "scenario", "baseline"], sort=True)["baseline_mean"]
+        .first()
+        .reset_index()
+    )
+    sign = -1.0 if METRIC[metric].better == "lower" else 1.0
+    means["score"] = sign * means["baseline_mean"]
+    best = means.loc[means.groupby(["profile", "scenario"])["score"].idxmax()]
+    return {(r.profile, r.scenario): r.baseline for r in best.itertuples()}
+
+
+def _symlog_threshold(values: np.ndarray) -> float | None:
+    """The linear range [mAh] of a symmetric log axis when ``values`` (the points and interval ends) span
+    more than 30 times their median size (a far point, no balancing, would crush the close ones to a line),
+    else ``None`` (a linear axis): the power of ten at or above that median."""
+    size = np.abs(values[np.isfinite(values) & (values != 0.0)])
+    if size.size == 0:
+        return None
+    median = float(np.median(size))
+    if size.max() <= 30.0 * median:
+        return None
+    return float(10.0 ** math.ceil(math.log10(max(median, 1e-9))))
+
+
+@_styled
+def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Every policy against the best controller of each scenario, paired on the same packs.
+
+    One panel per profile, one row per scenario (the default first), one point per policy: the mean over
+    seeds of the per-seed difference in usable capacity, policy - the best controller of that scenario and
+    profile (:func:`best_controllers`, named at the row), with its 95 % t interval over seeds. Right of the
+    zero line: more capacity than the best controller. A symmetric log axis, linear near zero, when a far
+    point (no balancing) would crush the others.
+    """
+    from matplotlib.lines import Line2D
+
+    from bmsrl.algos import ALGOS
+    from bmsrl.baselines import BASELINES
+    from bmsrl.policies import BEST_KNOWN
+
+    best = best_controllers(paired)
+    if not best:
+        raise UserError(f"paired table: no comparison with a baseline on {PAIRED_METRIC}; nothing to plot")
+    rows = paired[paired["metric"] == PAIRED_METRIC]
+    profiles = _profile_order({profile for profile, _ in best})
+    scenarios = sorted({scenario for _, scenario in best}, key=lambda s: (s != DEFAULT_SCENARIO, s))
+    indexed = rows.set_index(["policy", "baseline", "profile", "scenario"]).sort_index()
+    policies = policy_order(set(rows["policy"]) | set(rows["baseline"]))
+    points: dict[tuple[str, str, str], tuple[float, float, float]] = {}
+    for (profile, scenario), reference in best.items():
+        for policy in policies:
+            key = (policy, reference, profile, scenario)
+            if policy != reference and key in indexed.index:
+                r = indexed.loc[key]
+                if np.isfinite(r["mean_diff"]):
+                    points[(profile, scenario, policy)] = (float(r["mean_diff"]), r["ci_low"], r["ci_high"])
+    drawn = [p for p in policies if any(key[2] == p for key in points)]
+    if not drawn:
+        raise UserError(f"paired table: no finite difference in {PAIRED_METRIC} to a best controller; nothing to plot")
+    values = np.array([v for triple in points.values() for v in triple], dtype=np.float64)
+    threshold = _symlog_threshold(values)
+    same_reference = all(len({best.get((p, s)) for p in profiles} - {None}) == 1 for s in scenarios)
+
+    band = 0.7  # of the unit distance between scenario rows
+    offsets = {p: band * ((i + 0.5) / len(drawn) - 0.5) for i, p in enumerate(drawn)}
+    marker = {p: "o" if p in ALGOS else "s" if p in BASELINES else "D" for p in drawn}
+    height = 1.2 + len(scenarios) * max(0.55, 0.13 * len(drawn))
+    fig = Figure(figsize=(PAGE_WIDTH_IN, height), layout="constrained")
+    axes = fig.subplots(1, len(profiles), squeeze=False).ravel()  # not sharey: each panel names its references
+    for c, (ax, profile) in enumerate(zip(axes, profiles)):
+        for policy in drawn:
+            for j, scenario in enumerate(scenarios):
+                if (profile, scenario, policy) not in points:
+                    continue
+                mean, low, high = points[(profile, scenario, policy)]
+                y = j + offsets[policy]
+                if np.isfinite(low) and np.isfinite(high):
+                    ax.plot([low, high], [y, y], color=policy_color(policy), lw=1.0, solid_capstyle="butt", zorder=2)
+                ax.plot([mean], [y], marker[policy], ms=3.5, color=policy_color(policy), zorder=3)
+        ax.axvline(0.0, color="0.3", lw=0.7, zorder=1)
+        for j in range(len(scenarios) - 1):
+            ax.axhline(j + 0.5, color="0.85", lw=0.6, zorder=0)
+        if threshold is not None:
+            ax.set_xscale("symlog", linthresh=threshold, linscale=1.0)
+        ax.set_ylim(len(scenarios) - 0.5, -0.5)  # the default scenario on top
+        ax.set_title(profile)
+        ax.set_xlabel(f"Δ usable capacity vs best controller [{METRIC[PAIRED_METRIC].unit}]")
+        ax.grid(True, axis="x")
+        labels = [
+            f"{scenario}\nvs {policy_label(best[(profile, scenario)])}" if (profile, scenario) in best else scenario
+            for scenario in scenarios
+        ]
+        ax.set_yticks(np.arange(len(scenarios)), labels if c == 0 or not same_reference else [])
+    handles = [
+        Line2D([], [], color=policy_color(p), marker=marker[p], ms=4, lw=1.0, label=policy_label(p)) for p in drawn
+    ]
+    fig.legend(handles=handles, loc="outside upper center", ncol=_legend_columns(len(handles), 5))
+    seeds = sorted({int(n) for n in rows["n_seeds"] if n > 0})
+    words = [
+        "Point: mean over "
+        + (f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}")
+        + " seeds of the per-seed difference in usable capacity, policy − the best controller of the scenario "
+        "and profile (the baseline with the highest mean usable capacity there, named at each row), on the same "
+        "packs; bar: 95 % t interval over seeds (none with one seed). Right of 0: more capacity than that "
+        "controller."
+    ]
+    if BEST_KNOWN in drawn:
+        known = rows[rows["policy"] == BEST_KNOWN]
+        per_seed = sorted({int(round(e / n)) for e, n in zip(known["n_episodes"], known["n_seeds"]) if n > 0})
+        if per_seed:
+            words.append(
+                f"{policy_label(BEST_KNOWN)} (model-based reference): on its first {per_seed[-1]} pack"
+                f"{'s' if per_seed[-1] != 1 else ''} per seed only."
+            )
+    if threshold is not None:
+        words.append(f"Symmetric log axis, linear within ±{threshold:g} {METRIC[PAIRED_METRIC].unit}.")
+    _caption(fig, " ".join(words))
+    return save_figure(fig, out)
+
+
 # --------------------------------------------------------------------------------------------
 # Stage
 
@@ -934,6 +1079,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], Callable]] = {
     "metrics": ("summary", (), (), lambda data, out, cfg, references: plot_metrics(data, out)),
     "robustness": ("summary", (), (), lambda data, out, cfg, references: plot_robustness(data, out)),
     "profiles": ("profiles", (), (), lambda data, out, cfg, references: plot_profiles(data, out)),
+    "paired": ("paired", (), (), lambda data, out, cfg, references: plot_paired(data, out)),
 }
 
 
@@ -966,6 +1112,7 @@ def make_plot(
     evaluations: Sequence | None = None,
     summary: str | os.PathLike | None = None,
     profiles: str | os.PathLike | None = None,
+    paired: str | os.PathLike | None = None,
     cfg: dict | None = None,
     references: str | os.PathLike | None = None,
 ) -> Path:
@@ -979,7 +1126,7 @@ def make_plot(
     if kind not in KINDS:
         raise UserError(f"unknown plot kind {kind!r} (choose from {', '.join(KINDS)})")
     option, prefixes, numeric, function = KINDS[kind]
-    given = {"traces": traces, "evaluations": evaluations, "summary": summary, "profiles": profiles}
+    given = {"traces": traces, "evaluations": evaluations, "summary": summary, "profiles": profiles, "paired": paired}
     if not given[option]:
         raise UserError(f"plot {kind} needs --{option}")
     for name, value in given.items():
@@ -993,6 +1140,8 @@ def make_plot(
         data = load_evaluations(evaluations)
     elif option == "profiles":
         data = read_profiles(profiles)
+    elif option == "paired":
+        data = read_paired(paired, needed=[PAIRED_METRIC])
     else:
         data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
         _check_plottable(data, kind, summary)
@@ -1042,6 +1191,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PROFILES.csv",
         help="profiles: profiles.csv of the aggregate stage (performance profiles)",
     )
+    parser.add_argument(
+        "--paired",
+        type=Path,
+        metavar="PAIRED.csv",
+        help="paired: paired.csv of the aggregate stage (each policy against the best controller per scenario)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1054,6 +1209,7 @@ def main(args: argparse.Namespace) -> int:
         evaluations=args.evaluations,
         summary=args.summary,
         profiles=args.profiles,
+        paired=args.paired,
         cfg=cfg,
         references=args.references,
     )

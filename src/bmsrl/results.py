@@ -247,6 +247,7 @@ _METRICS_FILE = "metrics file"
 _TRACES_FILE = "traces file"
 _SUMMARY_FILE = "summary table"
 _PROFILES_FILE = "performance-profile table"
+_PAIRED_FILE = "paired table"
 _EVALS_FILE = "evaluations file"
 
 
@@ -344,6 +345,22 @@ def read_profiles(path: str | os.PathLike) -> pd.DataFrame:
         numeric=("tau", "n_seeds", "n_episodes"),
         optional_numeric=("fraction", "ci_low", "ci_high"),
     )
+
+
+def read_paired(path: str | os.PathLike, needed=()) -> pd.DataFrame:
+    """The aggregate stage's ``paired.csv`` (columns :data:`PAIRED_COLUMNS`), checked to hold rows for the
+    ``needed`` metrics."""
+    frame = read_table(
+        path,
+        kind=_PAIRED_FILE,
+        text=("policy", "baseline", "profile", "scenario", "metric", "interval_over"),
+        numeric=("n_seeds", "n_episodes"),
+        optional_numeric=("mean_diff", "ci_low", "ci_high", "baseline_mean"),
+    )
+    missing = [m for m in needed if m not in set(frame["metric"])]
+    if missing:
+        raise UserError(f"{_PAIRED_FILE} {path}: no rows for metric {missing[0]!r} (column 'metric')")
+    return frame
 
 
 #: The arrays of the training ``evaluations.npz`` (train stage; :func:`read_evaluations`): name ->

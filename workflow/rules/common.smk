@@ -165,6 +165,7 @@ ROBUSTNESS_CSV = out("tables/robustness.csv")
 ROBUSTNESS_PLOT = out("plots/robustness.pdf")
 PROFILES_CSV = out("tables/profiles.csv")
 PROFILES_PLOT = out("plots/profiles.pdf")
+PAIRED_PLOT = out("plots/paired.pdf")
 CLAIMS_CSV = out("tables/claims.csv")
 CLAIMS_MD = out("tables/claims.md")
 LOGS = out("logs")
@@ -212,6 +213,7 @@ ALL_OUTPUTS = [
     ROBUSTNESS_PLOT,
     PROFILES_CSV,
     PROFILES_PLOT,
+    PAIRED_PLOT,
 ]
 
 

@@ -162,3 +162,28 @@ rule plot_profiles:
         "../../envs/core.yaml"
     shell:
         "bmsrl plot profiles --profiles {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule plot_paired:
+    """Every policy against the best controller of each scenario, paired on the same packs (usable capacity)."""
+    input:
+        PAIRED_CSV,
+    output:
+        report(
+            PLOT.format(name="paired", ext="{ext}"),
+            caption="../report/paired.rst",
+            category="3. Summary",
+            labels={"figure": "paired against the best controller", "format": "{ext}"},
+        ),
+    log:
+        f"{LOGS}/plots/paired.{{ext}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plots/paired.{{ext}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=10,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl plot paired --paired {input:q} --out {output:q} > {log:q} 2>&1"
