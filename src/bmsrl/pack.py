@@ -441,17 +441,19 @@ class PackSimulator:
         profile's last cycle once no phase from the present one on can discharge the pack
         (``LoadProfile.discharges``): ``discharged_ah`` only grows by an interval's charge > 0, and a
         rest or a charge delivers none, so its value at the episode's end is its value now."""
-        over = ~self._discharge_ahead[self.state.phase]
-        if self.profile.cycles > 1:  # a further cycle starts its own count from 0
-            over &= self.state.cycle >= self.profile.cycles - 1
-        return over
+        s = self.state
+        return _discharge_final_packs(s.phase, s.cycle, self._discharge_ahead, self.profile.cycles - 1)
 
     def safety_violation(self) -> np.ndarray:
         """Per pack: a cell outside the SoC window by more than ``safety_margin_soc``."""
+        return _unsafe_packs(self.state.soc, *self._safe_soc)
+
+    @property
+    def _safe_soc(self) -> tuple[float, float]:
+        """The SoC [-] a cell may reach before a safety violation: the window widened by the margin."""
         lo, hi = self.params.soc_limits
         m = self.params.safety_margin_soc
-        soc = self.state.soc
-        return ((soc < lo - m) | (soc > hi + m)).any(axis=-1)
+        return lo - m, hi + m
 
     def within_limits(self) -> np.ndarray:
         """Per pack: all cells inside the SoC window and (with the voltage cut-off) the voltage window,
@@ -482,23 +484,19 @@ class PackSimulator:
         returns the number of intervals taken."""
         if not running.any() or max_intervals <= 0:
             return 0
-        s, par = self.state, self.params
-        lo, hi = par.soc_limits
-        m = par.safety_margin_soc
         return int(
             _advance_open_while_discharging(
                 running,
                 value_ah,
                 float(min_current_a),
                 int(max_intervals),
-                lo - m,  # the safety_violation bounds, the same float64 operations
-                hi + m,
+                self._safe_soc,
                 self._discharge_ahead,
                 self.profile.cycles - 1,  # the last cycle's index
-                *self._state_arrays(),
-                s.cycle,
+                self.state.cycle,
+                self._state_arrays(),
                 self._kernel_args,
-                *self._interval_settings(),
+                self._interval_settings(),
             )
         )
 
@@ -1645,43 +1643,55 @@ def _advance_packs(
     return most_substeps
 
 
+@numba.njit(cache=True, inline="always")
+def _unsafe(k, soc, soc_min_safe, soc_max_safe):
+    """Pack ``k``: a cell's SoC [-] outside [soc_min_safe, soc_max_safe] (a safety violation)."""
+    for i in range(soc.shape[1]):
+        if soc[k, i] < soc_min_safe or soc[k, i] > soc_max_safe:
+            return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
+def _discharge_final(k, phase, cycle, discharge_ahead, last_cycle):
+    """Pack ``k``: in the profile's last cycle (index ``last_cycle``), with no phase from its present one
+    on that can discharge it (``discharge_ahead`` per phase, plus the idle state after the last)."""
+    return cycle[k] >= last_cycle and not discharge_ahead[phase[k]]
+
+
+@numba.njit(cache=True)
+def _unsafe_packs(soc, soc_min_safe, soc_max_safe):
+    """:func:`_unsafe` of every pack: (packs,) bool. (Not one loop taking the test as an argument: numba
+    cannot cache a function that takes another, and would compile it anew in every process.)"""
+    return np.array([_unsafe(k, soc, soc_min_safe, soc_max_safe) for k in range(soc.shape[0])])
+
+
+@numba.njit(cache=True)
+def _discharge_final_packs(phase, cycle, discharge_ahead, last_cycle):
+    """:func:`_discharge_final` of every pack: (packs,) bool."""
+    return np.array([_discharge_final(k, phase, cycle, discharge_ahead, last_cycle) for k in range(phase.shape[0])])
+
+
 @numba.njit(cache=True)
 def _advance_open_while_discharging(
     running,
     value_ah,
     min_current_a,
     max_intervals,
-    soc_min_safe,
-    soc_max_safe,
+    safe_soc,
     discharge_ahead,
     last_cycle,
-    soc,
-    soh,
-    rc_v,
-    switches,
-    terminal_v,
-    current_a,
-    inside_limits,
-    shunt_energy_wh,
-    phase,
-    phase_time_s,
-    time_s,
-    discharged_ah,
-    charged_ah,
-    capped,
     cycle,
+    state,
     kernel_args,
-    phase_max_s,
-    dt_s,
-    substeps,
-    capacity_ah,
-    eta_discharge,
-    eta_charge,
+    interval_settings,
 ):  # pragma: no cover  (compiled)
     """:meth:`PackSimulator.advance_open_while_discharging`: :func:`_advance_packs` with every shunt
-    open, interval by interval, and the running packs' ends (safety violation: a cell's SoC outside
-    [soc_min_safe, soc_max_safe]; discharge over: no discharging phase ahead in the last cycle)
-    judged after each interval as the Python methods judge them. Returns the intervals taken."""
+    open, interval by interval, and the running packs' ends judged after each interval by the tests the
+    Python read-outs use (:func:`_unsafe`, a cell outside ``safe_soc`` [-]; :func:`_discharge_final`).
+    ``state``, ``kernel_args`` and ``interval_settings``: :func:`_advance_packs`' arguments in its order
+    (:meth:`PackSimulator._state_arrays`, ...). Returns the intervals taken."""
+    soc, phase, discharged_ah, current_a = state[0], state[8], state[11], state[5]
     n_packs, n_cells = soc.shape
     open_switches = np.zeros((n_packs, n_cells), dtype=np.bool_)
     out_cell_current_a = np.empty((n_packs, n_cells))
@@ -1700,27 +1710,9 @@ def _advance_open_while_discharging(
             return n
         _advance_packs(
             open_switches,
-            soc,
-            soh,
-            rc_v,
-            switches,
-            terminal_v,
-            current_a,
-            inside_limits,
-            shunt_energy_wh,
-            phase,
-            phase_time_s,
-            time_s,
-            discharged_ah,
-            charged_ah,
-            capped,
+            *state,
             *kernel_args,
-            phase_max_s,
-            dt_s,
-            substeps,
-            capacity_ah,
-            eta_discharge,
-            eta_charge,
+            *interval_settings,
             out_cell_current_a,
             out_pack_current_a,
             out_energy_wh,
@@ -1728,12 +1720,10 @@ def _advance_open_while_discharging(
             out_min_v,
         )
         for k in range(n_packs):
-            if running[k]:
-                ended = not discharge_ahead[phase[k]]  # discharge_over (the last cycle)
-                for i in range(n_cells):
-                    if soc[k, i] < soc_min_safe or soc[k, i] > soc_max_safe:
-                        ended = True
-                if ended:
-                    value_ah[k] = discharged_ah[k]
-                    running[k] = False
+            if running[k] and (
+                _discharge_final(k, phase, cycle, discharge_ahead, last_cycle)
+                or _unsafe(k, soc, safe_soc[0], safe_soc[1])
+            ):
+                value_ah[k] = discharged_ah[k]
+                running[k] = False
     return max_intervals
