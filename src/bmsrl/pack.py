@@ -1646,7 +1646,7 @@ def _advance_packs(
 @numba.njit(cache=True, inline="always")
 def _unsafe(k, soc, soc_min_safe, soc_max_safe):
     """Pack ``k``: a cell's SoC [-] outside [soc_min_safe, soc_max_safe] (a safety violation)."""
-    for i in range(soc.shape[1]):
+    for i in range(soc.shape[1]):  # noqa: SIM110 - a loop numba compiles, not any() over a generator
         if soc[k, i] < soc_min_safe or soc[k, i] > soc_max_safe:
             return True
     return False
