@@ -404,3 +404,34 @@ def test_verdict_words_follow_the_paired_intervals_and_the_html_has_tables(tmp_p
     with pytest.raises(SystemExit) as exit_:
         cli.main([*argv, "--run-kind", "quick"])  # only the kinds of the registry
     assert exit_.value.code == 2
+
+
+def test_the_best_controller_is_the_baseline_with_the_highest_capacity_never_the_reference():
+    """Per profile and scenario: the baseline with the highest mean usable capacity over seeds, on all its
+    packs; best_known (the model-based reference, higher still on its own packs) is never it; paired.csv
+    marks it on every metric's rows of that baseline, and nowhere else."""
+    from bmsrl.aggregate import best_controllers
+
+    profile = "charge-rest-discharge"
+    capacity = {  # scenario -> policy -> usable capacity [mAh] on every pack
+        "default": {"room_balancing": 2610.0, "top_balancing": 2605.0, "no_balancing": 2200.0, "ppo": 2600.0},
+        "bleed": {"room_balancing": 2480.0, "top_balancing": 2490.0, "no_balancing": 2100.0, "ppo": 2500.0},
+    }
+    parts = []
+    for scenario, values in capacity.items():
+        for seed in range(3):
+            for policy, value in values.items():
+                frame = episodes(policy, profile, seed, n=4).assign(scenario=scenario)
+                frame["usable_capacity_mah"] = value + 10.0 * seed
+                parts.append(frame)
+            known = parts[-4].iloc[:1].assign(policy="best_known")  # room_balancing's first pack, far better
+            known["usable_capacity_mah"] += 500.0
+            parts.append(known)
+    frame = pd.concat(parts, ignore_index=True)
+    assert best_controllers(frame) == {(profile, "default"): "room_balancing", (profile, "bleed"): "top_balancing"}
+    paired = paired_statistics(frame)
+    marked = paired[paired["best_controller"]]
+    assert set(zip(marked.scenario, marked.baseline)) == {("default", "room_balancing"), ("bleed", "top_balancing")}
+    assert set(marked.metric) == {m.name for m in HEADLINE}
+    row = marked[(marked.policy == "ppo") & (marked.scenario == "bleed") & (marked.metric == "usable_capacity_mah")]
+    assert row["mean_diff"].item() == pytest.approx(10.0)  # the agent beats the best controller there

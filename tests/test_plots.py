@@ -759,9 +759,10 @@ def test_training_axis_leaves_out_a_far_outlier_and_says_so(quick, tmp_path, mon
     assert len(notes) == 1 and "-7" in notes[0]  # and the panel says where it went
 
 
-def paired_rows(means: dict[tuple[str, str], float], better: str = "higher") -> pd.DataFrame:
+def paired_rows(means: dict[tuple[str, str], float], best: dict[str, str]) -> pd.DataFrame:
     """A paired table of usable capacity on one profile: ``means`` (policy, scenario) -> mean, every policy
-    against every baseline of them, 3 seeds x 2 packs (``best_known``: 1 pack per seed)."""
+    against every baseline of them, 3 seeds x 2 packs (``best_known``: 1 pack per seed); ``best``: scenario
+    -> its best controller."""
     from bmsrl.baselines import BASELINES
 
     rows = []
@@ -769,37 +770,15 @@ def paired_rows(means: dict[tuple[str, str], float], better: str = "higher") -> 
         for (baseline, other), base in means.items():
             if other != scenario or baseline == policy or baseline not in BASELINES:
                 continue
-            episodes = 3 if "best_known" in (policy, baseline) else 6
             diff = value - base
             rows.append(
                 {"policy": policy, "baseline": baseline, "profile": "charge-rest-discharge", "scenario": scenario,
-                 "metric": "usable_capacity_mah", "unit": "mAh", "better": better, "mean_diff": diff,
-                 "ci_low": diff - 2.0, "ci_high": diff + 2.0, "baseline_mean": base + (50.0 if episodes == 3 else 0.0),
-                 "interval_over": "seeds", "n_seeds": 3, "n_episodes": episodes}
+                 "metric": "usable_capacity_mah", "unit": "mAh", "better": "higher", "mean_diff": diff,
+                 "ci_low": diff - 2.0, "ci_high": diff + 2.0, "baseline_mean": base, "interval_over": "seeds",
+                 "n_seeds": 3, "n_episodes": 3 if policy == "best_known" else 6,
+                 "best_controller": best[scenario] == baseline}
             )  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def test_the_best_controller_is_the_baseline_with_the_best_mean_never_the_reference():
-    """Per scenario: the highest mean (the lowest for a lower-is-better metric), read from the comparisons
-    on all packs (best_known's few packs give the baseline another mean), never best_known itself."""
-    from bmsrl.plots import best_controllers
-
-    means = {
-        ("dqn", "default"): 2600.0, ("room_balancing", "default"): 2610.0, ("top_balancing", "default"): 2605.0,
-        ("best_known", "default"): 2620.0, ("dqn", "bleed"): 2500.0, ("room_balancing", "bleed"): 2480.0,
-        ("top_balancing", "bleed"): 2490.0, ("best_known", "bleed"): 2530.0,
-    }  # fmt: skip
-    frame = paired_rows(means)
-    assert best_controllers(frame) == {
-        ("charge-rest-discharge", "default"): "room_balancing",
-        ("charge-rest-discharge", "bleed"): "top_balancing",
-    }
-    lower = frame.assign(metric="switch_changes")
-    assert best_controllers(lower, "switch_changes") == {
-        ("charge-rest-discharge", "default"): "top_balancing",
-        ("charge-rest-discharge", "bleed"): "room_balancing",
-    }
 
 
 def test_paired_figure_draws_each_policy_against_its_scenarios_best_controller(tmp_path, monkeypatch):
@@ -812,7 +791,7 @@ def test_paired_figure_draws_each_policy_against_its_scenarios_best_controller(t
         ("room_balancing", "bleed"): 2480.0, ("top_balancing", "bleed"): 2490.0, ("no_balancing", "bleed"): 2100.0,
     }  # fmt: skip
     path = tmp_path / "paired.csv"
-    paired_rows(means).to_csv(path, index=False)
+    paired_rows(means, {"default": "room_balancing", "bleed": "top_balancing"}).to_csv(path, index=False)
     fig, drawn = drawn_figure("paired", {"paired": path}, tmp_path, monkeypatch)
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_yticklabels()] == ["default\nvs Room balancing", "bleed\nvs Top balancing"]
@@ -840,4 +819,8 @@ def test_bad_paired_table(study, tmp_path, capsys):
     assert cli.main(["plot", "paired", "--out", str(out), "--paired", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "no rows for metric 'usable_capacity_mah'" in err, err
+    frame.assign(best_controller="maybe").to_csv(bad, index=False)
+    assert cli.main(["plot", "paired", "--out", str(out), "--paired", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "'best_controller'" in err, err
     assert not out.parent.exists()

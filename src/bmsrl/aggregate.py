@@ -46,6 +46,7 @@ from bmsrl.errors import UserError
 from bmsrl.io import atomic_outputs, check_distinct, check_output
 from bmsrl.policies import REFERENCES, policy_label, policy_order
 from bmsrl.results import (
+    BEST_CONTROLLER_METRIC,
     DEFAULT_SCENARIO,
     HEADLINE,
     INTERVAL_OVER,
@@ -249,6 +250,26 @@ def _paired_frames(policy: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFra
     return policy.sort_values(["seed", "episode"]), base.sort_values(["seed", "episode"])
 
 
+def best_controllers(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Per (profile, scenario), the best controller: the baseline of the registry with the highest mean
+    over seeds of its per-seed mean :data:`~bmsrl.results.BEST_CONTROLLER_METRIC` (on all of its packs;
+    a tie goes to the first in registry order). The model-based reference reads the simulator, which no
+    BMS can, so it is never the best controller. Chosen on the evaluation packs, so the choice favours the
+    controllers: an agent that beats it beats each of them."""
+    baselines = [b for b in BASELINES if b in set(frame["policy"])]
+    if not baselines:
+        return {}
+    seeds = per_seed_means(frame[frame["policy"].isin(baselines)])
+    means = seeds.groupby(["profile", "scenario", "policy"], sort=False)[BEST_CONTROLLER_METRIC].mean()
+    best = {}
+    for (profile, scenario), group in means.groupby(level=["profile", "scenario"], sort=True):
+        ranked = {policy: value for (_, _, policy), value in group.items() if np.isfinite(value)}
+        if ranked:
+            top = max(ranked.values())
+            best[(profile, scenario)] = next(b for b in baselines if ranked.get(b) == top)
+    return best
+
+
 def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per policy x baseline x profile x scenario x headline metric, statistics of the differences
     ``policy - baseline`` on the same packs (columns :data:`bmsrl.results.PAIRED_COLUMNS`).
@@ -259,10 +280,12 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     t interval over seeds. ``pct_*``: the same as % of the baseline's mean over seeds (NaN when it is
     zero, e.g. the switch changes of ``no_balancing``). ``prob_improvement``: per seed, the share of packs
     on which the policy is better (``Metric.better``; ties count 1/2), mean and t interval over seeds (NaN
-    for a statistic of a seed's packs together, such as the ratio-of-sums share).
+    for a statistic of a seed's packs together, such as the ratio-of-sums share). ``best_controller``: the
+    baseline is the profile's and scenario's best controller (:func:`best_controllers`).
     """
     metrics = [m for m in HEADLINE]
     present = set(frame["policy"])
+    best = best_controllers(frame)
     rows = []
     for baseline in [b for b in (*BASELINES, *REFERENCES) if b in present]:
         base_groups = dict(tuple(frame[frame["policy"] == baseline].groupby(["profile", "scenario"])))
@@ -317,6 +340,7 @@ def paired_statistics(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
                             "interval_over": _interval_over(int(np.isfinite(diff).sum()), policy, baseline),
                             "n_seeds": n_seeds,
                             "n_episodes": int(len(x_ep)),
+                            "best_controller": best.get((profile, scenario)) == baseline,
                         }
                     )
     return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))

@@ -62,6 +62,7 @@ from bmsrl.errors import UserError
 from bmsrl.io import atomic_output, check_distinct, check_output
 from bmsrl.policies import policy_color, policy_label, policy_order
 from bmsrl.results import (
+    BEST_CONTROLLER_METRIC,
     DEFAULT_SCENARIO,
     FIGURE,
     HEADLINE,
@@ -915,37 +916,6 @@ def plot_profiles(profiles: pd.DataFrame, out: str | os.PathLike) -> Path:
     return save_figure(fig, out)
 
 
-#: The metric of the paired figure: the capacity the pack delivers, defined in every scenario (the share of
-#: the recoverable capacity is not, where the bound does not hold: a drive-cycle discharge).
-PAIRED_METRIC = "usable_capacity_mah"
-
-
-def best_controllers(paired: pd.DataFrame, metric: str = PAIRED_METRIC) -> dict[tuple[str, str], str]:
-    """Per (profile, scenario), the best controller there: the baseline with the best mean ``metric``
-    (the highest, or the lowest for a lower-is-better metric).
-
-    A baseline's mean is read from its own comparisons (column ``baseline_mean``) on the most packs: not
-    those with ``best_known``, which runs on the first packs of each seed only. The model-based reference
-    is not a controller a BMS could run, so it is never the best controller.
-    """
-    from bmsrl.baselines import BASELINES
-
-    rows = paired[(paired["metric"] == metric) & paired["baseline"].isin(list(BASELINES))]
-    rows = rows[np.isfinite(rows["baseline_mean"].to_numpy(dtype=np.float64))]
-    if rows.empty:
-        return {}
-    means = (
-        rows.sort_values("n_episodes", ascending=False, kind="stable")
-        .groupby(["profile", "scenario", "baseline"], sort=True)["baseline_mean"]
-        .first()
-        .reset_index()
-    )
-    sign = -1.0 if METRIC[metric].better == "lower" else 1.0
-    means["score"] = sign * means["baseline_mean"]
-    best = means.loc[means.groupby(["profile", "scenario"])["score"].idxmax()]
-    return {(r.profile, r.scenario): r.baseline for r in best.itertuples()}
-
-
 def _symlog_threshold(values: np.ndarray) -> float | None:
     """The linear range [mAh] of a symmetric log axis when ``values`` (the points and interval ends) span
     more than 30 times their median size (a far point, no balancing, would crush the close ones to a line),
@@ -965,7 +935,8 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
 
     One panel per profile, one row per scenario (the default first), one point per policy: the mean over
     seeds of the per-seed difference in usable capacity, policy - the best controller of that scenario and
-    profile (:func:`best_controllers`, named at the row), with its 95 % t interval over seeds. Right of the
+    profile (paired.csv's ``best_controller``, :func:`bmsrl.aggregate.best_controllers`; named at the row),
+    with its 95 % t interval over seeds. Right of the
     zero line: more capacity than the best controller. A symmetric log axis, linear near zero, when a far
     point (no balancing) would crush the others.
     """
@@ -975,10 +946,14 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
     from bmsrl.baselines import BASELINES
     from bmsrl.policies import BEST_KNOWN
 
-    best = best_controllers(paired)
+    marked = paired[(paired["best_controller"] == 1.0) & (paired["metric"] == BEST_CONTROLLER_METRIC)]
+    best = {(r.profile, r.scenario): r.baseline for r in marked.itertuples()}
     if not best:
-        raise UserError(f"paired table: no comparison with a baseline on {PAIRED_METRIC}; nothing to plot")
-    rows = paired[paired["metric"] == PAIRED_METRIC]
+        raise UserError(
+            f"paired table: no row of {BEST_CONTROLLER_METRIC} marks a best controller (column 'best_controller'): "
+            "no baseline was evaluated; nothing to plot"
+        )
+    rows = paired[paired["metric"] == BEST_CONTROLLER_METRIC]
     profiles = _profile_order({profile for profile, _ in best})
     scenarios = sorted({scenario for _, scenario in best}, key=lambda s: (s != DEFAULT_SCENARIO, s))
     indexed = rows.set_index(["policy", "baseline", "profile", "scenario"]).sort_index()
@@ -993,7 +968,9 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
                     points[(profile, scenario, policy)] = (float(r["mean_diff"]), r["ci_low"], r["ci_high"])
     drawn = [p for p in policies if any(key[2] == p for key in points)]
     if not drawn:
-        raise UserError(f"paired table: no finite difference in {PAIRED_METRIC} to a best controller; nothing to plot")
+        raise UserError(
+            f"paired table: no finite difference in {BEST_CONTROLLER_METRIC} to a best controller; nothing to plot"
+        )
     values = np.array([v for triple in points.values() for v in triple], dtype=np.float64)
     threshold = _symlog_threshold(values)
     same_reference = all(len({best.get((p, s)) for p in profiles} - {None}) == 1 for s in scenarios)
@@ -1021,7 +998,7 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
             ax.set_xscale("symlog", linthresh=threshold, linscale=1.0)
         ax.set_ylim(len(scenarios) - 0.5, -0.5)  # the default scenario on top
         ax.set_title(profile)
-        ax.set_xlabel(f"Δ usable capacity vs best controller [{METRIC[PAIRED_METRIC].unit}]")
+        ax.set_xlabel(f"Δ usable capacity vs best controller [{METRIC[BEST_CONTROLLER_METRIC].unit}]")
         ax.grid(True, axis="x")
         labels = [
             f"{scenario}\nvs {policy_label(best[(profile, scenario)])}" if (profile, scenario) in best else scenario
@@ -1050,7 +1027,7 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
                 f"{'s' if per_seed[-1] != 1 else ''} per seed only."
             )
     if threshold is not None:
-        words.append(f"Symmetric log axis, linear within ±{threshold:g} {METRIC[PAIRED_METRIC].unit}.")
+        words.append(f"Symmetric log axis, linear within ±{threshold:g} {METRIC[BEST_CONTROLLER_METRIC].unit}.")
     _caption(fig, " ".join(words))
     return save_figure(fig, out)
 
@@ -1141,7 +1118,7 @@ def make_plot(
     elif option == "profiles":
         data = read_profiles(profiles)
     elif option == "paired":
-        data = read_paired(paired, needed=[PAIRED_METRIC])
+        data = read_paired(paired, needed=[BEST_CONTROLLER_METRIC])
     else:
         data = read_summary(summary, needed=ROBUSTNESS_METRICS if kind == "robustness" else [m.name for m in HEADLINE])
         _check_plottable(data, kind, summary)

@@ -156,7 +156,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "n_episodes",
 )
 #: Columns of paired.csv: per policy x baseline x profile x scenario x headline metric, statistics over
-#: seeds of the per-seed differences policy - baseline on the same packs (docs/model.md, "Statistics").
+#: seeds of the per-seed differences policy - baseline on the same packs (docs/model.md, "Statistics");
+#: ``best_controller``: whether the baseline is the best controller of that profile and scenario
+#: (:data:`BEST_CONTROLLER_METRIC`).
 PAIRED_COLUMNS: tuple[str, ...] = (
     "policy",
     "baseline",
@@ -178,7 +180,13 @@ PAIRED_COLUMNS: tuple[str, ...] = (
     "interval_over",
     "n_seeds",
     "n_episodes",
+    "best_controller",
 )
+#: The metric that names the best controller of a profile and scenario (paired.csv's ``best_controller``:
+#: the baseline with the highest mean) and that the paired figure draws: the capacity the pack delivers,
+#: defined in every scenario (the share of the recoverable capacity is not where the bound does not hold,
+#: e.g. on a drive-cycle discharge).
+BEST_CONTROLLER_METRIC = "usable_capacity_mah"
 #: Columns of profiles.csv: per policy x profile x scenario x threshold ``tau``, the fraction of packs whose
 #: ``recovered_share`` is at least ``tau`` (mean over seeds of the per-seed fraction, t interval over seeds).
 PROFILE_COLUMNS: tuple[str, ...] = (
@@ -356,6 +364,7 @@ def read_paired(path: str | os.PathLike, needed=()) -> pd.DataFrame:
         text=("policy", "baseline", "profile", "scenario", "metric", "interval_over"),
         numeric=("n_seeds", "n_episodes"),
         optional_numeric=("mean_diff", "ci_low", "ci_high", "baseline_mean"),
+        boolean=("best_controller",),
     )
     missing = [m for m in needed if m not in set(frame["metric"])]
     if missing:
