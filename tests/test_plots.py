@@ -553,15 +553,16 @@ def test_reference_lines_of_equal_values_share_one_entry_and_close_ones_differ()
     assert [names for names, _ in groups] == [["top_balancing"], ["rule_based", "rule_based_untuned"], ["no_balancing"]]
 
 
-def test_bad_profiles_table(study, tmp_path, capsys):
-    out = tmp_path / "plots" / "profiles.pdf"
-    bad = tmp_path / "profiles.csv"
-    pd.read_csv(study["profiles"]).drop(columns="tau").to_csv(bad, index=False)
-    assert cli.main(["plot", "profiles", "--out", str(out), "--profiles", str(bad)]) == 2
+@pytest.mark.parametrize("kind, column", [("profiles", "tau"), ("paired", "baseline")])
+def test_a_table_without_a_column_or_the_wrong_table_is_one_error(kind, column, study, tmp_path, capsys):
+    out = tmp_path / "plots" / f"{kind}.pdf"
+    bad = tmp_path / f"{kind}.csv"
+    pd.read_csv(study[kind]).drop(columns=column).to_csv(bad, index=False)
+    assert cli.main(["plot", kind, "--out", str(out), f"--{kind}", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(bad) in err and "missing column 'tau'" in err, err
-    assert cli.main(["plot", "profiles", "--out", str(out), "--summary", str(study["summary"])]) == 2
-    assert "plot profiles needs --profiles" in capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and f"missing column '{column}'" in err, err
+    assert cli.main(["plot", kind, "--out", str(out), "--summary", str(study["summary"])]) == 2
+    assert f"plot {kind} needs --{kind}" in capsys.readouterr().err
     assert not out.parent.exists()
 
 
@@ -807,13 +808,9 @@ def test_paired_figure_draws_each_policy_against_its_scenarios_best_controller(t
     assert "Symmetric log axis, linear within ±10 mAh" in caption and "first 1 pack per seed" in caption
 
 
-def test_bad_paired_table(study, tmp_path, capsys):
+def test_a_paired_table_without_capacity_rows_or_with_unreadable_marks_is_one_error(study, tmp_path, capsys):
     out = tmp_path / "plots" / "paired.pdf"
     bad = tmp_path / "paired.csv"
-    pd.read_csv(study["paired"]).drop(columns="baseline").to_csv(bad, index=False)
-    assert cli.main(["plot", "paired", "--out", str(out), "--paired", str(bad)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(bad) in err and "missing column 'baseline'" in err, err
     frame = pd.read_csv(study["paired"])
     frame[frame["metric"] != "usable_capacity_mah"].to_csv(bad, index=False)
     assert cli.main(["plot", "paired", "--out", str(out), "--paired", str(bad)]) == 2
