@@ -805,7 +805,7 @@ def test_paired_figure_draws_each_policy_against_its_scenarios_best_controller(t
     assert sorted(centres[1]) == sorted([10.0, -10.0, -390.0])  # dqn, room, none vs top
     assert ax.get_xscale() == "symlog"
     caption = " ".join(fig.get_supxlabel().split())
-    assert "Symmetric log axis, linear within ±10 mAh" in caption and "first 1 pack per seed" in caption
+    assert "Symmetric log axis, linear within ±10 mAh" in caption and "on the first pack of each seed only" in caption
 
 
 def test_a_paired_table_without_capacity_rows_or_with_unreadable_marks_is_one_error(study, tmp_path, capsys):

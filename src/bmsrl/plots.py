@@ -998,7 +998,7 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
             ax.set_xscale("symlog", linthresh=threshold, linscale=1.0)
         ax.set_ylim(len(scenarios) - 0.5, -0.5)  # the default scenario on top
         ax.set_title(profile)
-        ax.set_xlabel(f"Δ usable capacity vs best controller [{METRIC[BEST_CONTROLLER_METRIC].unit}]")
+        ax.set_xlabel(f"Δ usable capacity [{METRIC[BEST_CONTROLLER_METRIC].unit}]")
         ax.grid(True, axis="x")
         labels = [
             f"{scenario}\nvs {policy_label(best[(profile, scenario)])}" if (profile, scenario) in best else scenario
@@ -1022,10 +1022,8 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
         known = rows[rows["policy"] == BEST_KNOWN]
         per_seed = sorted({int(round(e / n)) for e, n in zip(known["n_episodes"], known["n_seeds"]) if n > 0})
         if per_seed:
-            words.append(
-                f"{policy_label(BEST_KNOWN)} (model-based reference): on its first {per_seed[-1]} pack"
-                f"{'s' if per_seed[-1] != 1 else ''} per seed only."
-            )
+            packs = "the first pack" if per_seed[-1] == 1 else f"the first {per_seed[-1]} packs"
+            words.append(f"{policy_label(BEST_KNOWN)} (model-based reference): on {packs} of each seed only.")
     if threshold is not None:
         words.append(f"Symmetric log axis, linear within ±{threshold:g} {METRIC[BEST_CONTROLLER_METRIC].unit}.")
     _caption(fig, " ".join(words))
