@@ -936,9 +936,8 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
     One panel per profile, one row per scenario (the default first), one point per policy: the mean over
     seeds of the per-seed difference in usable capacity, policy - the best controller of that scenario and
     profile (paired.csv's ``best_controller``, :func:`bmsrl.aggregate.best_controllers`; named at the row),
-    with its 95 % t interval over seeds. Right of the
-    zero line: more capacity than the best controller. A symmetric log axis, linear near zero, when a far
-    point (no balancing) would crush the others.
+    with its 95 % t interval over seeds. Right of the zero line: more capacity than the best controller. A
+    symmetric log axis, linear near zero, when a far point (no balancing) would crush the others.
     """
     from matplotlib.lines import Line2D
 
