@@ -102,10 +102,14 @@ def _decode_record_name(parts: tuple[str, ...]) -> str:
     return base64.urlsafe_b64decode("".join(p.removeprefix("@") for p in parts).encode()).decode()
 
 
+#: How far apart [s] the end times of one job's output records may lie (a few ms are seen)
+JOB_END_SPREAD_S = 1.0
+
+
 def read_metadata(folder: Path) -> list[Job]:
     """The finished jobs recorded in Snakemake's ``.snakemake/metadata`` folder (one record per output;
     the outputs of one job share rule, job hash, log and end time)."""
-    jobs: dict[tuple, Job] = {}
+    records = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -115,13 +119,21 @@ def read_metadata(folder: Path) -> list[Job]:
         start, end = record.get("starttime"), record.get("endtime")
         if record.get("incomplete") or start is None or end is None or not record.get("rule"):
             continue
+        records.append((float(end), float(start), output, record))
+    # One job's outputs share rule, job hash and log; their start and end times differ by up to a few
+    # milliseconds (Snakemake stamps each output's record in turn), so records of the same rule, hash and
+    # log whose end times lie within JOB_END_SPREAD_S of each other are one job.
+    jobs: dict[tuple, list[Job]] = {}
+    for end, start, output, record in sorted(records, key=lambda r: r[0]):
         logs = tuple(record.get("log") or ())
-        key = (record["rule"], record.get("job_hash"), end, logs)  # the outputs' start times differ by microseconds
-        job = jobs.setdefault(key, Job(record["rule"], float(start), float(end), logs=logs))
-        job.start = min(job.start, float(start))
+        same = jobs.setdefault((record["rule"], record.get("job_hash"), logs), [])
+        if not same or end - same[-1].end > JOB_END_SPREAD_S:
+            same.append(Job(record["rule"], start, end, logs=logs))
+        job = same[-1]
+        job.start, job.end = min(job.start, start), max(job.end, end)
         job.outputs.add(output)
         job.inputs.update(record.get("input") or ())
-    return sorted(jobs.values(), key=lambda j: (j.start, j.end))
+    return sorted((j for same in jobs.values() for j in same), key=lambda j: (j.start, j.end))
 
 
 def attach_benchmarks(jobs: list[Job], benchmarks: dict[str, dict[str, float]], logs_dir: str) -> list[str]:
