@@ -929,6 +929,31 @@ def _symlog_threshold(values: np.ndarray) -> float | None:
     return float(10.0 ** math.ceil(math.log10(max(median, 1e-9))))
 
 
+def _paired_points(paired: pd.DataFrame) -> tuple[dict, dict, pd.DataFrame]:
+    """What :func:`plot_paired` draws, from paired.csv: the best controller per ``(profile, scenario)``, the
+    point ``(mean, ci_low, ci_high)`` [mAh] per ``(profile, scenario, policy)`` (every policy against that
+    controller, finite means only) and the table's rows of the capacity metric (for the caption)."""
+    marked = paired[(paired["best_controller"] == 1.0) & (paired["metric"] == BEST_CONTROLLER_METRIC)]
+    best = {(r.profile, r.scenario): r.baseline for r in marked.itertuples()}
+    if not best:
+        raise UserError(
+            f"paired table: no row of {BEST_CONTROLLER_METRIC} marks a best controller (column 'best_controller'): "
+            "no baseline was evaluated; nothing to plot"
+        )
+    rows = paired[paired["metric"] == BEST_CONTROLLER_METRIC]
+    against_best = [
+        r
+        for r in rows.itertuples()
+        if best.get((r.profile, r.scenario)) == r.baseline and r.policy != r.baseline and np.isfinite(r.mean_diff)
+    ]
+    points = {(r.profile, r.scenario, r.policy): (float(r.mean_diff), r.ci_low, r.ci_high) for r in against_best}
+    if not points:
+        raise UserError(
+            f"paired table: no finite difference in {BEST_CONTROLLER_METRIC} to a best controller; nothing to plot"
+        )
+    return best, points, rows
+
+
 @_styled
 def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
     """Every policy against the best controller of each scenario, paired on the same packs.
@@ -945,33 +970,13 @@ def plot_paired(paired: pd.DataFrame, out: str | os.PathLike) -> Path:
     from bmsrl.baselines import BASELINES
     from bmsrl.policies import BEST_KNOWN
 
-    marked = paired[(paired["best_controller"] == 1.0) & (paired["metric"] == BEST_CONTROLLER_METRIC)]
-    best = {(r.profile, r.scenario): r.baseline for r in marked.itertuples()}
-    if not best:
-        raise UserError(
-            f"paired table: no row of {BEST_CONTROLLER_METRIC} marks a best controller (column 'best_controller'): "
-            "no baseline was evaluated; nothing to plot"
-        )
-    rows = paired[paired["metric"] == BEST_CONTROLLER_METRIC]
+    best, points, rows = _paired_points(paired)
     profiles = _profile_order({profile for profile, _ in best})
     scenarios = sorted({scenario for _, scenario in best}, key=lambda s: (s != DEFAULT_SCENARIO, s))
-    indexed = rows.set_index(["policy", "baseline", "profile", "scenario"]).sort_index()
-    policies = policy_order(set(rows["policy"]) | set(rows["baseline"]))
-    points: dict[tuple[str, str, str], tuple[float, float, float]] = {}
-    for (profile, scenario), reference in best.items():
-        for policy in policies:
-            key = (policy, reference, profile, scenario)
-            if policy != reference and key in indexed.index:
-                r = indexed.loc[key]
-                if np.isfinite(r["mean_diff"]):
-                    points[(profile, scenario, policy)] = (float(r["mean_diff"]), r["ci_low"], r["ci_high"])
-    drawn = [p for p in policies if any(key[2] == p for key in points)]
-    if not drawn:
-        raise UserError(
-            f"paired table: no finite difference in {BEST_CONTROLLER_METRIC} to a best controller; nothing to plot"
-        )
+    drawn = policy_order({policy for _, _, policy in points})
     values = np.array([v for triple in points.values() for v in triple], dtype=np.float64)
     threshold = _symlog_threshold(values)
+    # every panel names its references, unless each scenario has the same one in every profile
     same_reference = all(len({best.get((p, s)) for p in profiles} - {None}) == 1 for s in scenarios)
 
     band = 0.7  # of the unit distance between scenario rows
