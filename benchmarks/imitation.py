@@ -3,7 +3,9 @@ learning to imitate ``room_balancing``, then run as a policy on the test packs (
 
     python benchmarks/imitation.py [--features raw cell_set cell_set_physics] [--seeds 1 2 3]
                                    [--packs 256] [--updates 4000 20000] [--test-packs 100]
-                                   [--config config/config.yaml] [--snapshot DIR]
+                                   [--config config/config.yaml] [--ocv-table CSV] [--out DIR]
+
+    snakemake imitation_snapshot --cores 1     # the same, as a workflow rule, into docs/results/imitation/
 
 The agents fall short of ``room_balancing``, a rule that reads only what they observe. Two reasons
 are possible: the network cannot represent the rule (a question of the features: products of SoC
@@ -28,16 +30,17 @@ Per budget and option, as mean [95 % t interval over seeds] (``bmsrl.stats``): `
 held-out decisions on which the network picks the rule's action), ``share`` (of the recoverable
 capacity), ``d_mAh`` (usable capacity minus ``room_balancing``'s on the same packs) and
 ``changes`` (switch changes per episode). An option that reaches ``d_mAh`` near 0 can represent the
-rule; what an agent with it lacks is then learning, not representation. ``--snapshot DIR`` writes
-``DIR/imitation.csv``, ``DIR/imitation_seeds.csv`` and ``DIR/imitation_PROVENANCE.yaml`` for
-docs/results.md.
+rule; what an agent with it lacks is then learning, not representation. ``--out DIR`` writes the
+table (``DIR/imitation.csv``: per budget, option and metric the mean, 95 % interval and seeds) and the
+per-seed rows behind it (``DIR/imitation_seeds.csv``), once every run has finished. The workflow's
+rule ``imitation`` runs this script with the run's config and processed OCV table, and
+``imitation_snapshot`` copies its tables with their provenance to ``docs/results/imitation/``
+(workflow/rules/benchmarks.smk), which docs/results.md quotes.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,7 +48,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch as th
-import yaml
 from stable_baselines3.common.torch_layers import FlattenExtractor, create_mlp
 
 from bmsrl.agents import load_policy
@@ -88,12 +90,14 @@ def data_seeds(cfg: dict, seed: int, packs: int) -> list[int]:
     return seeds
 
 
-def teacher_data(cfg: dict, seed: int, packs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def teacher_data(
+    cfg: dict, seed: int, packs: int, ocv_table: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(observations, rule actions, pack index) of ``room_balancing``'s episodes on both profiles;
     the pack index (0 .. 2 packs - 1) lets a split hold whole episodes out."""
     obs, actions, pack = [], [], []
     for p, profile in enumerate(dict.fromkeys([cfg["profiles"]["train"], TEST_PROFILE])):
-        task = BalancingTask(n_packs=packs, **task_kwargs(cfg, profile))
+        task = BalancingTask(n_packs=packs, **task_kwargs(cfg, profile, ocv_table))
         drawn = [task.draw_initial_state(rng_for_seed(s)) for s in data_seeds(cfg, seed, packs)]
         task.reset_packs(np.arange(packs), np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]))
         recorder = Recorder(load_policy(TEACHER, None, cfg))
@@ -174,14 +178,6 @@ def stats(metrics: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    git = ["git", "-C", str(root)]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "src", "benchmarks"], capture_output=True, text=True)
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", nargs="+", default=list(FEATURES), choices=list(FEATURES))
@@ -192,7 +188,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     parser.add_argument("--test-packs", type=int, default=100, help="test packs per seed (evaluation.episodes)")
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    parser.add_argument("--snapshot", type=Path, default=None, help="write the table and its provenance to DIR")
+    parser.add_argument("--ocv-table", default=None, help="the processed OCV table (default: the package's)")
+    parser.add_argument("--out", type=Path, default=None, help="write the table and its per-seed rows to DIR")
     args = parser.parse_args(argv)
     if len(args.seeds) < 2:
         parser.error("--seeds: at least two seeds (an interval over one seed says nothing)")
@@ -202,17 +199,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()
-        data = teacher_data(cfg, seed, args.packs)
+        data = teacher_data(cfg, seed, args.packs, args.ocv_table)
         print(
             f"seed {seed}: {len(data[1]):,} decisions of {TEACHER} ({time.perf_counter() - start:.0f} s)",
             file=sys.stderr,
         )
-        _, reference = evaluate(cfg, TEACHER, TEST_PROFILE, seed, None, None)
+        _, reference = evaluate(cfg, TEACHER, TEST_PROFILE, seed, None, args.ocv_table)
         for updates in args.updates:
             for features in args.features:
                 net, agreement = fit(cfg, features, seed, data, updates)
                 policy = GreedyValid(net)
-                _, metrics = evaluate(cfg, f"imitation_{features}", TEST_PROFILE, seed, None, None, policy=policy)
+                name = f"imitation_{features}"
+                _, metrics = evaluate(cfg, name, TEST_PROFILE, seed, None, args.ocv_table, policy=policy)
                 rows.append(
                     {"updates": updates, "features": features, "seed": seed, "agreement": agreement}
                     | stats(metrics, reference)
@@ -244,23 +242,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             cells.append(f"{r['mean']:.{decimals}f} [{r['ci_low']:.{decimals}f}, {r['ci_high']:.{decimals}f}]")
         print(f"{updates:>8} {features:<18}" + "".join(f"{c:>26}" for c in cells))
     print(f"d_mAh: usable capacity minus {TEACHER}'s on the same packs [mAh]")
-    if args.snapshot is not None:
-        args.snapshot.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.snapshot / "imitation.csv", index=False, float_format="%.6g")
-        seeds.to_csv(args.snapshot / "imitation_seeds.csv", index=False, float_format="%.6g")
-        meta = {
-            "commit": git_commit(),
-            "command": shlex.join(["python", "benchmarks/imitation.py", *(argv if argv is not None else sys.argv[1:])]),
-            "config": str(args.config),
-            "teacher": TEACHER,
-            "seeds": args.seeds,
-            "packs": args.packs,
-            "updates": args.updates,
-            "test_packs": args.test_packs,
-            "profile": TEST_PROFILE,
-        }
-        (args.snapshot / "imitation_PROVENANCE.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-        print(f"snapshot: {args.snapshot}/imitation.csv", file=sys.stderr)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out / "imitation.csv", index=False, float_format="%.6g")
+        seeds.to_csv(args.out / "imitation_seeds.csv", index=False, float_format="%.6g")
+        print(f"tables: {args.out}/imitation.csv, imitation_seeds.csv", file=sys.stderr)
     return table
 
 

@@ -28,6 +28,9 @@ No conda needed. ``check_envs(root, tmp)`` returns one message per inconsistency
    ``workflow`` extras, ``RUNTIME_EXTRAS``) and be in the rule's environment,
    except ``SKIPPED_IMPORTS`` (checked to run only inside functions); ``EXTRA_REQUIREMENTS`` adds
    what no import shows (TensorBoard for ``train --tensorboard``).
+   A rule may also run a script of the repository, its path written out in the command
+   (``python .../benchmarks/imitation.py``): the script's own imports count, and the bmsrl modules
+   it imports are followed as a verb's module is.
 3. Versions. A package that an environment and constraints.txt both name (conda-forge names read
    through ``CONDA_NAMES``: pytorch is torch, matplotlib-base is matplotlib) must be pinned to
    *constraints.txt's version*: the versions the results were produced with (``numpy ==2.4.6``,
@@ -221,6 +224,34 @@ def verbs(root: Path) -> dict[str, str]:
     raise ValueError(f"{root / 'src' / PACKAGE / 'cli.py'}: no VERBS table")
 
 
+def shell_scripts(shell: str) -> list[str]:
+    """The Python scripts (``python PATH.py``, a path written out) a shell command runs."""
+    return re.findall(r"(?:^|[\s;&|(])python3?\s+['\"]?([^\s'\";&|{}]+\.py)\b", shell)
+
+
+def script_imports(root: Path, script: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Top-level third-party import names of a repository script -> where (its own imports, and those
+    of every bmsrl module it imports, followed as a verb's are); and what cannot be followed."""
+    path = Path(script) if Path(script).is_absolute() else root / script
+    try:
+        where = str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return {}, [f"{script}: a script outside the repository {root}"]
+    if not path.is_file():
+        return {}, [f"{script}: no such script in the repository"]
+    collector = _collect(path.stem, path, where, path.read_text())
+    found: dict[str, list[str]] = {}
+    ours = [imp.name for imp in collector.found if imp.name.split(".")[0] == PACKAGE]
+    for imp in collector.found:
+        top = imp.name.split(".")[0]
+        if top != PACKAGE and top not in sys.stdlib_module_names and top != "__future__":
+            found.setdefault(top, []).append(imp.where)
+    followed, problems = third_party_imports(root, ours)
+    for name, places in followed.items():
+        found.setdefault(name, []).extend(places)
+    return found, problems
+
+
 def shell_verbs(shell: str) -> list[tuple[str, str]]:
     """(verb, rest of the command) of every bmsrl call in a shell command."""
     pattern = rf"(?:^|[\s;&|(])(?:{PACKAGE}|python3?\s+-m\s+{PACKAGE}(?:\.cli)?)\s+([\w-]+)([^;&|\n]*)"
@@ -377,10 +408,16 @@ def job_requirements(root: Path, job: Job, verb_modules: dict[str, str]) -> tupl
     if job.shell is None:
         return {}, [f"rule {job.rule}: only `shell: {PACKAGE} VERB ...` rules are understood by this check"]
     calls = shell_verbs(job.shell)
-    if not calls:
-        return {}, [f"rule {job.rule}: its shell command runs no `{PACKAGE} VERB`: {job.shell!r}"]
+    scripts = shell_scripts(job.shell)
+    if not calls and not scripts:
+        return {}, [f"rule {job.rule}: its shell command runs no `{PACKAGE} VERB` and no script: {job.shell!r}"]
     required: dict[str, list[str]] = {}
     problems = []
+    for script in scripts:  # a benchmark run by a rule (workflow/rules/benchmarks.smk)
+        imports, cannot = script_imports(root, script)
+        problems += [f"rule {job.rule}: {problem}" for problem in cannot]
+        for name, where in imports.items():
+            required.setdefault(canonicalize_name(DIST_OF_IMPORT.get(name, name)), []).extend(where)
     skipped = set().union(
         *(
             names

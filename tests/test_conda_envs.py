@@ -81,6 +81,8 @@ def test_the_checker_sees_the_workflow(workflow):
         "plot_profiles": "core.yaml",
         "plot_paired": "core.yaml",
         "training_references": "core.yaml",
+        "imitation": "rl.yaml",
+        "imitation_snapshot": "core.yaml",
     }
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
     verb_modules = verbs(ROOT)
@@ -98,6 +100,8 @@ def test_the_checker_sees_the_workflow(workflow):
     assert {"scipy", "matplotlib", "pandas"} <= requirements(("plot_traces", ()))  # scipy: inside a function
     assert "torch" not in requirements(("aggregate", ()))
     assert {"optuna", "torch", "stable-baselines3"} <= requirements(("search_trial", ()))
+    # a benchmark run by a rule: the script's own imports (torch, SB3) and its bmsrl modules' (numba)
+    assert {"torch", "stable-baselines3", "numba", "pandas"} <= requirements(("imitation", ()))
 
 
 def test_the_workflow_exports_the_repository_and_loading_it_changes_nothing_here(monkeypatch, tmp_path):
@@ -159,7 +163,7 @@ def test_imports_are_followed_through_the_package(tmp_path):
 
 # ---------------------------------------------------------------------- the checker can fail
 def _copy(to: Path) -> Path:
-    for name in ("workflow", "envs", "src", "config"):
+    for name in ("workflow", "envs", "src", "config", "benchmarks"):
         shutil.copytree(ROOT / name, to / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (to / "data").symlink_to(Path("src") / "bmsrl" / "data")  # as in the repository (the workflow checks its tables)
     for name in ("pyproject.toml", "constraints.txt"):

@@ -144,6 +144,15 @@ def test_study_config_plans_the_papers_setting(workdir):
     assert counts["train"] == 5 * 5 and counts["evaluate"] == (5 + untuned + 1) * 5 and counts["claims"] == 1
 
 
+def test_the_imitation_benchmark_is_a_rule_outside_all_with_its_snapshot(workdir):
+    """`snakemake imitation_snapshot`: the run record, the OCV table, the benchmark and its snapshot;
+    the study's default targets include none of it."""
+    assert dry_run(workdir, "imitation_snapshot") == {"record": 1, "ocv": 1, "imitation": 1, "imitation_snapshot": 1}
+    (command,) = [c for c in shell_commands(workdir, "imitation") if "imitation.py" in c]
+    assert "--ocv-table" in command and "--out" in command
+    assert "imitation" not in dry_run(workdir)
+
+
 def test_search_is_optional_and_feeds_training_when_asked(workdir):
     """`snakemake search` plans one job per trial and a summary per algorithm; the study's default
     targets include no search; training.tuned_hyperparams makes every train job wait for it."""
