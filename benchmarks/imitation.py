@@ -26,7 +26,7 @@ does not find it. This separates the two. For each seed and each ``training.feat
    ``bmsrl.evaluate.evaluate`` on the seed's default test packs (``charge-rest-discharge``,
    ``--test-packs`` per seed), paired with ``room_balancing`` on the same packs.
 
-Per budget and option, as mean [95 % t interval over seeds] (``bmsrl.stats``): ``agreement`` (the share of
+Per budget and option (and ``room_balancing`` itself, at 0 updates), as mean [95 % t interval over seeds] (``bmsrl.stats``): ``agreement`` (the share of
 held-out decisions on which the network picks the rule's action), ``share`` (of the recoverable
 capacity), ``d_mAh`` (usable capacity minus ``room_balancing``'s on the same packs) and
 ``changes`` (switch changes per episode). An option that reaches ``d_mAh`` near 0 can represent the
@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             file=sys.stderr,
         )
         _, reference = evaluate(cfg, TEACHER, TEST_PROFILE, seed, None, args.ocv_table)
+        # the rule itself, for reference (0 updates: it is not trained; it agrees with itself)
+        rows.append({"updates": 0, "features": TEACHER, "seed": seed, "agreement": 1.0} | stats(reference, reference))
         for updates in args.updates:
             for features in args.features:
                 net, agreement = fit(cfg, features, seed, data, updates)

@@ -70,7 +70,9 @@ def test_the_tables_hold_every_budget_option_and_metric(tmp_path):
     out = tmp_path / "imitation"
     module.main(["--seeds", "1", "2", "--packs", "4", "--updates", "2", "3", "--test-packs", "2", "--out", str(out)])
     table = pd.read_csv(out / "imitation.csv")
-    assert len(table) == 2 * 3 * len(module.COLUMNS)  # budgets x features x metrics
-    assert set(table["updates"]) == {2, 3} and (table["n_seeds"] == 2).all()
+    assert len(table) == (2 * 3 + 1) * len(module.COLUMNS)  # (budgets x features + the rule) x metrics
+    assert set(table["updates"]) == {0, 2, 3} and (table["n_seeds"] == 2).all()
+    rule = table[table["features"] == module.TEACHER].set_index("metric")["mean"]
+    assert rule["d_mAh"] == 0.0 and rule["agreement"] == 1.0 and rule["changes"] > 0
     seeds = pd.read_csv(out / "imitation_seeds.csv")
-    assert len(seeds) == 2 * 3 * 2 and seeds["agreement"].between(0.0, 1.0).all()
+    assert len(seeds) == (2 * 3 + 1) * 2 and seeds["agreement"].between(0.0, 1.0).all()
