@@ -3,17 +3,21 @@ several seeds, against ``room_balancing`` on the same test packs.
 
     python benchmarks/ablation.py [--algo ppo] [--steps 1000000] [--seeds 1 2 3] [--packs 100]
                                   [--changes per_cell cell_set test_profiles double_q]
-                                  [--config config/config.yaml] [--set training.n_envs=32 ...]
-                                  [--csv ablation.csv] [--keep DIR] [--snapshot DIR]
+                                  [--config config/config.yaml] [--ocv-table CSV] [--set training.n_envs=32 ...]
+                                  [--csv ablation.csv] [--keep DIR] [--out DIR]
+
+    snakemake ablation_snapshot --cores 1     # DQN and A2C at the verdict's budgets, into docs/results/ablation/
 
 ``--csv`` appends one row per arm and seed (and the reference's per seed) as each finishes, with the
 commit it was made at, and a rerun with the same file reuses the rows of the same algorithm, budget
 and packs (it says how many): a long ablation survives a stop. ``--keep`` keeps each run's training folder (``evaluations.npz``,
 the learning curve) under ``DIR/<algo>_<arm>_seed<N>/`` instead of a temporary folder.
-``--snapshot DIR`` writes the table as an artefact the docs quote (docs/results.md, "What mattered"):
-``DIR/<algo>.csv`` (per arm and metric: mean, 95 % t interval, seeds), ``DIR/<algo>_seeds.csv`` (the
-per-seed rows behind it) and ``DIR/<algo>_PROVENANCE.yaml`` (the commit the runs were made at, the
-command, the budget and the config overrides), written only once every run has finished.
+``--out DIR`` writes the table: ``DIR/<algo>.csv`` (per arm and metric: mean, 95 % t interval, seeds)
+and ``DIR/<algo>_seeds.csv`` (the per-seed rows behind it, each with the commit its run was made
+at), only once every run has finished. The workflow's rule ``ablation`` runs this script per
+algorithm at the verdict's budgets with the run's config and processed OCV table (its ``--csv`` is
+``results/ablation/<algo>_runs.csv``, so a stopped rule resumes), and ``ablation_snapshot`` copies
+the tables with their provenance to ``docs/results/ablation/`` (workflow/rules/benchmarks.smk).
 
 For each arm (``none``: the config as it is; each change of :data:`CHANGES` that applies to the
 algorithm alone; ``all``: every applicable change together) and each seed, the algorithm trains
@@ -41,7 +45,6 @@ import argparse
 import copy
 import json
 import logging
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -130,15 +133,17 @@ def arm_config(raw: dict, algo: str, steps: int, packs: int | None, overrides: d
     return cfg
 
 
-def run_seed(cfg: dict, algo: str, seed: int, reference, keep: Path | None = None) -> dict:
+def run_seed(
+    cfg: dict, algo: str, seed: int, reference, keep: Path | None = None, ocv_table: str | None = None
+) -> dict:
     """Train one seed, evaluate its best model on the seed's test packs; per-seed statistics. The
     training folder is temporary unless ``keep`` names it."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) if keep is None else keep
         start = time.perf_counter()
-        train(cfg, algo, seed, out, tensorboard=None)
+        train(cfg, algo, seed, out, tensorboard=None, ocv_table=ocv_table)
         wall = time.perf_counter() - start
-        _, metrics = evaluate(cfg, algo, TEST_PROFILE, seed, out / "best_model.zip", None)
+        _, metrics = evaluate(cfg, algo, TEST_PROFILE, seed, out / "best_model.zip", ocv_table)
     return {
         "share": float(np.nanmean(metrics["recovered_share"])),
         "d_mAh": float(
@@ -230,12 +235,11 @@ def summary_table(key: dict, rows: dict[str, dict], reference: dict) -> pd.DataF
     return pd.DataFrame(out)
 
 
-def write_snapshot(out: Path, algo: str, key: dict, rows: dict, reference: dict, seeds: list[dict], meta: dict) -> None:
-    """``out/<algo>.csv``, ``out/<algo>_seeds.csv`` and ``out/<algo>_PROVENANCE.yaml`` (module docstring)."""
+def write_tables(out: Path, algo: str, key: dict, rows: dict, reference: dict, seeds: list[dict]) -> None:
+    """``out/<algo>.csv`` and ``out/<algo>_seeds.csv`` (module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     summary_table(key, rows, reference).to_csv(out / f"{algo}.csv", index=False, float_format="%.6g")
     pd.DataFrame(seeds).to_csv(out / f"{algo}_seeds.csv", index=False, float_format="%.6g")
-    (out / f"{algo}_PROVENANCE.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
 def main() -> None:
@@ -249,7 +253,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     parser.add_argument("--csv", type=Path, default=None, help="append per-seed rows here; reuse its finished runs")
     parser.add_argument("--keep", type=Path, default=None, help="keep each run's training folder under DIR")
-    parser.add_argument("--snapshot", type=Path, default=None, help="write the table, its runs and provenance to DIR")
+    parser.add_argument("--ocv-table", default=None, help="the processed OCV table (default: the package's)")
+    parser.add_argument("--out", type=Path, default=None, help="write the table and its per-seed rows to DIR")
     args = parser.parse_args()
     if len(args.seeds) < 2:
         parser.error("--seeds: at least two seeds (an interval over one seed says nothing)")
@@ -270,7 +275,7 @@ def main() -> None:
     commit = git_commit()  # the commit of every run made now (a reused row keeps its own)
     references, ref = {}, {k: [] for k in COLUMNS if k != "steps/s"}
     for seed in args.seeds:
-        _, references[seed] = evaluate(base, REFERENCE, TEST_PROFILE, seed, None, None)
+        _, references[seed] = evaluate(base, REFERENCE, TEST_PROFILE, seed, None, args.ocv_table)
         stats = {**reference_stats(references[seed]), "commit": commit}
         if (REFERENCE, seed) not in done:
             append_row(args.csv, {**key, "arm": REFERENCE, "seed": seed}, stats)
@@ -289,7 +294,8 @@ def main() -> None:
                 continue
             print(f"{arm}: training {args.algo} seed {seed} for {args.steps:,} env steps ...", file=sys.stderr)
             keep = None if args.keep is None else args.keep / f"{args.algo}_{arm}_seed{seed}"
-            per_seed.append({**run_seed(cfg, args.algo, seed, references[seed], keep), "commit": commit})
+            stats = run_seed(cfg, args.algo, seed, references[seed], keep, args.ocv_table)
+            per_seed.append({**stats, "commit": commit})
             append_row(args.csv, {**key, "arm": arm, "seed": seed}, per_seed[-1])
         rows[arm] = {k: [s[k] for s in per_seed] for k in COLUMNS}
         seed_rows += [{**key, "arm": arm, "seed": seed, **s} for seed, s in zip(args.seeds, per_seed)]
@@ -306,23 +312,9 @@ def main() -> None:
     described = {"none": "the config as it is", "all": "every change above together"}
     for arm in rows:
         print(f"  {arm}: {CHANGES[arm].what if arm in CHANGES else described[arm]}")
-    if args.snapshot is not None:
-        meta = {
-            "commit": commit,
-            "run_commits": sorted({row["commit"] for row in seed_rows}),
-            "command": shlex.join(["python", "benchmarks/ablation.py", *sys.argv[1:]]),
-            "algo": args.algo,
-            "steps": args.steps,
-            "seeds": args.seeds,
-            "packs": n_packs,
-            "profile": TEST_PROFILE,
-            "reference": REFERENCE,
-            "config": str(args.config),
-            "overrides": args.overrides,
-            "arms": {arm: arms(args.algo, args.changes)[arm] for arm in rows},
-        }
-        write_snapshot(args.snapshot, args.algo, key, rows, ref, seed_rows, meta)
-        print(f"snapshot: {args.snapshot}/{args.algo}.csv", file=sys.stderr)
+    if args.out is not None:
+        write_tables(args.out, args.algo, key, rows, ref, seed_rows)
+        print(f"tables: {args.out}/{args.algo}.csv, {args.algo}_seeds.csv", file=sys.stderr)
 
 
 if __name__ == "__main__":

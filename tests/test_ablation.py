@@ -59,19 +59,22 @@ def test_a_csv_of_something_else_is_refused_by_name(tmp_path):
         ablation().read_rows(path, "dqn", 4096, 3)
 
 
-def test_snapshot_holds_the_printed_intervals_its_runs_and_provenance(tmp_path):
+def test_the_tables_hold_the_printed_intervals_and_their_runs(tmp_path):
     from bmsrl.stats import t_interval
 
     module = ablation()
     key = {"algo": "dqn", "steps": 4096, "packs": 3}
     rows = {"none": {"share": [0.90, 0.93, 0.86], "d_mAh": [-39.0, -25.7, -57.6]}}
     reference = {"share": [0.99, 0.995, 0.991], "d_mAh": [0.0, 0.0, 0.0]}
-    seeds = [{**key, "arm": "none", "seed": s, "share": v} for s, v in zip((1, 2, 3), rows["none"]["share"])]
-    module.write_snapshot(tmp_path / "snap", "dqn", key, rows, reference, seeds, {"commit": "abc1234"})
-    table = pd.read_csv(tmp_path / "snap" / "dqn.csv")
+    seeds = [
+        {**key, "arm": "none", "seed": s, "share": v, "commit": "abc1234"}
+        for s, v in zip((1, 2, 3), rows["none"]["share"])
+    ]
+    module.write_tables(tmp_path / "out", "dqn", key, rows, reference, seeds)
+    table = pd.read_csv(tmp_path / "out" / "dqn.csv")
     row = table[(table["arm"] == "none") & (table["metric"] == "d_mAh")].iloc[0]
     assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(t_interval(np.array([-39.0, -25.7, -57.6])))
     assert row["n_seeds"] == 3 and row["steps"] == 4096
     assert set(table["arm"]) == {"none", "room_balancing"}
-    assert len(pd.read_csv(tmp_path / "snap" / "dqn_seeds.csv")) == 3
-    assert "abc1234" in (tmp_path / "snap" / "dqn_PROVENANCE.yaml").read_text()
+    per_seed = pd.read_csv(tmp_path / "out" / "dqn_seeds.csv")
+    assert len(per_seed) == 3 and set(per_seed["commit"]) == {"abc1234"}  # each run's own commit

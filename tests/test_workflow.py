@@ -144,13 +144,23 @@ def test_study_config_plans_the_papers_setting(workdir):
     assert counts["train"] == 5 * 5 and counts["evaluate"] == (5 + untuned + 1) * 5 and counts["claims"] == 1
 
 
-def test_the_imitation_benchmark_is_a_rule_outside_all_with_its_snapshot(workdir):
-    """`snakemake imitation_snapshot`: the run record, the OCV table, the benchmark and its snapshot;
-    the study's default targets include none of it."""
+def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshots(workdir):
+    """`snakemake imitation_snapshot` / `ablation_snapshot`: the run record, the OCV table, the
+    benchmark (the ablation: one job per algorithm, at the verdict's budgets) and its snapshot; the
+    study's default targets include none of it."""
     assert dry_run(workdir, "imitation_snapshot") == {"record": 1, "ocv": 1, "imitation": 1, "imitation_snapshot": 1}
-    (command,) = [c for c in shell_commands(workdir, "imitation") if "imitation.py" in c]
-    assert "--ocv-table" in command and "--out" in command
-    assert "imitation" not in dry_run(workdir)
+    assert dry_run(workdir, "ablation_snapshot") == {"record": 1, "ocv": 1, "ablation": 2, "ablation_snapshot": 1}
+    commands = shell_commands(workdir, "imitation_snapshot", "ablation_snapshot")
+    (imitation,) = [c for c in commands if "imitation.py" in c]
+    assert "--ocv-table" in imitation and "--out" in imitation
+    ablation = sorted(c for c in commands if "ablation.py" in c)
+    assert [re.search(r"--algo (\w+) --steps (\d+)", c).groups() for c in ablation] == [
+        ("a2c", "5000000"),
+        ("dqn", "1000000"),
+    ]
+    assert all("--csv" in c and "_runs.csv" in c and "--ocv-table" in c for c in ablation)
+    planned = dry_run(workdir)
+    assert not {"imitation", "ablation", "imitation_snapshot", "ablation_snapshot"} & planned.keys()
 
 
 def test_search_is_optional_and_feeds_training_when_asked(workdir):

@@ -3,11 +3,17 @@
 # as `snakemake snapshot` copies the study's tables (the same `bmsrl snapshot`).
 #
 #   snakemake imitation_snapshot --cores 1      # docs/results/imitation/ (a few core-minutes)
+#   snakemake ablation_snapshot --cores 2       # docs/results/ablation/ (core-days: DQN's cell_set arm is slow)
 
 import shlex
 
 IMITATION_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "imitation.py")
 IMITATION_TABLES = [out("imitation/imitation.csv"), out("imitation/imitation_seeds.csv")]
+ABLATION_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "ablation.py")
+#: the ablation's algorithms and budgets [env steps]: the verdict run's two agents at its budgets
+#: (config/verdict.yaml), three seeds, 100 test packs per seed
+ABLATION_STEPS = {"dqn": 1_000_000, "a2c": 5_000_000}
+ABLATION_TABLES = [out("ablation/{algo}.csv"), out("ablation/{algo}_seeds.csv")]
 
 
 rule imitation:
@@ -51,6 +57,64 @@ rule imitation_snapshot:
         command=RUN_COMMAND,
     log:
         f"{LOGS}/imitation_snapshot.log",
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=5,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "bmsrl snapshot --out {output:q} --tables {input.tables:q} --run-config {input.config:q}"
+        " --versions {input.versions:q} --commit {params.commit:q} --command {params.command:q} > {log:q} 2>&1"
+
+
+rule ablation:
+    """What mattered: each learning change of issue 19 alone and all together, one algorithm at its
+    verdict budget, 3 seeds, against room_balancing on the same test packs (benchmarks/ablation.py).
+    Its runs are appended to results/ablation/{algo}_runs.csv as they end, not a declared output, so a
+    stopped job resumes from them (a failed job does not delete them)."""
+    input:
+        ocv=OCV_PROCESSED,
+        ecm=config["ecm_table"],
+    output:
+        ABLATION_TABLES,
+    wildcard_constraints:
+        algo="|".join(ABLATION_STEPS),
+    params:
+        cfg=stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "evaluation", "baselines",
+                         "training"),  # fmt: skip
+        steps=lambda wildcards: ABLATION_STEPS[wildcards.algo],
+        runs=out("ablation/{algo}_runs.csv"),
+        out=out("ablation"),
+    log:
+        f"{LOGS}/ablation/{{algo}}.log",
+    benchmark:
+        f"{BENCHMARKS}/ablation/{{algo}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=7 * 24 * 60,
+    conda:
+        "../../envs/rl.yaml"
+    shell:
+        f"OMP_NUM_THREADS={{threads}} python {shlex.quote(ABLATION_SCRIPT)} --algo {{wildcards.algo}}"
+        " --steps {params.steps} --seeds 1 2 3 --packs 100 --config {params.cfg:q} --ocv-table {input.ocv:q}"
+        " --csv {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule ablation_snapshot:
+    """The ablation's tables, copied with their provenance to docs/results/ablation/ (committed to git)."""
+    input:
+        tables=expand(ABLATION_TABLES, algo=ABLATION_STEPS),
+        config=RUN_CONFIG,
+        versions=RUN_VERSIONS,
+    output:
+        directory("docs/results/ablation"),
+    params:
+        commit=RUN_COMMIT,
+        command=RUN_COMMAND,
+    log:
+        f"{LOGS}/ablation_snapshot.log",
     threads: 1
     resources:
         mem_mb=512,
