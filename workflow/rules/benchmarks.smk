@@ -27,7 +27,7 @@ rule imitation:
     params:
         cfg=stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "evaluation", "baselines",
                          "training.hyperparams"),  # fmt: skip
-        out=out("imitation"),
+        out=lambda wildcards, output: str(Path(output[0]).parent),
     log:
         f"{LOGS}/imitation.log",
     benchmark:
@@ -85,7 +85,7 @@ rule ablation:
                          "training"),  # fmt: skip
         steps=lambda wildcards: ABLATION_STEPS[wildcards.algo],
         runs=out("ablation/{algo}_runs.csv"),
-        out=out("ablation"),
+        out=lambda wildcards, output: str(Path(output[0]).parent),
     log:
         f"{LOGS}/ablation/{{algo}}.log",
     benchmark:
