@@ -6,7 +6,7 @@ several seeds, against ``room_balancing`` on the same test packs.
                                   [--config config/config.yaml] [--ocv-table CSV] [--set training.n_envs=32 ...]
                                   [--csv ablation.csv] [--keep DIR] [--out DIR]
 
-    snakemake ablation_snapshot --cores 1     # DQN and A2C at the verdict's budgets, into docs/results/ablation/
+    snakemake ablation_snapshot --cores 2     # DQN and A2C at the verdict's budgets, into docs/results/ablation/
 
 ``--csv`` appends one row per arm and seed (and the reference's per seed) as each finishes, with the
 commit it was made at, and a rerun with the same file reuses the rows of the same algorithm, budget
@@ -144,6 +144,13 @@ def run_seed(
         train(cfg, algo, seed, out, tensorboard=None, ocv_table=ocv_table)
         wall = time.perf_counter() - start
         _, metrics = evaluate(cfg, algo, TEST_PROFILE, seed, out / "best_model.zip", ocv_table)
+    return {**paired_stats(metrics, reference), "steps/s": int(cfg["training"]["total_steps"][algo]) / wall}
+
+
+def paired_stats(metrics: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
+    """A policy's per-seed statistics on a seed's test packs (metrics.csv rows), against the reference's
+    rows on the same packs: mean share, mean paired capacity difference [mAh], switch changes and shunt
+    heat [Wh] per episode (also used by benchmarks/imitation.py)."""
     return {
         "share": float(np.nanmean(metrics["recovered_share"])),
         "d_mAh": float(
@@ -151,7 +158,6 @@ def run_seed(
         ),
         "changes": float(metrics["switch_changes"].mean()),
         "shunt_Wh": float(metrics["shunt_energy_wh"].mean()),
-        "steps/s": int(cfg["training"]["total_steps"][algo]) / wall,
     }
 
 
@@ -165,12 +171,7 @@ UNRECORDED = "unrecorded"
 
 def reference_stats(metrics) -> dict:
     """The reference's per-seed statistics (its paired difference to itself is 0)."""
-    return {
-        "share": float(np.nanmean(metrics["recovered_share"])),
-        "d_mAh": 0.0,
-        "changes": float(metrics["switch_changes"].mean()),
-        "shunt_Wh": float(metrics["shunt_energy_wh"].mean()),
-    }
+    return paired_stats(metrics, metrics)
 
 
 def read_rows(path: Path | None, algo: str, steps: int, packs: int) -> dict[tuple[str, int], dict]:

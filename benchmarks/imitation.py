@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch as th
+from ablation import paired_stats  # a sibling script: benchmarks/ is on sys.path when this one runs
 from stable_baselines3.common.torch_layers import FlattenExtractor, create_mlp
 
 from bmsrl.agents import load_policy
@@ -169,13 +170,9 @@ def fit(cfg: dict, features: str, seed: int, data, updates: int) -> tuple[QNetwo
 
 
 def stats(metrics: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
-    return {
-        "share": float(np.nanmean(metrics["recovered_share"])),
-        "d_mAh": float(
-            np.mean(metrics["usable_capacity_mah"].to_numpy() - reference["usable_capacity_mah"].to_numpy())
-        ),
-        "changes": float(metrics["switch_changes"].mean()),
-    }
+    """The table's statistics of :func:`ablation.paired_stats` (the ablation's, on the same packs)."""
+    paired = paired_stats(metrics, reference)
+    return {key: paired[key] for key in ("share", "d_mAh", "changes")}
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

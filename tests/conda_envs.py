@@ -29,8 +29,8 @@ No conda needed. ``check_envs(root, tmp)`` returns one message per inconsistency
    except ``SKIPPED_IMPORTS`` (checked to run only inside functions); ``EXTRA_REQUIREMENTS`` adds
    what no import shows (TensorBoard for ``train --tensorboard``).
    A rule may also run a script of the repository, its path written out in the command
-   (``python .../benchmarks/imitation.py``): the script's own imports count, and the bmsrl modules
-   it imports are followed as a verb's module is.
+   (``python .../benchmarks/imitation.py``): the script's own imports count, those of the scripts
+   beside it that it imports, and the bmsrl modules on the way are followed as a verb's module is.
 3. Versions. A package that an environment and constraints.txt both name (conda-forge names read
    through ``CONDA_NAMES``: pytorch is torch, matplotlib-base is matplotlib) must be pinned to
    *constraints.txt's version*: the versions the results were produced with (``numpy ==2.4.6``,
@@ -230,22 +230,34 @@ def shell_scripts(shell: str) -> list[str]:
 
 
 def script_imports(root: Path, script: str) -> tuple[dict[str, list[str]], list[str]]:
-    """Top-level third-party import names of a repository script -> where (its own imports, and those
-    of every bmsrl module it imports, followed as a verb's are); and what cannot be followed."""
+    """Top-level third-party import names of a repository script -> where (its own imports, those of the
+    scripts beside it that it imports, ``from ablation import ...``: Python puts the script's folder
+    on sys.path, and those of every bmsrl module on the way, followed as a verb's are); and what
+    cannot be followed."""
     path = Path(script) if Path(script).is_absolute() else root / script
     try:
-        where = str(path.resolve().relative_to(root.resolve()))
+        path.resolve().relative_to(root.resolve())
     except ValueError:
         return {}, [f"{script}: a script outside the repository {root}"]
     if not path.is_file():
         return {}, [f"{script}: no such script in the repository"]
-    collector = _collect(path.stem, path, where, path.read_text())
     found: dict[str, list[str]] = {}
-    ours = [imp.name for imp in collector.found if imp.name.split(".")[0] == PACKAGE]
-    for imp in collector.found:
-        top = imp.name.split(".")[0]
-        if top != PACKAGE and top not in sys.stdlib_module_names and top != "__future__":
-            found.setdefault(top, []).append(imp.where)
+    ours: list[str] = []
+    todo, seen = [path.resolve()], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        where = str(current.relative_to(root.resolve()))
+        for imp in _collect(current.stem, current, where, current.read_text()).found:
+            top = imp.name.split(".")[0]
+            if top == PACKAGE:
+                ours.append(imp.name)
+            elif (current.parent / f"{top}.py").is_file():
+                todo.append(current.parent / f"{top}.py")
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                found.setdefault(top, []).append(imp.where)
     followed, problems = third_party_imports(root, ours)
     for name, places in followed.items():
         found.setdefault(name, []).extend(places)

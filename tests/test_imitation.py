@@ -17,6 +17,8 @@ from workflow_support import ROOT
 
 
 def imitation():
+    if str(ROOT / "benchmarks") not in sys.path:  # as when it runs: its folder on sys.path (it imports ablation)
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("imitation", ROOT / "benchmarks" / "imitation.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["imitation"] = module
