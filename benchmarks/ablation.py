@@ -54,10 +54,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from bmsrl import algos
-from bmsrl.config import load_config
+from bmsrl.config import load_config, read_raw_config, set_dotted
+from bmsrl.errors import UserError
 from bmsrl.evaluate import evaluate
 from bmsrl.stats import t_interval
 from bmsrl.train import train
@@ -100,14 +100,6 @@ CHANGES: dict[str, Change] = {
 }
 
 
-def set_key(raw: dict, key: str, value) -> None:
-    *parents, last = key.split(".")
-    node = raw
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value
-
-
 def arms(algo: str, names: list[str]) -> dict[str, dict]:
     """Arm name -> config overrides: ``none``, each applicable change alone, ``all`` of them."""
     applicable = [n for n in names if algo in CHANGES[n].applies]
@@ -121,11 +113,11 @@ def arms(algo: str, names: list[str]) -> dict[str, dict]:
 def arm_config(raw: dict, algo: str, steps: int, packs: int | None, overrides: dict) -> dict:
     raw = copy.deepcopy(raw)
     for key, value in overrides.items():
-        set_key(raw, key, value)
-    set_key(raw, "algos", [algo])
-    set_key(raw, f"training.total_steps.{algo}", steps)
+        set_dotted(raw, key, value)
+    set_dotted(raw, "algos", [algo])
+    set_dotted(raw, f"training.total_steps.{algo}", steps)
     if packs is not None:
-        set_key(raw, "evaluation.episodes", packs)
+        set_dotted(raw, "evaluation.episodes", packs)
     cfg = load_config(json_text=json.dumps(raw))
     training = cfg["training"]
     training["eval_interval"] = max(steps // 5, training["n_envs"])
@@ -260,12 +252,10 @@ def main() -> None:
     if len(args.seeds) < 2:
         parser.error("--seeds: at least two seeds (an interval over one seed says nothing)")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    raw = yaml.safe_load(args.config.read_text()) or {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item!r}: expected KEY=VALUE")
-        set_key(raw, key, yaml.safe_load(value))
+    try:
+        raw = read_raw_config(args.config, args.overrides)
+    except UserError as exc:
+        parser.error(str(exc))
 
     base = arm_config(raw, args.algo, args.steps, args.packs, {})
     n_packs = int(base["evaluation"]["episodes"])

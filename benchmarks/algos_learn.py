@@ -33,11 +33,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from bmsrl import algos
 from bmsrl.baselines import BASELINES, settings_key
-from bmsrl.config import load_config
+from bmsrl.config import load_config, read_raw_config
+from bmsrl.errors import UserError
 from bmsrl.reference import baseline_results
 from bmsrl.train import train
 
@@ -46,17 +46,7 @@ STUDY = ("dqn", "ppo", "a2c", "trpo", "ars")
 
 def configured(path: Path, overrides: list[str]) -> dict:
     """The validated config of ``path`` with each ``KEY=VALUE`` override applied."""
-    raw = yaml.safe_load(path.read_text()) or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        *parents, last = key.split(".")
-        node = raw
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = yaml.safe_load(value)
-    return load_config(json_text=json.dumps(raw))
+    return load_config(json_text=json.dumps(read_raw_config(path, overrides)))
 
 
 def budgets(items: list[str], names: list[str]) -> dict[str, int]:
@@ -103,7 +93,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    cfg = configured(args.config, args.overrides)
+    try:
+        cfg = configured(args.config, args.overrides)
+    except UserError as exc:
+        parser.error(str(exc))
     steps = budgets(args.steps, args.algos)
 
     reference = baseline_results(cfg, args.seed, {b: cfg["baselines"].get(settings_key(b)) for b in BASELINES})

@@ -78,3 +78,20 @@ def test_the_tables_hold_the_printed_intervals_and_their_runs(tmp_path):
     assert set(table["arm"]) == {"none", "room_balancing"}
     per_seed = pd.read_csv(tmp_path / "out" / "dqn_seeds.csv")
     assert len(per_seed) == 3 and set(per_seed["commit"]) == {"abc1234"}  # each run's own commit
+
+
+def test_the_workflow_stage_config_json_reads_as_numbers(tmp_path):
+    """The rule passes its JSON stage config, where json.dumps writes 1e-06: text to a YAML 1.1 reader."""
+    import json
+
+    from bmsrl.config import defaults
+
+    path = tmp_path / "stage.json"
+    path.write_text(json.dumps(defaults()), encoding="utf-8")
+    module = ablation()
+    raw = module.read_raw_config(path, ["reward.study.epsilon=1e-7"])
+    cfg = module.arm_config(raw, "dqn", 1000, 4, {})
+    assert cfg["reward"]["study"]["epsilon"] == 1e-7
+    raw = module.read_raw_config(path)
+    assert isinstance(raw["reward"]["study"]["epsilon"], float)
+    module.arm_config(raw, "a2c", 1000, 4, {})  # validates

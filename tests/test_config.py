@@ -507,3 +507,21 @@ def test_run_kinds_come_from_the_registry():
     assert bconfig.schema()["properties"]["run_kind"]["enum"] == list(RUN_KINDS)
     cfg = bconfig.validate({"results_root": "results-quick", "run_kind": "smoke"}, "cfg.yaml")
     assert cfg["results_root"] == "results-quick" and cfg["run_kind"] == "smoke"
+
+
+def test_read_raw_config_reads_json_and_yaml_numbers_alike_and_sets_dotted_keys(tmp_path):
+    """The benchmark scripts' ``--config FILE --set KEY=VALUE``: the workflow's JSON stage config
+    (json.dumps writes 1e-06, text to yaml.safe_load) and a YAML file give the same numbers."""
+    from bmsrl.config import read_raw_config
+
+    (tmp_path / "stage.json").write_text(json.dumps({"reward": {"study": {"epsilon": 1e-6}}}), encoding="utf-8")
+    (tmp_path / "c.yaml").write_text("reward:\n  study:\n    epsilon: 1e-6\n", encoding="utf-8")
+    for name in ("stage.json", "c.yaml"):
+        raw = read_raw_config(tmp_path / name, ["training.hyperparams.dqn.double_q=true", "seeds=[1, 2]"])
+        assert raw["reward"]["study"]["epsilon"] == 1e-6
+        assert raw["training"]["hyperparams"]["dqn"]["double_q"] is True and raw["seeds"] == [1, 2]
+    with pytest.raises(UserError, match="--set 'seeds': expected KEY=VALUE"):
+        read_raw_config(tmp_path / "c.yaml", ["seeds"])
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    with pytest.raises(UserError, match="bad.json: not valid JSON"):
+        read_raw_config(tmp_path / "bad.json")

@@ -577,6 +577,42 @@ def load_config(path: str | Path | None = None, *, json_text: str | None = None)
     return validate(load_yaml_file(path), str(path))
 
 
+def set_dotted(raw: dict, key: str, value: Any) -> None:
+    """Set ``raw``'s entry at the dotted ``key`` (``training.hyperparams.dqn.double_q``) to ``value``,
+    creating the sections on the way."""
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def read_raw_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The config of ``path`` as written, not yet validated, with each ``KEY=VALUE`` of ``overrides``
+    set (a dotted key; the value read as YAML): the ``--config FILE --set KEY=VALUE`` of the scripts
+    under benchmarks/. ``path`` is a YAML config or the workflow's JSON stage config, both read as
+    :func:`load_config` reads them (``1e-06`` is a number, not text as for ``yaml.safe_load``)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not valid JSON: {exc}") from None
+    else:
+        raw = load_yaml_file(path)
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: not a config mapping")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE")
+        set_dotted(raw, key, load_yaml(value))
+    return raw
+
+
 def _merge(config: dict, update: dict) -> dict:
     """``config`` updated recursively with ``update``, as Snakemake merges config files
     (``snakemake.utils.update_config``): nested mappings merge, any other value replaces."""
