@@ -101,12 +101,17 @@ CHANGES: dict[str, Change] = {
 
 
 def arms(algo: str, names: list[str]) -> dict[str, dict]:
-    """Arm name -> config overrides: ``none``, each applicable change alone, ``all`` of them."""
+    """Arm name -> config overrides: ``none``, each applicable change alone, and the applicable changes
+    together: ``all`` when they are every change of :data:`CHANGES` that applies to the algorithm,
+    else their names joined by ``+`` (``test_profiles+double_q``), so that a ``--csv`` row of one
+    combination is never reused for another."""
     applicable = [n for n in names if algo in CHANGES[n].applies]
     out = {"none": {}}
     out.update({n: dict(CHANGES[n].overrides) for n in applicable})
     if len(applicable) > 1:
-        out["all"] = {k: v for n in applicable for k, v in CHANGES[n].overrides.items()}
+        every = [n for n, change in CHANGES.items() if algo in change.applies]
+        name = "all" if sorted(applicable) == sorted(every) else "+".join(applicable)
+        out[name] = {k: v for n in applicable for k, v in CHANGES[n].overrides.items()}
     return out
 
 
@@ -209,9 +214,11 @@ def git_commit() -> str:
 
 
 def summary_table(key: dict, rows: dict[str, dict], reference: dict) -> pd.DataFrame:
-    """Per arm (and the reference) and metric: mean and 95 % t interval over seeds, as printed."""
+    """Per arm (and the reference) and metric: mean and 95 % t interval over seeds, as printed; and
+    ``d_share``, the arm's share less the reference's on the same seed's packs (paired by seed)."""
     out = []
     for arm, values in {**rows, REFERENCE: reference}.items():
+        values = {**values, "d_share": np.asarray(values["share"], dtype=float) - np.asarray(reference["share"])}
         for metric, samples in values.items():
             mean, low, high = t_interval(np.asarray(samples, dtype=float))
             out.append(
@@ -295,14 +302,14 @@ def main() -> None:
         f"{algos.get(args.algo).label}, {args.steps:,} env steps, seeds {args.seeds}, {n_packs} test packs "
         f"per seed ({TEST_PROFILE}, default scenario); mean [95 % t interval over seeds]"
     )
-    print(f"{'arm':<15}" + "".join(f"{k:>30}" for k in COLUMNS))
+    print(f"{'arm':<24}" + "".join(f"{k:>30}" for k in COLUMNS))
     for arm, values in rows.items():
-        print(f"{arm:<15}" + "".join(f"{interval(values[k], d):>30}" for k, d in COLUMNS.items()))
-    print(f"{REFERENCE:<15}" + "".join(f"{interval(ref[k], COLUMNS[k]) if k in ref else '-':>30}" for k in COLUMNS))
+        print(f"{arm:<24}" + "".join(f"{interval(values[k], d):>30}" for k, d in COLUMNS.items()))
+    print(f"{REFERENCE:<24}" + "".join(f"{interval(ref[k], COLUMNS[k]) if k in ref else '-':>30}" for k in COLUMNS))
     print("d_mAh: usable capacity minus room_balancing's on the same packs [mAh]; arms:")
     described = {"none": "the config as it is", "all": "every change above together"}
     for arm in rows:
-        print(f"  {arm}: {CHANGES[arm].what if arm in CHANGES else described[arm]}")
+        print(f"  {arm}: {CHANGES[arm].what if arm in CHANGES else described.get(arm, 'these changes together')}")
     if args.out is not None:
         write_tables(args.out, args.algo, key, rows, ref, seed_rows)
         print(f"tables: {args.out}/{args.algo}.csv, {args.algo}_seeds.csv", file=sys.stderr)

@@ -40,6 +40,19 @@ def test_each_change_alone_and_all_together_as_valid_configs(algo, expected):
         assert len(arms["all"]) == sum(len(arms[n]) for n in expected[1:-1])
 
 
+def test_a_subset_of_the_changes_together_is_named_by_its_members_not_all():
+    """A --csv row of "all" is reused by name: a subset's combination must not take that name."""
+    module = ablation()
+    assert list(module.arms("dqn", ["test_profiles", "double_q"])) == [
+        "none",
+        "test_profiles",
+        "double_q",
+        "test_profiles+double_q",
+    ]
+    assert list(module.arms("a2c", ["per_cell", "cell_set", "test_profiles"]))[-1] == "all"
+    assert list(module.arms("a2c", ["cell_set", "double_q"])) == ["none", "cell_set"]  # double_q: DQN only
+
+
 def test_csv_rows_are_reused_for_the_same_run_only(tmp_path):
     module = ablation()
     path = tmp_path / "ablation.csv"
@@ -76,6 +89,11 @@ def test_the_tables_hold_the_printed_intervals_and_their_runs(tmp_path):
     assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(t_interval(np.array([-39.0, -25.7, -57.6])))
     assert row["n_seeds"] == 3 and row["steps"] == 4096
     assert set(table["arm"]) == {"none", "room_balancing"}
+    d_share = table[(table["arm"] == "none") & (table["metric"] == "d_share")].iloc[0]
+    paired = np.array(rows["none"]["share"]) - np.array(reference["share"])  # per seed, same packs
+    assert (d_share["mean"], d_share["ci_low"], d_share["ci_high"]) == pytest.approx(
+        t_interval(paired), rel=1e-5
+    )  # %.6g in the file
     per_seed = pd.read_csv(tmp_path / "out" / "dqn_seeds.csv")
     assert len(per_seed) == 3 and set(per_seed["commit"]) == {"abc1234"}  # each run's own commit
 

@@ -84,7 +84,7 @@ def test_the_checker_sees_the_workflow(workflow):
         "imitation": "rl.yaml",
         "imitation_snapshot": "core.yaml",
         "ablation": "rl.yaml",
-        "ablation_snapshot": "core.yaml",
+        "ablation_algo_snapshot": "core.yaml",
     }
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
     verb_modules = verbs(ROOT)

@@ -146,21 +146,30 @@ def test_study_config_plans_the_papers_setting(workdir):
 
 def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshots(workdir):
     """`snakemake imitation_snapshot` / `ablation_snapshot`: the run record, the OCV table, the
-    benchmark (the ablation: one job per algorithm, at the verdict's budgets) and its snapshot; the
-    study's default targets include none of it."""
+    benchmark (the ablation: one job per algorithm, at the verdict's budgets, with its changes) and its
+    snapshot (the ablation's: one folder per algorithm); the study's default targets include none of it."""
     assert dry_run(workdir, "imitation_snapshot") == {"record": 1, "ocv": 1, "imitation": 1, "imitation_snapshot": 1}
-    assert dry_run(workdir, "ablation_snapshot") == {"record": 1, "ocv": 1, "ablation": 2, "ablation_snapshot": 1}
+    assert dry_run(workdir, "ablation_snapshot") == {
+        "record": 1,
+        "ocv": 1,
+        "ablation": 2,
+        "ablation_algo_snapshot": 2,
+        "ablation_snapshot": 1,
+    }
     commands = shell_commands(workdir, "imitation_snapshot", "ablation_snapshot")
     (imitation,) = [c for c in commands if "imitation.py" in c]
     assert "--ocv-table" in imitation and "--out" in imitation
     ablation = sorted(c for c in commands if "ablation.py" in c)
-    assert [re.search(r"--algo (\w+) --steps (\d+)", c).groups() for c in ablation] == [
-        ("a2c", "5000000"),
-        ("dqn", "1000000"),
+    assert [re.search(r"--algo (\w+) --steps (\d+) --changes ([\w ]+) --seeds", c).groups() for c in ablation] == [
+        ("a2c", "5000000", "per_cell cell_set test_profiles"),
+        ("dqn", "1000000", "test_profiles double_q"),
     ]
     assert all("--csv" in c and "_runs.csv" in c and "--ocv-table" in c for c in ablation)
     planned = dry_run(workdir)
-    assert not {"imitation", "ablation", "imitation_snapshot", "ablation_snapshot"} & planned.keys()
+    assert (
+        not {"imitation", "ablation", "imitation_snapshot", "ablation_snapshot", "ablation_algo_snapshot"}
+        & planned.keys()
+    )
 
 
 def test_search_is_optional_and_feeds_training_when_asked(workdir):

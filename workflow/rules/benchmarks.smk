@@ -3,16 +3,23 @@
 # as `snakemake snapshot` copies the study's tables (the same `bmsrl snapshot`).
 #
 #   snakemake imitation_snapshot --cores 1      # docs/results/imitation/ (a few core-minutes)
-#   snakemake ablation_snapshot --cores 2       # docs/results/ablation/ (core-days: DQN's cell_set arm is slow)
+#   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 3 core-hours)
+#   snakemake docs/results/ablation_a2c --cores 1   # one algorithm's
 
 import shlex
 
 IMITATION_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "imitation.py")
 IMITATION_TABLES = [out("imitation/imitation.csv"), out("imitation/imitation_seeds.csv")]
 ABLATION_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "ablation.py")
-#: the ablation's algorithms and budgets [env steps]: the verdict run's two agents at its budgets
-#: (config/verdict.yaml), three seeds, 100 test packs per seed
-ABLATION_STEPS = {"dqn": 1_000_000, "a2c": 5_000_000}
+#: the ablation's algorithms, each at its budget [env steps] with its changes (benchmarks/ablation.py's
+#: CHANGES): the verdict run's two agents at its budgets (config/verdict.yaml), three seeds, 100 test
+#: packs per seed. DQN leaves out cell_set (and so the arm of every change together): its per-cell
+#: network makes each of DQN's 250 000 gradient steps about 4 times as costly (docs/performance.md,
+#: "What mattered"), close to an hour per seed; A2C's arms test the network.
+ABLATION = {
+    "dqn": {"steps": 1_000_000, "changes": ["test_profiles", "double_q"]},
+    "a2c": {"steps": 5_000_000, "changes": ["per_cell", "cell_set", "test_profiles"]},
+}
 ABLATION_TABLES = [out("ablation/{algo}.csv"), out("ablation/{algo}_seeds.csv")]
 
 
@@ -79,11 +86,12 @@ rule ablation:
     output:
         ABLATION_TABLES,
     wildcard_constraints:
-        algo="|".join(ABLATION_STEPS),
+        algo="|".join(ABLATION),
     params:
         cfg=stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "evaluation", "baselines",
                          "training"),  # fmt: skip
-        steps=lambda wildcards: ABLATION_STEPS[wildcards.algo],
+        steps=lambda wildcards: ABLATION[wildcards.algo]["steps"],
+        changes=lambda wildcards: " ".join(ABLATION[wildcards.algo]["changes"]),
         runs=out("ablation/{algo}_runs.csv"),
         out=lambda wildcards, output: str(Path(output[0]).parent),
     log:
@@ -98,23 +106,33 @@ rule ablation:
         "../../envs/rl.yaml"
     shell:
         f"OMP_NUM_THREADS={{threads}} python {shlex.quote(ABLATION_SCRIPT)} --algo {{wildcards.algo}}"
-        " --steps {params.steps} --seeds 1 2 3 --packs 100 --config {params.cfg:q} --ocv-table {input.ocv:q}"
+        " --steps {params.steps} --changes {params.changes} --seeds 1 2 3 --packs 100 --config {params.cfg:q}"
+        " --ocv-table {input.ocv:q}"
         " --csv {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule ablation_snapshot:
-    """The ablation's tables, copied with their provenance to docs/results/ablation/ (committed to git)."""
+    """Every algorithm's ablation snapshot (docs/results/ablation_<algo>/)."""
     input:
-        tables=expand(ABLATION_TABLES, algo=ABLATION_STEPS),
+        expand("docs/results/ablation_{algo}", algo=ABLATION),
+
+
+rule ablation_algo_snapshot:
+    """One algorithm's ablation tables, copied with their provenance to docs/results/ablation_<algo>/
+    (committed to git)."""
+    input:
+        tables=ABLATION_TABLES,
         config=RUN_CONFIG,
         versions=RUN_VERSIONS,
     output:
-        directory("docs/results/ablation"),
+        directory("docs/results/ablation_{algo}"),
+    wildcard_constraints:
+        algo="|".join(ABLATION),
     params:
         commit=RUN_COMMIT,
         command=RUN_COMMAND,
     log:
-        f"{LOGS}/ablation_snapshot.log",
+        f"{LOGS}/ablation_snapshot/{{algo}}.log",
     threads: 1
     resources:
         mem_mb=512,
