@@ -2,11 +2,11 @@
 several seeds, against ``room_balancing`` on the same test packs.
 
     python benchmarks/ablation.py [--algo ppo] [--steps 1000000] [--seeds 1 2 3] [--packs 100]
-                                  [--changes per_cell cell_set test_profiles double_q]
+                                  [--changes per_cell cell_set test_profiles double_q] [--arms ARM ...]
                                   [--config config/config.yaml] [--ocv-table CSV] [--set training.n_envs=32 ...]
                                   [--csv ablation.csv] [--keep DIR] [--out DIR]
 
-    snakemake ablation_snapshot --cores 2     # DQN and A2C at the verdict's budgets, into docs/results/ablation/
+    snakemake ablation_snapshot --cores 2     # DQN and A2C at the verdict's budgets: docs/results/ablation_<algo>/
 
 ``--csv`` appends one row per arm and seed (and the reference's per seed) as each finishes, with the
 commit it was made at, and a rerun with the same file reuses the rows of the same algorithm, budget
@@ -17,7 +17,9 @@ and ``DIR/<algo>_seeds.csv`` (the per-seed rows behind it, each with the commit 
 at), only once every run has finished. The workflow's rule ``ablation`` runs this script per
 algorithm at the verdict's budgets with the run's config and processed OCV table (its ``--csv`` is
 ``results/ablation/<algo>_runs.csv``, so a stopped rule resumes), and ``ablation_snapshot`` copies
-the tables with their provenance to ``docs/results/ablation/`` (workflow/rules/benchmarks.smk).
+the tables with their provenance to ``docs/results/ablation_<algo>/`` (workflow/rules/benchmarks.smk,
+which also says which changes each algorithm's rule runs). ``--arms`` runs only the named arms (the
+reference always), as a confirmation of one arm on fresh seeds does.
 
 For each arm (``none``: the config as it is; each change of :data:`CHANGES` that applies to the
 algorithm alone; ``all``: every applicable change together) and each seed, the algorithm trains
@@ -249,6 +251,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--packs", type=int, default=None, help="test packs per seed (evaluation.episodes)")
     parser.add_argument("--changes", nargs="+", default=list(CHANGES), choices=list(CHANGES))
+    parser.add_argument(
+        "--arms", nargs="+", default=None, metavar="ARM", help="run only these arms of the changes (default: every arm)"
+    )
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     parser.add_argument("--csv", type=Path, default=None, help="append per-seed rows here; reuse its finished runs")
@@ -263,6 +268,13 @@ def main() -> None:
         raw = read_raw_config(args.config, args.overrides)
     except UserError as exc:
         parser.error(str(exc))
+
+    planned = arms(args.algo, args.changes)
+    unknown = sorted(set(args.arms or ()) - set(planned))
+    if unknown:
+        parser.error(f"--arms: {unknown} are not arms of --algo {args.algo} with these --changes ({list(planned)})")
+    if args.arms:
+        planned = {arm: overrides for arm, overrides in planned.items() if arm in args.arms}
 
     base = arm_config(raw, args.algo, args.steps, args.packs, {})
     n_packs = int(base["evaluation"]["episodes"])
@@ -283,7 +295,7 @@ def main() -> None:
         {},
         [{**key, "arm": REFERENCE, "seed": s, **reference_stats(references[s]), "commit": commit} for s in args.seeds],
     )
-    for arm, overrides in arms(args.algo, args.changes).items():
+    for arm, overrides in planned.items():
         cfg = arm_config(raw, args.algo, args.steps, args.packs, overrides)
         per_seed = []
         for seed in args.seeds:

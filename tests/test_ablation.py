@@ -113,3 +113,16 @@ def test_the_workflow_stage_config_json_reads_as_numbers(tmp_path):
     raw = module.read_raw_config(path)
     assert isinstance(raw["reward"]["study"]["epsilon"], float)
     module.arm_config(raw, "a2c", 1000, 4, {})  # validates
+
+
+def test_an_arm_that_the_changes_do_not_make_is_refused_by_name():
+    import subprocess
+
+    script = ROOT / "benchmarks" / "ablation.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--algo", "dqn", "--changes", "double_q", "--arms", "all"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "--arms: ['all'] are not arms of --algo dqn" in done.stderr and "'double_q'" in done.stderr
