@@ -82,9 +82,8 @@ def test_the_checker_sees_the_workflow(workflow):
         "plot_paired": "core.yaml",
         "training_references": "core.yaml",
         "imitation": "rl.yaml",
-        "imitation_snapshot": "core.yaml",
         "ablation": "rl.yaml",
-        "ablation_algo_snapshot": "core.yaml",
+        "benchmark_snapshot": "core.yaml",
     }
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
     verb_modules = verbs(ROOT)

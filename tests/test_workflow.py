@@ -145,31 +145,43 @@ def test_study_config_plans_the_papers_setting(workdir):
 
 
 def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshots(workdir):
-    """`snakemake imitation_snapshot` / `ablation_snapshot`: the run record, the OCV table, the
-    benchmark (the ablation: one job per algorithm, at the verdict's budgets, with its changes) and its
-    snapshot (the ablation's: one folder per algorithm); the study's default targets include none of it."""
-    assert dry_run(workdir, "imitation_snapshot") == {"record": 1, "ocv": 1, "imitation": 1, "imitation_snapshot": 1}
+    """`snakemake imitation_snapshot` / `ablation_snapshot` / `confirm_snapshot`: the run record, the
+    OCV table, the benchmark (the ablation: one job per algorithm at the verdict's budgets with its
+    changes; the confirmation: the chosen arm alone on ten fresh seeds) and its snapshot folders; the
+    study's default targets include none of it."""
+    base = {"record": 1, "ocv": 1}
+    assert dry_run(workdir, "imitation_snapshot") == {
+        **base,
+        "imitation": 1,
+        "benchmark_snapshot": 1,
+        "imitation_snapshot": 1,
+    }
     assert dry_run(workdir, "ablation_snapshot") == {
-        "record": 1,
-        "ocv": 1,
+        **base,
         "ablation": 2,
-        "ablation_algo_snapshot": 2,
+        "benchmark_snapshot": 2,
         "ablation_snapshot": 1,
     }
-    commands = shell_commands(workdir, "imitation_snapshot", "ablation_snapshot")
+    assert dry_run(workdir, "confirm_snapshot") == {
+        **base,
+        "ablation": 1,
+        "benchmark_snapshot": 1,
+        "confirm_snapshot": 1,
+    }
+    commands = shell_commands(workdir, "imitation_snapshot", "ablation_snapshot", "confirm_snapshot")
     (imitation,) = [c for c in commands if "imitation.py" in c]
     assert "--ocv-table" in imitation and "--out" in imitation
-    ablation = sorted(c for c in commands if "ablation.py" in c)
-    assert [re.search(r"--algo (\w+) --steps (\d+) --changes ([\w ]+) --seeds", c).groups() for c in ablation] == [
-        ("a2c", "5000000", "per_cell cell_set test_profiles"),
-        ("dqn", "1000000", "test_profiles double_q"),
+    runs = sorted(c for c in commands if "ablation.py" in c)
+    pattern = r"--algo (\w+) --steps (\d+) --changes ([\w ]+?)(?: --arms (\w+))? --seeds ([\d ]+) --packs 100"
+    assert [re.search(pattern, c).groups() for c in runs] == [
+        ("a2c", "5000000", "per_cell cell_set test_profiles", "cell_set", " ".join(map(str, range(4, 14)))),
+        ("a2c", "5000000", "per_cell cell_set test_profiles", None, "1 2 3"),
+        ("dqn", "1000000", "test_profiles double_q", None, "1 2 3"),
     ]
-    assert all("--csv" in c and "_runs.csv" in c and "--ocv-table" in c for c in ablation)
+    assert all("--csv" in c and "_runs.csv" in c and "--ocv-table" in c for c in runs)
+    assert any("results/confirm/a2c_runs.csv" in c for c in runs)
     planned = dry_run(workdir)
-    assert (
-        not {"imitation", "ablation", "imitation_snapshot", "ablation_snapshot", "ablation_algo_snapshot"}
-        & planned.keys()
-    )
+    assert not {"imitation", "ablation", "benchmark_snapshot"} & planned.keys()
 
 
 def test_search_is_optional_and_feeds_training_when_asked(workdir):

@@ -5,6 +5,7 @@
 #   snakemake imitation_snapshot --cores 1      # docs/results/imitation/ (a few core-minutes)
 #   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 3 core-hours)
 #   snakemake docs/results/ablation_a2c --cores 1   # one algorithm's
+#   snakemake confirm_snapshot --cores 1        # docs/results/confirm_<algo>/ (about 1 core-hour)
 
 import shlex
 
@@ -14,13 +15,32 @@ ABLATION_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "ablation.p
 #: the ablation's algorithms, each at its budget [env steps] with its changes (benchmarks/ablation.py's
 #: CHANGES): the verdict run's two agents at its budgets (config/verdict.yaml), three seeds, 100 test
 #: packs per seed. DQN leaves out cell_set (and so the arm of every change together): its per-cell
-#: network makes each of DQN's 250 000 gradient steps about 4 times as costly (docs/performance.md,
-#: "What mattered"), close to an hour per seed; A2C's arms test the network.
+#: network cuts DQN's env-steps/s to about a quarter (docs/performance.md, "What mattered"), 40
+#: minutes or more per run; A2C's arms test the network.
 ABLATION = {
     "dqn": {"steps": 1_000_000, "changes": ["test_profiles", "double_q"]},
     "a2c": {"steps": 5_000_000, "changes": ["per_cell", "cell_set", "test_profiles"]},
 }
-ABLATION_TABLES = [out("ablation/{algo}.csv"), out("ablation/{algo}_seeds.csv")]
+#: the confirmation: per algorithm, the ablation's arm with the highest mean paired capacity
+#: difference against room_balancing on the ablation's seeds 1-3 (docs/results.md, "What mattered"),
+#: trained and evaluated again on ten fresh seeds (fresh training seeds and test packs), so that the
+#: arm is not judged on the seeds it was chosen on
+CONFIRM = {"a2c": {"arm": "cell_set", "seeds": list(range(4, 14))}}
+#: benchmark -> algorithm -> the arms to run (None: every arm) and the seeds
+ARM_RUNS = {
+    "ablation": {algo: {"arms": None, "seeds": [1, 2, 3]} for algo in ABLATION},
+    "confirm": {algo: {"arms": [c["arm"]], "seeds": c["seeds"]} for algo, c in CONFIRM.items()},
+}
+ARM_TABLES = [out("{bench}/{algo}.csv"), out("{bench}/{algo}_seeds.csv")]
+#: snapshot folder (docs/results/<name>) -> the tables it copies
+BENCHMARK_SNAPSHOTS = {
+    "imitation": IMITATION_TABLES,
+    **{
+        f"{bench}_{algo}": expand(ARM_TABLES, bench=bench, algo=algo)
+        for bench, runs in ARM_RUNS.items()
+        for algo in runs
+    },
+}
 
 
 rule imitation:
@@ -51,53 +71,35 @@ rule imitation:
         " --ocv-table {input.ocv:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule imitation_snapshot:
-    """The imitation tables, copied with their provenance to docs/results/imitation/ (committed to git)."""
-    input:
-        tables=IMITATION_TABLES,
-        config=RUN_CONFIG,
-        versions=RUN_VERSIONS,
-    output:
-        directory("docs/results/imitation"),
-    params:
-        commit=RUN_COMMIT,
-        command=RUN_COMMAND,
-    log:
-        f"{LOGS}/imitation_snapshot.log",
-    threads: 1
-    resources:
-        mem_mb=512,
-        runtime=5,
-    conda:
-        "../../envs/core.yaml"
-    shell:
-        "bmsrl snapshot --out {output:q} --tables {input.tables:q} --run-config {input.config:q}"
-        " --versions {input.versions:q} --commit {params.commit:q} --command {params.command:q} > {log:q} 2>&1"
-
-
 rule ablation:
-    """What mattered: each learning change of issue 19 alone and all together, one algorithm at its
-    verdict budget, 3 seeds, against room_balancing on the same test packs (benchmarks/ablation.py).
-    Its runs are appended to results/ablation/{algo}_runs.csv as they end, not a declared output, so a
-    stopped job resumes from them (a failed job does not delete them)."""
+    """What mattered (bench ablation): each learning change of issue 19 alone and together, one
+    algorithm at its verdict budget, 3 seeds, against room_balancing on the same test packs; or (bench
+    confirm) the chosen arm alone on fresh seeds (benchmarks/ablation.py). Its runs are appended to
+    results/<bench>/{algo}_runs.csv as they end, not a declared output, so a stopped job resumes from
+    them (a failed job does not delete them)."""
     input:
         ocv=OCV_PROCESSED,
         ecm=config["ecm_table"],
     output:
-        ABLATION_TABLES,
+        ARM_TABLES,
     wildcard_constraints:
+        bench="|".join(ARM_RUNS),
         algo="|".join(ABLATION),
     params:
         cfg=stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "evaluation", "baselines",
                          "training"),  # fmt: skip
         steps=lambda wildcards: ABLATION[wildcards.algo]["steps"],
         changes=lambda wildcards: " ".join(ABLATION[wildcards.algo]["changes"]),
-        runs=out("ablation/{algo}_runs.csv"),
+        arms=lambda wildcards: "".join(
+            f" --arms {arm}" for arm in ARM_RUNS[wildcards.bench][wildcards.algo]["arms"] or ()
+        ),
+        seeds=lambda wildcards: " ".join(map(str, ARM_RUNS[wildcards.bench][wildcards.algo]["seeds"])),
+        runs=out("{bench}/{algo}_runs.csv"),
         out=lambda wildcards, output: str(Path(output[0]).parent),
     log:
-        f"{LOGS}/ablation/{{algo}}.log",
+        f"{LOGS}/{{bench}}/{{algo}}.log",
     benchmark:
-        f"{BENCHMARKS}/ablation/{{algo}}.tsv"
+        f"{BENCHMARKS}/{{bench}}/{{algo}}.tsv"
     threads: 1
     resources:
         mem_mb=2048,
@@ -106,33 +108,25 @@ rule ablation:
         "../../envs/rl.yaml"
     shell:
         f"OMP_NUM_THREADS={{threads}} python {shlex.quote(ABLATION_SCRIPT)} --algo {{wildcards.algo}}"
-        " --steps {params.steps} --changes {params.changes} --seeds 1 2 3 --packs 100 --config {params.cfg:q}"
-        " --ocv-table {input.ocv:q}"
-        " --csv {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
+        " --steps {params.steps} --changes {params.changes}{params.arms} --seeds {params.seeds} --packs 100"
+        " --config {params.cfg:q} --ocv-table {input.ocv:q} --csv {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule ablation_snapshot:
-    """Every algorithm's ablation snapshot (docs/results/ablation_<algo>/)."""
+rule benchmark_snapshot:
+    """A benchmark's tables, copied with their provenance to docs/results/<name>/ (committed to git)."""
     input:
-        expand("docs/results/ablation_{algo}", algo=ABLATION),
-
-
-rule ablation_algo_snapshot:
-    """One algorithm's ablation tables, copied with their provenance to docs/results/ablation_<algo>/
-    (committed to git)."""
-    input:
-        tables=ABLATION_TABLES,
+        tables=lambda wildcards: BENCHMARK_SNAPSHOTS[wildcards.name],
         config=RUN_CONFIG,
         versions=RUN_VERSIONS,
     output:
-        directory("docs/results/ablation_{algo}"),
+        directory("docs/results/{name}"),
     wildcard_constraints:
-        algo="|".join(ABLATION),
+        name="|".join(BENCHMARK_SNAPSHOTS),
     params:
         commit=RUN_COMMIT,
         command=RUN_COMMAND,
     log:
-        f"{LOGS}/ablation_snapshot/{{algo}}.log",
+        f"{LOGS}/benchmark_snapshot/{{name}}.log",
     threads: 1
     resources:
         mem_mb=512,
@@ -142,3 +136,21 @@ rule ablation_algo_snapshot:
     shell:
         "bmsrl snapshot --out {output:q} --tables {input.tables:q} --run-config {input.config:q}"
         " --versions {input.versions:q} --commit {params.commit:q} --command {params.command:q} > {log:q} 2>&1"
+
+
+rule imitation_snapshot:
+    """docs/results/imitation/."""
+    input:
+        "docs/results/imitation",
+
+
+rule ablation_snapshot:
+    """Every algorithm's ablation snapshot, docs/results/ablation_<algo>/."""
+    input:
+        expand("docs/results/ablation_{algo}", algo=ARM_RUNS["ablation"]),
+
+
+rule confirm_snapshot:
+    """Every confirmation snapshot, docs/results/confirm_<algo>/."""
+    input:
+        expand("docs/results/confirm_{algo}", algo=ARM_RUNS["confirm"]),
