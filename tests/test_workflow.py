@@ -176,7 +176,7 @@ def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshot
     assert [re.search(pattern, c).groups() for c in runs] == [
         ("a2c", "5000000", "per_cell cell_set test_profiles", "cell_set", " ".join(map(str, range(4, 14)))),
         ("a2c", "5000000", "per_cell cell_set test_profiles", None, "1 2 3"),
-        ("dqn", "1000000", "test_profiles double_q", None, "1 2 3"),
+        ("dqn", "1000000", "test_profiles", None, "1 2 3"),
     ]
     assert all("--csv" in c and "_runs.csv" in c and "--ocv-table" in c for c in runs)
     assert any("results/confirm/a2c_runs.csv" in c for c in runs)
