@@ -564,17 +564,24 @@ def load_config(path: str | Path | None = None, *, json_text: str | None = None)
         return validate(cfg, JSON_SOURCE)
     if path is None:
         return validate({}, "default config")
+    return validate(_read_config_file(path), str(path))
+
+
+def _read_config_file(path: str | Path) -> Any:
+    """The parsed content of a config file: a ``.json`` file (the per-job config files of the
+    workflow, workflow/rules/common.smk) as JSON, any other as YAML (:func:`load_yaml_file`); an
+    unreadable or malformed file is a :class:`UserError` naming it."""
     path = Path(path)
-    if path.suffix == ".json":  # the per-job config files of the workflow (workflow/rules/common.smk)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
-        try:
-            return validate(json.loads(text), str(path))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not valid JSON: {exc}") from None
-    return validate(load_yaml_file(path), str(path))
+    if path.suffix != ".json":
+        return load_yaml_file(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON: {exc}") from None
 
 
 def set_dotted(raw: dict, key: str, value: Any) -> None:
@@ -592,17 +599,7 @@ def read_raw_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str
     set (a dotted key; the value read as YAML): the ``--config FILE --set KEY=VALUE`` of the scripts
     under benchmarks/. ``path`` is a YAML config or the workflow's JSON stage config, both read as
     :func:`load_config` reads them (``1e-06`` is a number, not text as for ``yaml.safe_load``)."""
-    path = Path(path)
-    if path.suffix == ".json":
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not valid JSON: {exc}") from None
-    else:
-        raw = load_yaml_file(path)
-    raw = raw or {}
+    raw = _read_config_file(path) or {}
     if not isinstance(raw, dict):
         raise UserError(f"{path}: not a config mapping")
     for item in overrides:
