@@ -3,7 +3,7 @@
 # as `snakemake snapshot` copies the study's tables (the same `bmsrl snapshot`).
 #
 #   snakemake imitation_snapshot --cores 1      # docs/results/imitation/ (a few core-minutes)
-#   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 3 core-hours)
+#   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 2 core-hours)
 #   snakemake docs/results/ablation_a2c --cores 1   # one algorithm's
 #   snakemake confirm_snapshot --cores 1        # docs/results/confirm_<algo>/ (about 1 core-hour)
 
