@@ -6,6 +6,7 @@
 #   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 2 core-hours)
 #   snakemake docs/results/ablation_a2c --cores 1   # one algorithm's
 #   snakemake confirm_snapshot --cores 1        # docs/results/confirm_<algo>/ (about 1 core-hour)
+#   snakemake curve_snapshot --cores 2          # docs/results/curve_<algo>/ (about 2 core-hours)
 
 import shlex
 
@@ -33,6 +34,14 @@ ARM_RUNS = {
     "confirm": {algo: {"arms": [c["arm"]], "seeds": c["seeds"]} for algo, c in CONFIRM.items()},
 }
 ARM_TABLES = [out("{bench}/{algo}.csv"), out("{bench}/{algo}_seeds.csv")]
+CURVE_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "curve.py")
+#: does the evaluation return fall after its peak? Per algorithm: the long runs' budget [env steps],
+#: seeds, env steps between evaluations and packs per evaluation (benchmarks/curve.py). DQN: the
+#: earlier study's DQN peaked at 0.8 M env steps and fell after (config/verdict.yaml), so 4 M
+CURVE = {"dqn": {"steps": 4_000_000, "seeds": [1, 2, 3], "eval_interval": 100_000, "eval_episodes": 16}}
+CURVE_RUN = out("curve/{algo}_runs/seed{seed}")  # the train verb's folder (its checkpoints resume a stopped job)
+CURVE_TABLES = [out("curve/{algo}_curve.csv"), out("curve/{algo}_peak.csv"), out("curve/{algo}_peak_seeds.csv")]
+CURVE_FIGURE = out("curve/{algo}_curve.png")
 #: snapshot folder (docs/results/<name>) -> the tables it copies
 BENCHMARK_SNAPSHOTS = {
     "imitation": IMITATION_TABLES,
@@ -41,7 +50,10 @@ BENCHMARK_SNAPSHOTS = {
         for bench, runs in ARM_RUNS.items()
         for algo in runs
     },
+    **{f"curve_{algo}": expand(CURVE_TABLES, algo=algo) for algo in CURVE},
 }
+#: snapshot folder -> the figures (PNG) it copies
+BENCHMARK_FIGURES = {f"curve_{algo}": expand(CURVE_FIGURE, algo=algo) for algo in CURVE}
 
 
 rule imitation:
@@ -113,10 +125,78 @@ rule ablation:
         " --config {params.cfg:q} --ocv-table {input.ocv:q} --csv {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
 
 
+rule curve_train:
+    """One long training run of the curve benchmark (benchmarks/curve.py train): the algorithm at
+    CURVE's budget, evaluated every CURVE eval_interval env steps."""
+    input:
+        ocv=OCV_PROCESSED,
+        ecm=config["ecm_table"],
+    output:
+        evaluations=f"{CURVE_RUN}/evaluations.npz",
+        record=f"{CURVE_RUN}/run_config.json",
+    wildcard_constraints:
+        algo="|".join(CURVE),
+        seed=r"\d+",
+    params:
+        cfg=stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "evaluation", "baselines",
+                         "training"),  # fmt: skip
+        run=lambda wildcards: CURVE[wildcards.algo],
+        out=lambda wildcards, output: str(Path(output.evaluations).parent),
+    log:
+        f"{LOGS}/curve/{{algo}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/curve/{{algo}}_seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4096,
+        runtime=7 * 24 * 60,
+    conda:
+        "../../envs/rl.yaml"
+    shell:
+        f"OMP_NUM_THREADS={{threads}} python {shlex.quote(CURVE_SCRIPT)} train --algo {{wildcards.algo}}"
+        " --seed {wildcards.seed} --steps {params.run[steps]} --eval-interval {params.run[eval_interval]}"
+        " --eval-episodes {params.run[eval_episodes]} --config {params.cfg:q} --ocv-table {input.ocv:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
+
+
+rule curve:
+    """The curve benchmark's tables and figure (benchmarks/curve.py table): per seed the peak and the
+    late evaluations, no_balancing and room_balancing on the same packs."""
+    input:
+        ocv=OCV_PROCESSED,
+        ecm=config["ecm_table"],
+        runs=lambda wildcards: expand(f"{CURVE_RUN}/evaluations.npz", algo=wildcards.algo, seed=CURVE[wildcards.algo]["seeds"]),
+    output:
+        CURVE_TABLES,
+        CURVE_FIGURE,
+    wildcard_constraints:
+        algo="|".join(CURVE),
+    params:
+        cfg=stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "evaluation", "baselines",
+                         "training"),  # fmt: skip
+        runs=lambda wildcards, input: [str(Path(f).parent) for f in input.runs],
+        out=lambda wildcards, output: str(Path(output[0]).parent),
+    log:
+        f"{LOGS}/curve/{{algo}}.log",
+    benchmark:
+        f"{BENCHMARKS}/curve/{{algo}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=30,
+    conda:
+        "../../envs/rl.yaml"
+    shell:
+        f"OMP_NUM_THREADS={{threads}} python {shlex.quote(CURVE_SCRIPT)} table --algo {{wildcards.algo}}"
+        " --runs {params.runs:q} --config {params.cfg:q} --ocv-table {input.ocv:q} --out {params.out:q} > {log:q} 2>&1"
+
+
 rule benchmark_snapshot:
-    """A benchmark's tables, copied with their provenance to docs/results/<name>/ (committed to git)."""
+    """A benchmark's tables (and figures), copied with their provenance to docs/results/<name>/
+    (committed to git)."""
     input:
         tables=lambda wildcards: BENCHMARK_SNAPSHOTS[wildcards.name],
+        figures=lambda wildcards: BENCHMARK_FIGURES.get(wildcards.name, []),
         config=RUN_CONFIG,
         versions=RUN_VERSIONS,
     output:
@@ -135,7 +215,7 @@ rule benchmark_snapshot:
     conda:
         "../../envs/core.yaml"
     shell:
-        "bmsrl snapshot --out {output:q} --tables {input.tables:q} --run-config {input.config:q}"
+        "bmsrl snapshot --out {output:q} --tables {input.tables:q} --figures {input.figures:q} --run-config {input.config:q}"
         " --versions {input.versions:q} --commit {params.commit:q} --command {params.command:q} > {log:q} 2>&1"
 
 
@@ -155,3 +235,9 @@ rule confirm_snapshot:
     """Every confirmation snapshot, docs/results/confirm_<algo>/."""
     input:
         expand("docs/results/confirm_{algo}", algo=ARM_RUNS["confirm"]),
+
+
+rule curve_snapshot:
+    """Every curve benchmark's snapshot, docs/results/curve_<algo>/."""
+    input:
+        expand("docs/results/curve_{algo}", algo=CURVE),
