@@ -4,6 +4,7 @@ several seeds, against ``room_balancing`` on the same test packs.
     python benchmarks/ablation.py [--algo ppo] [--steps 1000000] [--seeds 1 2 3] [--packs 100]
                                   [--changes per_cell cell_set test_profiles double_q] [--arms ARM ...]
                                   [--config config/config.yaml] [--ocv-table CSV] [--set training.n_envs=32 ...]
+                                  [--tuned-hyperparams results/tuning/ALGO.yaml]
                                   [--csv ablation.csv] [--keep DIR] [--out DIR]
 
     snakemake ablation_snapshot --cores 2     # DQN and A2C at the verdict's budgets: docs/results/ablation_<algo>/
@@ -19,7 +20,10 @@ algorithm at the verdict's budgets with the run's config and processed OCV table
 ``results/ablation/<algo>_runs.csv``, so a stopped rule resumes), and ``ablation_snapshot`` copies
 the tables with their provenance to ``docs/results/ablation_<algo>/`` (workflow/rules/benchmarks.smk,
 which also says which changes each algorithm's rule runs). ``--arms`` runs only the named arms (the
-reference always), as a confirmation of one arm on fresh seeds does.
+reference always), as a confirmation of one arm on fresh seeds does. ``--tuned-hyperparams FILE``
+merges a search's best hyperparameters (``bmsrl search summary``'s file) over the config's in every
+arm; its rows carry the study and trial (column ``hyperparams``), and only rows of that search are
+reused.
 
 For each arm (``none``: the config as it is; each change of :data:`CHANGES` that applies to the
 algorithm alone; ``all``: every applicable change together) and each seed, the algorithm trains
@@ -47,10 +51,12 @@ import argparse
 import copy
 import json
 import logging
+import multiprocessing
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +67,7 @@ from bmsrl import algos
 from bmsrl.config import load_config, read_raw_config, set_dotted
 from bmsrl.errors import UserError
 from bmsrl.evaluate import evaluate
+from bmsrl.results import read_tuned_hyperparams
 from bmsrl.stats import t_interval
 from bmsrl.train import train
 
@@ -132,6 +139,16 @@ def arm_config(raw: dict, algo: str, steps: int, packs: int | None, overrides: d
     return cfg
 
 
+def merge_tuned(raw: dict, algo: str, path: Path) -> str:
+    """Merge the search result ``path`` (``bmsrl search summary``'s file) over
+    ``training.hyperparams[algo]`` of the raw config ``raw``, as ``training.tuned_hyperparams`` does
+    for a train job; returns its label for the rows, ``"<study> trial <k>"``."""
+    tuned = read_tuned_hyperparams(path, algo)
+    for name, value in tuned["hyperparams"].items():
+        set_dotted(raw, f"training.hyperparams.{algo}.{name}", value)
+    return f"{tuned['study']} trial {tuned['trial']}"
+
+
 def run_seed(
     cfg: dict, algo: str, seed: int, reference, keep: Path | None = None, ocv_table: str | None = None
 ) -> dict:
@@ -144,6 +161,24 @@ def run_seed(
         wall = time.perf_counter() - start
         _, metrics = evaluate(cfg, algo, TEST_PROFILE, seed, out / "best_model.zip", ocv_table)
     return {**paired_stats(metrics, reference), "steps/s": int(cfg["training"]["total_steps"][algo]) / wall}
+
+
+def run_all(calls: dict, jobs: int, record) -> None:
+    """Run each ``key -> (function, *args)`` of ``calls`` and ``record(key, result)`` as each ends:
+    one after another in this process, or ``jobs`` side by side in worker processes (spawned: torch
+    does not survive a fork well). A run that fails stops the rest, its error raised here."""
+    if jobs == 1:
+        for key, (function, *args) in calls.items():
+            record(key, function(*args))
+        return
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(*call): key for key, call in calls.items()}
+        try:
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def paired_stats(metrics: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
@@ -173,8 +208,11 @@ def reference_stats(metrics) -> dict:
     return paired_stats(metrics, metrics)
 
 
-def read_rows(path: Path | None, algo: str, steps: int, packs: int) -> dict[tuple[str, int], dict]:
-    """(arm, seed) -> statistics of ``path``'s rows for this algorithm, budget and packs."""
+def read_rows(
+    path: Path | None, algo: str, steps: int, packs: int, hyperparams: str | None = None
+) -> dict[tuple[str, int], dict]:
+    """(arm, seed) -> statistics of ``path``'s rows for this algorithm, budget and packs, and of the
+    search result ``hyperparams`` (``--tuned-hyperparams``; ``None``: rows made without one)."""
     if path is None or not path.exists():
         return {}
     table = pd.read_csv(path)
@@ -182,6 +220,8 @@ def read_rows(path: Path | None, algo: str, steps: int, packs: int) -> dict[tupl
     if missing:
         raise SystemExit(f"{path}: not an ablation table (missing columns {missing}); name another --csv")
     table = table[(table["algo"] == algo) & (table["steps"] == steps) & (table["packs"] == packs)]
+    tuned = table["hyperparams"] if "hyperparams" in table.columns else pd.Series(np.nan, index=table.index)
+    table = table[tuned.isna()] if hyperparams is None else table[tuned == hyperparams]
     return {
         (row.arm, int(row.seed)): {
             **{k: getattr(row, k.replace("/", "_")) for k in COLUMNS},
@@ -197,7 +237,11 @@ def append_row(path: Path | None, key: dict, stats: dict) -> None:
     if path is None:
         return
     row = pd.DataFrame([{**key, **{k: stats.get(k, np.nan) for k in COLUMNS}, "commit": stats["commit"]}])
-    row.to_csv(path, mode="a", header=not path.exists(), index=False)
+    if path.exists() and path.stat().st_size:
+        header = list(pd.read_csv(path, nrows=0).columns)
+        if header != list(row.columns):  # rows with and without --tuned-hyperparams: one table each
+            raise SystemExit(f"{path}: its columns {header} are not this run's {list(row.columns)}; name another --csv")
+    row.to_csv(path, mode="a", header=not path.exists() or not path.stat().st_size, index=False)
 
 
 def interval(values, decimals: int) -> str:
@@ -257,15 +301,26 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     parser.add_argument("--csv", type=Path, default=None, help="append per-seed rows here; reuse its finished runs")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs side by side (one process each)")
     parser.add_argument("--keep", type=Path, default=None, help="keep each run's training folder under DIR")
     parser.add_argument("--ocv-table", default=None, help="the processed OCV table (default: the package's)")
+    parser.add_argument(
+        "--tuned-hyperparams",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a search's result (results/tuning/ALGO.yaml), merged over training.hyperparams[ALGO] in every arm",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the table and its per-seed rows to DIR")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs: at least 1")
     if len(args.seeds) < 2:
         parser.error("--seeds: at least two seeds (an interval over one seed says nothing)")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         raw = read_raw_config(args.config, args.overrides)
+        label = None if args.tuned_hyperparams is None else merge_tuned(raw, args.algo, args.tuned_hyperparams)
     except UserError as exc:
         parser.error(str(exc))
 
@@ -278,10 +333,10 @@ def main() -> None:
 
     base = arm_config(raw, args.algo, args.steps, args.packs, {})
     n_packs = int(base["evaluation"]["episodes"])
-    done = read_rows(args.csv, args.algo, args.steps, n_packs)
+    done = read_rows(args.csv, args.algo, args.steps, n_packs, label)
     if done:
         print(f"{args.csv}: reusing {len(done)} finished runs of {args.algo} at this budget", file=sys.stderr)
-    key = {"algo": args.algo, "steps": args.steps, "packs": n_packs}
+    key = {"algo": args.algo, "steps": args.steps, "packs": n_packs, **({"hyperparams": label} if label else {})}
     commit = git_commit()  # the commit of every run made now (a reused row keeps its own)
     references, ref = {}, {k: [] for k in COLUMNS if k != "steps/s"}
     for seed in args.seeds:
@@ -295,18 +350,28 @@ def main() -> None:
         {},
         [{**key, "arm": REFERENCE, "seed": s, **reference_stats(references[s]), "commit": commit} for s in args.seeds],
     )
-    for arm, overrides in planned.items():
-        cfg = arm_config(raw, args.algo, args.steps, args.packs, overrides)
-        per_seed = []
+    # every (arm, seed) run not reused, --jobs at a time; each row is appended as its run ends
+    configs = {arm: arm_config(raw, args.algo, args.steps, args.packs, overrides) for arm, overrides in planned.items()}
+    calls = {}
+    for arm in planned:
         for seed in args.seeds:
-            if (arm, seed) in done:
-                per_seed.append(done[arm, seed])
-                continue
-            print(f"{arm}: training {args.algo} seed {seed} for {args.steps:,} env steps ...", file=sys.stderr)
-            keep = None if args.keep is None else args.keep / f"{args.algo}_{arm}_seed{seed}"
-            stats = run_seed(cfg, args.algo, seed, references[seed], keep, args.ocv_table)
-            per_seed.append({**stats, "commit": commit})
-            append_row(args.csv, {**key, "arm": arm, "seed": seed}, per_seed[-1])
+            if (arm, seed) not in done:
+                keep = None if args.keep is None else args.keep / f"{args.algo}_{arm}_seed{seed}"
+                calls[arm, seed] = (run_seed, configs[arm], args.algo, seed, references[seed], keep, args.ocv_table)
+
+    def record(run: tuple[str, int], stats: dict) -> None:
+        arm, seed = run
+        print(f"{arm}: {args.algo} seed {seed} done ({stats['d_mAh']:+.1f} mAh)", file=sys.stderr)
+        done[run] = {**stats, "commit": commit}
+        append_row(args.csv, {**key, "arm": arm, "seed": seed}, done[run])
+
+    print(
+        f"training {len(calls)} runs of {args.algo}, {args.steps:,} env steps each, {args.jobs} at a time",
+        file=sys.stderr,
+    )
+    run_all(calls, args.jobs, record)
+    for arm in planned:
+        per_seed = [done[arm, seed] for seed in args.seeds]
         rows[arm] = {k: [s[k] for s in per_seed] for k in COLUMNS}
         seed_rows += [{**key, "arm": arm, "seed": seed, **s} for seed, s in zip(args.seeds, per_seed)]
 

@@ -48,7 +48,6 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bmsrl import algos
@@ -125,7 +124,9 @@ def table(args) -> None:
             }
         )
         set_dotted(cfg, "training.eval_episodes", evaluations["results"].shape[1])
-        reference = baseline_results(cfg, seed, {b: cfg["baselines"].get(settings_key(b)) for b in REFERENCES}, args.ocv_table)
+        reference = baseline_results(
+            cfg, seed, {b: cfg["baselines"].get(settings_key(b)) for b in REFERENCES}, args.ocv_table
+        )
         row = {"algo": args.algo, "seed": seed, "budget": budget}
         for name in REFERENCES:
             row[f"{name}_return"] = float(reference[name]["return"].mean())
@@ -137,8 +138,15 @@ def table(args) -> None:
     for metric in per_seed.columns.drop(["algo", "seed", "budget"]):
         mean, low, high = t_interval(per_seed[metric].to_numpy(dtype=float))
         summary.append(
-            {"algo": args.algo, "budget": budget, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
-             "n_seeds": len(per_seed)}  # fmt: skip
+            {
+                "algo": args.algo,
+                "budget": budget,
+                "metric": metric,
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "n_seeds": len(per_seed),
+            }
         )
     args.out.mkdir(parents=True, exist_ok=True)
     curve_table = pd.concat(curves)
@@ -147,9 +155,12 @@ def table(args) -> None:
     per_seed.to_csv(args.out / f"{args.algo}_peak_seeds.csv", index=False, float_format="%.6g")
     pd.DataFrame(summary).to_csv(args.out / f"{args.algo}_peak.csv", index=False, float_format="%.6g")
     references = {
-        name: {"return": float(per_seed[f"{name}_return"].mean()), "capacity_mah": float(per_seed[f"{name}_capacity_mah"].mean())}
+        name: {
+            "return": float(per_seed[f"{name}_return"].mean()),
+            "capacity_mah": float(per_seed[f"{name}_capacity_mah"].mean()),
+        }
         for name in REFERENCES
-    }  # fmt: skip
+    }
     plot_training(runs, args.out / f"{args.algo}_curve.png", references)
     print(pd.DataFrame(summary).to_string(index=False))
 
@@ -169,15 +180,21 @@ def main() -> None:
     run.add_argument("--steps", type=int, required=True, help="env steps of the run")
     run.add_argument("--eval-interval", type=int, default=None, help="env steps between evaluations")
     run.add_argument("--eval-episodes", type=int, default=None, help="packs per evaluation")
-    verbs.choices["table"].add_argument("--runs", type=Path, nargs="+", required=True, help="the train verb's --out folders")
+    verbs.choices["table"].add_argument(
+        "--runs", type=Path, nargs="+", required=True, help="the train verb's --out folders"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     try:
         if args.verb == "train":
             cfg = configured(
-                args.config, args.overrides, args.algo, args.steps,
-                eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
-            )  # fmt: skip
+                args.config,
+                args.overrides,
+                args.algo,
+                args.steps,
+                eval_interval=args.eval_interval,
+                eval_episodes=args.eval_episodes,
+            )
             train(cfg, args.algo, args.seed, args.out, tensorboard=None, ocv_table=args.ocv_table)
         else:
             table(args)

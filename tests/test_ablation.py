@@ -126,3 +126,49 @@ def test_an_arm_that_the_changes_do_not_make_is_refused_by_name():
     )
     assert done.returncode == 2
     assert "--arms: ['all'] are not arms of --algo dqn" in done.stderr and "'double_q'" in done.stderr
+
+
+def test_a_search_result_merges_over_the_hyperparameters_and_labels_its_rows(tmp_path):
+    """--tuned-hyperparams: the search's values in every arm's config; rows of one search are reused
+    for that search only, and never for a run with the registry's hyperparameters."""
+    from bmsrl.errors import UserError
+
+    module = ablation()
+    tuned = tmp_path / "a2c.yaml"
+    tuned.write_text("algo: a2c\nstudy: a2c-abc\nbest: {trial: 7}\nhyperparams: {learning_rate: 0.0021, n_steps: 16}\n")
+    raw = {}
+    assert module.merge_tuned(raw, "a2c", tuned) == "a2c-abc trial 7"
+    cfg = module.arm_config(raw, "a2c", 4096, 3, {"training.features": "cell_set_physics"})
+    assert cfg["training"]["hyperparams"]["a2c"]["learning_rate"] == 0.0021
+    assert cfg["training"]["hyperparams"]["a2c"]["n_steps"] == 16
+    with pytest.raises(UserError, match="a2c.yaml.*not 'dqn'"):
+        module.merge_tuned({}, "dqn", tuned)
+
+    stats = {"share": 0.9, "d_mAh": -3.0, "changes": 12.0, "shunt_Wh": 3.5, "steps/s": 4000.0, "commit": "abc1234"}
+    key = {"algo": "a2c", "steps": 4096, "packs": 3}
+    searched = tmp_path / "tuned.csv"
+    module.append_row(searched, {**key, "hyperparams": "a2c-abc trial 7", "arm": "none", "seed": 4}, stats)
+    assert list(module.read_rows(searched, "a2c", 4096, 3, "a2c-abc trial 7")) == [("none", 4)]
+    assert module.read_rows(searched, "a2c", 4096, 3, "a2c-abc trial 8") == {}  # another search's best
+    assert module.read_rows(searched, "a2c", 4096, 3) == {}  # not a run with the registry's values
+    plain = tmp_path / "plain.csv"
+    module.append_row(plain, {**key, "arm": "none", "seed": 4}, stats)
+    assert module.read_rows(plain, "a2c", 4096, 3, "a2c-abc trial 7") == {}
+    with pytest.raises(SystemExit, match="plain.csv: its columns"):  # one table per kind of run
+        module.append_row(plain, {**key, "hyperparams": "a2c-abc trial 7", "arm": "none", "seed": 5}, stats)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_run_is_recorded_as_it_ends_in_process_or_side_by_side(jobs):
+    recorded = {}
+    calls = {("none", seed): (pow, seed, 2) for seed in (1, 2, 3)}
+    ablation().run_all(calls, jobs, recorded.__setitem__)
+    assert recorded == {("none", 1): 1, ("none", 2): 4, ("none", 3): 9}
+
+
+def test_a_failed_run_stops_the_rest_with_its_error():
+    recorded = {}
+    calls = {("none", 1): (pow, 2, 2), ("none", 2): (int, "not a number")}
+    with pytest.raises(ValueError, match="not a number"):
+        ablation().run_all(calls, 1, recorded.__setitem__)
+    assert recorded == {("none", 1): 4}

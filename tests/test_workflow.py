@@ -172,7 +172,7 @@ def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshot
     (imitation,) = [c for c in commands if "imitation.py" in c]
     assert "--ocv-table" in imitation and "--out" in imitation
     runs = sorted(c for c in commands if "ablation.py" in c)
-    pattern = r"--algo (\w+) --steps (\d+) --changes ([\w ]+?)(?: --arms (\w+))? --seeds ([\d ]+) --packs 100"
+    pattern = r"--algo (\w+) --jobs 2 --steps (\d+) --changes ([\w ]+?)(?: --arms (\w+))? --seeds ([\d ]+) --packs 100"
     assert [re.search(pattern, c).groups() for c in runs] == [
         ("a2c", "5000000", "per_cell cell_set test_profiles", "cell_set", " ".join(map(str, range(4, 14)))),
         ("a2c", "5000000", "per_cell cell_set test_profiles", None, "1 2 3"),
@@ -181,7 +181,54 @@ def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshot
     assert all("--csv" in c and "_runs.csv" in c and "--ocv-table" in c for c in runs)
     assert any("results/confirm/a2c_runs.csv" in c for c in runs)
     planned = dry_run(workdir)
-    assert not {"imitation", "ablation", "benchmark_snapshot"} & planned.keys()
+    assert not {"imitation", "ablation", "benchmark_snapshot", "curve_train", "curve"} & planned.keys()
+
+
+def test_the_curve_benchmark_trains_each_seed_as_a_job_and_snapshots_its_figure(workdir):
+    """`snakemake curve_snapshot`: one long DQN run per seed (4 M env steps, an evaluation of 16 packs
+    every 100 k), the table of their peaks, and a snapshot that keeps the figure."""
+    assert dry_run(workdir, "curve_snapshot") == {
+        "record": 1,
+        "ocv": 1,
+        "curve_train": 3,
+        "curve": 1,
+        "benchmark_snapshot": 1,
+        "curve_snapshot": 1,
+    }
+    commands = shell_commands(workdir, "curve_snapshot")
+    runs = sorted(c for c in commands if "curve.py train" in c)
+    assert [
+        re.search(r"--seed (\d+) --steps 4000000 --eval-interval 100000 --eval-episodes 16 ", c).group(1) for c in runs
+    ] == ["1", "2", "3"]
+    (table,) = [c for c in commands if "curve.py table" in c]
+    assert all(f"results/curve/dqn_runs/seed{s}" in table for s in (1, 2, 3))
+    (snapshot,) = [c for c in commands if "bmsrl snapshot" in c]
+    assert "--figures results/curve/dqn_curve.png" in snapshot.replace("'", "")
+
+
+def test_the_searched_agent_runs_only_with_its_config_and_waits_for_the_search(workdir):
+    """`snakemake tuned_snapshot --configfile config/tuned.yaml`: the search of A2C with the per-cell
+    network (24 trials), then the searched A2C on the confirmation's ten seeds; the tuned benchmark
+    refuses the default config, whose hyperparameters are the registry's."""
+    assert dry_run(workdir, "tuned_snapshot", "--configfile", "config/tuned.yaml") == {
+        "ocv": 1,
+        "record": 1,
+        "search_trial": 24,
+        "search_summary": 1,
+        "ablation": 1,
+        "benchmark_snapshot": 1,
+        "tuned_snapshot": 1,
+    }
+    (command,) = [
+        c for c in shell_commands(workdir, "tuned_snapshot", "--configfile", "config/tuned.yaml") if "ablation.py" in c
+    ]
+    assert "--arms none --seeds 4 5 6 7 8 9 10 11 12 13 " in command
+    assert "--tuned-hyperparams results-tuned/tuning/a2c.yaml" in command.replace("'", "")
+    refused = run(workdir, "-n", "docs/results/tuned_a2c")
+    assert (
+        refused.returncode != 0
+        and "benchmark tuned: runs with training.tuned_hyperparams: true" in refused.stdout + refused.stderr
+    )
 
 
 def test_search_is_optional_and_feeds_training_when_asked(workdir):

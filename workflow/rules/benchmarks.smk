@@ -6,6 +6,7 @@
 #   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 2 core-hours)
 #   snakemake docs/results/ablation_a2c --cores 1   # one algorithm's
 #   snakemake confirm_snapshot --cores 1        # docs/results/confirm_<algo>/ (about 1 core-hour)
+#   snakemake tuned_snapshot --cores 2 --configfile config/tuned.yaml   # docs/results/tuned_<algo>/
 #   snakemake curve_snapshot --cores 2          # docs/results/curve_<algo>/ (about 2 core-hours)
 
 import shlex
@@ -28,11 +29,30 @@ ABLATION = {
 #: trained and evaluated again on ten fresh seeds (fresh training seeds and test packs), so that the
 #: arm is not judged on the seeds it was chosen on
 CONFIRM = {"a2c": {"arm": "cell_set", "seeds": list(range(4, 14))}}
+#: the searched agents (issue 19 item 7; config/tuned.yaml, whose training.features is the confirmed
+#: arm's): the config as it is, with the search's hyperparameters, on the confirmation's seeds, so
+#: that it pairs with the confirmation on the same test packs
+TUNED = {"a2c": {"seeds": CONFIRM["a2c"]["seeds"]}}
 #: benchmark -> algorithm -> the arms to run (None: every arm) and the seeds
 ARM_RUNS = {
     "ablation": {algo: {"arms": None, "seeds": [1, 2, 3]} for algo in ABLATION},
     "confirm": {algo: {"arms": [c["arm"]], "seeds": c["seeds"]} for algo, c in CONFIRM.items()},
+    "tuned": {algo: {"arms": ["none"], "seeds": t["seeds"]} for algo, t in TUNED.items()},
 }
+
+
+def arm_inputs(wildcards):
+    """The ablation rule's inputs: train_inputs' (the search's result with training.tuned_hyperparams).
+    Only bench tuned runs with the search's hyperparameters, and it needs them: the snapshot folders are
+    named by bench and algorithm alone, so another config must not write them."""
+    tuned = config["training"]["tuned_hyperparams"]
+    if tuned != (wildcards.bench == "tuned"):
+        raise WorkflowError(
+            f"benchmark {wildcards.bench}: "
+            + ("runs with training.tuned_hyperparams: true (--configfile config/tuned.yaml)" if not tuned
+               else "runs with the registry's hyperparameters (training.tuned_hyperparams: false), not config/tuned.yaml")
+        )  # fmt: skip
+    return train_inputs(wildcards)
 ARM_TABLES = [out("{bench}/{algo}.csv"), out("{bench}/{algo}_seeds.csv")]
 CURVE_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "curve.py")
 #: does the evaluation return fall after its peak? Per algorithm: the long runs' budget [env steps],
@@ -91,13 +111,12 @@ rule ablation:
     results/<bench>/{algo}_runs.csv as they end, not a declared output, so a stopped job resumes from
     them (a failed job does not delete them)."""
     input:
-        ocv=OCV_PROCESSED,
-        ecm=config["ecm_table"],
+        unpack(arm_inputs),
     output:
         ARM_TABLES,
     wildcard_constraints:
         bench="|".join(ARM_RUNS),
-        algo="|".join(ABLATION),
+        algo="|".join({algo for runs in ARM_RUNS.values() for algo in runs}),
     params:
         cfg=stage_config("ecm_table", "allow_implausible_tables", "env", "reward", "profiles", "evaluation", "baselines",
                          "training"),  # fmt: skip
@@ -108,21 +127,23 @@ rule ablation:
         ),
         seeds=lambda wildcards: " ".join(map(str, ARM_RUNS[wildcards.bench][wildcards.algo]["seeds"])),
         runs=out("{bench}/{algo}_runs.csv"),
+        tuned=train_tuned_option,
         out=lambda wildcards, output: str(Path(output[0]).parent),
     log:
         f"{LOGS}/{{bench}}/{{algo}}.log",
     benchmark:
         f"{BENCHMARKS}/{{bench}}/{{algo}}.tsv"
-    threads: 1
+    threads: 2  # training runs side by side (--jobs), one thread each; fewer with --cores 1
     resources:
-        mem_mb=2048,
+        mem_mb=lambda wildcards, threads: 2048 * threads,
         runtime=7 * 24 * 60,
     conda:
         "../../envs/rl.yaml"
     shell:
-        f"OMP_NUM_THREADS={{threads}} python {shlex.quote(ABLATION_SCRIPT)} --algo {{wildcards.algo}}"
+        f"OMP_NUM_THREADS=1 python {shlex.quote(ABLATION_SCRIPT)} --algo {{wildcards.algo}} --jobs {{threads}}"
         " --steps {params.steps} --changes {params.changes}{params.arms} --seeds {params.seeds} --packs 100"
-        " --config {params.cfg:q} --ocv-table {input.ocv:q} --csv {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
+        " --config {params.cfg:q} --ocv-table {input.ocv:q}{params.tuned} --csv {params.runs:q} --out {params.out:q}"
+        " > {log:q} 2>&1"
 
 
 rule curve_train:
@@ -241,3 +262,9 @@ rule curve_snapshot:
     """Every curve benchmark's snapshot, docs/results/curve_<algo>/."""
     input:
         expand("docs/results/curve_{algo}", algo=CURVE),
+
+
+rule tuned_snapshot:
+    """Every searched agent's snapshot, docs/results/tuned_<algo>/ (with --configfile config/tuned.yaml)."""
+    input:
+        expand("docs/results/tuned_{algo}", algo=ARM_RUNS["tuned"]),
