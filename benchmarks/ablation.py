@@ -13,9 +13,10 @@ several seeds, against ``room_balancing`` on the same test packs.
 commit it was made at, and a rerun with the same file reuses the rows of the same algorithm, budget
 and packs (it says how many): a long ablation survives a stop. ``--keep`` keeps each run's training folder (``evaluations.npz``,
 the learning curve) under ``DIR/<algo>_<arm>_seed<N>/`` instead of a temporary folder.
-``--out DIR`` writes the table: ``DIR/<algo>.csv`` (per arm and metric: mean, 95 % t interval, seeds)
-and ``DIR/<algo>_seeds.csv`` (the per-seed rows behind it, each with the commit its run was made
-at), only once every run has finished. The workflow's rule ``ablation`` runs this script per
+``--out DIR`` writes the table: ``DIR/<algo>.csv`` (per arm and metric: mean, 95 % t interval, seeds),
+``DIR/<algo>_seeds.csv`` (the per-seed rows behind it, each with the commit its run was made
+at) and ``DIR/<algo>_hyperparams.csv`` (per arm, the hyperparameters its runs trained with, each
+from the config or the search), only once every run has finished. The workflow's rule ``ablation`` runs this script per
 algorithm at the verdict's budgets with the run's config and processed OCV table (its ``--csv`` is
 ``results/ablation/<algo>_runs.csv``, so a stopped rule resumes), and ``ablation_snapshot`` copies
 the tables with their provenance to ``docs/results/ablation_<algo>/`` (workflow/rules/benchmarks.smk,
@@ -139,14 +140,14 @@ def arm_config(raw: dict, algo: str, steps: int, packs: int | None, overrides: d
     return cfg
 
 
-def merge_tuned(raw: dict, algo: str, path: Path) -> str:
+def merge_tuned(raw: dict, algo: str, path: Path) -> dict:
     """Merge the search result ``path`` (``bmsrl search summary``'s file) over
     ``training.hyperparams[algo]`` of the raw config ``raw``, as ``training.tuned_hyperparams`` does
-    for a train job; returns its label for the rows, ``"<study> trial <k>"``."""
+    for a train job; returns its values and its label for the rows, ``"<study> trial <k>"``."""
     tuned = read_tuned_hyperparams(path, algo)
     for name, value in tuned["hyperparams"].items():
         set_dotted(raw, f"training.hyperparams.{algo}.{name}", value)
-    return f"{tuned['study']} trial {tuned['trial']}"
+    return {"hyperparams": tuned["hyperparams"], "label": f"{tuned['study']} trial {tuned['trial']}"}
 
 
 def run_seed(
@@ -281,11 +282,34 @@ def summary_table(key: dict, rows: dict[str, dict], reference: dict) -> pd.DataF
     return pd.DataFrame(out)
 
 
-def write_tables(out: Path, algo: str, key: dict, rows: dict, reference: dict, seeds: list[dict]) -> None:
-    """``out/<algo>.csv`` and ``out/<algo>_seeds.csv`` (module docstring)."""
+def hyperparams_table(algo: str, configs: dict[str, dict], tuned: dict | None = None) -> pd.DataFrame:
+    """Per arm, every hyperparameter of ``algo`` its runs trained with (``training.hyperparams``
+    after the arm's changes), and where it comes from: the search's label (``tuned``: its label and
+    values) or ``config`` (the config and the registry's defaults)."""
+    rows = []
+    for arm, cfg in configs.items():
+        for name, value in sorted(cfg["training"]["hyperparams"][algo].items()):
+            searched = tuned is not None and name in tuned["hyperparams"]
+            rows.append(
+                {
+                    "algo": algo,
+                    "arm": arm,
+                    "name": name,
+                    "value": json.dumps(value),
+                    "source": tuned["label"] if searched else "config",
+                }  # fmt: skip
+            )
+    return pd.DataFrame(rows)
+
+
+def write_tables(
+    out: Path, algo: str, key: dict, rows: dict, reference: dict, seeds: list[dict], hyperparams: pd.DataFrame
+) -> None:
+    """``out/<algo>.csv``, ``out/<algo>_seeds.csv`` and ``out/<algo>_hyperparams.csv`` (module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     summary_table(key, rows, reference).to_csv(out / f"{algo}.csv", index=False, float_format="%.6g")
     pd.DataFrame(seeds).to_csv(out / f"{algo}_seeds.csv", index=False, float_format="%.6g")
+    hyperparams.to_csv(out / f"{algo}_hyperparams.csv", index=False)
 
 
 def main() -> None:
@@ -320,7 +344,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         raw = read_raw_config(args.config, args.overrides)
-        label = None if args.tuned_hyperparams is None else merge_tuned(raw, args.algo, args.tuned_hyperparams)
+        tuned = None if args.tuned_hyperparams is None else merge_tuned(raw, args.algo, args.tuned_hyperparams)
     except UserError as exc:
         parser.error(str(exc))
 
@@ -333,6 +357,7 @@ def main() -> None:
 
     base = arm_config(raw, args.algo, args.steps, args.packs, {})
     n_packs = int(base["evaluation"]["episodes"])
+    label = None if tuned is None else tuned["label"]
     done = read_rows(args.csv, args.algo, args.steps, n_packs, label)
     if done:
         print(f"{args.csv}: reusing {len(done)} finished runs of {args.algo} at this budget", file=sys.stderr)
@@ -388,8 +413,10 @@ def main() -> None:
     for arm in rows:
         print(f"  {arm}: {CHANGES[arm].what if arm in CHANGES else described.get(arm, 'these changes together')}")
     if args.out is not None:
-        write_tables(args.out, args.algo, key, rows, ref, seed_rows)
-        print(f"tables: {args.out}/{args.algo}.csv, {args.algo}_seeds.csv", file=sys.stderr)
+        write_tables(args.out, args.algo, key, rows, ref, seed_rows, hyperparams_table(args.algo, configs, tuned))
+        print(
+            f"tables: {args.out}/{args.algo}.csv, {args.algo}_seeds.csv, {args.algo}_hyperparams.csv", file=sys.stderr
+        )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def test_the_tables_hold_the_printed_intervals_and_their_runs(tmp_path):
         {**key, "arm": "none", "seed": s, "share": v, "commit": "abc1234"}
         for s, v in zip((1, 2, 3), rows["none"]["share"])
     ]
-    module.write_tables(tmp_path / "out", "dqn", key, rows, reference, seeds)
+    configs = {"none": module.arm_config({}, "dqn", 4096, 3, {})}
+    module.write_tables(tmp_path / "out", "dqn", key, rows, reference, seeds, module.hyperparams_table("dqn", configs))
     table = pd.read_csv(tmp_path / "out" / "dqn.csv")
     row = table[(table["arm"] == "none") & (table["metric"] == "d_mAh")].iloc[0]
     assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(t_interval(np.array([-39.0, -25.7, -57.6])))
@@ -96,6 +97,9 @@ def test_the_tables_hold_the_printed_intervals_and_their_runs(tmp_path):
     )  # %.6g in the file
     per_seed = pd.read_csv(tmp_path / "out" / "dqn_seeds.csv")
     assert len(per_seed) == 3 and set(per_seed["commit"]) == {"abc1234"}  # each run's own commit
+    hyperparams = pd.read_csv(tmp_path / "out" / "dqn_hyperparams.csv")
+    assert set(hyperparams["arm"]) == {"none"} and set(hyperparams["source"]) == {"config"}
+    assert "learning_rate" in set(hyperparams["name"])
 
 
 def test_the_workflow_stage_config_json_reads_as_numbers(tmp_path):
@@ -137,10 +141,14 @@ def test_a_search_result_merges_over_the_hyperparameters_and_labels_its_rows(tmp
     tuned = tmp_path / "a2c.yaml"
     tuned.write_text("algo: a2c\nstudy: a2c-abc\nbest: {trial: 7}\nhyperparams: {learning_rate: 0.0021, n_steps: 16}\n")
     raw = {}
-    assert module.merge_tuned(raw, "a2c", tuned) == "a2c-abc trial 7"
+    merged = module.merge_tuned(raw, "a2c", tuned)
+    assert merged["label"] == "a2c-abc trial 7"
     cfg = module.arm_config(raw, "a2c", 4096, 3, {"training.features": "cell_set_physics"})
     assert cfg["training"]["hyperparams"]["a2c"]["learning_rate"] == 0.0021
     assert cfg["training"]["hyperparams"]["a2c"]["n_steps"] == 16
+    table = module.hyperparams_table("a2c", {"cell_set": cfg}, merged).set_index("name")
+    assert table.loc["learning_rate", "value"] == "0.0021" and table.loc["n_steps", "source"] == "a2c-abc trial 7"
+    assert table.loc["ent_coef", "source"] == "config"  # not searched: the config's (the registry's default)
     with pytest.raises(UserError, match="a2c.yaml.*not 'dqn'"):
         module.merge_tuned({}, "dqn", tuned)
 

@@ -14,7 +14,7 @@ from bmsrl.errors import UserError
 from bmsrl.task_config import task_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["config.yaml", "quick.yaml", "test.yaml", "verdict.yaml", "realistic.yaml"]
+CONFIGS = ["config.yaml", "quick.yaml", "test.yaml", "verdict.yaml", "realistic.yaml", "tuned.yaml"]
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:

@@ -53,7 +53,7 @@ def arm_inputs(wildcards):
                else "runs with the registry's hyperparameters (training.tuned_hyperparams: false), not config/tuned.yaml")
         )  # fmt: skip
     return train_inputs(wildcards)
-ARM_TABLES = [out("{bench}/{algo}.csv"), out("{bench}/{algo}_seeds.csv")]
+ARM_TABLES = [out("{bench}/{algo}.csv"), out("{bench}/{algo}_seeds.csv"), out("{bench}/{algo}_hyperparams.csv")]
 CURVE_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "curve.py")
 #: does the evaluation return fall after its peak? Per algorithm: the long runs' budget [env steps],
 #: seeds, env steps between evaluations and packs per evaluation (benchmarks/curve.py). DQN: the
