@@ -282,12 +282,16 @@ def summary_table(key: dict, rows: dict[str, dict], reference: dict) -> pd.DataF
     return pd.DataFrame(out)
 
 
-def hyperparams_table(algo: str, configs: dict[str, dict], tuned: dict | None = None) -> pd.DataFrame:
+def hyperparams_table(
+    algo: str, configs: dict[str, dict], tuned: dict | None = None, untuned: dict[str, dict] | None = None
+) -> pd.DataFrame:
     """Per arm, every hyperparameter of ``algo`` its runs trained with (``training.hyperparams``
-    after the arm's changes), and where it comes from: the search's label (``tuned``: its label and
-    values) or ``config`` (the config and the registry's defaults)."""
+    after the arm's changes), where it comes from (the search's label, ``tuned``, or ``config``: the
+    config and the registry's defaults) and ``config_value``, what the arm's config gives without
+    the search (``untuned``: the arms' configs before the merge; the value itself without one)."""
     rows = []
     for arm, cfg in configs.items():
+        plain = (untuned or configs)[arm]["training"]["hyperparams"][algo]
         for name, value in sorted(cfg["training"]["hyperparams"][algo].items()):
             searched = tuned is not None and name in tuned["hyperparams"]
             rows.append(
@@ -297,7 +301,8 @@ def hyperparams_table(algo: str, configs: dict[str, dict], tuned: dict | None = 
                     "name": name,
                     "value": json.dumps(value),
                     "source": tuned["label"] if searched else "config",
-                }  # fmt: skip
+                    "config_value": json.dumps(plain.get(name)),
+                }
             )
     return pd.DataFrame(rows)
 
@@ -344,6 +349,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         raw = read_raw_config(args.config, args.overrides)
+        untuned_raw = copy.deepcopy(raw)
         tuned = None if args.tuned_hyperparams is None else merge_tuned(raw, args.algo, args.tuned_hyperparams)
     except UserError as exc:
         parser.error(str(exc))
@@ -413,7 +419,9 @@ def main() -> None:
     for arm in rows:
         print(f"  {arm}: {CHANGES[arm].what if arm in CHANGES else described.get(arm, 'these changes together')}")
     if args.out is not None:
-        write_tables(args.out, args.algo, key, rows, ref, seed_rows, hyperparams_table(args.algo, configs, tuned))
+        untuned = {arm: arm_config(untuned_raw, args.algo, args.steps, args.packs, o) for arm, o in planned.items()}
+        hyperparams = hyperparams_table(args.algo, configs, tuned, untuned)
+        write_tables(args.out, args.algo, key, rows, ref, seed_rows, hyperparams)
         print(
             f"tables: {args.out}/{args.algo}.csv, {args.algo}_seeds.csv, {args.algo}_hyperparams.csv", file=sys.stderr
         )

@@ -146,8 +146,11 @@ def test_a_search_result_merges_over_the_hyperparameters_and_labels_its_rows(tmp
     cfg = module.arm_config(raw, "a2c", 4096, 3, {"training.features": "cell_set_physics"})
     assert cfg["training"]["hyperparams"]["a2c"]["learning_rate"] == 0.0021
     assert cfg["training"]["hyperparams"]["a2c"]["n_steps"] == 16
-    table = module.hyperparams_table("a2c", {"cell_set": cfg}, merged).set_index("name")
+    plain = module.arm_config({}, "a2c", 4096, 3, {"training.features": "cell_set_physics"})
+    table = module.hyperparams_table("a2c", {"cell_set": cfg}, merged, {"cell_set": plain}).set_index("name")
     assert table.loc["learning_rate", "value"] == "0.0021" and table.loc["n_steps", "source"] == "a2c-abc trial 7"
+    registry = plain["training"]["hyperparams"]["a2c"]
+    assert table.loc["n_steps", "config_value"] == str(registry["n_steps"]) != "16"  # what the search replaced
     assert table.loc["ent_coef", "source"] == "config"  # not searched: the config's (the registry's default)
     with pytest.raises(UserError, match="a2c.yaml.*not 'dqn'"):
         module.merge_tuned({}, "dqn", tuned)

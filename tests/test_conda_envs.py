@@ -83,6 +83,8 @@ def test_the_checker_sees_the_workflow(workflow):
         "training_references": "core.yaml",
         "imitation": "rl.yaml",
         "ablation": "rl.yaml",
+        "curve_train": "rl.yaml",
+        "curve": "rl.yaml",
         "benchmark_snapshot": "core.yaml",
     }
     jobs = {(job.rule, tuple(job.wildcards.values())): job for job in workflow.jobs}
