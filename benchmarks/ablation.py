@@ -5,6 +5,7 @@ several seeds, against ``room_balancing`` on the same test packs.
                                   [--changes per_cell cell_set test_profiles double_q] [--arms ARM ...]
                                   [--config config/config.yaml] [--ocv-table CSV] [--set training.n_envs=32 ...]
                                   [--tuned-hyperparams results/tuning/ALGO.yaml]
+                                  [--compare-with OTHER_seeds.csv --compare-arm ARM]
                                   [--csv ablation.csv] [--keep DIR] [--out DIR]
 
     snakemake ablation_snapshot --cores 2     # DQN and A2C at the verdict's budgets: docs/results/ablation_<algo>/
@@ -24,7 +25,10 @@ which also says which changes each algorithm's rule runs). ``--arms`` runs only 
 reference always), as a confirmation of one arm on fresh seeds does. ``--tuned-hyperparams FILE``
 merges a search's best hyperparameters (``bmsrl search summary``'s file) over the config's in every
 arm; its rows carry the study and trial (column ``hyperparams``), and only rows of that search are
-reused.
+reused. ``--compare-with SEEDS_CSV --compare-arm ARM`` pairs each arm with another run's arm on
+the same seeds and test packs (``DIR/<algo>_compare.csv``: per metric the mean difference and its
+95 % t interval over seeds; without ``--compare-with`` its header only), as the searched agent is
+paired with the confirmation.
 
 For each arm (``none``: the config as it is; each change of :data:`CHANGES` that applies to the
 algorithm alone; ``all``: every applicable change together) and each seed, the algorithm trains
@@ -307,6 +311,55 @@ def hyperparams_table(
     return pd.DataFrame(rows)
 
 
+#: the per-seed metrics a comparison with another run pairs
+PAIRED = ("share", "d_mAh", "changes", "shunt_Wh")
+
+
+def compare_table(seeds: list[dict], other: Path, other_arm: str) -> pd.DataFrame:
+    """Each arm of this run less arm ``other_arm`` of another run (its ``<algo>_seeds.csv``, ``other``)
+    on the same seeds: per metric of :data:`PAIRED`, the mean and 95 % t interval over seeds of the
+    per-seed differences. The two runs must share the algorithm, budget, packs and seeds, and the
+    reference's per-seed rows must agree, which they do only on the same test packs."""
+    mine = pd.DataFrame(seeds)
+    theirs = pd.read_csv(other)
+    missing = [c for c in ("algo", "steps", "packs", "arm", "seed", *PAIRED) if c not in theirs.columns]
+    if missing:
+        raise UserError(f"--compare-with {other}: not an ablation's per-seed table (missing columns {missing})")
+    for column in ("algo", "steps", "packs"):
+        if set(theirs[column]) != set(mine[column]):
+            raise UserError(
+                f"--compare-with {other}: {column} {sorted(set(theirs[column]))}, this run's {sorted(set(mine[column]))}"
+            )
+    seed_list = sorted(set(mine["seed"]))
+    for arm in (other_arm, REFERENCE):
+        if sorted(theirs.loc[theirs["arm"] == arm, "seed"]) != seed_list:
+            raise UserError(f"--compare-with {other}: arm {arm} has not exactly this run's seeds {seed_list}")
+    by_seed = {arm: frame.set_index("seed").sort_index() for arm, frame in theirs.groupby("arm")}
+    ours = {arm: frame.set_index("seed").sort_index() for arm, frame in mine.groupby("arm")}
+    if not np.allclose(ours[REFERENCE]["share"], by_seed[REFERENCE]["share"], rtol=0, atol=1e-6):
+        raise UserError(f"--compare-with {other}: {REFERENCE} differs per seed, so the test packs differ")
+    out = []
+    for arm, frame in ours.items():
+        if arm == REFERENCE:
+            continue
+        for metric in PAIRED:
+            diff = frame[metric].to_numpy(float) - by_seed[other_arm][metric].to_numpy(float)
+            mean, low, high = t_interval(diff)
+            out.append(
+                {
+                    "algo": frame["algo"].iloc[0],
+                    "arm": arm,
+                    "versus": f"{other.name}:{other_arm}",
+                    "metric": metric,
+                    "mean_diff": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_seeds": len(diff),
+                }
+            )
+    return pd.DataFrame(out)
+
+
 def write_tables(
     out: Path, algo: str, key: dict, rows: dict, reference: dict, seeds: list[dict], hyperparams: pd.DataFrame
 ) -> None:
@@ -340,8 +393,19 @@ def main() -> None:
         metavar="FILE",
         help="a search's result (results/tuning/ALGO.yaml), merged over training.hyperparams[ALGO] in every arm",
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        default=None,
+        metavar="SEEDS_CSV",
+        help="another run's <algo>_seeds.csv on the same seeds and packs: --out also gets <algo>_compare.csv, each "
+        "arm less its --compare-arm, paired by seed",
+    )
+    parser.add_argument("--compare-arm", default="none", help="the arm of --compare-with to compare with")
     parser.add_argument("--out", type=Path, default=None, help="write the table and its per-seed rows to DIR")
     args = parser.parse_args()
+    if args.compare_with is not None and args.out is None:
+        parser.error("--compare-with writes into --out: give --out")
     if args.jobs < 1:
         parser.error("--jobs: at least 1")
     if len(args.seeds) < 2:
@@ -425,6 +489,15 @@ def main() -> None:
         print(
             f"tables: {args.out}/{args.algo}.csv, {args.algo}_seeds.csv, {args.algo}_hyperparams.csv", file=sys.stderr
         )
+        # without --compare-with the table holds its header only: a workflow output of every bench
+        table = (
+            compare_table(seed_rows, args.compare_with, args.compare_arm)
+            if args.compare_with is not None
+            else pd.DataFrame(columns=["algo", "arm", "versus", "metric", "mean_diff", "ci_low", "ci_high", "n_seeds"])
+        )
+        table.to_csv(args.out / f"{args.algo}_compare.csv", index=False, float_format="%.6g")
+        if args.compare_with is not None:
+            print(table.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -183,3 +183,44 @@ def test_a_failed_run_stops_the_rest_with_its_error():
     with pytest.raises(ValueError, match="not a number"):
         ablation().run_all(calls, 1, recorded.__setitem__)
     assert recorded == {("none", 1): 4}
+
+
+def test_a_run_is_paired_with_another_on_the_same_seeds_and_packs_only(tmp_path):
+    """--compare-with: per seed this run's arm less the other's; refused when the reference differs
+    per seed (other test packs) or the seeds differ."""
+    from bmsrl.errors import UserError
+
+    module = ablation()
+    key = {"algo": "a2c", "steps": 4096, "packs": 3}
+
+    def rows(arm, d_mah, reference_share=(0.99, 0.98, 0.97)):
+        out = []
+        for seed, d, ref in zip((4, 5, 6), d_mah, reference_share):
+            out.append(
+                {
+                    **key,
+                    "arm": "room_balancing",
+                    "seed": seed,
+                    "share": ref,
+                    "d_mAh": 0.0,
+                    "changes": 7.0,
+                    "shunt_Wh": 3.5,
+                }
+            )
+            out.append(
+                {**key, "arm": arm, "seed": seed, "share": ref - 0.01, "d_mAh": d, "changes": 8.0, "shunt_Wh": 3.6}
+            )
+        return out
+
+    other = tmp_path / "a2c_seeds.csv"
+    pd.DataFrame(rows("cell_set", (-30.0, -20.0, -25.0))).to_csv(other, index=False)
+    table = module.compare_table(rows("none", (-10.0, -12.0, -5.0)), other, "cell_set")
+    d_mah = table[table["metric"] == "d_mAh"].iloc[0]
+    assert (d_mah["mean_diff"], d_mah["ci_low"], d_mah["ci_high"]) == pytest.approx(
+        module.t_interval(np.array([20.0, 8.0, 20.0]))
+    )
+    assert d_mah["versus"] == "a2c_seeds.csv:cell_set" and d_mah["n_seeds"] == 3 and d_mah["arm"] == "none"
+    with pytest.raises(UserError, match="room_balancing differs per seed, so the test packs differ"):
+        module.compare_table(rows("none", (-10.0, -12.0, -5.0), (0.99, 0.98, 0.96)), other, "cell_set")
+    with pytest.raises(UserError, match="arm per_cell has not exactly this run's seeds"):
+        module.compare_table(rows("none", (-10.0, -12.0, -5.0)), other, "per_cell")

@@ -32,12 +32,12 @@ CONFIRM = {"a2c": {"arm": "cell_set", "seeds": list(range(4, 14))}}
 #: the searched agents (issue 19 item 7; config/tuned.yaml, whose training.features is the confirmed
 #: arm's): the config as it is, with the search's hyperparameters, on the confirmation's seeds, so
 #: that it pairs with the confirmation on the same test packs
-TUNED = {"a2c": {"seeds": CONFIRM["a2c"]["seeds"]}}
+TUNED = {"a2c": {"seeds": CONFIRM["a2c"]["seeds"], "compare": ("docs/results/confirm_a2c/a2c_seeds.csv", "cell_set")}}
 #: benchmark -> algorithm -> the arms to run (None: every arm) and the seeds
 ARM_RUNS = {
     "ablation": {algo: {"arms": None, "seeds": [1, 2, 3]} for algo in ABLATION},
     "confirm": {algo: {"arms": [c["arm"]], "seeds": c["seeds"]} for algo, c in CONFIRM.items()},
-    "tuned": {algo: {"arms": ["none"], "seeds": t["seeds"]} for algo, t in TUNED.items()},
+    "tuned": {algo: {"arms": ["none"], "seeds": t["seeds"], "compare": t["compare"]} for algo, t in TUNED.items()},
 }
 
 
@@ -52,8 +52,23 @@ def arm_inputs(wildcards):
             + ("runs with training.tuned_hyperparams: true (--configfile config/tuned.yaml)" if not tuned
                else "runs with the registry's hyperparameters (training.tuned_hyperparams: false), not config/tuned.yaml")
         )  # fmt: skip
-    return train_inputs(wildcards)
-ARM_TABLES = [out("{bench}/{algo}.csv"), out("{bench}/{algo}_seeds.csv"), out("{bench}/{algo}_hyperparams.csv")]
+    inputs = train_inputs(wildcards)
+    compare = ARM_RUNS[wildcards.bench][wildcards.algo].get("compare")
+    if compare:  # the committed per-seed table of the run it is paired with
+        inputs["compare"] = compare[0]
+    return inputs
+
+
+def compare_option(wildcards, input):
+    """`` --compare-with FILE --compare-arm ARM`` (leading space) for a bench paired with another run."""
+    compare = ARM_RUNS[wildcards.bench][wildcards.algo].get("compare")
+    return f" --compare-with {shlex.quote(input.compare)} --compare-arm {compare[1]}" if compare else ""
+ARM_TABLES = [
+    out("{bench}/{algo}.csv"),
+    out("{bench}/{algo}_seeds.csv"),
+    out("{bench}/{algo}_hyperparams.csv"),
+    out("{bench}/{algo}_compare.csv"),  # header only unless the bench names a run to pair with
+]
 CURVE_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "curve.py")
 #: does the evaluation return fall after its peak? Per algorithm: the long runs' budget [env steps],
 #: seeds, env steps between evaluations and packs per evaluation (benchmarks/curve.py). DQN: the
@@ -128,6 +143,7 @@ rule ablation:
         seeds=lambda wildcards: " ".join(map(str, ARM_RUNS[wildcards.bench][wildcards.algo]["seeds"])),
         runs=out("{bench}/{algo}_runs.csv"),
         tuned=train_tuned_option,
+        compare=compare_option,
         out=lambda wildcards, output: str(Path(output[0]).parent),
     log:
         f"{LOGS}/{{bench}}/{{algo}}.log",
@@ -142,7 +158,7 @@ rule ablation:
     shell:
         f"OMP_NUM_THREADS=1 python {shlex.quote(ABLATION_SCRIPT)} --algo {{wildcards.algo}} --jobs {{threads}}"
         " --steps {params.steps} --changes {params.changes}{params.arms} --seeds {params.seeds} --packs 100"
-        " --config {params.cfg:q} --ocv-table {input.ocv:q}{params.tuned} --csv {params.runs:q} --out {params.out:q}"
+        " --config {params.cfg:q} --ocv-table {input.ocv:q}{params.tuned}{params.compare} --csv {params.runs:q} --out {params.out:q}"
         " > {log:q} 2>&1"
 
 
