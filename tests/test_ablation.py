@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_support import ROOT
+from workflow_support import ROOT, benchmark
 
 
 def ablation():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ablation"] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("ablation")
 
 
 @pytest.mark.parametrize(

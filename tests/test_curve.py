@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pandas as pd
 import pytest
 
-from workflow_support import ROOT
+from workflow_support import ROOT, benchmark
 
 
 def curve():
-    spec = importlib.util.spec_from_file_location("curve", ROOT / "benchmarks" / "curve.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["curve"] = module
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("curve")
 
 
 def test_the_peak_the_late_evaluations_and_the_share_of_the_gain_kept():

@@ -3,9 +3,6 @@ scores exactly the rule on the same packs, and its tables hold every budget, opt
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,17 +10,11 @@ import torch as th
 
 from bmsrl.agents import load_policy
 from bmsrl.config import load_config
-from workflow_support import ROOT
+from workflow_support import ROOT, benchmark
 
 
 def imitation():
-    if str(ROOT / "benchmarks") not in sys.path:  # as when it runs: its folder on sys.path (it imports ablation)
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("imitation", ROOT / "benchmarks" / "imitation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["imitation"] = module
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("imitation")
 
 
 def test_the_imitation_packs_are_never_held_out_ones():

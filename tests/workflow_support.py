@@ -44,3 +44,18 @@ def check_pdf(path: Path) -> None:
     data = path.read_bytes()
     assert data.startswith(b"%PDF"), path
     assert b"%%EOF" in data[-1024:], path
+
+
+def benchmark(name: str):
+    """The module of ``benchmarks/<name>.py``, imported as when it runs: its folder on ``sys.path``
+    (a benchmark may import its sibling) and registered under its name (a dataclass looks its module up)."""
+    import importlib.util
+    import sys
+
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
