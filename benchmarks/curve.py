@@ -89,7 +89,7 @@ def peak_stats(curve: pd.DataFrame, budget: int, none_return: float) -> dict[str
     late_return = float(late["return"].mean())
     gain = float(peak["return"]) - none_return
     return {
-        "peak_steps": float(peak["steps"]),
+        "peak_steps": int(peak["steps"]),
         "peak_return": float(peak["return"]),
         "peak_capacity_mah": float(peak["capacity_mah"]),
         "late_return": late_return,
