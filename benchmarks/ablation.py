@@ -315,25 +315,34 @@ def hyperparams_table(
 PAIRED = ("share", "d_mAh", "changes", "shunt_Wh")
 
 
+def comparable(other: Path, other_arm: str, key: dict, seeds: list[int]) -> pd.DataFrame:
+    """``other`` (another run's ``<algo>_seeds.csv``) if it can pair with a run of ``key`` (algorithm,
+    budget, packs) on ``seeds``: its arm ``other_arm`` and the reference on exactly those seeds; else
+    one error naming the file. Checked before any training, and again on the finished rows."""
+    try:
+        theirs = pd.read_csv(other)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--compare-with {other}: cannot read it ({exc})") from None
+    missing = [c for c in ("algo", "steps", "packs", "arm", "seed", *PAIRED) if c not in theirs.columns]
+    if missing:
+        raise UserError(f"--compare-with {other}: not an ablation's per-seed table (missing columns {missing})")
+    for column, value in key.items():
+        if set(theirs[column]) != {value}:
+            raise UserError(f"--compare-with {other}: {column} {sorted(set(theirs[column]))}, this run's {value}")
+    for arm in (other_arm, REFERENCE):
+        if sorted(theirs.loc[theirs["arm"] == arm, "seed"]) != sorted(seeds):
+            raise UserError(f"--compare-with {other}: arm {arm} has not exactly this run's seeds {sorted(seeds)}")
+    return theirs
+
+
 def compare_table(seeds: list[dict], other: Path, other_arm: str) -> pd.DataFrame:
     """Each arm of this run less arm ``other_arm`` of another run (its ``<algo>_seeds.csv``, ``other``)
     on the same seeds: per metric of :data:`PAIRED`, the mean and 95 % t interval over seeds of the
     per-seed differences. The two runs must share the algorithm, budget, packs and seeds, and the
     reference's per-seed rows must agree, which they do only on the same test packs."""
     mine = pd.DataFrame(seeds)
-    theirs = pd.read_csv(other)
-    missing = [c for c in ("algo", "steps", "packs", "arm", "seed", *PAIRED) if c not in theirs.columns]
-    if missing:
-        raise UserError(f"--compare-with {other}: not an ablation's per-seed table (missing columns {missing})")
-    for column in ("algo", "steps", "packs"):
-        if set(theirs[column]) != set(mine[column]):
-            raise UserError(
-                f"--compare-with {other}: {column} {sorted(set(theirs[column]))}, this run's {sorted(set(mine[column]))}"
-            )
-    seed_list = sorted(set(mine["seed"]))
-    for arm in (other_arm, REFERENCE):
-        if sorted(theirs.loc[theirs["arm"] == arm, "seed"]) != seed_list:
-            raise UserError(f"--compare-with {other}: arm {arm} has not exactly this run's seeds {seed_list}")
+    key = {column: mine[column].iloc[0] for column in ("algo", "steps", "packs")}
+    theirs = comparable(other, other_arm, key, sorted(set(mine["seed"])))
     by_seed = {arm: frame.set_index("seed").sort_index() for arm, frame in theirs.groupby("arm")}
     ours = {arm: frame.set_index("seed").sort_index() for arm, frame in mine.groupby("arm")}
     if not np.allclose(ours[REFERENCE]["share"], by_seed[REFERENCE]["share"], rtol=0, atol=1e-6):
@@ -427,6 +436,16 @@ def main() -> None:
 
     base = arm_config(raw, args.algo, args.steps, args.packs, {})
     n_packs = int(base["evaluation"]["episodes"])
+    if args.compare_with is not None:
+        try:
+            comparable(
+                args.compare_with,
+                args.compare_arm,
+                {"algo": args.algo, "steps": args.steps, "packs": n_packs},
+                args.seeds,
+            )
+        except UserError as exc:
+            parser.error(str(exc))
     label = None if tuned is None else tuned["label"]
     done = read_rows(args.csv, args.algo, args.steps, n_packs, label)
     if done:

@@ -219,3 +219,22 @@ def test_a_run_is_paired_with_another_on_the_same_seeds_and_packs_only(tmp_path)
         module.compare_table(rows("none", (-10.0, -12.0, -5.0), (0.99, 0.98, 0.96)), other, "cell_set")
     with pytest.raises(UserError, match="arm per_cell has not exactly this run's seeds"):
         module.compare_table(rows("none", (-10.0, -12.0, -5.0)), other, "per_cell")
+    with pytest.raises(UserError, match="steps \\[4096\\], this run's 8192"):
+        module.comparable(other, "cell_set", {**key, "steps": 8192}, [4, 5, 6])
+    with pytest.raises(UserError, match="missing.csv: cannot read it"):
+        module.comparable(tmp_path / "missing.csv", "cell_set", key, [4, 5, 6])
+
+
+def test_a_comparison_that_cannot_pair_is_refused_before_any_training(tmp_path):
+    import subprocess
+
+    other = tmp_path / "a2c_seeds.csv"
+    other.write_text("algo,steps,packs,arm,seed,share,d_mAh,changes,shunt_Wh\na2c,4096,3,cell_set,1,0.9,-3,8,3.6\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--algo", "a2c", "--steps", "4096", "--packs", "3",
+         "--seeds", "1", "2", "--arms", "none", "--compare-with", str(other), "--compare-arm", "cell_set",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "a2c_seeds.csv: arm cell_set has not exactly this run's seeds [1, 2]" in done.stderr
+    assert not (tmp_path / "out").exists()
