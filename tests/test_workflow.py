@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 from bmsrl.baselines import BASELINES, TUNABLE, evaluated_baselines
 from bmsrl.config import load_config, load_yaml
 from bmsrl.results import METRICS
-from workflow_support import ROOT, SNAKEMAKE, TRACE_PLOTS, check_pdf, run
+from workflow_support import SNAKEMAKE, TRACE_PLOTS, check_pdf, run
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
 
@@ -211,10 +210,7 @@ def test_the_searched_agent_runs_only_with_its_config_and_waits_for_the_search(w
     """`snakemake tuned_snapshot --configfile config/tuned.yaml`: the search of A2C with the per-cell
     network (24 trials), then the searched A2C on the confirmation's ten seeds; the tuned benchmark
     refuses the default config, whose hyperparameters are the registry's. It pairs with the committed
-    confirmation's per-seed table (an input: the workdir holds no docs/, so the test copies it)."""
-    confirmation = Path("docs/results/confirm_a2c/a2c_seeds.csv")
-    (workdir / confirmation).parent.mkdir(parents=True)
-    shutil.copy2(ROOT / confirmation, workdir / confirmation)
+    confirmation's per-seed table (an input; the workdir holds the snapshots' tables)."""
     assert dry_run(workdir, "tuned_snapshot", "--configfile", "config/tuned.yaml") == {
         "ocv": 1,
         "record": 1,

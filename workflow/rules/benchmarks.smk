@@ -32,37 +32,14 @@ CONFIRM = {"a2c": {"arm": "cell_set", "seeds": list(range(4, 14))}}
 #: the searched agents (issue 19 item 7; config/tuned.yaml, whose training.features is the confirmed
 #: arm's): the config as it is, with the search's hyperparameters, on the confirmation's seeds, so
 #: that it pairs with the confirmation on the same test packs
-TUNED = {"a2c": {"seeds": CONFIRM["a2c"]["seeds"], "compare": ("docs/results/confirm_a2c/a2c_seeds.csv", "cell_set")}}
+TUNED_RUNS = {"a2c": {"seeds": CONFIRM["a2c"]["seeds"], "compare": ("docs/results/confirm_a2c/a2c_seeds.csv", "cell_set")}}
 #: benchmark -> algorithm -> the arms to run (None: every arm) and the seeds
 ARM_RUNS = {
     "ablation": {algo: {"arms": None, "seeds": [1, 2, 3]} for algo in ABLATION},
     "confirm": {algo: {"arms": [c["arm"]], "seeds": c["seeds"]} for algo, c in CONFIRM.items()},
-    "tuned": {algo: {"arms": ["none"], "seeds": t["seeds"], "compare": t["compare"]} for algo, t in TUNED.items()},
+    "tuned": {algo: {"arms": ["none"], "seeds": t["seeds"], "compare": t["compare"]} for algo, t in TUNED_RUNS.items()},
 }
 
-
-def arm_inputs(wildcards):
-    """The ablation rule's inputs: train_inputs' (the search's result with training.tuned_hyperparams).
-    Only bench tuned runs with the search's hyperparameters, and it needs them: the snapshot folders are
-    named by bench and algorithm alone, so another config must not write them."""
-    tuned = config["training"]["tuned_hyperparams"]
-    if tuned != (wildcards.bench == "tuned"):
-        raise WorkflowError(
-            f"benchmark {wildcards.bench}: "
-            + ("runs with training.tuned_hyperparams: true (--configfile config/tuned.yaml)" if not tuned
-               else "runs with the registry's hyperparameters (training.tuned_hyperparams: false), not config/tuned.yaml")
-        )  # fmt: skip
-    inputs = train_inputs(wildcards)
-    compare = ARM_RUNS[wildcards.bench][wildcards.algo].get("compare")
-    if compare:  # the committed per-seed table of the run it is paired with
-        inputs["compare"] = compare[0]
-    return inputs
-
-
-def compare_option(wildcards, input):
-    """`` --compare-with FILE --compare-arm ARM`` (leading space) for a bench paired with another run."""
-    compare = ARM_RUNS[wildcards.bench][wildcards.algo].get("compare")
-    return f" --compare-with {shlex.quote(input.compare)} --compare-arm {compare[1]}" if compare else ""
 ARM_TABLES = [
     out("{bench}/{algo}.csv"),
     out("{bench}/{algo}_seeds.csv"),

@@ -403,3 +403,27 @@ def before_the_first_job():
     except Exception:  # the DAG's API differs: plan every configured run
         to_train = [(a, s) for a in config["algos"] for s in config["seeds"]]
     print(_run_plan(config, to_train, workflow.cores), file=sys.stderr)
+
+
+# the benchmark rules' (benchmarks.smk) input and option functions
+def arm_inputs(wildcards):
+    """The ablation rule's inputs: train_inputs' (the search's result with training.tuned_hyperparams).
+    Only bench tuned runs with the search's hyperparameters, and it needs them: the snapshot folders are
+    named by bench and algorithm alone, so another config must not write them."""
+    tuned = config["training"]["tuned_hyperparams"]
+    if tuned != (wildcards.bench == "tuned"):
+        raise WorkflowError(
+            f"benchmark {wildcards.bench}: "
+            + ("runs with training.tuned_hyperparams: true (--configfile config/tuned.yaml)" if not tuned
+               else "runs with the registry's hyperparameters (training.tuned_hyperparams: false), not config/tuned.yaml")
+        )  # fmt: skip
+    return train_inputs(wildcards)
+
+
+def compare_option(wildcards):
+    """`` --compare-with FILE --compare-arm ARM`` (leading space) for a bench paired with another run
+    (ARM_RUNS, benchmarks.smk): the committed per-seed table of a snapshot, not a declared input (it
+    lies inside another rule's directory output, docs/results/<name>/); the script checks it before
+    any training."""
+    compare = ARM_RUNS[wildcards.bench][wildcards.algo].get("compare")
+    return f" --compare-with {shlex.quote(compare[0])} --compare-arm {compare[1]}" if compare else ""
