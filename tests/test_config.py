@@ -14,7 +14,7 @@ from bmsrl.errors import UserError
 from bmsrl.task_config import task_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["config.yaml", "quick.yaml", "test.yaml", "verdict.yaml", "realistic.yaml", "tuned.yaml"]
+CONFIGS = ["config.yaml", "quick.yaml", "test.yaml", "verdict.yaml", "realistic.yaml", "tuned.yaml", "tuned_dqn.yaml"]
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
@@ -84,8 +84,8 @@ def test_schema_algorithms_come_from_the_registry(monkeypatch):
 
 def _leaves(d, prefix=""):
     for k, v in d.items():
-        if prefix + k == "evaluation.scenarios":  # a mapping that replaces the default list as a whole
-            yield prefix + k, v
+        if prefix + k == "evaluation.scenarios" or prefix == "search.space.":
+            yield prefix + k, v  # a mapping that replaces the default (scenarios, an algorithm's space) as a whole
         elif isinstance(v, dict) and v:
             yield from _leaves(v, f"{prefix}{k}.")
         else:

@@ -6,7 +6,8 @@
 #   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 2 core-hours)
 #   snakemake docs/results/ablation_a2c --cores 1   # one algorithm's
 #   snakemake confirm_snapshot --cores 1        # docs/results/confirm_<algo>/ (about 1 core-hour)
-#   snakemake tuned_snapshot --cores 2 --configfile config/tuned.yaml   # docs/results/tuned_<algo>/
+#   snakemake tuned_snapshot --cores 2 --configfile config/tuned.yaml   # docs/results/tuned_a2c/
+#   snakemake tuned_snapshot --cores 2 --configfile config/tuned_dqn.yaml   # docs/results/tuned_dqn/
 #   snakemake curve_snapshot --cores 2          # docs/results/curve_<algo>/ (about 2 core-hours)
 
 import shlex
@@ -29,10 +30,14 @@ ABLATION = {
 #: trained and evaluated again on ten fresh seeds (fresh training seeds and test packs), so that the
 #: arm is not judged on the seeds it was chosen on
 CONFIRM = {"a2c": {"arm": "cell_set", "seeds": list(range(4, 14))}}
-#: the searched agents (issue 19 item 7; config/tuned.yaml, whose training.features is the confirmed
-#: arm's): the config as it is, with the search's hyperparameters, on the confirmation's seeds, so
-#: that it pairs with the confirmation on the same test packs
-TUNED_RUNS = {"a2c": {"seeds": CONFIRM["a2c"]["seeds"], "compare": ("docs/results/confirm_a2c/a2c_seeds.csv", "cell_set")}}
+#: the searched agents (issue 19 item 7; config/tuned.yaml and config/tuned_dqn.yaml, each with its
+#: algorithm's best ablation arm): the config as it is, with the search's hyperparameters, on the
+#: confirmation's seeds. A2C's pairs with the confirmation on the same test packs; DQN has no
+#: confirmation run to pair with, so it is compared with room_balancing alone
+TUNED_RUNS = {
+    "a2c": {"seeds": CONFIRM["a2c"]["seeds"], "compare": ("docs/results/confirm_a2c/a2c_seeds.csv", "cell_set")},
+    "dqn": {"seeds": CONFIRM["a2c"]["seeds"], "compare": None},
+}
 #: benchmark -> algorithm -> the arms to run (None: every arm) and the seeds
 ARM_RUNS = {
     "ablation": {algo: {"arms": None, "seeds": [1, 2, 3]} for algo in ABLATION},
@@ -258,6 +263,7 @@ rule curve_snapshot:
 
 
 rule tuned_snapshot:
-    """Every searched agent's snapshot, docs/results/tuned_<algo>/ (with --configfile config/tuned.yaml)."""
+    """The searched agents' snapshots, docs/results/tuned_<algo>/, of the config's algorithms (with
+    --configfile config/tuned.yaml: A2C; config/tuned_dqn.yaml: DQN)."""
     input:
-        expand("docs/results/tuned_{algo}", algo=ARM_RUNS["tuned"]),
+        expand("docs/results/tuned_{algo}", algo=[algo for algo in config["algos"] if algo in ARM_RUNS["tuned"]]),
