@@ -17,12 +17,13 @@ IMITATION_TABLES = [out("imitation/imitation.csv"), out("imitation/imitation_see
 ABLATION_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "ablation.py")
 #: the ablation's algorithms, each at its budget [env steps] with its changes (benchmarks/ablation.py's
 #: CHANGES): the verdict run's two agents at its budgets (config/verdict.yaml), three seeds, 100 test
-#: packs per seed. DQN runs test_profiles only: its cell_set arm cuts DQN's env-steps/s to about a
-#: quarter (docs/performance.md, "What mattered"), 40 minutes or more per run, and double_q (a second
-#: forward pass per gradient step) to half or less; A2C's arms test the network. Add them here on a
-#: machine with the hours (results/ablation/dqn_runs.csv keeps the finished runs).
+#: packs per seed. DQN runs test_profiles and double_q (a second forward pass per gradient step, half
+#: DQN's env-steps/s or less), not cell_set: the per-cell network cuts DQN's env-steps/s to about a
+#: quarter (docs/performance.md, "What mattered"), 40 minutes or more per run; A2C's arms test the
+#: network. Add it here on a machine with the hours (results/ablation/dqn_runs.csv keeps the finished
+#: runs, and a run resumes from them).
 ABLATION = {
-    "dqn": {"steps": 1_000_000, "changes": ["test_profiles"]},
+    "dqn": {"steps": 1_000_000, "changes": ["test_profiles", "double_q"]},
     "a2c": {"steps": 5_000_000, "changes": ["per_cell", "cell_set", "test_profiles"]},
 }
 #: the confirmation: per algorithm, the ablation's arm with the highest mean paired capacity
