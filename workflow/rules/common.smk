@@ -414,8 +414,9 @@ def arm_inputs(wildcards):
     if tuned != (wildcards.bench == "tuned"):
         raise WorkflowError(
             f"benchmark {wildcards.bench}: "
-            + ("runs with training.tuned_hyperparams: true (--configfile config/tuned.yaml)" if not tuned
-               else "runs with the registry's hyperparameters (training.tuned_hyperparams: false), not config/tuned.yaml")
+            + ("runs with training.tuned_hyperparams: true (--configfile config/tuned.yaml or config/tuned_dqn.yaml)"
+               if not tuned else "runs with the registry's hyperparameters (training.tuned_hyperparams: false), "
+               "not config/tuned.yaml or config/tuned_dqn.yaml")
         )  # fmt: skip
     return train_inputs(wildcards)
 
