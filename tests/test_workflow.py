@@ -229,7 +229,9 @@ def test_the_searched_agent_runs_only_with_its_config_and_waits_for_the_search(w
     assert "--compare-with docs/results/confirm_a2c/a2c_seeds.csv --compare-arm cell_set " in command
     # the second algorithm's config: DQN alone, its own results root, paired with room_balancing only
     (command,) = [
-        c for c in shell_commands(workdir, "tuned_snapshot", "--configfile", "config/tuned_dqn.yaml") if "ablation.py" in c
+        c
+        for c in shell_commands(workdir, "tuned_snapshot", "--configfile", "config/tuned_dqn.yaml")
+        if "ablation.py" in c
     ]
     assert "--algo dqn " in command and "--arms none --seeds 4 5 6 7 8 9 10 11 12 13 " in command
     assert "--tuned-hyperparams results-tuned-dqn/tuning/dqn.yaml" in command.replace("'", "")
