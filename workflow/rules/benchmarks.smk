@@ -30,7 +30,10 @@ ABLATION = {
 #: difference against room_balancing on the ablation's seeds 1-3 (docs/results.md, "What mattered"),
 #: trained and evaluated again on ten fresh seeds (fresh training seeds and test packs), so that the
 #: arm is not judged on the seeds it was chosen on
-CONFIRM = {"a2c": {"arm": "cell_set", "seeds": list(range(4, 14))}}
+CONFIRM = {
+    "a2c": {"arm": "cell_set", "seeds": list(range(4, 14))},
+    "dqn": {"arm": "test_profiles", "seeds": list(range(4, 14))},  # also the searched DQN's pair (TUNED_RUNS)
+}
 #: the searched agents (issue 19 item 7; config/tuned.yaml and config/tuned_dqn.yaml, each with its
 #: algorithm's best ablation arm): the config as it is, with the search's hyperparameters, on the
 #: confirmation's seeds. A2C's pairs with the confirmation on the same test packs; DQN has no
