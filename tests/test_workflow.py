@@ -164,8 +164,8 @@ def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshot
     }
     assert dry_run(workdir, "confirm_snapshot") == {
         **base,
-        "ablation": 1,
-        "benchmark_snapshot": 1,
+        "ablation": 2,
+        "benchmark_snapshot": 2,
         "confirm_snapshot": 1,
     }
     commands = shell_commands(workdir, "imitation_snapshot", "ablation_snapshot", "confirm_snapshot")
@@ -176,7 +176,8 @@ def test_the_benchmarks_the_docs_quote_are_rules_outside_all_with_their_snapshot
     assert [re.search(pattern, c).groups() for c in runs] == [
         ("a2c", "5000000", "per_cell cell_set test_profiles", "cell_set", " ".join(map(str, range(4, 14)))),
         ("a2c", "5000000", "per_cell cell_set test_profiles", None, "1 2 3"),
-        ("dqn", "1000000", "test_profiles double_q", None, "1 2 3"),
+        ("dqn", "1000000", "test_profiles", "test_profiles", " ".join(map(str, range(4, 14)))),
+        ("dqn", "1000000", "test_profiles", None, "1 2 3"),
     ]
     assert all("--csv" in c and "_runs.csv" in c and "--ocv-table" in c for c in runs)
     assert any("results/confirm/a2c_runs.csv" in c for c in runs)
@@ -209,7 +210,7 @@ def test_the_curve_benchmark_trains_each_seed_as_a_job_and_snapshots_its_figure(
 def test_the_searched_agent_runs_only_with_its_config_and_waits_for_the_search(workdir):
     """`snakemake tuned_snapshot --configfile config/tuned.yaml`: the search of A2C with the per-cell
     network (24 trials), then the searched A2C on the confirmation's ten seeds (config/tuned_dqn.yaml:
-    DQN's, with nothing to pair with but room_balancing); the tuned benchmark
+    DQN's, paired with its own confirmation); the tuned benchmark
     refuses the default config, whose hyperparameters are the registry's. It pairs with the committed
     confirmation's per-seed table (an input; the workdir holds the snapshots' tables)."""
     assert dry_run(workdir, "tuned_snapshot", "--configfile", "config/tuned.yaml") == {
@@ -227,7 +228,7 @@ def test_the_searched_agent_runs_only_with_its_config_and_waits_for_the_search(w
     assert "--arms none --seeds 4 5 6 7 8 9 10 11 12 13 " in command
     assert "--tuned-hyperparams results-tuned/tuning/a2c.yaml" in command.replace("'", "")
     assert "--compare-with docs/results/confirm_a2c/a2c_seeds.csv --compare-arm cell_set " in command
-    # the second algorithm's config: DQN alone, its own results root, paired with room_balancing only
+    # the second algorithm's config: DQN alone, its own results root, paired with its confirmation
     (command,) = [
         c
         for c in shell_commands(workdir, "tuned_snapshot", "--configfile", "config/tuned_dqn.yaml")
@@ -235,7 +236,7 @@ def test_the_searched_agent_runs_only_with_its_config_and_waits_for_the_search(w
     ]
     assert "--algo dqn " in command and "--arms none --seeds 4 5 6 7 8 9 10 11 12 13 " in command
     assert "--tuned-hyperparams results-tuned-dqn/tuning/dqn.yaml" in command.replace("'", "")
-    assert "--compare-with" not in command
+    assert "--compare-with docs/results/confirm_dqn/dqn_seeds.csv --compare-arm test_profiles " in command
     refused = run(workdir, "-n", "docs/results/tuned_a2c")
     assert (
         refused.returncode != 0

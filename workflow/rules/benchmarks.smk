@@ -17,13 +17,12 @@ IMITATION_TABLES = [out("imitation/imitation.csv"), out("imitation/imitation_see
 ABLATION_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "ablation.py")
 #: the ablation's algorithms, each at its budget [env steps] with its changes (benchmarks/ablation.py's
 #: CHANGES): the verdict run's two agents at its budgets (config/verdict.yaml), three seeds, 100 test
-#: packs per seed. DQN runs test_profiles and double_q (a second forward pass per gradient step, half
-#: DQN's env-steps/s or less), not cell_set: the per-cell network cuts DQN's env-steps/s to about a
-#: quarter (docs/performance.md, "What mattered"), 40 minutes or more per run; A2C's arms test the
-#: network. Add it here on a machine with the hours (results/ablation/dqn_runs.csv keeps the finished
-#: runs, and a run resumes from them).
+#: packs per seed. DQN runs test_profiles only: its cell_set arm cuts DQN's env-steps/s to about a
+#: quarter (docs/performance.md, "What mattered"), 40 minutes or more per run, and double_q (a second
+#: forward pass per gradient step) to half or less; A2C's arms test the network. Add them here on a
+#: machine with the hours (results/ablation/dqn_runs.csv keeps the finished runs).
 ABLATION = {
-    "dqn": {"steps": 1_000_000, "changes": ["test_profiles", "double_q"]},
+    "dqn": {"steps": 1_000_000, "changes": ["test_profiles"]},
     "a2c": {"steps": 5_000_000, "changes": ["per_cell", "cell_set", "test_profiles"]},
 }
 #: the confirmation: per algorithm, the ablation's arm with the highest mean paired capacity
@@ -36,11 +35,11 @@ CONFIRM = {
 }
 #: the searched agents (issue 19 item 7; config/tuned.yaml and config/tuned_dqn.yaml, each with its
 #: algorithm's best ablation arm): the config as it is, with the search's hyperparameters, on the
-#: confirmation's seeds. A2C's pairs with the confirmation on the same test packs; DQN has no
-#: confirmation run to pair with, so it is compared with room_balancing alone
+#: confirmation's seeds, so that each pairs with its algorithm's confirmation (the same arm with the
+#: registry's hyperparameters) on the same training seeds and test packs
 TUNED_RUNS = {
-    "a2c": {"seeds": CONFIRM["a2c"]["seeds"], "compare": ("docs/results/confirm_a2c/a2c_seeds.csv", "cell_set")},
-    "dqn": {"seeds": CONFIRM["a2c"]["seeds"], "compare": None},
+    algo: {"seeds": c["seeds"], "compare": (f"docs/results/confirm_{algo}/{algo}_seeds.csv", c["arm"])}
+    for algo, c in CONFIRM.items()
 }
 #: benchmark -> algorithm -> the arms to run (None: every arm) and the seeds
 ARM_RUNS = {
