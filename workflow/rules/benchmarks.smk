@@ -5,7 +5,7 @@
 #   snakemake imitation_snapshot --cores 1      # docs/results/imitation/ (a few core-minutes)
 #   snakemake ablation_snapshot --cores 2       # docs/results/ablation_<algo>/ (about 2 core-hours)
 #   snakemake docs/results/ablation_a2c --cores 1   # one algorithm's
-#   snakemake confirm_snapshot --cores 1        # docs/results/confirm_<algo>/ (about 1 core-hour)
+#   snakemake confirm_snapshot --cores 2        # docs/results/confirm_<algo>/ (about 2 core-hours)
 #   snakemake tuned_snapshot --cores 2 --configfile config/tuned.yaml   # docs/results/tuned_a2c/
 #   snakemake tuned_snapshot --cores 2 --configfile config/tuned_dqn.yaml   # docs/results/tuned_dqn/
 #   snakemake curve_snapshot --cores 2          # docs/results/curve_<algo>/ (about 2 core-hours)
