@@ -31,21 +31,20 @@ ABLATION = {
 #: arm is not judged on the seeds it was chosen on
 CONFIRM = {
     "a2c": {"arm": "cell_set", "seeds": list(range(4, 14))},
-    "dqn": {"arm": "test_profiles", "seeds": list(range(4, 14))},  # also the searched DQN's pair (TUNED_RUNS)
+    "dqn": {"arm": "test_profiles", "seeds": list(range(4, 14))},
 }
-#: the searched agents (issue 19 item 7; config/tuned.yaml and config/tuned_dqn.yaml, each with its
-#: algorithm's best ablation arm): the config as it is, with the search's hyperparameters, on the
-#: confirmation's seeds, so that each pairs with its algorithm's confirmation (the same arm with the
-#: registry's hyperparameters) on the same training seeds and test packs
-TUNED_RUNS = {
-    algo: {"seeds": c["seeds"], "compare": (f"docs/results/confirm_{algo}/{algo}_seeds.csv", c["arm"])}
-    for algo, c in CONFIRM.items()
-}
-#: benchmark -> algorithm -> the arms to run (None: every arm) and the seeds
+#: benchmark -> algorithm -> the arms to run (None: every arm), the seeds and the committed per-seed
+#: table and arm it pairs with. Bench tuned is the searched agents (issue 19 item 7; config/tuned.yaml
+#: and config/tuned_dqn.yaml, each with its algorithm's confirmed arm): the config as it is, with the
+#: search's hyperparameters, on the confirmation's seeds, paired with the confirmation (the same arm
+#: with the registry's hyperparameters) on the same training seeds and test packs
 ARM_RUNS = {
     "ablation": {algo: {"arms": None, "seeds": [1, 2, 3]} for algo in ABLATION},
     "confirm": {algo: {"arms": [c["arm"]], "seeds": c["seeds"]} for algo, c in CONFIRM.items()},
-    "tuned": {algo: {"arms": ["none"], "seeds": t["seeds"], "compare": t["compare"]} for algo, t in TUNED_RUNS.items()},
+    "tuned": {
+        algo: {"arms": ["none"], "seeds": c["seeds"], "compare": (f"docs/results/confirm_{algo}/{algo}_seeds.csv", c["arm"])}
+        for algo, c in CONFIRM.items()
+    },
 }
 
 ARM_TABLES = [
